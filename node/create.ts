@@ -1,0 +1,119 @@
+/**
+ * The libp2p node factory: TCP and WebSockets (both listening), Noise, Yamux, identify, ping,
+ * kad-dht on the private protocol /p2pchat/kad/1.0.0 and gossipsub.
+ *
+ * Loopback and LAN networks need two DHT settings the defaults get wrong (see
+ * shared/notes/libp2p-v3.md): `clientMode: false` where a node serves, and a peerInfoMapper that keeps
+ * private addresses.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { multiaddr } from '@multiformats/multiaddr'
+import { MemoryDatastore } from 'datastore-core'
+import { createLibp2p } from 'libp2p'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
+import type { Datastore } from 'interface-datastore'
+import { directorySelectors, directoryValidators, GuardedDatastore } from '../protocols/directory/dht.ts'
+import { UserError } from './errors.ts'
+
+export const DHT_PROTOCOL = '/p2pchat/kad/1.0.0'
+
+/** Default listen addresses of a user or relay node: any free port on loopback, TCP and WebSockets. */
+export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws']
+
+export type P2PServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+}
+
+export type P2PNode = Libp2p<P2PServices>
+
+export interface CreateNodeOptions {
+  privateKey: PrivateKey
+  listen?: string[]
+  bootstrap?: string[]
+  /** Serve the DHT (store records, answer queries). Default true: on loopback and LANs every node must. */
+  dhtServer?: boolean
+  /** Lift libp2p's per-host inbound connection rate limit for these multiaddr prefixes (tests on loopback). */
+  allow?: string[]
+  datastore?: Datastore
+}
+
+/** Checks every multiaddr so that a typo is a clear error, not a libp2p stack trace. */
+export function parseMultiaddrs (addrs: string[], what: string): string[] {
+  for (const a of addrs) {
+    try {
+      multiaddr(a)
+    } catch {
+      throw new UserError(`bad ${what} multiaddr: ${a}`, 'BAD_MULTIADDR')
+    }
+  }
+  return addrs
+}
+
+export function bootstrapPeersWithId (addrs: string[]): string[] {
+  for (const a of addrs) {
+    if (multiaddr(a).getComponents().find(c => c.name === 'p2p') == null) {
+      throw new UserError(`bootstrap multiaddr has no /p2p/<peer id>: ${a}`, 'BAD_MULTIADDR')
+    }
+  }
+  return addrs
+}
+
+export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> {
+  const listen = parseMultiaddrs(opts.listen ?? DEFAULT_LISTEN, 'listen')
+  const bootstrapList = bootstrapPeersWithId(parseMultiaddrs(opts.bootstrap ?? [], 'bootstrap'))
+  const peerDiscovery: Array<ReturnType<typeof bootstrap>> = []
+  if (bootstrapList.length > 0) {
+    peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 10 }))
+  }
+  return await createLibp2p({
+    privateKey: opts.privateKey,
+    datastore: new GuardedDatastore(opts.datastore ?? new MemoryDatastore()),
+    addresses: { listen },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: {
+      allow: opts.allow ?? []
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: opts.dhtServer === false,
+        peerInfoMapper: passthroughMapper,
+        validators: directoryValidators,
+        selectors: directorySelectors
+      }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true
+      })
+    }
+  })
+}
+
+/** How many peers the node's DHT routing table holds (kad-dht's factory is typed as the general KadDHT). */
+export function routingTableSize (dht: KadDHT): number {
+  return isSingleKadDHT(dht) ? dht.routingTable.size : 0
+}
+
+function isSingleKadDHT (dht: KadDHT): dht is SingleKadDHT {
+  return 'routingTable' in dht
+}

@@ -1,0 +1,148 @@
+/**
+ * The two long-term keys of a data directory, created on first run and reused after:
+ * - `identity.key`: Ed25519, the libp2p identity (peer id); signs directory records and messages.
+ * - `onion.key`: X25519, receives onion packets.
+ * Each file is JSON `{"v":1,"type":...,"privateKey":<base64>,"publicKey":<base64>}`, mode 0600.
+ * A corrupt, unreadable or group/other-readable file stops the program with a message saying what
+ * to do; it is never overwritten.
+ */
+import { createHash, generateKeyPairSync } from 'node:crypto'
+import { readFileSync, unlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
+import { ed25519Signer, rawPublicKey, x25519PrivateKeyObject } from '../protocols/crypto/ed25519.ts'
+import type { Signer } from '../protocols/crypto/ed25519.ts'
+import { checkSecretFile, exists, prepareDataDir, writeNewSecretFile } from './datadir.ts'
+import { UserError } from './errors.ts'
+
+export const IDENTITY_FILE = 'identity.key'
+export const ONION_FILE = 'onion.key'
+
+export interface Identity {
+  dataDir: string
+  privateKey: Ed25519PrivateKey
+  peerId: PeerId
+  /** Raw 32-byte Ed25519 public key. */
+  identityKey: Uint8Array
+  signer: Signer
+  onionPrivate: Uint8Array
+  onionPublic: Uint8Array
+  fingerprint: string
+}
+
+interface KeyFile { v: 1, type: 'Ed25519' | 'X25519', privateKey: string, publicKey: string }
+
+function b64 (bytes: Uint8Array): string { return Buffer.from(bytes).toString('base64') }
+
+function readKeyFile (path: string, type: KeyFile['type']): { privateKey: Uint8Array, publicKey: Uint8Array } {
+  checkSecretFile(path)
+  const corrupt = (why: string): UserError => new UserError(
+    `${path} is corrupt (${why}). It was left untouched: restore it from a backup, or move it away to create a new key (a new key is a new identity)`,
+    'KEY_CORRUPT')
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch {
+    throw corrupt('not valid JSON')
+  }
+  const f = parsed as Partial<KeyFile>
+  if (f == null || typeof f !== 'object' || f.v !== 1 || f.type !== type ||
+    typeof f.privateKey !== 'string' || typeof f.publicKey !== 'string') throw corrupt(`not a version 1 ${type} key file`)
+  const privateKey = new Uint8Array(Buffer.from(f.privateKey, 'base64'))
+  const publicKey = new Uint8Array(Buffer.from(f.publicKey, 'base64'))
+  if (privateKey.length !== 32 || publicKey.length !== 32) throw corrupt('wrong key length')
+  return { privateKey, publicKey }
+}
+
+function loadOrCreate (path: string, type: KeyFile['type'], create: () => { privateKey: Uint8Array, publicKey: Uint8Array },
+  derivePublic: (priv: Uint8Array) => Uint8Array): { privateKey: Uint8Array, publicKey: Uint8Array, created: boolean } {
+  let created = false
+  if (!exists(path)) {
+    const k = create()
+    try {
+      writeNewSecretFile(path, JSON.stringify({ v: 1, type, privateKey: b64(k.privateKey), publicKey: b64(k.publicKey) }) + '\n')
+    } finally {
+      try { unlinkSync(`${path}.${process.pid}.tmp`) } catch {}
+    }
+    created = true
+  }
+  const k = readKeyFile(path, type)
+  let derived: Uint8Array
+  try {
+    derived = derivePublic(k.privateKey)
+  } catch {
+    throw new UserError(`${path} is corrupt (the private key is not a valid ${type} key). It was left untouched: restore it from a backup, or move it away to create a new key`, 'KEY_CORRUPT')
+  }
+  if (Buffer.compare(derived, k.publicKey) !== 0) {
+    throw new UserError(`${path} is corrupt (its public key does not match its private key). It was left untouched: restore it from a backup, or move it away to create a new key`, 'KEY_CORRUPT')
+  }
+  return { ...k, created }
+}
+
+function rawX25519 (): { privateKey: Uint8Array, publicKey: Uint8Array } {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519')
+  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' })
+  return { privateKey: new Uint8Array(pkcs8.subarray(pkcs8.length - 32)), publicKey: rawPublicKey(publicKey) }
+}
+
+function rawEd25519 (): { privateKey: Uint8Array, publicKey: Uint8Array } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' })
+  return { privateKey: new Uint8Array(pkcs8.subarray(pkcs8.length - 32)), publicKey: rawPublicKey(publicKey) }
+}
+
+/** A short, human-comparable digest of an identity key: SHA-256, first 10 bytes, base32, groups of 4. */
+export function fingerprint (identityKey: Uint8Array): string {
+  const digest = createHash('sha256').update('p2pchat-fingerprint-v1').update(identityKey).digest().subarray(0, 10)
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567'
+  let bits = 0
+  let value = 0
+  let out = ''
+  for (const byte of digest) {
+    value = (value << 8) | byte
+    bits += 8
+    while (bits >= 5) {
+      out += alphabet[(value >>> (bits - 5)) & 31]
+      bits -= 5
+    }
+  }
+  return out.match(/.{4}/g)?.join('-') ?? out
+}
+
+/** Loads (or on first run creates) both keys of a data directory. */
+export async function loadIdentity (dataDir: string): Promise<Identity & { created: boolean }> {
+  prepareDataDir(dataDir)
+  const id = loadOrCreate(join(dataDir, IDENTITY_FILE), 'Ed25519', rawEd25519, (seed) => ed25519Signer(seed).publicKey)
+  const onion = loadOrCreate(join(dataDir, ONION_FILE), 'X25519', rawX25519, (priv) => rawPublicKey(x25519PrivateKeyObject(priv)))
+  const libp2pKey = privateKeyFromRaw(Buffer.concat([id.privateKey, id.publicKey])) as Ed25519PrivateKey
+  return {
+    dataDir,
+    privateKey: libp2pKey,
+    peerId: peerIdFromPrivateKey(libp2pKey),
+    identityKey: id.publicKey,
+    signer: ed25519Signer(id.privateKey),
+    onionPrivate: onion.privateKey,
+    onionPublic: onion.publicKey,
+    fingerprint: fingerprint(id.publicKey),
+    created: id.created || onion.created
+  }
+}
+
+/** A throwaway identity that never touches the disk (tests, the demo's in-process nodes). */
+export async function ephemeralIdentity (): Promise<Identity> {
+  const key = await generateKeyPair('Ed25519')
+  const seed = key.raw.subarray(0, 32)
+  const onion = rawX25519()
+  return {
+    dataDir: '',
+    privateKey: key,
+    peerId: peerIdFromPrivateKey(key),
+    identityKey: key.publicKey.raw,
+    signer: ed25519Signer(seed),
+    onionPrivate: onion.privateKey,
+    onionPublic: onion.publicKey,
+    fingerprint: fingerprint(key.publicKey.raw)
+  }
+}
