@@ -43,6 +43,13 @@ export function lionessKey (master: Uint8Array): LionessKey {
   }
 }
 
+/** A copy of the first 32 bytes (Buffer#slice would be a view, and the input must not change). */
+function copyLeft (block: Uint8Array): Uint8Array {
+  const left = new Uint8Array(HALF)
+  left.set(block.subarray(0, HALF))
+  return left
+}
+
 function xor32 (a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(HALF)
   for (let i = 0; i < HALF; i++) out[i] = a[i] ^ b[i]
@@ -58,7 +65,7 @@ function xorInto (target: Uint8Array, mask: Uint8Array): void {
  * Returns `out`.
  */
 export function lionessEncrypt (key: LionessKey, block: Uint8Array, out: Uint8Array = new Uint8Array(block.length)): Uint8Array {
-  const left = block.slice(0, HALF)
+  const left = copyLeft(block)
   let right = chacha20(xor32(left, key.k1), block.subarray(HALF))
   xorInto(left, hmacSha256(key.k2, right))
   right = chacha20(xor32(left, key.k3), right)
@@ -70,7 +77,7 @@ export function lionessEncrypt (key: LionessKey, block: Uint8Array, out: Uint8Ar
 
 /** Decrypt `block` into `out` (same length; may be `block` itself). Returns `out`. */
 export function lionessDecrypt (key: LionessKey, block: Uint8Array, out: Uint8Array = new Uint8Array(block.length)): Uint8Array {
-  const left = block.slice(0, HALF)
+  const left = copyLeft(block)
   let right: Uint8Array = block.subarray(HALF)
   xorInto(left, hmacSha256(key.k4, right))
   right = chacha20(xor32(left, key.k3), right)

@@ -132,6 +132,11 @@ export function isPeerId (bytes: Uint8Array): boolean {
   return true
 }
 
+/** A fresh copy as a plain Uint8Array (Buffer#slice returns a view, so never call .slice on input bytes). */
+function copy (bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
+  return new Uint8Array(bytes.subarray(start, end))
+}
+
 function allZero (bytes: Uint8Array): boolean {
   let acc = 0
   for (let i = 0; i < bytes.length; i++) acc |= bytes[i]
@@ -271,7 +276,7 @@ function openBody (body: Uint8Array): Uint8Array | null {
   const length = (body[INTEGRITY_LENGTH] << 8) | body[INTEGRITY_LENGTH + 1]
   if (length > PAYLOAD_CAPACITY) return null
   const start = INTEGRITY_LENGTH + LENGTH_PREFIX_LENGTH
-  return body.slice(start, start + length)
+  return copy(body, start, start + length)
 }
 
 /**
@@ -295,7 +300,7 @@ export function createPacket (path: Hop[], payload: Uint8Array, opts: CreatePack
   const packet = new Uint8Array(PACKET_SIZE)
   packet.set(header, 0)
   packet.set(body, PAYLOAD_OFFSET)
-  return { firstHop: path[0].peerId.slice(), packet, id: id.slice() }
+  return { firstHop: copy(path[0].peerId), packet, id: copy(id) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,7 +354,7 @@ function peel (packet: Uint8Array, key: OnionPrivateKey): ProcessResult {
   const bodyKey = () => lionessKey(deriveKey(LABEL_PI, secret))
 
   if (type === SLOT_TYPE_FORWARD) {
-    const nextHop = routing.slice(SLOT_ADDRESS, SLOT_MAC)
+    const nextHop = copy(routing, SLOT_ADDRESS, SLOT_MAC)
     if (!isPeerId(nextHop)) return drop('next-hop')
     const blinder = importPrivateKey(sha256(alpha, secret))
     const nextAlpha = x25519(blinder, alphaKey)
@@ -364,7 +369,7 @@ function peel (packet: Uint8Array, key: OnionPrivateKey): ProcessResult {
   }
 
   if (type === SLOT_TYPE_FINAL || type === SLOT_TYPE_REPLY) {
-    const id = routing.slice(SLOT_ADDRESS, SLOT_ADDRESS + ID_LENGTH)
+    const id = copy(routing, SLOT_ADDRESS, SLOT_ADDRESS + ID_LENGTH)
     const peeled = lionessDecrypt(bodyKey(), body)
     if (type === SLOT_TYPE_REPLY) return { ok: true, type: 'final', reply: true, id, payload: peeled, replayTag }
     const payload = openBody(peeled)
@@ -388,13 +393,13 @@ export function createSurb (path: Hop[], random: RandomSource = defaultRandom): 
   checkPath(path)
   const id = draw(random, ID_LENGTH)
   const { header, secrets } = buildHeader(path, SLOT_TYPE_REPLY, id, random)
-  const payloadKey = draw(random, KEY_LENGTH).slice()
+  const payloadKey = copy(draw(random, KEY_LENGTH))
   const surb = new Uint8Array(SURB_SIZE)
   surb.set(path[0].peerId, 0)
   surb.set(header, PEER_ID_LENGTH)
   surb.set(payloadKey, PEER_ID_LENGTH + HEADER_LENGTH)
   const hopPayloadKeys = secrets.map((s) => new Uint8Array(deriveKey(LABEL_PI, s)))
-  return { surb, id: id.slice(), secret: { id: id.slice(), payloadKey, hopPayloadKeys } }
+  return { surb, id: copy(id), secret: { id: copy(id), payloadKey, hopPayloadKeys } }
 }
 
 /**
@@ -403,7 +408,7 @@ export function createSurb (path: Hop[], random: RandomSource = defaultRandom): 
  */
 export function packetFromSurb (surb: Uint8Array, payload: Uint8Array, opts: { random?: RandomSource } = {}): { firstHop: Uint8Array, packet: Uint8Array } {
   if (!(surb instanceof Uint8Array) || surb.length !== SURB_SIZE) throw new InvalidSurbError()
-  const firstHop = surb.slice(0, PEER_ID_LENGTH)
+  const firstHop = copy(surb, 0, PEER_ID_LENGTH)
   const header = surb.subarray(PEER_ID_LENGTH, PEER_ID_LENGTH + HEADER_LENGTH)
   if (!isPeerId(firstHop) || header[0] !== PACKET_VERSION) throw new InvalidSurbError()
   const body = plainBody(payload, opts.random ?? defaultRandom)
@@ -422,7 +427,7 @@ export type OpenReplyResult = { ok: true, payload: Uint8Array } | { ok: false, r
  */
 export function openReply (payload: Uint8Array, secret: SurbSecret): OpenReplyResult {
   if (!(payload instanceof Uint8Array) || payload.length !== BODY_LENGTH) return { ok: false, reason: 'size' }
-  const body = payload.slice()
+  const body = copy(payload)
   for (let i = secret.hopPayloadKeys.length - 1; i >= 0; i--) {
     lionessEncrypt(lionessKey(secret.hopPayloadKeys[i]), body, body)
   }
@@ -449,9 +454,9 @@ export function surbSecretFromBytes (bytes: Uint8Array): SurbSecret {
   if (!(bytes instanceof Uint8Array) || bytes.length < 2 || bytes[0] !== PACKET_VERSION) throw new InvalidSurbSecretError()
   const n = bytes[1]
   if (n < 1 || n > MAX_HOPS || bytes.length !== 2 + ID_LENGTH + KEY_LENGTH * (1 + n)) throw new InvalidSurbSecretError()
-  const keyAt = (i: number) => bytes.slice(2 + ID_LENGTH + KEY_LENGTH * i, 2 + ID_LENGTH + KEY_LENGTH * (i + 1))
+  const keyAt = (i: number) => copy(bytes, 2 + ID_LENGTH + KEY_LENGTH * i, 2 + ID_LENGTH + KEY_LENGTH * (i + 1))
   return {
-    id: bytes.slice(2, 2 + ID_LENGTH),
+    id: copy(bytes, 2, 2 + ID_LENGTH),
     payloadKey: keyAt(0),
     hopPayloadKeys: Array.from({ length: n }, (_, i) => keyAt(i + 1))
   }
