@@ -1,0 +1,607 @@
+/**
+ * The local store: message history, the outbox, TOFU pins and the SURB secrets awaiting a receipt.
+ *
+ * One SQLite file, `<dataDir>/p2pchat.db` (node:sqlite), created mode 0600; a file that other users can
+ * read is refused like a key file (it holds history and SURB secrets). WAL journal with
+ * `synchronous=FULL`: every commit is fsynced before the call returns, so a message reported as stored
+ * survives a crash. `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
+ * `PRAGMA user_version`; each migration runs in its own transaction.
+ *
+ * Ids are lowercase hex strings (message ids: 16 bytes = 32 hex characters). Times are ms since the epoch.
+ */
+import { chmodSync, closeSync, lstatSync, openSync } from 'node:fs'
+import { join } from 'node:path'
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
+import { fingerprint } from '../protocols/chat/fingerprint.ts'
+import { validateNick } from '../protocols/chat/nick.ts'
+import { UserError } from './errors.ts'
+
+/** The database file inside the data directory. */
+export const STORE_FILE_NAME = 'p2pchat.db'
+/** How long a write waits for another connection's lock before failing. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+export type Direction = 'out' | 'in'
+export type OutgoingState = 'queued' | 'sent' | 'delivered' | 'failed'
+export type MessageState = OutgoingState | 'received'
+export type PinResult = 'new' | 'same' | 'changed'
+
+export interface StoredMessage {
+  id: string
+  direction: Direction
+  peerNick: string
+  peerFingerprint: string
+  text: string
+  /** the message's own timestamp (for incoming messages: as claimed by the sender) */
+  timestamp: number
+  state: MessageState
+  /** incoming: the signature verified and the key matched the pin; always false for outgoing */
+  verified: boolean
+  /** incoming: why it is (not) verified, e.g. 'pinned', 'key-changed', 'bad-signature' */
+  verifyReason: string | null
+  attempts: number
+  lastAttemptAt: number | null
+  /** outgoing: the outbox gives up after this time; null: never */
+  expiresAt: number | null
+  deliveredAt: number | null
+  failureReason: string | null
+  /** when this row was written, local clock */
+  storedAt: number
+}
+
+export interface OutgoingInit {
+  id: string | Uint8Array
+  peerNick: string
+  peerFingerprint: string
+  text: string
+  timestamp: number
+  expiresAt?: number | null
+}
+
+export interface IncomingInit {
+  id: string | Uint8Array
+  peerNick: string
+  peerFingerprint: string
+  text: string
+  timestamp: number
+  verified: boolean
+  verifyReason?: string | null
+  /** default: Date.now() */
+  storedAt?: number
+}
+
+export interface PinnedKey {
+  identityKey: Uint8Array
+  fingerprint: string
+  /** when this key was first seen for the nick */
+  firstSeen: number
+}
+
+export interface Pin extends PinnedKey {
+  nick: string
+  /** false while a changed key waits for the user (`acceptKey` / `rejectKey`) */
+  accepted: boolean
+  /** a different key seen for the nick; never used until accepted */
+  pending: PinnedKey | null
+}
+
+export interface SurbInit {
+  id: string | Uint8Array
+  messageId: string | Uint8Array
+  secret: Uint8Array
+  expiresAt: number
+}
+
+export interface SurbRecord {
+  id: string
+  messageId: string
+  secret: Uint8Array
+  expiresAt: number
+}
+
+export class StoreClosedError extends Error {
+  constructor (message = 'the store is closed') {
+    super(message)
+    this.name = 'StoreClosedError'
+  }
+}
+
+/** The file was written by a newer p2pchat. */
+export class StoreVersionError extends Error {
+  constructor (message = 'the database schema is newer than this program') {
+    super(message)
+    this.name = 'StoreVersionError'
+  }
+}
+
+/** The database file is not a regular file or other users can read it. */
+export class StorePermissionError extends UserError {
+  constructor (message: string) {
+    super(message, 'DB_PERMISSIONS')
+    this.name = 'StorePermissionError'
+  }
+}
+
+export class DuplicateMessageError extends Error {
+  constructor (message = 'a message with this id is already stored') {
+    super(message)
+    this.name = 'DuplicateMessageError'
+  }
+}
+
+export class DuplicateSurbError extends Error {
+  constructor (message = 'a SURB with this id is already stored') {
+    super(message)
+    this.name = 'DuplicateSurbError'
+  }
+}
+
+/** A caller passed something the schema cannot hold (bad id, nick, key, state). */
+export class InvalidStoreInputError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'InvalidStoreInputError'
+  }
+}
+
+/** Schema migrations; migration i takes the database from user_version i to i + 1. Append only. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE messages (
+    id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+    direction TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+    peer_nick TEXT NOT NULL,
+    peer_fingerprint TEXT NOT NULL,
+    text TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (
+      (direction = 'out' AND state IN ('queued', 'sent', 'delivered', 'failed')) OR
+      (direction = 'in' AND state = 'received')
+    ),
+    verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+    verify_reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at INTEGER,
+    expires_at INTEGER,
+    delivered_at INTEGER,
+    failure_reason TEXT,
+    stored_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX messages_by_peer ON messages (peer_nick, timestamp);
+  CREATE INDEX messages_outbox ON messages (state, timestamp) WHERE direction = 'out';
+
+  CREATE TABLE pins (
+    nick TEXT PRIMARY KEY NOT NULL,
+    identity_key BLOB NOT NULL CHECK (length(identity_key) = 32),
+    fingerprint TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    accepted INTEGER NOT NULL CHECK (accepted IN (0, 1)),
+    pending_key BLOB CHECK (pending_key IS NULL OR length(pending_key) = 32),
+    pending_fingerprint TEXT,
+    pending_seen INTEGER
+  ) STRICT;
+
+  CREATE TABLE surbs (
+    id TEXT PRIMARY KEY NOT NULL,
+    message_id TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX surbs_by_expiry ON surbs (expires_at);
+  `
+]
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length
+
+const MESSAGE_COLUMNS = `id, direction, peer_nick, peer_fingerprint, text, timestamp, state, verified, verify_reason,
+  attempts, last_attempt_at, expires_at, delivered_at, failure_reason, stored_at`
+
+type Row = Record<string, SQLOutputValue>
+
+function hexId (value: string | Uint8Array, what: string, bytes?: number): string {
+  const hex = typeof value === 'string' ? value.toLowerCase() : value instanceof Uint8Array ? Buffer.from(value).toString('hex') : ''
+  if (hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-f]+$/.test(hex)) throw new InvalidStoreInputError(`${what} must be hex or bytes`)
+  if (bytes != null && hex.length !== bytes * 2) throw new InvalidStoreInputError(`${what} must be ${bytes} bytes`)
+  return hex
+}
+
+function checkNick (nick: string): void {
+  if (!validateNick(nick)) throw new InvalidStoreInputError('nick must be 1-32 characters of [a-z0-9_-]')
+}
+
+function checkTime (value: number, what: string): void {
+  if (!Number.isSafeInteger(value)) throw new InvalidStoreInputError(`${what} must be an integer (ms since the epoch)`)
+}
+
+function num (value: SQLOutputValue): number {
+  return Number(value)
+}
+
+function numOrNull (value: SQLOutputValue): number | null {
+  return value == null ? null : Number(value)
+}
+
+function strOrNull (value: SQLOutputValue): string | null {
+  return value == null ? null : String(value)
+}
+
+function blob (value: SQLOutputValue): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new TypeError('expected a BLOB column')
+  const out = new Uint8Array(value.length)
+  out.set(value)
+  return out
+}
+
+function toMessage (row: Row): StoredMessage {
+  return {
+    id: String(row.id),
+    direction: String(row.direction) as Direction,
+    peerNick: String(row.peer_nick),
+    peerFingerprint: String(row.peer_fingerprint),
+    text: String(row.text),
+    timestamp: num(row.timestamp),
+    state: String(row.state) as MessageState,
+    verified: num(row.verified) === 1,
+    verifyReason: strOrNull(row.verify_reason),
+    attempts: num(row.attempts),
+    lastAttemptAt: numOrNull(row.last_attempt_at),
+    expiresAt: numOrNull(row.expires_at),
+    deliveredAt: numOrNull(row.delivered_at),
+    failureReason: strOrNull(row.failure_reason),
+    storedAt: num(row.stored_at)
+  }
+}
+
+function toPin (row: Row): Pin {
+  return {
+    nick: String(row.nick),
+    identityKey: blob(row.identity_key),
+    fingerprint: String(row.fingerprint),
+    firstSeen: num(row.first_seen),
+    accepted: num(row.accepted) === 1,
+    pending: row.pending_key == null
+      ? null
+      : { identityKey: blob(row.pending_key), fingerprint: String(row.pending_fingerprint), firstSeen: num(row.pending_seen) }
+  }
+}
+
+function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0
+}
+
+function isUniqueViolation (err: unknown): boolean {
+  return err instanceof Error && /UNIQUE constraint failed|PRIMARY KEY/i.test(err.message)
+}
+
+/** Creates the file mode 0600 if missing, and refuses one that is not a regular file or is open to others. */
+function prepareFile (path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600))
+    chmodSync(path, 0o600) // whatever the umask
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  }
+  const st = lstatSync(path)
+  if (!st.isFile()) throw new StorePermissionError(`${path} is not a regular file; move it away and run again`)
+  if ((st.mode & 0o077) !== 0) {
+    throw new StorePermissionError(`${path} is readable by other users (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
+  }
+}
+
+function prepareStatements (db: DatabaseSync) {
+  return {
+    insertOutgoing: db.prepare(`INSERT INTO messages (id, direction, peer_nick, peer_fingerprint, text, timestamp, state,
+      expires_at, stored_at) VALUES (?, 'out', ?, ?, ?, ?, 'queued', ?, ?)`),
+    insertIncoming: db.prepare(`INSERT INTO messages (id, direction, peer_nick, peer_fingerprint, text, timestamp, state,
+      verified, verify_reason, stored_at) VALUES (?, 'in', ?, ?, ?, ?, 'received', ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+    markSent: db.prepare(`UPDATE messages SET state = 'sent', attempts = attempts + 1, last_attempt_at = ?
+      WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent')`),
+    markDelivered: db.prepare(`UPDATE messages SET state = 'delivered', delivered_at = ?, failure_reason = NULL
+      WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent', 'failed')`),
+    markFailed: db.prepare(`UPDATE messages SET state = 'failed', failure_reason = ?
+      WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent')`),
+    expireOutgoing: db.prepare(`UPDATE messages SET state = 'failed', failure_reason = 'expired'
+      WHERE direction = 'out' AND state IN ('queued', 'sent') AND expires_at IS NOT NULL AND expires_at <= ?`),
+    getMessage: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = ?`),
+    history: db.prepare(`SELECT * FROM (
+        SELECT rowid AS seq, ${MESSAGE_COLUMNS} FROM messages WHERE peer_nick = ? ORDER BY timestamp DESC, seq DESC LIMIT ?
+      ) ORDER BY timestamp, seq`),
+    outbox: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages
+      WHERE direction = 'out' AND state IN ('queued', 'sent') AND (expires_at IS NULL OR expires_at > ?)
+      ORDER BY timestamp, rowid`),
+    getPin: db.prepare('SELECT * FROM pins WHERE nick = ?'),
+    insertPin: db.prepare(`INSERT INTO pins (nick, identity_key, fingerprint, first_seen, accepted)
+      VALUES (?, ?, ?, ?, 1)`),
+    setPending: db.prepare(`UPDATE pins SET accepted = 0, pending_key = ?, pending_fingerprint = ?, pending_seen = ?
+      WHERE nick = ?`),
+    acceptPending: db.prepare(`UPDATE pins SET identity_key = pending_key, fingerprint = pending_fingerprint,
+      first_seen = pending_seen, accepted = 1, pending_key = NULL, pending_fingerprint = NULL, pending_seen = NULL
+      WHERE nick = ? AND pending_key IS NOT NULL`),
+    rejectPending: db.prepare(`UPDATE pins SET accepted = 1, pending_key = NULL, pending_fingerprint = NULL,
+      pending_seen = NULL WHERE nick = ? AND pending_key IS NOT NULL`),
+    contacts: db.prepare('SELECT * FROM pins ORDER BY nick'),
+    insertSurb: db.prepare('INSERT INTO surbs (id, message_id, secret, expires_at) VALUES (?, ?, ?, ?)'),
+    takeSurb: db.prepare('DELETE FROM surbs WHERE id = ? RETURNING id, message_id, secret, expires_at'),
+    expireSurbs: db.prepare('DELETE FROM surbs WHERE expires_at <= ?')
+  } satisfies Record<string, StatementSync>
+}
+
+type Statements = ReturnType<typeof prepareStatements>
+
+export class ChatStore {
+  readonly path: string
+  #db: DatabaseSync | undefined
+  #sql: Statements | undefined
+  #savepoints = 0
+
+  private constructor (path: string, db: DatabaseSync, sql: Statements) {
+    this.path = path
+    this.#db = db
+    this.#sql = sql
+  }
+
+  /** `<dataDir>/p2pchat.db` */
+  static pathIn (dataDir: string): string {
+    return join(dataDir, STORE_FILE_NAME)
+  }
+
+  /**
+   * Opens (creating if missing) the database file and brings its schema up to date.
+   * Throws StorePermissionError for a file others can read, StoreVersionError for a newer schema.
+   */
+  static open (path: string, options: { busyTimeoutMs?: number } = {}): ChatStore {
+    prepareFile(path)
+    const db = new DatabaseSync(path, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS })
+    try {
+      const mode = db.prepare('PRAGMA journal_mode = WAL').get()
+      if (mode?.journal_mode !== 'wal') throw new Error(`could not switch ${path} to WAL (got ${String(mode?.journal_mode)})`)
+      db.exec('PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON')
+      migrate(db)
+      return new ChatStore(path, db, prepareStatements(db))
+    } catch (err) {
+      db.close()
+      throw err
+    }
+  }
+
+  /** Closes the database; a second call does nothing. */
+  close (): void {
+    const db = this.#db
+    this.#db = undefined
+    this.#sql = undefined
+    if (db?.isOpen === true) db.close()
+  }
+
+  get isOpen (): boolean {
+    return this.#db != null
+  }
+
+  #live (): { db: DatabaseSync, sql: Statements } {
+    if (this.#db == null || this.#sql == null) throw new StoreClosedError()
+    return { db: this.#db, sql: this.#sql }
+  }
+
+  /**
+   * Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK if it throws). Nested calls use
+   * savepoints. `fn` must be synchronous: the store is.
+   */
+  transaction<T> (fn: () => T): T {
+    const { db } = this.#live()
+    if (db.isTransaction) {
+      const name = `sp${++this.#savepoints}`
+      db.exec(`SAVEPOINT ${name}`)
+      try {
+        const result = fn()
+        db.exec(`RELEASE ${name}`)
+        return result
+      } catch (err) {
+        db.exec(`ROLLBACK TO ${name}; RELEASE ${name}`)
+        throw err
+      } finally {
+        this.#savepoints--
+      }
+    }
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const result = fn()
+      db.exec('COMMIT')
+      return result
+    } catch (err) {
+      if (db.isTransaction) db.exec('ROLLBACK')
+      throw err
+    }
+  }
+
+  // ---- messages ----
+
+  /** Stores a new outgoing message in state 'queued'. Throws DuplicateMessageError if the id exists. */
+  addOutgoing (init: OutgoingInit, now = Date.now()): StoredMessage {
+    const { sql } = this.#live()
+    const id = hexId(init.id, 'message id', 16)
+    checkNick(init.peerNick)
+    checkTime(init.timestamp, 'timestamp')
+    if (init.expiresAt != null) checkTime(init.expiresAt, 'expiresAt')
+    try {
+      sql.insertOutgoing.run(id, init.peerNick, init.peerFingerprint, init.text, init.timestamp, init.expiresAt ?? null, now)
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DuplicateMessageError()
+      throw err
+    }
+    return toMessage(sql.getMessage.get(id) as Row)
+  }
+
+  /** Records one more send attempt: 'queued' or 'sent' -> 'sent'. False if unknown, delivered or failed. */
+  markSent (id: string | Uint8Array, attemptAt = Date.now()): boolean {
+    const { sql } = this.#live()
+    return sql.markSent.run(attemptAt, hexId(id, 'message id', 16)).changes === 1
+  }
+
+  /** A receipt arrived: -> 'delivered' (also from 'failed': the receipt proves delivery). False if unknown or already delivered. */
+  markDelivered (id: string | Uint8Array, at = Date.now()): boolean {
+    const { sql } = this.#live()
+    return sql.markDelivered.run(at, hexId(id, 'message id', 16)).changes === 1
+  }
+
+  /** 'queued' or 'sent' -> 'failed' with a reason. False if unknown, delivered or already failed. */
+  markFailed (id: string | Uint8Array, reason: string): boolean {
+    const { sql } = this.#live()
+    return sql.markFailed.run(reason, hexId(id, 'message id', 16)).changes === 1
+  }
+
+  /** Marks 'failed' (reason 'expired') every outgoing message still pending at `now` past its expiry; returns how many. */
+  expireOutgoing (now = Date.now()): number {
+    const { sql } = this.#live()
+    return Number(sql.expireOutgoing.run(now).changes)
+  }
+
+  /** Stores an incoming message; false (and nothing written) if a message with this id is already stored. */
+  addIncoming (init: IncomingInit): boolean {
+    const { sql } = this.#live()
+    const id = hexId(init.id, 'message id', 16)
+    checkNick(init.peerNick)
+    checkTime(init.timestamp, 'timestamp')
+    const result = sql.insertIncoming.run(
+      id, init.peerNick, init.peerFingerprint, init.text, init.timestamp,
+      init.verified ? 1 : 0, init.verifyReason ?? null, init.storedAt ?? Date.now()
+    )
+    return result.changes === 1
+  }
+
+  get (id: string | Uint8Array): StoredMessage | undefined {
+    const { sql } = this.#live()
+    const row = sql.getMessage.get(hexId(id, 'message id', 16))
+    return row == null ? undefined : toMessage(row)
+  }
+
+  /** The last `limit` messages with `nick`, both directions, oldest first. */
+  history (nick: string, limit = 100): StoredMessage[] {
+    const { sql } = this.#live()
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new InvalidStoreInputError('limit must be a non-negative integer')
+    return sql.history.all(nick, limit).map(toMessage)
+  }
+
+  /** Outgoing messages still to deliver at `now`: 'queued' or 'sent', not expired; oldest first. */
+  outbox (now = Date.now()): StoredMessage[] {
+    const { sql } = this.#live()
+    return sql.outbox.all(now).map(toMessage)
+  }
+
+  // ---- pins (trust on first use) ----
+
+  /**
+   * Trust on first use. 'new': first key for the nick, pinned and accepted. 'same': the pinned key.
+   * 'changed': another key; it is kept as the pending key (the pinned key stays in force) and the pin is
+   * marked not accepted until the user calls `acceptKey` or `rejectKey`.
+   */
+  pin (nick: string, identityKey: Uint8Array, now = Date.now()): PinResult {
+    const { sql } = this.#live()
+    checkNick(nick)
+    if (!(identityKey instanceof Uint8Array) || identityKey.length !== 32) throw new InvalidStoreInputError('identity key must be 32 bytes')
+    const fp = fingerprint(identityKey)
+    return this.transaction(() => {
+      const row = sql.getPin.get(nick)
+      if (row == null) {
+        sql.insertPin.run(nick, identityKey, fp, now)
+        return 'new'
+      }
+      const pin = toPin(row)
+      if (sameBytes(pin.identityKey, identityKey)) return 'same'
+      // keep the time a pending key was first seen if it is seen again
+      if (pin.pending == null || !sameBytes(pin.pending.identityKey, identityKey)) {
+        sql.setPending.run(identityKey, fp, now, nick)
+      }
+      return 'changed'
+    })
+  }
+
+  /** The user accepts the pending key: it replaces the pinned one. False if there is none. */
+  acceptKey (nick: string): boolean {
+    const { sql } = this.#live()
+    return sql.acceptPending.run(nick).changes === 1
+  }
+
+  /** The user rejects the pending key: it is forgotten and the pinned key stays. False if there is none. */
+  rejectKey (nick: string): boolean {
+    const { sql } = this.#live()
+    return sql.rejectPending.run(nick).changes === 1
+  }
+
+  getPin (nick: string): Pin | undefined {
+    const { sql } = this.#live()
+    const row = sql.getPin.get(nick)
+    return row == null ? undefined : toPin(row)
+  }
+
+  /** Every pinned nick, sorted by nick. */
+  contacts (): Pin[] {
+    const { sql } = this.#live()
+    return sql.contacts.all().map(toPin)
+  }
+
+  // ---- SURB secrets awaiting a receipt ----
+
+  putSurb (init: SurbInit): void {
+    const { sql } = this.#live()
+    const id = hexId(init.id, 'SURB id')
+    const messageId = hexId(init.messageId, 'message id', 16)
+    if (!(init.secret instanceof Uint8Array) || init.secret.length === 0) throw new InvalidStoreInputError('SURB secret must be bytes')
+    checkTime(init.expiresAt, 'expiresAt')
+    try {
+      sql.insertSurb.run(id, messageId, init.secret, init.expiresAt)
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DuplicateSurbError()
+      throw err
+    }
+  }
+
+  /**
+   * Removes and returns the SURB (single use: a second call returns undefined). With `now`, an expired
+   * SURB is removed and undefined returned.
+   */
+  takeSurb (id: string | Uint8Array, now?: number): SurbRecord | undefined {
+    const { sql } = this.#live()
+    const row = sql.takeSurb.get(hexId(id, 'SURB id'))
+    if (row == null) return undefined
+    const record: SurbRecord = {
+      id: String(row.id),
+      messageId: String(row.message_id),
+      secret: blob(row.secret),
+      expiresAt: num(row.expires_at)
+    }
+    if (now != null && record.expiresAt <= now) return undefined
+    return record
+  }
+
+  /** Deletes every SURB expired at `now`; returns how many. */
+  expireSurbs (now = Date.now()): number {
+    const { sql } = this.#live()
+    return Number(sql.expireSurbs.run(now).changes)
+  }
+}
+
+/**
+ * Brings the schema to SCHEMA_VERSION, one migration per transaction. The version is read inside the
+ * write transaction, so two processes opening a fresh file at once do not both run a migration.
+ */
+function migrate (db: DatabaseSync): void {
+  for (;;) {
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0)
+      if (version > SCHEMA_VERSION) {
+        throw new StoreVersionError(`database schema version ${version} is newer than this program's ${SCHEMA_VERSION}`)
+      }
+      if (version === SCHEMA_VERSION) {
+        db.exec('COMMIT')
+        return
+      }
+      db.exec(MIGRATIONS[version])
+      db.exec(`PRAGMA user_version = ${version + 1}`)
+      db.exec('COMMIT')
+    } catch (err) {
+      if (db.isTransaction) db.exec('ROLLBACK')
+      throw err
+    }
+  }
+}
