@@ -216,9 +216,15 @@ describe('sphinx: tampering and garbage', () => {
     const second = processPacket(first, path[0].key)
     assert.ok(second.ok && second.type === 'forward')
     for (const [packet, hop] of [[first, path[0]], [second.packet, path[1]]] as const) {
+      const flips: Array<[number, number]> = []
       for (let i = 0; i < HEADER_LENGTH; i++) {
-        const result = processPacket(flipBit(packet, i, i % 8), hop.key)
-        assert.equal(result.ok, false, `byte ${i} flipped was accepted`)
+        // every bit of the version, alpha and gamma; one bit (rotating) of every beta byte
+        if (i < BETA_OFFSET || i >= GAMMA_OFFSET) for (let bit = 0; bit < 8; bit++) flips.push([i, bit])
+        else flips.push([i, i % 8])
+      }
+      for (const [i, bit] of flips) {
+        const result = processPacket(flipBit(packet, i, bit), hop.key)
+        assert.equal(result.ok, false, `byte ${i} bit ${bit} flipped was accepted`)
         const reason = (result as { reason: string }).reason
         if (i === 0) assert.equal(reason, 'version')
         else if (i < BETA_OFFSET) assert.ok(reason === 'mac' || reason === 'bad-point', `alpha byte ${i}: ${reason}`)
@@ -275,6 +281,12 @@ describe('sphinx: tampering and garbage', () => {
       p.set(Buffer.from(u.padEnd(64, '0'), 'hex'), 1)
       assert.deepEqual(processPacket(p, key), { ok: false, reason: 'bad-point' }, u)
     }
+    // Non-canonical encodings of a valid alpha (top bit set; u + p) are refused, not reduced.
+    const topBit = valid.slice(); topBit[32] |= 0x80
+    assert.deepEqual(processPacket(topBit, key), { ok: false, reason: 'bad-point' })
+    const plusP = valid.slice()
+    plusP.set(Buffer.from('edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'hex'), 1) // p itself, u = 0
+    assert.deepEqual(processPacket(plusP, key), { ok: false, reason: 'bad-point' })
     const shared = new Uint8Array(new SharedArrayBuffer(PACKET_SIZE))
     assert.equal(processPacket(shared, key).ok, false)
   })

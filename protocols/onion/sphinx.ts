@@ -55,7 +55,7 @@ export interface OutgoingPacket {
 export type DropReason =
   | 'size' // not PACKET_SIZE bytes (or not bytes at all)
   | 'version' // first byte is not PACKET_VERSION
-  | 'bad-point' // alpha gives an all-zero X25519 result (small-order point)
+  | 'bad-point' // alpha is not a canonical u-coordinate, or gives an all-zero X25519 result (small-order point)
   | 'mac' // gamma does not match: tampered, not for this key (try the previous epoch's key), or garbage
   | 'slot-type' // authenticated routing slot with an unknown type
   | 'next-hop' // authenticated forward slot whose address is not an Ed25519 peer id
@@ -135,6 +135,18 @@ export function isPeerId (bytes: Uint8Array): boolean {
 /** A fresh copy as a plain Uint8Array (Buffer#slice returns a view, so never call .slice on input bytes). */
 function copy (bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
   return new Uint8Array(bytes.subarray(start, end))
+}
+
+/**
+ * Is `u` the canonical encoding of an X25519 u-coordinate (top bit clear, value < p = 2^255 - 19)?
+ * X25519 ignores the top bit and reduces mod p, so without this check 20 encodings of one alpha would
+ * pass the same hop with the same MAC and replay tag (they would then fail at the next hop).
+ */
+function isCanonicalU (u: Uint8Array): boolean {
+  if (u[31] & 0x80) return false
+  if (u[31] !== 0x7f || u[0] < 0xed) return true
+  for (let i = 1; i < 31; i++) if (u[i] !== 0xff) return true
+  return false
 }
 
 function allZero (bytes: Uint8Array): boolean {
@@ -330,6 +342,7 @@ export function processPacket (packet: Uint8Array, key: OnionPrivateKey): Proces
 
 function peel (packet: Uint8Array, key: OnionPrivateKey): ProcessResult {
   const alpha = packet.subarray(ALPHA_OFFSET, BETA_OFFSET)
+  if (!isCanonicalU(alpha)) return drop('bad-point')
   let alphaKey: KeyObject
   let secret: Buffer
   try {
