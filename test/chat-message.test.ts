@@ -270,6 +270,8 @@ describe('build-time limits', () => {
   it('other fields', () => {
     assert.throws(() => createMessage({ ...base, replyBlock: new Uint8Array(MAX_REPLY_BLOCK + 1) }), { name: 'ReplyBlockTooLargeError' })
     assert.throws(() => createMessage({ ...base, id: new Uint8Array(15) }), { name: 'InvalidMessageIdError' })
+    assert.throws(() => createMessage({ ...base, id: 'x' as unknown as Uint8Array }), { name: 'InvalidMessageIdError' })
+    assert.throws(() => createMessage({ ...base, replyBlock: [1] as unknown as Uint8Array }), { name: 'ReplyBlockTooLargeError' })
     assert.throws(() => createMessage({ ...base, senderIdentityKey: new Uint8Array(33) }), { name: 'InvalidKeyError' })
     for (const timestamp of [-1, 1.5, Number.NaN, 2 ** 53]) {
       assert.throws(() => createMessage({ ...base, timestamp }), { name: 'InvalidTimestampError' })

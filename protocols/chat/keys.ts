@@ -104,7 +104,12 @@ export function x25519PublicKeyObject (publicKey: Uint8Array): KeyObject {
 }
 
 export function x25519PublicFromPrivate (privateKey: Uint8Array): Uint8Array {
-  return rawPublic(createPublicKey(x25519PrivateKeyObject(privateKey)))
+  return x25519RawPublicOf(x25519PrivateKeyObject(privateKey))
+}
+
+/** The raw 32-byte public key of an X25519 private KeyObject. */
+export function x25519RawPublicOf (privateKey: KeyObject): Uint8Array {
+  return rawPublic(createPublicKey(privateKey))
 }
 
 /**

@@ -66,7 +66,8 @@ export function validateMessage (msg: ChatMessage): void {
   }
   if (!Number.isSafeInteger(msg.timestamp) || msg.timestamp < 0) throw new InvalidTimestampError()
   textBytes(msg.text)
-  if (!isBytes(msg.replyBlock) || msg.replyBlock.length > MAX_REPLY_BLOCK) throw new ReplyBlockTooLargeError()
+  if (!isBytes(msg.replyBlock)) throw new ReplyBlockTooLargeError('reply block must be bytes')
+  if (msg.replyBlock.length > MAX_REPLY_BLOCK) throw new ReplyBlockTooLargeError()
 }
 
 /** The UTF-8 bytes of a valid text; throws InvalidTextError / TextTooLongError. */
@@ -79,15 +80,20 @@ function textBytes (text: string): Uint8Array {
   return bytes
 }
 
+/** Copies bytes so later changes by the caller do not reach the message; anything else is left for validation to reject. */
+function copyIfBytes (value: Uint8Array): Uint8Array {
+  return isBytes(value) ? copy(value) : value
+}
+
 /** A validated message with a fresh random id and the current time unless given. */
 export function createMessage (init: CreateMessageInit): ChatMessage {
   const msg: ChatMessage = {
-    id: init.id != null ? copy(init.id) : copy(randomBytes(MESSAGE_ID_BYTES)),
+    id: init.id === undefined ? copy(randomBytes(MESSAGE_ID_BYTES)) : copyIfBytes(init.id),
     senderNick: init.senderNick,
-    senderIdentityKey: isBytes(init.senderIdentityKey) ? copy(init.senderIdentityKey) : init.senderIdentityKey,
+    senderIdentityKey: copyIfBytes(init.senderIdentityKey),
     timestamp: init.timestamp ?? Date.now(),
     text: init.text,
-    replyBlock: init.replyBlock != null ? copy(init.replyBlock) : new Uint8Array(0)
+    replyBlock: init.replyBlock === undefined ? new Uint8Array(0) : copyIfBytes(init.replyBlock)
   }
   validateMessage(msg)
   return msg
