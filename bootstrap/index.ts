@@ -1,0 +1,44 @@
+/**
+ * A bootstrap node: a stable identity (its data directory), fixed default ports (TCP 4001,
+ * WebSockets 4002), DHT server mode. Newcomers dial it to join the DHT; it stores directory records
+ * like any other DHT server and carries the relay directory's gossip.
+ */
+import { createP2PNode } from '../node/create.ts'
+import type { P2PNode } from '../node/create.ts'
+import type { Identity } from '../node/identity.ts'
+
+export const DEFAULT_BOOTSTRAP_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws']
+
+export interface BootstrapNodeOptions {
+  identity: Identity
+  listen?: string[]
+  /** Other bootstrap nodes to join (a network may have several). */
+  bootstrap?: string[]
+  allow?: string[]
+}
+
+export interface BootstrapNode {
+  node: P2PNode
+  /** Full multiaddrs including /p2p/<peer id>, ready to paste into --bootstrap. */
+  addrs: () => string[]
+  stop: () => Promise<void>
+}
+
+export async function startBootstrapNode (opts: BootstrapNodeOptions): Promise<BootstrapNode> {
+  const node = await createP2PNode({
+    privateKey: opts.identity.privateKey,
+    listen: opts.listen ?? DEFAULT_BOOTSTRAP_LISTEN,
+    bootstrap: opts.bootstrap ?? [],
+    dhtServer: true,
+    allow: opts.allow
+  })
+  let stopped: Promise<void> | undefined
+  return {
+    node,
+    addrs: () => node.getMultiaddrs().map(a => a.toString()),
+    stop: async () => {
+      stopped ??= Promise.resolve(node.stop())
+      await stopped
+    }
+  }
+}

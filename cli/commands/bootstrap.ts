@@ -1,0 +1,24 @@
+import { startBootstrapNode } from '../../bootstrap/index.ts'
+import { resolveDataDir } from '../../node/datadir.ts'
+import { loadIdentity } from '../../node/identity.ts'
+import type { CliOptions } from '../args.ts'
+import { emit } from '../output.ts'
+import type { CliIO } from '../output.ts'
+import { untilSignal } from '../signals.ts'
+
+export async function runBootstrap (opts: CliOptions, io: CliIO): Promise<number> {
+  const identity = await loadIdentity(resolveDataDir(opts.dataDir, io.env))
+  const boot = await startBootstrapNode({ identity, listen: opts.listen, bootstrap: opts.bootstrap })
+  const addrs = boot.addrs()
+  if (opts.json) {
+    emit(io, { event: 'ready', peerId: identity.peerId.toString(), addrs })
+  } else {
+    io.stdout.write(`bootstrap node ${identity.peerId.toString()} is up (data dir ${identity.dataDir})\n` +
+      'paste one of these into --bootstrap (or P2PCHAT_BOOTSTRAP):\n' +
+      addrs.map(a => `  ${a}\n`).join('') + 'Ctrl-C stops it.\n')
+  }
+  const sig = await untilSignal()
+  io.stderr.write(`p2pchat: ${sig}, stopping\n`)
+  await boot.stop()
+  return 0
+}

@@ -1,0 +1,89 @@
+/**
+ * Runs the real `p2pchat` command in a child process (the same Node that runs the tests) and reads
+ * its stdout line by line. Every wait has a timeout; `stop()` sends SIGINT, then SIGKILL if needed.
+ */
+import { spawn } from 'node:child_process'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+export const BIN = fileURLToPath(new URL('../../cli/bin.ts', import.meta.url))
+
+export class CliProcess {
+  readonly child: ChildProcessWithoutNullStreams
+  readonly lines: string[] = []
+  stderr = ''
+  private readonly waiters = new Set<() => void>()
+  readonly exited: Promise<number | null>
+
+  constructor (args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...env },
+      stdio: ['pipe', 'pipe', 'pipe']
+    })
+    createInterface({ input: this.child.stdout }).on('line', line => {
+      this.lines.push(line)
+      for (const w of this.waiters) w()
+    })
+    this.child.stderr.on('data', (chunk: Buffer) => { this.stderr += chunk.toString() })
+    this.exited = new Promise(resolve => {
+      this.child.on('exit', code => {
+        for (const w of this.waiters) w()
+        resolve(code)
+      })
+    })
+  }
+
+  /** The first stdout line (parsed as JSON) matching `pred`, waiting up to `timeoutMs`. */
+  async waitForJson (pred: (obj: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    const find = (): Record<string, unknown> | undefined => {
+      for (const line of this.lines) {
+        try {
+          const obj = JSON.parse(line)
+          if (pred(obj)) return obj
+        } catch {}
+      }
+      return undefined
+    }
+    return await new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = find()
+        if (found != null) { done(); resolve(found); return }
+        if (this.child.exitCode != null) { done(); reject(new Error(`process exited (${this.child.exitCode}) before the expected line; stderr: ${this.stderr}`)) }
+      }
+      const timer = setTimeout(() => { done(); reject(new Error(`no matching line within ${timeoutMs} ms; stdout: ${this.lines.join('\n')}; stderr: ${this.stderr}`)) }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); this.waiters.delete(check) }
+      this.waiters.add(check)
+      check()
+    })
+  }
+
+  send (obj: unknown): void {
+    this.child.stdin.write(JSON.stringify(obj) + '\n')
+  }
+
+  /** SIGINT and wait for a clean exit; SIGKILL after `graceMs`. Returns the exit code. */
+  async stop (graceMs = 10_000): Promise<number | null> {
+    if (this.child.exitCode != null || this.child.signalCode != null) return this.child.exitCode
+    this.child.kill('SIGINT')
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs)
+    try {
+      return await this.exited
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** Runs a command to completion (with a timeout) and returns its exit code and output. */
+export async function runCli (args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const p = new CliProcess(args, env)
+  p.child.stdin.end()
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs)
+  try {
+    const code = await p.exited
+    return { code, stdout: p.lines.join('\n'), stderr: p.stderr }
+  } finally {
+    clearTimeout(timer)
+  }
+}
