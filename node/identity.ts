@@ -6,7 +6,7 @@
  * A corrupt, unreadable or group/other-readable file stops the program with a message saying what
  * to do; it is never overwritten.
  */
-import { createHash, generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync } from 'node:crypto'
 import { readFileSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromRaw } from '@libp2p/crypto/keys'
@@ -14,8 +14,11 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import { ed25519Signer, rawPublicKey, x25519PrivateKeyObject } from '../protocols/crypto/ed25519.ts'
 import type { Signer } from '../protocols/crypto/ed25519.ts'
+import { fingerprint } from '../protocols/chat/fingerprint.ts'
 import { checkSecretFile, exists, prepareDataDir, writeNewSecretFile } from './datadir.ts'
 import { UserError } from './errors.ts'
+
+export { fingerprint }
 
 export const IDENTITY_FILE = 'identity.key'
 export const ONION_FILE = 'onion.key'
@@ -91,24 +94,6 @@ function rawEd25519 (): { privateKey: Uint8Array, publicKey: Uint8Array } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' })
   return { privateKey: new Uint8Array(pkcs8.subarray(pkcs8.length - 32)), publicKey: rawPublicKey(publicKey) }
-}
-
-/** A short, human-comparable digest of an identity key: SHA-256, first 10 bytes, base32, groups of 4. */
-export function fingerprint (identityKey: Uint8Array): string {
-  const digest = createHash('sha256').update('p2pchat-fingerprint-v1').update(identityKey).digest().subarray(0, 10)
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567'
-  let bits = 0
-  let value = 0
-  let out = ''
-  for (const byte of digest) {
-    value = (value << 8) | byte
-    bits += 8
-    while (bits >= 5) {
-      out += alphabet[(value >>> (bits - 5)) & 31]
-      bits -= 5
-    }
-  }
-  return out.match(/.{4}/g)?.join('-') ?? out
 }
 
 /** Loads (or on first run creates) both keys of a data directory. */

@@ -13,6 +13,7 @@ import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ed25519Verify } from '../crypto/ed25519.ts'
 import type { Signer } from '../crypto/ed25519.ts'
+import { validateNick } from '../chat/nick.ts'
 
 export const RECORD_VERSION = 1
 export const KIND_NAME = 1
@@ -31,7 +32,6 @@ export const MAX_RECORD_LIFETIME_MS = 48 * 3600_000
 /** Tolerated clock difference between the signer and a validator. */
 export const CLOCK_SKEW_MS = 10 * 60_000
 
-export const NICK_PATTERN = /^[a-z0-9_-]{1,32}$/
 
 export interface OnionKeyEntry {
   epoch: number
@@ -73,7 +73,7 @@ export class RecordError extends Error {
 }
 
 export function isValidNick (nick: string): boolean {
-  return NICK_PATTERN.test(nick)
+  return validateNick(nick)
 }
 
 export function nameKey (nick: string): Uint8Array {
