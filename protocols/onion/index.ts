@@ -1,0 +1,8 @@
+export * from './constants.ts'
+export * from './sphinx.ts'
+export { OnionKeyRing } from './keyring.ts'
+export type { EpochKey, KeyRingInit } from './keyring.ts'
+export { ReplayFilter } from './replay.ts'
+export * from './relay.ts'
+export * from './relay-directory.ts'
+export * from './router.ts'

@@ -1,0 +1,306 @@
+/**
+ * `/onion-chat/1.0`: the onion packet service of every node.
+ *
+ * Wire: a stream carries frames, each an unsigned-varint length and then one Sphinx packet of
+ * exactly PACKET_SIZE bytes (SPEC.md). A frame of another length is dropped and counted; a length
+ * above MAX_FRAME_LENGTH ends the stream. Streams are long-lived: one outbound stream per neighbour
+ * carries every packet to it (opening a stream per packet is many times slower).
+ *
+ * A relay (`relay: true`) peels one layer with its epoch keys (OnionKeyRing), drops replays by the
+ * replay filter of the key that opened the packet, and forwards only to the peer the layer names,
+ * dialling it if needed (libp2p finds an unknown peer's addresses through the DHT). Every node
+ * also tries its long-term onion key (the one in its name record): a packet whose final layer it
+ * peels is handed to `onDeliver`. Nothing on the network can make this code throw: every problem is a
+ * counted drop.
+ *
+ * Limits: packets per second per inbound peer (a token bucket), and a bounded queue per outbound
+ * neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
+ */
+import { logger } from '@libp2p/logger'
+import { peerIdFromMultihash } from '@libp2p/peer-id'
+import { LengthPrefixedDecoder } from '@libp2p/utils'
+import * as Digest from 'multiformats/hashes/digest'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { PACKET_SIZE } from './constants.ts'
+import { processPacket } from './sphinx.ts'
+import type { FinalResult, OnionPrivateKey } from './sphinx.ts'
+import type { OnionKeyRing } from './keyring.ts'
+
+export const ONION_PROTOCOL = '/onion-chat/1.0'
+/** Frames longer than this end the stream (a well-formed frame is PACKET_SIZE). */
+export const MAX_FRAME_LENGTH = 2 * PACKET_SIZE
+export const DEFAULT_PACKETS_PER_SECOND = 2000
+export const DEFAULT_BURST = 4000
+export const DEFAULT_QUEUE_LENGTH = 1024
+export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
+export const MAX_INBOUND_STREAMS = 8
+/** How many inbound peers' rate state is kept before the idle ones are forgotten. */
+const MAX_TRACKED_PEERS = 10_000
+
+const FRAME_HEADER = varint(PACKET_SIZE)
+
+function varint (n: number): Uint8Array {
+  const out: number[] = []
+  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n >>>= 7 }
+  out.push(n)
+  return Uint8Array.from(out)
+}
+
+/** Why a packet was not forwarded or delivered. Stable strings, counted in `stats.dropped`. */
+export type OnionDropReason =
+  | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'payload-integrity' | 'internal'
+  | 'replay' | 'rate-limit' | 'queue-full' | 'not-a-relay' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'stream-error' | 'loop'
+
+export interface OnionStats {
+  received: number
+  forwarded: number
+  delivered: number
+  dropped: Partial<Record<OnionDropReason, number>>
+}
+
+/** What the instrumentation hook sees: never more than a relay itself learns. */
+export type OnionEvent =
+  | { type: 'in', from: string, packet: Uint8Array }
+  | { type: 'forward', from: string, to: string, size: number, packet: Uint8Array }
+  | { type: 'deliver', from: string }
+  | { type: 'drop', from: string, reason: OnionDropReason }
+
+export interface OnionServiceInit {
+  /** The node's long-term onion key (its name record's): final layers addressed to it are delivered. */
+  userKey: OnionPrivateKey
+  /** Present on relays: the epoch keys used to peel and forward. */
+  keyRing?: OnionKeyRing
+  /** `from` is the peer id of the hop that handed the packet over (the last relay). */
+  onDeliver: (result: FinalResult, from: string) => void
+  onEvent?: (event: OnionEvent) => void
+  packetsPerSecond?: number
+  burst?: number
+  queueLength?: number
+  dialTimeoutMs?: number
+}
+
+interface Bucket { tokens: number, last: number }
+
+class Neighbour {
+  readonly peer: PeerId
+  readonly queue: Uint8Array[] = []
+  stream: Stream | undefined
+  pumping = false
+  constructor (peer: PeerId) { this.peer = peer }
+}
+
+export class OnionService {
+  private readonly node: Libp2p
+  private readonly init: Required<Omit<OnionServiceInit, 'keyRing' | 'onEvent'>> & Pick<OnionServiceInit, 'keyRing' | 'onEvent'>
+  private readonly buckets = new Map<string, Bucket>()
+  private readonly neighbours = new Map<string, Neighbour>()
+  private readonly log = logger('p2pchat:onion')
+  private running = false
+  readonly stats: OnionStats = { received: 0, forwarded: 0, delivered: 0, dropped: {} }
+
+  constructor (node: Libp2p, init: OnionServiceInit) {
+    this.node = node
+    this.init = {
+      packetsPerSecond: DEFAULT_PACKETS_PER_SECOND,
+      burst: DEFAULT_BURST,
+      queueLength: DEFAULT_QUEUE_LENGTH,
+      dialTimeoutMs: DEFAULT_DIAL_TIMEOUT_MS,
+      ...init
+    }
+  }
+
+  get isRelay (): boolean { return this.init.keyRing != null }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    await this.node.handle(ONION_PROTOCOL, (stream, connection) => { this.readStream(stream, connection) }, {
+      maxInboundStreams: MAX_INBOUND_STREAMS
+    })
+    this.running = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    await this.node.unhandle(ONION_PROTOCOL)
+    for (const n of this.neighbours.values()) {
+      n.queue.length = 0
+      n.stream?.abort(new Error('onion service stopped'))
+    }
+    this.neighbours.clear()
+  }
+
+  private drop (from: string, reason: OnionDropReason): void {
+    this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1
+    this.init.onEvent?.({ type: 'drop', from, reason })
+  }
+
+  private readStream (stream: Stream, connection: Connection): void {
+    const from = connection.remotePeer.toString()
+    const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_FRAME_LENGTH, maxBufferSize: MAX_FRAME_LENGTH + 16 })
+    const run = async (): Promise<void> => {
+      try {
+        for await (const chunk of stream) {
+          for (const frame of decoder.decode(chunk)) this.receive(frame, from)
+        }
+      } catch (err) {
+        const reason: OnionDropReason = (err as Error).name === 'InvalidDataLengthError' ? 'oversize-frame' : 'stream-error'
+        this.drop(from, reason)
+        this.log('inbound stream from %s ended: %s', from, reason)
+        stream.abort(err as Error)
+      }
+    }
+    run().catch(() => {})
+  }
+
+  private allow (from: string): boolean {
+    const now = performance.now()
+    let b = this.buckets.get(from)
+    if (b == null) {
+      if (this.buckets.size >= MAX_TRACKED_PEERS) this.pruneBuckets(now)
+      b = { tokens: this.init.burst, last: now }
+      this.buckets.set(from, b)
+    }
+    b.tokens = Math.min(this.init.burst, b.tokens + (now - b.last) * this.init.packetsPerSecond / 1000)
+    b.last = now
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    return true
+  }
+
+  private pruneBuckets (now: number): void {
+    for (const [id, b] of this.buckets) {
+      if (b.tokens + (now - b.last) * this.init.packetsPerSecond / 1000 >= this.init.burst) this.buckets.delete(id)
+    }
+    if (this.buckets.size >= MAX_TRACKED_PEERS) this.buckets.clear()
+  }
+
+  /** Handles one frame from `from`. Public for tests and the in-memory harness; never throws. */
+  receive (frame: Uint8Array | { subarray: () => Uint8Array }, from: string): void {
+    this.stats.received++
+    if (!this.allow(from)) { this.drop(from, 'rate-limit'); return }
+    const packet = frame instanceof Uint8Array ? frame : frame.subarray()
+    this.init.onEvent?.({ type: 'in', from, packet })
+    try {
+      this.process(packet, from)
+    } catch (err) {
+      this.log.error('unexpected error processing a packet from %s: %s', from, (err as Error).message)
+      this.drop(from, 'internal')
+    }
+  }
+
+  private process (packet: Uint8Array, from: string): void {
+    let lastReason: OnionDropReason = 'mac'
+    const keys: Array<{ key: OnionPrivateKey, filter?: { checkAndAdd: (tag: Uint8Array) => boolean } }> = []
+    if (this.init.keyRing != null) {
+      this.init.keyRing.tick()
+      for (const k of this.init.keyRing.candidates()) keys.push({ key: k.key, filter: k.filter })
+    }
+    keys.push({ key: this.init.userKey })
+    for (const { key, filter } of keys) {
+      const res = processPacket(packet, key)
+      if (!res.ok) {
+        lastReason = res.reason
+        // A packet of the wrong size or version fails the same way under every key.
+        if (res.reason === 'size' || res.reason === 'version' || res.reason === 'bad-point') break
+        continue
+      }
+      if (res.type === 'forward') {
+        if (filter == null) { this.drop(from, 'not-a-relay'); return }
+        if (filter.checkAndAdd(res.replayTag)) { this.drop(from, 'replay'); return }
+        this.forward(res.nextHop, res.packet, from)
+        return
+      }
+      // A final layer: replays are caught above the onion layer (message ids, single-use SURBs);
+      // relays still keep the tag so a replayed final packet costs them nothing twice.
+      if (filter?.checkAndAdd(res.replayTag) === true) { this.drop(from, 'replay'); return }
+      this.stats.delivered++
+      this.init.onEvent?.({ type: 'deliver', from })
+      this.init.onDeliver(res, from)
+      return
+    }
+    this.drop(from, lastReason)
+  }
+
+  /** Sends a packet this node built (or a reply from a SURB) to its first hop. */
+  send (firstHop: Uint8Array, packet: Uint8Array): void {
+    this.forward(firstHop, packet, this.node.peerId.toString(), false)
+  }
+
+  private forward (nextHop: Uint8Array, packet: Uint8Array, from: string, relayed = true): void {
+    let peer: PeerId
+    try {
+      peer = peerIdFromMultihash(Digest.decode(nextHop))
+    } catch {
+      this.drop(from, 'next-hop')
+      return
+    }
+    const to = peer.toString()
+    if (peer.equals(this.node.peerId)) {
+      // A path through this node twice (or to itself): handle locally, no network hop.
+      if (!relayed) { this.receive(packet, to); return }
+      this.drop(from, 'loop')
+      return
+    }
+    let n = this.neighbours.get(to)
+    if (n == null) {
+      n = new Neighbour(peer)
+      this.neighbours.set(to, n)
+    }
+    if (n.queue.length >= this.init.queueLength) { this.drop(from, 'queue-full'); return }
+    n.queue.push(packet)
+    if (relayed) {
+      this.stats.forwarded++
+      this.init.onEvent?.({ type: 'forward', from, to, size: packet.length, packet })
+    }
+    if (!n.pumping) this.pump(n).catch(() => {})
+  }
+
+  private async openStream (n: Neighbour): Promise<Stream> {
+    if (n.stream != null && n.stream.status === 'open' && n.stream.writeStatus === 'writable') return n.stream
+    n.stream = undefined
+    const stream = await this.node.dialProtocol(n.peer, ONION_PROTOCOL, { signal: AbortSignal.timeout(this.init.dialTimeoutMs) })
+    // The remote never writes back on this stream; read it so its end is noticed.
+    void (async () => { try { for await (const _ of stream) { /* nothing is sent back */ } } catch {} })()
+    n.stream = stream
+    return stream
+  }
+
+  private async pump (n: Neighbour): Promise<void> {
+    n.pumping = true
+    const to = n.peer.toString()
+    try {
+      while (n.queue.length > 0 && this.running) {
+        let stream: Stream
+        try {
+          stream = await this.openStream(n)
+        } catch (err) {
+          this.log('cannot reach %s: %s', to, (err as Error).message)
+          for (let i = n.queue.length; i > 0; i--) this.drop(to, 'dial-failed')
+          n.queue.length = 0
+          break
+        }
+        const packet = n.queue.shift()
+        if (packet == null) break
+        try {
+          stream.send(FRAME_HEADER)
+          if (!stream.send(packet)) await stream.onDrain({ signal: AbortSignal.timeout(this.init.dialTimeoutMs) })
+        } catch (err) {
+          this.log('sending to %s failed: %s', to, (err as Error).message)
+          this.drop(to, 'send-failed')
+          n.stream = undefined
+        }
+      }
+    } finally {
+      n.pumping = false
+      if (n.queue.length === 0 && n.stream == null) this.neighbours.delete(to)
+    }
+  }
+
+  /** Bytes queued for neighbours right now (bounded by queueLength * PACKET_SIZE per neighbour). */
+  get queuedPackets (): number {
+    let total = 0
+    for (const n of this.neighbours.values()) total += n.queue.length
+    return total
+  }
+}
