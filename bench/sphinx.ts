@@ -7,7 +7,10 @@
 
 import { createCipheriv, createHash, createHmac, createSecretKey, diffieHellman, randomBytes } from 'node:crypto'
 import { HEADER_LENGTH, PACKET_SIZE, ROUTING_INFO_LENGTH, SLOT_SIZE } from '../protocols/onion/constants.ts'
-import { importPrivateKey, importPrivateKeyDer, importPublicKey, importPublicKeyDer } from '../protocols/onion/keys.ts'
+import {
+  x25519PrivateKeyObject as importPrivateKey, x25519PrivateKeyObjectDer as importPrivateKeyDer,
+  x25519PublicKeyObject as importPublicKey, x25519PublicKeyObjectDer as importPublicKeyDer
+} from '../protocols/crypto/keys.ts'
 import { createPacket, generateOnionKey, onionPrivateKeyFromRaw, processPacket } from '../protocols/onion/sphinx.ts'
 import type { OnionPrivateKey } from '../protocols/onion/sphinx.ts'
 

@@ -6,14 +6,13 @@
  * A corrupt, unreadable or group/other-readable file stops the program with a message saying what
  * to do; it is never overwritten.
  */
-import { generateKeyPairSync } from 'node:crypto'
 import { readFileSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
-import { ed25519Signer, rawPublicKey, x25519PrivateKeyObject } from '../protocols/crypto/ed25519.ts'
-import type { Signer } from '../protocols/crypto/ed25519.ts'
+import { ed25519SignerFromSeed, generateEd25519Seed, generateX25519KeyPair, x25519PublicFromPrivate } from '../protocols/crypto/keys.ts'
+import type { Signer } from '../protocols/crypto/keys.ts'
 import { fingerprint } from '../protocols/chat/fingerprint.ts'
 import { checkSecretFile, exists, prepareDataDir, writeNewSecretFile } from './datadir.ts'
 import { UserError } from './errors.ts'
@@ -84,30 +83,23 @@ function loadOrCreate (path: string, type: KeyFile['type'], create: () => { priv
   return { ...k, created }
 }
 
-function rawX25519 (): { privateKey: Uint8Array, publicKey: Uint8Array } {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519')
-  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' })
-  return { privateKey: new Uint8Array(pkcs8.subarray(pkcs8.length - 32)), publicKey: rawPublicKey(publicKey) }
-}
-
 function rawEd25519 (): { privateKey: Uint8Array, publicKey: Uint8Array } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' })
-  return { privateKey: new Uint8Array(pkcs8.subarray(pkcs8.length - 32)), publicKey: rawPublicKey(publicKey) }
+  const seed = generateEd25519Seed()
+  return { privateKey: seed, publicKey: ed25519SignerFromSeed(seed).publicKey }
 }
 
 /** Loads (or on first run creates) both keys of a data directory. */
 export async function loadIdentity (dataDir: string): Promise<Identity & { created: boolean }> {
   prepareDataDir(dataDir)
-  const id = loadOrCreate(join(dataDir, IDENTITY_FILE), 'Ed25519', rawEd25519, (seed) => ed25519Signer(seed).publicKey)
-  const onion = loadOrCreate(join(dataDir, ONION_FILE), 'X25519', rawX25519, (priv) => rawPublicKey(x25519PrivateKeyObject(priv)))
+  const id = loadOrCreate(join(dataDir, IDENTITY_FILE), 'Ed25519', rawEd25519, (seed) => ed25519SignerFromSeed(seed).publicKey)
+  const onion = loadOrCreate(join(dataDir, ONION_FILE), 'X25519', generateX25519KeyPair, x25519PublicFromPrivate)
   const libp2pKey = privateKeyFromRaw(Buffer.concat([id.privateKey, id.publicKey])) as Ed25519PrivateKey
   return {
     dataDir,
     privateKey: libp2pKey,
     peerId: peerIdFromPrivateKey(libp2pKey),
     identityKey: id.publicKey,
-    signer: ed25519Signer(id.privateKey),
+    signer: ed25519SignerFromSeed(id.privateKey),
     onionPrivate: onion.privateKey,
     onionPublic: onion.publicKey,
     fingerprint: fingerprint(id.publicKey),
@@ -119,13 +111,13 @@ export async function loadIdentity (dataDir: string): Promise<Identity & { creat
 export async function ephemeralIdentity (): Promise<Identity> {
   const key = await generateKeyPair('Ed25519')
   const seed = key.raw.subarray(0, 32)
-  const onion = rawX25519()
+  const onion = generateX25519KeyPair()
   return {
     dataDir: '',
     privateKey: key,
     peerId: peerIdFromPrivateKey(key),
     identityKey: key.publicKey.raw,
-    signer: ed25519Signer(seed),
+    signer: ed25519SignerFromSeed(seed),
     onionPrivate: onion.privateKey,
     onionPublic: onion.publicKey,
     fingerprint: fingerprint(key.publicKey.raw)

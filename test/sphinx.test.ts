@@ -3,7 +3,10 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { BETA_OFFSET, GAMMA_OFFSET, HEADER_LENGTH, PAYLOAD_OFFSET } from '../protocols/onion/constants.ts'
-import { importPrivateKey, importPrivateKeyDer, importPublicKey, importPublicKeyDer, x25519 } from '../protocols/onion/keys.ts'
+import {
+  x25519, x25519PrivateKeyObject as importPrivateKey, x25519PrivateKeyObjectDer as importPrivateKeyDer,
+  x25519PublicKeyObject as importPublicKey, x25519PublicKeyObjectDer as importPublicKeyDer
+} from '../protocols/crypto/keys.ts'
 import { lionessDecrypt, lionessEncrypt, lionessKey } from '../protocols/onion/lioness.ts'
 import {
   BODY_LENGTH, MAX_HOPS, PACKET_SIZE, PAYLOAD_CAPACITY, SURB_SIZE,

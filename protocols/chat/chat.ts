@@ -1,7 +1,7 @@
 /** Sign-then-seal and open-then-verify: the two calls a chat node makes for each message. */
 import { decodeMessage, encodeMessage, type ChatMessage, type DecodedMessage } from './message.ts'
 import { seal, unseal } from './seal.ts'
-import type { Signer } from './types.ts'
+import type { Signer } from '../crypto/keys.ts'
 
 /**
  * Encodes `msg`, signs it with `signer` (whose public key must be `msg.senderIdentityKey`) and seals it to

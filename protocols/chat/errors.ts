@@ -52,13 +52,8 @@ export class InvalidTimestampError extends Error {
   }
 }
 
-export class InvalidKeyError extends Error {
-  static readonly code = 'ERR_INVALID_KEY'
-  constructor (message = 'key must be 32 raw bytes') {
-    super(message)
-    this.name = 'InvalidKeyError'
-  }
-}
+/** A malformed raw key: one class for the project, defined with the raw-key code. */
+export { InvalidKeyError } from '../crypto/keys.ts'
 
 /** The signer's public key is not the message's `senderIdentityKey`. */
 export class SignerMismatchError extends Error {

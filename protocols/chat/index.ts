@@ -4,7 +4,7 @@
  */
 export * from './constants.ts'
 export * from './errors.ts'
-export type { DecodeReason, Failure, Signer } from './types.ts'
+export type { DecodeReason, Failure } from './types.ts'
 export { validateNick, assertValidNick, NICK_PATTERN } from './nick.ts'
 export { fingerprint, isFingerprint, normalizeFingerprint, FINGERPRINT_BYTES, FINGERPRINT_PATTERN } from './fingerprint.ts'
 export {
@@ -13,8 +13,9 @@ export {
   ed25519Verify,
   generateX25519KeyPair,
   x25519PublicFromPrivate,
-  type X25519KeyPair
-} from './keys.ts'
+  type X25519KeyPair,
+  type Signer
+} from '../crypto/keys.ts'
 export {
   createMessage,
   validateMessage,

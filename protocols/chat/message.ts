@@ -25,9 +25,10 @@ import {
   SignerMismatchError,
   TextTooLongError
 } from './errors.ts'
-import { ed25519Verify } from './keys.ts'
+import { ed25519Verify } from '../crypto/keys.ts'
+import type { Signer } from '../crypto/keys.ts'
 import { assertValidNick, validateNick } from './nick.ts'
-import type { Failure, Signer } from './types.ts'
+import type { Failure } from './types.ts'
 
 export interface ChatMessage {
   /** 16 random bytes chosen by the sender; the receipt names the message by it */

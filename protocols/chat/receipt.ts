@@ -11,8 +11,9 @@ import {
 } from './constants.ts'
 import { Reader, Writer, concat, copy, isBytes, utf8Encode } from './bytes.ts'
 import { InvalidMessageIdError, InvalidSignatureError } from './errors.ts'
-import { ed25519Verify } from './keys.ts'
-import type { Failure, Signer } from './types.ts'
+import { ed25519Verify } from '../crypto/keys.ts'
+import type { Signer } from '../crypto/keys.ts'
+import type { Failure } from './types.ts'
 
 export interface Receipt {
   /** the id of the message being receipted */

@@ -29,7 +29,7 @@ import {
 } from './constants.ts'
 import { concat, copy, isBytes } from './bytes.ts'
 import { InvalidKeyError } from './errors.ts'
-import { x25519, x25519PrivateKeyObject, x25519PublicKeyObject, x25519RawPublicOf } from './keys.ts'
+import { x25519, x25519PrivateKeyObject, x25519PublicKeyObject, x25519RawPublicKey } from '../crypto/keys.ts'
 import type { Failure } from './types.ts'
 
 const HEADER_BYTES = 1 + SEAL_EPHEMERAL_BYTES
@@ -49,7 +49,7 @@ function deriveKeyAndNonce (dh: Uint8Array, ephemeralPublic: Uint8Array, recipie
 export function seal (plaintext: Uint8Array, recipientPublic: Uint8Array): Uint8Array {
   const recipient = x25519PublicKeyObject(recipientPublic)
   const ephemeral = generateKeyPairSync('x25519')
-  const ephemeralPublic = x25519RawPublicOf(ephemeral.privateKey)
+  const ephemeralPublic = x25519RawPublicKey(ephemeral.privateKey)
   let dh: Uint8Array
   try {
     dh = x25519(ephemeral.privateKey, recipient)
@@ -81,7 +81,7 @@ export function unseal (sealed: Uint8Array, recipientPrivate: Uint8Array, maxLen
   let recipientPublic
   try {
     privateKey = x25519PrivateKeyObject(recipientPrivate)
-    recipientPublic = x25519RawPublicOf(privateKey)
+    recipientPublic = x25519RawPublicKey(privateKey)
   } catch {
     return { ok: false, reason: 'key' }
   }

@@ -26,11 +26,3 @@ export type DecodeReason =
   | 'decrypt'
 
 export type Failure = { ok: false, reason: DecodeReason }
-
-/** Anything that can produce Ed25519 signatures for one identity key. */
-export interface Signer {
-  /** raw 32-byte Ed25519 public key */
-  readonly publicKey: Uint8Array
-  /** returns a 64-byte Ed25519 signature over `data` */
-  sign(data: Uint8Array): Uint8Array
-}

@@ -9,7 +9,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, ContentRouting, PeerId } from '@libp2p/interface'
-import type { Signer } from '../crypto/ed25519.ts'
+import type { Signer } from '../crypto/keys.ts'
 import { bytesEqual, isValidNick, KIND_NAME, KIND_RELAY, nameKey, relayKey, signRecord, verifyRecord } from './record.ts'
 import type { OnionKeyEntry, SignedRecord } from './record.ts'
 

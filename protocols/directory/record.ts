@@ -11,8 +11,8 @@
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { ed25519Verify } from '../crypto/ed25519.ts'
-import type { Signer } from '../crypto/ed25519.ts'
+import { ed25519Verify } from '../crypto/keys.ts'
+import type { Signer } from '../crypto/keys.ts'
 import { validateNick } from '../chat/nick.ts'
 
 export const RECORD_VERSION = 1

@@ -21,13 +21,8 @@ export class PayloadTooLargeError extends Error {
   }
 }
 
-export class InvalidKeyError extends Error {
-  static readonly code = 'ERR_INVALID_KEY'
-  constructor (message = 'an onion key is 32 raw bytes') {
-    super(message)
-    this.name = 'InvalidKeyError'
-  }
-}
+/** A malformed raw key: one class for the project, defined with the raw-key code. */
+export { InvalidKeyError } from '../crypto/keys.ts'
 
 export class InvalidIdError extends Error {
   static readonly code = 'ERR_INVALID_ID'

@@ -1,5 +1,7 @@
 /**
- * X25519 keys and the keyed primitives Sphinx composes, all from `node:crypto` (SPEC.md "Primitives").
+ * The keyed primitives Sphinx composes, all from `node:crypto` (SPEC.md "Primitives"), and the onion key
+ * prepared for processPacket. Raw X25519 keys, their import/export and X25519 itself live in
+ * ../crypto/keys.ts.
  *
  * Performance note, measured in bench/sphinx.ts: `node:crypto` turns a raw Buffer key handed to
  * `createCipheriv` / `createHmac` into a KeyObject on every call, which costs ~20 us here, while
@@ -7,77 +9,13 @@
  * symmetric key goes through `createSecretKey` first, and the fixed label keys are made once.
  */
 
-import { createCipheriv, createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, generateKeyPairSync } from 'node:crypto'
+import { createCipheriv, createHash, createHmac, createSecretKey } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
-import { KEY_LENGTH, LABEL_MU, LABEL_PAD, LABEL_PI, LABEL_REPLAY, LABEL_RHO } from './constants.ts'
-import { InvalidKeyError } from './errors.ts'
-
-/** The fixed DER prefixes that wrap a raw X25519 key (RFC 8410). */
-const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
-const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
+import { x25519PrivateKeyObject, x25519RawPublicKey } from '../crypto/keys.ts'
+import { LABEL_MU, LABEL_PAD, LABEL_PI, LABEL_REPLAY, LABEL_RHO } from './constants.ts'
 
 /** ChaCha20 in `node:crypto` takes a 16-byte IV: 32-bit little-endian block counter || 96-bit nonce. All zero here. */
 const ZERO_IV = Buffer.alloc(16)
-
-/**
- * Node >= 24.? accepts `format: 'raw-public' | 'raw-private'`: the same key as the DER route,
- * ~13 us cheaper per import here (no DER decoder). Older Node (engines allows 22) falls back to DER.
- */
-const RAW_KEY_FORMATS: boolean = (() => {
-  try {
-    createPublicKey({ key: Buffer.alloc(KEY_LENGTH, 9), format: 'raw-public', asymmetricKeyType: 'x25519' })
-    return true
-  } catch {
-    return false
-  }
-})()
-
-export function asBuffer (bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-/** A raw 32-byte X25519 public point as a KeyObject, through the SPKI DER prefix. */
-export function importPublicKeyDer (raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, raw]), format: 'der', type: 'spki' })
-}
-
-/** A raw 32-byte X25519 scalar as a KeyObject, through the PKCS8 DER prefix. */
-export function importPrivateKeyDer (raw: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, raw]), format: 'der', type: 'pkcs8' })
-}
-
-/** A raw 32-byte X25519 public point as a KeyObject (raw import when Node has it, else DER). */
-export function importPublicKey (raw: Uint8Array): KeyObject {
-  if (RAW_KEY_FORMATS) return createPublicKey({ key: asBuffer(raw), format: 'raw-public', asymmetricKeyType: 'x25519' })
-  return importPublicKeyDer(raw)
-}
-
-/** A raw 32-byte X25519 scalar as a KeyObject (raw import when Node has it, else DER). OpenSSL clamps on use. */
-export function importPrivateKey (raw: Uint8Array): KeyObject {
-  if (RAW_KEY_FORMATS) return createPrivateKey({ key: asBuffer(raw), format: 'raw-private', asymmetricKeyType: 'x25519' })
-  return importPrivateKeyDer(raw)
-}
-
-/** The raw 32 bytes of an X25519 public key (given the public or the private KeyObject). */
-export function exportPublicKey (key: KeyObject): Buffer {
-  if (key.type === 'private') key = createPublicKey(key)
-  if (RAW_KEY_FORMATS) return key.export({ format: 'raw-public' })
-  return key.export({ format: 'der', type: 'spki' }).subarray(SPKI_X25519_PREFIX.length)
-}
-
-/** The raw 32 bytes of an X25519 private KeyObject. */
-export function exportPrivateKey (key: KeyObject): Buffer {
-  if (RAW_KEY_FORMATS) return key.export({ format: 'raw-private' })
-  return key.export({ format: 'der', type: 'pkcs8' }).subarray(PKCS8_X25519_PREFIX.length)
-}
-
-/**
- * X25519(k, u) (RFC 7748): 32 bytes. Throws when the result is all zero (u of small order);
- * processPacket turns that into the drop reason 'bad-point'.
- */
-export function x25519 (privateKey: KeyObject, publicKey: KeyObject): Buffer {
-  return diffieHellman({ privateKey, publicKey })
-}
 
 /** A node's onion key, prepared once for processPacket: the X25519 private KeyObject and its public bytes. */
 export interface OnionPrivateKey {
@@ -85,17 +23,13 @@ export interface OnionPrivateKey {
   readonly publicKey: Uint8Array
 }
 
-/** Prepare a raw 32-byte X25519 private key (as stored in the data directory) for processPacket. */
+/**
+ * Prepare a raw 32-byte X25519 private key (as stored in the data directory) for processPacket.
+ * Throws InvalidKeyError for anything but 32 bytes.
+ */
 export function onionPrivateKeyFromRaw (raw: Uint8Array): OnionPrivateKey {
-  if (!(raw instanceof Uint8Array) || raw.length !== KEY_LENGTH) throw new InvalidKeyError()
-  const privateKey = importPrivateKey(raw)
-  return { privateKey, publicKey: new Uint8Array(exportPublicKey(privateKey)) }
-}
-
-/** A fresh onion key pair as raw bytes: publish `publicKey`, keep `privateKey` (mode 0600). */
-export function generateOnionKey (): { publicKey: Uint8Array, privateKey: Uint8Array } {
-  const pair = generateKeyPairSync('x25519')
-  return { publicKey: new Uint8Array(exportPublicKey(pair.publicKey)), privateKey: new Uint8Array(exportPrivateKey(pair.privateKey)) }
+  const privateKey = x25519PrivateKeyObject(raw)
+  return { privateKey, publicKey: x25519RawPublicKey(privateKey) }
 }
 
 /** SPEC.md "Key derivation": the labels, as HMAC keys made once. */

@@ -17,7 +17,8 @@ import {
   SLOT_TYPE_FINAL, SLOT_TYPE_FORWARD, SLOT_TYPE_REPLY, SURB_SIZE
 } from './constants.ts'
 import { InvalidIdError, InvalidPathError, InvalidSurbError, InvalidSurbSecretError, PayloadTooLargeError, RandomSourceError } from './errors.ts'
-import { chacha20, chacha20Stream, deriveKey, exportPublicKey, hmacSha256, importPrivateKey, importPublicKey, sha256, x25519 } from './keys.ts'
+import { x25519, x25519PrivateKeyObject, x25519PublicKeyObject, x25519RawPublicKey } from '../crypto/keys.ts'
+import { chacha20, chacha20Stream, deriveKey, hmacSha256, sha256 } from './keys.ts'
 import type { OnionPrivateKey } from './keys.ts'
 import { lionessDecrypt, lionessEncrypt, lionessKey } from './lioness.ts'
 
@@ -25,7 +26,9 @@ export {
   BODY_LENGTH, HEADER_LENGTH, ID_LENGTH, MAX_HOPS, PACKET_SIZE, PACKET_VERSION, PAYLOAD_CAPACITY, PEER_ID_LENGTH,
   REPLAY_TAG_LENGTH, SURB_SIZE
 } from './constants.ts'
-export { generateOnionKey, onionPrivateKeyFromRaw } from './keys.ts'
+export { onionPrivateKeyFromRaw } from './keys.ts'
+/** A fresh onion key pair as raw bytes: publish `publicKey`, keep `privateKey` (mode 0600). */
+export { generateX25519KeyPair as generateOnionKey } from '../crypto/keys.ts'
 export type { OnionPrivateKey } from './keys.ts'
 
 /** One hop of a path: its libp2p peer id (binary multihash, 38 bytes) and its raw X25519 onion key. */
@@ -174,7 +177,7 @@ function checkPath (path: Hop[]): KeyObject[] {
       throw new InvalidPathError()
     }
     try {
-      return importPublicKey(hop.onionKey)
+      return x25519PublicKeyObject(hop.onionKey)
     } catch {
       throw new InvalidPathError('an onion key is not a valid X25519 public key')
     }
@@ -189,30 +192,30 @@ function checkPath (path: Hop[]): KeyObject[] {
 function sharedSecrets (onionKeys: KeyObject[], random: RandomSource): { alpha0: Uint8Array, secrets: Uint8Array[] } {
   let ephemeral: KeyObject
   try {
-    ephemeral = importPrivateKey(draw(random, KEY_LENGTH))
+    ephemeral = x25519PrivateKeyObject(draw(random, KEY_LENGTH))
   } catch (err) {
     if (err instanceof RandomSourceError) throw err
     throw new RandomSourceError('the random source gave an unusable ephemeral key')
   }
-  const alpha0 = new Uint8Array(exportPublicKey(ephemeral))
+  const alpha0 = x25519RawPublicKey(ephemeral)
   const blinders: KeyObject[] = []
   const secrets: Uint8Array[] = []
   let alpha: Uint8Array = alpha0
-  let alphaKey = importPublicKey(alpha0)
+  let alphaKey = x25519PublicKeyObject(alpha0)
   for (let i = 0; i < onionKeys.length; i++) {
     let s: Uint8Array
     try {
       s = x25519(ephemeral, onionKeys[i])
-      for (const b of blinders) s = x25519(b, importPublicKey(s))
+      for (const b of blinders) s = x25519(b, x25519PublicKeyObject(s))
     } catch {
       throw new InvalidPathError(`onion key of hop ${i} is a small-order point`)
     }
     secrets.push(s)
     if (i === onionKeys.length - 1) break
-    const blinder = importPrivateKey(sha256(alpha, s))
+    const blinder = x25519PrivateKeyObject(sha256(alpha, s))
     blinders.push(blinder)
     alpha = x25519(blinder, alphaKey)
-    alphaKey = importPublicKey(alpha)
+    alphaKey = x25519PublicKeyObject(alpha)
   }
   return { alpha0, secrets }
 }
@@ -346,7 +349,7 @@ function peel (packet: Uint8Array, key: OnionPrivateKey): ProcessResult {
   let alphaKey: KeyObject
   let secret: Buffer
   try {
-    alphaKey = importPublicKey(alpha) // imported once: used for the DH and for the blinding
+    alphaKey = x25519PublicKeyObject(alpha) // imported once: used for the DH and for the blinding
     secret = x25519(key.privateKey, alphaKey)
   } catch {
     return drop('bad-point')
@@ -369,7 +372,7 @@ function peel (packet: Uint8Array, key: OnionPrivateKey): ProcessResult {
   if (type === SLOT_TYPE_FORWARD) {
     const nextHop = copy(routing, SLOT_ADDRESS, SLOT_MAC)
     if (!isPeerId(nextHop)) return drop('next-hop')
-    const blinder = importPrivateKey(sha256(alpha, secret))
+    const blinder = x25519PrivateKeyObject(sha256(alpha, secret))
     const nextAlpha = x25519(blinder, alphaKey)
     const out = new Uint8Array(PACKET_SIZE)
     out[0] = PACKET_VERSION
