@@ -144,7 +144,8 @@ export class OnionService {
           for (const frame of decoder.decode(chunk)) this.receive(frame, from)
         }
       } catch (err) {
-        const reason: OnionDropReason = (err as Error).name === 'InvalidDataLengthError' ? 'oversize-frame' : 'stream-error'
+        const name = (err as Error).name
+        const reason: OnionDropReason = name === 'InvalidMessageLengthError' || name === 'InvalidParametersError' ? 'oversize-frame' : 'stream-error'
         this.drop(from, reason)
         this.log('inbound stream from %s ended: %s', from, reason)
         stream.abort(err as Error)
