@@ -1,4 +1,7 @@
 #!/usr/bin/env node
 import { main } from './main.ts'
 
-process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env })
+const code = await main(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env })
+process.exitCode = code
+// Everything was stopped; a handle some library forgot to release must not keep the process alive.
+setTimeout(() => { process.exit(code) }, 3000).unref()

@@ -2,13 +2,17 @@
 import { UserError } from '../node/errors.ts'
 import { parseCli, USAGE } from './args.ts'
 import { runBootstrap } from './commands/bootstrap.ts'
+import { runDemo } from './commands/demo.ts'
 import { runId } from './commands/id.ts'
+import { runStart } from './commands/start.ts'
 import type { CliOptions } from './args.ts'
 import type { CliIO } from './output.ts'
 
 const commands: Record<string, (opts: CliOptions, io: CliIO) => Promise<number>> = {
   bootstrap: runBootstrap,
-  id: runId
+  demo: runDemo,
+  id: runId,
+  start: runStart
 }
 
 export async function main (argv: string[], io: CliIO): Promise<number> {

@@ -1,0 +1,121 @@
+/**
+ * `p2pchat start --json`: ChatNode events out as one JSON object per line on stdout, commands in as
+ * one JSON object per line on stdin (parsed by json-commands.ts). Nothing else is written to stdout.
+ * A bad line is answered with an error event; the session goes on.
+ */
+import type { Readable } from 'node:stream'
+import { UserError } from '../node/errors.ts'
+import type { ChatEvent, ChatNode } from '../node/chat-node.ts'
+import { MAX_JSON_LINE_BYTES, parseJsonCommand } from './json-commands.ts'
+import type { JsonCommand } from './json-commands.ts'
+import { readLines } from './lines.ts'
+import { emit } from './output.ts'
+import type { CliIO } from './output.ts'
+
+/** A ChatNode event as the JSON line a script sees ('sent' per attempt becomes 'attempt'). */
+export function chatEventToJson (e: ChatEvent): Record<string, unknown> {
+  switch (e.type) {
+    case 'sent': return { event: 'attempt', id: e.id, to: e.to, attempt: e.attempt, path: e.path }
+    case 'status': return { event: 'status', stage: e.stage, detail: e.detail }
+    case 'queued': return { event: 'queued', id: e.id, to: e.to, reason: e.reason }
+    case 'delivered': return { event: 'delivered', id: e.id, to: e.to }
+    case 'failed': return { event: 'failed', id: e.id, to: e.to, reason: e.reason }
+    case 'message': return { event: 'message', id: e.id, from: e.from, fingerprint: e.fingerprint, verified: e.verified, reason: e.reason, text: e.text, ts: e.ts }
+    case 'key-changed': return { event: 'key-changed', nick: e.nick, pinned: e.pinned, seen: e.seen }
+    case 'hop': return { event: 'hop', from: e.from, to: e.to, size: e.size }
+    case 'warning': return { event: 'warning', message: e.message }
+  }
+}
+
+export function readyEvent (chat: ChatNode): Record<string, unknown> {
+  return { event: 'ready', nick: chat.nick, peerId: chat.peerId, addrs: chat.addrs(), relay: chat.isRelay, fingerprint: chat.fingerprint, relays: chat.relays().length }
+}
+
+export class JsonSession {
+  private readonly chat: ChatNode
+  private readonly io: CliIO
+
+  constructor (chat: ChatNode, io: CliIO) {
+    this.chat = chat
+    this.io = io
+  }
+
+  /** Forwards ChatNode events; call before start() so the status events are seen too. */
+  attach (): () => void {
+    return this.chat.on(e => { emit(this.io, chatEventToJson(e)) })
+  }
+
+  ready (): void { emit(this.io, readyEvent(this.chat)) }
+
+  error (code: string, message: string, tag?: string): void {
+    emit(this.io, tag == null ? { event: 'error', code, message } : { event: 'error', code, message, tag })
+  }
+
+  /** Reads commands until {"cmd":"quit"} or the end of stdin. */
+  async run (input: Readable): Promise<void> {
+    await new Promise<void>(resolve => {
+      let stop: () => void = () => {}
+      const finish = (): void => { stop(); input.pause(); resolve() }
+      stop = readLines(input, MAX_JSON_LINE_BYTES, item => {
+        if ('oversize' in item) {
+          this.error('LINE_TOO_LONG', `a command line may hold at most ${MAX_JSON_LINE_BYTES} bytes (got ${item.oversize})`)
+          return
+        }
+        if (item.line.trim() === '') return
+        const parsed = parseJsonCommand(item.line)
+        if (!parsed.ok) { this.error(parsed.code, parsed.message, parsed.tag); return }
+        if (parsed.command.cmd === 'quit') { finish(); return }
+        this.handle(parsed.command).catch(err => {
+          const code = err instanceof UserError ? err.code : 'INTERNAL'
+          this.error(code, (err as Error).message, parsed.command.tag)
+          if (!(err instanceof UserError)) this.io.stderr.write(`p2pchat: ${(err as Error).stack ?? String(err)}\n`)
+        })
+      }, finish)
+    })
+  }
+
+  private withTag (cmd: JsonCommand, event: Record<string, unknown>): Record<string, unknown> {
+    return cmd.tag == null ? event : { ...event, tag: cmd.tag }
+  }
+
+  async handle (cmd: JsonCommand): Promise<void> {
+    const out = (event: Record<string, unknown>): void => { emit(this.io, this.withTag(cmd, event)) }
+    switch (cmd.cmd) {
+      case 'send': {
+        const { id, to } = this.chat.send(cmd.to, cmd.text)
+        out({ event: 'sent', id, to })
+        return
+      }
+      case 'whois': {
+        const r = await this.chat.whois(cmd.nick)
+        out({ event: 'whois', nick: r.nick, found: r.found, peerId: r.peerId ?? null, fingerprint: r.fingerprint ?? null, pin: r.pin ?? null })
+        return
+      }
+      case 'contacts':
+        out({
+          event: 'contacts',
+          contacts: this.chat.contacts().map(p => ({ nick: p.nick, fingerprint: p.fingerprint, firstSeen: p.firstSeen, accepted: p.accepted, pending: p.pending?.fingerprint ?? null }))
+        })
+        return
+      case 'history':
+        out({
+          event: 'history',
+          nick: cmd.nick,
+          messages: this.chat.history(cmd.nick, cmd.limit).map(m => ({
+            id: m.id, direction: m.direction, text: m.text, ts: m.timestamp, state: m.state, verified: m.verified, reason: m.verifyReason ?? m.failureReason
+          }))
+        })
+        return
+      case 'relays': {
+        const relays = this.chat.relays()
+        out({ event: 'relays', count: relays.length, relays })
+        return
+      }
+      case 'accept':
+        out({ event: 'accepted', nick: cmd.nick, ok: this.chat.acceptKey(cmd.nick) })
+        return
+      case 'quit':
+        return
+    }
+  }
+}
