@@ -4,9 +4,10 @@ import { loadIdentity } from '../../node/identity.ts'
 import type { CliOptions } from '../args.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
-import { untilSignal } from '../signals.ts'
+import { watchSignals } from '../signals.ts'
 
 export async function runBootstrap (opts: CliOptions, io: CliIO): Promise<number> {
+  const signals = watchSignals()
   const identity = await loadIdentity(resolveDataDir(opts.dataDir, io.env))
   const boot = await startBootstrapNode({ identity, listen: opts.listen, bootstrap: opts.bootstrap })
   const addrs = boot.addrs()
@@ -17,7 +18,7 @@ export async function runBootstrap (opts: CliOptions, io: CliIO): Promise<number
       'paste one of these into --bootstrap (or P2PCHAT_BOOTSTRAP):\n' +
       addrs.map(a => `  ${a}\n`).join('') + 'Ctrl-C stops it.\n')
   }
-  const sig = await untilSignal()
+  const sig = await signals.received
   io.stderr.write(`p2pchat: ${sig}, stopping\n`)
   await boot.stop()
   return 0
