@@ -62,6 +62,24 @@ export class CliProcess {
     this.child.stdin.write(JSON.stringify(obj) + '\n')
   }
 
+  private nextTag = 0
+
+  /** Sends a --json command with a fresh `tag` and waits for the answer (or error) carrying it. */
+  async ask (cmd: Record<string, unknown>, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    const tag = `t${++this.nextTag}`
+    this.send({ ...cmd, tag })
+    return await this.waitForJson(o => o.tag === tag, timeoutMs)
+  }
+
+  /** Every stdout line, parsed; throws on a line that is not a JSON object. */
+  json (): Array<Record<string, unknown>> {
+    return this.lines.map(line => {
+      const obj = JSON.parse(line)
+      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error(`not a JSON object: ${line}`)
+      return obj
+    })
+  }
+
   /** SIGINT and wait for a clean exit; SIGKILL after `graceMs`. Returns the exit code. */
   async stop (graceMs = 10_000): Promise<number | null> {
     if (this.child.exitCode != null || this.child.signalCode != null) return this.child.exitCode

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { BIN } from './helpers/cli.ts'
+import { ChatNetwork, eventsOf } from './helpers/chat-network.ts'
+import type { TestUser } from './helpers/chat-network.ts'
+import { TEST_TIMING } from './helpers/cli-network.ts'
+import { TmuxSession } from './helpers/tmux.ts'
+import { waitFor } from './helpers/wait.ts'
+
+describe('p2pchat start in a real terminal (tmux), with bob and 3 relays in process', { timeout: 120_000 }, () => {
+  const net = new ChatNetwork()
+  const term = new TmuxSession()
+  let bob: TestUser
+
+  before(async () => {
+    const [boot] = await net.bootstrap()
+    for (let i = 1; i <= 3; i++) await net.user(`relay${i}`, { relay: true })
+    bob = await net.user('bob')
+    term.start([process.execPath, BIN, 'start', '--nick', 'alice', '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', boot, '--data-dir', join(net.root, 'alice')],
+      { P2PCHAT_BOOTSTRAP: '', P2PCHAT_TIMING: JSON.stringify(TEST_TIMING) })
+    await term.waitForScreen(/p2pchat: you are alice/, 60_000)
+  })
+
+  after(async () => {
+    term.kill()
+    await net.teardown()
+  })
+
+  it('shows a prompt, and /msg gets the delivered mark', async () => {
+    await term.waitForScreen(/^> ?$/m)
+    term.type('/msg bob hello from a terminal')
+    const screen = await term.waitForScreen(/\[([0-9a-f]{8})\] ✓✓ delivered to bob/)
+    const id = /you → bob \[([0-9a-f]{8})\]: hello from a terminal/.exec(screen)?.[1]
+    assert.ok(id != null, screen)
+    assert.match(screen, new RegExp(`\\[${id}\\] ✓✓ delivered to bob`))
+    const got = eventsOf(bob, 'message').find(m => m.text === 'hello from a terminal')
+    assert.equal(got?.verified, true)
+    assert.ok(got?.id.startsWith(id))
+  })
+
+  it('prints an incoming message with its time, sender and verified mark', async () => {
+    const { id } = bob.chat.send('alice', 'hi alice, bob here')
+    await term.waitForScreen(/^\d\d:\d\d:\d\d bob ✓: hi alice, bob here$/m)
+    await waitFor(() => eventsOf(bob, 'delivered').some(e => e.id === id), 'bob\'s receipt', 20_000)
+  })
+
+  it('/open sends plain lines; errors are one line and the prompt goes on', async () => {
+    term.type('/open bob')
+    await term.waitForScreen(/talking to bob \(fingerprint [a-z2-7-]{19}\)/)
+    term.type('a plain line for bob')
+    await waitFor(() => eventsOf(bob, 'message').some(m => m.text === 'a plain line for bob'), 'the plain line at bob', 20_000)
+    await term.waitForScreen(/you → bob \[[0-9a-f]{8}\]: a plain line for bob/)
+    term.type('/frobnicate')
+    await term.waitForScreen(/^error: unknown command \/frobnicate/m)
+    term.type('/msg Not-A-Nick! hi')
+    await term.waitForScreen(/^error: invalid nick "Not-A-Nick!"/m)
+    term.type('/whois nobody')
+    await term.waitForScreen(/^nobody: not in the directory/m)
+    term.type('/verify bob')
+    const screen = await term.waitForScreen(/bob \(directory\): +[a-z2-7-]{19}/)
+    assert.match(screen, new RegExp(`bob \\(pinned\\): +${bob.chat.fingerprint}`))
+    assert.doesNotMatch(screen, /\n\s+at /, 'no stack trace on the screen')
+    await term.waitForScreen(/^\[bob\]> ?$/m)
+  })
+
+  it('stops cleanly on Ctrl-C (exit 0)', async () => {
+    term.keys('C-c')
+    assert.equal(await term.exitStatus(), 0)
+    assert.match(term.screen(), /bye/)
+  })
+})

@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { ChatNode } from '../node/chat-node.ts'
+import type { CliProcess } from './helpers/cli.ts'
+import { CliNetwork, TEST_TIMING } from './helpers/cli-network.ts'
+import { LOOPBACK_ALLOW } from './helpers/network.ts'
+import { waitFor, within } from './helpers/wait.ts'
+
+type Json = Record<string, unknown>
+
+describe('p2pchat start --json as real processes: bootstrap, 3 relays, alice and bob', { timeout: 180_000 }, () => {
+  const net = new CliNetwork()
+  let alice: CliProcess
+  let bob: CliProcess
+  let aliceReady: Json
+  let bobReady: Json
+
+  before(async () => {
+    await net.bootstrap()
+    await Promise.all([1, 2, 3].map(async i => await net.start(`relay${i}`, { relay: true })))
+    const [a, b] = await Promise.all([net.start('alice'), net.start('bob')])
+    alice = a.proc
+    aliceReady = a.ready
+    bob = b.proc
+    bobReady = b.ready
+    await Promise.all([net.waitForRelays(alice, 3), net.waitForRelays(bob, 3)])
+  })
+
+  after(async () => { await net.teardown() })
+
+  it('announces itself with one ready line', () => {
+    assert.equal(aliceReady.nick, 'alice')
+    assert.equal(aliceReady.relay, false)
+    assert.match(String(aliceReady.peerId), /^12D3Koo/)
+    assert.match(String(aliceReady.fingerprint), /^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/)
+    for (const addr of aliceReady.addrs as string[]) assert.ok(addr.startsWith('/ip4/127.0.0.1/tcp/'), addr)
+    assert.equal(alice.json().filter(o => o.event === 'ready').length, 1)
+  })
+
+  it('delivers messages both ways with receipts, and the recipient sees a verified sender', async () => {
+    const sentA = await alice.ask({ cmd: 'send', to: 'bob', text: 'hello bob, über ✓' })
+    const sentB = await bob.ask({ cmd: 'send', to: 'alice', text: 'hi alice' })
+    assert.equal(sentA.event, 'sent')
+    assert.equal(sentA.to, 'bob')
+    assert.match(String(sentA.id), /^[0-9a-f]{32}$/)
+    await alice.waitForJson(o => o.event === 'delivered' && o.id === sentA.id)
+    await bob.waitForJson(o => o.event === 'delivered' && o.id === sentB.id)
+    const atBob = await bob.waitForJson(o => o.event === 'message' && o.id === sentA.id)
+    assert.equal(atBob.from, 'alice')
+    assert.equal(atBob.text, 'hello bob, über ✓')
+    assert.equal(atBob.verified, true, String(atBob.reason))
+    assert.equal(atBob.reason, null)
+    assert.equal(atBob.fingerprint, aliceReady.fingerprint)
+    const atAlice = await alice.waitForJson(o => o.event === 'message' && o.id === sentB.id)
+    assert.equal(atAlice.verified, true)
+    assert.equal(atAlice.fingerprint, bobReady.fingerprint)
+    // the store's answer before the network's: sent comes before any attempt or receipt
+    const lines = alice.json()
+    const at = (pred: (o: Json) => boolean): number => lines.findIndex(pred)
+    assert.ok(at(o => o.event === 'sent' && o.id === sentA.id) < at(o => o.event === 'attempt' && o.id === sentA.id))
+    assert.ok(at(o => o.event === 'attempt' && o.id === sentA.id) < at(o => o.event === 'delivered' && o.id === sentA.id))
+    const attempt = lines.find(o => o.event === 'attempt' && o.id === sentA.id)
+    assert.equal((attempt?.path as string[]).length, 3)
+    const history = await bob.ask({ cmd: 'history', nick: 'alice' })
+    assert.deepEqual((history.messages as Json[]).map(m => m.text), ['hello bob, über ✓', 'hi alice'])
+  })
+
+  it('answers bad lines with error events and keeps working', async () => {
+    const bad: Array<[string, string]> = [
+      ['this is not json', 'BAD_JSON'],
+      ['[1,2,3]', 'NOT_AN_OBJECT'],
+      ['"send"', 'NOT_AN_OBJECT'],
+      ['{"text":"no cmd"}', 'MISSING_FIELD'],
+      ['{"cmd":"launch"}', 'UNKNOWN_CMD'],
+      ['{"cmd":"send","to":"bob"}', 'MISSING_FIELD'],
+      ['{"cmd":"send","to":5,"text":"x"}', 'BAD_FIELD'],
+      ['{"cmd":"send","to":"bob","text":"x","colour":"red"}', 'BAD_FIELD'],
+      ['{"cmd":"send","to":"Not A Nick!","text":"x"}', 'BAD_NICK'],
+      ['{"cmd":"send","to":"bob","text":""}', 'EMPTY'],
+      [JSON.stringify({ cmd: 'send', to: 'bob', text: 'x'.repeat(5000) }), 'TOO_LONG'],
+      [`{"cmd":"send","to":"bob","text":"${'y'.repeat(200_000)}"}`, 'LINE_TOO_LONG']
+    ]
+    const before = bob.json().filter(o => o.event === 'error').length
+    for (const [line] of bad) bob.child.stdin.write(line + '\n')
+    await waitFor(() => bob.json().filter(o => o.event === 'error').length >= before + bad.length, 'an error event for every bad line', 10_000)
+    const errors = bob.json().filter(o => o.event === 'error').slice(before)
+    assert.deepEqual(errors.map(e => e.code), bad.map(([, code]) => code))
+    for (const e of errors) assert.ok(typeof e.message === 'string' && e.message.length > 0 && !e.message.includes('\n'), String(e.message))
+    // a tag on a bad command comes back on its error
+    const tagged = await bob.ask({ cmd: 'whois' })
+    assert.equal(tagged.event, 'error')
+    assert.equal(tagged.code, 'MISSING_FIELD')
+    // still alive and working
+    const sent = await bob.ask({ cmd: 'send', to: 'alice', text: 'still here' })
+    await bob.waitForJson(o => o.event === 'delivered' && o.id === sent.id)
+  })
+
+  it('whois finds a user, and an unknown nick is reported clearly', async () => {
+    const found = await alice.ask({ cmd: 'whois', nick: 'bob' })
+    assert.deepEqual({ ...found, tag: undefined }, { event: 'whois', nick: 'bob', found: true, peerId: bobReady.peerId, fingerprint: bobReady.fingerprint, pin: 'same', tag: undefined })
+    const missing = await alice.ask({ cmd: 'whois', nick: 'nobody' })
+    assert.equal(missing.found, false)
+    assert.equal(missing.fingerprint, null)
+    const sent = await alice.ask({ cmd: 'send', to: 'nobody', text: 'anyone there?' })
+    const queued = await alice.waitForJson(o => o.event === 'queued' && o.id === sent.id)
+    assert.match(String(queued.reason), /not in the directory/)
+    const contacts = await alice.ask({ cmd: 'contacts' })
+    assert.deepEqual((contacts.contacts as Json[]).map(c => c.nick), ['bob'])
+  })
+
+  it('flags an impostor whose messages claim a pinned nick with another key', async () => {
+    const fake = await ChatNode.create({
+      dataDir: net.dataDir('fakealice'),
+      nick: 'fakealice',
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [net.bootstrapAddr],
+      allow: LOOPBACK_ALLOW,
+      timing: TEST_TIMING
+    })
+    try {
+      await within(fake.start(), 30_000, 'the impostor joining')
+      await waitFor(() => fake.relays().length >= 3, 'the impostor to know 3 relays', 20_000)
+      Object.defineProperty(fake, 'nick', { value: 'alice' })
+      fake.send('bob', 'this is alice, honest')
+      const msg = await bob.waitForJson(o => o.event === 'message' && o.text === 'this is alice, honest')
+      assert.equal(msg.from, 'alice')
+      assert.equal(msg.verified, false)
+      assert.match(String(msg.reason), /directory's key for alice/)
+      assert.notEqual(msg.fingerprint, aliceReady.fingerprint)
+    } finally {
+      await within(fake.stop(), 10_000, 'the impostor stopping')
+    }
+  })
+
+  it('delivers an outbox message exactly once after the sender restarts and the recipient comes online', async () => {
+    const daveDir = net.dataDir('dave')
+    const first = await net.start('dave', { dataDir: daveDir })
+    const sent = await first.proc.ask({ cmd: 'send', to: 'erin', text: 'waiting for you, erin' })
+    await first.proc.waitForJson(o => o.event === 'queued' && o.id === sent.id)
+    assert.equal(await first.proc.stop(), 0)
+
+    const again = await net.start('dave', { dataDir: daveDir })
+    assert.equal(again.ready.peerId, first.ready.peerId)
+    const erin = await net.start('erin')
+    await again.proc.waitForJson(o => o.event === 'delivered' && o.id === sent.id, 45_000)
+    await erin.proc.waitForJson(o => o.event === 'message' && o.id === sent.id)
+    // a later message, delivered after it, bounds the wait for a duplicate of the first
+    const later = await again.proc.ask({ cmd: 'send', to: 'erin', text: 'one more' })
+    await again.proc.waitForJson(o => o.event === 'delivered' && o.id === later.id)
+    await erin.proc.waitForJson(o => o.event === 'message' && o.id === later.id)
+    const seen = erin.proc.json().filter(o => o.event === 'message')
+    assert.deepEqual(seen.map(o => o.text), ['waiting for you, erin', 'one more'])
+    assert.equal(seen[0].verified, true, String(seen[0].reason))
+    assert.equal(again.proc.json().filter(o => o.event === 'delivered' && o.id === sent.id).length, 1)
+  })
+
+  it('writes only JSON on stdout and stops cleanly on SIGINT, quit and end of input', async () => {
+    for (const p of net.procs) assert.doesNotThrow(() => p.json(), p.lines.join('\n'))
+    for (const p of net.procs) for (const o of p.json()) assert.equal(typeof o.event, 'string')
+    alice.send({ cmd: 'quit' })
+    assert.equal(await within(alice.exited, 15_000, 'alice quitting'), 0)
+    bob.child.stdin.end()
+    assert.equal(await within(bob.exited, 15_000, 'bob at end of input'), 0)
+    const codes = await net.teardown()
+    assert.deepEqual(codes.filter(c => c !== 0), [], 'every process exits 0')
+  })
+})
