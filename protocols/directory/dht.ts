@@ -147,8 +147,14 @@ export class GuardedDatastore extends BaseDatastore {
     } catch {
       return undefined
     }
+    let value: Uint8Array
     try {
-      return verifyRecord(dhtKey, unwrap(stored).value)
+      value = unwrap(stored).value
+    } catch {
+      return undefined // not a Libp2pRecord at all: corrupt, so none is held
+    }
+    try {
+      return verifyRecord(dhtKey, value)
     } catch (err) {
       if (!(err instanceof RecordError)) throw err
       return undefined
