@@ -1,12 +1,46 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { parseChatLine } from '../cli/chat-commands.ts'
+import { safeText } from '../cli/format.ts'
 import { BIN } from './helpers/cli.ts'
 import { ChatNetwork, eventsOf } from './helpers/chat-network.ts'
 import type { TestUser } from './helpers/chat-network.ts'
 import { TEST_TIMING } from './helpers/cli-network.ts'
 import { TmuxSession } from './helpers/tmux.ts'
 import { waitFor } from './helpers/wait.ts'
+
+describe('interactive: pure parsing and display', () => {
+  it('parses slash commands and plain lines', () => {
+    const cases: Array<[string, string | undefined, unknown]> = [
+      ['/msg bob hello  there', undefined, { kind: 'msg', to: 'bob', text: 'hello  there' }],
+      ['/msg bob#abcd-efgh-ijkl-mnop hi', undefined, { kind: 'msg', to: 'bob#abcd-efgh-ijkl-mnop', text: 'hi' }],
+      ['/msg bob bob', undefined, { kind: 'msg', to: 'bob', text: 'bob' }],
+      ['/msg bob', undefined, { kind: 'error', message: 'usage: /msg <nick> <text>' }],
+      ['hello', 'bob', { kind: 'msg', to: 'bob', text: 'hello' }],
+      ['//not a command', 'bob', { kind: 'msg', to: 'bob', text: '/not a command' }],
+      ['hello', undefined, { kind: 'error', message: 'no contact open: /msg <nick> <text>, or /open <nick> first (/help lists commands)' }],
+      ['   ', undefined, { kind: 'none' }],
+      ['/open carol', undefined, { kind: 'open', nick: 'carol' }],
+      ['/verify carol', undefined, { kind: 'verify', nick: 'carol' }],
+      ['/verify carol accept', undefined, { kind: 'accept', nick: 'carol' }],
+      ['/accept carol', undefined, { kind: 'accept', nick: 'carol' }],
+      ['/whois', undefined, { kind: 'error', message: 'usage: /whois <nick>' }],
+      ['/whois a b', undefined, { kind: 'error', message: '/whois takes one nick; usage: /whois <nick>' }],
+      ['/history', 'bob', { kind: 'history', nick: 'bob' }],
+      ['/QUIT', undefined, { kind: 'quit' }],
+      ['/nope', undefined, { kind: 'error', message: 'unknown command /nope (/help lists commands)' }]
+    ]
+    for (const [line, open, want] of cases) assert.deepEqual(parseChatLine(line, open), want, line)
+  })
+
+  it('never lets text from the network drive the terminal', () => {
+    assert.equal(safeText('hi\x1b[2J\x1b]0;pwned\x07 there'), 'hi\\u001b[2J\\u001b]0;pwned\\u0007 there')
+    assert.equal(safeText('two\nlines\r\n'), 'two ⏎ lines ⏎ ')
+    assert.equal(safeText('über ✓ \u202eevil'), 'über ✓ \\u202eevil')
+    assert.equal(safeText('tab\there'), 'tab\there')
+  })
+})
 
 describe('p2pchat start in a real terminal (tmux), with bob and 3 relays in process', { timeout: 120_000 }, () => {
   const net = new ChatNetwork()

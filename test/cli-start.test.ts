@@ -1,12 +1,76 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { ChatNode } from '../node/chat-node.ts'
+import { localAllowList, parseCli, parseTiming } from '../cli/args.ts'
+import { MAX_JSON_LINE_BYTES, parseJsonCommand } from '../cli/json-commands.ts'
+import { LineSplitter } from '../cli/lines.ts'
 import type { CliProcess } from './helpers/cli.ts'
 import { CliNetwork, TEST_TIMING } from './helpers/cli-network.ts'
 import { LOOPBACK_ALLOW } from './helpers/network.ts'
 import { waitFor, within } from './helpers/wait.ts'
 
 type Json = Record<string, unknown>
+
+describe('start: pure parsing', () => {
+  it('parses JSON commands into typed commands or coded errors, never throwing', () => {
+    const cases: Array<[string, unknown]> = [
+      ['{"cmd":"send","to":"bob","text":"hi"}', { ok: true, command: { cmd: 'send', to: 'bob', text: 'hi' } }],
+      ['{"cmd":"send","to":"bob#abcd-efgh-ijkl-mnop","text":"hi","tag":"x"}', { ok: true, command: { cmd: 'send', to: 'bob#abcd-efgh-ijkl-mnop', text: 'hi', tag: 'x' } }],
+      ['{"cmd":"whois","nick":"bob"}', { ok: true, command: { cmd: 'whois', nick: 'bob' } }],
+      ['{"cmd":"history","nick":"bob","limit":5}', { ok: true, command: { cmd: 'history', nick: 'bob', limit: 5 } }],
+      ['{"cmd":"quit"}', { ok: true, command: { cmd: 'quit' } }],
+      ['{"cmd":"history","nick":"bob","limit":0}', 'BAD_FIELD'],
+      ['{"cmd":"history","nick":"bob","limit":1.5}', 'BAD_FIELD'],
+      ['{"cmd":"relays","tag":7}', 'BAD_FIELD'],
+      ['{"cmd":"constructor"}', 'UNKNOWN_CMD'],
+      ['{"cmd":"__proto__"}', 'UNKNOWN_CMD'],
+      ['{"__proto__":{"cmd":"quit"}}', 'MISSING_FIELD'],
+      ['{"cmd":["send"]}', 'BAD_FIELD'],
+      ['null', 'NOT_AN_OBJECT'],
+      ['', 'BAD_JSON'],
+      ['{"cmd":"send","to":"bob","text":null}', 'BAD_FIELD'],
+      [`{"cmd":"whois","nick":"${'a'.repeat(500)}"}`, 'BAD_FIELD'],
+      ['x'.repeat(MAX_JSON_LINE_BYTES + 1), 'LINE_TOO_LONG']
+    ]
+    for (const [line, want] of cases) {
+      const got = parseJsonCommand(line)
+      if (typeof want === 'string') assert.equal(got.ok ? 'ok' : got.code, want, line.slice(0, 80))
+      else assert.deepEqual(got, want, line)
+    }
+    assert.deepEqual(parseJsonCommand('{"cmd":"launch","tag":"q"}'), { ok: false, code: 'UNKNOWN_CMD', message: 'unknown cmd "launch" (one of send, whois, contacts, history, relays, accept, quit)', tag: 'q' })
+    // random bytes never throw
+    for (let i = 0; i < 2000; i++) {
+      const line = Buffer.from(Array.from({ length: i % 64 }, () => Math.floor(Math.random() * 256))).toString('utf8')
+      assert.equal(typeof parseJsonCommand(line).ok, 'boolean')
+    }
+  })
+
+  it('splits lines with bounded memory, dropping an oversize line whole', () => {
+    const s = new LineSplitter(10)
+    assert.deepEqual(s.push(Buffer.from('ab\r\ncd')), [{ line: 'ab' }])
+    assert.deepEqual(s.push(Buffer.from('ef\n0123456789')), [{ line: 'cdef' }])
+    assert.deepEqual(s.push(Buffer.from('0123')), [])
+    assert.deepEqual(s.push(Buffer.from('45\nok\n')), [{ oversize: 16 }, { line: 'ok' }])
+    const euro = Buffer.from('€\n')
+    assert.deepEqual([...s.push(euro.subarray(0, 1)), ...s.push(euro.subarray(1))], [{ line: '€' }])
+    assert.deepEqual(s.push(Buffer.from('tail')), [])
+    assert.deepEqual(s.end(), [{ line: 'tail' }])
+  })
+
+  it('reads start flags, timers and the loopback allow list', () => {
+    const opts = parseCli(['start', '--nick', 'al', '--relay', '--json', '--bootstrap', '/ip4/127.0.0.1/tcp/1/p2p/x'])
+    assert.equal(opts.command, 'start')
+    assert.equal(opts.nick, 'al')
+    assert.equal(opts.relay, true)
+    assert.deepEqual(parseCli(['start'], { P2PCHAT_BOOTSTRAP: '/ip4/10.0.0.1/tcp/1/p2p/a, /ip4/10.0.0.2/tcp/1/p2p/b' }).bootstrap, ['/ip4/10.0.0.1/tcp/1/p2p/a', '/ip4/10.0.0.2/tcp/1/p2p/b'])
+    assert.deepEqual(localAllowList(['/ip4/127.0.0.1/tcp/4001/p2p/x', '/ip4/192.168.1.9/tcp/4001/p2p/y', '/ip4/8.8.8.8/tcp/1/p2p/z', '/dns4/example.org/tcp/1']),
+      ['/ip4/127.0.0.1/ipcidr/8', '/ip4/192.168.0.0/ipcidr/16'])
+    assert.deepEqual(localAllowList(['/ip4/172.32.0.1/tcp/1']), [])
+    assert.deepEqual(parseTiming({ P2PCHAT_TIMING: '{"retryIntervalMs":500}' }), { retryIntervalMs: 500 })
+    assert.deepEqual(parseTiming({}), {})
+    for (const bad of ['nope', '[1]', '{"retryIntervalMs":-1}', '{"sleepMs":1}']) assert.throws(() => parseTiming({ P2PCHAT_TIMING: bad }), { name: 'UserError' })
+  })
+})
 
 describe('p2pchat start --json as real processes: bootstrap, 3 relays, alice and bob', { timeout: 180_000 }, () => {
   const net = new CliNetwork()

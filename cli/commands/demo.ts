@@ -17,7 +17,7 @@ import type { CliOptions } from '../args.ts'
 import { clock, MARK_DELIVERED, safeText, shortId, verifiedMark } from '../format.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
-import { untilSignal } from '../signals.ts'
+import { watchSignals } from '../signals.ts'
 
 const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
 const LOOPBACK_ALLOW = ['/ip4/127.0.0.1/ipcidr/8']
@@ -196,6 +196,7 @@ class Demo {
 }
 
 export async function runDemo (opts: CliOptions, io: CliIO): Promise<number> {
+  const signals = watchSignals()
   const demo = new Demo(io, opts.json)
   const script = async (): Promise<void> => {
     await demo.setUp()
@@ -205,7 +206,7 @@ export async function runDemo (opts: CliOptions, io: CliIO): Promise<number> {
   }
   let code = 0
   try {
-    const interrupted = await Promise.race([script().then(() => false), untilSignal().then(() => true)])
+    const interrupted = await Promise.race([script().then(() => false), signals.received.then(() => true)])
     if (interrupted) {
       io.stderr.write('p2pchat demo: interrupted, stopping\n')
       code = 130

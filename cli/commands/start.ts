@@ -10,8 +10,9 @@ import { localAllowList, parseTiming } from '../args.ts'
 import type { CliOptions } from '../args.ts'
 import { InteractiveSession } from '../interactive.ts'
 import { JsonSession } from '../json-session.ts'
+import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
-import { untilSignal } from '../signals.ts'
+import { watchSignals } from '../signals.ts'
 
 /** Where a user or relay listens unless told otherwise: every interface, TCP and WebSockets. */
 export const DEFAULT_START_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
@@ -43,21 +44,28 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick>', 'USAGE')
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
   const timing = parseTiming(io.env)
+  const signals = watchSignals()
   const input: Readable = io.stdin ?? process.stdin
-  const chat = await ChatNode.create({
-    dataDir: resolveDataDir(opts.dataDir, io.env),
-    nick: opts.nick,
-    relay: opts.relay,
-    listen: opts.listen ?? DEFAULT_START_LISTEN,
-    bootstrap: opts.bootstrap,
-    allow: localAllowList(opts.bootstrap),
-    timing
-  })
+  let chat: ChatNode
+  try {
+    chat = await ChatNode.create({
+      dataDir: resolveDataDir(opts.dataDir, io.env),
+      nick: opts.nick,
+      relay: opts.relay,
+      listen: opts.listen ?? DEFAULT_START_LISTEN,
+      bootstrap: opts.bootstrap,
+      allow: localAllowList(opts.bootstrap),
+      timing
+    })
+  } catch (err) {
+    if (err instanceof UserError && opts.json) emit(io, { event: 'error', code: err.code, message: err.message })
+    throw err
+  }
   const json = opts.json ? new JsonSession(chat, io) : undefined
   const tty = json == null ? new InteractiveSession(chat, io.stdout) : undefined
   const detach = json?.attach() ?? tty?.attach() ?? (() => {})
   const ac = new AbortController()
-  const signal = untilSignal().then(sig => { ac.abort(); return sig })
+  const signal = signals.received.then(sig => { ac.abort(); return sig })
   try {
     const starting = chat.start({ signal: ac.signal })
     starting.catch(() => {}) // a start interrupted by a signal rejects after the race is decided
