@@ -218,6 +218,16 @@ describe('p2pchat start --json as real processes: bootstrap, 3 relays, alice and
     assert.equal(again.proc.json().filter(o => o.event === 'delivered' && o.id === sent.id).length, 1)
   })
 
+  it('refuses a nick held by another key with one clear error (exit 1)', async () => {
+    const taken = net.spawn(['start', '--json', '--nick', 'bob', '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('second-bob')])
+    const err = await taken.waitForJson(o => o.event === 'error' || o.event === 'ready', 60_000)
+    assert.equal(err.code, 'NICK_TAKEN', JSON.stringify(err))
+    assert.match(String(err.message), /nick "bob" is held by another key/)
+    assert.equal(await within(taken.exited, 15_000, 'the refused start exiting'), 1)
+    assert.match(taken.stderr, /^p2pchat: nick "bob" is held by another key/m)
+    assert.doesNotMatch(taken.stderr, /\n\s+at /, 'no stack trace')
+  })
+
   it('writes only JSON on stdout and stops cleanly on SIGINT, quit and end of input', async () => {
     for (const p of net.procs) assert.doesNotThrow(() => p.json(), p.lines.join('\n'))
     for (const p of net.procs) for (const o of p.json()) assert.equal(typeof o.event, 'string')
@@ -225,7 +235,8 @@ describe('p2pchat start --json as real processes: bootstrap, 3 relays, alice and
     assert.equal(await within(alice.exited, 15_000, 'alice quitting'), 0)
     bob.child.stdin.end()
     assert.equal(await within(bob.exited, 15_000, 'bob at end of input'), 0)
-    const codes = await net.teardown()
+    const taken = net.procs.find(p => p.child.spawnargs.includes(net.dataDir('second-bob')))
+    const codes = await Promise.all(net.procs.filter(p => p !== taken).map(async p => await p.stop()))
     assert.deepEqual(codes.filter(c => c !== 0), [], 'every process exits 0')
   })
 })
