@@ -19,6 +19,10 @@ function contains (haystack: Uint8Array, needle: Uint8Array): boolean {
   return Buffer.from(haystack).indexOf(Buffer.from(needle)) !== -1
 }
 
+function stats (nodes: Node[]): string {
+  return nodes.map(n => `${n.node.peerId.toString().slice(-6)} ${JSON.stringify(n.router.service.stats)} queued=${n.router.service.queuedPackets}`).join('; ')
+}
+
 describe('onion routing on an in-process loopback network: bootstrap, 5 relays, 2 users', { timeout: 300_000 }, () => {
   const net = new TestNetwork()
   const nodes: Node[] = []
@@ -72,7 +76,7 @@ describe('onion routing on an in-process loopback network: bootstrap, 5 relays, 
       assert.equal(new Set(path).size, 3)
       sent.push({ text, path })
     }
-    await waitFor(() => bob.messages.length >= 200, '200 deliveries', 60_000)
+    await waitFor(() => bob.messages.length >= 200, () => `200 deliveries (got ${bob.messages.length}); ${stats(nodes)}`, 120_000)
     assert.equal(bob.messages.length, 200)
     const got = new Set(bob.messages.map(m => Buffer.from(m).toString('hex')))
     for (const s of sent) assert.ok(got.has(Buffer.from(s.text).toString('hex')), 'every message arrives intact')
@@ -116,7 +120,7 @@ describe('onion routing on an in-process loopback network: bootstrap, 5 relays, 
     const replayedBefore = firstHop.router.service.stats.dropped.replay ?? 0
     const receipt = new TextEncoder().encode('delivered: message 1')
     bob.router.reply(block.surb, receipt)
-    await waitFor(() => alice.replies.length === 1, 'the reply', 20_000)
+    await waitFor(() => alice.replies.length === 1, () => `the reply over ${block.path.join(' > ')}; ${stats(nodes)}`, 60_000)
     assert.deepEqual(alice.replies[0], receipt)
     bob.router.reply(block.surb, new TextEncoder().encode('again'))
     await waitFor(() => (firstHop.router.service.stats.dropped.replay ?? 0) === replayedBefore + 1, 'the replayed SURB to be dropped', 20_000)

@@ -34,6 +34,9 @@ export const DEFAULT_BURST = 4000
 export const DEFAULT_QUEUE_LENGTH = 1024
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
 export const MAX_INBOUND_STREAMS = 8
+/** Dials to a neighbour before its queued packets are dropped, with a growing pause between. */
+export const MAX_DIAL_ATTEMPTS = 3
+export const DIAL_RETRY_DELAY_MS = 250
 /** How many inbound peers' rate state is kept before the idle ones are forgotten. */
 const MAX_TRACKED_PEERS = 10_000
 
@@ -86,6 +89,7 @@ class Neighbour {
   readonly queue: Uint8Array[] = []
   stream: Stream | undefined
   pumping = false
+  dialFailures = 0
   constructor (peer: PeerId) { this.peer = peer }
 }
 
@@ -275,8 +279,15 @@ export class OnionService {
         let stream: Stream
         try {
           stream = await this.openStream(n)
+          n.dialFailures = 0
         } catch (err) {
           this.log('cannot reach %s: %s', to, (err as Error).message)
+          if (++n.dialFailures < MAX_DIAL_ATTEMPTS && this.running) {
+            // a busy peer or a slow first connection: try again shortly before giving up the queue
+            await new Promise(resolve => setTimeout(resolve, DIAL_RETRY_DELAY_MS * n.dialFailures))
+            continue
+          }
+          n.dialFailures = 0
           for (let i = n.queue.length; i > 0; i--) this.drop(to, 'dial-failed')
           n.queue.length = 0
           break

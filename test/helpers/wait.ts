@@ -1,9 +1,12 @@
-/** Waits until `predicate` holds, checking every `intervalMs`, or fails after `timeoutMs`. Bounded, never a fixed sleep. */
-export async function waitFor (predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000, intervalMs = 25): Promise<void> {
+/**
+ * Waits until `predicate` holds, checking every `intervalMs`, or fails after `timeoutMs`. Bounded,
+ * never a fixed sleep. `what` may be a function so the failure can describe the state at that moment.
+ */
+export async function waitFor (predicate: () => boolean | Promise<boolean>, what: string | (() => string), timeoutMs = 20_000, intervalMs = 25): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (true) {
     if (await predicate()) return
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`)
     await new Promise(resolve => setTimeout(resolve, intervalMs))
   }
 }
