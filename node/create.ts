@@ -29,8 +29,8 @@ import { UserError } from './errors.ts'
 
 export const DHT_PROTOCOL = '/p2pchat/kad/1.0.0'
 
-/** Default listen addresses of a user or relay node: any free port on loopback, TCP and WebSockets. */
-export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws']
+/** Default listen addresses of a user or relay node: any free port on every interface, TCP and WebSockets. */
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 
 export type P2PServices = {
   identify: Identify
