@@ -141,11 +141,19 @@ export class OnionService {
 
   private readStream (stream: Stream, connection: Connection): void {
     const from = connection.remotePeer.toString()
-    const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_FRAME_LENGTH, maxBufferSize: MAX_FRAME_LENGTH + 16 })
+    // The decoder refuses to buffer more than maxBufferSize, but a stream read hands over everything
+    // that arrived since the last read: many frames at once whenever this node is busy. So chunks are
+    // fed in pieces of at most MAX_FRAME_LENGTH: the decoder then holds at most one partial frame plus
+    // one piece, and only a frame longer than MAX_FRAME_LENGTH ends the stream.
+    const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_FRAME_LENGTH, maxBufferSize: 2 * MAX_FRAME_LENGTH + 16 })
     const run = async (): Promise<void> => {
       try {
         for await (const chunk of stream) {
-          for (const frame of decoder.decode(chunk)) this.receive(frame, from)
+          for (const buf of chunk instanceof Uint8Array ? [chunk] : chunk) {
+            for (let o = 0; o < buf.length; o += MAX_FRAME_LENGTH) {
+              for (const frame of decoder.decode(buf.subarray(o, o + MAX_FRAME_LENGTH))) this.receive(frame, from)
+            }
+          }
         }
       } catch (err) {
         const name = (err as Error).name
