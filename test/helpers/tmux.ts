@@ -22,9 +22,12 @@ export class TmuxSession {
     return res.stdout
   }
 
-  /** Starts `argv` (with `env` added) in a 200x50 terminal; the pane stays after it exits, to read its status. */
+  /**
+   * Starts `argv` (with `env` added) in a 200x50 terminal, under a shell that prints the exit status
+   * when it ends (tmux's own pane_dead_status is sometimes never filled in), and keeps the pane open.
+   */
   start (argv: string[], env: Record<string, string> = {}): void {
-    const command = ['env', ...Object.entries({ LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TERM: 'tmux-256color', ...env }).map(([k, v]) => `${k}=${v}`), ...argv].map(shellQuote).join(' ')
+    const command = ['sh', '-c', '"$@"; echo "[exit status $?]"', 'sh', 'env', ...Object.entries({ LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TERM: 'tmux-256color', ...env }).map(([k, v]) => `${k}=${v}`), ...argv].map(shellQuote).join(' ')
     this.tmux(['new-session', '-d', '-s', this.session, '-x', '200', '-y', '50', command, ';', 'set-option', '-g', 'remain-on-exit', 'on'])
   }
 
@@ -54,15 +57,10 @@ export class TmuxSession {
     return last
   }
 
-  /** The command's exit status once it has exited (the pane is dead), waiting up to `timeoutMs`. */
+  /** The command's exit status, as its shell printed it, waiting up to `timeoutMs`. */
   async exitStatus (timeoutMs = 15_000): Promise<number> {
-    let status = ''
-    await waitFor(() => {
-      const [dead, code] = this.tmux(['display-message', '-p', '-t', this.session, '#{pane_dead} #{pane_dead_status}']).trim().split(' ')
-      status = code
-      return dead === '1'
-    }, 'the command to exit', timeoutMs, 100)
-    return Number(status)
+    const screen = await this.waitForScreen(/^\[exit status (\d+)\]$/m, timeoutMs)
+    return Number(/^\[exit status (\d+)\]$/m.exec(screen)?.[1])
   }
 
   kill (): void {
