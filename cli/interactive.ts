@@ -79,6 +79,12 @@ export class InteractiveSession {
   /** The start failed or was interrupted: clear the status line. */
   abandon (): void { this.stopSpinner() }
 
+  /** Ends run() from outside (a signal): closing readline gives the terminal back its normal mode. */
+  close (): void {
+    this.stopSpinner()
+    this.rl?.close()
+  }
+
   private onEvent (e: ChatEvent): void {
     switch (e.type) {
       case 'status':

@@ -90,6 +90,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
     throw shown
   } finally {
     detach()
+    tty?.close()
     input.pause()
     await stopWithin(chat, io)
   }
