@@ -52,13 +52,15 @@ function varint (n: number): Uint8Array {
 /** Why a packet was not forwarded or delivered. Stable strings, counted in `stats.dropped`. */
 export type OnionDropReason =
   | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'payload-integrity' | 'internal'
-  | 'replay' | 'rate-limit' | 'queue-full' | 'not-a-relay' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'stream-error' | 'loop'
+  | 'replay' | 'rate-limit' | 'queue-full' | 'not-a-relay' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'loop'
 
 export interface OnionStats {
   received: number
   forwarded: number
   delivered: number
   dropped: Partial<Record<OnionDropReason, number>>
+  /** Inbound streams that ended in an error (reset, connection lost); counted apart from packet drops. */
+  streamErrors: number
 }
 
 /** What the instrumentation hook sees: never more than a relay itself learns. */
@@ -67,6 +69,7 @@ export type OnionEvent =
   | { type: 'forward', from: string, to: string, size: number, packet: Uint8Array }
   | { type: 'deliver', from: string }
   | { type: 'drop', from: string, reason: OnionDropReason }
+  | { type: 'stream-error', from: string }
 
 export interface OnionServiceInit {
   /** The node's long-term onion key (its name record's): final layers addressed to it are delivered. */
@@ -100,7 +103,7 @@ export class OnionService {
   private readonly neighbours = new Map<string, Neighbour>()
   private readonly log = logger('p2pchat:onion')
   private running = false
-  readonly stats: OnionStats = { received: 0, forwarded: 0, delivered: 0, dropped: {} }
+  readonly stats: OnionStats = { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0 }
 
   constructor (node: Libp2p, init: OnionServiceInit) {
     this.node = node
@@ -157,9 +160,14 @@ export class OnionService {
         }
       } catch (err) {
         const name = (err as Error).name
-        const reason: OnionDropReason = name === 'InvalidMessageLengthError' || name === 'InvalidParametersError' ? 'oversize-frame' : 'stream-error'
-        this.drop(from, reason)
-        this.log('inbound stream from %s ended: %s', from, reason)
+        if (name === 'InvalidMessageLengthError' || name === 'InvalidParametersError') {
+          this.drop(from, 'oversize-frame')
+        } else {
+          // the link failed (a reset, a closed connection): no frame was refused, so it is not a drop
+          this.stats.streamErrors++
+          this.init.onEvent?.({ type: 'stream-error', from })
+        }
+        this.log('inbound stream from %s ended: %s', from, (err as Error).message)
         stream.abort(err as Error)
       }
     }
