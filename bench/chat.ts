@@ -1,0 +1,181 @@
+/**
+ * A 20-node chat network on loopback (bootstrap, 5 relays, 13 users, then one newcomer at a time),
+ * built with the test harness test/helpers/chat-network.ts. Measures:
+ * - end-to-end delivery over 3 relays (ChatNode.send -> the recipient's 'message' event, and on to the
+ *   sender's 'delivered' when the signed receipt is back), beside a direct one-hop libp2p message of
+ *   the same size between the same two users' libp2p nodes;
+ * - time to first message for a new user: create + start (join the DHT, publish the name, find relays),
+ *   name lookup, send until the recipient shows it, until the receipt is back.
+ */
+import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Stream } from '@libp2p/interface'
+import { ChatNode } from '../node/chat-node.ts'
+import type { ChatEvent } from '../node/chat-node.ts'
+import { PACKET_SIZE } from '../protocols/onion/constants.ts'
+import { ChatNetwork } from '../test/helpers/chat-network.ts'
+import type { TestUser } from '../test/helpers/chat-network.ts'
+import { LOOPBACK_ALLOW } from '../test/helpers/network.ts'
+import { DIRECT_PROTOCOL, FRAME_HEADER, readFrames } from './lib/frames.ts'
+import { summarize, within } from './lib/stats.ts'
+import type { Summary } from './lib/stats.ts'
+
+export interface ChatBenchOptions {
+  /** messages timed end to end (and as many direct ones) */
+  messages: number
+  /** newcomers timed from start to receipt */
+  newcomers: number
+  /** relays and users besides the bootstrap node (default 5 and 13: with a newcomer, 20 nodes) */
+  relays?: number
+  users?: number
+  log: (line: string) => void
+}
+
+export interface FirstMessage {
+  totalMs: number
+  startMs: number
+  lookupMs: number
+  sendToShownMs: number
+  shownToReceiptMs: number
+  relaysKnown: number
+  /** ms from create to each status event of start() (joining, publishing the name, finding relays, ready) */
+  startStages: Record<string, number>
+}
+
+export interface ChatBenchResult {
+  nodes: number
+  relays: number
+  direct: Summary
+  oneWay: Summary
+  roundTrip: Summary
+  firstMessage: FirstMessage[]
+  total: Summary
+  stages: Record<'start' | 'lookup' | 'sendToShown' | 'shownToReceipt', Summary>
+}
+
+
+function waitEvent<T extends ChatEvent['type']> (user: { chat: ChatNode }, type: T, match: (e: Extract<ChatEvent, { type: T }>) => boolean, timeoutMs = 20_000): Promise<Extract<ChatEvent, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { off(); reject(new Error(`no ${type} event within ${timeoutMs} ms`)) }, timeoutMs)
+    const off = user.chat.on((e) => {
+      if (e.type === type && match(e as Extract<ChatEvent, { type: T }>)) { clearTimeout(timer); off(); resolve(e as Extract<ChatEvent, { type: T }>) }
+    })
+  })
+}
+
+export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResult> {
+  const log = opts.log
+  const RELAYS = opts.relays ?? 5
+  const USERS = opts.users ?? 13 // + bootstrap + relays = 19; each newcomer makes 20
+  const net = new ChatNetwork()
+  try {
+    await net.bootstrap()
+    log(`  building the network: bootstrap, ${RELAYS} relays, ${USERS} users`)
+    await Promise.all(Array.from({ length: RELAYS }, async (_, i) => await net.user(`relay${i}`, { relay: true })))
+    const users = await Promise.all(Array.from({ length: USERS }, async (_, i) => await net.user(i === 0 ? 'alice' : i === 1 ? 'bob' : `user${i}`)))
+    const [alice, bob] = users
+    // alice and bob (the timed pair) must know every relay; the others need not
+    const deadline = Date.now() + 30_000
+    while ((alice.chat.router.relays.size < RELAYS || bob.chat.router.relays.size < RELAYS) && Date.now() < deadline) {
+      await Promise.all([alice, bob].map(async u => await u.chat.router.discoverRelays().catch(() => 0)))
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
+    log(`  relays known: alice ${alice.chat.router.relays.size}, bob ${bob.chat.router.relays.size}`)
+
+    // ---- baseline: one frame of PACKET_SIZE bytes, alice's libp2p node -> bob's, one long-lived stream ----
+    let onFrame: (() => void) | undefined
+    await bob.chat.node.handle(DIRECT_PROTOCOL, (stream) => { readFrames(stream, () => { onFrame?.() }).catch(() => {}) })
+    const direct: Stream = await alice.chat.node.dialProtocol(peerIdFromString(bob.chat.peerId), DIRECT_PROTOCOL)
+    const frame = new Uint8Array(FRAME_HEADER.length + PACKET_SIZE)
+    frame.set(FRAME_HEADER)
+    const directOnce = async (): Promise<number> => {
+      const arrived = new Promise<void>(resolve => { onFrame = resolve })
+      const t0 = performance.now()
+      direct.send(frame)
+      await arrived
+      return performance.now() - t0
+    }
+    const chatOnce = async (i: number): Promise<[number, number]> => {
+      const text = `bench message ${i}`
+      const t0 = performance.now()
+      const shown = waitEvent(bob, 'message', e => e.text === text)
+      const { id } = alice.chat.send('bob', text)
+      const delivered = waitEvent(alice, 'delivered', e => e.id === id)
+      await shown
+      const t1 = performance.now()
+      await delivered
+      return [t1 - t0, performance.now() - t0]
+    }
+    log(`  end to end: ${opts.messages} chat messages alice -> bob over 3 relays, ${opts.messages} direct frames`)
+    for (let i = 0; i < 10; i++) { await directOnce(); await chatOnce(-i - 1) } // connections, caches, JIT
+    const directMs: number[] = []
+    const oneWayMs: number[] = []
+    const roundTripMs: number[] = []
+    for (let i = 0; i < opts.messages; i++) {
+      directMs.push(await directOnce())
+      const [oneWay, roundTrip] = await chatOnce(i)
+      oneWayMs.push(oneWay)
+      roundTripMs.push(roundTrip)
+    }
+    await direct.close().catch(() => {})
+
+    // ---- newcomers: the 20th node, one at a time ----
+    log(`  time to first message: ${opts.newcomers} newcomers, each the 20th node`)
+    const firstMessage: FirstMessage[] = []
+    for (let k = 0; k < opts.newcomers; k++) {
+      const nick = `newcomer${k}`
+      const t0 = performance.now()
+      const chat = await ChatNode.create({
+        dataDir: join(net.root, nick),
+        nick,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: net.boot?.addrs() ?? [],
+        allow: LOOPBACK_ALLOW,
+        timing: { announceIntervalMs: 500, receiptTimeoutMs: 5_000, retryIntervalMs: 2_000 }
+      })
+      const user: TestUser = { chat, events: [], dataDir: join(net.root, nick) }
+      const startStages: Record<string, number> = {}
+      chat.on((e) => { if (e.type === 'status') startStages[`${e.stage}: ${e.detail.split(' ').slice(0, 3).join(' ')}`] = performance.now() - t0 })
+      net.users.push(user)
+      await chat.start()
+      const t1 = performance.now()
+      const found = await chat.whois('bob')
+      if (!found.found) throw new Error('newcomer could not find bob')
+      const t2 = performance.now()
+      const text = `hello from ${nick}`
+      const shown = waitEvent(bob, 'message', e => e.text === text)
+      const { id } = chat.send('bob', text)
+      const delivered = waitEvent(user, 'delivered', e => e.id === id)
+      await shown
+      const t3 = performance.now()
+      await delivered
+      const t4 = performance.now()
+      firstMessage.push({ totalMs: t4 - t0, startMs: t1 - t0, lookupMs: t2 - t1, sendToShownMs: t3 - t2, shownToReceiptMs: t4 - t3, relaysKnown: chat.router.relays.size, startStages })
+      await within(chat.stop(), 10_000)
+      net.users.splice(net.users.indexOf(user), 1)
+    }
+    return {
+      nodes: 1 + RELAYS + USERS + 1,
+      relays: RELAYS,
+      direct: summarize(directMs),
+      oneWay: summarize(oneWayMs),
+      roundTrip: summarize(roundTripMs),
+      firstMessage,
+      total: summarize(firstMessage.map(f => f.totalMs)),
+      stages: {
+        start: summarize(firstMessage.map(f => f.startMs)),
+        lookup: summarize(firstMessage.map(f => f.lookupMs)),
+        sendToShown: summarize(firstMessage.map(f => f.sendToShownMs)),
+        shownToReceipt: summarize(firstMessage.map(f => f.shownToReceiptMs))
+      }
+    }
+  } finally {
+    await within(net.teardown(), 30_000)
+  }
+}
+
+if (import.meta.main) {
+  const r = await chatBench({ messages: 30, newcomers: 2, log: console.log })
+  console.log(JSON.stringify(r, null, 1))
+  process.exit(0)
+}

@@ -1,0 +1,169 @@
+/**
+ * One node in its own process, so that its memory and CPU are its own. Spawned by bench/forwarding.ts
+ * with --expose-gc; speaks JSON over the IPC channel.
+ *
+ *   role bare:  createP2PNode only (the memory baseline)
+ *   role user:  a ChatNode, started against the given bootstrap address, then idle
+ *   role relay: createP2PNode + OnionService as a relay (rate limits raised for saturation) + the
+ *               plain forwarder of bench/lib/frames.ts, both forwarding to the sink it is told of
+ *   role sink:  createP2PNode that counts the frames the relay forwards (onion and plain) and keeps
+ *               their arrival times; it is also the DHT peer the user node joins through
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { createP2PNode } from '../node/create.ts'
+import type { P2PNode } from '../node/create.ts'
+import { ChatNode } from '../node/chat-node.ts'
+import { ephemeralIdentity } from '../node/identity.ts'
+import { OnionKeyRing } from '../protocols/onion/keyring.ts'
+import { ONION_PROTOCOL, OnionService } from '../protocols/onion/relay.ts'
+import { onionPrivateKeyFromRaw } from '../protocols/onion/sphinx.ts'
+import { PLAIN_SINK_PROTOCOL, PlainForwarder, readFrames } from './lib/frames.ts'
+
+export type ChildRole = 'bare' | 'user' | 'relay' | 'sink'
+
+export interface MemorySample { rss: number, heapUsed: number, heapTotal: number, external: number, arrayBuffers: number }
+
+export type ToChild =
+  | { cmd: 'mem' }
+  | { cmd: 'connect', sink: string }
+  | { cmd: 'stats' }
+  | { cmd: 'checkpoints', every: number }
+  | { cmd: 'cpu' }
+  | { cmd: 'arrivals' }
+  | { cmd: 'stop' }
+
+export type FromChild =
+  | { type: 'ready', peerId: string, addrs: string[], onionKey?: string }
+  | { type: 'mem', mem: MemorySample }
+  | { type: 'connected' }
+  | { type: 'stats', onion: OnionService['stats'], plain: { received: number, forwarded: number, dropped: number }, queued: number }
+  | { type: 'checkpoint', received: number, mem: MemorySample, replayBytes: number }
+  | { type: 'cpu', userMs: number, systemMs: number, wallMs: number }
+  | { type: 'arrivals', onion: number[], plain: number[] }
+  | { type: 'stopped' }
+  | { type: 'error', message: string }
+
+const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
+const ALLOW = ['/ip4/127.0.0.1/ipcidr/8']
+/** Far above any rate a loopback bench reaches: the saturation run must not be cut by the limiter. */
+export const SATURATION_PACKETS_PER_SECOND = 1_000_000_000
+export const SATURATION_BURST = 1_000_000_000
+
+function memory (): MemorySample {
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  gc?.()
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
+}
+
+function send (msg: FromChild): void { process.send?.(msg) }
+
+async function main (): Promise<void> {
+  const role = process.argv[2] as ChildRole
+  const bootstrap = process.argv[3] ?? ''
+  const identity = await ephemeralIdentity()
+  let node: P2PNode
+  let chat: ChatNode | undefined
+  let service: OnionService | undefined
+  let keyRing: OnionKeyRing | undefined
+  let plain: PlainForwarder | undefined
+  let dataDir: string | undefined
+
+  if (role === 'user') {
+    dataDir = mkdtempSync(join(tmpdir(), 'p2pchat-bench-'))
+    chat = await ChatNode.create({ dataDir, nick: `idle${process.pid}`, identity, listen: LOOPBACK, bootstrap: [bootstrap], allow: ALLOW })
+    await chat.start()
+    node = chat.node
+  } else {
+    node = await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, bootstrap: bootstrap === '' ? [] : [bootstrap], allow: ALLOW })
+  }
+  if (role === 'relay') {
+    keyRing = new OnionKeyRing()
+    service = new OnionService(node, {
+      userKey: onionPrivateKeyFromRaw(identity.onionPrivate),
+      keyRing,
+      onDeliver: () => {},
+      packetsPerSecond: SATURATION_PACKETS_PER_SECOND,
+      burst: SATURATION_BURST
+    })
+    await service.start()
+    plain = new PlainForwarder(node)
+  }
+
+  const arrivals = { onion: [] as number[], plain: [] as number[] }
+  if (role === 'sink') {
+    await node.handle(ONION_PROTOCOL, (stream) => { readFrames(stream, () => { arrivals.onion.push(performance.now()) }).catch(() => {}) }, { maxInboundStreams: 16 })
+    await node.handle(PLAIN_SINK_PROTOCOL, (stream) => { readFrames(stream, () => { arrivals.plain.push(performance.now()) }).catch(() => {}) }, { maxInboundStreams: 16 })
+  }
+
+  let checkpointTimer: ReturnType<typeof setInterval> | undefined
+  const cpuStart = { usage: process.cpuUsage(), at: performance.now() }
+
+  // the parent is gone (it crashed, or the run was interrupted): do not linger
+  process.once('disconnect', () => { setTimeout(() => process.exit(0), 2000).unref(); Promise.resolve(node.stop()).finally(() => process.exit(0)) })
+  process.on('message', (msg: ToChild) => {
+    const run = async (): Promise<void> => {
+      switch (msg.cmd) {
+        case 'mem': send({ type: 'mem', mem: memory() }); break
+        case 'connect': {
+          const ma = multiaddr(msg.sink)
+          await node.dial(ma)
+          const sinkId = ma.getComponents().find(c => c.name === 'p2p')?.value
+          if (sinkId == null || plain == null) throw new Error('relay needs a sink address with /p2p/')
+          await plain.start(peerIdFromString(sinkId))
+          send({ type: 'connected' })
+          break
+        }
+        case 'stats':
+          send({ type: 'stats', onion: service?.stats ?? { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0 }, plain: { received: plain?.received ?? 0, forwarded: plain?.forwarded ?? 0, dropped: plain?.dropped ?? 0 }, queued: service?.queuedPackets ?? 0 })
+          break
+        case 'checkpoints': {
+          // memory after every `every` onion packets received (forced GC, so a few ms of the run go to it)
+          let next = msg.every
+          clearInterval(checkpointTimer)
+          checkpointTimer = setInterval(() => {
+            const received = service?.stats.received ?? 0
+            if (received < next) return
+            while (next <= received) next += msg.every
+            send({ type: 'checkpoint', received, mem: memory(), replayBytes: keyRing?.replayBytes ?? 0 })
+          }, 20)
+          break
+        }
+        case 'cpu': {
+          const u = process.cpuUsage(cpuStart.usage)
+          send({ type: 'cpu', userMs: u.user / 1000, systemMs: u.system / 1000, wallMs: performance.now() - cpuStart.at })
+          cpuStart.usage = process.cpuUsage()
+          cpuStart.at = performance.now()
+          break
+        }
+        case 'arrivals': send({ type: 'arrivals', onion: arrivals.onion, plain: arrivals.plain }); break
+        case 'stop':
+          clearInterval(checkpointTimer)
+          await service?.stop()
+          if (chat != null) await chat.stop(); else await node.stop()
+          if (dataDir != null) rmSync(dataDir, { recursive: true, force: true })
+          send({ type: 'stopped' })
+          process.exit(0)
+          break
+      }
+    }
+    run().catch((err: Error) => { send({ type: 'error', message: err.message }) })
+  })
+
+  send({
+    type: 'ready',
+    peerId: node.peerId.toString(),
+    addrs: node.getMultiaddrs().map(a => a.toString()),
+    onionKey: keyRing != null ? Buffer.from(keyRing.current.publicKey).toString('base64') : undefined
+  })
+}
+
+main().catch((err: Error) => {
+  send({ type: 'error', message: err.stack ?? err.message })
+  process.exit(1)
+})

@@ -1,0 +1,216 @@
+/**
+ * One relay's forwarding rate, saturated from several senders, beside a plain forwarder on the same
+ * hosts; and memory: an idle bare libp2p node, an idle user node, the relay idle and after every
+ * onion packet of the run (100,000 in the full run).
+ *
+ * Hosts: the relay, the sink, the bare node and the user node each run in their own process
+ * (bench/child.ts), so their memory and CPU are their own; the senders run in this process. The relay
+ * is one Node process, so it uses one core at most; its CPU time over wall time is reported beside
+ * each rate (below 1.0 means it was not saturated, or shared its core with other processes).
+ */
+import { Worker } from 'node:worker_threads'
+import { generateKeyPairSync } from 'node:crypto'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Stream } from '@libp2p/interface'
+import { createP2PNode } from '../node/create.ts'
+import type { P2PNode } from '../node/create.ts'
+import { ephemeralIdentity } from '../node/identity.ts'
+import { PACKET_SIZE } from '../protocols/onion/constants.ts'
+import { ONION_PROTOCOL } from '../protocols/onion/relay.ts'
+import type { Hop } from '../protocols/onion/sphinx.ts'
+import { Child } from './lib/children.ts'
+import { FRAME_HEADER, PLAIN_FORWARD_PROTOCOL, pumpFrames } from './lib/frames.ts'
+import type { MemorySample } from './child.ts'
+import { SATURATION_BURST, SATURATION_PACKETS_PER_SECOND } from './child.ts'
+import { summarize, within } from './lib/stats.ts'
+import type { Summary } from './lib/stats.ts'
+
+export interface ForwardingOptions {
+  /** distinct onion packets pushed through the relay (each fills the replay cache) */
+  packets: number
+  /** how long the plain forwarder is driven */
+  plainSeconds: number
+  senders: number
+  /** memory checkpoints during the onion run */
+  checkpoints: number
+  log: (line: string) => void
+}
+
+export interface Rate {
+  /** packets/s over the steady window (15%..90% of the arrivals) */
+  rate: number
+  /** packets/s in each 100 ms bin of the steady window */
+  bins: Summary
+  /** frames that reached the sink */
+  delivered: number
+  /** relay CPU time / wall time while it was driven (1.0 = one core saturated) */
+  relayCpu: number
+}
+
+export interface ForwardingResult {
+  onion: Rate
+  plain: Rate
+  relayDrops: Record<string, number>
+  memory: { bare: MemorySample, user: MemorySample, relayIdle: MemorySample, relayAfter: MemorySample }
+  checkpoints: Array<{ received: number, rss: number, heapUsed: number, replayBytes: number }>
+  packets: number
+  senders: number
+  rateLimit: { packetsPerSecond: number, burst: number }
+}
+
+const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
+const ALLOW = ['/ip4/127.0.0.1/ipcidr/8']
+const BIN_MS = 100
+
+async function node (): Promise<P2PNode> {
+  const identity = await ephemeralIdentity()
+  return await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, allow: ALLOW })
+}
+
+function rateOf (arrivals: number[], relayCpu: number): Rate {
+  const n = arrivals.length
+  if (n < 10) return { rate: 0, bins: summarize([]), delivered: n, relayCpu }
+  const first = arrivals[0]
+  const last = arrivals[n - 1]
+  const a = first + 0.15 * (last - first)
+  const b = first + 0.9 * (last - first)
+  const counts = new Array<number>(Math.max(1, Math.floor((b - a) / BIN_MS))).fill(0)
+  let inWindow = 0
+  for (const t of arrivals) {
+    if (t < a || t >= b) continue
+    inWindow++
+    const bin = Math.floor((t - a) / BIN_MS)
+    if (bin < counts.length) counts[bin]++
+  }
+  return { rate: inWindow / ((b - a) / 1000), bins: summarize(counts.map(c => c * 1000 / BIN_MS)), delivered: n, relayCpu }
+}
+
+/** Packets with their frame header in front: senders write a whole frame per send. */
+async function buildFrames (hops: Hop[], count: number): Promise<Uint8Array[]> {
+  const workers = 2
+  const per = Math.ceil(count / workers)
+  const parts = await Promise.all(Array.from({ length: workers }, async (_, w) => {
+    const n = Math.min(per, count - w * per)
+    return await new Promise<ArrayBuffer>((resolve, reject) => {
+      const worker = new Worker(new URL('./packet-worker.ts', import.meta.url), { workerData: { hops, count: n, payloadBytes: 1024 } })
+      worker.once('message', resolve)
+      worker.once('error', reject)
+    })
+  }))
+  const frames: Uint8Array[] = []
+  const size = FRAME_HEADER.length + PACKET_SIZE
+  for (const buf of parts) {
+    const packets = new Uint8Array(buf)
+    const block = new Uint8Array((packets.length / PACKET_SIZE) * size)
+    for (let i = 0; i * PACKET_SIZE < packets.length; i++) {
+      block.set(FRAME_HEADER, i * size)
+      block.set(packets.subarray(i * PACKET_SIZE, (i + 1) * PACKET_SIZE), i * size + FRAME_HEADER.length)
+      frames.push(block.subarray(i * size, (i + 1) * size))
+    }
+  }
+  return frames
+}
+
+async function settle (count: () => Promise<number>, quietMs = 500, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last = -1
+  while (Date.now() < deadline) {
+    const now = await count()
+    if (now === last) return
+    last = now
+    await new Promise(resolve => setTimeout(resolve, quietMs))
+  }
+}
+
+export async function forwardingBench (opts: ForwardingOptions): Promise<ForwardingResult> {
+  const log = opts.log
+  const senders = await Promise.all(Array.from({ length: opts.senders }, async () => await node()))
+  const children: Child[] = []
+  try {
+    const sink = await Child.spawn('sink')
+    children.push(sink.child)
+    const sinkAddr = sink.ready.addrs[0].includes('/p2p/') ? sink.ready.addrs[0] : `${sink.ready.addrs[0]}/p2p/${sink.ready.peerId}`
+    const [bare, user, relay] = await Promise.all([
+      Child.spawn('bare'),
+      Child.spawn('user', sinkAddr),
+      Child.spawn('relay')
+    ])
+    children.push(bare.child, user.child, relay.child)
+    const count = async (which: 'onion' | 'plain'): Promise<number> => (await sink.child.ask({ cmd: 'arrivals' }, 'arrivals'))[which].length
+    await relay.child.ask({ cmd: 'connect', sink: sinkAddr }, 'connected')
+    const relayAddr = relay.ready.addrs[0]
+
+    log(`  building ${opts.packets} distinct 2-hop packets (relay, sink) on 2 worker threads`)
+    const hops: Hop[] = [
+      { peerId: peerIdFromString(relay.ready.peerId).toMultihash().bytes, onionKey: new Uint8Array(Buffer.from(relay.ready.onionKey ?? '', 'base64')) },
+      { peerId: peerIdFromString(sink.ready.peerId).toMultihash().bytes, onionKey: new Uint8Array(generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12)) }
+    ]
+    const packets = await buildFrames(hops, opts.packets)
+
+    const [memBare, memUser, memRelayIdle] = await Promise.all([
+      bare.child.ask({ cmd: 'mem' }, 'mem'), user.child.ask({ cmd: 'mem' }, 'mem'), relay.child.ask({ cmd: 'mem' }, 'mem')
+    ])
+    await Promise.all(senders.map(async s => await s.dial(multiaddr(relayAddr))))
+
+    // ---- baseline: the plain forwarder, same hosts, same frames, no onion work ----
+    log(`  plain forwarder: ${opts.senders} senders for ${opts.plainSeconds} s`)
+    await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+    let running = true
+    const plainStreams: Stream[] = []
+    const plainLoops = senders.map(async (s, k) => {
+      const stream = await s.dialProtocol(peerIdFromString(relay.ready.peerId), PLAIN_FORWARD_PROTOCOL)
+      plainStreams.push(stream)
+      const pool = Math.min(1000, packets.length)
+      await pumpFrames(stream, (i) => running ? packets[(i + k * 250) % pool] : undefined)
+    })
+    await new Promise(resolve => setTimeout(resolve, opts.plainSeconds * 1000))
+    running = false
+    await Promise.all(plainLoops)
+    const plainCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+    await settle(async () => await count('plain'))
+    for (const st of plainStreams) await st.close().catch(() => {})
+    const plain = rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).plain, (plainCpu.userMs + plainCpu.systemMs) / plainCpu.wallMs)
+
+    // ---- the relay: every distinct packet once, from all senders at once ----
+    log(`  onion relay: ${packets.length} packets from ${opts.senders} senders (rate limit raised to ${SATURATION_PACKETS_PER_SECOND}/s, burst ${SATURATION_BURST})`)
+    relay.child.tell({ cmd: 'checkpoints', every: Math.max(1, Math.floor(packets.length / opts.checkpoints)) })
+    await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+    await Promise.all(senders.map(async (s, k) => {
+      const stream = await s.dialProtocol(peerIdFromString(relay.ready.peerId), ONION_PROTOCOL)
+      await pumpFrames(stream, (i) => packets[k + i * senders.length])
+      await stream.close().catch(() => {})
+    }))
+    let stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
+    while (stats.onion.received < packets.length || stats.queued > 0) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
+    }
+    const onionCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+    await settle(async () => await count('onion'))
+    const onion = rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion, (onionCpu.userMs + onionCpu.systemMs) / onionCpu.wallMs)
+    await new Promise(resolve => setTimeout(resolve, 100)) // let the last checkpoint land
+    const memRelayAfter = await relay.child.ask({ cmd: 'mem' }, 'mem')
+    stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
+
+    return {
+      onion,
+      plain,
+      relayDrops: { ...stats.onion.dropped, plain: stats.plain.dropped } as Record<string, number>,
+      memory: { bare: memBare.mem, user: memUser.mem, relayIdle: memRelayIdle.mem, relayAfter: memRelayAfter.mem },
+      checkpoints: relay.child.checkpoints.map(c => ({ received: c.received, rss: c.mem.rss, heapUsed: c.mem.heapUsed, replayBytes: c.replayBytes })),
+      packets: packets.length,
+      senders: opts.senders,
+      rateLimit: { packetsPerSecond: SATURATION_PACKETS_PER_SECOND, burst: SATURATION_BURST }
+    }
+  } finally {
+    await Promise.all(children.map(async c => await c.stop()))
+    await Promise.all(senders.map(async n => { await within(Promise.resolve(n.stop()), 10_000) }))
+  }
+}
+
+if (import.meta.main) {
+  const packets = Number(process.env.PACKETS ?? 5000)
+  const r = await forwardingBench({ packets, plainSeconds: 3, senders: 4, checkpoints: 5, log: console.log })
+  console.log(JSON.stringify(r, null, 1))
+}

@@ -1,0 +1,106 @@
+/**
+ * The bench's own small protocols on loopback, beside `/onion-chat/1.0`: a counting sink and a plain
+ * forwarder. Both read the same frames as the relay (unsigned-varint length, then PACKET_SIZE bytes)
+ * through the same LengthPrefixedDecoder, on the same kind of long-lived stream, with no crypto.
+ */
+import { LengthPrefixedDecoder } from '@libp2p/utils'
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { PACKET_SIZE } from '../../protocols/onion/constants.ts'
+import { DEFAULT_QUEUE_LENGTH, MAX_FRAME_LENGTH } from '../../protocols/onion/relay.ts'
+
+/** The plain forwarder: frames in, the same frames out to one fixed next host. */
+export const PLAIN_FORWARD_PROTOCOL = '/p2pchat-bench/plain-forward/1.0'
+/** Where the plain forwarder writes: the sink counts these frames like onion ones. */
+export const PLAIN_SINK_PROTOCOL = '/p2pchat-bench/plain-sink/1.0'
+/** A direct one-hop message between two users (the end-to-end baseline). */
+export const DIRECT_PROTOCOL = '/p2pchat-bench/direct/1.0'
+
+export function varint (n: number): Uint8Array {
+  const out: number[] = []
+  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n >>>= 7 }
+  out.push(n)
+  return Uint8Array.from(out)
+}
+
+export const FRAME_HEADER = varint(PACKET_SIZE)
+
+/** Reads frames from `stream` and calls `onFrame` for each; resolves when the stream ends. */
+export async function readFrames (stream: Stream, onFrame: (frame: Uint8Array) => void): Promise<void> {
+  const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_FRAME_LENGTH, maxBufferSize: MAX_FRAME_LENGTH + 16 })
+  try {
+    for await (const chunk of stream) {
+      for (const frame of decoder.decode(chunk)) onFrame(frame.subarray())
+    }
+  } catch {
+    // the bench tears streams down at the end of each phase
+  }
+}
+
+/** Writes one frame, waiting for the stream to drain when its buffer is full. */
+export async function writeFrame (stream: Stream, frame: Uint8Array): Promise<void> {
+  const ok = stream.send(FRAME_HEADER)
+  if (!stream.send(frame) || !ok) await stream.onDrain()
+}
+
+/**
+ * A sender's loop: writes whole frames (header included) until `frame` returns undefined. A stream accepts writes into its buffer
+ * without a macrotask in between, so the loop yields to the event loop every few frames; otherwise
+ * it would starve the socket and its own stop timer.
+ */
+export async function pumpFrames (stream: Stream, frame: (i: number) => Uint8Array | undefined): Promise<void> {
+  for (let i = 0; ; i++) {
+    const f = frame(i)
+    if (f === undefined) return
+    if (!stream.send(f)) await stream.onDrain()
+    if ((i & 15) === 15) await new Promise(resolve => setImmediate(resolve))
+  }
+}
+
+/**
+ * The baseline forwarder: what OnionService does around processPacket (read frames, queue per
+ * neighbour with the same bound, one long-lived outbound stream, wait on drain), without the onion.
+ */
+export class PlainForwarder {
+  private readonly node: Libp2p
+  private readonly queue: Uint8Array[] = []
+  private next: PeerId | undefined
+  private out: Stream | undefined
+  private pumping = false
+  received = 0
+  forwarded = 0
+  dropped = 0
+
+  constructor (node: Libp2p) { this.node = node }
+
+  async start (next: PeerId): Promise<void> {
+    this.next = next
+    await this.node.handle(PLAIN_FORWARD_PROTOCOL, (stream) => {
+      readFrames(stream, (frame) => { this.receive(frame) }).catch(() => {})
+    }, { maxInboundStreams: 16 })
+  }
+
+  private receive (frame: Uint8Array): void {
+    this.received++
+    if (frame.length !== PACKET_SIZE) { this.dropped++; return }
+    if (this.queue.length >= DEFAULT_QUEUE_LENGTH) { this.dropped++; return }
+    this.queue.push(frame)
+    if (!this.pumping) this.pump().catch(() => {})
+  }
+
+  private async pump (): Promise<void> {
+    this.pumping = true
+    try {
+      while (this.queue.length > 0 && this.next != null) {
+        if (this.out == null || this.out.status !== 'open') {
+          this.out = await this.node.dialProtocol(this.next, PLAIN_SINK_PROTOCOL)
+        }
+        const frame = this.queue.shift()
+        if (frame == null) break
+        await writeFrame(this.out, frame)
+        this.forwarded++
+      }
+    } finally {
+      this.pumping = false
+    }
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * `npm run bench` (full, a few minutes) and `npm run bench -- --quick` (about a minute, fewer samples
+ * and smaller networks). Runs every benchmark in this process (nodes that need their own memory and CPU
+ * run in child processes started with --expose-gc), prints one table, writes bench/results/latest.json,
+ * latest.md and latest.svg. Every figure stands beside a baseline measured in the same run.
+ *
+ *   npm run bench -- --only=sphinx,forwarding,chat,lookup   (a subset)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { chatBench } from './chat.ts'
+import { forwardingBench } from './forwarding.ts'
+import { lookupBench } from './lookup.ts'
+import { sphinxBench } from './sphinx.ts'
+import { machine } from './lib/machine.ts'
+import { ratio, svg, table } from './lib/report.ts'
+import type { Figure, Measured, Panel, Report } from './lib/report.ts'
+import type { Summary } from './lib/stats.ts'
+
+const quick = process.argv.includes('--quick')
+const only = process.argv.find(a => a.startsWith('--only='))?.slice(7).split(',')
+const enabled = (name: string): boolean => only == null || only.includes(name)
+const RESULTS = fileURLToPath(new URL('./results/', import.meta.url))
+
+const settings = quick
+  ? { sphinxSamples: 500, packets: 4000, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 1, relays: 3, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
+  : { sphinxSamples: 3000, packets: 100_000, plainSeconds: 8, checkpoints: 10, messages: 200, newcomers: 5, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 40, names: 8 }
+
+const log = (line: string): void => { process.stderr.write(line + '\n') }
+const started = performance.now()
+const figures: Figure[] = []
+const panels: Panel[] = []
+const details: Record<string, unknown> = { settings, loadAverageAtStart: loadavg() }
+const MB = 2 ** 20
+
+function m (name: string, s: Summary): Measured { return { name, value: s.median, stats: s, samples: s.n } }
+function one (name: string, value: number, samples: number): Measured { return { name, value, samples } }
+function fig (f: Omit<Figure, 'ratio'> & { ratio?: number | null }): void {
+  figures.push({ ...f, ratio: f.ratio !== undefined ? f.ratio : ratio(f.figure.value, f.baseline?.value) })
+}
+
+// ---- 1. per-hop packet processing ----
+if (enabled('sphinx')) {
+  log(`per-hop packet processing: ${settings.sphinxSamples} timed calls per row`)
+  const r = sphinxBench(settings.sphinxSamples)
+  const row = (name: string): Summary => r.rows.find(([n]) => n.startsWith(name))?.[1] ?? r.middle
+  const rat = r.middle.median / r.rawHop.median
+  fig({
+    id: 'hop.middle', section: 'per-hop', name: 'per-hop processing, middle hop (processPacket)', unit: 'us',
+    figure: m('processPacket', r.middle), baseline: m('raw X25519 + cipher + MAC ops of one hop', r.rawHop),
+    target: 'ratio <= 1.5; < 100 us', pass: rat <= 1.5 && r.middle.median < 100,
+    notes: `X25519 and key imports alone: ${r.x25519.median.toFixed(0)} us median (${(100 * r.x25519.median / r.middle.median).toFixed(0)}% of the hop)`
+  })
+  for (const [label, name] of [['first hop', 'processPacket, first hop'], ['final hop (recipient)', 'processPacket, final hop'], ['garbage, dropped at the MAC', 'processPacket, garbage']]) {
+    fig({ id: `hop.${label.split(' ')[0]}`, section: 'per-hop', name: `per-hop processing, ${label}`, unit: 'us', figure: m('processPacket', row(name)), baseline: m('raw ops of one forward hop', r.rawHop), target: 'context', pass: null })
+  }
+  details.sphinx = { samples: r.samples, warmup: r.warmup, hops: r.hops, distinctPackets: r.distinctPackets, rows: Object.fromEntries(r.rows) }
+  panels.push({
+    type: 'bars', title: `Per-hop cost, microseconds (median, whisker to p95; ${r.samples} calls each)`, unit: 'us',
+    marker: { value: 100, label: 'target 100 us' },
+    bars: [
+      { label: 'processPacket, middle hop', median: r.middle.median, p95: r.middle.p95, kind: 'figure' },
+      { label: 'processPacket, first hop', median: row('processPacket, first hop').median, p95: row('processPacket, first hop').p95, kind: 'figure' },
+      { label: 'processPacket, final hop', median: row('processPacket, final hop').median, p95: row('processPacket, final hop').p95, kind: 'figure' },
+      { label: 'processPacket, garbage (MAC drop)', median: row('processPacket, garbage').median, p95: row('processPacket, garbage').p95, kind: 'figure' },
+      { label: 'raw: all ops of one forward hop', median: r.rawHop.median, p95: r.rawHop.p95, kind: 'baseline' },
+      { label: 'raw: 2 X25519 + 2 key imports', median: r.x25519.median, p95: r.x25519.p95, kind: 'baseline' },
+      { label: 'raw: 4 ChaCha20', median: row('raw: 4 ChaCha20').median, p95: row('raw: 4 ChaCha20').p95, kind: 'baseline' },
+      { label: 'raw: 7 HMAC + 1 SHA-256', median: row('raw: 7 HMAC').median, p95: row('raw: 7 HMAC').p95, kind: 'baseline' }
+    ]
+  })
+}
+
+// ---- 2. forwarding rate and 6. memory ----
+if (enabled('forwarding')) {
+  log(`relay forwarding rate and memory: ${settings.packets} onion packets`)
+  const r = await forwardingBench({ packets: settings.packets, plainSeconds: settings.plainSeconds, senders: 4, checkpoints: settings.checkpoints, log })
+  const rat = r.onion.rate / r.plain.rate
+  const drops = Object.entries(r.relayDrops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'
+  fig({
+    id: 'relay.rate', section: 'forwarding', name: `one relay's forwarding rate, ${r.senders} senders, saturated`, unit: 'packets/s',
+    figure: { name: 'onion relay (OnionService)', value: r.onion.rate, stats: r.onion.bins, samples: r.onion.delivered },
+    baseline: { name: 'plain forwarder, same hosts and frames', value: r.plain.rate, stats: r.plain.bins, samples: r.plain.delivered },
+    target: 'ratio >= 0.5; >= 8,000/s', pass: rat >= 0.5 && r.onion.rate >= 8000,
+    notes: `rate over the steady window (15%-90% of arrivals at the sink); stats are 100 ms bins. Relay rate limit raised via OnionService init (packetsPerSecond ${r.rateLimit.packetsPerSecond}, burst ${r.rateLimit.burst}). ` +
+      `Relay CPU/wall: onion ${r.onion.relayCpu.toFixed(2)}, plain ${r.plain.relayCpu.toFixed(2)}; per relay CPU-second: onion ${(r.onion.rate / Math.max(0.01, r.onion.relayCpu)).toFixed(0)}, plain ${(r.plain.rate / Math.max(0.01, r.plain.relayCpu)).toFixed(0)}. Relay drops: ${drops}.`
+  })
+  const mem = r.memory
+  fig({ id: 'mem.user.rss', section: 'memory', name: 'idle user node (ChatNode), RSS', unit: 'MiB', figure: one('user node', mem.user.rss / MB, 1), baseline: one('idle bare libp2p node', mem.bare.rss / MB, 1), target: 'context', pass: null })
+  fig({ id: 'mem.user.heap', section: 'memory', name: 'idle user node (ChatNode), heap used', unit: 'MiB', figure: one('user node', mem.user.heapUsed / MB, 1), baseline: one('idle bare libp2p node', mem.bare.heapUsed / MB, 1), target: 'context', pass: null })
+  fig({ id: 'mem.relay.rss', section: 'memory', name: `relay after ${r.packets.toLocaleString('en-US')} packets, RSS`, unit: 'MiB', figure: one('relay', mem.relayAfter.rss / MB, 1), baseline: one('idle bare libp2p node', mem.bare.rss / MB, 1), target: 'context', pass: null, notes: `relay idle before traffic: ${(mem.relayIdle.rss / MB).toFixed(1)} MiB RSS, ${(mem.relayIdle.heapUsed / MB).toFixed(1)} MiB heap` })
+  fig({ id: 'mem.relay.heap', section: 'memory', name: `relay after ${r.packets.toLocaleString('en-US')} packets, heap used`, unit: 'MiB', figure: one('relay', mem.relayAfter.heapUsed / MB, 1), baseline: one('idle bare libp2p node', mem.bare.heapUsed / MB, 1), target: 'context', pass: null })
+  const cps = r.checkpoints
+  const half = cps.filter(c => c.received >= r.packets / 2)
+  const from = half[0] ?? cps[0]
+  const growth = from == null ? NaN : (mem.relayAfter.rss - from.rss) / MB
+  fig({
+    id: 'mem.relay.flat', section: 'memory', name: `relay RSS growth, ${from?.received ?? 0} -> ${r.packets} packets`, unit: 'MiB',
+    figure: one('RSS growth', growth, cps.length), baseline: from == null ? null : one(`RSS at ${from.received} packets`, from.rss / MB, 1),
+    target: 'flat after the replay cache fills: growth <= 5% of RSS', pass: from == null ? null : growth <= 0.05 * from.rss / MB,
+    notes: `replay filters hold ${(cps.at(-1)?.replayBytes ?? 0) / MB} MiB, allocated up front; checkpoints after forced GC`
+  })
+  details.forwarding = r
+  panels.push({
+    type: 'bars', title: `Relay forwarding rate, packets/s (${r.senders} senders, ${r.onion.delivered} onion packets delivered)`, unit: '/s',
+    marker: { value: 8000, label: 'target 8,000/s' },
+    bars: [
+      { label: 'onion relay', median: r.onion.rate, kind: 'figure' },
+      { label: 'plain forwarder, same hosts', median: r.plain.rate, kind: 'baseline' },
+      { label: 'onion, per relay CPU-second', median: r.onion.rate / Math.max(0.01, r.onion.relayCpu), kind: 'figure' },
+      { label: 'plain, per relay CPU-second', median: r.plain.rate / Math.max(0.01, r.plain.relayCpu), kind: 'baseline' }
+    ]
+  })
+  panels.push({
+    type: 'bars', title: 'Memory after GC, MiB (RSS; heap used)', unit: 'MiB',
+    bars: [
+      { label: 'bare libp2p node, idle: RSS', median: mem.bare.rss / MB, kind: 'baseline' },
+      { label: 'user node (ChatNode), idle: RSS', median: mem.user.rss / MB, kind: 'figure' },
+      { label: 'relay, idle: RSS', median: mem.relayIdle.rss / MB, kind: 'figure' },
+      { label: `relay after ${r.packets} packets: RSS`, median: mem.relayAfter.rss / MB, kind: 'figure' },
+      { label: 'bare libp2p node, idle: heap', median: mem.bare.heapUsed / MB, kind: 'baseline' },
+      { label: 'user node, idle: heap', median: mem.user.heapUsed / MB, kind: 'figure' },
+      { label: `relay after ${r.packets} packets: heap`, median: mem.relayAfter.heapUsed / MB, kind: 'figure' }
+    ]
+  })
+  if (cps.length > 1) {
+    panels.push({
+      type: 'lines', title: 'Relay memory while it forwards (after forced GC at each checkpoint)', xLabel: 'onion packets received', yLabel: 'MiB',
+      series: [
+        { label: 'RSS', points: cps.map(c => [c.received, c.rss / MB]) },
+        { label: 'heap used', points: cps.map(c => [c.received, c.heapUsed / MB]) },
+        { label: 'replay filters', points: cps.map(c => [c.received, c.replayBytes / MB]), dashed: true }
+      ]
+    })
+  }
+}
+
+// ---- 3. end to end and 4. time to first message ----
+if (enabled('chat')) {
+  log(`chat network: ${settings.messages} messages, ${settings.newcomers} newcomers`)
+  const r = await chatBench({ messages: settings.messages, newcomers: settings.newcomers, relays: settings.relays, users: settings.users, log })
+  fig({
+    id: 'e2e.p50', section: 'end-to-end', name: `end-to-end delivery over 3 relays, p50 (send -> shown; ${r.nodes}-node network)`, unit: 'ms',
+    figure: m('ChatNode.send -> recipient shows it', r.oneWay), baseline: m('direct one-hop libp2p message, same users, 3072 B', r.direct),
+    target: 'p50 ratio <= 6', pass: r.oneWay.median / r.direct.median <= 6
+  })
+  fig({
+    id: 'e2e.p95', section: 'end-to-end', name: 'end-to-end delivery over 3 relays, p95', unit: 'ms',
+    figure: one('p95', r.oneWay.p95, r.oneWay.n), baseline: one('direct p95', r.direct.p95, r.direct.n), target: 'context', pass: null
+  })
+  fig({
+    id: 'e2e.receipt', section: 'end-to-end', name: 'send -> signed receipt back (round trip through a reply block)', unit: 'ms',
+    figure: m('round trip', r.roundTrip), baseline: m('direct one-hop, one way', r.direct), target: 'context', pass: null
+  })
+  fig({
+    id: 'first.total', section: 'first message', name: `time to first message, new user in a ${r.nodes}-node network`, unit: 'ms',
+    figure: m('create + start + lookup + send + receipt', r.total), baseline: null, ratio: null,
+    target: '< 2,000 ms', pass: r.total.median < 2000,
+    notes: `stages (median ms): start ${r.stages.start.median.toFixed(0)}, lookup ${r.stages.lookup.median.toFixed(0)}, send -> shown ${r.stages.sendToShown.median.toFixed(0)}, shown -> receipt ${r.stages.shownToReceipt.median.toFixed(0)}`
+  })
+  for (const [k, label] of [['start', 'start (join DHT, publish name, find relays)'], ['lookup', 'name lookup'], ['sendToShown', 'send -> recipient shows it'], ['shownToReceipt', 'shown -> receipt back']] as const) {
+    fig({ id: `first.${k}`, section: 'first message', name: `  first message stage: ${label}`, unit: 'ms', figure: m(label, r.stages[k]), baseline: null, ratio: null, target: 'context', pass: null })
+  }
+  details.chat = r
+  panels.push({
+    type: 'bars', title: `End to end, ms (${r.oneWay.n} messages alice -> bob over 3 of ${r.relays} relays; ${r.nodes}-node network)`, unit: 'ms',
+    bars: [
+      { label: 'direct one-hop libp2p message', median: r.direct.median, p95: r.direct.p95, kind: 'baseline' },
+      { label: 'chat message over 3 relays, shown', median: r.oneWay.median, p95: r.oneWay.p95, kind: 'figure' },
+      { label: '... and its receipt back', median: r.roundTrip.median, p95: r.roundTrip.p95, kind: 'figure' }
+    ]
+  })
+  panels.push({
+    type: 'bars', title: `Time to first message for a new user, ms (${r.total.n} newcomers)`, unit: 'ms',
+    marker: { value: 2000, label: 'target 2 s' },
+    bars: [
+      { label: 'start: join, publish name, find relays', median: r.stages.start.median, p95: r.stages.start.p95, kind: 'figure' },
+      { label: 'name lookup', median: r.stages.lookup.median, p95: r.stages.lookup.p95, kind: 'figure' },
+      { label: 'send -> shown', median: r.stages.sendToShown.median, p95: r.stages.sendToShown.p95, kind: 'figure' },
+      { label: 'shown -> receipt', median: r.stages.shownToReceipt.median, p95: r.stages.shownToReceipt.p95, kind: 'figure' },
+      { label: 'total', median: r.total.median, p95: r.total.p95, kind: 'figure' }
+    ]
+  })
+}
+
+// ---- 5. name lookups at growing network sizes ----
+if (enabled('lookup')) {
+  log(`name lookups at ${settings.sizes.join(', ')} nodes`)
+  const r = await lookupBench({ sizes: settings.sizes, lookups: settings.lookups, names: settings.names, log })
+  const base = r[0]
+  for (const s of r) {
+    const logRatio = Math.log(s.nodes) / Math.log(base.nodes)
+    const latRatio = s.latencyMs.median / base.latencyMs.median
+    const hopRatio = s.hops.median / Math.max(1, base.hops.median)
+    const judged = s !== base
+    fig({
+      id: `lookup.latency.${s.nodes}`, section: 'lookup', name: `name lookup latency, ${s.nodes} nodes`, unit: 'ms',
+      figure: m(`${s.nodes} nodes`, s.latencyMs), baseline: m(`${base.nodes} nodes`, base.latencyMs),
+      target: judged ? `ratio <= 1.5 x log(N)/log(${base.nodes}) = ${(1.5 * logRatio).toFixed(2)} (linear: ${(s.nodes / base.nodes).toFixed(1)})` : 'baseline',
+      pass: judged ? latRatio <= 1.5 * logRatio : null,
+      notes: `found ${s.found}/${settings.lookups}; network built in ${s.buildSeconds.toFixed(1)} s; routing table median ${s.routingTable.median}`
+    })
+    fig({
+      id: `lookup.hops.${s.nodes}`, section: 'lookup', name: `name lookup hops, ${s.nodes} nodes`, unit: 'hops',
+      figure: m(`${s.nodes} nodes`, s.hops), baseline: m(`${base.nodes} nodes`, base.hops), ratio: hopRatio,
+      target: judged ? `ratio <= ${(1.5 * logRatio).toFixed(2)}` : 'baseline', pass: judged ? hopRatio <= 1.5 * logRatio : null,
+      notes: `distinct peers queried: median ${s.peersQueried.median}, p95 ${s.peersQueried.p95}`
+    })
+  }
+  details.lookup = r
+  const scale = (v0: number, f: (n: number) => number): Array<[number, number]> => r.map(s => [s.nodes, v0 * f(s.nodes) / f(base.nodes)])
+  panels.push({
+    type: 'lines', title: `Name lookup latency, ms (median of ${settings.lookups} lookups per size)`, xLabel: 'nodes (log scale)', yLabel: 'ms', logX: true,
+    series: [
+      { label: 'median', points: r.map(s => [s.nodes, s.latencyMs.median]) },
+      { label: 'p95', points: r.map(s => [s.nodes, s.latencyMs.p95]), color: '#805ad5' },
+      { label: 'if it grew like log N', points: scale(base.latencyMs.median, Math.log), dashed: true, color: '#38a169' },
+      { label: 'if it grew like N', points: scale(base.latencyMs.median, n => n), dashed: true, color: '#e53e3e' }
+    ]
+  })
+  panels.push({
+    type: 'lines', title: 'Name lookup: hops to the first remote holder, and peers queried (medians)', xLabel: 'nodes (log scale)', yLabel: 'count', logX: true,
+    series: [
+      { label: 'hops (median)', points: r.map(s => [s.nodes, s.hops.median]) },
+      { label: 'hops (p95)', points: r.map(s => [s.nodes, s.hops.p95]), color: '#805ad5' },
+      { label: 'peers queried', points: r.map(s => [s.nodes, s.peersQueried.median]), color: '#dd6b20' },
+      { label: 'log2 N', points: r.map(s => [s.nodes, Math.log2(s.nodes)]), dashed: true, color: '#38a169' }
+    ]
+  })
+}
+
+const report: Report = { mode: quick ? 'quick' : 'full', machine: machine(), durationSeconds: (performance.now() - started) / 1000, figures, details: { ...details, loadAverageAtEnd: loadavg() } }
+const mc = report.machine
+const caption = `p2pchat bench (${report.mode}), ${mc.cpuModel}, ${mc.cores} cores, Node ${mc.node}, ${mc.date.slice(0, 16)}Z; load average at start ${(details.loadAverageAtStart as number[])[0].toFixed(1)}`
+mkdirSync(RESULTS, { recursive: true })
+const stem = only == null ? 'latest' : 'partial'
+writeFileSync(`${RESULTS}${stem}.json`, JSON.stringify(report, null, 1) + '\n')
+const text = `${caption}\n\n${table(figures)}\n`
+writeFileSync(`${RESULTS}${stem}.md`, text)
+writeFileSync(`${RESULTS}${stem}.svg`, svg(panels, caption))
+console.log(text)
+for (const f of figures) if (f.notes != null) console.log(`- ${f.name}: ${f.notes}`)
+console.log(`\n${report.mode} run: ${report.durationSeconds.toFixed(0)} s. Wrote bench/results/${stem}.json, ${stem}.md, ${stem}.svg`)
+process.exit(0)
