@@ -13,6 +13,11 @@
  *   ~13 us cheaper per import (bench/sphinx.ts). X25519, on the Sphinx hot path, takes it when Node
  *   has it and falls back to DER otherwise (engines allows Node 22); test/sphinx.test.ts checks that
  *   both routes give the same results.
+ *
+ * Every import runs through `quietly`: Node 24's key parsing probes its input with isKeyObject and
+ * isCryptoKey, which throw and catch an internal error for anything that is not a key yet, and V8's
+ * stack-trace capture for those errors is most of an import's cost (about 25 us of 36 us for a raw
+ * public key here; `node --cpu-prof bench/sphinx.ts`, frames getKeyObjectSlots and getSlots).
  */
 import {
   createPrivateKey,
@@ -70,6 +75,23 @@ export interface X25519KeyPair {
   privateKey: Uint8Array
 }
 
+/**
+ * Runs a key import with stack traces off (see the header). A real failure is run again with stack
+ * traces on, so callers get exactly the error they got before, stack included.
+ */
+function quietly<T> (importKey: () => T): T {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return importKey()
+  } catch {
+    // fall through: repeat with stack traces below
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+  return importKey()
+}
+
 function checkRaw (raw: Uint8Array, what: string): void {
   if (!(raw instanceof Uint8Array) || raw.length !== RAW_KEY_BYTES) throw new InvalidKeyError(`${what} must be ${RAW_KEY_BYTES} raw bytes`)
 }
@@ -88,13 +110,13 @@ function rawTail (der: Buffer): Uint8Array {
 /** A raw 32-byte Ed25519 seed (the RFC 8032 private key) as a KeyObject. */
 export function ed25519PrivateKeyObject (seed: Uint8Array): KeyObject {
   checkRaw(seed, 'Ed25519 seed')
-  return createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  return quietly(() => createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }))
 }
 
 /** A raw 32-byte Ed25519 public key as a KeyObject. */
 export function ed25519PublicKeyObject (publicKey: Uint8Array): KeyObject {
   checkRaw(publicKey, 'Ed25519 public key')
-  return createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+  return quietly(() => createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }))
 }
 
 /** A fresh random Ed25519 seed; its public key is `ed25519SignerFromSeed(seed).publicKey`. */
@@ -132,27 +154,27 @@ export function ed25519Verify (publicKey: Uint8Array, data: Uint8Array, signatur
 /** A raw 32-byte X25519 point as a KeyObject, through the SPKI DER prefix (the fallback route). */
 export function x25519PublicKeyObjectDer (publicKey: Uint8Array): KeyObject {
   checkRaw(publicKey, 'X25519 public key')
-  return createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+  return quietly(() => createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }))
 }
 
 /** A raw 32-byte X25519 scalar as a KeyObject, through the PKCS#8 DER prefix (the fallback route). */
 export function x25519PrivateKeyObjectDer (privateKey: Uint8Array): KeyObject {
   checkRaw(privateKey, 'X25519 private key')
-  return createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, privateKey]), format: 'der', type: 'pkcs8' })
+  return quietly(() => createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, privateKey]), format: 'der', type: 'pkcs8' }))
 }
 
 /** A raw 32-byte X25519 point as a KeyObject (raw import when Node has it, else DER). */
 export function x25519PublicKeyObject (publicKey: Uint8Array): KeyObject {
   if (!RAW_KEY_FORMATS) return x25519PublicKeyObjectDer(publicKey)
   checkRaw(publicKey, 'X25519 public key')
-  return createPublicKey({ key: asBuffer(publicKey), format: 'raw-public', asymmetricKeyType: 'x25519' })
+  return quietly(() => createPublicKey({ key: asBuffer(publicKey), format: 'raw-public', asymmetricKeyType: 'x25519' }))
 }
 
 /** A raw 32-byte X25519 scalar as a KeyObject (raw import when Node has it, else DER). OpenSSL clamps on use. */
 export function x25519PrivateKeyObject (privateKey: Uint8Array): KeyObject {
   if (!RAW_KEY_FORMATS) return x25519PrivateKeyObjectDer(privateKey)
   checkRaw(privateKey, 'X25519 private key')
-  return createPrivateKey({ key: asBuffer(privateKey), format: 'raw-private', asymmetricKeyType: 'x25519' })
+  return quietly(() => createPrivateKey({ key: asBuffer(privateKey), format: 'raw-private', asymmetricKeyType: 'x25519' }))
 }
 
 /** The raw 32-byte public key of an X25519 KeyObject, public or private. */
