@@ -42,8 +42,14 @@ export interface ChatTiming {
   retryIntervalMs: number
   /** Relays' gossip announce interval. */
   announceIntervalMs: number
-  /** How long a sender's directory record is cached by a recipient verifying messages. */
+  /** How long a directory record (a recipient's, a sender's) is reused before it is looked up again. */
   recordCacheMs: number
+  /**
+   * At most this many messages are on the way (sent, waiting for a receipt) at once; the rest wait in
+   * the outbox. A burst of thousands then costs the network no more than this window, and a slow
+   * path does not turn into a storm of resends.
+   */
+  maxInFlight: number
 }
 
 export const DEFAULT_TIMING: ChatTiming = {
@@ -52,8 +58,12 @@ export const DEFAULT_TIMING: ChatTiming = {
   messageTtlMs: 7 * 24 * 3600_000,
   retryIntervalMs: 30_000,
   announceIntervalMs: 30_000,
-  recordCacheMs: 60_000
+  recordCacheMs: 60_000,
+  maxInFlight: 32
 }
+
+/** A resend looks the recipient up again only if its record is older than this (one lookup serves all). */
+const RESEND_RECORD_MAX_AGE_MS = 10_000
 
 export interface ChatNodeOptions {
   dataDir: string
@@ -139,6 +149,10 @@ export class ChatNode {
   private readonly log = logger('p2pchat:chat')
   private readonly pending = new Map<string, { timer?: ReturnType<typeof setTimeout>, relaysUsed: Set<string>, attempts: number, inFlight: boolean }>()
   private readonly recordCache = new Map<string, { record: SignedRecord, at: number }>()
+  /** Lookups under way, one per nick, shared by every caller that needs that record now. */
+  private readonly lookups = new Map<string, Promise<SignedRecord>>()
+  /** Outbox messages waiting for a place in the in-flight window, in order. */
+  private readonly waiting = new Set<string>()
   private retryTimer: ReturnType<typeof setInterval> | undefined
   private stopping: Promise<void> | undefined
   private started = false
@@ -240,6 +254,7 @@ export class ChatNode {
       clearInterval(this.retryTimer)
       for (const p of this.pending.values()) clearTimeout(p.timer)
       this.pending.clear()
+      this.waiting.clear()
       this.directory.stop()
       await this.router.stop().catch(() => {})
       await this.node.stop()
@@ -260,7 +275,7 @@ export class ChatNode {
     const id = hex(randomBytes(16))
     const now = Date.now()
     this.store.addOutgoing({ id, peerNick: nick, peerFingerprint: fp ?? '', text, timestamp: now, expiresAt: now + this.timing.messageTtlMs }, now)
-    this.attempt(id).catch(err => this.log.error('sending %s: %s', id, (err as Error).message))
+    this.launch(id)
     return { id, to: nick }
   }
 
@@ -268,8 +283,7 @@ export class ChatNode {
     if (this.stopping != null) return
     const now = Date.now()
     for (const m of this.store.outbox(now)) {
-      if (this.pending.has(m.id)) continue
-      this.attempt(m.id).catch(err => this.log.error('retrying %s: %s', m.id, (err as Error).message))
+      if (!this.pending.has(m.id)) this.launch(m.id)
     }
     for (const m of this.expireOutbox(now)) this.emit({ type: 'failed', id: m.id, to: m.peerNick, reason: 'expired' })
     this.store.expireSurbs(now)
@@ -281,12 +295,45 @@ export class ChatNode {
     return expiring
   }
 
-  private async lookup (nick: string, fresh = false): Promise<SignedRecord> {
+  /** Starts a delivery attempt now, or queues it until the in-flight window has room. */
+  private launch (id: string): void {
+    if (this.stopping != null || this.waiting.has(id)) return
+    if (this.pending.size >= this.timing.maxInFlight) {
+      this.waiting.add(id)
+      return
+    }
+    this.attempt(id).catch(err => {
+      // the message stays in the outbox for the retry timer; its window slot is freed now
+      this.log.error('sending %s: %s', id, (err as Error).message)
+      this.settle(id)
+    })
+  }
+
+  /** A message left the window (delivered, failed, or back in the outbox): let waiting ones in. */
+  private settle (id: string): void {
+    this.pending.delete(id)
+    for (const next of this.waiting) {
+      if (this.pending.size >= this.timing.maxInFlight) break
+      this.waiting.delete(next)
+      this.launch(next)
+    }
+  }
+
+  /** A directory record no older than `maxAgeMs`, with one lookup per nick at a time. */
+  private async lookup (nick: string, maxAgeMs = this.timing.recordCacheMs): Promise<SignedRecord> {
     const cached = this.recordCache.get(nick)
-    if (!fresh && cached != null && Date.now() - cached.at < this.timing.recordCacheMs && cached.record.expiry > Date.now()) return cached.record
-    const record = await this.directory.lookupName(nick)
-    this.recordCache.set(nick, { record, at: Date.now() })
-    return record
+    if (cached != null && Date.now() - cached.at < maxAgeMs && cached.record.expiry > Date.now()) return cached.record
+    let running = this.lookups.get(nick)
+    if (running == null) {
+      running = this.directory.lookupName(nick)
+        .then(record => {
+          this.recordCache.set(nick, { record, at: Date.now() })
+          return record
+        })
+        .finally(() => this.lookups.delete(nick))
+      this.lookups.set(nick, running)
+    }
+    return await running
   }
 
   /** One delivery attempt for an outbox message; schedules the next on no receipt. */
@@ -302,13 +349,13 @@ export class ChatNode {
     p.inFlight = true
     clearTimeout(p.timer)
     const queue = (reason: string): void => {
-      this.pending.delete(id)
+      this.settle(id)
       this.emit({ type: 'queued', id, to: msg.peerNick, reason })
     }
     try {
       let record: SignedRecord
       try {
-        record = await this.lookup(msg.peerNick, p.attempts > 0)
+        record = await this.lookup(msg.peerNick, p.attempts > 0 ? RESEND_RECORD_MAX_AGE_MS : this.timing.recordCacheMs)
       } catch (err) {
         queue((err as Error).name === 'NameNotFoundError' ? 'recipient not in the directory (offline?); will retry' : (err as Error).message)
         return
@@ -316,7 +363,7 @@ export class ChatNode {
       const seen = fingerprint(record.identityKey)
       if (msg.peerFingerprint !== '' && msg.peerFingerprint !== seen) {
         this.store.markFailed(id, 'fingerprint-mismatch')
-        this.pending.delete(id)
+        this.settle(id)
         this.emit({ type: 'failed', id, to: msg.peerNick, reason: `${msg.peerNick} now has fingerprint ${seen}, not ${msg.peerFingerprint}` })
         return
       }
@@ -373,11 +420,14 @@ export class ChatNode {
     if (p == null || msg == null || msg.state === 'delivered') return
     if (p.attempts >= this.timing.maxAttempts) {
       this.store.markFailed(id, 'no-receipt')
-      this.pending.delete(id)
+      this.settle(id)
       this.emit({ type: 'failed', id, to: msg.peerNick, reason: `no receipt after ${p.attempts} attempts` })
       return
     }
-    this.attempt(id).catch(err => this.log.error('resending %s: %s', id, (err as Error).message))
+    this.attempt(id).catch(err => {
+      this.log.error('resending %s: %s', id, (err as Error).message)
+      this.settle(id)
+    })
   }
 
   /** Pins on first sight; says whether a key matches the pin (an unaccepted pending key counts as changed). */
@@ -445,7 +495,7 @@ export class ChatNode {
     if (pin == null || !verifyReceipt(receipt, pin.identityKey)) { this.log('dropped a receipt that does not verify'); return }
     const p = this.pending.get(messageId)
     clearTimeout(p?.timer)
-    this.pending.delete(messageId)
+    this.settle(messageId)
     if (this.store.markDelivered(messageId)) this.emit({ type: 'delivered', id: messageId, to: msg.peerNick })
   }
 
@@ -453,7 +503,7 @@ export class ChatNode {
   async whois (address: string): Promise<WhoisResult> {
     const { nick } = parseAddress(address)
     try {
-      const record = await this.lookup(nick, true)
+      const record = await this.lookup(nick, 0)
       const pin = this.store.getPin(nick)
       const fp = fingerprint(record.identityKey)
       return { nick, found: true, peerId: record.peerId, fingerprint: fp, pin: pin == null ? 'new' : pin.fingerprint === fp ? 'same' : 'changed' }
