@@ -12,7 +12,6 @@ import { Worker } from 'node:worker_threads'
 import { generateKeyPairSync } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Stream } from '@libp2p/interface'
 import { createP2PNode } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
@@ -20,6 +19,7 @@ import { PACKET_SIZE } from '../protocols/onion/constants.ts'
 import { ONION_PROTOCOL } from '../protocols/onion/relay.ts'
 import type { Hop } from '../protocols/onion/sphinx.ts'
 import { Child } from './lib/children.ts'
+import type { Stream } from '@libp2p/interface'
 import { FRAME_HEADER, PLAIN_FORWARD_PROTOCOL, pumpFrames } from './lib/frames.ts'
 import type { MemorySample } from './child.ts'
 import { SATURATION_BURST, SATURATION_PACKETS_PER_SECOND } from './child.ts'
@@ -32,6 +32,8 @@ export interface ForwardingOptions {
   /** how long the plain forwarder is driven */
   plainSeconds: number
   senders: number
+  /** the senders stop after this long even if packets are left */
+  onionSecondsMax: number
   /** memory checkpoints during the onion run */
   checkpoints: number
   log: (line: string) => void
@@ -49,6 +51,10 @@ export interface Rate {
 }
 
 export interface ForwardingResult {
+  /** onion packets the relay read (less than `packets` when streams were reset) */
+  relayReceived: number
+  /** sender streams the relay reset (read buffer overflow) and the senders replaced */
+  streamResets: { plain: number, onion: number }
   onion: Rate
   plain: Rate
   relayDrops: Record<string, number>
@@ -157,36 +163,54 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
     log(`  plain forwarder: ${opts.senders} senders for ${opts.plainSeconds} s`)
     await relay.child.ask({ cmd: 'cpu' }, 'cpu')
     let running = true
-    const plainStreams: Stream[] = []
+    const resets = { plain: { count: 0 }, onion: { count: 0 } }
+    const relayPeer = peerIdFromString(relay.ready.peerId)
+    const pool = Math.min(1000, packets.length)
+    const opened: Stream[] = []
     const plainLoops = senders.map(async (s, k) => {
-      const stream = await s.dialProtocol(peerIdFromString(relay.ready.peerId), PLAIN_FORWARD_PROTOCOL)
-      plainStreams.push(stream)
-      const pool = Math.min(1000, packets.length)
-      await pumpFrames(stream, (i) => running ? packets[(i + k * 250) % pool] : undefined)
+      let i = k * 250
+      await pumpFrames(async () => await s.dialProtocol(relayPeer, PLAIN_FORWARD_PROTOCOL), () => running ? packets[i++ % pool] : undefined, resets.plain, opened)
     })
     await new Promise(resolve => setTimeout(resolve, opts.plainSeconds * 1000))
     running = false
     await Promise.all(plainLoops)
     const plainCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
     await settle(async () => await count('plain'))
-    for (const st of plainStreams) await st.close().catch(() => {})
+    for (const st of opened.splice(0)) await st.close().catch(() => {})
     const plain = rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).plain, (plainCpu.userMs + plainCpu.systemMs) / plainCpu.wallMs)
 
     // ---- the relay: every distinct packet once, from all senders at once ----
     log(`  onion relay: ${packets.length} packets from ${opts.senders} senders (rate limit raised to ${SATURATION_PACKETS_PER_SECOND}/s, burst ${SATURATION_BURST})`)
     relay.child.tell({ cmd: 'checkpoints', every: Math.max(1, Math.floor(packets.length / opts.checkpoints)) })
     await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+    const deadline = Date.now() + opts.onionSecondsMax * 1000
+    const progress = setInterval(() => {
+      relay.child.ask({ cmd: 'stats' }, 'stats').then(st => {
+        log(`    relay read ${st.onion.received}, forwarded ${st.onion.forwarded}, queued ${st.queued}, drops ${JSON.stringify(st.onion.dropped)}, sender stream resets ${resets.onion.count}`)
+      }).catch(() => {})
+    }, 10_000)
     await Promise.all(senders.map(async (s, k) => {
-      const stream = await s.dialProtocol(peerIdFromString(relay.ready.peerId), ONION_PROTOCOL)
-      await pumpFrames(stream, (i) => packets[k + i * senders.length])
-      await stream.close().catch(() => {})
+      let i = k
+      await pumpFrames(async () => await s.dialProtocol(relayPeer, ONION_PROTOCOL), () => {
+        if (Date.now() > deadline) return undefined
+        const f = packets[i]
+        i += senders.length
+        return f
+      }, resets.onion, opened)
     }))
+    clearInterval(progress)
+    // every packet the relay got is processed and its queue is empty (or nothing moves for 3 s)
     let stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
-    while (stats.onion.received < packets.length || stats.queued > 0) {
+    let last = -1
+    let still = 0
+    while ((stats.onion.received < packets.length || stats.queued > 0) && still < 30) {
       await new Promise(resolve => setTimeout(resolve, 100))
       stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
+      still = stats.onion.received === last && stats.queued === 0 ? still + 1 : 0
+      last = stats.onion.received
     }
     const onionCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+    for (const st of opened.splice(0)) await st.close().catch(() => {})
     await settle(async () => await count('onion'))
     const onion = rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion, (onionCpu.userMs + onionCpu.systemMs) / onionCpu.wallMs)
     await new Promise(resolve => setTimeout(resolve, 100)) // let the last checkpoint land
@@ -194,6 +218,8 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
     stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
 
     return {
+      relayReceived: stats.onion.received,
+      streamResets: { plain: resets.plain.count, onion: resets.onion.count },
       onion,
       plain,
       relayDrops: { ...stats.onion.dropped, plain: stats.plain.dropped } as Record<string, number>,
@@ -211,6 +237,6 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
 
 if (import.meta.main) {
   const packets = Number(process.env.PACKETS ?? 5000)
-  const r = await forwardingBench({ packets, plainSeconds: 3, senders: 4, checkpoints: 5, log: console.log })
+  const r = await forwardingBench({ packets, onionSecondsMax: 60, plainSeconds: 3, senders: 4, checkpoints: 5, log: console.log })
   console.log(JSON.stringify(r, null, 1))
 }

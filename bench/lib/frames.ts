@@ -43,19 +43,42 @@ export async function writeFrame (stream: Stream, frame: Uint8Array): Promise<vo
 }
 
 /**
- * A sender's loop: writes whole frames (header included) until `frame` returns undefined. A stream accepts writes into its buffer
- * without a macrotask in between, so the loop yields to the event loop every few frames; otherwise
- * it would starve the socket and its own stop timer.
+ * A sender's loop: writes whole frames (header included) until `frame` returns undefined, on one
+ * long-lived stream (every stream it opens is pushed to `opened`). A stream the far end resets (a relay that cannot keep up may reset a stream whose
+ * read buffer overflows) is counted in `resets` and replaced; the frame in flight is lost.
+ * A stream accepts writes into its buffer without a macrotask in between, so the loop yields to the
+ * event loop every few frames; otherwise it would starve the socket and its own stop timer.
  */
-export async function pumpFrames (stream: Stream, frame: (i: number) => Uint8Array | undefined): Promise<void> {
-  for (let i = 0; ; i++) {
-    const f = frame(i)
-    if (f === undefined) return
-    if (!stream.send(f)) await stream.onDrain()
-    if ((i & 15) === 15) await new Promise(resolve => setImmediate(resolve))
+export async function pumpFrames (open: () => Promise<Stream>, frame: () => Uint8Array | undefined, resets: { count: number }, opened: Stream[]): Promise<void> {
+  while (true) {
+    let stream: Stream
+    try {
+      stream = await open()
+      opened.push(stream)
+    } catch {
+      resets.count++
+      if (resets.count > 1000) return
+      await new Promise(resolve => setTimeout(resolve, 50))
+      continue
+    }
+    try {
+      for (let i = 0; ; i++) {
+        const f = frame()
+        // left open: closing right away can lose frames the far end has not read yet; the caller
+        // closes `opened` once the far end has read everything
+        if (f === undefined) return
+        if (!stream.send(f)) await stream.onDrain({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) })
+        if ((i & 15) === 15) await new Promise(resolve => setImmediate(resolve))
+      }
+    } catch (err) {
+      resets.count++
+      stream.abort(err as Error)
+    }
   }
 }
 
+/** A sender whose stream does not drain within this gives it up and opens another. */
+export const DRAIN_TIMEOUT_MS = 5_000
 /**
  * The baseline forwarder: what OnionService does around processPacket (read frames, queue per
  * neighbour with the same bound, one long-lived outbound stream, wait on drain), without the onion.
