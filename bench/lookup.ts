@@ -77,7 +77,7 @@ export async function lookupBench (opts: LookupOptions): Promise<LookupSize[]> {
     try {
       const t0 = performance.now()
       // TestNetwork.start(n) spawns everyone at once and allows 30 s; 100 nodes on two busy cores need
-      // longer, so spawn in batches of 20 and wait up to 90 s
+      // longer, so spawn in batches of 20 and wait up to 20 s, then go on (the build time is reported)
       await net.spawn({ bootstrap: true })
       const peers: TestPeer[] = []
       for (let i = 0; i < size - 1; i += 20) {
@@ -85,7 +85,7 @@ export async function lookupBench (opts: LookupOptions): Promise<LookupSize[]> {
       }
       // every routing table non-empty, then let kad-dht's own start-up queries spread peers beyond the bootstrap node
       const want = Math.min(size - 1, 8)
-      const deadline = Date.now() + 90_000
+      const deadline = Date.now() + 20_000 // proceed with whatever tables there are: a late peer only looks up less well
       while (Date.now() < deadline && !net.peers.every(p => routingTableSize(p.node.services.dht) > 0)) await new Promise(resolve => setTimeout(resolve, 200))
       while (Date.now() < deadline && !net.peers.every(p => routingTableSize(p.node.services.dht) >= want)) await new Promise(resolve => setTimeout(resolve, 200))
       const buildSeconds = (performance.now() - t0) / 1000
