@@ -41,6 +41,17 @@ export const DIAL_RETRY_DELAY_MS = 250
 const MAX_TRACKED_PEERS = 10_000
 
 const FRAME_HEADER = varint(PACKET_SIZE)
+/** A packet on the wire: its varint length and the packet, written with one send. */
+const FRAME_LENGTH = FRAME_HEADER.length + PACKET_SIZE
+/** How long a neighbour may hold back our writes (flow control) before its stream is given up. */
+export const DRAIN_TIMEOUT_MS = 30_000
+
+function frameOf (packet: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(FRAME_HEADER.length + packet.length)
+  frame.set(FRAME_HEADER, 0)
+  frame.set(packet, FRAME_HEADER.length)
+  return frame
+}
 
 function varint (n: number): Uint8Array {
   const out: number[] = []
@@ -269,7 +280,7 @@ export class OnionService {
       this.neighbours.set(to, n)
     }
     if (n.queue.length >= this.init.queueLength) { this.drop(from, 'queue-full'); return }
-    n.queue.push(packet)
+    n.queue.push(frameOf(packet))
     if (relayed) {
       this.stats.forwarded++
       this.init.onEvent?.({ type: 'forward', from, to, size: packet.length, packet })
@@ -308,14 +319,19 @@ export class OnionService {
           n.queue.length = 0
           break
         }
-        const packet = n.queue.shift()
-        if (packet == null) break
+        const frame = n.queue.shift()
+        if (frame == null) break
         try {
-          stream.send(FRAME_HEADER)
-          if (!stream.send(packet)) await stream.onDrain({ signal: AbortSignal.timeout(this.init.dialTimeoutMs) })
+          // false means the stream's buffer is full: wait for the neighbour to read (backpressure;
+          // meanwhile the queue fills and what exceeds it is dropped as queue-full)
+          if (!stream.send(frame)) await stream.onDrain({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) })
         } catch (err) {
-          this.log('sending to %s failed: %s', to, (err as Error).message)
-          this.drop(to, 'send-failed')
+          // Give the stream up: abort it so neither side keeps its resources (a neighbour accepts
+          // only MAX_INBOUND_STREAMS per connection). What it still buffered is lost and counted.
+          const unsent = Math.max(1, Math.ceil(stream.writeBufferLength / FRAME_LENGTH))
+          this.log('sending to %s failed: %s (%d packets lost)', to, (err as Error).message, unsent)
+          for (let i = 0; i < unsent; i++) this.drop(to, 'send-failed')
+          stream.abort(err as Error)
           n.stream = undefined
         }
       }
