@@ -99,7 +99,6 @@ export class Directory {
   private readonly init: Required<Omit<DirectoryInit, 'now'>> & { now: () => number }
   private lastSequence = 0n
   private readonly timers = new Set<ReturnType<typeof setInterval>>()
-  private readonly republishing = new Map<string, () => Promise<unknown>>()
   private stopped = false
 
   constructor (components: DirectoryComponents, init: DirectoryInit) {
@@ -234,7 +233,6 @@ export class Directory {
 
   /** Republishes a record on a timer until stop(). `publish` is called once per interval. */
   republish (name: string, publish: () => Promise<unknown>): void {
-    this.republishing.set(name, publish)
     const timer = setInterval(() => {
       if (this.stopped) return
       publish().catch((err: Error) => { log.error('republishing %s failed: %s', name, err.message) })

@@ -9,7 +9,7 @@
  * Signature: Ed25519 by identityKey over SIGNATURE_CONTEXT | u16 dhtKeyLen | dhtKey | record bytes before the signature.
  */
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ed25519Verify } from '../crypto/keys.ts'
 import type { Signer } from '../crypto/keys.ts'
@@ -238,14 +238,4 @@ export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
-}
-
-/** Parses a relay key's peer id, or undefined when the key is not a well-formed relay key. */
-export function peerIdOfRelayKey (key: string): string | undefined {
-  if (!key.startsWith(RELAY_PREFIX)) return undefined
-  try {
-    return peerIdFromString(key.slice(RELAY_PREFIX.length)).toString()
-  } catch {
-    return undefined
-  }
 }
