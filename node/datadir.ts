@@ -3,7 +3,7 @@
  * the onion key and the database. It is created mode 0700; one owned by another user, or open to
  * group or others, is refused: whoever can read it can read the keys.
  */
-import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, statSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { UserError } from './errors.ts'
@@ -52,14 +52,20 @@ export function writeNewSecretFile (path: string, contents: string): void {
   const tmp = `${path}.${process.pid}.tmp`
   const fd = openSync(tmp, 'wx', 0o600)
   try {
-    writeSync(fd, contents)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
+    try {
+      writeSync(fd, contents)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    chmodSync(tmp, 0o600)
+    if (exists(path)) throw new UserError(`${path} appeared while it was being created; run again`, 'KEY_FILE')
+    renameSync(tmp, path)
+  } catch (err) {
+    // never leave a half-written secret behind
+    try { unlinkSync(tmp) } catch {}
+    throw err
   }
-  chmodSync(tmp, 0o600)
-  if (exists(path)) throw new UserError(`${path} appeared while it was being created; run again`, 'KEY_FILE')
-  renameSync(tmp, path)
   const dfd = openSync(dirname(path), 'r')
   try { fsyncSync(dfd) } finally { closeSync(dfd) }
 }

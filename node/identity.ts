@@ -6,7 +6,7 @@
  * A corrupt, unreadable or group/other-readable file stops the program with a message saying what
  * to do; it is never overwritten.
  */
-import { readFileSync, unlinkSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -63,11 +63,7 @@ function loadOrCreate (path: string, type: KeyFile['type'], create: () => { priv
   let created = false
   if (!exists(path)) {
     const k = create()
-    try {
-      writeNewSecretFile(path, JSON.stringify({ v: 1, type, privateKey: b64(k.privateKey), publicKey: b64(k.publicKey) }) + '\n')
-    } finally {
-      try { unlinkSync(`${path}.${process.pid}.tmp`) } catch {}
-    }
+    writeNewSecretFile(path, JSON.stringify({ v: 1, type, privateKey: b64(k.privateKey), publicKey: b64(k.publicKey) }) + '\n')
     created = true
   }
   const k = readKeyFile(path, type)
