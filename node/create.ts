@@ -30,6 +30,15 @@ import { UserError } from './errors.ts'
 export const DHT_PROTOCOL = '/p2pchat/kad/1.0.0'
 
 /** Default listen addresses of a user or relay node: any free port on every interface, TCP and WebSockets. */
+/**
+ * The most a Yamux stream lets its peer send ahead of what it has read (yamux's own default grows to
+ * 16 MiB). A busy relay reads more slowly than a sender writes, so everything in that window waits in
+ * line: with 16 MiB per stream, a libp2p ping on the same connection waited behind seconds of packets,
+ * the connection monitor timed it out and aborted the connection, and every packet in flight was lost.
+ * 256 KiB (yamux's initial window, ~85 packets) bounds that wait to a fraction of a second on a
+ * saturated relay and still carries ~2.5 MB/s per stream at 100 ms round trip.
+ */
+export const MAX_STREAM_WINDOW = 256 * 1024
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 
 export type P2PServices = {
@@ -86,7 +95,7 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
     addresses: { listen },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW } })],
     peerDiscovery,
     connectionManager: {
       allow: opts.allow ?? []

@@ -1,12 +1,11 @@
 /**
  * The bench's own small protocols on loopback, beside `/onion-chat/1.0`: a counting sink and a plain
  * forwarder. Both read the same frames as the relay (unsigned-varint length, then PACKET_SIZE bytes)
- * through the same LengthPrefixedDecoder, on the same kind of long-lived stream, with no crypto.
+ * through the relay's own frame reader, on the same kind of long-lived stream, with no crypto.
  */
-import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { PACKET_SIZE } from '../../protocols/onion/constants.ts'
-import { DEFAULT_QUEUE_LENGTH, MAX_FRAME_LENGTH } from '../../protocols/onion/relay.ts'
+import { DEFAULT_QUEUE_LENGTH, readFrames as readRelayFrames } from '../../protocols/onion/relay.ts'
 
 /** The plain forwarder: frames in, the same frames out to one fixed next host. */
 export const PLAIN_FORWARD_PROTOCOL = '/p2pchat-bench/plain-forward/1.0'
@@ -24,16 +23,13 @@ export function varint (n: number): Uint8Array {
 
 export const FRAME_HEADER = varint(PACKET_SIZE)
 
-/** Reads frames from `stream` and calls `onFrame` for each; resolves when the stream ends. */
+/**
+ * Reads frames from `stream` exactly as the relay does (protocols/onion/relay.ts readFrames) and calls
+ * `onFrame` for each; resolves when the stream ends or fails (the bench tears streams down at the end
+ * of each phase).
+ */
 export async function readFrames (stream: Stream, onFrame: (frame: Uint8Array) => void): Promise<void> {
-  const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_FRAME_LENGTH, maxBufferSize: MAX_FRAME_LENGTH + 16 })
-  try {
-    for await (const chunk of stream) {
-      for (const frame of decoder.decode(chunk)) onFrame(frame.subarray())
-    }
-  } catch {
-    // the bench tears streams down at the end of each phase
-  }
+  await readRelayFrames(stream, onFrame).catch(() => {})
 }
 
 /** Writes one frame, waiting for the stream to drain when its buffer is full. */

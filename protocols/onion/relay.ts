@@ -60,6 +60,27 @@ function varint (n: number): Uint8Array {
   return Uint8Array.from(out)
 }
 
+/**
+ * Reads frames from `stream` and hands each one's bytes to `onFrame` (synchronously, in order);
+ * resolves when the stream ends, rejects on a frame longer than MAX_FRAME_LENGTH (the decoder's
+ * InvalidMessageLengthError) or when the stream fails.
+ *
+ * The decoder refuses to buffer more than maxBufferSize, but a stream read hands over everything
+ * that arrived since the last read: many frames at once whenever this node is busy. So chunks are fed
+ * in pieces of at most MAX_FRAME_LENGTH: the decoder then holds at most one partial frame plus one
+ * piece, and only a frame longer than MAX_FRAME_LENGTH ends the stream.
+ */
+export async function readFrames (stream: Stream, onFrame: (frame: Uint8Array) => void): Promise<void> {
+  const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_FRAME_LENGTH, maxBufferSize: 2 * MAX_FRAME_LENGTH + 16 })
+  for await (const chunk of stream) {
+    for (const buf of chunk instanceof Uint8Array ? [chunk] : chunk) {
+      for (let o = 0; o < buf.length; o += MAX_FRAME_LENGTH) {
+        for (const frame of decoder.decode(buf.subarray(o, o + MAX_FRAME_LENGTH))) onFrame(frame.subarray())
+      }
+    }
+  }
+}
+
 /** Why a packet was not forwarded or delivered. Stable strings, counted in `stats.dropped`. */
 export type OnionDropReason =
   | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'payload-integrity' | 'internal'
@@ -155,34 +176,17 @@ export class OnionService {
 
   private readStream (stream: Stream, connection: Connection): void {
     const from = connection.remotePeer.toString()
-    // The decoder refuses to buffer more than maxBufferSize, but a stream read hands over everything
-    // that arrived since the last read: many frames at once whenever this node is busy. So chunks are
-    // fed in pieces of at most MAX_FRAME_LENGTH: the decoder then holds at most one partial frame plus
-    // one piece, and only a frame longer than MAX_FRAME_LENGTH ends the stream.
-    const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_FRAME_LENGTH, maxBufferSize: 2 * MAX_FRAME_LENGTH + 16 })
-    const run = async (): Promise<void> => {
-      try {
-        for await (const chunk of stream) {
-          for (const buf of chunk instanceof Uint8Array ? [chunk] : chunk) {
-            for (let o = 0; o < buf.length; o += MAX_FRAME_LENGTH) {
-              for (const frame of decoder.decode(buf.subarray(o, o + MAX_FRAME_LENGTH))) this.receive(frame, from)
-            }
-          }
-        }
-      } catch (err) {
-        const name = (err as Error).name
-        if (name === 'InvalidMessageLengthError' || name === 'InvalidParametersError') {
-          this.drop(from, 'oversize-frame')
-        } else {
-          // the link failed (a reset, a closed connection): no frame was refused, so it is not a drop
-          this.stats.streamErrors++
-          this.init.onEvent?.({ type: 'stream-error', from })
-        }
-        this.log('inbound stream from %s ended: %s', from, (err as Error).message)
-        stream.abort(err as Error)
+    readFrames(stream, (frame) => { this.receive(frame, from) }).catch((err: Error) => {
+      if (err.name === 'InvalidMessageLengthError' || err.name === 'InvalidParametersError') {
+        this.drop(from, 'oversize-frame')
+      } else {
+        // the link failed (a reset, a closed connection): no frame was refused, so it is not a drop
+        this.stats.streamErrors++
+        this.init.onEvent?.({ type: 'stream-error', from })
       }
-    }
-    run().catch(() => {})
+      this.log('inbound stream from %s ended: %s', from, err.message)
+      stream.abort(err)
+    })
   }
 
   private allow (from: string): boolean {
