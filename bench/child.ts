@@ -120,7 +120,7 @@ async function main (): Promise<void> {
           break
         }
         case 'stats':
-          send({ type: 'stats', onion: service?.stats ?? { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0 }, plain: { received: plain?.received ?? 0, forwarded: plain?.forwarded ?? 0, dropped: plain?.dropped ?? 0 }, queued: service?.queuedPackets ?? 0 })
+          send({ type: 'stats', onion: service?.stats ?? { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0, held: 0, holdTimeouts: 0 }, plain: { received: plain?.received ?? 0, forwarded: plain?.forwarded ?? 0, dropped: plain?.dropped ?? 0 }, queued: service?.queuedPackets ?? 0 })
           break
         case 'checkpoints': {
           // memory after every `every` onion packets received (forced GC, so a few ms of the run go to it)

@@ -15,6 +15,13 @@
  *
  * Limits: packets per second per inbound peer (a token bucket), and a bounded queue per outbound
  * neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
+ *
+ * Backpressure: when a neighbour's queue passes half of queueLength, the relay pauses reading from
+ * every inbound stream (Yamux then stops granting window, so senders wait instead of their packets
+ * being dropped here) until the queue is back under a quarter. A neighbour may hold inbound reading
+ * for at most maxHoldMs per episode: one that does not drain in that time is marked slow, reading
+ * resumes, and its overflow is dropped (queue-full) until its queue drains, so a slow or hostile next
+ * hop cannot stall the relay for everyone else.
  */
 import { logger } from '@libp2p/logger'
 import { peerIdFromMultihash } from '@libp2p/peer-id'
@@ -45,6 +52,8 @@ const FRAME_HEADER = varint(PACKET_SIZE)
 const FRAME_LENGTH = FRAME_HEADER.length + PACKET_SIZE
 /** How long a neighbour may hold back our writes (flow control) before its stream is given up. */
 export const DRAIN_TIMEOUT_MS = 30_000
+/** How long one neighbour's full queue may keep inbound reading paused before it is treated as slow. */
+export const DEFAULT_MAX_HOLD_MS = 1_000
 
 function frameOf (packet: Uint8Array): Uint8Array {
   const frame = new Uint8Array(FRAME_HEADER.length + packet.length)
@@ -52,6 +61,10 @@ function frameOf (packet: Uint8Array): Uint8Array {
   frame.set(packet, FRAME_HEADER.length)
   return frame
 }
+
+/** Pausing or resuming a stream that is closing throws; such a stream has nothing left to read. */
+function pauseStream (s: Stream): void { try { s.pause() } catch {} }
+function resumeStream (s: Stream): void { try { s.resume() } catch {} }
 
 function varint (n: number): Uint8Array {
   const out: number[] = []
@@ -93,6 +106,10 @@ export interface OnionStats {
   dropped: Partial<Record<OnionDropReason, number>>
   /** Inbound streams that ended in an error (reset, connection lost); counted apart from packet drops. */
   streamErrors: number
+  /** Times a neighbour's queue paused inbound reading (backpressure episodes). */
+  held: number
+  /** Episodes that ended because the neighbour did not drain within maxHoldMs. */
+  holdTimeouts: number
 }
 
 /** What the instrumentation hook sees: never more than a relay itself learns. */
@@ -115,6 +132,8 @@ export interface OnionServiceInit {
   burst?: number
   queueLength?: number
   dialTimeoutMs?: number
+  /** See the module comment: the longest one neighbour may pause inbound reading per episode. */
+  maxHoldMs?: number
 }
 
 interface Bucket { tokens: number, last: number }
@@ -125,6 +144,11 @@ class Neighbour {
   stream: Stream | undefined
   pumping = false
   dialFailures = 0
+  /** Its queue is past high water and inbound reading is paused on its account. */
+  holding = false
+  holdTimer: ReturnType<typeof setTimeout> | undefined
+  /** It held inbound reading for maxHoldMs without draining: overflow is dropped until it drains. */
+  slow = false
   constructor (peer: PeerId) { this.peer = peer }
 }
 
@@ -133,9 +157,12 @@ export class OnionService {
   private readonly init: Required<Omit<OnionServiceInit, 'keyRing' | 'onEvent'>> & Pick<OnionServiceInit, 'keyRing' | 'onEvent'>
   private readonly buckets = new Map<string, Bucket>()
   private readonly neighbours = new Map<string, Neighbour>()
+  private readonly inbound = new Set<Stream>()
+  /** Neighbours holding inbound reading paused; reading resumes when none is left. */
+  private holders = 0
   private readonly log = logger('p2pchat:onion')
   private running = false
-  readonly stats: OnionStats = { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0 }
+  readonly stats: OnionStats = { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0, held: 0, holdTimeouts: 0 }
 
   constructor (node: Libp2p, init: OnionServiceInit) {
     this.node = node
@@ -144,6 +171,7 @@ export class OnionService {
       burst: DEFAULT_BURST,
       queueLength: DEFAULT_QUEUE_LENGTH,
       dialTimeoutMs: DEFAULT_DIAL_TIMEOUT_MS,
+      maxHoldMs: DEFAULT_MAX_HOLD_MS,
       ...init
     }
   }
@@ -163,10 +191,12 @@ export class OnionService {
     this.running = false
     await this.node.unhandle(ONION_PROTOCOL)
     for (const n of this.neighbours.values()) {
+      this.release(n)
       n.queue.length = 0
       n.stream?.abort(new Error('onion service stopped'))
     }
     this.neighbours.clear()
+    this.inbound.clear()
   }
 
   private drop (from: string, reason: OnionDropReason): void {
@@ -176,7 +206,12 @@ export class OnionService {
 
   private readStream (stream: Stream, connection: Connection): void {
     const from = connection.remotePeer.toString()
-    readFrames(stream, (frame) => { this.receive(frame, from) }).catch((err: Error) => {
+    this.inbound.add(stream)
+    if (this.holders > 0) pauseStream(stream)
+    readFrames(stream, (frame) => { this.receive(frame, from) }).then(() => {
+      this.inbound.delete(stream)
+    }, (err: Error) => {
+      this.inbound.delete(stream)
       if (err.name === 'InvalidMessageLengthError' || err.name === 'InvalidParametersError') {
         this.drop(from, 'oversize-frame')
       } else {
@@ -285,6 +320,7 @@ export class OnionService {
     }
     if (n.queue.length >= this.init.queueLength) { this.drop(from, 'queue-full'); return }
     n.queue.push(frameOf(packet))
+    if (n.queue.length >= this.init.queueLength / 2 && !n.holding && !n.slow) this.hold(n)
     if (relayed) {
       this.stats.forwarded++
       this.init.onEvent?.({ type: 'forward', from, to, size: packet.length, packet })
@@ -321,10 +357,12 @@ export class OnionService {
           n.dialFailures = 0
           for (let i = n.queue.length; i > 0; i--) this.drop(to, 'dial-failed')
           n.queue.length = 0
+          this.drained(n)
           break
         }
         const frame = n.queue.shift()
         if (frame == null) break
+        if (n.queue.length <= this.init.queueLength / 4) this.drained(n)
         try {
           // false means the stream's buffer is full: wait for the neighbour to read (backpressure;
           // meanwhile the queue fills and what exceeds it is dropped as queue-full)
@@ -343,6 +381,34 @@ export class OnionService {
       n.pumping = false
       if (n.queue.length === 0 && n.stream == null) this.neighbours.delete(to)
     }
+  }
+
+  /** `n`'s queue passed high water: pause every inbound stream until it drains (or maxHoldMs passes). */
+  private hold (n: Neighbour): void {
+    n.holding = true
+    this.stats.held++
+    if (this.holders++ === 0) for (const s of this.inbound) pauseStream(s)
+    n.holdTimer = setTimeout(() => {
+      // it did not drain in time: stop waiting for it, drop its overflow until it catches up
+      n.slow = true
+      this.stats.holdTimeouts++
+      this.log('neighbour %s did not drain within %d ms; dropping its overflow', n.peer.toString(), this.init.maxHoldMs)
+      this.release(n)
+    }, this.init.maxHoldMs)
+  }
+
+  private release (n: Neighbour): void {
+    if (!n.holding) return
+    n.holding = false
+    clearTimeout(n.holdTimer)
+    n.holdTimer = undefined
+    if (--this.holders === 0) for (const s of this.inbound) resumeStream(s)
+  }
+
+  /** `n`'s queue is back under low water. */
+  private drained (n: Neighbour): void {
+    n.slow = false
+    this.release(n)
   }
 
   /** Bytes queued for neighbours right now (bounded by queueLength * PACKET_SIZE per neighbour). */
