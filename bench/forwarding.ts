@@ -58,6 +58,8 @@ export interface ForwardingResult {
   onion: Rate
   plain: Rate
   relayDrops: Record<string, number>
+  /** backpressure episodes on the relay (a neighbour queue paused its inbound reading), and those that timed out */
+  relayHeld: { held: number, timeouts: number }
   memory: { bare: MemorySample, user: MemorySample, relayIdle: MemorySample, relayAfter: MemorySample }
   checkpoints: Array<{ received: number, rss: number, heapUsed: number, replayBytes: number }>
   packets: number
@@ -223,6 +225,7 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
       onion,
       plain,
       relayDrops: { ...stats.onion.dropped, plain: stats.plain.dropped } as Record<string, number>,
+      relayHeld: { held: stats.onion.held, timeouts: stats.onion.holdTimeouts },
       memory: { bare: memBare.mem, user: memUser.mem, relayIdle: memRelayIdle.mem, relayAfter: memRelayAfter.mem },
       checkpoints: relay.child.checkpoints.map(c => ({ received: c.received, rss: c.mem.rss, heapUsed: c.mem.heapUsed, replayBytes: c.replayBytes })),
       packets: packets.length,

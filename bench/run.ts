@@ -84,7 +84,7 @@ if (enabled('forwarding')) {
     baseline: { name: 'plain forwarder, same hosts and frames', value: r.plain.rate, stats: r.plain.bins, samples: r.plain.delivered },
     target: 'ratio >= 0.5; >= 8,000/s', pass: rat >= 0.5 && r.onion.rate >= 8000,
     notes: `rate over the steady window (15%-90% of arrivals at the sink); stats are 100 ms bins. Relay rate limit raised via OnionService init (packetsPerSecond ${r.rateLimit.packetsPerSecond}, burst ${r.rateLimit.burst}). ` +
-      `Relay CPU/wall: onion ${r.onion.relayCpu.toFixed(2)}, plain ${r.plain.relayCpu.toFixed(2)}; per relay CPU-second: onion ${(r.onion.rate / Math.max(0.01, r.onion.relayCpu)).toFixed(0)}, plain ${(r.plain.rate / Math.max(0.01, r.plain.relayCpu)).toFixed(0)}. Relay drops: ${drops}. Relay read ${r.relayReceived} of ${r.packets} packets; sender streams reset by the relay: onion ${r.streamResets.onion}, plain ${r.streamResets.plain}.`
+      `Relay CPU/wall: onion ${r.onion.relayCpu.toFixed(2)}, plain ${r.plain.relayCpu.toFixed(2)}; per relay CPU-second: onion ${(r.onion.rate / Math.max(0.01, r.onion.relayCpu)).toFixed(0)}, plain ${(r.plain.rate / Math.max(0.01, r.plain.relayCpu)).toFixed(0)}. Relay drops: ${drops}. Backpressure episodes (a full neighbour queue paused the relay's reading): ${r.relayHeld.held}, timed out: ${r.relayHeld.timeouts}. Relay read ${r.relayReceived} of ${r.packets} packets; sender streams reset by the relay: onion ${r.streamResets.onion}, plain ${r.streamResets.plain}.`
   })
   const mem = r.memory
   fig({ id: 'mem.user.rss', section: 'memory', name: 'idle user node (ChatNode), RSS', unit: 'MiB', figure: one('user node', mem.user.rss / MB, 1), baseline: one('idle bare libp2p node', mem.bare.rss / MB, 1), target: 'context', pass: null })
