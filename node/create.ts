@@ -106,6 +106,10 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: opts.dhtServer === false,
+        // kad-dht holds every query until its first self-query, which it starts on a 1 s timer by
+        // default: a fixed second of every start. At 0 the self-query waits only for the first
+        // routing-table peer (the bootstrap node), so a newcomer's first lookups run as soon as it joins.
+        initialQuerySelfInterval: 0,
         peerInfoMapper: passthroughMapper,
         validators: directoryValidators,
         selectors: directorySelectors
