@@ -6,6 +6,7 @@
  * shared/notes/libp2p-v3.md): `clientMode: false` where a node serves, and a peerInfoMapper that keeps
  * private addresses.
  */
+import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
@@ -19,6 +20,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { MemoryDatastore } from 'datastore-core'
 import { createLibp2p } from 'libp2p'
 import type { GossipSub } from '@libp2p/gossipsub'
+import type { RPC } from '@libp2p/gossipsub/message'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
@@ -40,6 +42,32 @@ export const DHT_PROTOCOL = '/p2pchat/kad/1.0.0'
  */
 export const MAX_STREAM_WINDOW = 256 * 1024
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
+
+/**
+ * Addresses gossipsub's peer score does not penalise for being shared. Its IP colocation term docks
+ * every peer of an IP that more than 10 peers share by 5 x surplus^2. On one host every peer is
+ * 127.0.0.1: from 11 peers none is ever grafted into a mesh (score < 0), from 14 a node no longer
+ * publishes to them (< publishThreshold -50), and from 15 it drops their subscriptions and messages
+ * as graylisted (< -80), so relay descriptors stopped arriving by gossip. Loopback peers run on this
+ * machine by its owner's choice; the Sybil guard still applies to every other address.
+ */
+const LOOPBACK_IPS = new Set(['127.0.0.1', '::1'])
+
+/**
+ * Gossipsub's duplicate check before it verifies a message's signature: a hash of every field as
+ * received. Without it each copy a node receives (from the publisher and from mesh peers) is
+ * verified again before being recognised as already seen.
+ */
+function wireMessageId (msg: RPC.Message): string {
+  const h = createHash('sha256')
+  for (const field of [msg.from, msg.seqno, new TextEncoder().encode(msg.topic), msg.data, msg.signature, msg.key]) {
+    const len = Buffer.alloc(4)
+    len.writeUInt32BE(field?.length ?? 0xffffffff)
+    h.update(len)
+    if (field != null) h.update(field)
+  }
+  return h.digest('base64')
+}
 
 export type P2PServices = {
   identify: Identify
@@ -116,7 +144,9 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        ignoreDuplicatePublishError: true
+        ignoreDuplicatePublishError: true,
+        scoreParams: { IPColocationFactorWhitelist: LOOPBACK_IPS },
+        fastMsgIdFn: wireMessageId
       })
     }
   })

@@ -116,6 +116,20 @@ describe('RelayDirectory', () => {
       assert.deepEqual(ids, fresh.map(d => d.peerId).sort())
     }
   })
+
+  it('refreshes a relay on a repeated announcement of the same bytes, until they expire', async () => {
+    let now = Date.now()
+    const dir = new RelayDirectory({ now: () => now })
+    const d = await descriptor(now + 10_000)
+    assert.ok(dir.add(d.bytes) != null)
+    now += 5_000
+    assert.equal(dir.add(d.bytes)?.peerId, d.peerId)
+    assert.equal(dir.list()[0].lastSeen, now)
+    now += 5_000
+    assert.equal(dir.add(d.bytes), undefined, 'expired bytes are refused even though they were verified before')
+    assert.equal(dir.size, 0)
+    assert.equal(dir.rejected.expired, 1)
+  })
 })
 
 describe('OnionService limits (one real node, packets handed in directly)', () => {

@@ -38,7 +38,7 @@ export class ChatNetwork {
       bootstrap: this.boot?.addrs() ?? [],
       allow: LOOPBACK_ALLOW,
       ...opts,
-      timing: { announceIntervalMs: 500, receiptTimeoutMs: 5_000, retryIntervalMs: 2_000, ...opts.timing }
+      timing: { announceIntervalMs: 5_000, receiptTimeoutMs: 5_000, retryIntervalMs: 2_000, ...opts.timing }
     })
     const user = { chat, events: [] as ChatEvent[], dataDir }
     chat.on(e => user.events.push(e))
