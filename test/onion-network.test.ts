@@ -127,6 +127,24 @@ describe('onion routing on an in-process loopback network: bootstrap, 5 relays, 
     assert.equal(alice.replies.length, 1)
   })
 
+  it('a reply block built ahead is given out once, only when its path avoids the excluded relays, and its reply opens', async () => {
+    alice.router.createReplyBlock()
+    await waitFor(() => alice.router.spareReady, 'alice to build a reply block ahead', 10_000)
+    const spare = (alice.router as unknown as { spare: { path: string[] } }).spare.path
+    // a block that must avoid one of the spare's relays is built fresh; the spare is kept
+    const avoiding = alice.router.createReplyBlock({ exclude: [spare[1]] })
+    assert.ok(!avoiding.path.includes(spare[1]), `path ${avoiding.path.join(' > ')} avoids ${spare[1]}`)
+    assert.equal(alice.router.spareReady, true)
+    const given = alice.router.createReplyBlock()
+    assert.deepEqual(given.path, spare, 'the block built ahead is the one given out')
+    assert.equal(alice.router.spareReady, false)
+    const before = alice.replies.length
+    const text = new TextEncoder().encode('through a block built ahead')
+    bob.router.reply(given.surb, text)
+    await waitFor(() => alice.replies.length === before + 1, () => `the reply over ${given.path.join(' > ')}; ${stats(nodes)}`, 60_000)
+    assert.deepEqual(alice.replies.at(-1), text)
+  })
+
   it('drops flipped header bits, replays, garbage, short and oversize frames, and keeps forwarding', async () => {
     const [r1, r2, r3] = relays
     const hop = (n: Node): { peerId: Uint8Array, onionKey: Uint8Array } => {

@@ -29,6 +29,15 @@ export const DEFAULT_PATH_LENGTH = 3
 export const DEFAULT_SURB_TTL_MS = 10 * 60_000
 /** At most this many SURB secrets are held in memory; the oldest go first. */
 export const MAX_PENDING_SURBS = 100_000
+/**
+ * A reply block is built ahead, this long after one was used (off the send path), so that sending
+ * a message does not wait for one (a SURB over 3 relays costs as much CPU as the message's own
+ * packet). A spare older than SPARE_SURB_MAX_AGE_MS is rebuilt: its relays' keys stay valid for
+ * far longer (epoch keys are accepted for a grace period after they rotate), but its path should
+ * reflect the relays heard recently.
+ */
+export const SPARE_SURB_DELAY_MS = 100
+export const SPARE_SURB_MAX_AGE_MS = 60_000
 
 export interface OnionRouterInit {
   directory: Directory
@@ -100,6 +109,9 @@ export class OnionRouter {
   private readonly surbs: SurbKeeper
   private readonly log = logger('p2pchat:onion:router')
   private announceTimer: ReturnType<typeof setInterval> | undefined
+  private spare: { made: ReturnType<typeof createSurb>, path: string[], builtAt: number } | undefined
+  private spareTimer: ReturnType<typeof setTimeout> | undefined
+  private running = false
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
   private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
     this.relays.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
@@ -133,6 +145,7 @@ export class OnionRouter {
 
   async start (): Promise<void> {
     await this.service.start()
+    this.running = true
     const pubsub = this.node.services.pubsub
     pubsub.topicValidators.set(RELAY_TOPIC, this.validateGossip)
     pubsub.subscribe(RELAY_TOPIC)
@@ -148,8 +161,12 @@ export class OnionRouter {
   }
 
   async stop (): Promise<void> {
+    this.running = false
     clearInterval(this.announceTimer)
     this.announceTimer = undefined
+    clearTimeout(this.spareTimer)
+    this.spareTimer = undefined
+    this.spare = undefined
     const pubsub = this.node.services.pubsub
     pubsub.topicValidators.delete(RELAY_TOPIC)
     try { pubsub.unsubscribe(RELAY_TOPIC) } catch {}
@@ -212,14 +229,53 @@ export class OnionRouter {
     return { id, path }
   }
 
-  /** A single-use reply block over `pathLength` random relays back to this node. */
+  /**
+   * A single-use reply block over `pathLength` random relays back to this node. A block of the
+   * default length built ahead in idle time is used when its path avoids `exclude`; another is then
+   * built ahead. Its secret is handed to the SURB keeper only now, when it is given out.
+   */
   createReplyBlock (opts: { pathLength?: number, exclude?: string[], ttlMs?: number } = {}): ReplyBlock {
+    const pathLength = opts.pathLength ?? DEFAULT_PATH_LENGTH
+    const exclude = opts.exclude ?? []
+    const spare = this.spare
+    let built
+    if (spare != null) {
+      const live = new Set(this.relays.list().map(r => r.record.peerId))
+      if (Date.now() - spare.builtAt > SPARE_SURB_MAX_AGE_MS || !spare.path.every(p => live.has(p))) this.spare = undefined
+      else if (pathLength === DEFAULT_PATH_LENGTH && !spare.path.some(p => exclude.includes(p))) {
+        built = spare
+        this.spare = undefined
+      }
+    }
+    built ??= this.buildReplyBlock(pathLength, exclude)
+    this.surbs.put(built.made.id, built.made.secret, Date.now() + (opts.ttlMs ?? DEFAULT_SURB_TTL_MS))
+    this.scheduleSpare()
+    return { ...built.made, path: built.path }
+  }
+
+  /** A reply block built ahead is waiting to be given out. */
+  get spareReady (): boolean { return this.spare != null }
+
+  private buildReplyBlock (pathLength: number, exclude: string[]): { made: ReturnType<typeof createSurb>, path: string[], builtAt: number } {
     const self = this.node.peerId.toString()
-    const { hops, path } = this.hopsThrough(opts.pathLength ?? DEFAULT_PATH_LENGTH, [self, ...(opts.exclude ?? [])])
+    const { hops, path } = this.hopsThrough(pathLength, [self, ...exclude])
     hops.push({ peerId: peerIdBytes(self), onionKey: this.init.onionPublic })
-    const made = createSurb(hops)
-    this.surbs.put(made.id, made.secret, Date.now() + (opts.ttlMs ?? DEFAULT_SURB_TTL_MS))
-    return { ...made, path }
+    return { made: createSurb(hops), path, builtAt: Date.now() }
+  }
+
+  private scheduleSpare (): void {
+    if (this.spareTimer != null) return
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = undefined
+      if (!this.running || this.spare != null) return
+      try {
+        this.spare = this.buildReplyBlock(DEFAULT_PATH_LENGTH, [])
+      } catch (err) {
+        // too few relays right now: the next createReplyBlock builds (or fails) on its own
+        this.log('no spare reply block: %s', (err as Error).message)
+      }
+    }, SPARE_SURB_DELAY_MS)
+    this.spareTimer.unref()
   }
 
   /** Sends `payload` back through a reply block someone gave us. Throws on a malformed SURB. */
