@@ -5,7 +5,7 @@
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { PACKET_SIZE } from '../../protocols/onion/constants.ts'
-import { DEFAULT_QUEUE_LENGTH, readFrames as readRelayFrames } from '../../protocols/onion/relay.ts'
+import { DEFAULT_QUEUE_LENGTH, readFrames as readRelayFrames, waitWritable } from '../../protocols/onion/relay.ts'
 
 /** The plain forwarder: frames in, the same frames out to one fixed next host. */
 export const PLAIN_FORWARD_PROTOCOL = '/p2pchat-bench/plain-forward/1.0'
@@ -32,10 +32,17 @@ export async function readFrames (stream: Stream, onFrame: (frame: Uint8Array) =
   await readRelayFrames(stream, onFrame).catch(() => {})
 }
 
-/** Writes one frame, waiting for the stream to drain when its buffer is full. */
+/**
+ * Writes one frame as the relay does (protocols/onion/relay.ts pump): header and packet in one send,
+ * then, if the stream's buffer is full, wait until at most one frame is unsent (waitWritable: waiting
+ * for one onDrain let this forwarder's write buffer grow to 30 MB, whose backlog then drained for a
+ * minute into the onion phase).
+ */
 export async function writeFrame (stream: Stream, frame: Uint8Array): Promise<void> {
-  const ok = stream.send(FRAME_HEADER)
-  if (!stream.send(frame) || !ok) await stream.onDrain()
+  const whole = new Uint8Array(FRAME_HEADER.length + frame.length)
+  whole.set(FRAME_HEADER, 0)
+  whole.set(frame, FRAME_HEADER.length)
+  if (!stream.send(whole)) await waitWritable(stream, whole.length, DRAIN_TIMEOUT_MS)
 }
 
 /**
@@ -63,7 +70,7 @@ export async function pumpFrames (open: () => Promise<Stream>, frame: () => Uint
         // left open: closing right away can lose frames the far end has not read yet; the caller
         // closes `opened` once the far end has read everything
         if (f === undefined) return
-        if (!stream.send(f)) await stream.onDrain({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) })
+        if (!stream.send(f)) await waitWritable(stream, f.length, DRAIN_TIMEOUT_MS)
         if ((i & 15) === 15) await new Promise(resolve => setImmediate(resolve))
       }
     } catch (err) {
@@ -85,6 +92,8 @@ export class PlainForwarder {
   private next: PeerId | undefined
   private out: Stream | undefined
   private pumping = false
+  private readonly inbound = new Set<Stream>()
+  private paused = false
   received = 0
   forwarded = 0
   dropped = 0
@@ -94,7 +103,9 @@ export class PlainForwarder {
   async start (next: PeerId): Promise<void> {
     this.next = next
     await this.node.handle(PLAIN_FORWARD_PROTOCOL, (stream) => {
-      readFrames(stream, (frame) => { this.receive(frame) }).catch(() => {})
+      this.inbound.add(stream)
+      if (this.paused) stream.pause()
+      readFrames(stream, (frame) => { this.receive(frame) }).finally(() => this.inbound.delete(stream)).catch(() => {})
     }, { maxInboundStreams: 16 })
   }
 
@@ -103,6 +114,8 @@ export class PlainForwarder {
     if (frame.length !== PACKET_SIZE) { this.dropped++; return }
     if (this.queue.length >= DEFAULT_QUEUE_LENGTH) { this.dropped++; return }
     this.queue.push(frame)
+    // the relay's backpressure (OnionService.hold), so both forwarders meet the same flow control
+    if (!this.paused && this.queue.length >= DEFAULT_QUEUE_LENGTH / 2) this.setPaused(true)
     if (!this.pumping) this.pump().catch(() => {})
   }
 
@@ -115,11 +128,20 @@ export class PlainForwarder {
         }
         const frame = this.queue.shift()
         if (frame == null) break
+        if (this.paused && this.queue.length <= DEFAULT_QUEUE_LENGTH / 4) this.setPaused(false)
         await writeFrame(this.out, frame)
         this.forwarded++
       }
     } finally {
       this.pumping = false
+      if (this.paused && this.queue.length <= DEFAULT_QUEUE_LENGTH / 4) this.setPaused(false)
+    }
+  }
+
+  private setPaused (paused: boolean): void {
+    this.paused = paused
+    for (const s of this.inbound) {
+      try { if (paused) s.pause(); else s.resume() } catch {}
     }
   }
 }
