@@ -20,10 +20,10 @@ import type { TestUser } from '../test/helpers/chat-network.ts'
 import { LOOPBACK_ALLOW } from '../test/helpers/network.ts'
 import { DIRECT_PROTOCOL, FRAME_HEADER, readFrames } from './lib/frames.ts'
 import { summarize, within } from './lib/stats.ts'
+import type { Summary } from './lib/stats.ts'
 
 /** The pause between timed messages (a chat, not a flood); the direct baseline gets the same pause. */
 export const MESSAGE_GAP_MS = 250
-import type { Summary } from './lib/stats.ts'
 
 export interface ChatBenchOptions {
   /** messages timed end to end (and as many direct ones) */

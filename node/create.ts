@@ -31,7 +31,6 @@ import { UserError } from './errors.ts'
 
 export const DHT_PROTOCOL = '/p2pchat/kad/1.0.0'
 
-/** Default listen addresses of a user or relay node: any free port on every interface, TCP and WebSockets. */
 /**
  * The most a Yamux stream lets its peer send ahead of what it has read (yamux's own default grows to
  * 16 MiB). A busy relay reads more slowly than a sender writes, so everything in that window waits in
@@ -41,6 +40,8 @@ export const DHT_PROTOCOL = '/p2pchat/kad/1.0.0'
  * saturated relay and still carries ~2.5 MB/s per stream at 100 ms round trip.
  */
 export const MAX_STREAM_WINDOW = 256 * 1024
+
+/** Default listen addresses of a user or relay node: any free port on every interface, TCP and WebSockets. */
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 
 /**

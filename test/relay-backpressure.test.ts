@@ -11,7 +11,7 @@ import { createP2PNode } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import {
-  createPacket, DEFAULT_QUEUE_LENGTH, generateOnionKey, ONION_PROTOCOL, OnionKeyRing, OnionService, onionPrivateKeyFromRaw,
+  createPacket, DEFAULT_QUEUE_LENGTH, frameOf, generateOnionKey, ONION_PROTOCOL, OnionKeyRing, OnionService, onionPrivateKeyFromRaw,
   readFrames
 } from '../protocols/onion/index.ts'
 import { waitFor, within } from './helpers/wait.ts'
@@ -39,14 +39,6 @@ class NextHop {
     this.stalled = false
     for (const s of this.streams) s.resume()
   }
-}
-
-function frame (packet: Uint8Array): Uint8Array {
-  // PACKET_SIZE 3072 as an unsigned varint: 0x80 0x18
-  const f = new Uint8Array(2 + packet.length)
-  f.set([0x80, 0x18])
-  f.set(packet, 2)
-  return f
 }
 
 /** Writes every frame on one stream, waiting on the stream's flow control (as a relay or client does). */
@@ -89,7 +81,7 @@ describe('relay backpressure: a next hop that stops reading', { timeout: 180_000
       { peerId: relayNode.peerId.toMultihash().bytes, onionKey: ring.current.publicKey },
       { peerId: hop.node.peerId.toMultihash().bytes, onionKey: key.publicKey }
     ]
-    return Array.from({ length: count }, (_, i) => frame(createPacket(path, new TextEncoder().encode(`packet ${i}`)).packet))
+    return Array.from({ length: count }, (_, i) => frameOf(createPacket(path, new TextEncoder().encode(`packet ${i}`)).packet))
   }
 
   it('pauses its senders instead of dropping: three queues worth of packets all arrive once the hop reads again', async () => {

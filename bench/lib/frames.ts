@@ -5,7 +5,7 @@
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { PACKET_SIZE } from '../../protocols/onion/constants.ts'
-import { DEFAULT_QUEUE_LENGTH, readFrames as readRelayFrames, waitWritable } from '../../protocols/onion/relay.ts'
+import { DEFAULT_QUEUE_LENGTH, frameOf, readFrames as readRelayFrames, waitWritable } from '../../protocols/onion/relay.ts'
 
 /** The plain forwarder: frames in, the same frames out to one fixed next host. */
 export const PLAIN_FORWARD_PROTOCOL = '/p2pchat-bench/plain-forward/1.0'
@@ -38,10 +38,8 @@ export async function readFrames (stream: Stream, onFrame: (frame: Uint8Array) =
  * for one onDrain let this forwarder's write buffer grow to 30 MB, whose backlog then drained for a
  * minute into the onion phase).
  */
-export async function writeFrame (stream: Stream, frame: Uint8Array): Promise<void> {
-  const whole = new Uint8Array(FRAME_HEADER.length + frame.length)
-  whole.set(FRAME_HEADER, 0)
-  whole.set(frame, FRAME_HEADER.length)
+export async function writeFrame (stream: Stream, packet: Uint8Array): Promise<void> {
+  const whole = frameOf(packet)
   if (!stream.send(whole)) await waitWritable(stream, whole.length, DRAIN_TIMEOUT_MS)
 }
 

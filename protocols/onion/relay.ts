@@ -55,7 +55,8 @@ export const DRAIN_TIMEOUT_MS = 30_000
 /** How long one neighbour's full queue may keep inbound reading paused before it is treated as slow. */
 export const DEFAULT_MAX_HOLD_MS = 1_000
 
-function frameOf (packet: Uint8Array): Uint8Array {
+/** A packet as it goes on the wire: its varint length, then the packet. */
+export function frameOf (packet: Uint8Array): Uint8Array {
   const frame = new Uint8Array(FRAME_HEADER.length + packet.length)
   frame.set(FRAME_HEADER, 0)
   frame.set(packet, FRAME_HEADER.length)
