@@ -47,6 +47,21 @@ describe('directory record codec and verification', () => {
     assert.equal(signed.bytes.length, 3 + 5 + 32 + 1 + 52 + 1 + (2 + 8) + (2 + 10) + 16 + 64)
   })
 
+  it('decodes a Buffer into plain Uint8Array fields that are copies, not views on the input', async () => {
+    const id = await ephemeralIdentity()
+    const signed = signRecord(record(id), id.signer)
+    const wire = Buffer.from(signed.bytes) // what a datastore or socket read hands over
+    const back = verifyRecord(nameKey('alice'), wire)
+    for (const field of [back.identityKey, back.onionKeys[0].key, back.signature, back.bytes]) {
+      assert.equal(Object.getPrototypeOf(field), Uint8Array.prototype)
+    }
+    assert.deepEqual(back.onionKeys[0].key, id.onionPublic)
+    wire.fill(0)
+    assert.deepEqual(back.identityKey, id.identityKey, 'the record must not change with the buffer it came from')
+    assert.deepEqual(back.onionKeys[0].key, id.onionPublic)
+    assert.deepEqual(back.bytes, signed.bytes)
+  })
+
   it('names each fault', async () => {
     const id = await ephemeralIdentity()
     const other = await ephemeralIdentity()

@@ -177,9 +177,15 @@ function safeTime (v: bigint): number {
   return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v)
 }
 
-/** Decodes without checking the signature or the clock. Throws RecordError. */
-export function decodeRecord (bytes: Uint8Array): SignedRecord {
-  if (bytes.length > MAX_RECORD_SIZE) throw new RecordError('oversize')
+/**
+ * Decodes without checking the signature or the clock. Throws RecordError.
+ * The record owns its bytes: the input is copied once into a plain Uint8Array, so no field is a view
+ * on the caller's buffer (a Buffer's slice() does not copy) and every field has the same type whichever
+ * path (network, datastore, local) the bytes came by.
+ */
+export function decodeRecord (input: Uint8Array): SignedRecord {
+  if (input.length > MAX_RECORD_SIZE) throw new RecordError('oversize')
+  const bytes = Uint8Array.from(input)
   const r = new Reader(bytes)
   if (r.u8() !== RECORD_VERSION) throw new RecordError('version')
   const kind = r.u8()
@@ -217,7 +223,7 @@ export function decodeRecord (bytes: Uint8Array): SignedRecord {
   } catch {
     throw new RecordError('key')
   }
-  return { kind, nick, identityKey, onionKeys, addrs, sequence, expiry, peerId, signature, bytes: bytes.slice() }
+  return { kind, nick, identityKey, onionKeys, addrs, sequence, expiry, peerId, signature, bytes }
 }
 
 /**
