@@ -57,11 +57,16 @@ export class TestNetwork {
     return peer
   }
 
-  /** A bootstrap node and `n` peers, each with a non-empty DHT routing table. */
+  /**
+   * A bootstrap node and `n` peers, each knowing at least min(n, 8) others in its DHT routing table.
+   * Non-empty tables are not enough: a name published while the tables still hold only the bootstrap
+   * node reaches just the few peers the bootstrap knows, and later claims to it win everywhere else.
+   */
   async start (n: number, opts: { directory?: Partial<DirectoryInit> } = {}): Promise<TestPeer[]> {
     await this.spawn({ bootstrap: true, ...opts })
     const peers = await Promise.all(Array.from({ length: n }, async () => await this.spawn(opts)))
-    await waitFor(() => this.peers.every(p => routingTableSize(p.node.services.dht) > 0), 'every routing table to fill', 30_000)
+    const want = Math.min(n, 8)
+    await waitFor(() => this.peers.every(p => routingTableSize(p.node.services.dht) >= want), `every routing table to hold ${want} peers`, 30_000)
     return peers
   }
 
