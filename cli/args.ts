@@ -103,11 +103,12 @@ const LOCAL_RANGES: Array<{ test: (octets: number[]) => boolean, allow: string }
 /**
  * The address ranges to exempt from libp2p's inbound connection rate limit: on a loopback or LAN
  * network every peer dials from the same few hosts, and the limit (5 per second per host) resets them.
- * Derived from the bootstrap addresses: a bootstrap node on loopback or a private range means one.
+ * Derived from addresses that say the network is local: a user's bootstrap addresses, a bootstrap
+ * node's own listen addresses (loopback or a private range; 0.0.0.0 and public addresses add nothing).
  */
-export function localAllowList (bootstrap: string[]): string[] {
+export function localAllowList (addrs: string[]): string[] {
   const out = new Set<string>()
-  for (const addr of bootstrap) {
+  for (const addr of addrs) {
     const m = /^\/ip4\/(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(\/|$)/.exec(addr)
     if (m == null) {
       if (/^\/ip6\/::1(\/|$)/.test(addr)) out.add('/ip6/::1/ipcidr/128')

@@ -1,6 +1,7 @@
 import { startBootstrapNode } from '../../bootstrap/index.ts'
 import { resolveDataDir } from '../../node/datadir.ts'
 import { loadIdentity } from '../../node/identity.ts'
+import { localAllowList } from '../args.ts'
 import type { CliOptions } from '../args.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
@@ -9,7 +10,10 @@ import { watchSignals } from '../signals.ts'
 export async function runBootstrap (opts: CliOptions, io: CliIO): Promise<number> {
   const signals = watchSignals()
   const identity = await loadIdentity(resolveDataDir(opts.dataDir, io.env))
-  const boot = await startBootstrapNode({ identity, listen: opts.listen, bootstrap: opts.bootstrap })
+  // a bootstrap node on loopback or a private range is dialled by every newcomer from the same few
+  // hosts: exempt those from libp2p's inbound rate limit (5 connections per second per host)
+  const allow = localAllowList([...(opts.listen ?? []), ...opts.bootstrap])
+  const boot = await startBootstrapNode({ identity, listen: opts.listen, bootstrap: opts.bootstrap, allow })
   const addrs = boot.addrs()
   if (opts.json) {
     emit(io, { event: 'ready', peerId: identity.peerId.toString(), addrs })
