@@ -220,7 +220,7 @@ export class ChatNode {
 
   /**
    * Joins the network: waits for a DHT neighbour (when bootstrap peers are given), announces the
-   * relay, publishes the nick, finds relays, then resumes the outbox.
+   * relay, publishes the nick while it finds relays, then resumes the outbox.
    */
   async start (options: { signal?: AbortSignal, connectTimeoutMs?: number } = {}): Promise<void> {
     if (this.started) return
@@ -238,11 +238,13 @@ export class ChatNode {
       this.emit({ type: 'status', stage: 'publishing', detail: 'announcing this relay' })
       await this.router.announce(options)
     }
+    // the name and the relays are independent DHT work: look for relays while the name is published
+    const discovery = this.router.discoverRelays(options).catch((err: Error) => { this.log('relay discovery: %s', err.message) })
     this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
     await this.directory.publishName(this.nick, options)
     this.directory.republish(`name ${this.nick}`, async () => await this.directory.publishName(this.nick))
     this.emit({ type: 'status', stage: 'relays', detail: 'looking for relays' })
-    await this.router.discoverRelays(options).catch((err: Error) => { this.log('relay discovery: %s', err.message) })
+    await discovery
     this.retryTimer = setInterval(() => { this.retryOutbox() }, this.timing.retryIntervalMs)
     this.retryTimer.unref()
     this.emit({ type: 'status', stage: 'ready', detail: `${this.router.relays.size} relays known` })

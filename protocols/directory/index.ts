@@ -177,17 +177,29 @@ export class Directory {
     return rec
   }
 
-  private async getRecord (key: Uint8Array, options?: AbortOptions): Promise<SignedRecord | undefined> {
+  /**
+   * Runs a DHT get. By default it waits for the whole query and kad-dht's choice among the values
+   * peers returned (selectRecord: the key most responders hold), which a name needs: the vote is what
+   * settles a contested nick. With `first`, the first valid record any peer returns ends the query:
+   * for self-certifying records (a relay descriptor's key is its signer's peer id) any valid copy is
+   * the signer's own, at worst an older live one.
+   */
+  private async getRecord (key: Uint8Array, options?: AbortOptions, first = false): Promise<SignedRecord | undefined> {
     const signal = withTimeout(options, this.init.lookupTimeoutMs)
     let best: SignedRecord | undefined
     try {
       for await (const event of this.components.dht.get(key, { signal })) {
-        if (event.name !== 'VALUE') continue
+        const value = event.name === 'VALUE'
+          ? event.value
+          : first && event.name === 'PEER_RESPONSE' ? event.record?.value : undefined
+        if (value == null) continue
         try {
-          best = verifyRecord(key, event.value, this.init.now())
+          best = verifyRecord(key, value, this.init.now())
         } catch (err) {
           log('ignored an invalid record for %s: %s', new TextDecoder().decode(key), (err as Error).message)
+          continue
         }
+        if (first) break
       }
     } catch (err) {
       if (options?.signal?.aborted === true) throw err
@@ -204,9 +216,9 @@ export class Directory {
     return { record, stored }
   }
 
-  /** The relay descriptor of one peer, verified; undefined when none is live. */
+  /** The relay descriptor of one peer, verified (the first valid copy found); undefined when none is live. */
   async lookupRelay (peerId: string, options?: AbortOptions): Promise<SignedRecord | undefined> {
-    return await this.getRecord(relayKey(peerId), options)
+    return await this.getRecord(relayKey(peerId), options, true)
   }
 
   /** Finds relays through the provider CID and returns their verified descriptors (at most `limit`). */
