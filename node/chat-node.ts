@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { logger } from '@libp2p/logger'
-import { createP2PNode, routingTableSize } from './create.ts'
+import { createP2PNode, joinDht } from './create.ts'
 import type { P2PNode } from './create.ts'
 import { loadIdentity } from './identity.ts'
 import type { Identity } from './identity.ts'
@@ -147,6 +147,7 @@ export class ChatNode {
   private readonly surbKeeper: StoreSurbKeeper
   private readonly listeners = new Set<(e: ChatEvent) => void>()
   private readonly log = logger('p2pchat:chat')
+  private readonly bootstrapAddrs: string[]
   private readonly pending = new Map<string, { timer?: ReturnType<typeof setTimeout>, relaysUsed: Set<string>, attempts: number, inFlight: boolean }>()
   private readonly recordCache = new Map<string, { record: SignedRecord, at: number }>()
   /** Lookups under way, one per nick, shared by every caller that needs that record now. */
@@ -161,6 +162,7 @@ export class ChatNode {
     this.nick = opts.nick
     this.identity = identity
     this.node = node
+    this.bootstrapAddrs = opts.bootstrap ?? []
     this.store = store
     this.timing = { ...DEFAULT_TIMING, ...opts.timing }
     this.directory = new Directory({ peerId: node.peerId, dht: node.services.dht, contentRouting: node.contentRouting }, {
@@ -228,11 +230,8 @@ export class ChatNode {
     this.emit({ type: 'status', stage: 'listening', detail: this.addrs().join(' ') })
     await this.router.start()
     this.emit({ type: 'status', stage: 'connecting', detail: 'joining the DHT through the bootstrap nodes' })
-    const deadline = Date.now() + (options.connectTimeoutMs ?? 30_000)
-    while (routingTableSize(this.node.services.dht) === 0) {
-      if (Date.now() > deadline) throw new UserError('could not join the network: no DHT peer answered (check --bootstrap)', 'NO_PEERS')
-      options.signal?.throwIfAborted()
-      await new Promise(resolve => setTimeout(resolve, 50))
+    if (!await joinDht(this.node, this.bootstrapAddrs, { timeoutMs: options.connectTimeoutMs ?? 30_000, signal: options.signal })) {
+      throw new UserError('could not join the network: no DHT peer answered (check --bootstrap)', 'NO_PEERS')
     }
     if (this.router.isRelay) {
       this.emit({ type: 'status', stage: 'publishing', detail: 'announcing this relay' })

@@ -161,3 +161,27 @@ export function routingTableSize (dht: KadDHT): number {
 function isSingleKadDHT (dht: KadDHT): dht is SingleKadDHT {
   return 'routingTable' in dht
 }
+
+/**
+ * Waits until the DHT routing table holds a peer, dialling the bootstrap addresses again every
+ * `redialMs` meanwhile: @libp2p/bootstrap dials each address once, so a newcomer whose first dial was
+ * refused or timed out (a busy bootstrap node, many newcomers at once) would otherwise never join.
+ * Resolves true once joined, false when `timeoutMs` passes; throws if `signal` aborts.
+ */
+export async function joinDht (node: P2PNode, bootstrapAddrs: string[], opts: { timeoutMs: number, redialMs?: number, signal?: AbortSignal }): Promise<boolean> {
+  const deadline = Date.now() + opts.timeoutMs
+  const redialMs = opts.redialMs ?? 2_000
+  let nextDial = Date.now() + redialMs
+  while (routingTableSize(node.services.dht) === 0) {
+    if (Date.now() > deadline) return false
+    opts.signal?.throwIfAborted()
+    if (Date.now() >= nextDial) {
+      nextDial = Date.now() + redialMs
+      for (const addr of bootstrapAddrs) {
+        node.dial(multiaddr(addr), { signal: AbortSignal.timeout(redialMs) }).catch(() => {})
+      }
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return true
+}

@@ -4,7 +4,7 @@
  */
 import { Libp2pRecord } from '@libp2p/record'
 import { MemoryDatastore } from 'datastore-core'
-import { createP2PNode, routingTableSize } from '../../node/create.ts'
+import { createP2PNode, joinDht, routingTableSize } from '../../node/create.ts'
 import type { P2PNode } from '../../node/create.ts'
 import { ephemeralIdentity } from '../../node/identity.ts'
 import type { Identity } from '../../node/identity.ts'
@@ -65,6 +65,7 @@ export class TestNetwork {
   async start (n: number, opts: { directory?: Partial<DirectoryInit> } = {}): Promise<TestPeer[]> {
     await this.spawn({ bootstrap: true, ...opts })
     const peers = await Promise.all(Array.from({ length: n }, async () => await this.spawn(opts)))
+    await Promise.all(peers.map(async p => await joinDht(p.node, this.bootstrapAddrs, { timeoutMs: 30_000 })))
     const want = Math.min(n, 8)
     await waitFor(() => this.peers.every(p => routingTableSize(p.node.services.dht) >= want), `every routing table to hold ${want} peers`, 30_000)
     return peers
