@@ -126,7 +126,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
     await direct.close().catch(() => {})
 
     // ---- newcomers: the 20th node, one at a time ----
-    log(`  time to first message: ${opts.newcomers} newcomers, each the 20th node`)
+    if (opts.newcomers > 0) log(`  in-process newcomers: ${opts.newcomers}, one at a time, each the last node`)
     const firstMessage: FirstMessage[] = []
     for (let k = 0; k < opts.newcomers; k++) {
       const nick = `newcomer${k}`

@@ -61,7 +61,7 @@ export interface ForwardingResult {
   /** backpressure episodes on the relay (a neighbour queue paused its inbound reading), and those that timed out */
   relayHeld: { held: number, timeouts: number }
   memory: { bare: MemorySample, user: MemorySample, relayIdle: MemorySample, relayAfter: MemorySample }
-  checkpoints: Array<{ received: number, rss: number, heapUsed: number, replayBytes: number }>
+  checkpoints: Array<{ received: number, rss: number, heapUsed: number, heapTotal: number, external: number, arrayBuffers: number, replayBytes: number }>
   packets: number
   senders: number
   rateLimit: { packetsPerSecond: number, burst: number }
@@ -227,7 +227,7 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
       relayDrops: { ...stats.onion.dropped, plain: stats.plain.dropped } as Record<string, number>,
       relayHeld: { held: stats.onion.held, timeouts: stats.onion.holdTimeouts },
       memory: { bare: memBare.mem, user: memUser.mem, relayIdle: memRelayIdle.mem, relayAfter: memRelayAfter.mem },
-      checkpoints: relay.child.checkpoints.map(c => ({ received: c.received, rss: c.mem.rss, heapUsed: c.mem.heapUsed, replayBytes: c.replayBytes })),
+      checkpoints: relay.child.checkpoints.map(c => ({ received: c.received, rss: c.mem.rss, heapUsed: c.mem.heapUsed, heapTotal: c.mem.heapTotal, external: c.mem.external, arrayBuffers: c.mem.arrayBuffers, replayBytes: c.replayBytes })),
       packets: packets.length,
       senders: opts.senders,
       rateLimit: { packetsPerSecond: SATURATION_PACKETS_PER_SECOND, burst: SATURATION_BURST }
@@ -240,6 +240,7 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
 
 if (import.meta.main) {
   const packets = Number(process.env.PACKETS ?? 5000)
-  const r = await forwardingBench({ packets, onionSecondsMax: 60, plainSeconds: 3, senders: 4, checkpoints: 5, log: console.log })
+  const r = await forwardingBench({ packets, onionSecondsMax: 60, plainSeconds: 3, senders: 4, checkpoints: Number(process.env.CHECKPOINTS ?? 5), log: console.log })
   console.log(JSON.stringify(r, null, 1))
+  process.exit(0)
 }

@@ -12,6 +12,8 @@ export const BIN = fileURLToPath(new URL('../../cli/bin.ts', import.meta.url))
 export class CliProcess {
   readonly child: ChildProcessWithoutNullStreams
   readonly lines: string[] = []
+  /** performance.now() at which each line of `lines` arrived */
+  readonly lineTimes: number[] = []
   stderr = ''
   private readonly waiters = new Set<() => void>()
   readonly exited: Promise<number | null>
@@ -23,6 +25,7 @@ export class CliProcess {
     })
     createInterface({ input: this.child.stdout }).on('line', line => {
       this.lines.push(line)
+      this.lineTimes.push(performance.now())
       for (const w of this.waiters) w()
     })
     this.child.stderr.on('data', (chunk: Buffer) => { this.stderr += chunk.toString() })
@@ -36,11 +39,16 @@ export class CliProcess {
 
   /** The first stdout line (parsed as JSON) matching `pred`, waiting up to `timeoutMs`. */
   async waitForJson (pred: (obj: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> {
-    const find = (): Record<string, unknown> | undefined => {
-      for (const line of this.lines) {
+    return (await this.waitForLine(pred, timeoutMs)).obj
+  }
+
+  /** As waitForJson, with the performance.now() at which the matching line arrived. */
+  async waitForLine (pred: (obj: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<{ obj: Record<string, unknown>, at: number }> {
+    const find = (): { obj: Record<string, unknown>, at: number } | undefined => {
+      for (const [i, line] of this.lines.entries()) {
         try {
           const obj = JSON.parse(line)
-          if (pred(obj)) return obj
+          if (pred(obj)) return { obj, at: this.lineTimes[i] }
         } catch {}
       }
       return undefined

@@ -1,0 +1,136 @@
+/**
+ * Time to first message for a new user, with every node its own `p2pchat` process, as people run it
+ * (test/helpers/cli-network.ts): a bootstrap node, relays and users as `p2pchat start --json`
+ * processes, then one newcomer at a time as the last node of the network. For each newcomer, from
+ * the parent's clock (each JSON line is stamped when it arrives):
+ * - boot: spawning `p2pchat start` until its 'listening' status (Node, modules, identity, database);
+ * - start: 'listening' until 'ready' (join the DHT, publish the name while finding relays);
+ * - lookup: {"cmd":"whois","nick":"bob"} until its answer;
+ * - send -> shown: {"cmd":"send"} until bob's process prints the message;
+ * - shown -> receipt: until the newcomer prints 'delivered' (bob's signed receipt came back).
+ * The in-process network of bench/chat.ts shares one event loop among all its nodes, so the DHT
+ * work of a newcomer waits behind everyone else's; here each node has its own.
+ */
+import { CliNetwork, LOOPBACK_LISTEN } from '../test/helpers/cli-network.ts'
+import type { CliProcess } from '../test/helpers/cli.ts'
+import { summarize } from './lib/stats.ts'
+import type { Summary } from './lib/stats.ts'
+
+export interface FirstMessageOptions {
+  newcomers: number
+  relays: number
+  /** users besides the newcomer (bob among them) */
+  users: number
+  log: (line: string) => void
+}
+
+export interface NewcomerTimes {
+  bootMs: number
+  startMs: number
+  lookupMs: number
+  sendToShownMs: number
+  shownToReceiptMs: number
+  /** 'listening' -> 'delivered': the protocol's part */
+  fromListeningMs: number
+  /** spawn -> 'delivered': what the user waits for */
+  totalMs: number
+  relaysKnown: number
+  /** ms from 'listening' to each status line of start() (connecting, publishing, relays, ready) */
+  startStages: Record<string, number>
+}
+
+export interface FirstMessageResult {
+  nodes: number
+  processes: number
+  buildSeconds: number
+  newcomers: NewcomerTimes[]
+  total: Summary
+  fromListening: Summary
+  stages: Record<'boot' | 'start' | 'lookup' | 'sendToShown' | 'shownToReceipt', Summary>
+}
+
+/** ms after `from` at which each status line arrived, keyed by stage and the first words of its detail */
+function statusTimes (proc: CliProcess, from: number): Record<string, number> {
+  const out: Record<string, number> = {}
+  proc.lines.forEach((line, i) => {
+    try {
+      const o = JSON.parse(line)
+      if (o.event === 'status' || o.event === 'ready') out[o.event === 'ready' ? 'ready' : `${o.stage}: ${String(o.detail).split(' ').slice(0, 3).join(' ')}`] = Math.round(proc.lineTimes[i] - from)
+    } catch {}
+  })
+  return out
+}
+
+const TIMING = { announceIntervalMs: 5_000, retryIntervalMs: 2_000, receiptTimeoutMs: 5_000 }
+
+export async function firstMessageBench (opts: FirstMessageOptions): Promise<FirstMessageResult> {
+  const net = new CliNetwork()
+  net.env.P2PCHAT_TIMING = JSON.stringify(TIMING)
+  try {
+    const t0 = performance.now()
+    await net.bootstrap()
+    await Promise.all(Array.from({ length: opts.relays }, async (_, i) => await net.start(`relay${i}`, { relay: true })))
+    const users: CliProcess[] = []
+    for (let i = 0; i < opts.users; i += 6) { // in batches: a dozen processes booting at once on two cores time out
+      const batch = Array.from({ length: Math.min(6, opts.users - i) }, (_, j) => i + j === 0 ? 'bob' : `user${i + j}`)
+      users.push(...(await Promise.all(batch.map(async nick => await net.start(nick)))).map(r => r.proc))
+    }
+    const bob = users[0]
+    await net.waitForRelays(bob, opts.relays)
+    const buildSeconds = (performance.now() - t0) / 1000
+    opts.log(`  ${1 + opts.relays + opts.users} processes up in ${buildSeconds.toFixed(1)} s; ${opts.newcomers} newcomers, one at a time`)
+
+    const newcomers: NewcomerTimes[] = []
+    for (let k = 0; k < opts.newcomers; k++) {
+      const nick = `newcomer${k}`
+      const text = `hello from ${nick}`
+      const spawned = performance.now()
+      const proc = net.spawn(['start', '--json', '--nick', nick, ...LOOPBACK_LISTEN, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(nick)])
+      const listening = await proc.waitForLine(o => o.event === 'status' && o.stage === 'listening', 30_000)
+      const ready = await proc.waitForLine(o => o.event === 'ready' || o.event === 'error', 60_000)
+      if (ready.obj.event !== 'ready') throw new Error(`${nick} did not start: ${JSON.stringify(ready.obj)}`)
+      const whois = await proc.ask({ cmd: 'whois', nick: 'bob' })
+      if (whois.found !== true) throw new Error(`${nick} could not find bob: ${JSON.stringify(whois)}`)
+      const looked = performance.now()
+      proc.send({ cmd: 'send', to: 'bob', text })
+      const shown = await bob.waitForLine(o => o.event === 'message' && o.text === text, 30_000)
+      const delivered = await proc.waitForLine(o => o.event === 'delivered', 30_000)
+      newcomers.push({
+        bootMs: listening.at - spawned,
+        startMs: ready.at - listening.at,
+        lookupMs: looked - ready.at,
+        sendToShownMs: shown.at - looked,
+        shownToReceiptMs: delivered.at - shown.at,
+        fromListeningMs: delivered.at - listening.at,
+        totalMs: delivered.at - spawned,
+        relaysKnown: Number(ready.obj.relays),
+        startStages: statusTimes(proc, listening.at)
+      })
+      await proc.stop()
+    }
+    const of = (f: (n: NewcomerTimes) => number): Summary => summarize(newcomers.map(f))
+    return {
+      nodes: 1 + opts.relays + opts.users + 1,
+      processes: net.procs.length,
+      buildSeconds,
+      newcomers,
+      total: of(n => n.totalMs),
+      fromListening: of(n => n.fromListeningMs),
+      stages: {
+        boot: of(n => n.bootMs),
+        start: of(n => n.startMs),
+        lookup: of(n => n.lookupMs),
+        sendToShown: of(n => n.sendToShownMs),
+        shownToReceipt: of(n => n.shownToReceiptMs)
+      }
+    }
+  } finally {
+    await net.teardown()
+  }
+}
+
+if (import.meta.main) {
+  const r = await firstMessageBench({ newcomers: 3, relays: 5, users: 13, log: console.log })
+  console.log(JSON.stringify(r, null, 1))
+  process.exit(0)
+}
