@@ -37,6 +37,8 @@ export interface LookupSize {
   found: number
   buildSeconds: number
   routingTable: Summary
+  /** nodes whose routing table was still empty when the lookups began (they cannot look anything up) */
+  emptyTables: number
 }
 
 function random<T> (list: T[]): T { return list[Math.floor(Math.random() * list.length)] }
@@ -109,7 +111,8 @@ export async function lookupBench (opts: LookupOptions): Promise<LookupSize[]> {
         peersQueried: summarize(ok.map(s => s.queried)),
         found: ok.length,
         buildSeconds,
-        routingTable: summarize(net.peers.map(p => routingTableSize(p.node.services.dht)))
+        routingTable: summarize(net.peers.map(p => routingTableSize(p.node.services.dht))),
+        emptyTables: net.peers.filter(p => routingTableSize(p.node.services.dht) === 0).length
       })
     } finally {
       await within(net.teardown(), 30_000)

@@ -225,7 +225,7 @@ if (enabled('lookup')) {
       figure: m(`${s.nodes} nodes`, s.latencyMs), baseline: m(`${base.nodes} nodes`, base.latencyMs),
       target: judged ? `ratio <= 1.5 x log(N)/log(${base.nodes}) = ${(1.5 * logRatio).toFixed(2)} (linear: ${(s.nodes / base.nodes).toFixed(1)})` : 'baseline',
       pass: judged ? latRatio <= 1.5 * logRatio : null,
-      notes: `found ${s.found}/${settings.lookups}; network built in ${s.buildSeconds.toFixed(1)} s; routing table median ${s.routingTable.median}`
+      notes: `found ${s.found}/${settings.lookups}; network built in ${s.buildSeconds.toFixed(1)} s; routing table median ${s.routingTable.median}, empty on ${s.emptyTables} of ${s.nodes} nodes`
     })
     fig({
       id: `lookup.hops.${s.nodes}`, section: 'lookup', name: `name lookup hops, ${s.nodes} nodes`, unit: 'hops',

@@ -23,7 +23,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import type { RPC } from '@libp2p/gossipsub/message'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
 import { directorySelectors, directoryValidators, GuardedDatastore } from '../protocols/directory/dht.ts'
@@ -163,23 +163,33 @@ function isSingleKadDHT (dht: KadDHT): dht is SingleKadDHT {
 }
 
 /**
- * Waits until the DHT routing table holds a peer, dialling the bootstrap addresses again every
- * `redialMs` meanwhile: @libp2p/bootstrap dials each address once, so a newcomer whose first dial was
- * refused or timed out (a busy bootstrap node, many newcomers at once) would otherwise never join.
+ * Waits until the DHT routing table holds a peer, dialling the bootstrap addresses again meanwhile:
+ * @libp2p/bootstrap dials each address once, so a newcomer whose first dial was refused or timed out
+ * (a busy bootstrap node, many newcomers at once) would otherwise never join, and kad-dht drops a
+ * connected bootstrap peer whose first ping timed out. A round (dial, then add to the table) 
+ * starts `redialMs` after the previous round settled, and each may take until the deadline (a
+ * loaded bootstrap node can take seconds to finish a handshake; aborting it early only starts over).
  * Resolves true once joined, false when `timeoutMs` passes; throws if `signal` aborts.
  */
 export async function joinDht (node: P2PNode, bootstrapAddrs: string[], opts: { timeoutMs: number, redialMs?: number, signal?: AbortSignal }): Promise<boolean> {
   const deadline = Date.now() + opts.timeoutMs
   const redialMs = opts.redialMs ?? 2_000
-  let nextDial = Date.now() + redialMs
+  let nextRound = Date.now() + redialMs
+  let round: Promise<unknown> | undefined
   while (routingTableSize(node.services.dht) === 0) {
     if (Date.now() > deadline) return false
     opts.signal?.throwIfAborted()
-    if (Date.now() >= nextDial) {
-      nextDial = Date.now() + redialMs
-      for (const addr of bootstrapAddrs) {
-        node.dial(multiaddr(addr), { signal: AbortSignal.timeout(redialMs) }).catch(() => {})
-      }
+    if (round == null && Date.now() >= nextRound) {
+      const signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()))
+      const dht = node.services.dht
+      round = Promise.allSettled(bootstrapAddrs.map(async addr => {
+        const conn = await node.dial(multiaddr(addr), { signal })
+        // kad-dht pings a new contact before it enters the table and drops it if the ping times out,
+        // then never tries again while the connection stays open: ask it again
+        // (RoutingTable.add is public on kad-dht's class, not on its exported interface)
+        const table = isSingleKadDHT(dht) ? dht.routingTable as unknown as { add?: (peer: PeerId, o: { signal: AbortSignal }) => Promise<void> } : undefined
+        if (typeof table?.add === 'function') await table.add(conn.remotePeer, { signal })
+      })).then(() => { round = undefined; nextRound = Date.now() + redialMs })
     }
     await new Promise(resolve => setTimeout(resolve, 50))
   }
