@@ -3,7 +3,7 @@
  * WebSockets 4002), DHT server mode. Newcomers dial it to join the DHT; it stores directory records
  * like any other DHT server and carries the relay directory's gossip.
  */
-import { createP2PNode } from '../node/create.ts'
+import { createP2PNode, joinDht } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import type { Identity } from '../node/identity.ts'
 
@@ -32,11 +32,18 @@ export async function startBootstrapNode (opts: BootstrapNodeOptions): Promise<B
     dhtServer: true,
     allow: opts.allow
   })
+  // joining other bootstrap nodes (redialling them, then looking up its own id) must not hold up
+  // this one: newcomers can use it at once
+  const joining = new AbortController()
+  if ((opts.bootstrap ?? []).length > 0) {
+    joinDht(node, opts.bootstrap ?? [], { timeoutMs: 10 * 60_000, signal: joining.signal }).catch(() => {})
+  }
   let stopped: Promise<void> | undefined
   return {
     node,
     addrs: () => node.getMultiaddrs().map(a => a.toString()),
     stop: async () => {
+      joining.abort()
       stopped ??= Promise.resolve(node.stop())
       await stopped
     }

@@ -139,6 +139,11 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
         // default: a fixed second of every start. At 0 the self-query waits only for the first
         // routing-table peer (the bootstrap node), so a newcomer's first lookups run as soon as it joins.
         initialQuerySelfInterval: 0,
+        // and does not hold queries behind that self-query either: it asks for the ~20 peers closest to
+        // this node, which on a small network means dialling everyone (1-1.5 s for a cold newcomer)
+        // before its first lookup may start. A query walks towards its own key from whatever the table
+        // holds (ChatNode.start waits for one peer first: joinDht), as Kademlia lookups do.
+        allowQueryWithZeroPeers: true,
         peerInfoMapper: passthroughMapper,
         validators: directoryValidators,
         selectors: directorySelectors
@@ -193,5 +198,19 @@ export async function joinDht (node: P2PNode, bootstrapAddrs: string[], opts: { 
     }
     await new Promise(resolve => setTimeout(resolve, 50))
   }
+  lookUpSelf(node)
   return true
+}
+
+/**
+ * kad-dht's own first self-query runs at start, before the table holds anyone (queries are not held
+ * back for it: allowQueryWithZeroPeers), so it finds nobody and the next one is minutes away. Once
+ * joined, look up this node's own id in the background: the peers met on the way fill the table.
+ */
+function lookUpSelf (node: P2PNode): void {
+  void (async () => {
+    for await (const _event of node.services.dht.getClosestPeers(node.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(30_000) })) {
+      // the routing table learns from the responses; nothing to do with the events here
+    }
+  })().catch(() => {})
 }
