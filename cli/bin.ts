@@ -1,5 +1,11 @@
 #!/usr/bin/env node
-import { main } from './main.ts'
+import { enableCompileCache } from 'node:module'
+import { compileCacheDir } from './compile-cache.ts'
+
+// before the rest of the program is imported, so that its modules load from the cache
+const cacheDir = compileCacheDir(process.env)
+if (cacheDir != null) enableCompileCache(cacheDir)
+const { main } = await import('./main.ts')
 
 const code = await main(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env })
 process.exitCode = code
