@@ -11,7 +11,7 @@
  * The in-process network of bench/chat.ts shares one event loop among all its nodes, so the DHT
  * work of a newcomer waits behind everyone else's; here each node has its own.
  */
-import { CliNetwork, LOOPBACK_LISTEN } from '../test/helpers/cli-network.ts'
+import { CliNetwork } from '../test/helpers/cli-network.ts'
 import type { CliProcess } from '../test/helpers/cli.ts'
 import { summarize } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
@@ -85,7 +85,7 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
       const nick = `newcomer${k}`
       const text = `hello from ${nick}`
       const spawned = performance.now()
-      const proc = net.spawn(['start', '--json', '--nick', nick, ...LOOPBACK_LISTEN, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(nick)])
+      const proc = net.spawnUser(nick)
       const listening = await proc.waitForLine(o => o.event === 'status' && o.stage === 'listening', 30_000)
       const ready = await proc.waitForLine(o => o.event === 'ready' || o.event === 'error', 60_000)
       if (ready.obj.event !== 'ready') throw new Error(`${nick} did not start: ${JSON.stringify(ready.obj)}`)

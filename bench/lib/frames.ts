@@ -5,7 +5,7 @@
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { PACKET_SIZE } from '../../protocols/onion/constants.ts'
-import { DEFAULT_QUEUE_LENGTH, frameOf, readFrames as readRelayFrames, waitWritable } from '../../protocols/onion/relay.ts'
+import { DEFAULT_QUEUE_LENGTH, frameOf, pauseStream, readFrames as readRelayFrames, resumeStream, waitWritable } from '../../protocols/onion/relay.ts'
 
 /** The plain forwarder: frames in, the same frames out to one fixed next host. */
 export const PLAIN_FORWARD_PROTOCOL = '/p2pchat-bench/plain-forward/1.0'
@@ -102,7 +102,7 @@ export class PlainForwarder {
     this.next = next
     await this.node.handle(PLAIN_FORWARD_PROTOCOL, (stream) => {
       this.inbound.add(stream)
-      if (this.paused) stream.pause()
+      if (this.paused) pauseStream(stream)
       readFrames(stream, (frame) => { this.receive(frame) }).finally(() => this.inbound.delete(stream)).catch(() => {})
     }, { maxInboundStreams: 16 })
   }
@@ -139,7 +139,8 @@ export class PlainForwarder {
   private setPaused (paused: boolean): void {
     this.paused = paused
     for (const s of this.inbound) {
-      try { if (paused) s.pause(); else s.resume() } catch {}
+      if (paused) pauseStream(s)
+      else resumeStream(s)
     }
   }
 }

@@ -64,8 +64,8 @@ export function frameOf (packet: Uint8Array): Uint8Array {
 }
 
 /** Pausing or resuming a stream that is closing throws; such a stream has nothing left to read. */
-function pauseStream (s: Stream): void { try { s.pause() } catch {} }
-function resumeStream (s: Stream): void { try { s.resume() } catch {} }
+export function pauseStream (s: Stream): void { try { s.pause() } catch {} }
+export function resumeStream (s: Stream): void { try { s.resume() } catch {} }
 
 function varint (n: number): Uint8Array {
   const out: number[] = []

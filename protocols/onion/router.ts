@@ -39,6 +39,9 @@ export const MAX_PENDING_SURBS = 100_000
 export const SPARE_SURB_DELAY_MS = 100
 export const SPARE_SURB_MAX_AGE_MS = 60_000
 
+/** A reply block with its path and build time, before it is given out. */
+interface BuiltReplyBlock { made: ReturnType<typeof createSurb>, path: string[], builtAt: number }
+
 export interface OnionRouterInit {
   directory: Directory
   onionPrivate: Uint8Array
@@ -109,7 +112,7 @@ export class OnionRouter {
   private readonly surbs: SurbKeeper
   private readonly log = logger('p2pchat:onion:router')
   private announceTimer: ReturnType<typeof setInterval> | undefined
-  private spare: { made: ReturnType<typeof createSurb>, path: string[], builtAt: number } | undefined
+  private spare: BuiltReplyBlock | undefined
   private spareTimer: ReturnType<typeof setTimeout> | undefined
   private running = false
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
@@ -256,7 +259,7 @@ export class OnionRouter {
   /** A reply block built ahead is waiting to be given out. */
   get spareReady (): boolean { return this.spare != null }
 
-  private buildReplyBlock (pathLength: number, exclude: string[]): { made: ReturnType<typeof createSurb>, path: string[], builtAt: number } {
+  private buildReplyBlock (pathLength: number, exclude: string[]): BuiltReplyBlock {
     const self = this.node.peerId.toString()
     const { hops, path } = this.hopsThrough(pathLength, [self, ...exclude])
     hops.push({ peerId: peerIdBytes(self), onionKey: this.init.onionPublic })

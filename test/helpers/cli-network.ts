@@ -34,10 +34,15 @@ export class CliNetwork {
     return this.bootstrapAddr
   }
 
-  /** `p2pchat start --json --nick <nick>`; resolves at its ready line. `dataDir` defaults to one per nick. */
-  async start (nick: string, opts: { relay?: boolean, dataDir?: string } = {}): Promise<{ proc: CliProcess, ready: Record<string, unknown> }> {
-    const proc = this.spawn(['start', '--json', '--nick', nick, ...(opts.relay === true ? ['--relay'] : []),
+  /** Spawns `p2pchat start --json --nick <nick>` on loopback without waiting. `dataDir` defaults to one per nick. */
+  spawnUser (nick: string, opts: { relay?: boolean, dataDir?: string } = {}): CliProcess {
+    return this.spawn(['start', '--json', '--nick', nick, ...(opts.relay === true ? ['--relay'] : []),
       ...LOOPBACK_LISTEN, '--bootstrap', this.bootstrapAddr, '--data-dir', opts.dataDir ?? this.dataDir(nick)])
+  }
+
+  /** spawnUser, resolving at its ready line. */
+  async start (nick: string, opts: { relay?: boolean, dataDir?: string } = {}): Promise<{ proc: CliProcess, ready: Record<string, unknown> }> {
+    const proc = this.spawnUser(nick, opts)
     const ready = await proc.waitForJson(o => o.event === 'ready' || o.event === 'error', 60_000)
     if (ready.event !== 'ready') throw new Error(`${nick} did not start: ${JSON.stringify(ready)}; stderr: ${proc.stderr}`)
     return { proc, ready }
