@@ -214,3 +214,70 @@ function lookUpSelf (node: P2PNode): void {
     }
   })().catch(() => {})
 }
+
+export type ClientServices = {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+}
+
+/** A user's node in protocol version 2: it dials out only and runs no DHT (PROTOCOL-V2.md section 2). */
+export type ClientNode = Libp2p<ClientServices>
+
+/**
+ * A client node: TCP and WebSockets to dial with, no listen address unless given, and no DHT service at
+ * all, so it never sends a DHT request from its peer id (and nobody adds it to a routing table: it does
+ * not speak the DHT protocol). Gossipsub stays: relay descriptors reach it through its entry relay.
+ * The private key is the transport key: a user passes a fresh one for every run.
+ */
+export async function createClientNode (opts: { privateKey: PrivateKey, listen?: string[], allow?: string[] }): Promise<ClientNode> {
+  const listen = parseMultiaddrs(opts.listen ?? [], 'listen')
+  return await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW } })],
+    connectionManager: { allow: opts.allow ?? [] },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        scoreParams: { IPColocationFactorWhitelist: LOOPBACK_IPS },
+        fastMsgIdFn: wireMessageId
+      })
+    }
+  })
+}
+
+/** One DHT request as the serving node saw it: who sent it, which RPC, and the key it names (if any). */
+export interface DhtRequest {
+  /** The serving node. */
+  at: string
+  /** The peer id the request came from. */
+  from: string
+  type: string
+  key: Uint8Array | undefined
+}
+
+/**
+ * Calls `observer` for every DHT request this node serves, of every kind (FIND_NODE, GET_VALUE,
+ * PUT_VALUE, GET_PROVIDERS, ADD_PROVIDER, PING), before kad-dht handles it. For the privacy tests (who
+ * asked for what) and for operators' metrics. kad-dht routes every inbound message through its RPC
+ * object's handleMessage; this wraps that method on the node's own instance. Returns a function that
+ * removes the observer.
+ */
+export function observeDhtRequests (node: P2PNode, observer: (request: DhtRequest) => void): () => void {
+  const dht = node.services.dht as unknown as { rpc?: { handleMessage: (peer: PeerId, msg: { type: string, key?: Uint8Array }) => Promise<unknown> } }
+  const rpc = dht.rpc
+  if (rpc == null || typeof rpc.handleMessage !== 'function') throw new Error('this kad-dht has no RPC object to observe')
+  const original = rpc.handleMessage
+  const at = node.peerId.toString()
+  rpc.handleMessage = async function (peer, msg) {
+    try { observer({ at, from: peer.toString(), type: String(msg.type), key: msg.key }) } catch {}
+    return await original.call(this, peer, msg)
+  }
+  return () => { rpc.handleMessage = original }
+}
