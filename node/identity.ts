@@ -21,6 +21,8 @@ export { fingerprint }
 
 export const IDENTITY_FILE = 'identity.key'
 export const ONION_FILE = 'onion.key'
+/** The stable transport key of a relay or bootstrap node (protocol v2: never a user's chat identity). */
+export const TRANSPORT_FILE = 'transport.key'
 
 export interface Identity {
   dataDir: string
@@ -118,4 +120,22 @@ export async function ephemeralIdentity (): Promise<Identity> {
     onionPublic: onion.publicKey,
     fingerprint: fingerprint(key.publicKey.raw)
   }
+}
+
+/**
+ * A transport key: the libp2p private key a node connects with (PROTOCOL-V2.md section 1), apart from
+ * the chat identity. Relays and bootstrap nodes are public by design and keep one in `transport.key`
+ * (created on first run, mode 0600, same file format and refusals as identity.key); users pass
+ * `fresh: true` and get a new key for every run that never touches the disk, so no two runs of a user
+ * share a peer id and no peer id names the user.
+ */
+export async function loadTransportKey (dataDir: string, opts: { fresh?: boolean } = {}): Promise<{ privateKey: Ed25519PrivateKey, peerId: PeerId, created: boolean }> {
+  if (opts.fresh === true) {
+    const key = await generateKeyPair('Ed25519')
+    return { privateKey: key, peerId: peerIdFromPrivateKey(key), created: true }
+  }
+  prepareDataDir(dataDir)
+  const k = loadOrCreate(join(dataDir, TRANSPORT_FILE), 'Ed25519', rawEd25519, (seed) => ed25519SignerFromSeed(seed).publicKey)
+  const privateKey = privateKeyFromRaw(Buffer.concat([k.privateKey, k.publicKey])) as Ed25519PrivateKey
+  return { privateKey, peerId: peerIdFromPrivateKey(privateKey), created: k.created }
 }

@@ -188,6 +188,33 @@ const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   ) STRICT;
   CREATE INDEX surbs_by_expiry ON surbs (expires_at);
+  `,
+  // protocol version 2: the user's rotating onion keys, its mailbox keys, and the seal keys already seen
+  // (each table has its own module: node/onion-keys.ts, node/mailbox-keys.ts, node/seen-seals.ts)
+  `
+  CREATE TABLE onion_keys (
+    epoch INTEGER PRIMARY KEY NOT NULL CHECK (epoch >= 0),
+    public_key BLOB NOT NULL CHECK (length(public_key) = 32),
+    private_key BLOB NOT NULL CHECK (length(private_key) = 32),
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL CHECK (not_after > not_before)
+  ) STRICT;
+
+  CREATE TABLE mailbox_keys (
+    id BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+    relay BLOB NOT NULL CHECK (length(relay) = 32),
+    seed BLOB NOT NULL CHECK (length(seed) = 32),
+    public_key BLOB NOT NULL CHECK (length(public_key) = 32),
+    created_at INTEGER NOT NULL,
+    registered_at INTEGER,
+    retired_at INTEGER
+  ) STRICT;
+
+  CREATE TABLE seen_seals (
+    ephemeral BLOB PRIMARY KEY NOT NULL CHECK (length(ephemeral) = 32),
+    expires_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX seen_seals_by_expiry ON seen_seals (expires_at);
   `
 ]
 
@@ -375,6 +402,14 @@ export class ChatStore {
 
   get isOpen (): boolean {
     return this.#db != null
+  }
+
+  /**
+   * The open database, for the table modules beside this one (node/onion-keys.ts and the others), which
+   * prepare their own statements and write inside this store's transactions. Throws StoreClosedError.
+   */
+  get database (): DatabaseSync {
+    return this.#live().db
   }
 
   #live (): { db: DatabaseSync, sql: Statements } {
