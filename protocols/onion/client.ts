@@ -1,0 +1,231 @@
+/**
+ * The onion side of a user (a client): it builds packets and reply blocks over the paths of
+ * protocol version 2, hands every packet to its entry relay (PROTOCOL-V2.md section 2: SUBMIT), and
+ * opens what the entry relay delivers (only replies through reply blocks this client made: a user is
+ * never a hop of anyone's forward path).
+ *
+ * - `send(final, service, request)`: a forward packet mix -> mix -> `final` whose SERVICE layer carries
+ *   `service | reply block | request`; with `onAnswer` the reply block is one of ours and the answer
+ *   comes back through it. `request(...)` is the same as a promise with a timeout.
+ * - `replyBlock(onReply)`: a block mix -> mix -> entry relay -> this client, to stock at a mailbox.
+ * - `replyThrough(block, payload)`: answer through someone else's reply block; refused unless its first
+ *   hop is a relay we know (so a stranger cannot make us reveal anything to a relay of its choosing;
+ *   the packet still leaves through our entry relay, never by a connection of our own).
+ * - `deliver(packet)`: a packet from the entry relay. Everything else than a reply through a live block
+ *   of ours is a counted drop.
+ *
+ * Reply-block secrets live in memory only: a block ends at this run's client key and transport peer
+ * id, so it is useless after a restart anyway. Each block opens one reply.
+ */
+import { logger } from '@libp2p/logger'
+import { createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb, processPacket } from './sphinx.ts'
+import type { Hop, OnionPrivateKey, SurbSecret } from './sphinx.ts'
+import { SURB_SIZE } from './constants.ts'
+import { chooseMixes, DEFAULT_MIXES } from './paths.ts'
+import type { PathRelay } from './paths.ts'
+import { encodeServiceBody } from './service-body.ts'
+
+/** How long a reply block's secret waits for its reply by default: under a relay epoch (1 h). */
+export const DEFAULT_REPLY_BLOCK_TTL_MS = 50 * 60_000
+/** Secrets held at once; the oldest go first beyond this. */
+export const MAX_REPLY_BLOCKS = 10_000
+/** The same warning about short paths is repeated at most this often. */
+const WARNING_INTERVAL_MS = 60_000
+
+/** The entry relay as the client sees it: who it is, and how to hand it a packet. */
+export interface EntryLink {
+  readonly relay: PathRelay
+  /** Queue `packet` for the relay `address` (SUBMIT); false when the link cannot take it. */
+  submit: (address: Uint8Array, packet: Uint8Array) => boolean
+}
+
+export interface OnionClientInit {
+  /** This client's transport key (the address its entry relay delivers to). */
+  self: Uint8Array
+  /** The relays usable now (paths.ts `pathRelays`). */
+  relays: () => PathRelay[]
+  /** The current entry relay link, if connected. */
+  entry: () => EntryLink | undefined
+  mixes?: number
+  onWarning?: (message: string) => void
+  now?: () => number
+}
+
+export class NoEntryRelayError extends Error {
+  constructor (message = 'not connected to an entry relay') { super(message); this.name = 'NoEntryRelayError' }
+}
+
+export class UnknownFirstHopError extends Error {
+  constructor (message = 'the reply block\'s first hop is not a relay we know: refused') { super(message); this.name = 'UnknownFirstHopError' }
+}
+
+export class SubmitFailedError extends Error {
+  constructor (message = 'the entry relay link did not take the packet') { super(message); this.name = 'SubmitFailedError' }
+}
+
+export class AnswerTimeoutError extends Error {
+  constructor (message = 'no answer through the reply block in time') { super(message); this.name = 'AnswerTimeoutError' }
+}
+
+export type ClientDrop = 'not-for-us' | 'not-a-reply' | 'unknown-block' | 'open-failed' | 'handler'
+
+interface HeldBlock { secret: SurbSecret, expires: number, onReply: (payload: Uint8Array) => void }
+
+export interface SentRequest {
+  /** Peer ids of the Sphinx hops, first first (the entry relay passes the packet on unchanged). */
+  path: string[]
+  /** The reply block's id, when an answer was asked for. */
+  replyId?: Uint8Array
+}
+
+function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
+
+export class OnionClient {
+  private readonly init: OnionClientInit
+  private readonly clientKey: { publicKey: Uint8Array, key: OnionPrivateKey }
+  private readonly blocks = new Map<string, HeldBlock>()
+  private readonly now: () => number
+  private readonly log = logger('p2pchat:onion:client')
+  private lastWarning = 0
+  readonly stats = { sent: 0, replies: 0, dropped: {} as Partial<Record<ClientDrop, number>> }
+
+  constructor (init: OnionClientInit) {
+    this.init = init
+    this.now = init.now ?? Date.now
+    const k = generateOnionKey()
+    this.clientKey = { publicKey: k.publicKey, key: onionPrivateKeyFromRaw(k.privateKey) }
+  }
+
+  private drop (reason: ClientDrop): void {
+    this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1
+    this.log('dropped a delivered packet: %s', reason)
+  }
+
+  private warnShort (what: string, got: number): void {
+    const now = this.now()
+    if (now - this.lastWarning < WARNING_INTERVAL_MS) return
+    this.lastWarning = now
+    this.init.onWarning?.(`too few relays: ${what} has ${got} of ${this.init.mixes ?? DEFAULT_MIXES} mixes; the relays on it learn more than they should (start more relays)`)
+  }
+
+  private link (): EntryLink {
+    const entry = this.init.entry()
+    if (entry == null) throw new NoEntryRelayError()
+    return entry
+  }
+
+  /** Reply blocks waiting for their reply now. */
+  get pendingBlocks (): number { return this.blocks.size }
+
+  /**
+   * A reply block mix -> mix -> entry relay -> this client. `onReply` gets the opened payload of its
+   * one reply. Throws NoEntryRelayError.
+   */
+  replyBlock (onReply: (payload: Uint8Array) => void, ttlMs = DEFAULT_REPLY_BLOCK_TTL_MS): { surb: Uint8Array, id: Uint8Array, path: string[] } {
+    const entry = this.link()
+    const { mixes, short } = chooseMixes(this.init.relays(), [entry.relay.peerId], this.init.mixes ?? DEFAULT_MIXES)
+    if (short) this.warnShort('a reply block', mixes.length)
+    const path: Hop[] = [
+      ...mixes.map(m => ({ address: m.address, onionKey: m.onionKey })),
+      { address: entry.relay.address, onionKey: entry.relay.onionKey },
+      { address: this.init.self, onionKey: this.clientKey.publicKey, client: true }
+    ]
+    const made = createSurb(path)
+    this.hold(made.id, { secret: made.secret, expires: this.now() + ttlMs, onReply })
+    return { surb: made.surb, id: made.id, path: [...mixes.map(m => m.peerId), entry.relay.peerId] }
+  }
+
+  private hold (id: Uint8Array, block: HeldBlock): void {
+    if (this.blocks.size >= MAX_REPLY_BLOCKS) {
+      const oldest = this.blocks.keys().next().value
+      if (oldest != null) this.blocks.delete(oldest)
+    }
+    this.blocks.set(hex(id), block)
+  }
+
+  /**
+   * Sends `request` to `final`'s `service` over mix -> mix -> final, leaving through the entry relay.
+   * With `onAnswer`, one of our reply blocks rides along and the answer comes back through it.
+   * Throws NoEntryRelayError, SubmitFailedError, the body's size errors.
+   */
+  send (final: PathRelay, service: number, request: Uint8Array, opts: { onAnswer?: (answer: Uint8Array) => void, ttlMs?: number } = {}): SentRequest {
+    const entry = this.link()
+    const block = opts.onAnswer != null ? this.replyBlock(opts.onAnswer, opts.ttlMs) : undefined
+    const { mixes, short } = chooseMixes(this.init.relays(), [entry.relay.peerId, final.peerId], this.init.mixes ?? DEFAULT_MIXES)
+    if (short) this.warnShort('a path', mixes.length)
+    const hops = [...mixes, final]
+    const body = encodeServiceBody({ service, replyBlock: block?.surb, request })
+    const { firstHop, packet } = createPacket(hops.map(h => ({ address: h.address, onionKey: h.onionKey })), body)
+    if (!entry.submit(firstHop, packet)) {
+      if (block != null) this.blocks.delete(hex(block.id))
+      throw new SubmitFailedError()
+    }
+    this.stats.sent++
+    return { path: hops.map(h => h.peerId), replyId: block?.id }
+  }
+
+  /** `send` with an answer: resolves with it, rejects with AnswerTimeoutError after `timeoutMs`. */
+  async request (final: PathRelay, service: number, request: Uint8Array, opts: { timeoutMs: number, signal?: AbortSignal }): Promise<Uint8Array> {
+    return await new Promise<Uint8Array>((resolve, reject) => {
+      let sent: SentRequest | undefined
+      const finish = (): void => {
+        clearTimeout(timer)
+        opts.signal?.removeEventListener('abort', onAbort)
+        if (sent?.replyId != null) this.blocks.delete(hex(sent.replyId))
+      }
+      const timer = setTimeout(() => { finish(); reject(new AnswerTimeoutError()) }, opts.timeoutMs)
+      const onAbort = (): void => { finish(); reject(opts.signal?.reason ?? new Error('aborted')) }
+      opts.signal?.addEventListener('abort', onAbort, { once: true })
+      try {
+        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); resolve(answer) }, ttlMs: opts.timeoutMs })
+      } catch (err) {
+        finish()
+        reject(err as Error)
+      }
+    })
+  }
+
+  /**
+   * Answers through someone else's reply block, leaving through our entry relay. Throws
+   * UnknownFirstHopError when the block's first hop is not a relay we know, NoEntryRelayError,
+   * SubmitFailedError, and packetFromSurb's errors for a malformed block.
+   */
+  replyThrough (surb: Uint8Array, payload: Uint8Array): void {
+    if (surb.length !== SURB_SIZE) throw new RangeError(`a reply block is ${SURB_SIZE} bytes`)
+    const firstHop = surb.subarray(0, 32)
+    const known = this.init.relays().some(r => Buffer.compare(r.address, firstHop) === 0)
+    if (!known) throw new UnknownFirstHopError()
+    const entry = this.link()
+    const { packet } = packetFromSurb(surb, payload)
+    if (!entry.submit(firstHop.slice(), packet)) throw new SubmitFailedError()
+    this.stats.sent++
+  }
+
+  /** A packet the entry relay handed over. Never throws. */
+  deliver (packet: Uint8Array): void {
+    const res = processPacket(packet, this.clientKey.key)
+    if (!res.ok) { this.drop('not-for-us'); return }
+    if (res.type !== 'final' || res.command !== 'reply') { this.drop('not-a-reply'); return }
+    const key = hex(res.id)
+    const held = this.blocks.get(key)
+    if (held == null || held.expires < this.now()) { this.blocks.delete(key); this.drop('unknown-block'); return }
+    this.blocks.delete(key)
+    const opened = openReply(res.payload, held.secret)
+    if (!opened.ok) { this.drop('open-failed'); return }
+    this.stats.replies++
+    try {
+      held.onReply(opened.payload)
+    } catch (err) {
+      this.drop('handler')
+      this.log.error('a reply handler threw: %s', (err as Error).message)
+    }
+  }
+
+  /** Forgets reply blocks whose time is up. */
+  expire (): number {
+    const now = this.now()
+    let n = 0
+    for (const [id, b] of this.blocks) if (b.expires < now) { this.blocks.delete(id); n++ }
+    return n
+  }
+}
