@@ -1,0 +1,409 @@
+/**
+ * The mailbox service a relay composes (SPEC.md sections 3-7): it takes the `request` of a service-0x01
+ * body and the body's reply block, if any, and answers through that reply block; it pushes waiting items
+ * through reply blocks the owner stocked, one item per block.
+ *
+ * - `handle(request, replyBlock)` never throws: a request that does not decode, a reply block of the wrong
+ *   size, a store failure or a sender that throws is a counted drop (`stats().drops`).
+ * - A DEPOSIT's `stored` answer is handed to `sendThroughReplyBlock` only after the item's transaction
+ *   committed (WAL, synchronous=FULL: fsynced). A store failure sends nothing.
+ * - Reply blocks live in memory only: at most `maxBlocksPerMailbox` per mailbox (the oldest is evicted) and
+ *   `maxBlocksPerRelay` in all (further blocks are refused), each dropped `blockLifetimeMs` after it was
+ *   stocked. A restarted relay holds no blocks: owners re-stock.
+ * - An item pushed and not acknowledged within `repushIntervalMs` goes again through a later block.
+ *   Only an authenticated ACK or the item age limit deletes an item.
+ * - A timer (`sweepIntervalMs`, owned here, started by `start()`) expires items and idle mailboxes, drops
+ *   dead blocks, re-pushes due items, and hands held name records to `onRecord` every `republishIntervalMs`.
+ *
+ * Payloads handed to `sendThroughReplyBlock` are the whole reply payload: `0x01 (service) ‖ answer`.
+ */
+import { randomBytes as cryptoRandomBytes } from 'node:crypto'
+import {
+  DEFAULT_BLOCK_LIFETIME_MS, DEFAULT_CLOCK_WINDOW_MS, DEFAULT_IDLE_AGE_MS, DEFAULT_ITEM_AGE_MS,
+  DEFAULT_MAX_BLOCKS_PER_MAILBOX, DEFAULT_MAX_BLOCKS_PER_RELAY, DEFAULT_MAX_BYTES_PER_MAILBOX,
+  DEFAULT_MAX_BYTES_PER_RELAY, DEFAULT_MAX_ITEMS_PER_MAILBOX, DEFAULT_MAX_ITEMS_PER_RELAY, DEFAULT_MAX_MAILBOXES,
+  DEFAULT_REPUBLISH_INTERVAL_MS, DEFAULT_REPUSH_INTERVAL_MS, DEFAULT_SWEEP_INTERVAL_MS, ITEM_ID_BYTES, MAILBOX_SERVICE,
+  MAX_ITEM, SURB_SIZE
+} from './constants.ts'
+import { decodeRequest, encodeAnswer, mailboxIdOf, verifySigned } from './codec.ts'
+import type { AckRequest, DepositRequest, MailboxAnswer, RegisterRequest, RequestOp, StockRequest } from './codec.ts'
+import { InvalidMailboxOptionError } from './errors.ts'
+import type { MailboxStore, StoreLimits } from './store.ts'
+
+export interface MailboxServiceLimits extends StoreLimits {
+  /** the largest item taken; larger ones are answered `too-large` (at most MAX_ITEM) */
+  maxItemBytes: number
+  itemAgeMs: number
+  idleAgeMs: number
+  /** owner timestamps further than this from the relay's clock are `stale` */
+  clockWindowMs: number
+  maxBlocksPerMailbox: number
+  maxBlocksPerRelay: number
+  blockLifetimeMs: number
+  repushIntervalMs: number
+  sweepIntervalMs: number
+  republishIntervalMs: number
+}
+
+export const DEFAULT_LIMITS: Readonly<MailboxServiceLimits> = Object.freeze({
+  maxItemsPerMailbox: DEFAULT_MAX_ITEMS_PER_MAILBOX,
+  maxBytesPerMailbox: DEFAULT_MAX_BYTES_PER_MAILBOX,
+  maxItemsPerRelay: DEFAULT_MAX_ITEMS_PER_RELAY,
+  maxBytesPerRelay: DEFAULT_MAX_BYTES_PER_RELAY,
+  maxMailboxes: DEFAULT_MAX_MAILBOXES,
+  maxItemBytes: MAX_ITEM,
+  itemAgeMs: DEFAULT_ITEM_AGE_MS,
+  idleAgeMs: DEFAULT_IDLE_AGE_MS,
+  clockWindowMs: DEFAULT_CLOCK_WINDOW_MS,
+  maxBlocksPerMailbox: DEFAULT_MAX_BLOCKS_PER_MAILBOX,
+  maxBlocksPerRelay: DEFAULT_MAX_BLOCKS_PER_RELAY,
+  blockLifetimeMs: DEFAULT_BLOCK_LIFETIME_MS,
+  repushIntervalMs: DEFAULT_REPUSH_INTERVAL_MS,
+  sweepIntervalMs: DEFAULT_SWEEP_INTERVAL_MS,
+  republishIntervalMs: DEFAULT_REPUBLISH_INTERVAL_MS
+})
+
+export interface MailboxServiceInit {
+  /** opened and closed by the caller (`MailboxStore.open(MailboxStore.pathIn(dataDir))`) */
+  store: MailboxStore
+  /** builds a reply packet from `block` with `payload` and sends it to the block's first hop; may throw */
+  sendThroughReplyBlock: (block: Uint8Array, payload: Uint8Array) => void
+  /** a held mailbox's signed name record, to (re)publish; called on REGISTER with a new record and every republish interval */
+  onRecord?: (mailboxId: Uint8Array, record: Uint8Array) => void
+  limits?: Partial<MailboxServiceLimits>
+  now?: () => number
+  /** source of item ids (16 bytes) */
+  randomBytes?: (n: number) => Uint8Array
+}
+
+export interface MailboxStats {
+  /** requests by op and outcome, e.g. requests.deposit['mailbox-full'] */
+  requests: Record<RequestOp, Record<string, number>>
+  /** drops by reason: decode reasons, 'reply-block', 'store-error', 'send-failed', 'block-evicted', ... */
+  drops: Record<string, number>
+  pushes: number
+  expiredItems: number
+  removedMailboxes: number
+  mailboxes: number
+  items: number
+  bytes: number
+  blocks: number
+}
+
+interface HeldBlock { block: Uint8Array, expiresAt: number }
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+
+function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0
+}
+
+function checkLimits (limits: MailboxServiceLimits): void {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new InvalidMailboxOptionError(`${name} must be a positive integer`)
+  }
+  if (limits.maxItemBytes > MAX_ITEM) throw new InvalidMailboxOptionError(`maxItemBytes must be at most ${MAX_ITEM}`)
+}
+
+export class MailboxService {
+  readonly limits: Readonly<MailboxServiceLimits>
+  readonly #store: MailboxStore
+  readonly #send: (block: Uint8Array, payload: Uint8Array) => void
+  readonly #onRecord: ((mailboxId: Uint8Array, record: Uint8Array) => void) | undefined
+  readonly #now: () => number
+  readonly #random: (n: number) => Uint8Array
+  /** mailbox id (hex) -> blocks, oldest first */
+  readonly #blocks = new Map<string, HeldBlock[]>()
+  #blockCount = 0
+  #timer: ReturnType<typeof setInterval> | undefined
+  #lastRepublish = Number.NEGATIVE_INFINITY
+  readonly #requests: Record<RequestOp, Record<string, number>> = { deposit: {}, register: {}, stock: {}, ack: {} }
+  readonly #drops: Record<string, number> = {}
+  #pushes = 0
+  #expiredItems = 0
+  #removedMailboxes = 0
+
+  constructor (init: MailboxServiceInit) {
+    this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...init.limits })
+    checkLimits(this.limits)
+    this.#store = init.store
+    this.#send = init.sendThroughReplyBlock
+    this.#onRecord = init.onRecord
+    this.#now = init.now ?? Date.now
+    this.#random = init.randomBytes ?? ((n) => new Uint8Array(cryptoRandomBytes(n)))
+  }
+
+  /** Runs one sweep and starts the sweep timer. A second call does nothing. */
+  start (): void {
+    if (this.#timer != null) return
+    this.sweep()
+    this.#timer = setInterval(() => { this.sweep() }, this.limits.sweepIntervalMs)
+    this.#timer.unref()
+  }
+
+  /** Stops the timer and forgets the stocked blocks (they are memory only). Safe to call twice. */
+  stop (): void {
+    if (this.#timer != null) clearInterval(this.#timer)
+    this.#timer = undefined
+    this.#blocks.clear()
+    this.#blockCount = 0
+  }
+
+  stats (): MailboxStats {
+    let totals = { mailboxes: 0, items: 0, bytes: 0 }
+    try {
+      totals = this.#store.totals()
+    } catch {
+      // a closed store reports zeros
+    }
+    const requests = Object.fromEntries(Object.entries(this.#requests).map(([op, m]) => [op, { ...m }])) as Record<RequestOp, Record<string, number>>
+    return {
+      requests,
+      drops: { ...this.#drops },
+      pushes: this.#pushes,
+      expiredItems: this.#expiredItems,
+      removedMailboxes: this.#removedMailboxes,
+      ...totals,
+      blocks: this.#blockCount
+    }
+  }
+
+  /** Blocks held now for one mailbox (after dropping expired ones). */
+  blocksHeld (mailboxId: Uint8Array): number {
+    return this.#liveBlocks(hex(mailboxId)).length
+  }
+
+  /** One service-0x01 request. Never throws. */
+  handle (request: Uint8Array, replyBlock: Uint8Array | undefined): void {
+    try {
+      if (replyBlock != null && (!(replyBlock instanceof Uint8Array) || replyBlock.length !== SURB_SIZE)) {
+        this.#drop('reply-block')
+        return
+      }
+      const decoded = decodeRequest(request)
+      if (!decoded.ok) {
+        this.#drop(decoded.reason)
+        return
+      }
+      if (decoded.request.op === 'deposit') {
+        this.#deposit(decoded.request, replyBlock)
+        return
+      }
+      if (!('signed' in decoded)) return
+      switch (decoded.request.op) {
+        case 'register': this.#register(decoded.request, decoded.signed, replyBlock); break
+        case 'stock': this.#stock(decoded.request, decoded.signed, replyBlock); break
+        case 'ack': this.#ack(decoded.request, decoded.signed, replyBlock); break
+      }
+    } catch {
+      // a store failure (disk full, busy, closed): nothing was answered for it
+      this.#drop('store-error')
+    }
+  }
+
+  /** Expiry, dead blocks, re-pushes, republishing. Called by the timer; public so tests drive it with their clock. Never throws. */
+  sweep (): void {
+    try {
+      const now = this.#now()
+      const gone = this.#store.expire(now, this.limits.itemAgeMs, this.limits.idleAgeMs)
+      this.#expiredItems += gone.items
+      this.#removedMailboxes += gone.mailboxes.length
+      for (const id of gone.mailboxes) this.#forgetBlocks(hex(id))
+      for (const key of [...this.#blocks.keys()]) {
+        if (this.#liveBlocks(key).length > 0) this.#push(Buffer.from(key, 'hex'))
+      }
+      if (now - this.#lastRepublish >= this.limits.republishIntervalMs) {
+        this.#lastRepublish = now
+        for (const m of this.#store.mailboxes()) this.#record(m.id, m.record)
+      }
+    } catch {
+      this.#drop('store-error')
+    }
+  }
+
+  // ---- operations ----
+
+  #deposit (req: DepositRequest, replyBlock: Uint8Array | undefined): void {
+    if (req.item.length > this.limits.maxItemBytes) {
+      this.#count('deposit', 'too-large')
+      this.#answer(replyBlock, { kind: 'too-large', mailboxId: req.mailboxId })
+      return
+    }
+    const result = this.#store.deposit(req.mailboxId, this.#random(ITEM_ID_BYTES), req.item, this.#now(), this.limits)
+    this.#count('deposit', result)
+    // the store call returned: the item is committed and fsynced before any answer leaves
+    const kind = result === 'stored' ? 'stored' : result === 'unknown-mailbox' ? 'unknown-mailbox' : 'full'
+    this.#answer(replyBlock, { kind, mailboxId: req.mailboxId })
+    if (result === 'stored') this.#push(req.mailboxId)
+  }
+
+  #register (req: RegisterRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
+    const refuse = (reason: 'key-mismatch' | 'bad-signature' | 'stale' | 'relay-full'): void => {
+      this.#count('register', reason)
+      this.#answer(replyBlock, { kind: 'refused', mailboxId: req.mailboxId, reason })
+    }
+    if (!sameBytes(mailboxIdOf(req.publicKey), req.mailboxId)) return refuse('key-mismatch')
+    if (!verifySigned(signed, req.signature, req.publicKey)) return refuse('bad-signature')
+    const now = this.#now()
+    if (Math.abs(req.timestamp - now) > this.limits.clockWindowMs) return refuse('stale')
+    const before = this.#store.getMailbox(req.mailboxId)
+    const result = this.#store.register({ id: req.mailboxId, publicKey: req.publicKey, record: req.record, timestamp: req.timestamp }, now, this.limits)
+    if (result === 'stale' || result === 'relay-full') return refuse(result)
+    this.#count('register', result)
+    if (before == null || !sameBytes(before.record, req.record)) this.#record(req.mailboxId, req.record)
+    this.#answer(replyBlock, {
+      kind: 'registered',
+      mailboxId: req.mailboxId,
+      limits: {
+        maxItems: this.limits.maxItemsPerMailbox,
+        maxBytes: this.limits.maxBytesPerMailbox,
+        itemAgeMs: this.limits.itemAgeMs,
+        idleAgeMs: this.limits.idleAgeMs
+      },
+      waiting: this.#waiting(req.mailboxId)
+    })
+    this.#push(req.mailboxId)
+  }
+
+  /** Checks an owner request against the held mailbox; answers and counts a refusal. True when authentic and fresh. */
+  #authenticate (op: 'stock' | 'ack', req: StockRequest | AckRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): boolean {
+    const mailbox = this.#store.getMailbox(req.mailboxId)
+    if (mailbox == null) {
+      this.#count(op, 'unknown-mailbox')
+      this.#answer(replyBlock, { kind: 'unknown-mailbox', mailboxId: req.mailboxId })
+      return false
+    }
+    const reason = !verifySigned(signed, req.signature, mailbox.publicKey)
+      ? 'bad-signature'
+      : Math.abs(req.timestamp - this.#now()) > this.limits.clockWindowMs ? 'stale' : undefined
+    if (reason == null) return true
+    this.#count(op, reason)
+    this.#answer(replyBlock, { kind: 'refused', mailboxId: req.mailboxId, reason })
+    return false
+  }
+
+  #stock (req: StockRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
+    if (!this.#authenticate('stock', req, signed, replyBlock)) return
+    const now = this.#now()
+    this.#store.touch(req.mailboxId, now)
+    const key = hex(req.mailboxId)
+    const held = this.#liveBlocks(key)
+    for (const block of req.blocks) {
+      if (held.some(h => sameBytes(h.block, block))) {
+        this.#drop('block-duplicate')
+        continue
+      }
+      if (held.length >= this.limits.maxBlocksPerMailbox) {
+        held.shift()
+        this.#blockCount--
+        this.#drop('block-evicted')
+      }
+      if (this.#blockCount >= this.limits.maxBlocksPerRelay) {
+        this.#drop('blocks-relay-full')
+        continue
+      }
+      held.push({ block, expiresAt: now + this.limits.blockLifetimeMs })
+      this.#blockCount++
+    }
+    if (held.length > 0) this.#blocks.set(key, held)
+    this.#count('stock', 'stocked')
+    this.#push(req.mailboxId)
+    this.#answer(replyBlock, {
+      kind: 'stocked',
+      mailboxId: req.mailboxId,
+      waiting: this.#waiting(req.mailboxId),
+      blocks: Math.min(0xff, this.#liveBlocks(key).length)
+    })
+  }
+
+  #ack (req: AckRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
+    if (!this.#authenticate('ack', req, signed, replyBlock)) return
+    const deleted = this.#store.ack(req.mailboxId, req.itemIds, this.#now())
+    this.#count('ack', 'acked')
+    this.#answer(replyBlock, { kind: 'acked', mailboxId: req.mailboxId, deleted, waiting: this.#waiting(req.mailboxId) })
+  }
+
+  // ---- pushing ----
+
+  /** Pushes due items through this mailbox's live blocks: one item per block, oldest item and oldest block first. */
+  #push (mailboxId: Uint8Array): void {
+    const key = hex(mailboxId)
+    const blocks = this.#liveBlocks(key)
+    if (blocks.length === 0) return
+    const now = this.#now()
+    const due = this.#store.due(mailboxId, now - this.limits.repushIntervalMs, blocks.length)
+    if (due.length === 0) return
+    this.#store.markPushed(due.map(i => i.itemId), now)
+    const others = Math.max(0, this.#waiting(mailboxId) - 1)
+    for (const item of due) {
+      const held = blocks.shift()
+      if (held == null) break
+      this.#blockCount--
+      this.#pushes++
+      this.#answer(held.block, { kind: 'push', mailboxId, itemId: item.itemId, item: item.bytes, waiting: Math.min(0xffff, others) })
+    }
+    if (blocks.length === 0) this.#blocks.delete(key)
+  }
+
+  /** The blocks of one mailbox still alive at the current time (the same array the map holds). */
+  #liveBlocks (key: string): HeldBlock[] {
+    const held = this.#blocks.get(key)
+    if (held == null) return []
+    const now = this.#now()
+    let dead = 0
+    while (dead < held.length && held[dead].expiresAt <= now) dead++
+    if (dead > 0) {
+      held.splice(0, dead)
+      this.#blockCount -= dead
+      this.#drop('block-expired', dead)
+    }
+    if (held.length === 0) {
+      this.#blocks.delete(key)
+      return []
+    }
+    return held
+  }
+
+  #forgetBlocks (key: string): void {
+    const held = this.#blocks.get(key)
+    if (held == null) return
+    this.#blockCount -= held.length
+    this.#blocks.delete(key)
+  }
+
+  #waiting (mailboxId: Uint8Array): number {
+    return Math.min(0xffff, this.#store.getMailbox(mailboxId)?.itemCount ?? 0)
+  }
+
+  // ---- output and counters ----
+
+  #answer (block: Uint8Array | undefined, answer: MailboxAnswer): void {
+    if (block == null) return
+    const body = encodeAnswer(answer)
+    const payload = new Uint8Array(1 + body.length)
+    payload[0] = MAILBOX_SERVICE
+    payload.set(body, 1)
+    try {
+      this.#send(block, payload)
+    } catch {
+      this.#drop('send-failed')
+    }
+  }
+
+  #record (mailboxId: Uint8Array, record: Uint8Array): void {
+    if (this.#onRecord == null) return
+    try {
+      this.#onRecord(mailboxId, record)
+    } catch {
+      this.#drop('record-callback-failed')
+    }
+  }
+
+  #count (op: RequestOp, outcome: string): void {
+    this.#requests[op][outcome] = (this.#requests[op][outcome] ?? 0) + 1
+  }
+
+  #drop (reason: string, n = 1): void {
+    this.#drops[reason] = (this.#drops[reason] ?? 0) + n
+  }
+}
