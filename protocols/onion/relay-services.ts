@@ -7,12 +7,28 @@
 import { logger } from '@libp2p/logger'
 import { decodeServiceBody, encodeAnswer, SERVICE_DROP } from './service-body.ts'
 
-/** A service a relay offers: takes one request; answers (or not) through `reply`. Must not throw. */
+/**
+ * A service a relay offers: takes one request and the asker's reply block (if any), and answers through
+ * it with `sendThroughReplyBlock(block, service byte | answer)` (a mailbox also pushes through blocks
+ * stocked earlier). Must not throw.
+ */
 export interface RelayService {
-  handle: (request: Uint8Array, reply: ((answer: Uint8Array) => void) | undefined) => void
+  handle: (request: Uint8Array, replyBlock: Uint8Array | undefined) => void
 }
 
-export type ServiceDropReason = 'short' | 'reply-block' | 'unknown-service' | 'reply-failed' | 'handler'
+/** Wraps an asynchronous request -> answer service (the directory exit) as a RelayService. */
+export function answeringService (service: number, answer: (request: Uint8Array) => Promise<Uint8Array | undefined>,
+  sendThroughReplyBlock: (block: Uint8Array, payload: Uint8Array) => void, onError?: (err: Error) => void): RelayService {
+  return {
+    handle (request, replyBlock) {
+      answer(request).then(result => {
+        if (result != null && replyBlock != null) sendThroughReplyBlock(replyBlock, encodeAnswer(service, result))
+      }).catch((err: Error) => { onError?.(err) })
+    }
+  }
+}
+
+export type ServiceDropReason = 'short' | 'reply-block' | 'unknown-service' | 'handler'
 
 export interface ServiceStats {
   requests: Partial<Record<number, number>>
@@ -23,8 +39,6 @@ export interface ServiceStats {
 
 export interface ServiceDispatcherInit {
   services: ReadonlyMap<number, RelayService>
-  /** Sends `payload` back through the asker's reply block (the relay builds the packet and forwards it). */
-  sendThroughReplyBlock: (block: Uint8Array, payload: Uint8Array) => void
 }
 
 export class ServiceDispatcher {
@@ -49,21 +63,8 @@ export class ServiceDispatcher {
     const handler = this.init.services.get(service)
     if (handler == null) { this.drop('unknown-service'); return }
     this.stats.requests[service] = (this.stats.requests[service] ?? 0) + 1
-    let used = false
-    const reply = replyBlock == null
-      ? undefined
-      : (answer: Uint8Array): void => {
-          if (used) return // a reply block opens one answer
-          used = true
-          try {
-            this.init.sendThroughReplyBlock(replyBlock, encodeAnswer(service, answer))
-          } catch (err) {
-            this.drop('reply-failed')
-            this.log('could not answer through a reply block: %s', (err as Error).message)
-          }
-        }
     try {
-      handler.handle(request, reply)
+      handler.handle(request, replyBlock)
     } catch (err) {
       this.drop('handler')
       this.log.error('service %d threw: %s', service, (err as Error).message)

@@ -1,0 +1,142 @@
+/**
+ * The user's entry relay (PROTOCOL-V2.md section 2): the one relay a user keeps a connection to. Every
+ * packet the user sends leaves through it (SUBMIT), and every packet for the user arrives through it
+ * (DELIVER): a user needs no listening address and nobody ever dials it.
+ *
+ * The entry relay is kept while it is reachable: a dropped link is reopened to the same relay (a few
+ * tries, growing pauses), and only a relay that stays unreachable is replaced by another. Choosing and
+ * rotating guards the way Tor's guard-spec does is the paths issue's (issue 12); this is where it goes.
+ */
+import { logger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p } from '@libp2p/interface'
+import { ClientLink } from '../protocols/onion/client-link.ts'
+import type { EntryLink } from '../protocols/onion/client.ts'
+import type { PathRelay } from '../protocols/onion/paths.ts'
+
+/** Tries to reopen a dropped link to the same relay before another is chosen. */
+export const ENTRY_RETRIES = 3
+export const ENTRY_RETRY_DELAY_MS = 500
+export const ENTRY_DIAL_TIMEOUT_MS = 10_000
+
+export interface EntryInit {
+  node: Libp2p
+  relays: () => PathRelay[]
+  /** The relay's published addresses (from its descriptor). */
+  addrsOf: (peerId: string) => string[]
+  /** A packet the entry relay delivered. */
+  onDeliver: (packet: Uint8Array) => void
+  /** The entry relay changed (a new link is up): reply blocks through the old one are dead. */
+  onChange?: (relay: PathRelay) => void
+  onWarning?: (message: string) => void
+  /** Prefer this relay (the previous run's). */
+  preferred?: string
+  retries?: number
+  retryDelayMs?: number
+}
+
+export class NoRelayReachableError extends Error {
+  constructor (message = 'no relay could be reached as an entry relay') { super(message); this.name = 'NoRelayReachableError' }
+}
+
+export class EntryRelay {
+  private readonly init: EntryInit
+  private readonly log = logger('p2pchat:entry')
+  private current: { relay: PathRelay, link: ClientLink } | undefined
+  private stopped = false
+  private reconnecting: Promise<void> | undefined
+  private readonly failed = new Set<string>()
+
+  constructor (init: EntryInit) {
+    this.init = init
+  }
+
+  /** The live link, as the onion client uses it; undefined while (re)connecting. */
+  get link (): EntryLink | undefined {
+    const c = this.current
+    if (c == null || !c.link.isOpen) return undefined
+    return { relay: c.relay, submit: (address, packet) => c.link.submit(address, packet) }
+  }
+
+  get relay (): PathRelay | undefined { return this.current?.relay }
+
+  /** Connects to the preferred relay if it is live, else to a random live relay. */
+  async connect (signal?: AbortSignal): Promise<PathRelay> {
+    const candidates = this.init.relays()
+    if (candidates.length === 0) throw new NoRelayReachableError('no relay known yet')
+    const preferred = candidates.find(r => r.peerId === (this.current?.relay.peerId ?? this.init.preferred))
+    const order = [...(preferred != null ? [preferred] : []), ...shuffle(candidates.filter(r => r !== preferred && !this.failed.has(r.peerId)))]
+    for (const relay of order) {
+      signal?.throwIfAborted()
+      if (this.stopped) break
+      try {
+        await this.open(relay, signal)
+        return relay
+      } catch (err) {
+        this.failed.add(relay.peerId)
+        this.log('entry relay %s unreachable: %s', relay.peerId, (err as Error).message)
+      }
+    }
+    throw new NoRelayReachableError()
+  }
+
+  private async open (relay: PathRelay, signal?: AbortSignal): Promise<void> {
+    const peer = peerIdFromString(relay.peerId)
+    const addrs = this.init.addrsOf(relay.peerId).map(a => multiaddr(a))
+    if (addrs.length > 0) await this.init.node.peerStore.merge(peer, { multiaddrs: addrs })
+    const dialSignal = AbortSignal.timeout(ENTRY_DIAL_TIMEOUT_MS)
+    const link = await ClientLink.open(this.init.node, peer, {
+      signal: signal != null ? AbortSignal.any([signal, dialSignal]) : dialSignal,
+      onDeliver: this.init.onDeliver,
+      onClose: () => { this.lost(relay) }
+    })
+    const changed = this.current?.relay.peerId !== relay.peerId
+    this.current = { relay, link }
+    this.failed.delete(relay.peerId)
+    if (changed) this.init.onChange?.(relay)
+  }
+
+  private lost (relay: PathRelay): void {
+    if (this.stopped || this.current?.relay.peerId !== relay.peerId) return
+    this.reconnecting ??= this.reopen(relay).finally(() => { this.reconnecting = undefined })
+  }
+
+  private async reopen (relay: PathRelay): Promise<void> {
+    const retries = this.init.retries ?? ENTRY_RETRIES
+    for (let i = 1; i <= retries && !this.stopped; i++) {
+      await new Promise(resolve => setTimeout(resolve, (this.init.retryDelayMs ?? ENTRY_RETRY_DELAY_MS) * i))
+      if (this.stopped) return
+      try {
+        await this.open(relay)
+        return
+      } catch (err) {
+        this.log('reopening the entry link failed (%d/%d): %s', i, retries, (err as Error).message)
+      }
+    }
+    if (this.stopped) return
+    this.failed.add(relay.peerId)
+    this.init.onWarning?.('the entry relay is unreachable; choosing another')
+    this.current = undefined
+    try {
+      await this.connect()
+    } catch (err) {
+      this.init.onWarning?.(`no entry relay: ${(err as Error).message}`)
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    const c = this.current
+    this.current = undefined
+    await c?.link.close().catch(() => {})
+  }
+}
+
+function shuffle<T> (items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[items[i], items[j]] = [items[j], items[i]]
+  }
+  return items
+}

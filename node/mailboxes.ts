@@ -1,0 +1,264 @@
+/**
+ * The user's side of its mailboxes (PROTOCOL-V2.md section 6; protocols/mailbox/SPEC.md):
+ *
+ * - keeps `want` mailboxes (default 2) on relays other than its entry relay, on different /16s where the
+ *   network has them; each has its own Ed25519 key (node/mailbox-keys.ts), never the identity key;
+ * - REGISTERs each with the current signed name record (the relay republishes it while the user is
+ *   away), through an onion request;
+ * - keeps reply blocks STOCKed at each (the relay pushes what waits through them: the relay never learns
+ *   where the user is), topping them up as pushes use them and as they age out;
+ * - hands every pushed item to `onItem` and ACKs it once `onItem` says it is safely handled;
+ * - DEPOSITs items into other users' mailboxes (`deposit`), for messages and receipts.
+ */
+import { logger } from '@libp2p/logger'
+import { buildAck, buildDeposit, buildRegister, buildStock, decodeMailboxPayload, mailboxKeyPairFromSeed, generateMailboxKeyPair } from '../protocols/mailbox/client.ts'
+import type { MailboxKeyPair } from '../protocols/mailbox/client.ts'
+import type { MailboxAnswer } from '../protocols/mailbox/codec.ts'
+import { MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
+import type { OnionClient } from '../protocols/onion/client.ts'
+import type { PathRelay } from '../protocols/onion/paths.ts'
+import { SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
+import type { MailboxKey, MailboxKeys } from './mailbox-keys.ts'
+
+export const DEFAULT_MAILBOXES = 2
+/** Reply blocks kept stocked at each mailbox while online. */
+export const DEFAULT_STOCK_LEVEL = 4
+/** A stocked block is counted as gone after this (the relay drops it before a relay epoch ends). */
+export const DEFAULT_STOCK_TTL_MS = 40 * 60_000
+/** How often the stock is topped up and lapsed registrations renewed. */
+export const DEFAULT_STOCK_INTERVAL_MS = 5 * 60_000
+/** A request through the mixnet that gets no answer in this time has failed. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000
+/** A registration is renewed this often (the relay forgets an idle mailbox after days). */
+export const DEFAULT_REREGISTER_MS = 6 * 3600_000
+
+export interface MailboxTiming {
+  stockLevel: number
+  stockTtlMs: number
+  stockIntervalMs: number
+  requestTimeoutMs: number
+  reregisterMs: number
+}
+
+export interface MailboxAddress {
+  /** The relay's transport key (32 bytes). */
+  relay: Uint8Array
+  mailboxId: Uint8Array
+}
+
+export interface MailboxClientInit {
+  onion: OnionClient
+  keys: MailboxKeys
+  /** The relays usable now. */
+  relays: () => PathRelay[]
+  /** The entry relay's peer id (never a mailbox of ours). */
+  entryPeerId: () => string | undefined
+  /** The /16 (or another grouping) of a relay, for diversity; undefined when unknown. */
+  subnetOf?: (relay: PathRelay) => string | undefined
+  /** The current signed name record, handed to mailbox relays to republish. */
+  record: () => Uint8Array
+  /** A pushed item. Resolves true once it is safely handled (stored, or dropped as a replay): then it is acknowledged. */
+  onItem: (item: Uint8Array, from: MailboxAddress) => Promise<boolean>
+  want?: number
+  timing?: Partial<MailboxTiming>
+  now?: () => number
+  onWarning?: (message: string) => void
+}
+
+export class MailboxUnavailableError extends Error {
+  constructor (message: string) { super(message); this.name = 'MailboxUnavailableError' }
+}
+
+interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: number[], registered: boolean }
+
+function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
+
+export class MailboxClient {
+  private readonly init: MailboxClientInit
+  private readonly timing: MailboxTiming
+  private readonly now: () => number
+  private readonly live = new Map<string, Live>()
+  private readonly log = logger('p2pchat:mailboxes')
+  private timer: ReturnType<typeof setInterval> | undefined
+  private stopped = false
+  readonly stats = { pushes: 0, acked: 0, stocked: 0, registered: 0, failures: 0 }
+
+  constructor (init: MailboxClientInit) {
+    this.init = init
+    this.now = init.now ?? Date.now
+    this.timing = {
+      stockLevel: DEFAULT_STOCK_LEVEL,
+      stockTtlMs: DEFAULT_STOCK_TTL_MS,
+      stockIntervalMs: DEFAULT_STOCK_INTERVAL_MS,
+      requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+      reregisterMs: DEFAULT_REREGISTER_MS,
+      ...init.timing
+    }
+  }
+
+  private relay (address: Uint8Array): PathRelay | undefined {
+    return this.init.relays().find(r => Buffer.compare(r.address, address) === 0)
+  }
+
+  /** The mailboxes to name in the name record: registered ones whose relay is live. */
+  addresses (): MailboxAddress[] {
+    return [...this.live.values()].filter(l => l.registered).map(l => ({ relay: l.key.relay, mailboxId: l.key.id }))
+  }
+
+  /**
+   * Makes sure `want` mailboxes are registered (reusing the stored ones whose relays are still live),
+   * then stocks them. Resolves with their addresses; throws MailboxUnavailableError when none could be
+   * registered.
+   */
+  async start (): Promise<MailboxAddress[]> {
+    this.stopped = false
+    const want = this.init.want ?? DEFAULT_MAILBOXES
+    for (const key of this.init.keys.active()) {
+      if (this.relay(key.relay) == null) continue
+      this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
+    }
+    await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
+    for (let round = 0; round < want * 3 && this.addresses().length < want; round++) {
+      const relay = this.pickRelay()
+      if (relay == null) break
+      const pair = generateMailboxKeyPair()
+      const key = this.init.keys.add({ id: pair.mailboxId, relay: relay.address, seed: pair.seed, publicKey: pair.publicKey }, this.now())
+      const l: Live = { key, pair, stocked: [], registered: false }
+      this.live.set(hex(key.id), l)
+      await this.register(l).catch((err: Error) => { this.log('registering a mailbox failed: %s', err.message) })
+    }
+    const addresses = this.addresses()
+    if (addresses.length === 0) throw new MailboxUnavailableError('no relay accepted a mailbox (too few relays, or none answered)')
+    if (addresses.length < want) this.init.onWarning?.(`only ${addresses.length} of ${want} mailboxes could be registered: messages to you depend on fewer relays`)
+    await this.topUp()
+    this.timer = setInterval(() => { this.tick().catch(err => { this.log('mailbox upkeep: %s', (err as Error).message) }) }, this.timing.stockIntervalMs)
+    this.timer.unref()
+    return addresses
+  }
+
+  stop (): void {
+    this.stopped = true
+    clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  /** A relay for a new mailbox: not the entry relay, not one we already use, another /16 where possible. */
+  private pickRelay (): PathRelay | undefined {
+    const entry = this.init.entryPeerId()
+    const used = new Set([...this.live.values()].map(l => hex(l.key.relay)))
+    const usedSubnets = new Set([...this.live.values()].map(l => { const r = this.relay(l.key.relay); return r == null ? undefined : this.init.subnetOf?.(r) }).filter(s => s != null))
+    const candidates = this.init.relays().filter(r => r.peerId !== entry && !used.has(hex(r.address)))
+    const fresh = candidates.filter(r => { const s = this.init.subnetOf?.(r); return s == null || !usedSubnets.has(s) })
+    const pool = fresh.length > 0 ? fresh : candidates
+    return pool[Math.floor(Math.random() * pool.length)]
+  }
+
+  private async ask (relay: PathRelay, request: Uint8Array): Promise<MailboxAnswer> {
+    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs: this.timing.requestTimeoutMs })
+    const decoded = decodeMailboxPayload(payload)
+    if (!decoded.ok) throw new MailboxUnavailableError(`a mailbox answer did not decode: ${decoded.reason}`)
+    return decoded.answer
+  }
+
+  private async register (l: Live): Promise<void> {
+    const relay = this.relay(l.key.relay)
+    if (relay == null) throw new MailboxUnavailableError('the mailbox relay is not live')
+    const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now()))
+    if (answer.kind !== 'registered') {
+      if (answer.kind === 'refused') this.init.keys.retire(l.key.id, this.now())
+      this.live.delete(hex(l.key.id))
+      throw new MailboxUnavailableError(`mailbox refused: ${answer.kind === 'refused' ? answer.reason : answer.kind}`)
+    }
+    l.registered = true
+    this.init.keys.markRegistered(l.key.id, this.now())
+    l.key.registeredAt = this.now()
+    this.stats.registered++
+  }
+
+  /** Re-registers (with the record as it is now: new onion keys, new mailboxes) every mailbox. */
+  async refreshRecord (): Promise<void> {
+    await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
+  }
+
+  private async tick (): Promise<void> {
+    if (this.stopped) return
+    const now = this.now()
+    for (const l of this.live.values()) {
+      if (!l.registered || (l.key.registeredAt ?? 0) + this.timing.reregisterMs < now) await this.register(l).catch(() => {})
+    }
+    await this.topUp()
+  }
+
+  /** Stocks every registered mailbox up to the stock level. */
+  async topUp (): Promise<void> {
+    const now = this.now()
+    for (const l of this.live.values()) {
+      l.stocked = l.stocked.filter(t => t + this.timing.stockTtlMs > now)
+      if (!l.registered) continue
+      let missing = this.timing.stockLevel - l.stocked.length
+      while (missing > 0 && !this.stopped) {
+        const n = Math.min(missing, MAX_STOCK_BLOCKS_WITH_REPLY)
+        try {
+          this.stock(l, n)
+        } catch (err) {
+          this.stats.failures++
+          this.log('stocking failed: %s', (err as Error).message)
+          break
+        }
+        missing -= n
+      }
+    }
+  }
+
+  private stock (l: Live, n: number): void {
+    const relay = this.relay(l.key.relay)
+    if (relay == null) throw new MailboxUnavailableError('the mailbox relay is not live')
+    const blocks: Uint8Array[] = []
+    for (let i = 0; i < n; i++) {
+      const made = this.init.onion.replyBlock((payload) => { this.onPush(l, payload, made.id) }, this.timing.stockTtlMs)
+      blocks.push(made.surb)
+    }
+    this.init.onion.send(relay, SERVICE_MAILBOX, buildStock(l.pair, blocks, this.now()))
+    const at = this.now()
+    for (let i = 0; i < n; i++) l.stocked.push(at)
+    this.stats.stocked += n
+  }
+
+  private onPush (l: Live, payload: Uint8Array, _blockId: Uint8Array): void {
+    if (l.stocked.length > 0) l.stocked.shift() // a block was used
+    const decoded = decodeMailboxPayload(payload)
+    if (!decoded.ok || decoded.answer.kind !== 'push' || Buffer.compare(decoded.answer.mailboxId, l.key.id) !== 0) {
+      this.log('dropped a push that did not decode')
+      return
+    }
+    const push = decoded.answer
+    this.stats.pushes++
+    this.init.onItem(push.item, { relay: l.key.relay, mailboxId: l.key.id }).then(handled => {
+      if (handled) this.ack(l, push.itemId)
+    }).catch(err => { this.log('handling a pushed item failed: %s', (err as Error).message) })
+    this.topUp().catch(() => {})
+  }
+
+  private ack (l: Live, itemId: Uint8Array): void {
+    const relay = this.relay(l.key.relay)
+    if (relay == null) return
+    try {
+      this.init.onion.send(relay, SERVICE_MAILBOX, buildAck(l.pair, [itemId], this.now()))
+      this.stats.acked++
+    } catch (err) {
+      this.log('acknowledging failed: %s', (err as Error).message)
+    }
+  }
+
+  /**
+   * DEPOSITs `item` in someone's mailbox and waits for the relay's answer: 'stored' once it is written
+   * durably there; 'full' / 'unknown-mailbox' / 'too-large' are for the caller to try the other mailbox.
+   * Throws MailboxUnavailableError (relay unknown), AnswerTimeoutError, NoEntryRelayError.
+   */
+  async deposit (to: MailboxAddress, item: Uint8Array): Promise<MailboxAnswer['kind']> {
+    const relay = this.relay(to.relay)
+    if (relay == null) throw new MailboxUnavailableError('that mailbox\'s relay is not among the live relays')
+    const answer = await this.ask(relay, buildDeposit(to.mailboxId, item))
+    return answer.kind
+  }
+}
