@@ -22,7 +22,7 @@ export const STORE_FILE_NAME = 'p2pchat.db'
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 export type Direction = 'out' | 'in'
-export type OutgoingState = 'queued' | 'sent' | 'delivered' | 'failed'
+export type OutgoingState = 'queued' | 'sent' | 'stored' | 'delivered' | 'failed'
 export type MessageState = OutgoingState | 'received'
 export type PinResult = 'new' | 'same' | 'changed'
 
@@ -145,7 +145,7 @@ export class InvalidStoreInputError extends Error {
 }
 
 /** Schema migrations; migration i takes the database from user_version i to i + 1. Append only. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE messages (
     id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
@@ -215,6 +215,50 @@ const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   ) STRICT;
   CREATE INDEX seen_seals_by_expiry ON seen_seals (expires_at);
+
+  -- an outgoing message gains the state 'stored': a mailbox of the recipient holds it (one tick)
+  CREATE TABLE messages_v2 (
+    id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+    direction TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+    peer_nick TEXT NOT NULL,
+    peer_fingerprint TEXT NOT NULL,
+    text TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (
+      (direction = 'out' AND state IN ('queued', 'sent', 'stored', 'delivered', 'failed')) OR
+      (direction = 'in' AND state = 'received')
+    ),
+    verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+    verify_reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at INTEGER,
+    expires_at INTEGER,
+    delivered_at INTEGER,
+    failure_reason TEXT,
+    stored_at INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO messages_v2 SELECT id, direction, peer_nick, peer_fingerprint, text, timestamp, state, verified, verify_reason,
+    attempts, last_attempt_at, expires_at, delivered_at, failure_reason, stored_at FROM messages ORDER BY rowid;
+  DROP TABLE messages;
+  ALTER TABLE messages_v2 RENAME TO messages;
+  CREATE INDEX messages_by_peer ON messages (peer_nick, timestamp);
+  CREATE INDEX messages_outbox ON messages (state, timestamp) WHERE direction = 'out';
+
+  -- the latest verified name record of each contact: its mailboxes and onion keys, to send and to
+  -- receipt without a lookup, also when the directory has lost it
+  CREATE TABLE contact_records (
+    nick TEXT PRIMARY KEY NOT NULL,
+    record BLOB NOT NULL,
+    sequence INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+
+  -- receipts owed: deposited in the sender's mailbox until one stores it
+  CREATE TABLE receipts_out (
+    message_id TEXT PRIMARY KEY NOT NULL CHECK (length(message_id) = 32),
+    peer_nick TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
   `
 ]
 
@@ -325,7 +369,19 @@ function prepareStatements (db: DatabaseSync) {
     markSent: db.prepare(`UPDATE messages SET state = 'sent', attempts = attempts + 1, last_attempt_at = ?
       WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent')`),
     markDelivered: db.prepare(`UPDATE messages SET state = 'delivered', delivered_at = ?, failure_reason = NULL
+      WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent', 'stored', 'failed')`),
+    markStored: db.prepare(`UPDATE messages SET state = 'stored', failure_reason = NULL
       WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent', 'failed')`),
+    awaitingReceipt: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE direction = 'out' AND state = 'stored' ORDER BY timestamp, rowid`),
+    getContactRecord: db.prepare('SELECT record, sequence FROM contact_records WHERE nick = ?'),
+    putContactRecord: db.prepare(`INSERT INTO contact_records (nick, record, sequence, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (nick) DO UPDATE SET record = excluded.record, sequence = excluded.sequence, updated_at = excluded.updated_at
+      WHERE excluded.sequence >= contact_records.sequence`),
+    deleteContactRecord: db.prepare('DELETE FROM contact_records WHERE nick = ?'),
+    addReceipt: db.prepare('INSERT INTO receipts_out (message_id, peer_nick, created_at) VALUES (?, ?, ?) ON CONFLICT (message_id) DO NOTHING'),
+    receiptsOut: db.prepare('SELECT message_id, peer_nick, created_at FROM receipts_out ORDER BY created_at, rowid'),
+    doneReceipt: db.prepare('DELETE FROM receipts_out WHERE message_id = ?'),
+    expireReceipts: db.prepare('DELETE FROM receipts_out WHERE created_at <= ?'),
     markFailed: db.prepare(`UPDATE messages SET state = 'failed', failure_reason = ?
       WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent')`),
     expireOutgoing: db.prepare(`UPDATE messages SET state = 'failed', failure_reason = 'expired'
@@ -476,6 +532,63 @@ export class ChatStore {
   markDelivered (id: string | Uint8Array, at = Date.now()): boolean {
     const { sql } = this.#live()
     return sql.markDelivered.run(at, hexId(id, 'message id', 16)).changes === 1
+  }
+
+  /** A mailbox of the recipient holds it: 'queued', 'sent' or 'failed' -> 'stored'. False if unknown, stored or delivered. */
+  markStored (id: string | Uint8Array): boolean {
+    const { sql } = this.#live()
+    return sql.markStored.run(hexId(id, 'message id', 16)).changes === 1
+  }
+
+  /** Outgoing messages a mailbox holds, still waiting for the recipient's receipt; oldest first. */
+  awaitingReceipt (): StoredMessage[] {
+    const { sql } = this.#live()
+    return sql.awaitingReceipt.all().map(toMessage)
+  }
+
+  // ---- contacts' records and owed receipts (protocol v2) ----
+
+  /** The latest record kept for a contact (its signed bytes), if any. */
+  contactRecord (nick: string): Uint8Array | undefined {
+    const { sql } = this.#live()
+    checkNick(nick)
+    const row = sql.getContactRecord.get(nick)
+    return row == null ? undefined : blob(row.record)
+  }
+
+  /** Keeps a verified record of a contact; an older sequence does not replace a newer one. */
+  putContactRecord (nick: string, record: Uint8Array, sequence: bigint, now = Date.now()): void {
+    const { sql } = this.#live()
+    checkNick(nick)
+    sql.putContactRecord.run(nick, record, sequence, now)
+  }
+
+  forgetContactRecord (nick: string): void {
+    const { sql } = this.#live()
+    sql.deleteContactRecord.run(nick)
+  }
+
+  /** A receipt owed for an incoming message, kept until a mailbox of its sender stores it. */
+  oweReceipt (messageId: string | Uint8Array, peerNick: string, now = Date.now()): void {
+    const { sql } = this.#live()
+    checkNick(peerNick)
+    sql.addReceipt.run(hexId(messageId, 'message id', 16), peerNick, now)
+  }
+
+  owedReceipts (): Array<{ messageId: string, peerNick: string, createdAt: number }> {
+    const { sql } = this.#live()
+    return sql.receiptsOut.all().map(r => ({ messageId: String(r.message_id), peerNick: String(r.peer_nick), createdAt: num(r.created_at) }))
+  }
+
+  receiptStored (messageId: string | Uint8Array): void {
+    const { sql } = this.#live()
+    sql.doneReceipt.run(hexId(messageId, 'message id', 16))
+  }
+
+  /** Gives up receipts owed since before `before` (their message can no longer be waited for). */
+  expireReceipts (before: number): number {
+    const { sql } = this.#live()
+    return Number(sql.expireReceipts.run(before).changes)
   }
 
   /** 'queued' or 'sent' -> 'failed' with a reason. False if unknown, delivered or already failed. */

@@ -5,14 +5,15 @@
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadTransportKey, TRANSPORT_FILE } from '../node/identity.ts'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { DEFAULT_ONION_KEY_RETENTION_MS, UserOnionKeys } from '../node/onion-keys.ts'
 import { SeenSeals } from '../node/seen-seals.ts'
-import { ChatStore, SCHEMA_VERSION } from '../node/store.ts'
+import { ChatStore, MIGRATIONS, SCHEMA_VERSION } from '../node/store.ts'
 import { x25519PublicFromPrivate } from '../protocols/crypto/keys.ts'
 
 const DAY = 24 * 3600_000
@@ -33,15 +34,34 @@ describe('store version 2', () => {
   it('migrates a version-1 database and keeps its messages', () => {
     store.close()
     rmSync(ChatStore.pathIn(dir))
-    // a version-1 file: the first migration only
-    store = ChatStore.open(ChatStore.pathIn(dir))
-    store.addOutgoing({ id: '00'.repeat(16), peerNick: 'bob', peerFingerprint: '', text: 'kept', timestamp: 1 })
-    store.database.exec('DROP TABLE onion_keys; DROP TABLE mailbox_keys; DROP TABLE seen_seals; PRAGMA user_version = 1')
-    store.close()
+    const v1 = new DatabaseSync(ChatStore.pathIn(dir))
+    v1.exec(MIGRATIONS[0])
+    v1.exec(`INSERT INTO messages (id, direction, peer_nick, peer_fingerprint, text, timestamp, state, stored_at)
+      VALUES ('${'00'.repeat(16)}', 'out', 'bob', '', 'kept', 1, 'sent', 1); PRAGMA user_version = 1`)
+    v1.close()
+    chmodSync(ChatStore.pathIn(dir), 0o600)
     store = ChatStore.open(ChatStore.pathIn(dir))
     assert.equal(Number(store.database.prepare('PRAGMA user_version').get()?.user_version), SCHEMA_VERSION)
     assert.equal(store.get('00'.repeat(16))?.text, 'kept')
+    assert.equal(store.markStored('00'.repeat(16)), true, 'the new state is allowed after the migration')
+    assert.equal(store.awaitingReceipt().length, 1)
     assert.equal(new SeenSeals(store.database).size, 0)
+  })
+
+  it('contact records keep the newest sequence; owed receipts until stored', () => {
+    store.putContactRecord('bob', Uint8Array.of(1), 5n, 1)
+    store.putContactRecord('bob', Uint8Array.of(2), 4n, 2)
+    assert.deepEqual(store.contactRecord('bob'), Uint8Array.of(1))
+    store.putContactRecord('bob', Uint8Array.of(3), 6n, 3)
+    assert.deepEqual(store.contactRecord('bob'), Uint8Array.of(3))
+    assert.equal(store.contactRecord('carol'), undefined)
+    store.oweReceipt('11'.repeat(16), 'bob', 10)
+    store.oweReceipt('11'.repeat(16), 'bob', 11)
+    store.oweReceipt('22'.repeat(16), 'bob', 20)
+    assert.deepEqual(store.owedReceipts().map(r => r.createdAt), [10, 20])
+    store.receiptStored('11'.repeat(16))
+    assert.equal(store.expireReceipts(20), 1)
+    assert.equal(store.owedReceipts().length, 0)
   })
 
   describe('onion keys by epoch', () => {
