@@ -1,74 +1,106 @@
 /**
- * ChatNode: the facade the CLI and the tests drive. One libp2p node with its directory, onion
- * router and message store, and the chat rules on top:
+ * ChatNode: a user of protocol version 2 (PROTOCOL-V2.md), the facade the CLI and the tests drive. It
+ * composes one module per concern:
  *
- * - send: the message is stored in the outbox first (so nothing typed is lost), then sealed to the
- *   recipient's onion key with a fresh reply block and sent over a random 3-relay path. No receipt
- *   within `receiptTimeoutMs`: resend over a path of other relays, up to `maxAttempts`, then failed.
- *   An unreachable recipient (no record) leaves the message queued; the outbox is retried on a timer
- *   and after a restart, until delivered or expired.
- * - receive: open and verify (signature, directory record, pinned key), store once per id, show
- *   once, and always answer with a signed receipt through the message's reply block (a duplicate
- *   is receipted again: the first receipt may have been lost).
- * - pins: the first key seen for a nick is pinned; a changed key is a warning, and that nick's
- *   messages are unverified (and nothing is sent to it) until the user accepts the new key.
+ * - a client libp2p node under a transport key made fresh for this run (never the identity key), with
+ *   no listening address and no DHT: it dials a bootstrap node once for a first list of relays, then
+ *   keeps one connection, to its entry relay (node/entry.ts);
+ * - the onion client (protocols/onion/client.ts): every packet leaves through the entry relay, every
+ *   answer comes back through a reply block of ours;
+ * - mailboxes at two relays (node/mailboxes.ts), which keep what is sent to us while we are away and
+ *   push it through reply blocks we stock;
+ * - directory requests through exits (node/directory-client.ts);
+ * - the chat rules below: the outbox, seals and signatures, pins, receipts.
+ *
+ * Sending: the message is stored in the outbox first, then sealed to the recipient's current onion key
+ * and DEPOSITed at one of its mailboxes (the other when one is full or silent). `stored` (✓) when a
+ * mailbox has written it durably; `delivered` (✓✓) when the recipient's signed receipt arrives in one of
+ * our mailboxes, whenever that is. A message is never reported failed while it may still be delivered:
+ * it stays queued (retried on a timer and after restarts) until stored or expired.
+ *
+ * Receiving: an item pushed by a mailbox is opened with the onion key of the epoch it names; a seal
+ * key seen before is a replay and is dropped without a word; the message's signature must cover our
+ * identity key (else it was addressed to someone else); the sender is checked against the name record
+ * a first message carries and against our pins, never by a lookup the message triggers (a contact new
+ * to us is cross-checked in the directory later, at a random delay). The signed receipt is owed until a
+ * mailbox of the sender stores it.
  */
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { logger } from '@libp2p/logger'
-import { createP2PNode, joinDht } from './create.ts'
-import type { P2PNode } from './create.ts'
-import { loadIdentity } from './identity.ts'
+import { multiaddr } from '@multiformats/multiaddr'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { Message } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { createClientNode } from './create.ts'
+import type { ClientNode } from './create.ts'
+import { loadIdentity, loadTransportKey } from './identity.ts'
 import type { Identity } from './identity.ts'
 import { ChatStore } from './store.ts'
 import type { Pin, StoredMessage } from './store.ts'
 import { UserError } from './errors.ts'
-import { Directory } from '../protocols/directory/index.ts'
-import type { SignedRecord } from '../protocols/directory/index.ts'
+import { UserOnionKeys, MESSAGE_TTL_MS } from './onion-keys.ts'
+import { SeenSeals } from './seen-seals.ts'
+import { MailboxKeys } from './mailbox-keys.ts'
+import { EntryRelay } from './entry.ts'
+import { MailboxClient } from './mailboxes.ts'
+import type { MailboxAddress, MailboxTiming } from './mailboxes.ts'
+import { DirectoryClient } from './directory-client.ts'
+import { fetchRelayList } from '../protocols/directory/relay-list.ts'
+import { bytesEqual, KIND_NAME, nameKey, signRecord, verifyRecord } from '../protocols/directory/record.ts'
+import type { SignedRecord } from '../protocols/directory/record.ts'
 import {
-  createMessage, createReceipt, decodeEnvelope, encodeEnvelope, fingerprint, MAX_TEXT_BYTES,
-  normalizeFingerprint, openMessage, sealMessage, validateNick, verifyReceipt
+  createMessage, createReceipt, fingerprint, MAX_RECEIPT_IDS, MAX_TEXT_BYTES, normalizeFingerprint, openSealed,
+  sealMessage, sealReceipt, validateNick, verifyReceipt
 } from '../protocols/chat/index.ts'
-import { NotEnoughRelaysError, OnionRouter, surbSecretFromBytes, surbSecretToBytes } from '../protocols/onion/index.ts'
-import type { OnionEvent, SurbKeeper } from '../protocols/onion/index.ts'
+import { OnionClient } from '../protocols/onion/client.ts'
+import { pathRelays } from '../protocols/onion/paths.ts'
+import type { PathRelay } from '../protocols/onion/paths.ts'
+import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
 
 export interface ChatTiming {
-  /** How long to wait for a receipt before resending over a new path. */
-  receiptTimeoutMs: number
-  /** Attempts per message before it is reported failed. */
-  maxAttempts: number
-  /** A queued message not delivered within this is failed as expired. */
-  messageTtlMs: number
-  /** How often the outbox is retried for recipients that were unreachable. */
+  /** How often the outbox (and owed receipts) are retried. */
   retryIntervalMs: number
-  /** Relays' gossip announce interval. */
+  /** A queued message not stored within this is failed as expired. */
+  messageTtlMs: number
+  /** Relays' gossip announce interval (freshness of relay descriptors). */
   announceIntervalMs: number
-  /** How long a directory record (a recipient's, a sender's) is reused before it is looked up again. */
+  /** A contact's record found by lookup is reused this long before it is looked up again. */
   recordCacheMs: number
-  /**
-   * At most this many messages are on the way (sent, waiting for a receipt) at once; the rest wait in
-   * the outbox. A burst of thousands then costs the network no more than this window, and a slow
-   * path does not turn into a storm of resends.
-   */
+  /** At most this many messages are being deposited at once; the rest wait in the outbox. */
   maxInFlight: number
+  /** An onion request (deposit, lookup, registration) with no answer in this time has failed. */
+  requestTimeoutMs: number
+  /** Length of one of our onion key epochs (keys are erased a record lifetime plus a message TTL later). */
+  onionEpochMs: number
+  /** Mailbox upkeep: stocking interval and block lifetime. */
+  stockIntervalMs: number
+  stockTtlMs: number
+  /** A contact first seen through its own message is cross-checked in the directory after a random delay up to this. */
+  crossCheckMaxDelayMs: number
 }
 
 export const DEFAULT_TIMING: ChatTiming = {
-  receiptTimeoutMs: 15_000,
-  maxAttempts: 4,
-  messageTtlMs: 7 * 24 * 3600_000,
   retryIntervalMs: 30_000,
+  messageTtlMs: MESSAGE_TTL_MS,
   announceIntervalMs: 30_000,
-  recordCacheMs: 60_000,
-  maxInFlight: 32
+  recordCacheMs: 10 * 60_000,
+  maxInFlight: 16,
+  requestTimeoutMs: 15_000,
+  onionEpochMs: 24 * 3600_000,
+  stockIntervalMs: 5 * 60_000,
+  stockTtlMs: 40 * 60_000,
+  crossCheckMaxDelayMs: 10 * 60_000
 }
 
-/** A resend looks the recipient up again only if its record is older than this (one lookup serves all). */
-const RESEND_RECORD_MAX_AGE_MS = 10_000
+/** Names in the record live this long (a week of mailbox waiting and a margin; republished while we are online). */
+export const NAME_TTL_MS = 7 * 24 * 3600_000 + 12 * 3600_000
+/** How often our record is re-signed and republished while online. */
+const REPUBLISH_INTERVAL_MS = 3600_000
 
 export interface ChatNodeOptions {
   dataDir: string
   nick: string
-  relay?: boolean
+  /** Addresses to listen on; default none (a user only dials out). */
   listen?: string[]
   bootstrap?: string[]
   /** Multiaddr prefixes exempt from libp2p's inbound connection rate limit (loopback tests, demo). */
@@ -76,26 +108,29 @@ export interface ChatNodeOptions {
   timing?: Partial<ChatTiming>
   /** Already loaded identity (otherwise loaded from dataDir). */
   identity?: Identity
+  /** Mailboxes to keep (default 2). */
+  mailboxes?: number
 }
 
 export type ChatEvent =
-  | { type: 'status', stage: 'listening' | 'connecting' | 'publishing' | 'relays' | 'ready', detail: string }
+  | { type: 'status', stage: 'connecting' | 'relays' | 'entry' | 'mailboxes' | 'publishing' | 'ready', detail: string }
   | { type: 'sent', id: string, to: string, attempt: number, path: string[] }
   | { type: 'queued', id: string, to: string, reason: string }
+  | { type: 'stored', id: string, to: string }
   | { type: 'delivered', id: string, to: string }
   | { type: 'failed', id: string, to: string, reason: string }
   | { type: 'message', id: string, from: string, fingerprint: string, verified: boolean, reason: string | null, text: string, ts: number }
   | { type: 'key-changed', nick: string, pinned: string, seen: string }
-  | { type: 'hop', from: string, to: string, size: number }
   | { type: 'warning', message: string }
 
 export interface WhoisResult {
   nick: string
   found: boolean
-  peerId?: string
   fingerprint?: string
   /** How the key found compares with our pin for that nick. */
   pin?: 'new' | 'same' | 'changed'
+  /** How many mailboxes the record names. */
+  mailboxes?: number
 }
 
 /** `nick` or `nick#fingerprint`. */
@@ -108,95 +143,103 @@ export function parseAddress (address: string): { nick: string, fingerprint?: st
   return { nick, fingerprint: normal }
 }
 
-function hex (b: Uint8Array): string { return Buffer.from(b).toString('hex') }
+function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
-class StoreSurbKeeper implements SurbKeeper {
-  private readonly store: ChatStore
-  private readonly messageFor = new Map<string, string>()
-  constructor (store: ChatStore) { this.store = store }
-  /** Which message the next SURB belongs to (set just before createReplyBlock). */
-  current = ''
-  put (id: Uint8Array, secret: Parameters<SurbKeeper['put']>[1], expires: number): void {
-    this.store.putSurb({ id, messageId: this.current, secret: surbSecretToBytes(secret), expiresAt: expires })
+/** The /16 of a relay's first IPv4 address (its descriptor's), for spreading exits and mailboxes. */
+export function subnetOfAddrs (addrs: string[]): string | undefined {
+  for (const a of addrs) {
+    const m = /^\/ip4\/(\d{1,3})\.(\d{1,3})\./.exec(a)
+    if (m != null) return `${m[1]}.${m[2]}`
   }
-
-  take (id: Uint8Array): ReturnType<SurbKeeper['take']> {
-    const rec = this.store.takeSurb(id)
-    if (rec == null) return undefined
-    this.messageFor.set(hex(id), rec.messageId)
-    return surbSecretFromBytes(rec.secret)
-  }
-
-  /** The message a just-opened SURB belonged to. */
-  messageOf (surbId: Uint8Array): string | undefined {
-    const key = hex(surbId)
-    const id = this.messageFor.get(key)
-    this.messageFor.delete(key)
-    return id
-  }
+  return undefined
 }
 
 export class ChatNode {
   readonly nick: string
   readonly identity: Identity
-  readonly node: P2PNode
-  readonly directory: Directory
-  readonly router: OnionRouter
+  readonly node: ClientNode
   readonly store: ChatStore
   readonly timing: ChatTiming
-  private readonly surbKeeper: StoreSurbKeeper
+  readonly relayDirectory: RelayDirectory
+  readonly entry: EntryRelay
+  readonly onion: OnionClient
+  readonly mailboxes: MailboxClient
+  readonly directory: DirectoryClient
+  private readonly onionKeys: UserOnionKeys
+  private readonly seenSeals: SeenSeals
   private readonly listeners = new Set<(e: ChatEvent) => void>()
   private readonly log = logger('p2pchat:chat')
   private readonly bootstrapAddrs: string[]
-  private readonly pending = new Map<string, { timer?: ReturnType<typeof setTimeout>, relaysUsed: Set<string>, attempts: number, inFlight: boolean }>()
+  private readonly inFlight = new Set<string>()
   private readonly recordCache = new Map<string, { record: SignedRecord, at: number }>()
-  /** Lookups under way, one per nick, shared by every caller that needs that record now. */
   private readonly lookups = new Map<string, Promise<SignedRecord>>()
-  /** Outbox messages waiting for a place in the in-flight window, in order. */
-  private readonly waiting = new Set<string>()
-  private retryTimer: ReturnType<typeof setInterval> | undefined
+  private record: SignedRecord | undefined
+  private lastSequence = 0n
+  private timers: Array<ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>> = []
   private stopping: Promise<void> | undefined
   private started = false
+  private receiptsRunning = false
+  /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
+  private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
+    this.relayDirectory.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
 
-  private constructor (opts: ChatNodeOptions, identity: Identity, node: P2PNode, store: ChatStore) {
+  private constructor (opts: ChatNodeOptions, identity: Identity, node: ClientNode, store: ChatStore) {
     this.nick = opts.nick
     this.identity = identity
     this.node = node
-    this.bootstrapAddrs = opts.bootstrap ?? []
     this.store = store
+    this.bootstrapAddrs = opts.bootstrap ?? []
     this.timing = { ...DEFAULT_TIMING, ...opts.timing }
-    this.directory = new Directory({ peerId: node.peerId, dht: node.services.dht, contentRouting: node.contentRouting }, {
-      signer: identity.signer,
-      onionKey: identity.onionPublic,
-      addrs: () => node.getMultiaddrs().map(a => a.toString())
+    this.onionKeys = new UserOnionKeys(store.database, { epochMs: this.timing.onionEpochMs })
+    this.seenSeals = new SeenSeals(store.database)
+    this.relayDirectory = new RelayDirectory({ announceIntervalMs: this.timing.announceIntervalMs })
+    const usable = (): PathRelay[] => pathRelays(this.relayDirectory.list())
+    const subnetOf = (r: PathRelay): string | undefined => subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
+    const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
+    this.onion = new OnionClient({
+      self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
+      relays: usable,
+      entry: () => this.entry.link,
+      onWarning: warn
     })
-    this.surbKeeper = new StoreSurbKeeper(store)
-    this.router = new OnionRouter(node, {
-      directory: this.directory,
-      onionPrivate: identity.onionPrivate,
-      onionPublic: identity.onionPublic,
-      relay: opts.relay === true,
-      announceIntervalMs: this.timing.announceIntervalMs,
-      surbKeeper: this.surbKeeper,
-      onMessage: (payload) => { this.onPayload(payload).catch(err => this.log.error('incoming message: %s', (err as Error).message)) },
-      onReply: (payload, surbId) => { this.onReply(payload, surbId) },
-      onBadReply: (reason) => { this.log('dropped a reply: %s', reason) },
-      onEvent: (e: OnionEvent) => { if (e.type === 'forward') this.emit({ type: 'hop', from: e.from, to: e.to, size: e.size }) }
+    this.entry = new EntryRelay({
+      node,
+      relays: usable,
+      addrsOf: (peerId) => this.relayDirectory.list().find(r => r.record.peerId === peerId)?.record.addrs ?? [],
+      onDeliver: (packet) => { this.onion.deliver(packet) },
+      onChange: () => { if (this.started) this.mailboxes.topUp().catch(() => {}) },
+      onWarning: warn
+    })
+    this.mailboxes = new MailboxClient({
+      onion: this.onion,
+      keys: new MailboxKeys(store.database),
+      relays: usable,
+      entryPeerId: () => this.entry.relay?.peerId,
+      subnetOf,
+      record: () => this.signedRecord().bytes,
+      onItem: async (item, from) => await this.onItem(item, from),
+      want: opts.mailboxes,
+      timing: { stockIntervalMs: this.timing.stockIntervalMs, stockTtlMs: this.timing.stockTtlMs, requestTimeoutMs: this.timing.requestTimeoutMs } satisfies Partial<MailboxTiming>,
+      onWarning: warn
+    })
+    this.directory = new DirectoryClient({
+      onion: this.onion,
+      relays: usable,
+      entryPeerId: () => this.entry.relay?.peerId,
+      subnetOf,
+      timeoutMs: this.timing.requestTimeoutMs,
+      onWarning: warn
     })
   }
 
-  /** Builds the node (keys, store, libp2p) without touching the network. */
+  /** Builds the node (keys, store, a fresh transport key, libp2p) without touching the network. */
   static async create (opts: ChatNodeOptions): Promise<ChatNode> {
     if (!validateNick(opts.nick)) throw new UserError(`invalid nick "${opts.nick}": use 1 to 32 characters of a-z, 0-9, _ and -`, 'BAD_NICK')
     const identity = opts.identity ?? await loadIdentity(opts.dataDir)
     const store = ChatStore.open(ChatStore.pathIn(opts.dataDir))
     try {
-      const node = await createP2PNode({
-        privateKey: identity.privateKey,
-        listen: opts.listen,
-        bootstrap: opts.bootstrap,
-        allow: opts.allow
-      })
+      const transport = await loadTransportKey(opts.dataDir, { fresh: true })
+      const node = await createClientNode({ privateKey: transport.privateKey, listen: opts.listen, allow: opts.allow })
       return new ChatNode(opts, identity, node, store)
     } catch (err) {
       store.close()
@@ -215,59 +258,135 @@ export class ChatNode {
     }
   }
 
+  /** This run's transport peer id (changes every run; never published). */
   get peerId (): string { return this.node.peerId.toString() }
   get fingerprint (): string { return this.identity.fingerprint }
-  get isRelay (): boolean { return this.router.isRelay }
   addrs (): string[] { return this.node.getMultiaddrs().map(a => a.toString()) }
 
+  private nextSequence (): bigint {
+    const now = BigInt(Date.now())
+    this.lastSequence = now > this.lastSequence ? now : this.lastSequence + 1n
+    return this.lastSequence
+  }
+
+  /** Our name record as it should be now: current onion keys, the mailboxes in use, no address. */
+  private signedRecord (): SignedRecord {
+    const keys = this.onionKeys.rotate()
+    const mailboxes = this.mailboxes.addresses().length > 0
+      ? this.mailboxes.addresses()
+      : new MailboxKeys(this.store.database).active().map(k => ({ relay: k.relay, mailboxId: k.id }))
+    const wanted = keys.map(k => hex(k.publicKey)).join() + mailboxes.map(m => hex(m.mailboxId)).join()
+    const held = this.record
+    if (held != null && held.expiry - Date.now() > NAME_TTL_MS - REPUBLISH_INTERVAL_MS &&
+      held.onionKeys.map(k => hex(k.key)).join() + held.mailboxes.map(m => hex(m.id)).join() === wanted) return held
+    this.record = signRecord({
+      kind: KIND_NAME,
+      nick: this.nick,
+      identityKey: this.identity.identityKey,
+      onionKeys: keys.map(k => ({ epoch: k.epoch, notBefore: k.notBefore, notAfter: k.notAfter, key: k.publicKey })),
+      addrs: [],
+      mailboxes: mailboxes.slice(0, 4).map(m => ({ relay: m.relay, id: m.mailboxId })),
+      sequence: this.nextSequence(),
+      expiry: Date.now() + NAME_TTL_MS
+    }, this.identity.signer)
+    return this.record
+  }
+
   /**
-   * Joins the network: waits for a DHT neighbour (when bootstrap peers are given), announces the
-   * relay, publishes the nick while it finds relays, then resumes the outbox.
+   * Joins the network: a first relay list from a bootstrap node, the entry relay, mailboxes, the name
+   * published through an exit; then resumes the outbox and the owed receipts.
    */
   async start (options: { signal?: AbortSignal, connectTimeoutMs?: number } = {}): Promise<void> {
     if (this.started) return
     this.started = true
-    this.emit({ type: 'status', stage: 'listening', detail: this.addrs().join(' ') })
-    await this.router.start()
-    this.emit({ type: 'status', stage: 'connecting', detail: 'joining the DHT through the bootstrap nodes' })
-    if (!await joinDht(this.node, this.bootstrapAddrs, { timeoutMs: options.connectTimeoutMs ?? 30_000, signal: options.signal })) {
-      throw new UserError('could not join the network: no DHT peer answered (check --bootstrap)', 'NO_PEERS')
+    const pubsub = this.node.services.pubsub
+    pubsub.topicValidators.set(RELAY_TOPIC, this.validateGossip)
+    pubsub.subscribe(RELAY_TOPIC)
+
+    this.emit({ type: 'status', stage: 'connecting', detail: 'asking a bootstrap node for relays' })
+    await this.fetchRelays(options)
+    this.emit({ type: 'status', stage: 'entry', detail: `${this.relayDirectory.size} relays known; connecting to an entry relay` })
+    try {
+      await this.entry.connect(options.signal)
+    } catch (err) {
+      throw new UserError(`could not reach any relay: ${(err as Error).message}`, 'NO_RELAYS')
     }
-    if (this.router.isRelay) {
-      this.emit({ type: 'status', stage: 'publishing', detail: 'announcing this relay' })
-      await this.router.announce(options)
+    for (const addr of this.bootstrapAddrs) {
+      const id = multiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
+      if (id != null && id !== this.entry.relay?.peerId) await this.node.hangUp(multiaddr(addr)).catch(() => {})
     }
-    // the name and the relays are independent DHT work: look for relays while the name is published
-    const discovery = this.router.discoverRelays(options).catch((err: Error) => { this.log('relay discovery: %s', err.message) })
+    this.emit({ type: 'status', stage: 'mailboxes', detail: `entry relay ${this.entry.relay?.peerId ?? '?'}; registering mailboxes` })
+    try {
+      await this.mailboxes.start()
+    } catch (err) {
+      throw new UserError((err as Error).message, 'NO_MAILBOX')
+    }
     this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
-    await this.directory.publishName(this.nick, options)
-    this.directory.republish(`name ${this.nick}`, async () => await this.directory.publishName(this.nick))
-    this.emit({ type: 'status', stage: 'relays', detail: 'looking for relays' })
-    await discovery
-    this.retryTimer = setInterval(() => { this.retryOutbox() }, this.timing.retryIntervalMs)
-    this.retryTimer.unref()
-    this.emit({ type: 'status', stage: 'ready', detail: `${this.router.relays.size} relays known` })
+    await this.publish()
+    const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
+    every(this.timing.retryIntervalMs, () => { this.retryOutbox(); this.sendReceipts().catch(() => {}); this.onion.expire() })
+    every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).message) }) })
+    this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes` })
     this.retryOutbox()
+    this.sendReceipts().catch(() => {})
+  }
+
+  private async publish (): Promise<void> {
+    try {
+      await this.directory.publish(this.signedRecord().bytes, this.nick)
+    } catch (err) {
+      const name = (err as Error).name
+      if (name === 'NickTakenError') throw new UserError(`nick "${this.nick}" is held by another key; choose another nick`, 'NICK_TAKEN')
+      throw new UserError((err as Error).message, 'PUBLISH_FAILED')
+    }
+  }
+
+  /** New onion keys or mailboxes: re-sign, hand the record to the mailboxes, republish. */
+  private async refreshRecord (): Promise<void> {
+    const before = this.record
+    const now = this.signedRecord()
+    if (before !== now) await this.mailboxes.refreshRecord()
+    await this.directory.publish(now.bytes, this.nick)
+  }
+
+  /** Asks the bootstrap nodes for signed relay descriptors until some verify. */
+  private async fetchRelays (options: { signal?: AbortSignal, connectTimeoutMs?: number }): Promise<void> {
+    const deadline = Date.now() + (options.connectTimeoutMs ?? 30_000)
+    for (let round = 0; this.relayDirectory.size === 0; round++) {
+      options.signal?.throwIfAborted()
+      if (Date.now() > deadline) break
+      await Promise.all(this.bootstrapAddrs.map(async addr => {
+        try {
+          const signal = AbortSignal.timeout(Math.max(1, Math.min(10_000, deadline - Date.now())))
+          for (const bytes of await fetchRelayList(this.node, multiaddr(addr), { signal })) this.relayDirectory.add(bytes)
+        } catch (err) {
+          this.log('relay list from %s: %s', addr, (err as Error).message)
+        }
+      }))
+      if (this.relayDirectory.size === 0) await new Promise(resolve => setTimeout(resolve, Math.min(2_000, 250 * (round + 1))))
+    }
+    if (this.relayDirectory.size === 0) throw new UserError('could not join the network: no bootstrap node gave a relay list (check --bootstrap, and that relays are running)', 'NO_PEERS')
   }
 
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
-      clearInterval(this.retryTimer)
-      for (const p of this.pending.values()) clearTimeout(p.timer)
-      this.pending.clear()
-      this.waiting.clear()
-      this.directory.stop()
-      await this.router.stop().catch(() => {})
+      for (const t of this.timers) clearInterval(t)
+      this.timers = []
+      this.mailboxes.stop()
+      await this.entry.stop()
+      const pubsub = this.node.services.pubsub
+      pubsub.topicValidators.delete(RELAY_TOPIC)
       await this.node.stop()
       this.store.close()
     })()
     await this.stopping
   }
 
-  /**
-   * Stores a message in the outbox and starts delivering it. Resolves once it is stored (its id);
-   * delivery is reported by 'sent', 'delivered' and 'failed' events.
-   */
+  // ---------------------------------------------------------------------------------------------
+  // Sending
+  // ---------------------------------------------------------------------------------------------
+
+  /** Stores a message in the outbox and starts delivering it; returns its id at once. */
   send (address: string, text: string): { id: string, to: string } {
     const { nick, fingerprint: fp } = parseAddress(address)
     if (text.length === 0) throw new UserError('empty message', 'EMPTY')
@@ -281,154 +400,54 @@ export class ChatNode {
   }
 
   private retryOutbox (): void {
-    if (this.stopping != null) return
+    if (this.stopping != null || !this.started) return
     const now = Date.now()
-    for (const m of this.store.outbox(now)) {
-      if (!this.pending.has(m.id)) this.launch(m.id)
-    }
-    for (const m of this.expireOutbox(now)) this.emit({ type: 'failed', id: m.id, to: m.peerNick, reason: 'expired' })
-    this.store.expireSurbs(now)
-  }
-
-  private expireOutbox (now: number): StoredMessage[] {
     const expiring = this.store.outbox(0).filter(m => m.expiresAt != null && m.expiresAt <= now)
     this.store.expireOutgoing(now)
-    return expiring
+    for (const m of expiring) this.emit({ type: 'failed', id: m.id, to: m.peerNick, reason: 'expired' })
+    for (const m of this.store.outbox(now)) this.launch(m.id)
+    this.seenSeals.expire(now)
   }
 
-  /** Starts a delivery attempt now, or queues it until the in-flight window has room. */
   private launch (id: string): void {
-    if (this.stopping != null || this.waiting.has(id)) return
-    if (this.pending.size >= this.timing.maxInFlight) {
-      this.waiting.add(id)
-      return
-    }
+    if (this.stopping != null || !this.started || this.inFlight.has(id) || this.inFlight.size >= this.timing.maxInFlight) return
+    this.inFlight.add(id)
     this.attempt(id).catch(err => {
-      // the message stays in the outbox for the retry timer; its window slot is freed now
-      this.log.error('sending %s: %s', id, (err as Error).message)
-      this.settle(id)
+      this.log('sending %s: %s', id, (err as Error).message)
+    }).finally(() => {
+      this.inFlight.delete(id)
     })
   }
 
-  /** A message left the window (delivered, failed, or back in the outbox): let waiting ones in. */
-  private settle (id: string): void {
-    this.pending.delete(id)
-    for (const next of this.waiting) {
-      if (this.pending.size >= this.timing.maxInFlight) break
-      this.waiting.delete(next)
-      this.launch(next)
-    }
-  }
-
-  /** A directory record no older than `maxAgeMs`, with one lookup per nick at a time. */
-  private async lookup (nick: string, maxAgeMs = this.timing.recordCacheMs): Promise<SignedRecord> {
+  /** A contact's record: ours on file when fresh, else looked up through exits (one lookup per nick at a time). */
+  private async contact (nick: string, maxAgeMs = this.timing.recordCacheMs): Promise<SignedRecord> {
     const cached = this.recordCache.get(nick)
     if (cached != null && Date.now() - cached.at < maxAgeMs && cached.record.expiry > Date.now()) return cached.record
+    const kept = this.keptRecord(nick)
     let running = this.lookups.get(nick)
     if (running == null) {
-      running = this.directory.lookupName(nick)
-        .then(record => {
-          this.recordCache.set(nick, { record, at: Date.now() })
-          return record
-        })
-        .finally(() => this.lookups.delete(nick))
+      running = this.directory.lookup(nick).then(record => {
+        this.recordCache.set(nick, { record, at: Date.now() })
+        return record
+      }).catch((err: Error) => {
+        // the directory may have lost a contact we already have: its record on file still reaches it
+        if (kept != null && err.name !== 'NameNotFoundError') return kept
+        throw err
+      }).finally(() => this.lookups.delete(nick))
       this.lookups.set(nick, running)
     }
     return await running
   }
 
-  /** One delivery attempt for an outbox message; schedules the next on no receipt. */
-  private async attempt (id: string): Promise<void> {
-    const msg = this.store.get(id)
-    if (msg == null || msg.direction !== 'out' || (msg.state !== 'queued' && msg.state !== 'sent')) return
-    let p = this.pending.get(id)
-    if (p == null) {
-      p = { relaysUsed: new Set(), attempts: msg.attempts, inFlight: false }
-      this.pending.set(id, p)
-    }
-    if (p.inFlight) return
-    p.inFlight = true
-    clearTimeout(p.timer)
-    const queue = (reason: string): void => {
-      this.settle(id)
-      this.emit({ type: 'queued', id, to: msg.peerNick, reason })
-    }
+  /** The record on file for a contact, if still valid. */
+  private keptRecord (nick: string): SignedRecord | undefined {
+    const bytes = this.store.contactRecord(nick)
+    if (bytes == null) return undefined
     try {
-      let record: SignedRecord
-      try {
-        record = await this.lookup(msg.peerNick, p.attempts > 0 ? RESEND_RECORD_MAX_AGE_MS : this.timing.recordCacheMs)
-      } catch (err) {
-        queue((err as Error).name === 'NameNotFoundError' ? 'recipient not in the directory (offline?); will retry' : (err as Error).message)
-        return
-      }
-      const seen = fingerprint(record.identityKey)
-      if (msg.peerFingerprint !== '' && msg.peerFingerprint !== seen) {
-        this.store.markFailed(id, 'fingerprint-mismatch')
-        this.settle(id)
-        this.emit({ type: 'failed', id, to: msg.peerNick, reason: `${msg.peerNick} now has fingerprint ${seen}, not ${msg.peerFingerprint}` })
-        return
-      }
-      const pin = this.checkPin(msg.peerNick, record.identityKey)
-      if (pin === 'changed') {
-        queue(`the key of ${msg.peerNick} changed; /verify and accept it before messages are sent`)
-        return
-      }
-      if (this.stopping != null) return
-      let block
-      this.surbKeeper.current = id
-      try {
-        block = this.router.createReplyBlock({ exclude: [record.peerId], ttlMs: this.timing.receiptTimeoutMs * (this.timing.maxAttempts + 1) })
-      } catch (err) {
-        if (err instanceof NotEnoughRelaysError) {
-          await this.router.discoverRelays().catch(() => 0)
-          queue(err.message)
-          return
-        }
-        throw err
-      }
-      const message = createMessage({
-        id: Buffer.from(id, 'hex'),
-        senderNick: this.nick,
-        senderIdentityKey: this.identity.identityKey,
-        timestamp: msg.timestamp,
-        text: msg.text,
-        replyBlock: block.surb
-      })
-      const sealed = sealMessage(message, this.identity.signer, record.onionKeys[0].key)
-      const envelope = encodeEnvelope({ type: 'message', sealed })
-      const avoid = [...p.relaysUsed]
-      let sent
-      try {
-        sent = this.router.send({ peerId: record.peerId, onionKey: record.onionKeys[0].key }, envelope, { exclude: avoid })
-      } catch (err) {
-        if (!(err instanceof NotEnoughRelaysError)) throw err
-        sent = this.router.send({ peerId: record.peerId, onionKey: record.onionKeys[0].key }, envelope)
-      }
-      for (const r of sent.path) p.relaysUsed.add(r)
-      p.attempts++
-      this.store.markSent(id)
-      this.emit({ type: 'sent', id, to: msg.peerNick, attempt: p.attempts, path: sent.path })
-      p.timer = setTimeout(() => { this.onReceiptTimeout(id) }, this.timing.receiptTimeoutMs)
-      p.timer.unref()
-    } finally {
-      p.inFlight = false
+      return verifyRecord(nameKey(nick), bytes)
+    } catch {
+      return undefined
     }
-  }
-
-  private onReceiptTimeout (id: string): void {
-    const p = this.pending.get(id)
-    const msg = this.store.get(id)
-    if (p == null || msg == null || msg.state === 'delivered') return
-    if (p.attempts >= this.timing.maxAttempts) {
-      this.store.markFailed(id, 'no-receipt')
-      this.settle(id)
-      this.emit({ type: 'failed', id, to: msg.peerNick, reason: `no receipt after ${p.attempts} attempts` })
-      return
-    }
-    this.attempt(id).catch(err => {
-      this.log.error('resending %s: %s', id, (err as Error).message)
-      this.settle(id)
-    })
   }
 
   /** Pins on first sight; says whether a key matches the pin (an unaccepted pending key counts as changed). */
@@ -440,74 +459,214 @@ export class ChatNode {
     }
     if (result === 'same') {
       const pin = this.store.getPin(nick)
-      if (pin != null && !Buffer.from(pin.identityKey).equals(Buffer.from(key))) return 'changed'
+      if (pin != null && !bytesEqual(pin.identityKey, key)) return 'changed'
     }
     return result
   }
 
-  private async onPayload (payload: Uint8Array): Promise<void> {
-    const env = decodeEnvelope(payload)
-    if (!env.ok) { this.log('dropped a payload: %s', env.reason); return }
-    if (env.envelope.type !== 'message') { this.log('dropped a receipt that arrived as a message'); return }
-    const opened = openMessage(env.envelope.sealed, this.identity.onionPrivate)
-    if (!opened.ok) { this.log('dropped a message that did not open: %s', opened.reason); return }
+  /** Does `nick` know us already (a receipt from it arrived)? Then our record need not ride along. */
+  private knowsUs (nick: string): boolean {
+    return this.store.history(nick, 200).some(m => m.direction === 'out' && m.state === 'delivered')
+  }
+
+  /** One delivery attempt: seal, deposit at one of the recipient's mailboxes, the other if that fails. */
+  private async attempt (id: string): Promise<void> {
+    const msg = this.store.get(id)
+    if (msg == null || msg.direction !== 'out' || (msg.state !== 'queued' && msg.state !== 'sent')) return
+    const queue = (reason: string): void => { this.emit({ type: 'queued', id, to: msg.peerNick, reason }) }
+    let record: SignedRecord
+    try {
+      record = await this.contact(msg.peerNick, msg.attempts > 0 ? 0 : this.timing.recordCacheMs)
+    } catch (err) {
+      if ((err as Error).name === 'NameNotFoundError' && this.store.getPin(msg.peerNick) == null) {
+        // nobody holds the nick: failing now is honest; queueing would hand it to whoever takes the nick later
+        this.store.markFailed(id, 'no-such-nick')
+        this.emit({ type: 'failed', id, to: msg.peerNick, reason: `nobody holds the nick "${msg.peerNick}"` })
+        return
+      }
+      queue(`${msg.peerNick} cannot be reached now (${(err as Error).message}); will retry`)
+      return
+    }
+    const seen = fingerprint(record.identityKey)
+    if (msg.peerFingerprint !== '' && msg.peerFingerprint !== seen) {
+      this.store.markFailed(id, 'fingerprint-mismatch')
+      this.emit({ type: 'failed', id, to: msg.peerNick, reason: `${msg.peerNick} now has fingerprint ${seen}, not ${msg.peerFingerprint}` })
+      return
+    }
+    if (this.checkPin(msg.peerNick, record.identityKey) === 'changed') {
+      queue(`the key of ${msg.peerNick} changed; /verify and accept it before messages are sent`)
+      return
+    }
+    if (record.mailboxes.length === 0) { queue(`${msg.peerNick} has no mailbox in its record; will retry`); return }
+    const key = onionKeyFor(record, Date.now())
+    if (key == null) { queue(`${msg.peerNick}'s record has no onion key valid now; will retry`); return }
+    if (this.stopping != null) return
+    const sealed = sealMessage(createMessage({
+      id: Buffer.from(id, 'hex'),
+      senderNick: this.nick,
+      senderIdentityKey: this.identity.identityKey,
+      timestamp: msg.timestamp,
+      text: msg.text,
+      nameRecord: this.knowsUs(msg.peerNick) ? undefined : this.signedRecord().bytes
+    }), this.identity.signer, { identityKey: record.identityKey, onionKey: key.key, epoch: key.epoch })
+    const boxes = [...record.mailboxes].sort(() => randomInt(3) - 1)
+    this.store.markSent(id)
+    let lastReason = ''
+    for (const [i, box] of boxes.entries()) {
+      this.emit({ type: 'sent', id, to: msg.peerNick, attempt: msg.attempts + 1 + i, path: [hex(box.relay).slice(0, 16)] })
+      try {
+        const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed)
+        if (kind === 'stored') {
+          if (this.store.markStored(id)) this.emit({ type: 'stored', id, to: msg.peerNick })
+          return
+        }
+        lastReason = `mailbox answered ${kind}`
+      } catch (err) {
+        lastReason = (err as Error).message
+      }
+    }
+    queue(`no mailbox of ${msg.peerNick} stored it (${lastReason}); will retry`)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Receiving
+  // ---------------------------------------------------------------------------------------------
+
+  /** An item a mailbox of ours pushed. Resolves true once handled for good (then the mailbox may delete it). */
+  private async onItem (item: Uint8Array, _from: MailboxAddress): Promise<boolean> {
+    const opened = openSealed(item, (epoch) => this.onionKeys.key(epoch)?.privateKey, this.identity.identityKey)
+    if (!opened.ok) {
+      this.log('dropped an item that did not open: %s', opened.reason)
+      return true
+    }
+    const keepUntil = Date.now() + MESSAGE_TTL_MS + 24 * 3600_000
+    if (opened.type === 'receipt') {
+      if (this.seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)) return true
+      this.onReceipt(opened.receipt)
+      return true
+    }
     const m = opened.message
     const id = hex(m.id)
     const fp = fingerprint(m.senderIdentityKey)
     let verified = opened.signatureValid
-    let reason: string | null = verified ? null : 'bad signature'
-    if (verified) {
+    let reason: string | null = verified ? null : 'not signed for you: it was addressed to someone else, or forged'
+    let senderRecord: SignedRecord | undefined
+    if (verified && m.nameRecord.length > 0) {
       try {
-        const record = await this.lookup(m.senderNick)
-        if (!Buffer.from(record.identityKey).equals(Buffer.from(m.senderIdentityKey))) {
+        senderRecord = verifyRecord(nameKey(m.senderNick), m.nameRecord)
+        if (!bytesEqual(senderRecord.identityKey, m.senderIdentityKey)) {
           verified = false
-          reason = `the directory's key for ${m.senderNick} is ${fingerprint(record.identityKey)}, not this sender's`
+          reason = 'the record it carries is of another key'
+          senderRecord = undefined
         }
       } catch (err) {
         verified = false
-        reason = `${m.senderNick} is not in the directory (${(err as Error).name})`
+        reason = `the record it carries does not verify (${(err as Error).message})`
       }
     }
-    if (verified && this.checkPin(m.senderNick, m.senderIdentityKey) === 'changed') {
+    senderRecord ??= this.keptRecord(m.senderNick)
+    if (verified && senderRecord != null && !bytesEqual(senderRecord.identityKey, m.senderIdentityKey)) {
       verified = false
-      reason = `key changed: ${m.senderNick} was pinned to ${this.store.getPin(m.senderNick)?.fingerprint ?? '?'}`
+      reason = `${m.senderNick}'s record on file is of another key`
     }
-    const fresh = this.store.addIncoming({ id, peerNick: m.senderNick, peerFingerprint: fp, text: m.text, timestamp: m.timestamp, verified, verifyReason: reason })
-    if (m.replyBlock.length > 0 && opened.signatureValid) {
-      try {
-        const receipt = createReceipt(m.id, this.identity.signer)
-        this.router.reply(m.replyBlock, encodeEnvelope({ type: 'receipt', receipt }))
-      } catch (err) {
-        this.log('could not send a receipt for %s: %s', id, (err as Error).message)
+    let pinned: 'new' | 'same' | 'changed' | undefined
+    if (verified) {
+      pinned = this.checkPin(m.senderNick, m.senderIdentityKey)
+      if (pinned === 'changed') {
+        verified = false
+        reason = `key changed: ${m.senderNick} was pinned to ${this.store.getPin(m.senderNick)?.fingerprint ?? '?'}`
       }
     }
+    // the replay check and the message are written in one transaction: a crash between them must not
+    // leave a seal key marked seen whose message was never stored
+    let replay = false
+    let fresh = false
+    this.store.transaction(() => {
+      replay = this.seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)
+      if (replay) return
+      fresh = this.store.addIncoming({ id, peerNick: m.senderNick, peerFingerprint: fp, text: m.text, timestamp: m.timestamp, verified, verifyReason: reason })
+      if (verified && senderRecord != null) {
+        this.store.putContactRecord(m.senderNick, senderRecord.bytes, senderRecord.sequence)
+        this.store.oweReceipt(id, m.senderNick)
+      }
+    })
+    if (replay) { this.log('dropped a replayed item'); return true }
     if (fresh) this.emit({ type: 'message', id, from: m.senderNick, fingerprint: fp, verified, reason, text: m.text, ts: m.timestamp })
+    if (verified && senderRecord != null) {
+      if (pinned === 'new') this.crossCheckLater(m.senderNick, m.senderIdentityKey)
+      this.sendReceipts().catch(() => {})
+    }
+    return true
   }
 
-  private onReply (payload: Uint8Array, surbId: Uint8Array): void {
-    const messageId = this.surbKeeper.messageOf(surbId)
-    const env = decodeEnvelope(payload)
-    if (messageId == null || !env.ok || env.envelope.type !== 'receipt') { this.log('dropped a reply that is not a receipt'); return }
-    const receipt = env.envelope.receipt
-    if (hex(receipt.messageId) !== messageId) { this.log('dropped a receipt for another message'); return }
-    const msg = this.store.get(messageId)
-    if (msg == null) return
-    const pin = this.store.getPin(msg.peerNick)
-    if (pin == null || !verifyReceipt(receipt, pin.identityKey)) { this.log('dropped a receipt that does not verify'); return }
-    const p = this.pending.get(messageId)
-    clearTimeout(p?.timer)
-    this.settle(messageId)
-    if (this.store.markDelivered(messageId)) this.emit({ type: 'delivered', id: messageId, to: msg.peerNick })
+  /** A contact first met through its own message is checked against the directory later, at a random delay. */
+  private crossCheckLater (nick: string, key: Uint8Array): void {
+    const t = setTimeout(() => {
+      if (this.stopping != null) return
+      this.directory.lookup(nick).then(record => {
+        if (!bytesEqual(record.identityKey, key)) {
+          this.emit({ type: 'warning', message: `the directory's key for ${nick} is ${fingerprint(record.identityKey)}, not the one its messages carry (${fingerprint(key)}): compare fingerprints out of band` })
+        }
+      }).catch(err => { this.log('cross-check of a new contact: %s', (err as Error).message) })
+    }, randomInt(Math.max(1, this.timing.crossCheckMaxDelayMs)))
+    t.unref()
+    this.timers.push(t)
   }
 
-  /** Looks a nick up in the directory and compares it with the pin. */
+  private onReceipt (receipt: { messageIds: Uint8Array[], signature: Uint8Array }): void {
+    for (const messageId of receipt.messageIds) {
+      const msg = this.store.get(messageId)
+      if (msg == null || msg.direction !== 'out') continue
+      const pin = this.store.getPin(msg.peerNick)
+      if (pin == null || !verifyReceipt(receipt, pin.identityKey, this.identity.identityKey)) { this.log('dropped a receipt that does not verify'); return }
+      if (this.store.markDelivered(messageId)) this.emit({ type: 'delivered', id: msg.id, to: msg.peerNick })
+    }
+  }
+
+  /** Deposits the receipts we owe, batched per contact, at one of each contact's mailboxes. */
+  private async sendReceipts (): Promise<void> {
+    if (this.receiptsRunning || this.stopping != null || !this.started) return
+    this.receiptsRunning = true
+    try {
+      this.store.expireReceipts(Date.now() - this.timing.messageTtlMs)
+      const byNick = new Map<string, string[]>()
+      for (const r of this.store.owedReceipts()) byNick.set(r.peerNick, [...(byNick.get(r.peerNick) ?? []), r.messageId])
+      for (const [nick, ids] of byNick) {
+        const record = this.keptRecord(nick)
+        const pin = this.store.getPin(nick)
+        if (record == null || pin == null || !bytesEqual(pin.identityKey, record.identityKey)) continue
+        const key = onionKeyFor(record, Date.now())
+        if (key == null || record.mailboxes.length === 0) continue
+        for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
+          const batch = ids.slice(i, i + MAX_RECEIPT_IDS)
+          const receipt = createReceipt(batch.map(h => Buffer.from(h, 'hex')), this.identity.signer, record.identityKey)
+          const sealed = sealReceipt(receipt, { onionKey: key.key, epoch: key.epoch })
+          for (const box of [...record.mailboxes].sort(() => randomInt(3) - 1)) {
+            const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed).catch(() => 'failed')
+            if (kind === 'stored') {
+              for (const h of batch) this.store.receiptStored(h)
+              break
+            }
+          }
+        }
+      }
+    } finally {
+      this.receiptsRunning = false
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Queries
+  // ---------------------------------------------------------------------------------------------
+
+  /** Looks a nick up through exits and compares it with the pin. */
   async whois (address: string): Promise<WhoisResult> {
     const { nick } = parseAddress(address)
     try {
-      const record = await this.lookup(nick, 0)
+      const record = await this.contact(nick, 0)
       const pin = this.store.getPin(nick)
       const fp = fingerprint(record.identityKey)
-      return { nick, found: true, peerId: record.peerId, fingerprint: fp, pin: pin == null ? 'new' : pin.fingerprint === fp ? 'same' : 'changed' }
+      return { nick, found: true, fingerprint: fp, pin: pin == null ? 'new' : pin.fingerprint === fp ? 'same' : 'changed', mailboxes: record.mailboxes.length }
     } catch (err) {
       if ((err as Error).name === 'NameNotFoundError') return { nick, found: false }
       throw err
@@ -523,6 +682,6 @@ export class ChatNode {
   }
 
   relays (): Array<{ peerId: string, lastSeen: number, expiry: number }> {
-    return this.router.relays.list().map(r => ({ peerId: r.record.peerId, lastSeen: r.lastSeen, expiry: r.record.expiry }))
+    return this.relayDirectory.list().map(r => ({ peerId: r.record.peerId, lastSeen: r.lastSeen, expiry: r.record.expiry }))
   }
 }
