@@ -17,6 +17,7 @@ import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { PACKET_SIZE } from '../protocols/onion/constants.ts'
 import { ONION_PROTOCOL } from '../protocols/onion/relay.ts'
+import { addressFromPeerId } from '../protocols/onion/sphinx.ts'
 import type { Hop } from '../protocols/onion/sphinx.ts'
 import { Child } from './lib/children.ts'
 import type { Stream } from '@libp2p/interface'
@@ -151,8 +152,8 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
 
     log(`  building ${opts.packets} distinct 2-hop packets (relay, sink) on 2 worker threads`)
     const hops: Hop[] = [
-      { peerId: peerIdFromString(relay.ready.peerId).toMultihash().bytes, onionKey: new Uint8Array(Buffer.from(relay.ready.onionKey ?? '', 'base64')) },
-      { peerId: peerIdFromString(sink.ready.peerId).toMultihash().bytes, onionKey: new Uint8Array(generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12)) }
+      { address: addressFromPeerId(relay.ready.peerId), onionKey: new Uint8Array(Buffer.from(relay.ready.onionKey ?? '', 'base64')) },
+      { address: addressFromPeerId(sink.ready.peerId), onionKey: new Uint8Array(generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12)) }
     ]
     const packets = await buildFrames(hops, opts.packets)
 

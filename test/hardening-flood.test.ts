@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
-import { MAX_INBOUND_STREAMS, ONION_PROTOCOL, OnionRouter, PACKET_SIZE, createPacket, onionKeyFor } from '../protocols/onion/index.ts'
+import { addressFromPeerId, MAX_INBOUND_STREAMS, ONION_PROTOCOL, OnionRouter, PACKET_SIZE, createPacket, onionKeyFor } from '../protocols/onion/index.ts'
 import { TestNetwork } from './helpers/network.ts'
 import type { TestPeer } from './helpers/network.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -54,12 +54,12 @@ describe('a flooding peer is throttled; other traffic through the relay still ar
 
   it('20,000 junk packets and endless streams from one peer; 100 messages from another all arrive', async () => {
     const [r1, r2, r3, alice, bob, flooder] = nodes
-    const hop = (n: Node): { peerId: Uint8Array, onionKey: Uint8Array } => {
+    const hop = (n: Node): { address: Uint8Array, onionKey: Uint8Array } => {
       const rec = alice.router.relays.list().find(k => k.record.peerId === n.node.peerId.toString())
       assert.ok(rec != null)
-      return { peerId: n.node.peerId.toMultihash().bytes, onionKey: onionKeyFor(rec.record)?.key ?? new Uint8Array() }
+      return { address: addressFromPeerId(n.node.peerId), onionKey: onionKeyFor(rec.record)?.key ?? new Uint8Array() }
     }
-    const path = [hop(r1), hop(r2), hop(r3), { peerId: bob.node.peerId.toMultihash().bytes, onionKey: bob.identity.onionPublic }]
+    const path = [hop(r1), hop(r2), hop(r3), { address: addressFromPeerId(bob.node.peerId), onionKey: bob.identity.onionPublic }]
     const stats = r1.router.service.stats
     const heapBefore = heapMb()
 

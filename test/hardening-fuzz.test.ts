@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { createP2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { OnionService } from '../protocols/onion/relay.ts'
-import { createPacket, generateOnionKey, onionPrivateKeyFromRaw } from '../protocols/onion/sphinx.ts'
+import { addressFromPeerId, createPacket, generateOnionKey, onionPrivateKeyFromRaw } from '../protocols/onion/sphinx.ts'
 import type { FinalResult } from '../protocols/onion/sphinx.ts'
 import { formatReport, Rng, totalInputs } from './fuzz/generators.ts'
 import { runFamily } from './fuzz/families.ts'
@@ -67,8 +67,8 @@ describe(`wire fuzzing, seed ${SEED}, ${PER_FAMILY} inputs per family`, { timeou
       await rig.node.dial(b.getMultiaddrs()[0], { signal: AbortSignal.timeout(5_000) })
       const text = new TextEncoder().encode('after 100,000 bad packets')
       const { firstHop, packet } = createPacket([
-        { peerId: rig.self, onionKey: rig.ring.current.publicKey },
-        { peerId: b.peerId.toMultihash().bytes, onionKey: bKey.publicKey }
+        { address: rig.self, onionKey: rig.ring.current.publicKey },
+        { address: addressFromPeerId(b.peerId), onionKey: bKey.publicKey }
       ], text)
       aService.send(firstHop, packet)
       await waitFor(() => got.length === 1, 'the real packet through the fuzzed relay', 10_000)

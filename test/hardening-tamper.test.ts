@@ -16,10 +16,10 @@ import {
 import type { OnionPrivateKey } from '../protocols/onion/sphinx.ts'
 import { count } from './fuzz/generators.ts'
 
-interface Hop { peerId: Uint8Array, onionKey: Uint8Array, key: OnionPrivateKey }
+interface Hop { address: Uint8Array, onionKey: Uint8Array, key: OnionPrivateKey }
 function hop (i: number): Hop {
   const k = generateX25519KeyPair()
-  return { peerId: Uint8Array.from([0, 0x24, 8, 1, 0x12, 0x20, ...new Uint8Array(32).fill(i)]), onionKey: k.publicKey, key: onionPrivateKeyFromRaw(k.privateKey) }
+  return { address: new Uint8Array(32).fill(i + 1), onionKey: k.publicKey, key: onionPrivateKeyFromRaw(k.privateKey) }
 }
 
 /** Runs a packet from hop `from` on; returns where it ended. */
@@ -76,7 +76,7 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
           count(outcomes, `${pos < HEADER_LENGTH ? 'header' : 'body'}: dropped at hop ${at + 1} (${result.reason})`)
           continue
         }
-        assert.ok(result.type === 'final' && !result.reply)
+        assert.ok(result.type === 'final' && result.command === 'service')
         // delivered by the onion layer: the chat layer must still refuse anything but the original
         const env = decodeEnvelope(result.payload, { padded: true })
         const opened = env.ok && env.envelope.type === 'message' ? openMessage(env.envelope.sealed, bobChat.privateKey) : undefined
@@ -113,7 +113,7 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
         flips++
         const { result } = travel(replyPath, bad, link)
         if (!result.ok) { count(outcomes, `dropped (${result.reason})`); continue }
-        assert.ok(result.type === 'final' && result.reply)
+        assert.ok(result.type === 'final' && result.command === 'reply')
         const opened = openReply(result.payload, surb.secret)
         if (!opened.ok) { count(outcomes, `openReply: ${opened.reason}`); continue }
         const env = decodeEnvelope(opened.payload, { padded: true })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { HEADER_LENGTH, ONION_PROTOCOL, OnionRouter, PACKET_SIZE, createPacket, onionKeyFor } from '../protocols/onion/index.ts'
+import { addressFromPeerId, HEADER_LENGTH, ONION_PROTOCOL, OnionRouter, PACKET_SIZE, createPacket, onionKeyFor } from '../protocols/onion/index.ts'
 import type { OnionEvent } from '../protocols/onion/index.ts'
 import { TestNetwork } from './helpers/network.ts'
 import type { TestPeer } from './helpers/network.ts'
@@ -147,14 +147,14 @@ describe('onion routing on an in-process loopback network: bootstrap, 5 relays, 
 
   it('drops flipped header bits, replays, garbage, short and oversize frames, and keeps forwarding', async () => {
     const [r1, r2, r3] = relays
-    const hop = (n: Node): { peerId: Uint8Array, onionKey: Uint8Array } => {
+    const hop = (n: Node): { address: Uint8Array, onionKey: Uint8Array } => {
       const rec = alice.router.relays.list().find(k => k.record.peerId === n.node.peerId.toString())
       assert.ok(rec != null)
       const key = onionKeyFor(rec.record)
       assert.ok(key != null)
-      return { peerId: n.node.peerId.toMultihash().bytes, onionKey: key.key }
+      return { address: addressFromPeerId(n.node.peerId), onionKey: key.key }
     }
-    const path = [hop(r1), hop(r2), hop(r3), { peerId: bob.node.peerId.toMultihash().bytes, onionKey: bob.identity.onionPublic }]
+    const path = [hop(r1), hop(r2), hop(r3), { address: addressFromPeerId(bob.node.peerId), onionKey: bob.identity.onionPublic }]
     const dropped = (): number => Object.values(r1.router.service.stats.dropped).reduce((n, v) => n + (v ?? 0), 0)
     const deliveredBefore = bob.messages.length
 

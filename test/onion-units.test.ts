@@ -6,7 +6,7 @@ import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { KIND_RELAY, signRecord } from '../protocols/directory/record.ts'
 import {
-  createPacket, generateOnionKey, NotEnoughRelaysError, OnionKeyRing, OnionService, onionKeyFor, onionPrivateKeyFromRaw,
+  addressFromPeerId, createPacket, generateOnionKey, NotEnoughRelaysError, OnionKeyRing, OnionService, onionKeyFor, onionPrivateKeyFromRaw,
   PACKET_SIZE, RelayDirectory, ReplayFilter
 } from '../protocols/onion/index.ts'
 import type { FinalResult } from '../protocols/onion/index.ts'
@@ -168,15 +168,15 @@ describe('OnionService limits (one real node, packets handed in directly)', () =
   })
 
   it('delivers a final layer addressed to the user key and forwards a relay layer into a bounded queue', async () => {
-    const self = node.peerId.toMultihash().bytes
-    const own = createPacket([{ peerId: self, onionKey: user.publicKey }], new TextEncoder().encode('to me'))
+    const self = addressFromPeerId(node.peerId)
+    const own = createPacket([{ address: self, onionKey: user.publicKey }], new TextEncoder().encode('to me'))
     service.receive(own.packet, 'peer-a')
     assert.equal(new TextDecoder().decode(delivered[0].payload), 'to me')
 
     // a relay layer whose next hop is a peer that does not exist: the queue holds at most 5
-    const nowhere = (await ephemeralIdentity()).peerId.toMultihash().bytes
+    const nowhere = addressFromPeerId((await ephemeralIdentity()).peerId)
     for (let i = 0; i < 12; i++) {
-      const p = createPacket([{ peerId: self, onionKey: ring.current.publicKey }, { peerId: nowhere, onionKey: user.publicKey }], new Uint8Array(8))
+      const p = createPacket([{ address: self, onionKey: ring.current.publicKey }, { address: nowhere, onionKey: user.publicKey }], new Uint8Array(8))
       service.receive(p.packet, `peer-${i}`)
     }
     assert.ok(service.queuedPackets <= 5)
@@ -184,9 +184,9 @@ describe('OnionService limits (one real node, packets handed in directly)', () =
   })
 
   it('a relay packet replayed under the same epoch key is dropped', () => {
-    const self = node.peerId.toMultihash().bytes
+    const self = addressFromPeerId(node.peerId)
     const other = generateOnionKey()
-    const p = createPacket([{ peerId: self, onionKey: ring.current.publicKey }, { peerId: self, onionKey: other.publicKey }], new Uint8Array(8))
+    const p = createPacket([{ address: self, onionKey: ring.current.publicKey }, { address: self, onionKey: other.publicKey }], new Uint8Array(8))
     const before = service.stats.dropped.replay ?? 0
     service.receive(p.packet.slice(), 'peer-r')
     service.receive(p.packet.slice(), 'peer-r2')

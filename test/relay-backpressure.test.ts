@@ -11,7 +11,7 @@ import { createP2PNode } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import {
-  createPacket, DEFAULT_QUEUE_LENGTH, frameOf, generateOnionKey, ONION_PROTOCOL, OnionKeyRing, OnionService, onionPrivateKeyFromRaw,
+  addressFromPeerId, createPacket, DEFAULT_QUEUE_LENGTH, frameOf, generateOnionKey, ONION_PROTOCOL, OnionKeyRing, OnionService, onionPrivateKeyFromRaw,
   readFrames
 } from '../protocols/onion/index.ts'
 import { waitFor, within } from './helpers/wait.ts'
@@ -78,8 +78,8 @@ describe('relay backpressure: a next hop that stops reading', { timeout: 180_000
   function packetsTo (hop: NextHop, count: number): Uint8Array[] {
     const key = generateOnionKey()
     const path = [
-      { peerId: relayNode.peerId.toMultihash().bytes, onionKey: ring.current.publicKey },
-      { peerId: hop.node.peerId.toMultihash().bytes, onionKey: key.publicKey }
+      { address: addressFromPeerId(relayNode.peerId), onionKey: ring.current.publicKey },
+      { address: addressFromPeerId(hop.node.peerId), onionKey: key.publicKey }
     ]
     return Array.from({ length: count }, (_, i) => frameOf(createPacket(path, new TextEncoder().encode(`packet ${i}`)).packet))
   }

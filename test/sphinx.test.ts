@@ -1,17 +1,23 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { BETA_OFFSET, GAMMA_OFFSET, HEADER_LENGTH, PAYLOAD_OFFSET } from '../protocols/onion/constants.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  x25519, x25519PrivateKeyObject as importPrivateKey, x25519PrivateKeyObjectDer as importPrivateKeyDer,
-  x25519PublicKeyObject as importPublicKey, x25519PublicKeyObjectDer as importPublicKeyDer
+  BETA_OFFSET, GAMMA_OFFSET, HEADER_LENGTH, PAYLOAD_OFFSET, ROUTING_INFO_LENGTH, SLOT_SIZE
+} from '../protocols/onion/constants.ts'
+import type { Label } from '../protocols/onion/keys.ts'
+import {
+  x25519, x25519BaseRaw, x25519PrivateKeyObject as importPrivateKey, x25519PrivateKeyObjectDer as importPrivateKeyDer,
+  x25519PublicKeyObject as importPublicKey, x25519PublicKeyObjectDer as importPublicKeyDer, x25519Raw
 } from '../protocols/crypto/keys.ts'
+import { chacha20, deriveKey, hmacSha256, sha256 } from '../protocols/onion/keys.ts'
 import { lionessDecrypt, lionessEncrypt, lionessKey } from '../protocols/onion/lioness.ts'
 import {
-  BODY_LENGTH, MAX_HOPS, PACKET_SIZE, PAYLOAD_CAPACITY, SURB_SIZE,
-  createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb, processPacket,
-  surbSecretFromBytes, surbSecretToBytes
+  BODY_LENGTH, MAX_HOPS, PACKET_SIZE, PACKET_VERSION, PAYLOAD_CAPACITY, SURB_SIZE,
+  addressFromPeerId, createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb,
+  peerIdBytesFromAddress, peerIdFromAddress, processPacket, surbSecretFromBytes, surbSecretToBytes
 } from '../protocols/onion/sphinx.ts'
 import type { Hop, OnionPrivateKey, ProcessResult, RandomSource } from '../protocols/onion/sphinx.ts'
 
@@ -23,10 +29,7 @@ interface TestHop extends Hop { key: OnionPrivateKey }
 
 function makeHop (): TestHop {
   const raw = generateOnionKey()
-  const peerId = new Uint8Array(38)
-  peerId.set([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
-  peerId.set(randomBytes(32), 6)
-  return { peerId, onionKey: raw.publicKey, key: onionPrivateKeyFromRaw(raw.privateKey) }
+  return { address: new Uint8Array(randomBytes(32)), onionKey: raw.publicKey, key: onionPrivateKeyFromRaw(raw.privateKey) }
 }
 
 const pool: TestHop[] = Array.from({ length: MAX_HOPS }, makeHop)
@@ -47,7 +50,9 @@ function run (path: TestHop[], packet: Uint8Array): { packets: Uint8Array[], res
       return { packets, result }
     }
     assert.equal(result.packet.length, PACKET_SIZE)
-    assert.deepEqual(result.nextHop, path[i + 1]?.peerId, `hop ${i} forwards to the next hop`)
+    assert.deepEqual(result.next, path[i + 1]?.address, `hop ${i} forwards to the next hop`)
+    assert.equal(result.command, path[i + 1]?.client === true ? 'client' : 'relay')
+    assert.equal(result.delayMs, path[i].delayMs ?? 0)
     packet = result.packet
     packets.push(packet)
   }
@@ -73,32 +78,46 @@ function replay (tapeHex: string): { random: RandomSource, rest: () => number } 
   }
 }
 
-describe('sphinx: known-answer vector (test/vectors/sphinx-v1.json)', () => {
-  const vector = JSON.parse(readFileSync(new URL('./vectors/sphinx-v1.json', import.meta.url), 'utf8'))
-  const hops = vector.hops.map((h: { peerId: string, onionPrivateKey: string, onionPublicKey: string }) => ({
-    peerId: unhex(h.peerId), onionKey: unhex(h.onionPublicKey), privateKey: unhex(h.onionPrivateKey), key: onionPrivateKeyFromRaw(unhex(h.onionPrivateKey))
+describe('sphinx: known-answer vector (test/vectors/sphinx-v2.json)', () => {
+  const vector = JSON.parse(readFileSync(new URL('./vectors/sphinx-v2.json', import.meta.url), 'utf8'))
+  const hops = vector.hops.map((h: { address: string, onionPrivateKey: string, onionPublicKey: string }) => ({
+    address: unhex(h.address), onionKey: unhex(h.onionPublicKey), privateKey: unhex(h.onionPrivateKey), key: onionPrivateKeyFromRaw(unhex(h.onionPrivateKey))
+  }))
+  type VectorHop = typeof hops[number]
+  type PathEntry = { hop: number, client: boolean, delayMs: number }
+  const pathOf = (entries: PathEntry[]): VectorHop[] => entries.map(e => hops[e.hop])
+  const hopsOf = (entries: PathEntry[]): Hop[] => entries.map(e => ({
+    address: hops[e.hop].address, onionKey: hops[e.hop].onionKey, ...(e.client ? { client: true } : {}), ...(e.delayMs > 0 ? { delayMs: e.delayMs } : {})
   }))
 
-  it('fixed onion keys give the recorded public keys', () => {
-    for (const h of hops) assert.equal(hex(h.key.publicKey), hex(h.onionKey))
+  it('fixed onion keys give the recorded public keys (libsodium and node:crypto agree)', () => {
+    for (const h of hops) {
+      assert.equal(hex(h.key.publicKey), hex(h.onionKey))
+      assert.equal(hex(x25519BaseRaw(h.privateKey)), hex(h.onionKey))
+    }
   })
 
-  function checkWalk (path: typeof hops, packet: Uint8Array, steps: Array<Record<string, string | boolean>>): Uint8Array {
+  function checkWalk (path: VectorHop[], packet: Uint8Array, steps: Array<Record<string, string | number>>): Uint8Array {
     let last: Uint8Array = new Uint8Array(0)
     for (let i = 0; i < path.length; i++) {
       const expected = steps[i]
+      // node:crypto, independently of the libsodium code under test
       const s = x25519(importPrivateKey(path[i].privateKey), importPublicKey(packet.subarray(1, 33)))
       assert.equal(hex(s), expected.sharedSecret, `hop ${i} shared secret`)
+      for (const label of ['rho', 'mu', 'pi'] as const) {
+        assert.equal(createHmac('sha256', label).update(s).digest('hex'), expected[label], `hop ${i} key_${label}`)
+      }
       const result = processPacket(packet, path[i].key)
       assert.ok(result.ok, `hop ${i} accepts`)
       assert.equal(result.type, expected.type)
+      assert.equal(result.command, expected.command)
       assert.equal(hex(result.replayTag), expected.replayTag, `hop ${i} replay tag`)
       if (result.type === 'forward') {
-        assert.equal(hex(result.nextHop), expected.nextHop, `hop ${i} next hop`)
+        assert.equal(hex(result.next), expected.next, `hop ${i} next hop`)
+        assert.equal(result.delayMs, expected.delayMs, `hop ${i} delay`)
         assert.equal(sha(result.packet), expected.packetSha256, `hop ${i} outgoing packet`)
         packet = result.packet
       } else {
-        assert.equal(result.reply, expected.reply)
         assert.equal(hex(result.id), expected.id)
         assert.equal(hex(result.payload), expected.payload)
         last = result.payload
@@ -107,24 +126,42 @@ describe('sphinx: known-answer vector (test/vectors/sphinx-v1.json)', () => {
     return last
   }
 
-  it('forward packet is byte-for-byte the recorded one, and each hop gives the recorded answers', () => {
+  it('forward packet (a CLIENT hop, delay extensions) is byte-for-byte the recorded one, and each hop gives the recorded answers', () => {
     const f = vector.forward
-    const path = f.path.map((i: number) => hops[i])
     const tape = replay(f.random)
-    const built = createPacket(path, unhex(f.payload), { id: unhex(f.id), random: tape.random })
+    const built = createPacket(hopsOf(f.path), unhex(f.payload), { id: unhex(f.id), random: tape.random })
     assert.equal(tape.rest(), 0, 'the whole tape was used')
     assert.equal(hex(built.firstHop), f.firstHop)
     assert.equal(hex(built.packet), f.packet)
-    const delivered = checkWalk(path, built.packet, f.hops)
+    const delivered = checkWalk(pathOf(f.path), built.packet, f.hops)
     assert.equal(hex(delivered), f.payload)
   })
 
-  it('SURB, reply packet and opened reply are the recorded ones', () => {
+  it('the first slot decrypts (with OpenSSL ChaCha20) to the bytes of SPEC.md section 3', () => {
+    const f = vector.forward
+    const packet = unhex(f.packet)
+    const rho = Buffer.from(f.hops[0].rho, 'hex')
+    const routing = createCipheriv('chacha20', rho, Buffer.alloc(16)).update(Buffer.concat([packet.subarray(BETA_OFFSET, GAMMA_OFFSET), Buffer.alloc(SLOT_SIZE)]))
+    const slot = routing.subarray(0, SLOT_SIZE)
+    assert.equal(slot[0], 0x00, 'RELAY')
+    assert.equal(hex(slot.subarray(1, 33)), f.hops[0].next)
+    assert.equal(hex(slot.subarray(33, 48)), '0104000005dc' + '00'.repeat(9), 'delay 1500 ms, then zeros')
+    const after = processPacket(packet, hops[f.path[0].hop].key)
+    assert.ok(after.ok && after.type === 'forward')
+    assert.equal(hex(slot.subarray(48, 80)), hex(after.packet.subarray(GAMMA_OFFSET, HEADER_LENGTH)), 'next gamma')
+    assert.equal(hex(after.packet.subarray(BETA_OFFSET, GAMMA_OFFSET)), hex(routing.subarray(SLOT_SIZE, SLOT_SIZE + ROUTING_INFO_LENGTH)), 'beta shifted by one slot')
+    // gamma = HMAC(key_mu, beta || version)
+    const mu = Buffer.from(f.hops[0].mu, 'hex')
+    assert.equal(createHmac('sha256', mu).update(packet.subarray(BETA_OFFSET, GAMMA_OFFSET)).update(Uint8Array.of(PACKET_VERSION)).digest('hex'),
+      hex(packet.subarray(GAMMA_OFFSET, HEADER_LENGTH)))
+  })
+
+  it('reply block, reply packet and opened reply are the recorded ones', () => {
     const v = vector.surb
-    const path = v.path.map((i: number) => hops[i])
     const tape = replay(v.random)
-    const surb = createSurb(path, tape.random)
+    const surb = createSurb(hopsOf(v.path), tape.random)
     assert.equal(tape.rest(), 0)
+    assert.equal(surb.surb.length, 529)
     assert.equal(hex(surb.surb), v.surb)
     assert.equal(hex(surb.id), v.id)
     assert.equal(hex(surbSecretToBytes(surb.secret)), v.secret)
@@ -133,7 +170,7 @@ describe('sphinx: known-answer vector (test/vectors/sphinx-v1.json)', () => {
     assert.equal(replyTape.rest(), 0)
     assert.equal(hex(reply.firstHop), v.replyFirstHop)
     assert.equal(hex(reply.packet), v.replyPacket)
-    const body = checkWalk(path, reply.packet, v.hops)
+    const body = checkWalk(pathOf(v.path), reply.packet, v.hops)
     const opened = openReply(body, surbSecretFromBytes(unhex(v.secret)))
     assert.ok(opened.ok)
     assert.equal(hex(opened.payload), v.opened)
@@ -144,35 +181,36 @@ describe('sphinx: known-answer vector (test/vectors/sphinx-v1.json)', () => {
 describe('sphinx: round trips for every path length', () => {
   for (let n = 1; n <= MAX_HOPS; n++) {
     it(`${n} hop(s): delivered payload equals the sent one; every packet is PACKET_SIZE; no plaintext on the way`, () => {
-      const path = pool.slice(0, n)
+      // every other hop after the first reached as a CLIENT, and a delay in every forwarding slot
+      const path = pool.slice(0, n).map((h, i) => ({ ...h, client: i % 2 === 1, delayMs: i < n - 1 ? 1000 * i + 1 : undefined }))
       const payload = randomBytes(1000)
       const built = createPacket(path, payload)
-      assert.deepEqual(built.firstHop, path[0].peerId)
+      assert.deepEqual(built.firstHop, path[0].address)
       const { packets, result } = run(path, built.packet)
       assert.ok(result.ok && result.type === 'final')
-      assert.equal(result.reply, false)
+      assert.equal(result.command, 'service')
       assert.deepEqual(result.id, built.id)
       assert.deepEqual(result.payload, new Uint8Array(payload))
       assert.equal(packets.length, n)
       for (const p of packets) {
         assert.equal(p.length, PACKET_SIZE)
-        assert.equal(p[0], 0x01)
+        assert.equal(p[0], 0x02)
         for (let at = 0; at + 16 <= payload.length; at += 100) assert.ok(!contains(p, payload.subarray(at, at + 16)), 'plaintext leaked')
       }
     })
 
     it(`${n} hop(s): SURB round trip`, () => {
-      const path = pool.slice(MAX_HOPS - n)
+      const path = pool.slice(MAX_HOPS - n).map((h, i) => ({ ...h, client: i === n - 1 && n > 1 }))
       const { surb, id, secret } = createSurb(path)
       assert.equal(surb.length, SURB_SIZE)
       const stored = surbSecretFromBytes(surbSecretToBytes(secret))
       const replyText = randomBytes(300)
       const reply = packetFromSurb(surb, replyText)
-      assert.deepEqual(reply.firstHop, path[0].peerId)
+      assert.deepEqual(reply.firstHop, path[0].address)
       assert.equal(reply.packet.length, PACKET_SIZE)
       const { packets, result } = run(path, reply.packet)
       assert.ok(result.ok && result.type === 'final')
-      assert.equal(result.reply, true)
+      assert.equal(result.command, 'reply')
       assert.deepEqual(result.id, id)
       for (const p of packets) assert.ok(!contains(p, replyText.subarray(0, 16)))
       const opened = openReply(result.payload, stored)
@@ -265,13 +303,13 @@ describe('sphinx: tampering and garbage', () => {
     for (const notBytes of [null, undefined, 'x'.repeat(PACKET_SIZE), Array(PACKET_SIZE).fill(1), {}, 42]) {
       assert.deepEqual(processPacket(notBytes as unknown as Uint8Array, key), { ok: false, reason: 'size' })
     }
-    for (const version of [0x00, 0x02, 0xff]) {
+    for (const version of [0x00, 0x01, 0x03, 0xff]) {
       const p = valid.slice(); p[0] = version
       assert.deepEqual(processPacket(p, key), { ok: false, reason: 'version' })
     }
     for (let i = 0; i < 300; i++) {
       const garbage = randomBytes(PACKET_SIZE)
-      if (i % 2 === 0) garbage[0] = 0x01
+      if (i % 2 === 0) garbage[0] = 0x02
       const r = processPacket(garbage, key)
       assert.equal(r.ok, false)
     }
@@ -321,7 +359,7 @@ describe('sphinx: tampering and garbage', () => {
     // tampered on the wire, before the first relay: relays pass it, the creator's openReply rejects it
     for (const at of [PAYLOAD_OFFSET, PAYLOAD_OFFSET + 1000, PACKET_SIZE - 1]) {
       const { result } = run(path, flipBit(reply.packet, at))
-      assert.ok(result.ok && result.type === 'final' && result.reply)
+      assert.ok(result.ok && result.type === 'final' && result.command === 'reply')
       assert.deepEqual(openReply(result.payload, secret), { ok: false, reason: 'payload-integrity' })
     }
     const { result } = run(path, reply.packet)
@@ -340,9 +378,15 @@ describe('sphinx: build-time errors are named', () => {
     assert.throws(() => createPacket(path, new Uint8Array(PAYLOAD_CAPACITY + 1)), { name: 'PayloadTooLargeError' })
     assert.throws(() => createPacket([], new Uint8Array(1)), { name: 'InvalidPathError' })
     assert.throws(() => createPacket([...pool, pool[0]], new Uint8Array(1)), { name: 'InvalidPathError' })
-    assert.throws(() => createPacket([{ peerId: new Uint8Array(38), onionKey: pool[0].onionKey }], new Uint8Array(1)), { name: 'InvalidPathError' })
-    assert.throws(() => createPacket([{ peerId: pool[0].peerId, onionKey: new Uint8Array(31) }], new Uint8Array(1)), { name: 'InvalidPathError' })
-    assert.throws(() => createPacket([{ peerId: pool[0].peerId, onionKey: new Uint8Array(32) }], new Uint8Array(1)), { name: 'InvalidPathError' })
+    assert.throws(() => createPacket([{ address: new Uint8Array(32), onionKey: pool[0].onionKey }], new Uint8Array(1)), { name: 'InvalidPathError' })
+    assert.throws(() => createPacket([{ address: new Uint8Array(38).fill(1), onionKey: pool[0].onionKey }], new Uint8Array(1)), { name: 'InvalidPathError' })
+    assert.throws(() => createPacket([{ address: pool[0].address, onionKey: new Uint8Array(31) }], new Uint8Array(1)), { name: 'InvalidPathError' })
+    assert.throws(() => createPacket([{ address: pool[0].address, onionKey: new Uint8Array(32) }], new Uint8Array(1)), { name: 'InvalidPathError' })
+    assert.throws(() => createPacket([{ ...pool[0], client: true }, pool[1]], new Uint8Array(1)), { name: 'InvalidPathError' }, 'a first hop cannot be a client')
+    assert.throws(() => createPacket([pool[0], { ...pool[1], delayMs: 5 }], new Uint8Array(1)), { name: 'InvalidPathError' }, 'no delay on the last hop')
+    for (const delayMs of [-1, 1.5, 2 ** 32, Number.NaN]) {
+      assert.throws(() => createPacket([{ ...pool[0], delayMs }, pool[1]], new Uint8Array(1)), { name: 'InvalidPathError' }, `delay ${delayMs}`)
+    }
     assert.throws(() => createPacket(path, new Uint8Array(1), { id: new Uint8Array(15) }), { name: 'InvalidIdError' })
     assert.throws(() => createPacket(path, new Uint8Array(1), { random: () => new Uint8Array(1) }), { name: 'RandomSourceError' })
     assert.throws(() => createSurb([]), { name: 'InvalidPathError' })
@@ -389,5 +433,150 @@ describe('sphinx: building blocks', () => {
     assert.ok(r.ok && f.ok)
     assert.equal(r.type, f.type)
     assert.deepEqual(Object.keys(r).sort(), Object.keys(f).sort())
+  })
+})
+
+/**
+ * A one-hop packet whose (only) slot is given raw, built here from the primitives exactly as SPEC.md
+ * section 6 says (n = 1: no filler): the hop's MAC passes, so processPacket reaches the slot's contents.
+ */
+function packetWithSlot (onionKey: Uint8Array, slot: Uint8Array, payload = new Uint8Array(0)): Uint8Array {
+  const x = new Uint8Array(randomBytes(32))
+  const s = x25519Raw(x, onionKey)
+  const packet = new Uint8Array(PACKET_SIZE)
+  packet[0] = PACKET_VERSION
+  packet.set(x25519BaseRaw(x), 1)
+  const beta = new Uint8Array(ROUTING_INFO_LENGTH)
+  beta.set(randomBytes(ROUTING_INFO_LENGTH))
+  beta.set(slot, 0)
+  chacha20(deriveKey('rho', s), beta, beta)
+  packet.set(beta, BETA_OFFSET)
+  packet.set(hmacSha256(deriveKey('mu', s), beta, undefined, PACKET_VERSION), GAMMA_OFFSET)
+  const body = packet.subarray(PAYLOAD_OFFSET)
+  body[17] = payload.length
+  body.set(payload, 18)
+  lionessEncrypt(lionessKey(deriveKey('pi', s)), body, body)
+  return packet
+}
+
+function slotOf (command: number, extensions: number[], address: Uint8Array = new Uint8Array(32).fill(7)): Uint8Array {
+  const slot = new Uint8Array(SLOT_SIZE)
+  slot[0] = command
+  slot.set(address, 1)
+  slot.set(extensions, 33)
+  return slot
+}
+
+describe('sphinx: slot commands and extensions (SPEC.md sections 3 and 7)', () => {
+  const hop = pool[0]
+  const process = (command: number, extensions: number[], address?: Uint8Array): ProcessResult =>
+    processPacket(packetWithSlot(hop.onionKey, slotOf(command, extensions, address)), hop.key)
+
+  it('reads a delay, skips unknown optional types (>= 0x80), and tells RELAY from CLIENT', () => {
+    const relay = process(0x00, [0x01, 4, 0, 0, 0, 5])
+    assert.ok(relay.ok && relay.type === 'forward')
+    assert.equal(relay.command, 'relay')
+    assert.equal(relay.delayMs, 5)
+    assert.deepEqual(relay.next, new Uint8Array(32).fill(7))
+    const client = process(0x01, [0x80, 2, 0xaa, 0xbb, 0x01, 4, 0xff, 0xff, 0xff, 0xff])
+    assert.ok(client.ok && client.type === 'forward')
+    assert.equal(client.command, 'client')
+    assert.equal(client.delayMs, 0xffff_ffff)
+    const full = process(0x00, [0xff, 13, ...new Array(13).fill(9)])
+    assert.ok(full.ok && full.type === 'forward' && full.delayMs === 0, 'one optional entry filling all 15 bytes')
+    const none = process(0x00, [])
+    assert.ok(none.ok && none.type === 'forward' && none.delayMs === 0)
+  })
+
+  it('drops unknown required types, malformed lists and bytes after the end with reason extension', () => {
+    const cases: Array<[string, number[]]> = [
+      ['unknown required type 0x02', [0x02, 0]],
+      ['unknown required type 0x7f', [0x7f, 1, 0]],
+      ['a delay of 3 bytes', [0x01, 3, 0, 0, 1]],
+      ['a delay given twice', [0x01, 4, 0, 0, 0, 1, 0x01, 4, 0, 0, 0, 2]],
+      ['an entry running past the 15 bytes', [0x80, 14]],
+      ['a type byte in the last position', [0xff, 12, ...new Array(12).fill(0), 0x80]],
+      ['a non-zero byte after the end of the list', [0x00, 0, 0, 1]],
+      ['a non-zero byte after a delay and the end', [0x01, 4, 0, 0, 0, 1, 0x00, 0, 0, 0, 0, 0, 0, 0, 5]]
+    ]
+    for (const [name, ext] of cases) assert.deepEqual(process(0x00, ext), { ok: false, reason: 'extension' }, name)
+    assert.deepEqual(process(0x02, [0x05, 0]), { ok: false, reason: 'extension' }, 'final slots follow the same rules')
+  })
+
+  it('drops unknown commands (slot-type) and an all-zero address (next-hop)', () => {
+    for (const command of [0x04, 0x7f, 0xff]) assert.deepEqual(process(command, []), { ok: false, reason: 'slot-type' })
+    assert.deepEqual(process(0x00, [], new Uint8Array(32)), { ok: false, reason: 'next-hop' })
+    assert.deepEqual(process(0x01, [], new Uint8Array(32)), { ok: false, reason: 'next-hop' })
+  })
+
+  it('a SERVICE slot delivers the payload and the id; a REPLY slot the whole body', () => {
+    const id = new Uint8Array(32)
+    id.set(randomBytes(16))
+    const service = processPacket(packetWithSlot(hop.onionKey, slotOf(0x02, [], id), Uint8Array.of(1, 2, 3)), hop.key)
+    assert.ok(service.ok && service.type === 'final' && service.command === 'service')
+    assert.deepEqual(service.id, id.subarray(0, 16))
+    assert.deepEqual(service.payload, Uint8Array.of(1, 2, 3))
+    const reply = processPacket(packetWithSlot(hop.onionKey, slotOf(0x03, [], id)), hop.key)
+    assert.ok(reply.ok && reply.type === 'final' && reply.command === 'reply')
+    assert.equal(reply.payload.length, BODY_LENGTH)
+  })
+})
+
+describe('sphinx: primitives match node:crypto (libsodium and the precomputed-pad HMAC)', () => {
+  it('HMAC-SHA256: RFC 4231 test case 2, and random keys and lengths against createHmac', () => {
+    assert.equal(hex(hmacSha256(new TextEncoder().encode('Jefe'), new TextEncoder().encode('what do ya want for nothing?'))),
+      '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843')
+    for (let i = 0; i < 200; i++) {
+      const key = randomBytes(1 + (i % 64))
+      const message = randomBytes((i * 37) % 2700)
+      assert.equal(hex(hmacSha256(key, message)), createHmac('sha256', key).update(message).digest('hex'))
+      assert.equal(hex(hmacSha256(key, message, undefined, i % 256)), createHmac('sha256', key).update(message).update(Uint8Array.of(i % 256)).digest('hex'))
+    }
+    for (const label of ['rho', 'mu', 'pi', 'replay', 'pad'] as Label[]) {
+      const secret = randomBytes(32)
+      assert.equal(hex(deriveKey(label, secret)), createHmac('sha256', label).update(secret).digest('hex'), label)
+    }
+  })
+
+  it('ChaCha20 (zero nonce, counter 0) equals OpenSSL chacha20 with a zero 16-byte IV; SHA-256 equals createHash', () => {
+    for (const length of [0, 1, 63, 64, 65, 128, 480, 2575, 2607, 4000]) {
+      const key = randomBytes(32)
+      const data = randomBytes(length)
+      assert.equal(hex(chacha20(key, data)), createCipheriv('chacha20', key, Buffer.alloc(16)).update(data).toString('hex'), `${length} bytes`)
+      assert.equal(hex(sha256(data)), createHash('sha256').update(data).digest('hex'))
+    }
+  })
+
+  it('X25519 on raw bytes equals node:crypto (clamping included) and refuses small-order points', () => {
+    for (let i = 0; i < 50; i++) {
+      const scalar = randomBytes(32)
+      const point = generateOnionKey().publicKey
+      assert.equal(hex(x25519Raw(scalar, point)), hex(x25519(importPrivateKey(scalar), importPublicKey(point))))
+      assert.equal(hex(x25519BaseRaw(scalar)), hex(onionPrivateKeyFromRaw(scalar).publicKey))
+      assert.equal(hex(x25519BaseRaw(scalar)), hex(x25519(importPrivateKey(scalar), importPublicKey(Uint8Array.of(9, ...new Uint8Array(31))))))
+    }
+    assert.throws(() => x25519Raw(randomBytes(32), new Uint8Array(32)), { name: 'InvalidKeyError' })
+    assert.throws(() => x25519Raw(randomBytes(31), new Uint8Array(32)), { name: 'InvalidKeyError' })
+  })
+})
+
+describe('sphinx: addresses and libp2p peer ids', () => {
+  it('an Ed25519 peer id and its 32-byte address convert both ways', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key)
+    const address = addressFromPeerId(peerId)
+    assert.deepEqual(address, key.publicKey.raw)
+    assert.deepEqual(addressFromPeerId(peerId.toString()), address)
+    assert.ok(peerIdFromAddress(address).equals(peerId))
+    assert.deepEqual(peerIdBytesFromAddress(address), peerId.toMultihash().bytes)
+    assert.equal(hex(peerIdBytesFromAddress(address).subarray(0, 6)), '002408011220')
+  })
+
+  it('other key types, bad strings and wrong lengths are named errors', async () => {
+    const secp = peerIdFromPrivateKey(await generateKeyPair('secp256k1'))
+    assert.throws(() => addressFromPeerId(secp), { name: 'InvalidAddressError' })
+    assert.throws(() => addressFromPeerId('not a peer id'), { name: 'InvalidAddressError' })
+    assert.throws(() => peerIdFromAddress(new Uint8Array(31)), { name: 'InvalidAddressError' })
+    assert.throws(() => peerIdBytesFromAddress(new Uint8Array(38)), { name: 'InvalidAddressError' })
   })
 })

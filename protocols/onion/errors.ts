@@ -7,7 +7,7 @@
 
 export class InvalidPathError extends Error {
   static readonly code = 'ERR_INVALID_PATH'
-  constructor (message = 'a path needs 1..6 hops, each with a 38-byte Ed25519 peer id and a 32-byte X25519 onion key') {
+  constructor (message = 'a path needs 1..5 hops, each with a 32-byte address and a 32-byte X25519 onion key (the first hop not a client, delays u32)') {
     super(message)
     this.name = 'InvalidPathError'
   }
@@ -34,7 +34,7 @@ export class InvalidIdError extends Error {
 
 export class InvalidSurbError extends Error {
   static readonly code = 'ERR_INVALID_SURB'
-  constructor (message = 'a SURB is SURB_SIZE bytes: a 38-byte Ed25519 peer id, a version 1 header and a 32-byte key') {
+  constructor (message = 'a reply block is SURB_SIZE bytes: a 32-byte first-hop address, a version 2 header and a 32-byte key') {
     super(message)
     this.name = 'InvalidSurbError'
   }
@@ -53,5 +53,14 @@ export class RandomSourceError extends Error {
   constructor (message = 'the random source returned the wrong number of bytes') {
     super(message)
     this.name = 'RandomSourceError'
+  }
+}
+
+/** Bytes that are not a 32-byte address, or a peer id that is not an Ed25519 one (only those have an address). */
+export class InvalidAddressError extends Error {
+  static readonly code = 'ERR_INVALID_ADDRESS'
+  constructor (message = 'an address is the 32-byte Ed25519 public key of a libp2p Ed25519 peer id') {
+    super(message)
+    this.name = 'InvalidAddressError'
   }
 }

@@ -9,13 +9,14 @@
  *   encrypt: R ^= S(L ^ K1); L ^= H(K2, R); R ^= S(L ^ K3); L ^= H(K4, R)
  *   decrypt: L ^= H(K4, R); R ^= S(L ^ K3); L ^= H(K2, R); R ^= S(L ^ K1)
  *
- * S(k) is the ChaCha20 keystream under key k with a zero IV. The subkeys come from a 32-byte master key
- * as the first 128 bytes of ChaCha20(master, zero IV): K1 | K2 | K3 | K4.
+ * S(k) is the ChaCha20 keystream under key k with a zero nonce. The subkeys come from a 32-byte master
+ * key as the first 128 bytes of ChaCha20(master): K1 | K2 | K3 | K4.
+ *
+ * Both directions work in place in `out` (a copy of the block is made first when `out` is another
+ * buffer) and allocate nothing; the two 32-byte temporaries are module scratch (see ./keys.ts).
  */
 
-import { createSecretKey } from 'node:crypto'
-import type { KeyObject } from 'node:crypto'
-import { chacha20, hmacSha256 } from './keys.ts'
+import { chacha20, hmacSha256, wipe } from './keys.ts'
 
 export const LIONESS_KEY_LENGTH = 32
 /** |L|: a ChaCha20 key and an HMAC-SHA256 output. */
@@ -23,67 +24,63 @@ const HALF = 32
 /** A block must have a non-empty R. */
 export const LIONESS_MIN_BLOCK = HALF + 1
 
-const ZERO_SUBKEYS = new Uint8Array(4 * HALF)
+/** The four subkeys K1 | K2 | K3 | K4, expanded once per layer: 128 bytes. */
+export type LionessKey = Uint8Array
+const SUBKEYS_LENGTH = 4 * HALF
+const ZERO_SUBKEYS = new Uint8Array(SUBKEYS_LENGTH)
 
-/** The four subkeys, expanded once per layer. */
-export interface LionessKey {
-  readonly k1: Uint8Array
-  readonly k2: KeyObject
-  readonly k3: Uint8Array
-  readonly k4: KeyObject
+const roundKey = new Uint8Array(HALF)
+const mac = new Uint8Array(HALF)
+
+/** Expand a 32-byte master key into the four subkeys, into `out` when given (128 bytes). */
+export function lionessKey (master: Uint8Array, out: LionessKey = new Uint8Array(SUBKEYS_LENGTH)): LionessKey {
+  if (master.length !== LIONESS_KEY_LENGTH) throw new RangeError('a LIONESS key is 32 bytes')
+  return chacha20(master, ZERO_SUBKEYS, out)
 }
 
-export function lionessKey (master: Uint8Array): LionessKey {
-  const sub = chacha20(master, ZERO_SUBKEYS)
-  return {
-    k1: sub.subarray(0, HALF),
-    k2: createSecretKey(sub.subarray(HALF, 2 * HALF)),
-    k3: sub.subarray(2 * HALF, 3 * HALF),
-    k4: createSecretKey(sub.subarray(3 * HALF, 4 * HALF))
-  }
+function subkey (key: LionessKey, i: number): Uint8Array {
+  return key.subarray(i * HALF, (i + 1) * HALF)
 }
 
-/** A copy of the first 32 bytes (Buffer#slice would be a view, and the input must not change). */
-function copyLeft (block: Uint8Array): Uint8Array {
-  const left = new Uint8Array(HALF)
-  left.set(block.subarray(0, HALF))
-  return left
+/** R ^= S(L ^ K_i) */
+function streamRound (key: LionessKey, i: number, left: Uint8Array, right: Uint8Array): void {
+  for (let j = 0; j < HALF; j++) roundKey[j] = left[j] ^ key[i * HALF + j]
+  chacha20(roundKey, right, right)
 }
 
-function xor32 (a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HALF)
-  for (let i = 0; i < HALF; i++) out[i] = a[i] ^ b[i]
-  return out
+/** L ^= H(K_i, R) */
+function hashRound (key: LionessKey, i: number, left: Uint8Array, right: Uint8Array): void {
+  hmacSha256(subkey(key, i), right, mac)
+  for (let j = 0; j < HALF; j++) left[j] ^= mac[j]
 }
 
-function xorInto (target: Uint8Array, mask: Uint8Array): void {
-  for (let i = 0; i < HALF; i++) target[i] ^= mask[i]
+function prepare (block: Uint8Array, out: Uint8Array): void {
+  if (block.length < LIONESS_MIN_BLOCK || out.length !== block.length) throw new RangeError('LIONESS block of the wrong length')
+  if (out !== block) out.set(block)
 }
 
-/**
- * Encrypt `block` (length >= LIONESS_MIN_BLOCK) into `out` (same length; may be `block` itself).
- * Returns `out`.
- */
+/** Encrypt `block` (length >= LIONESS_MIN_BLOCK) into `out` (same length; may be `block` itself). Returns `out`. */
 export function lionessEncrypt (key: LionessKey, block: Uint8Array, out: Uint8Array = new Uint8Array(block.length)): Uint8Array {
-  const left = copyLeft(block)
-  let right = chacha20(xor32(left, key.k1), block.subarray(HALF))
-  xorInto(left, hmacSha256(key.k2, right))
-  right = chacha20(xor32(left, key.k3), right)
-  xorInto(left, hmacSha256(key.k4, right))
-  out.set(left, 0)
-  out.set(right, HALF)
+  prepare(block, out)
+  const left = out.subarray(0, HALF)
+  const right = out.subarray(HALF)
+  streamRound(key, 0, left, right)
+  hashRound(key, 1, left, right)
+  streamRound(key, 2, left, right)
+  hashRound(key, 3, left, right)
+  wipe(roundKey, mac)
   return out
 }
 
 /** Decrypt `block` into `out` (same length; may be `block` itself). Returns `out`. */
 export function lionessDecrypt (key: LionessKey, block: Uint8Array, out: Uint8Array = new Uint8Array(block.length)): Uint8Array {
-  const left = copyLeft(block)
-  let right: Uint8Array = block.subarray(HALF)
-  xorInto(left, hmacSha256(key.k4, right))
-  right = chacha20(xor32(left, key.k3), right)
-  xorInto(left, hmacSha256(key.k2, right))
-  right = chacha20(xor32(left, key.k1), right)
-  out.set(left, 0)
-  out.set(right, HALF)
+  prepare(block, out)
+  const left = out.subarray(0, HALF)
+  const right = out.subarray(HALF)
+  hashRound(key, 3, left, right)
+  streamRound(key, 2, left, right)
+  hashRound(key, 1, left, right)
+  streamRound(key, 0, left, right)
+  wipe(roundKey, mac)
   return out
 }

@@ -1,16 +1,17 @@
 /**
  * `/onion-chat/1.0`: the onion packet service of every node.
  *
- * Wire: a stream carries frames, each an unsigned-varint length and then one Sphinx packet of
- * exactly PACKET_SIZE bytes (SPEC.md). A frame of another length is dropped and counted; a length
+ * Wire: a stream carries frames, each an unsigned-varint length and then one Sphinx packet (version 2)
+ * of exactly PACKET_SIZE bytes (SPEC.md). A frame of another length is dropped and counted; a length
  * above MAX_FRAME_LENGTH ends the stream. Streams are long-lived: one outbound stream per neighbour
  * carries every packet to it (opening a stream per packet is many times slower).
  *
  * A relay (`relay: true`) peels one layer with its epoch keys (OnionKeyRing), drops replays by the
- * replay filter of the key that opened the packet, and forwards only to the peer the layer names,
- * dialling it if needed (libp2p finds an unknown peer's addresses through the DHT). Every node
- * also tries its long-term onion key (the one in its name record): a packet whose final layer it
- * peels is handed to `onDeliver`. Nothing on the network can make this code throw: every problem is a
+ * replay filter of the key that opened the packet, and forwards only to the peer whose Ed25519 key is the
+ * layer's address (RELAY, and for now CLIENT too), dialling it if needed (libp2p finds an unknown peer's
+ * addresses through the DHT). Every node also tries its long-term onion key (the one in its name
+ * record): a packet whose final layer it peels (SERVICE: a message; REPLY: a reply through one of its
+ * reply blocks) is handed to `onDeliver`. Nothing on the network can make this code throw: every problem is a
  * counted drop.
  *
  * Limits: packets per second per inbound peer (a token bucket), and a bounded queue per outbound
@@ -24,10 +25,9 @@
  * hop cannot stall the relay for everyone else.
  */
 import { logger } from '@libp2p/logger'
-import { peerIdFromMultihash } from '@libp2p/peer-id'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
-import * as Digest from 'multiformats/hashes/digest'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromAddress } from './address.ts'
 import { PACKET_SIZE } from './constants.ts'
 import { processPacket } from './sphinx.ts'
 import type { FinalResult, OnionPrivateKey } from './sphinx.ts'
@@ -114,7 +114,7 @@ export async function waitWritable (stream: Stream, limit: number, timeoutMs: nu
 
 /** Why a packet was not forwarded or delivered. Stable strings, counted in `stats.dropped`. */
 export type OnionDropReason =
-  | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'payload-integrity' | 'internal'
+  | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'extension' | 'payload-integrity' | 'internal'
   | 'replay' | 'rate-limit' | 'queue-full' | 'not-a-relay' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'loop'
 
 export interface OnionStats {
@@ -297,7 +297,9 @@ export class OnionService {
       if (res.type === 'forward') {
         if (filter == null) { this.drop(from, 'not-a-relay'); return }
         if (filter.checkAndAdd(res.replayTag)) { this.drop(from, 'replay'); return }
-        this.forward(res.nextHop, res.packet, from)
+        // RELAY and CLIENT both go to the peer whose key is the address, dialled if need be (client
+        // links, and the delay extension, come with their own issues: the delay is not applied yet)
+        this.forward(res.next, res.packet, from)
         return
       }
       // A final layer: replays are caught above the onion layer (message ids, single-use SURBs);
@@ -311,15 +313,15 @@ export class OnionService {
     this.drop(from, lastReason)
   }
 
-  /** Sends a packet this node built (or a reply from a SURB) to its first hop. */
+  /** Sends a packet this node built (or a reply from a SURB) to its first hop (a 32-byte address). */
   send (firstHop: Uint8Array, packet: Uint8Array): void {
     this.forward(firstHop, packet, this.node.peerId.toString(), false)
   }
 
-  private forward (nextHop: Uint8Array, packet: Uint8Array, from: string, relayed = true): void {
+  private forward (next: Uint8Array, packet: Uint8Array, from: string, relayed = true): void {
     let peer: PeerId
     try {
-      peer = peerIdFromMultihash(Digest.decode(nextHop))
+      peer = peerIdFromAddress(next)
     } catch {
       this.drop(from, 'next-hop')
       return

@@ -3,13 +3,17 @@
  * sender needs: build a packet over a random 3-relay path to a recipient's onion key, make a
  * single-use reply block (SURB) back to itself, and answer through a SURB it was given.
  *
+ * Packets are Sphinx version 2 (SPEC.md). Until the mailbox flow of PROTOCOL-V2.md lands, the recipient
+ * user is still the final hop of a message: its layer says SERVICE (the payload is for it) and a reply
+ * block's last layer says REPLY; relays are reached by RELAY slots. Callers pass peer ids as strings;
+ * they become 32-byte addresses here.
+ *
  * With `relay: true` the node also volunteers as a relay: it rotates epoch onion keys, publishes
  * its descriptor to the DHT (and as a provider of the relay CID), and announces it on gossipsub at a
  * steady interval.
  */
 import { randomBytes } from 'node:crypto'
 import { logger } from '@libp2p/logger'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { Libp2p, PeerId } from '@libp2p/interface'
@@ -21,6 +25,7 @@ import type { KeyRingInit } from './keyring.ts'
 import { OnionService } from './relay.ts'
 import type { OnionEvent, OnionServiceInit } from './relay.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, onionKeyFor, RELAY_TOPIC, RelayDirectory } from './relay-directory.ts'
+import { addressFromPeerId } from './address.ts'
 import { createPacket, createSurb, onionPrivateKeyFromRaw, openReply, packetFromSurb } from './sphinx.ts'
 import type { Hop, SurbSecret } from './sphinx.ts'
 
@@ -99,10 +104,6 @@ export interface ReplyBlock {
   path: string[]
 }
 
-function peerIdBytes (id: string | PeerId): Uint8Array {
-  return (typeof id === 'string' ? peerIdFromString(id) : id).toMultihash().bytes
-}
-
 export class OnionRouter {
   readonly relays: RelayDirectory
   readonly service: OnionService
@@ -131,7 +132,7 @@ export class OnionRouter {
       onEvent: init.onEvent,
       ...init.limits,
       onDeliver: (res) => {
-        if (!res.reply) {
+        if (res.command === 'service') {
           this.init.onMessage?.(res.payload, res.id)
           return
         }
@@ -214,7 +215,7 @@ export class OnionRouter {
     for (const r of chosen) {
       const key = onionKeyFor(r.record, now)
       if (key == null) throw new Error('relay without a valid onion key')
-      hops.push({ peerId: peerIdBytes(r.record.peerId), onionKey: key.key })
+      hops.push({ address: addressFromPeerId(r.record.peerId), onionKey: key.key })
     }
     return { hops, path: chosen.map(r => r.record.peerId) }
   }
@@ -226,7 +227,7 @@ export class OnionRouter {
   send (recipient: { peerId: string, onionKey: Uint8Array }, payload: Uint8Array, opts: { pathLength?: number, exclude?: string[] } = {}): SentPacket {
     const self = this.node.peerId.toString()
     const { hops, path } = this.hopsThrough(opts.pathLength ?? DEFAULT_PATH_LENGTH, [self, recipient.peerId, ...(opts.exclude ?? [])])
-    hops.push({ peerId: peerIdBytes(recipient.peerId), onionKey: recipient.onionKey })
+    hops.push({ address: addressFromPeerId(recipient.peerId), onionKey: recipient.onionKey })
     const { firstHop, packet, id } = createPacket(hops, payload)
     this.service.send(firstHop, packet)
     return { id, path }
@@ -262,7 +263,7 @@ export class OnionRouter {
   private buildReplyBlock (pathLength: number, exclude: string[]): BuiltReplyBlock {
     const self = this.node.peerId.toString()
     const { hops, path } = this.hopsThrough(pathLength, [self, ...exclude])
-    hops.push({ peerId: peerIdBytes(self), onionKey: this.init.onionPublic })
+    hops.push({ address: addressFromPeerId(this.node.peerId), onionKey: this.init.onionPublic })
     return { made: createSurb(hops), path, builtAt: Date.now() }
   }
 

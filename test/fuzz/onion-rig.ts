@@ -9,7 +9,7 @@ import { ephemeralIdentity } from '../../node/identity.ts'
 import { OnionKeyRing } from '../../protocols/onion/keyring.ts'
 import { OnionService } from '../../protocols/onion/relay.ts'
 import type { FinalResult } from '../../protocols/onion/sphinx.ts'
-import { generateOnionKey, onionPrivateKeyFromRaw } from '../../protocols/onion/sphinx.ts'
+import { addressFromPeerId, generateOnionKey, onionPrivateKeyFromRaw } from '../../protocols/onion/sphinx.ts'
 
 export interface OnionRig {
   node: P2PNode
@@ -38,8 +38,8 @@ export async function startOnionRig (): Promise<OnionRig> {
     queueLength: 64
   })
   await service.start()
-  const nowhere = (await ephemeralIdentity()).peerId.toMultihash().bytes
-  const self = node.peerId.toMultihash().bytes
+  const nowhere = addressFromPeerId((await ephemeralIdentity()).peerId)
+  const self = addressFromPeerId(node.peerId)
   return {
     node,
     service,

@@ -22,16 +22,18 @@ import type { Signer } from '../../protocols/chat/index.ts'
 import { directoryValidators, GuardedDatastore, selectRecord } from '../../protocols/directory/dht.ts'
 import { KIND_NAME, KIND_RELAY, nameKey, relayKey, RecordError, signRecord, verifyRecord } from '../../protocols/directory/record.ts'
 import type { DirectoryRecord } from '../../protocols/directory/record.ts'
+import { ALPHA_OFFSET, BETA_OFFSET, GAMMA_OFFSET } from '../../protocols/onion/constants.ts'
 import {
-  createPacket, createSurb, HEADER_LENGTH, onionPrivateKeyFromRaw, openReply, PACKET_SIZE, packetFromSurb, processPacket
+  createPacket, createSurb, HEADER_LENGTH, onionPrivateKeyFromRaw, openReply, PACKET_SIZE, PACKET_VERSION, PAYLOAD_CAPACITY,
+  packetFromSurb, processPacket
 } from '../../protocols/onion/sphinx.ts'
-import type { OnionPrivateKey, SurbSecret } from '../../protocols/onion/sphinx.ts'
+import type { Hop, OnionPrivateKey, SurbSecret } from '../../protocols/onion/sphinx.ts'
 import { RelayDirectory } from '../../protocols/onion/relay-directory.ts'
 import type { OnionService } from '../../protocols/onion/relay.ts'
 import { ALL_MUTATIONS, count, FuzzFailure, mutate, newReport, reframe } from './generators.ts'
 import type { FamilyReport, HandlerReport, Mutation, Rng } from './generators.ts'
 
-const DROP_REASONS = new Set(['size', 'version', 'bad-point', 'mac', 'slot-type', 'next-hop', 'payload-integrity', 'internal'])
+const DROP_REASONS = new Set(['size', 'version', 'bad-point', 'mac', 'slot-type', 'next-hop', 'extension', 'payload-integrity', 'internal'])
 const DECODE_REASONS = new Set(['input', 'length', 'version', 'type', 'padding', 'nick', 'timestamp', 'utf8', 'text', 'key', 'decrypt'])
 const RECORD_FAULTS = new Set(['oversize', 'truncated', 'trailing-bytes', 'version', 'kind', 'nick', 'key', 'onion-keys', 'addrs', 'expired', 'lifetime', 'signature', 'dht-key', 'peer-id'])
 
@@ -49,8 +51,11 @@ function timed<T> (report: HandlerReport, fn: () => T): T {
   try { return fn() } finally { report.ms += performance.now() - t }
 }
 
-function randomPeerId (rng: Rng): Uint8Array {
-  return Uint8Array.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20, ...rng.bytes(32)])
+/** A random 32-byte address (never all zero: the sender refuses that). */
+function randomAddress (rng: Rng): Uint8Array {
+  const out = rng.bytes(32)
+  out[0] |= 1
+  return out
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -59,21 +64,24 @@ function randomPeerId (rng: Rng): Uint8Array {
 
 interface OnionSeed { packet: Uint8Array, kind: 'forward' | 'final' | 'reply' | 'foreign', secret?: SurbSecret, payload?: Uint8Array }
 
-/** Valid packets that `key` (public `pub`) peels: forward layers, final layers, SURB replies; and some for another key. */
+/**
+ * Valid packets that `key` (public `pub`) peels: forward layers (RELAY or CLIENT, with or without a
+ * delay), SERVICE final layers, REPLY layers through a reply block; and some for another key.
+ */
 export function onionCorpus (rng: Rng, pub: Uint8Array, opts: { forwardTo?: Uint8Array[], self?: Uint8Array } = {}): OnionSeed[] {
-  const self = opts.self ?? randomPeerId(rng)
-  const next = opts.forwardTo ?? [randomPeerId(rng)]
+  const self = opts.self ?? randomAddress(rng)
+  const next = opts.forwardTo ?? [randomAddress(rng)]
   const other = generateX25519KeyPair()
   const seeds: OnionSeed[] = []
   for (let i = 0; i < 8; i++) {
-    const payload = rng.bytes(rng.pick([0, 1, 81, 500, 2300, 2563]))
-    const hops = [{ peerId: self, onionKey: pub }]
-    for (let h = 0; h < rng.range(1, 4); h++) hops.push({ peerId: rng.pick(next), onionKey: other.publicKey })
+    const payload = rng.bytes(rng.pick([0, 1, 81, 500, 2300, PAYLOAD_CAPACITY]))
+    const hops: Hop[] = [{ address: self, onionKey: pub, delayMs: rng.pick([undefined, 0, 1, 250, 0xffff_ffff]) }]
+    for (let h = 0; h < rng.range(1, 4); h++) hops.push({ address: rng.pick(next), onionKey: other.publicKey, client: rng.chance(0.3) })
     seeds.push({ packet: createPacket(hops, payload).packet, kind: 'forward' })
-    seeds.push({ packet: createPacket([{ peerId: self, onionKey: pub }], payload).packet, kind: 'final', payload })
-    const surb = createSurb([{ peerId: self, onionKey: pub }])
+    seeds.push({ packet: createPacket([{ address: self, onionKey: pub }], payload).packet, kind: 'final', payload })
+    const surb = createSurb([{ address: self, onionKey: pub }])
     seeds.push({ packet: packetFromSurb(surb.surb, payload.subarray(0, 200)).packet, kind: 'reply', secret: surb.secret, payload: payload.subarray(0, 200) })
-    seeds.push({ packet: createPacket([{ peerId: self, onionKey: other.publicKey }], payload).packet, kind: 'foreign' })
+    seeds.push({ packet: createPacket([{ address: self, onionKey: other.publicKey }], payload).packet, kind: 'foreign' })
   }
   return seeds
 }
@@ -89,8 +97,8 @@ function mutatePacket (rng: Rng, seed: OnionSeed, corpus: OnionSeed[]): { input:
       return { input: mutate(rng, p, rng.pick(CHEAP), { other: rng.pick(corpus).packet, maxLength: PACKET_SIZE * 2 }), plan }
     case 'version': {
       const out = new Uint8Array(p)
-      out[0] = rng.range(2, 255) ^ (rng.chance(0.5) ? 0 : 1)
-      if (out[0] === 1) out[0] = 0
+      out[0] = rng.range(0, 255)
+      if (out[0] === PACKET_VERSION) out[0] = 0x01 // version 1, the format before this one
       return { input: out, plan }
     }
     case 'alpha': {
@@ -101,12 +109,12 @@ function mutatePacket (rng: Rng, seed: OnionSeed, corpus: OnionSeed[]): { input:
       return { input: out, plan }
     }
     case 'in-place': {
-      const region = rng.pick<[number, number]>([[1, 33], [33, 459], [459, HEADER_LENGTH], [HEADER_LENGTH, PACKET_SIZE], [0, PACKET_SIZE]])
+      const region = rng.pick<[number, number]>([[ALPHA_OFFSET, BETA_OFFSET], [BETA_OFFSET, GAMMA_OFFSET], [GAMMA_OFFSET, HEADER_LENGTH], [HEADER_LENGTH, PACKET_SIZE], [0, PACKET_SIZE]])
       return { input: mutate(rng, p, rng.pick(IN_PLACE), { region }), plan }
     }
     case 'garbage': {
       const out = rng.bytes(PACKET_SIZE)
-      out[0] = 1
+      out[0] = PACKET_VERSION
       out[32] &= 0x7f
       return { input: out, plan }
     }
@@ -141,9 +149,9 @@ export function fuzzProcessPacket (rng: Rng, n: number): HandlerReport {
     if (!sameHeader) throw new FuzzFailure('processPacket', rng.seed, i, `accepted a packet whose header was changed (${res.type})`, input)
     if (seed.kind === 'foreign') throw new FuzzFailure('processPacket', rng.seed, i, 'peeled a packet built for another key', input)
     if (res.type === 'forward') {
-      if (res.packet.length !== PACKET_SIZE || res.nextHop.length !== 38) throw new FuzzFailure('processPacket', rng.seed, i, 'forward result of the wrong shape', input)
+      if (res.packet.length !== PACKET_SIZE || res.next.length !== 32 || !Number.isInteger(res.delayMs)) throw new FuzzFailure('processPacket', rng.seed, i, 'forward result of the wrong shape', input)
       count(report.outcomes, equal(input, seed.packet) ? 'forward' : 'forward:body-changed(relays cannot see it)')
-    } else if (!res.reply) {
+    } else if (res.command === 'service') {
       if (!equal(input, seed.packet) || seed.payload == null || !equal(res.payload, seed.payload)) throw new FuzzFailure('processPacket', rng.seed, i, 'delivered a payload other than the one sent', input)
       count(report.outcomes, 'final')
     } else {
@@ -222,7 +230,7 @@ function chatCorpus (rng: Rng): ChatSeeds {
       senderIdentityKey: signer.publicKey,
       timestamp: rng.pick([0, Date.now(), Number.MAX_SAFE_INTEGER]),
       text: rng.pick(texts),
-      replyBlock: rng.bytes(rng.pick([0, 561, 700]))
+      replyBlock: rng.bytes(rng.pick([0, 529, 561, 700]))
     })
     messages.push(encodeMessage(msg, signer))
     const s = sealMessage(msg, signer, recipient.publicKey)
