@@ -22,7 +22,7 @@ function nameRecord (id: Awaited<ReturnType<typeof ephemeralIdentity>>, nick: st
     nick,
     identityKey: id.identityKey,
     onionKeys: [{ epoch: 0, notBefore: 0, notAfter: 0, key: id.onionPublic }],
-    addrs: ['/ip4/127.0.0.1/tcp/4001'],
+    addrs: [],
     sequence: BigInt(Date.now()),
     expiry: Date.now() + 3600_000,
     ...over
@@ -48,6 +48,35 @@ describe('directory on a 12-node loopback DHT', { timeout: 240_000 }, () => {
     }
   })
 
+  it('a name record carries mailboxes when given and never an address', async () => {
+    const erin = peers[8]
+    const mailboxes = [{ relay: new Uint8Array(32).fill(1), id: new Uint8Array(32).fill(2) }, { relay: new Uint8Array(32).fill(3), id: new Uint8Array(32).fill(4) }]
+    const { record } = await erin.directory.publishName('erin', { mailboxes })
+    assert.deepEqual(record.addrs, [])
+    const found = await peers[2].directory.lookupName('erin')
+    assert.deepEqual(found.mailboxes, mailboxes)
+    assert.deepEqual(found.addrs, [])
+    assert.deepEqual(found.bytes, record.bytes)
+  })
+
+  it('publishSignedName publishes a record another key signed, and refuses a taken nick or an invalid record', async () => {
+    const exit = peers[9]
+    const frank = await ephemeralIdentity()
+    const rec = signRecord(nameRecord(frank, 'frank'), frank.signer)
+    const { record, stored } = await exit.directory.publishSignedName(rec.bytes)
+    assert.ok(stored >= 1)
+    assert.deepEqual(record.bytes, rec.bytes)
+    const found = await peers[3].directory.lookupName('frank')
+    assert.deepEqual(found.identityKey, frank.identityKey, 'the signer holds the nick, not the exit')
+    const thief = await ephemeralIdentity()
+    await assert.rejects(exit.directory.publishSignedName(signRecord(nameRecord(thief, 'frank'), thief.signer).bytes),
+      (err: Error & { record?: SignedRecord }) => err.name === 'NickTakenError' && err.record != null && Buffer.from(err.record.identityKey).equals(Buffer.from(frank.identityKey)))
+    const bad = rec.bytes.slice()
+    bad[bad.length - 1] ^= 1
+    await assert.rejects(exit.directory.publishSignedName(bad), { name: 'RecordError', fault: 'signature' })
+    await assert.rejects(exit.directory.publishSignedName(new Uint8Array([1, 1, 0])), { name: 'RecordError', fault: 'version' })
+  })
+
   it('a lookup of an unknown nick ends with NameNotFoundError', async () => {
     await assert.rejects(peers[3].directory.lookupName('nobody-here'), { name: 'NameNotFoundError' })
   })
@@ -58,7 +87,7 @@ describe('directory on a 12-node loopback DHT', { timeout: 240_000 }, () => {
     // signed by mallory but claiming the victim's identity key: the signature does not verify
     const forgedBase = signRecord(nameRecord(mallory.identity, 'forged'), mallory.identity.signer)
     const forged = forgedBase.bytes.slice()
-    forged.set(victim.identityKey, 3 + 'forged'.length)
+    forged.set(victim.identityKey, 2 + 3 + 'forged'.length + 3) // version, kind, nick field, identity key field header
     const expired = signRecord(nameRecord(mallory.identity, 'expired', { expiry: Date.now() - 1000 }), mallory.identity.signer).bytes
     const wrongNick = signRecord(nameRecord(mallory.identity, 'bob'), mallory.identity.signer).bytes
     const oversize = new Uint8Array(MAX_RECORD_SIZE + 1)

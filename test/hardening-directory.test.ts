@@ -1,6 +1,6 @@
 /**
  * The directory under attack on an 8-node loopback DHT: forged, expired, oversize, over-long-lived,
- * wrong-nick and wrong-kind records, a second key claiming a live nick and a replay of the owner's
+ * wrong-nick, wrong-kind and version 1 records, a second key claiming a live nick and a replay of the owner's
  * older record are refused by every storing node (read from each node's datastore); a flood of junk
  * (valid-signature records for other nicks, invalid ones for the real nicks) evicts nothing.
  */
@@ -15,6 +15,7 @@ import { GuardedDatastore } from '../protocols/directory/dht.ts'
 import { KIND_NAME, KIND_RELAY, MAX_RECORD_LIFETIME_MS, MAX_RECORD_SIZE, nameKey, signRecord, verifyRecord } from '../protocols/directory/index.ts'
 import type { DirectoryRecord } from '../protocols/directory/index.ts'
 import { storedValue, TestNetwork } from './helpers/network.ts'
+import { v1Record } from './helpers/records.ts'
 import type { TestPeer } from './helpers/network.ts'
 
 type Id = Awaited<ReturnType<typeof ephemeralIdentity>>
@@ -23,7 +24,7 @@ function claim (id: Id, nick: string, over: Partial<DirectoryRecord> = {}): Dire
   return {
     kind: KIND_NAME, nick, identityKey: id.identityKey,
     onionKeys: [{ epoch: 0, notBefore: 0, notAfter: 0, key: id.onionPublic }],
-    addrs: ['/ip4/127.0.0.1/tcp/4001'], sequence: BigInt(Date.now()), expiry: Date.now() + 3600_000, ...over
+    addrs: [], sequence: BigInt(Date.now()), expiry: Date.now() + 3600_000, ...over
   }
 }
 
@@ -66,12 +67,12 @@ describe('the directory under attack (8-node loopback DHT)', { timeout: 180_000 
     assert.deepEqual(Libp2pRecord.deserialize(await inner.get(key)).value, rec.bytes)
   })
 
-  it('forged, expired, oversize, over-long-lived, wrong-nick, wrong-kind, second-key and stale records are refused by every storing node', async () => {
+  it('forged, expired, oversize, over-long-lived, wrong-nick, wrong-kind, version 1, second-key and stale records are refused by every storing node', async () => {
     const alice = peers[0]
     const aliceBefore = await alice.directory.lookupName('alice')
     const m = mallory.identity
     const forged = signRecord(claim(m, 'forged'), m.signer).bytes.slice()
-    forged.set((await ephemeralIdentity()).identityKey, 3 + 'forged'.length)
+    forged.set((await ephemeralIdentity()).identityKey, 2 + 3 + 'forged'.length + 3) // version, kind, nick field, identity key field header
     const oversize = new Uint8Array(MAX_RECORD_SIZE + 1)
     oversize.set(signRecord(claim(m, 'oversize'), m.signer).bytes)
     const relayAsName = signRecord({ ...claim(m, ''), kind: KIND_RELAY, nick: '' }, m.signer).bytes
@@ -81,7 +82,8 @@ describe('the directory under attack (8-node loopback DHT)', { timeout: 180_000 
       ['oversize', oversize],
       ['longlived', signRecord(claim(m, 'longlived', { expiry: Date.now() + MAX_RECORD_LIFETIME_MS + 3600_000 }), m.signer).bytes],
       ['wrongnick', signRecord(claim(m, 'bob'), m.signer).bytes],
-      ['wrongkind', relayAsName]
+      ['wrongkind', relayAsName],
+      ['versionone', v1Record(m, KIND_NAME, 'versionone')]
     ]
     for (const [nick, bytes] of cases) {
       await rawPut(mallory, nameKey(nick), bytes)

@@ -16,7 +16,7 @@ import { logger } from '@libp2p/logger'
 import type { Datastore, Key, KeyQuery, Pair, Query } from 'interface-datastore'
 import type { AbortOptions } from '@libp2p/interface'
 import { bytesEqual, RecordError, verifyRecord } from './record.ts'
-import type { SignedRecord } from './record.ts'
+import type { RecordFault, SignedRecord } from './record.ts'
 
 const log = logger('p2pchat:directory:dht')
 
@@ -102,6 +102,8 @@ export class GuardedDatastore extends BaseDatastore {
   private readonly locks = new Map<string, Promise<unknown>>()
   /** Counts of refused writes by reason, for tests and `/relays`-style diagnostics. */
   readonly refused = { taken: 0, stale: 0, invalid: 0 }
+  /** The invalid ones by record fault (a version 1 record counts under 'version'). */
+  readonly refusedFaults: Partial<Record<RecordFault, number>> = {}
 
   constructor (inner: Datastore) {
     super()
@@ -125,6 +127,7 @@ export class GuardedDatastore extends BaseDatastore {
       } catch (err) {
         if (!(err instanceof RecordError)) throw err
         this.refused.invalid++
+        this.refusedFaults[err.fault] = (this.refusedFaults[err.fault] ?? 0) + 1
         log('did not store an invalid record for %s: %s', new TextDecoder().decode(incoming.key), err.fault)
         return key
       }

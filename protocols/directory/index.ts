@@ -1,7 +1,10 @@
 /**
  * The directory API over the DHT: publish and look up nicks, announce relays and find them.
- * Records are verified on every read (signature, key binding, expiry); kad-dht does not republish
- * stored values, so owners republish their own records on a timer.
+ * Records (version 2, record.ts) are verified on every read (signature, key binding, expiry); kad-dht
+ * does not republish stored values, so owners republish their own records on a timer.
+ * Name records carry no address (PROTOCOL-V2.md section 4); relay descriptors carry the relay's.
+ * `publishSignedName` publishes a name someone else signed: what a directory exit does for a user
+ * (exit.ts).
  */
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
@@ -10,44 +13,62 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, ContentRouting, PeerId } from '@libp2p/interface'
 import type { Signer } from '../crypto/keys.ts'
-import { bytesEqual, isValidNick, KIND_NAME, KIND_RELAY, nameKey, relayKey, signRecord, verifyRecord } from './record.ts'
-import type { OnionKeyEntry, SignedRecord } from './record.ts'
+import { bytesEqual, decodeRecord, isValidNick, KIND_NAME, KIND_RELAY, nameKey, RecordError, relayKey, signRecord, verifyRecord } from './record.ts'
+import type { MailboxEntry, OnionKeyEntry, SignedRecord } from './record.ts'
 
 export * from './record.ts'
 export { directorySelectors, directoryValidators, GuardedDatastore, selectRecord } from './dht.ts'
 
 const log = logger('p2pchat:directory')
 
-/** How long a published record is valid. Well under MAX_RECORD_LIFETIME_MS. */
+/** How long a published relay descriptor is valid. Well under MAX_RELAY_LIFETIME_MS (48 h). */
 export const DEFAULT_RECORD_TTL_MS = 24 * 3600_000
+/**
+ * How long a published name is valid: a week of mailbox waiting (a name must stay findable while
+ * messages wait for its owner) plus half a day, under MAX_NAME_LIFETIME_MS (8 days) with room for
+ * validators whose clocks run behind by more than CLOCK_SKEW_MS.
+ */
+export const DEFAULT_NAME_TTL_MS = 7 * 24 * 3600_000 + 12 * 3600_000
 /** How often owners republish (kad-dht does not republish values, and new nodes join nearer the key). */
 export const DEFAULT_REPUBLISH_INTERVAL_MS = 3600_000
 /** Default time a lookup may take before it is "not found". */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 20_000
 
-/** Every relay provides this CID: sha256 of the label, raw codec, CIDv1. */
-export const RELAY_PROVIDER_LABEL = 'p2pchat/relays/v1'
+/**
+ * Every relay provides this CID: sha256 of the label, raw codec, CIDv1. Version 2 relays provide a
+ * new CID, so a v2 reader does not spend lookups on v1 relays whose descriptors it would refuse.
+ */
+export const RELAY_PROVIDER_LABEL = 'p2pchat/relays/v2'
 export const relayProviderCid = async (): Promise<CID> =>
   CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(RELAY_PROVIDER_LABEL)))
 
 export class NameNotFoundError extends Error {
   readonly nick: string
-  constructor (nick: string, detail = '') {
+  /**
+   * How many DHT peers answered the query (undefined when not counted). 0 means nobody answered:
+   * "not found" then says nothing about the nick, and a directory exit answers an error instead.
+   */
+  readonly responses: number | undefined
+  constructor (nick: string, detail = '', responses?: number) {
     super(`no live record for nick "${nick}" in the directory${detail}`)
     this.name = 'NameNotFoundError'
     this.nick = nick
+    this.responses = responses
   }
 }
 
 export class NickTakenError extends Error {
   readonly nick: string
   readonly holder: string
-  constructor (nick: string, holder: string) {
+  /** The holder's record as the lookup chose it, when known. */
+  readonly record: SignedRecord | undefined
+  constructor (nick: string, holder: string, record?: SignedRecord) {
     super(`nick "${nick}" is held by another key (peer ${holder}); choose another nick`)
     this.name = 'NickTakenError'
     this.nick = nick
     this.holder = holder
+    this.record = record
   }
 }
 
@@ -74,13 +95,24 @@ export interface DirectoryComponents {
 export interface DirectoryInit {
   signer: Signer
   onionKey: Uint8Array
-  /** The addresses to advertise in records. */
+  /** The addresses to advertise in relay descriptors (name records carry none). */
   addrs: () => string[]
+  /** Lifetime of relay descriptors this node signs. */
   recordTtlMs?: number
+  /** Lifetime of name records this node signs. */
+  nameTtlMs?: number
   republishIntervalMs?: number
   lookupTimeoutMs?: number
   publishTimeoutMs?: number
   now?: () => number
+}
+
+/** What publishName may put in a name record besides the nick. */
+export interface PublishNameOptions extends AbortOptions {
+  /** The mailboxes that accept packets for this user (0..4; default none). */
+  mailboxes?: MailboxEntry[]
+  /** The onion keys to list (1..3; default the node's onion key with epoch 0 and no validity window). */
+  onionKeys?: OnionKeyEntry[]
 }
 
 export interface PublishResult {
@@ -105,6 +137,7 @@ export class Directory {
     this.components = components
     this.init = {
       recordTtlMs: DEFAULT_RECORD_TTL_MS,
+      nameTtlMs: DEFAULT_NAME_TTL_MS,
       republishIntervalMs: DEFAULT_REPUBLISH_INTERVAL_MS,
       lookupTimeoutMs: DEFAULT_LOOKUP_TIMEOUT_MS,
       publishTimeoutMs: DEFAULT_PUBLISH_TIMEOUT_MS,
@@ -137,30 +170,59 @@ export class Directory {
   }
 
   /**
-   * Signs and publishes a name record, then reads the name back: if another key holds it (first
-   * come, first served on the storing nodes) this throws NickTakenError.
+   * Signs and publishes this node's name record (no address; `mailboxes` when given), then reads the
+   * name back: if another key holds it (first come, first served on the storing nodes) this throws
+   * NickTakenError.
    */
-  async publishName (nick: string, options?: AbortOptions): Promise<PublishResult> {
+  async publishName (nick: string, options?: PublishNameOptions): Promise<PublishResult> {
     if (!isValidNick(nick)) throw new InvalidNickError(nick)
+    const onionKeys = options?.onionKeys ?? [{ epoch: 0, notBefore: 0, notAfter: 0, key: this.init.onionKey }]
+    return await this.publishRecord(nick, () => signRecord({
+      kind: KIND_NAME,
+      nick,
+      identityKey: this.init.signer.publicKey,
+      onionKeys,
+      mailboxes: options?.mailboxes ?? [],
+      addrs: [],
+      sequence: this.nextSequence(),
+      expiry: this.init.now() + this.init.nameTtlMs
+    }, this.init.signer), options)
+  }
+
+  /**
+   * Publishes a name record someone else signed (what a directory exit does for a user): verifies it
+   * (RecordError with the fault: a relay descriptor is refused as 'kind'), looks the nick up, puts it,
+   * and reads it back. NickTakenError when another key holds the nick, before or after the put;
+   * PublishError when no DHT peer stored it.
+   */
+  async publishSignedName (recordBytes: Uint8Array, options?: AbortOptions): Promise<PublishResult> {
+    const claimed = decodeRecord(recordBytes)
+    if (claimed.kind !== KIND_NAME) throw new RecordError('kind', 'not a name record')
+    const record = verifyRecord(nameKey(claimed.nick), recordBytes, this.init.now())
+    return await this.publishRecord(record.nick, () => record, options)
+  }
+
+  /** Pre-lookup, put, read-back: the steps every name publication takes. */
+  private async publishRecord (nick: string, make: () => SignedRecord, options?: AbortOptions): Promise<PublishResult> {
     const existing = await this.lookupName(nick, options).catch((err: Error) => {
       if (err.name === 'NameNotFoundError') return undefined
       throw err
     })
-    if (existing != null && !bytesEqual(existing.identityKey, this.init.signer.publicKey)) {
-      throw new NickTakenError(nick, existing.peerId)
+    const record = make()
+    if (existing != null && !bytesEqual(existing.identityKey, record.identityKey)) {
+      throw new NickTakenError(nick, existing.peerId, existing)
     }
-    const record = this.sign(KIND_NAME, nick, [{ epoch: 0, notBefore: 0, notAfter: 0, key: this.init.onionKey }])
     const stored = await this.put(nameKey(nick), record, options)
     if (stored === 0) throw new PublishError(`no DHT peer stored the record for "${nick}": is the node connected to a bootstrap node?`)
     const after = await this.lookupName(nick, options)
-    if (!bytesEqual(after.identityKey, this.init.signer.publicKey)) throw new NickTakenError(nick, after.peerId)
+    if (!bytesEqual(after.identityKey, record.identityKey)) throw new NickTakenError(nick, after.peerId, after)
     return { record, stored }
   }
 
-  private sign (kind: typeof KIND_NAME | typeof KIND_RELAY, nick: string, onionKeys: OnionKeyEntry[]): SignedRecord {
+  private signRelay (onionKeys: OnionKeyEntry[]): SignedRecord {
     return signRecord({
-      kind,
-      nick,
+      kind: KIND_RELAY,
+      nick: '',
       identityKey: this.init.signer.publicKey,
       onionKeys,
       addrs: this.init.addrs().slice(0, 16),
@@ -172,9 +234,9 @@ export class Directory {
   /** Looks a nick up; throws NameNotFoundError when no live, valid record arrives in time. */
   async lookupName (nick: string, options?: AbortOptions): Promise<SignedRecord> {
     if (!isValidNick(nick)) throw new InvalidNickError(nick)
-    const rec = await this.getRecord(nameKey(nick), options)
-    if (rec == null) throw new NameNotFoundError(nick)
-    return rec
+    const { record, responses } = await this.getRecord(nameKey(nick), options)
+    if (record == null) throw new NameNotFoundError(nick, '', responses)
+    return record
   }
 
   /**
@@ -184,11 +246,13 @@ export class Directory {
    * for self-certifying records (a relay descriptor's key is its signer's peer id) any valid copy is
    * the signer's own, at worst an older live one.
    */
-  private async getRecord (key: Uint8Array, options?: AbortOptions, first = false): Promise<SignedRecord | undefined> {
+  private async getRecord (key: Uint8Array, options?: AbortOptions, first = false): Promise<{ record: SignedRecord | undefined, responses: number }> {
     const signal = withTimeout(options, this.init.lookupTimeoutMs)
     let best: SignedRecord | undefined
+    let responses = 0
     try {
       for await (const event of this.components.dht.get(key, { signal })) {
+        if (event.name === 'PEER_RESPONSE') responses++
         const value = event.name === 'VALUE'
           ? event.value
           : first && event.name === 'PEER_RESPONSE' ? event.record?.value : undefined
@@ -205,12 +269,12 @@ export class Directory {
       if (options?.signal?.aborted === true) throw err
       log('get %s ended: %s', new TextDecoder().decode(key), (err as Error).message)
     }
-    return best
+    return { record: best, responses }
   }
 
   /** Publishes this node's relay descriptor and announces it as a provider of the relay CID. */
   async announceRelay (onionKeys: OnionKeyEntry[], options?: AbortOptions): Promise<PublishResult> {
-    const record = this.sign(KIND_RELAY, '', onionKeys)
+    const record = this.signRelay(onionKeys)
     const stored = await this.put(relayKey(this.components.peerId.toString()), record, options)
     await this.components.contentRouting.provide(await relayProviderCid(), { signal: withTimeout(options, this.init.publishTimeoutMs) })
     return { record, stored }
@@ -218,7 +282,7 @@ export class Directory {
 
   /** The relay descriptor of one peer, verified (the first valid copy found); undefined when none is live. */
   async lookupRelay (peerId: string, options?: AbortOptions): Promise<SignedRecord | undefined> {
-    return await this.getRecord(relayKey(peerId), options, true)
+    return (await this.getRecord(relayKey(peerId), options, true)).record
   }
 
   /** Finds relays through the provider CID and returns their verified descriptors (at most `limit`). */

@@ -20,7 +20,7 @@ import {
 } from '../../protocols/chat/index.ts'
 import type { Signer } from '../../protocols/chat/index.ts'
 import { directoryValidators, GuardedDatastore, selectRecord } from '../../protocols/directory/dht.ts'
-import { KIND_NAME, KIND_RELAY, nameKey, relayKey, RecordError, signRecord, verifyRecord } from '../../protocols/directory/record.ts'
+import { KIND_NAME, KIND_RELAY, nameKey, RECORD_FAULTS as RECORD_FAULT_LIST, relayKey, RecordError, signRecord, verifyRecord } from '../../protocols/directory/record.ts'
 import type { DirectoryRecord } from '../../protocols/directory/record.ts'
 import { ALPHA_OFFSET, BETA_OFFSET, GAMMA_OFFSET } from '../../protocols/onion/constants.ts'
 import {
@@ -35,7 +35,7 @@ import type { FamilyReport, HandlerReport, Mutation, Rng } from './generators.ts
 
 const DROP_REASONS = new Set(['size', 'version', 'bad-point', 'mac', 'slot-type', 'next-hop', 'extension', 'payload-integrity', 'internal'])
 const DECODE_REASONS = new Set(['input', 'length', 'version', 'type', 'padding', 'nick', 'timestamp', 'utf8', 'text', 'key', 'decrypt'])
-const RECORD_FAULTS = new Set(['oversize', 'truncated', 'trailing-bytes', 'version', 'kind', 'nick', 'key', 'onion-keys', 'addrs', 'expired', 'lifetime', 'signature', 'dht-key', 'peer-id'])
+const RECORD_FAULTS = new Set<string>(RECORD_FAULT_LIST)
 
 /** Length-changing mutations: every one is refused before any cryptography. */
 const CHEAP: Mutation[] = ['truncate', 'extend', 'insert', 'delete', 'duplicate', 'resize', 'random', 'splice']
@@ -356,10 +356,13 @@ function directoryCorpus (rng: Rng): RecordSeed[] {
     const onion = generateX25519KeyPair()
     const addrs = Array.from({ length: rng.pick([0, 1, 2, 16]) }, (_, j) => rng.pick([`/ip4/127.0.0.1/tcp/${4000 + j}`, `/ip6/::1/tcp/${4000 + j}/ws`, `/dns4/example.com/tcp/443/wss`]))
     const nick = `${rng.pick(['alice', 'b', 'x'.repeat(31), 'user_', 'a-'])}${i}`.slice(-32) // unique per seed: one live claim per nick
+    // version 2 names: no address, 0..4 mailboxes, sometimes optional fields (0x80..0xff)
     const name: DirectoryRecord = {
       kind: KIND_NAME, nick, identityKey: signer.publicKey,
       onionKeys: [{ epoch: 0, notBefore: 0, notAfter: 0, key: onion.publicKey }],
-      addrs, sequence: BigInt(now + i), expiry: now + 3600_000
+      mailboxes: Array.from({ length: rng.pick([0, 2, 4]) }, () => ({ relay: rng.bytes(32), id: rng.bytes(32) })),
+      extensions: rng.chance(0.3) ? [{ type: rng.range(0x80, 0xff), value: rng.bytes(rng.range(0, 40)) }] : [],
+      addrs: [], sequence: BigInt(now + i), expiry: now + 3600_000
     }
     const n = signRecord(name, signer)
     seeds.push({ key: nameKey(nick), bytes: n.bytes, kind: 'name' })
@@ -503,6 +506,7 @@ export async function fuzzDirectory (rng: Rng, counts: { verify: number, validat
     }
   }
   for (const [k, v] of Object.entries(guarded.refused)) count(put.outcomes, `refused:${k}`, v)
+  for (const [k, v] of Object.entries(guarded.refusedFaults)) count(put.outcomes, `refused:invalid:${k}`, v ?? 0)
   count(put.outcomes, 'genuine records still held', seeds.length)
   return out
 }
