@@ -6,10 +6,10 @@
  * read-back that tell a taken nick.
  */
 import { logger } from '@libp2p/logger'
-import { decodeExitAnswer, encodeLookup, encodePublish } from '../protocols/directory/exit.ts'
+import { compareLookups, decodeAnswer as decodeExitAnswer, encodeLookup, encodePublish, OP_PUBLISH_NAME } from '../protocols/directory/exit.ts'
 import { NameNotFoundError, NickTakenError, PublishError } from '../protocols/directory/index.ts'
 import type { SignedRecord } from '../protocols/directory/index.ts'
-import { bytesEqual, nameKey, verifyRecord } from '../protocols/directory/record.ts'
+import { bytesEqual } from '../protocols/directory/record.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import { chooseRelay } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
@@ -32,8 +32,6 @@ export interface DirectoryClientInit {
 export class DirectoryUnavailableError extends Error {
   constructor (message: string) { super(message); this.name = 'DirectoryUnavailableError' }
 }
-
-type LookupOutcome = { found: SignedRecord } | { notFound: true } | { failed: string }
 
 export class DirectoryClient {
   private readonly init: DirectoryClientInit
@@ -60,76 +58,61 @@ export class DirectoryClient {
     return chosen
   }
 
-  private async ask (exit: PathRelay, request: Uint8Array): Promise<ReturnType<typeof decodeExitAnswer>> {
-    const payload = await this.init.onion.request(exit, SERVICE_DIRECTORY, request, { timeoutMs: this.init.timeoutMs ?? DEFAULT_DIRECTORY_TIMEOUT_MS })
-    if (payload.length < 1 || payload[0] !== SERVICE_DIRECTORY) throw new DirectoryUnavailableError('an exit answered for another service')
-    return decodeExitAnswer(payload.subarray(1))
-  }
-
-  private async lookupAt (exit: PathRelay, nick: string): Promise<LookupOutcome> {
+  /** The exit's answer bytes (after the service byte); undefined when none came in time. */
+  private async ask (exit: PathRelay, request: Uint8Array): Promise<Uint8Array | undefined> {
     try {
-      const answer = await this.ask(exit, encodeLookup(nick))
-      if (!answer.ok) return { failed: `undecodable answer (${answer.reason})` }
-      const a = answer.answer
-      if (a.op !== 'lookup') return { failed: 'an answer to another request' }
-      if (a.status === 'not-found') return { notFound: true }
-      if (a.status !== 'found' || a.record == null) return { failed: a.status }
-      // the exit is not trusted: the record must verify here, under the key of the nick asked for
-      return { found: verifyRecord(nameKey(nick), a.record, (this.init.now ?? Date.now)()) }
+      const payload = await this.init.onion.request(exit, SERVICE_DIRECTORY, request, { timeoutMs: this.init.timeoutMs ?? DEFAULT_DIRECTORY_TIMEOUT_MS })
+      return payload.length >= 1 && payload[0] === SERVICE_DIRECTORY ? payload.subarray(1) : undefined
     } catch (err) {
-      return { failed: (err as Error).message }
+      this.log('an exit did not answer: %s', (err as Error).message)
+      return undefined
     }
   }
 
   /**
-   * Looks a nick up at two exits. Throws NameNotFoundError when every exit that answered says there is
-   * no such nick (and at least one answered), DirectoryUnavailableError when none answered.
+   * Looks a nick up at two exits (EXIT.md "Comparing exits"). Throws NameNotFoundError only when every
+   * exit says there is no such nick, DirectoryUnavailableError when no exit gave a usable answer. Exits
+   * that disagree are a warning; then the record of `preferKey` (our pin) wins if one carries it.
    */
-  async lookup (nick: string): Promise<SignedRecord> {
+  async lookup (nick: string, preferKey?: Uint8Array): Promise<SignedRecord> {
     this.stats.lookups++
     const exits = this.exits(LOOKUP_EXITS)
     if (exits.length === 0) throw new DirectoryUnavailableError('no exit relay available')
     if (exits.length < LOOKUP_EXITS) this.init.onWarning?.('only one exit relay for a lookup: a lying exit would go unnoticed')
-    const outcomes = await Promise.all(exits.map(async e => await this.lookupAt(e, nick)))
-    const found = outcomes.flatMap(o => 'found' in o ? [o.found] : [])
-    const notFound = outcomes.filter(o => 'notFound' in o).length
-    if (found.length === 0) {
-      if (notFound > 0) throw new NameNotFoundError(nick)
-      this.stats.failures++
-      throw new DirectoryUnavailableError(`no exit answered the lookup (${outcomes.map(o => 'failed' in o ? o.failed : '').join('; ')})`)
+    const answers = await Promise.all(exits.map(async e => await this.ask(e, encodeLookup(nick))))
+    const verdict = compareLookups(nick, answers, (this.init.now ?? Date.now)())
+    for (const w of verdict.warnings) this.log('lookup of a nick: %s', w)
+    switch (verdict.verdict) {
+      case 'found':
+        if (!verdict.agreed) { this.stats.disagreements++; this.init.onWarning?.(`the exits did not all find "${nick}": ${verdict.warnings.join('; ')}`) }
+        return verdict.record
+      case 'not-found':
+        throw new NameNotFoundError(nick)
+      case 'disagree': {
+        this.stats.disagreements++
+        this.init.onWarning?.(`exits disagree about "${nick}" (${verdict.records.length} keys claim it): compare fingerprints out of band before trusting it`)
+        return verdict.records.find(r => preferKey != null && bytesEqual(r.identityKey, preferKey)) ?? verdict.records[0]
+      }
+      case 'unknown':
+        this.stats.failures++
+        throw new DirectoryUnavailableError(`no exit answered the lookup (${verdict.warnings.join('; ')})`)
     }
-    const keys = new Set(found.map(r => Buffer.from(r.identityKey).toString('hex')))
-    if (keys.size > 1 || notFound > 0) {
-      this.stats.disagreements++
-      this.init.onWarning?.(`exits disagree about "${nick}": compare fingerprints out of band before trusting it`)
-    }
-    // same key from every exit: the newest record; different keys: the first exit's (the warning stands)
-    const sameKey = found.filter(r => bytesEqual(r.identityKey, found[0].identityKey))
-    return sameKey.reduce((a, b) => b.sequence > a.sequence ? b : a)
   }
 
-  /** Publishes our signed name record through one exit. Throws NickTakenError, PublishError. */
+  /** Publishes our signed name record through an exit (a second one if the first fails). Throws NickTakenError, PublishError. */
   async publish (record: Uint8Array, nick: string): Promise<number> {
     this.stats.publishes++
-    const tried = new Set<string>()
     let last = 'no exit relay available'
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const exit = this.exits(LOOKUP_EXITS).find(e => !tried.has(e.peerId))
-      if (exit == null) break
-      tried.add(exit.peerId)
-      try {
-        const answer = await this.ask(exit, encodePublish(record))
-        if (!answer.ok) { last = `undecodable answer (${answer.reason})`; continue }
-        const a = answer.answer
-        if (a.op !== 'publish') { last = 'an answer to another request'; continue }
-        if (a.status === 'stored') return a.stored ?? 0
-        if (a.status === 'taken') throw new NickTakenError(nick, 'another key')
-        last = a.status
-      } catch (err) {
-        if (err instanceof NickTakenError) throw err
-        last = (err as Error).message
-        this.log('publishing through an exit failed: %s', last)
-      }
+    for (const exit of this.exits(LOOKUP_EXITS)) {
+      const bytes = await this.ask(exit, encodePublish(record))
+      if (bytes == null) { last = 'no answer in time'; continue }
+      const d = decodeExitAnswer(bytes)
+      if (!d.ok) { last = `undecodable answer (${d.reason})`; continue }
+      const a = d.value
+      if (a.op !== OP_PUBLISH_NAME) { last = 'an answer to another request'; continue }
+      if (a.status === 'stored') return a.stored
+      if (a.status === 'taken') throw new NickTakenError(nick, 'another key')
+      last = a.status === 'refused' ? `refused (${a.fault})` : a.status === 'error' ? `error (${a.reason})` : a.status
     }
     this.stats.failures++
     throw new PublishError(`could not publish the name "${nick}": ${last}`)

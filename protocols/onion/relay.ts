@@ -116,6 +116,7 @@ export async function waitWritable (stream: Stream, limit: number, timeoutMs: nu
 export type OnionDropReason =
   | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'extension' | 'payload-integrity' | 'internal'
   | 'replay' | 'rate-limit' | 'queue-full' | 'not-a-relay' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'loop'
+  | 'unknown-relay'
 
 export interface OnionStats {
   received: number
@@ -139,8 +140,15 @@ export type OnionEvent =
   | { type: 'stream-error', from: string }
 
 export interface OnionServiceInit {
-  /** The node's long-term onion key (its name record's): final layers addressed to it are delivered. */
-  userKey: OnionPrivateKey
+  /** Version 1 only: the node's long-term onion key (its name record's): final layers addressed to it are delivered. */
+  userKey?: OnionPrivateKey
+  /**
+   * Protocol v2 relays: a CLIENT layer goes here (the relay's client links hand it to the connected
+   * client; a client is never dialled). Without it a CLIENT layer is forwarded like a RELAY one.
+   */
+  onClient?: (next: Uint8Array, packet: Uint8Array, from: string) => void
+  /** Protocol v2 relays: forward only to relays this returns true for (others: 'unknown-relay'). */
+  isKnownRelay?: (peer: PeerId) => boolean
   /** Present on relays: the epoch keys used to peel and forward. */
   keyRing?: OnionKeyRing
   /** `from` is the peer id of the hop that handed the packet over (the last relay). */
@@ -172,7 +180,8 @@ class Neighbour {
 
 export class OnionService {
   private readonly node: Libp2p
-  private readonly init: Required<Omit<OnionServiceInit, 'keyRing' | 'onEvent'>> & Pick<OnionServiceInit, 'keyRing' | 'onEvent'>
+  private readonly init: Required<Omit<OnionServiceInit, 'keyRing' | 'onEvent' | 'userKey' | 'onClient' | 'isKnownRelay'>> &
+  Pick<OnionServiceInit, 'keyRing' | 'onEvent' | 'userKey' | 'onClient' | 'isKnownRelay'>
   private readonly buckets = new Map<string, Bucket>()
   private readonly neighbours = new Map<string, Neighbour>()
   private readonly inbound = new Set<Stream>()
@@ -285,7 +294,7 @@ export class OnionService {
       this.init.keyRing.tick()
       for (const k of this.init.keyRing.candidates()) keys.push({ key: k.key, filter: k.filter })
     }
-    keys.push({ key: this.init.userKey })
+    if (this.init.userKey != null) keys.push({ key: this.init.userKey })
     for (const { key, filter } of keys) {
       const res = processPacket(packet, key)
       if (!res.ok) {
@@ -297,8 +306,12 @@ export class OnionService {
       if (res.type === 'forward') {
         if (filter == null) { this.drop(from, 'not-a-relay'); return }
         if (filter.checkAndAdd(res.replayTag)) { this.drop(from, 'replay'); return }
-        // RELAY and CLIENT both go to the peer whose key is the address, dialled if need be (client
-        // links, and the delay extension, come with their own issues: the delay is not applied yet)
+        // the delay extension is the mixing issue's: not applied yet
+        if (res.command === 'client' && this.init.onClient != null) {
+          this.stats.forwarded++
+          this.init.onClient(res.next, res.packet, from)
+          return
+        }
         this.forward(res.next, res.packet, from)
         return
       }
@@ -318,6 +331,23 @@ export class OnionService {
     this.forward(firstHop, packet, this.node.peerId.toString(), false)
   }
 
+  /**
+   * A packet a connected client SUBMITted for the relay `address` (PROTOCOL-V2.md section 2): this
+   * relay itself peels it when the address is its own, else it goes on unchanged to that relay (a
+   * known one only). `from` names the client in counts and events. Never throws.
+   */
+  submit (address: Uint8Array, packet: Uint8Array, from: string): void {
+    let peer: PeerId
+    try {
+      peer = peerIdFromAddress(address)
+    } catch {
+      this.drop(from, 'next-hop')
+      return
+    }
+    if (peer.equals(this.node.peerId)) { this.receive(packet, from); return }
+    this.forward(address, packet, from)
+  }
+
   private forward (next: Uint8Array, packet: Uint8Array, from: string, relayed = true): void {
     let peer: PeerId
     try {
@@ -327,6 +357,10 @@ export class OnionService {
       return
     }
     const to = peer.toString()
+    if (this.init.isKnownRelay != null && !peer.equals(this.node.peerId) && !this.init.isKnownRelay(peer)) {
+      this.drop(from, 'unknown-relay')
+      return
+    }
     if (peer.equals(this.node.peerId)) {
       // A path through this node twice (or to itself): handle locally, no network hop.
       if (!relayed) { this.receive(packet, to); return }
