@@ -3,9 +3,12 @@
  * WebSockets 4002), DHT server mode. Newcomers dial it to join the DHT; it stores directory records
  * like any other DHT server and carries the relay directory's gossip.
  */
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { createP2PNode, joinDht } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import type { Identity } from '../node/identity.ts'
+import { handleRelayList } from '../protocols/directory/relay-list.ts'
+import { RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
 
 export const DEFAULT_BOOTSTRAP_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws']
 
@@ -19,6 +22,8 @@ export interface BootstrapNodeOptions {
 
 export interface BootstrapNode {
   node: P2PNode
+  /** The relays it has heard of (gossip), which it hands to newcomers on /p2pchat/relay-list/1.0.0. */
+  relays: RelayDirectory
   /** Full multiaddrs including /p2p/<peer id>, ready to paste into --bootstrap. */
   addrs: () => string[]
   stop: () => Promise<void>
@@ -32,6 +37,12 @@ export async function startBootstrapNode (opts: BootstrapNodeOptions): Promise<B
     dhtServer: true,
     allow: opts.allow
   })
+  // newcomers ask for a first list of relays (users run no DHT): the relays heard on gossip
+  const relays = new RelayDirectory()
+  const pubsub = node.services.pubsub
+  pubsub.topicValidators.set(RELAY_TOPIC, (_peer, msg) => relays.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
+  pubsub.subscribe(RELAY_TOPIC)
+  await handleRelayList(node, () => relays.list().map(r => r.record.bytes))
   // joining other bootstrap nodes (redialling them, then looking up its own id) must not hold up
   // this one: newcomers can use it at once
   const joining = new AbortController()
@@ -41,6 +52,7 @@ export async function startBootstrapNode (opts: BootstrapNodeOptions): Promise<B
   let stopped: Promise<void> | undefined
   return {
     node,
+    relays,
     addrs: () => node.getMultiaddrs().map(a => a.toString()),
     stop: async () => {
       joining.abort()

@@ -78,6 +78,12 @@ export class RelayDirectory {
 
   get size (): number { return this.list().length }
 
+  /** Is a live descriptor of this relay (peer id) held? */
+  has (peerId: string): boolean {
+    const r = this.relays.get(peerId)
+    return r != null && r.record.expiry > this.now()
+  }
+
   /**
    * Chooses `n` distinct relays at random, excluding `exclude` (sender, recipient, relays that just
    * failed). Relays heard from recently are preferred; older ones fill in only when too few are fresh.

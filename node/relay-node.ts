@@ -1,0 +1,278 @@
+/**
+ * RelayNode: a volunteer relay of protocol version 2 (`p2pchat start --relay`). Public by design: a
+ * stable transport key (`transport.key`), listening addresses in its signed descriptor, a DHT server.
+ * It composes, each in its own module with its own limits:
+ *
+ * - the mix (protocols/onion/relay.ts): peels one Sphinx layer with its hourly epoch keys, drops
+ *   replays, forwards only to relays it knows (RELAY), hands CLIENT layers to its client links;
+ * - client links (protocols/onion/client-link.ts): the users that chose it as their entry relay; it
+ *   takes their packets (SUBMIT) and hands them theirs, and never dials a user;
+ * - services for SERVICE layers (protocols/onion/relay-services.ts): mailboxes (protocols/mailbox/),
+ *   persisted in `mailbox.db`; the directory exit (protocols/directory/exit.ts), which runs DHT
+ *   requests for users so that DHT nodes only ever see relays ask;
+ * - the relay list a newcomer asks for (protocols/directory/relay-list.ts) and the descriptor it
+ *   publishes to the DHT and gossips on `p2pchat/relays/1`.
+ *
+ * Events name relays only: a client appears as `client`, never by its peer id, and nothing here knows
+ * a nick. Per-hop events are emitted only with `logHops` (the demo).
+ */
+import { logger } from '@libp2p/logger'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { Message } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { createP2PNode, joinDht } from './create.ts'
+import type { P2PNode } from './create.ts'
+import { loadTransportKey } from './identity.ts'
+import { UserError } from './errors.ts'
+import { ed25519SignerFromSeed } from '../protocols/crypto/keys.ts'
+import { Directory } from '../protocols/directory/index.ts'
+import type { SignedRecord } from '../protocols/directory/index.ts'
+import { DirectoryExit } from '../protocols/directory/exit.ts'
+import { handleRelayList } from '../protocols/directory/relay-list.ts'
+import { MailboxService } from '../protocols/mailbox/service.ts'
+import type { MailboxServiceLimits } from '../protocols/mailbox/service.ts'
+import { MailboxStore } from '../protocols/mailbox/store.ts'
+import { ClientLinkServer, transportKeyOf } from '../protocols/onion/client-link.ts'
+import { OnionKeyRing } from '../protocols/onion/keyring.ts'
+import type { KeyRingInit } from '../protocols/onion/keyring.ts'
+import { OnionService } from '../protocols/onion/relay.ts'
+import type { OnionServiceInit } from '../protocols/onion/relay.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
+import { answeringService, ServiceDispatcher } from '../protocols/onion/relay-services.ts'
+import { SERVICE_DIRECTORY, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
+import { packetFromSurb } from '../protocols/onion/sphinx.ts'
+
+export interface RelayNodeOptions {
+  dataDir: string
+  listen?: string[]
+  bootstrap?: string[]
+  allow?: string[]
+  announceIntervalMs?: number
+  keyRing?: KeyRingInit
+  mailbox?: Partial<MailboxServiceLimits>
+  limits?: Pick<OnionServiceInit, 'packetsPerSecond' | 'burst' | 'queueLength' | 'dialTimeoutMs'>
+  /** Emit a 'hop' event per forwarded packet (the demo shows them); relays only, clients as 'client'. */
+  logHops?: boolean
+}
+
+export type RelayEvent =
+  | { type: 'status', stage: 'listening' | 'connecting' | 'publishing' | 'ready', detail: string }
+  | { type: 'hop', from: string, to: string, size: number }
+
+export class RelayNode {
+  readonly node: P2PNode
+  readonly directory: Directory
+  readonly relays: RelayDirectory
+  readonly keyRing: OnionKeyRing
+  readonly onion: OnionService
+  readonly clients: ClientLinkServer
+  readonly mailboxes: MailboxService
+  readonly exit: DirectoryExit
+  readonly services: ServiceDispatcher
+  private readonly store: MailboxStore
+  private readonly opts: RelayNodeOptions
+  private readonly listeners = new Set<(e: RelayEvent) => void>()
+  private readonly log = logger('p2pchat:relay')
+  private descriptor: SignedRecord | undefined
+  private readonly lookingUp = new Set<string>()
+  private announceTimer: ReturnType<typeof setInterval> | undefined
+  private readonly stopSignal = new AbortController()
+  private stopping: Promise<void> | undefined
+  private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
+    this.relays.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+
+  private constructor (opts: RelayNodeOptions, node: P2PNode, signer: ReturnType<typeof ed25519SignerFromSeed>, store: MailboxStore) {
+    this.opts = opts
+    this.node = node
+    this.store = store
+    this.relays = new RelayDirectory({ announceIntervalMs: opts.announceIntervalMs })
+    this.keyRing = new OnionKeyRing(opts.keyRing)
+    this.directory = new Directory({ peerId: node.peerId, dht: node.services.dht, contentRouting: node.contentRouting }, {
+      signer,
+      onionKey: this.keyRing.current.publicKey,
+      addrs: () => node.getMultiaddrs().map(a => a.toString())
+    })
+    const self = node.peerId.toString()
+    const sendThroughReplyBlock = (block: Uint8Array, payload: Uint8Array): void => {
+      const { firstHop, packet } = packetFromSurb(block, payload)
+      this.onion.send(firstHop, packet)
+    }
+    this.clients = new ClientLinkServer(node, {
+      onSubmit: (address, packet) => { this.onion.submit(address, packet, 'client') }
+    })
+    this.onion = new OnionService(node, {
+      keyRing: this.keyRing,
+      ...opts.limits,
+      isKnownRelay: (peer) => this.knows(peer),
+      onClient: (next, packet, from) => {
+        // the packet goes to the client only over the link the client opened; a client is never dialled
+        if (!this.clients.deliver(next, packet)) return
+        if (opts.logHops === true) this.emit({ type: 'hop', from: this.relays.has(from) ? from : 'client', to: 'client', size: packet.length })
+      },
+      onDeliver: (res) => {
+        if (res.command === 'service') this.services.handle(res.payload)
+        // a REPLY to this relay: it makes no reply blocks of its own yet (loop cover is the mixing issue's)
+      },
+      onEvent: opts.logHops === true
+        ? (e) => {
+            if (e.type === 'forward') this.emit({ type: 'hop', from: this.relays.has(e.from) || e.from === self ? e.from : 'client', to: e.to, size: e.size })
+          }
+        : undefined
+    })
+    this.mailboxes = new MailboxService({
+      store,
+      sendThroughReplyBlock,
+      onRecord: (_id, record) => {
+        this.directory.publishSignedName(record, { signal: AbortSignal.any([this.stopSignal.signal, AbortSignal.timeout(60_000)]) })
+          .catch((err: Error) => { this.log('republishing a mailbox owner\'s record: %s', err.message) })
+      },
+      limits: opts.mailbox
+    })
+    this.exit = new DirectoryExit({
+      directory: this.directory,
+      relayDescriptors: () => this.relays.list().map(r => r.record.bytes)
+    })
+    this.services = new ServiceDispatcher({
+      services: new Map([
+        [SERVICE_MAILBOX, this.mailboxes],
+        [SERVICE_DIRECTORY, answeringService(SERVICE_DIRECTORY, async (request) => await this.exit.handle(request, this.stopSignal.signal), sendThroughReplyBlock,
+          (err) => { this.log('answering a directory request: %s', err.message) })]
+      ])
+    })
+  }
+
+  static async create (opts: RelayNodeOptions): Promise<RelayNode> {
+    const transport = await loadTransportKey(opts.dataDir)
+    const signer = ed25519SignerFromSeed(transport.privateKey.raw.subarray(0, 32))
+    const store = MailboxStore.open(MailboxStore.pathIn(opts.dataDir))
+    try {
+      const node = await createP2PNode({ privateKey: transport.privateKey, listen: opts.listen, bootstrap: opts.bootstrap, allow: opts.allow, dhtServer: true })
+      return new RelayNode(opts, node, signer, store)
+    } catch (err) {
+      store.close()
+      throw err
+    }
+  }
+
+  on (listener: (e: RelayEvent) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  private emit (e: RelayEvent): void {
+    for (const l of this.listeners) {
+      try { l(e) } catch (err) { this.log.error('listener failed: %s', (err as Error).message) }
+    }
+  }
+
+  get peerId (): string { return this.node.peerId.toString() }
+  addrs (): string[] { return this.node.getMultiaddrs().map(a => a.toString()) }
+
+  /**
+   * Is `peer` a relay we hold a live descriptor of? A relay we have not heard of yet is looked up in the
+   * DHT in the background (so the next packet to it passes); this packet is dropped as unknown-relay.
+   */
+  private knows (peer: PeerId): boolean {
+    const id = peer.toString()
+    if (this.relays.has(id)) return true
+    if (!this.lookingUp.has(id) && this.lookingUp.size < 64) {
+      this.lookingUp.add(id)
+      this.directory.lookupRelay(id, { signal: AbortSignal.any([this.stopSignal.signal, AbortSignal.timeout(10_000)]) })
+        .then(rec => { if (rec != null) this.relays.add(rec.bytes) })
+        .catch(() => {})
+        .finally(() => this.lookingUp.delete(id))
+    }
+    return false
+  }
+
+  /** Joins the DHT, starts every service, publishes and gossips the descriptor. */
+  async start (options: { signal?: AbortSignal, connectTimeoutMs?: number } = {}): Promise<void> {
+    this.emit({ type: 'status', stage: 'listening', detail: this.addrs().join(' ') })
+    await this.onion.start()
+    await this.clients.start()
+    this.mailboxes.start()
+    await handleRelayList(this.node, () => this.relays.list().map(r => r.record.bytes))
+    const pubsub = this.node.services.pubsub
+    pubsub.topicValidators.set(RELAY_TOPIC, this.validateGossip)
+    pubsub.subscribe(RELAY_TOPIC)
+    this.emit({ type: 'status', stage: 'connecting', detail: 'joining the DHT through the bootstrap nodes' })
+    if ((this.opts.bootstrap ?? []).length > 0 &&
+      !await joinDht(this.node, this.opts.bootstrap ?? [], { timeoutMs: options.connectTimeoutMs ?? 30_000, signal: options.signal })) {
+      throw new UserError('could not join the network: no DHT peer answered (check --bootstrap)', 'NO_PEERS')
+    }
+    this.emit({ type: 'status', stage: 'publishing', detail: 'announcing this relay' })
+    await this.announce(options)
+    // the relays already out there: from the DHT's provider records (gossip brings the rest)
+    this.directory.findRelays({ signal: AbortSignal.any([this.stopSignal.signal, AbortSignal.timeout(30_000)]) })
+      .then(found => { for (const r of found) this.relays.add(r.bytes) })
+      .catch((err: Error) => { this.log('finding relays: %s', err.message) })
+    this.keyRing.onRotate = () => { this.announce().catch(err => { this.log.error('announce after rotation failed: %s', (err as Error).message) }) }
+    this.announceTimer = setInterval(() => {
+      this.keyRing.tick()
+      this.gossip().catch(() => {})
+    }, this.opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS)
+    this.announceTimer.unref()
+    this.emit({ type: 'status', stage: 'ready', detail: `${this.relays.size} relays known` })
+  }
+
+  /** Publishes the descriptor (DHT and provider record) and gossips it. */
+  async announce (options?: { signal?: AbortSignal }): Promise<SignedRecord> {
+    const { record } = await this.directory.announceRelay(this.keyRing.descriptorKeys(), options)
+    this.descriptor = record
+    this.relays.add(record.bytes)
+    await this.gossip()
+    return record
+  }
+
+  private async gossip (): Promise<void> {
+    const d = this.descriptor
+    if (d == null) return
+    if (d.expiry - Date.now() < 3600_000 || this.keyRing.descriptorKeys()[0].epoch !== d.onionKeys[0].epoch) {
+      await this.announce()
+      return
+    }
+    try {
+      await this.node.services.pubsub.publish(RELAY_TOPIC, d.bytes)
+    } catch (err) {
+      this.log('gossip publish failed: %s', (err as Error).message)
+    }
+  }
+
+  /** What the relay is doing, for `/status`, metrics and tests. */
+  stats (): Record<string, unknown> {
+    return {
+      onion: this.onion.stats,
+      clients: { connected: this.clients.size, ...this.clients.stats },
+      mailboxes: this.mailboxes.stats(),
+      exit: this.exit.stats,
+      services: this.services.stats,
+      relaysKnown: this.relays.size
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stopSignal.abort()
+      clearInterval(this.announceTimer)
+      this.directory.stop()
+      this.mailboxes.stop()
+      const pubsub = this.node.services.pubsub
+      pubsub.topicValidators.delete(RELAY_TOPIC)
+      try { pubsub.unsubscribe(RELAY_TOPIC) } catch {}
+      await this.clients.stop().catch(() => {})
+      await this.onion.stop().catch(() => {})
+      await this.node.stop()
+      this.store.close()
+    })()
+    await this.stopping
+  }
+}
+
+/** The peer id of a 32-byte transport key (for tests and logs). */
+export function peerIdOfTransportKey (key: Uint8Array): string {
+  return peerIdFromPublicKey(publicKeyFromRaw(key)).toString()
+}
+
+export { transportKeyOf }
