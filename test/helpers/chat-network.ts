@@ -1,6 +1,9 @@
 /**
- * An in-process chat network on loopback: a bootstrap node, relays and users, each a full ChatNode
- * with its own temporary data directory. `teardown()` stops every node and removes the directories.
+ * An in-process network of protocol version 2 on loopback: a bootstrap node, relays (RelayNode) and
+ * users (ChatNode, clients with no listening address), each with its own temporary data directory.
+ * Relays listen on 127.N.0.1 with a different N each, so they sit in different /16s as on the
+ * Internet. Every timer is short so tests run fast; the product's defaults stay as they are.
+ * `teardown()` stops every node and removes the directories.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,10 +11,21 @@ import { join } from 'node:path'
 import { startBootstrapNode } from '../../bootstrap/index.ts'
 import type { BootstrapNode } from '../../bootstrap/index.ts'
 import { ChatNode } from '../../node/chat-node.ts'
-import type { ChatEvent, ChatNodeOptions } from '../../node/chat-node.ts'
+import type { ChatEvent, ChatNodeOptions, ChatTiming } from '../../node/chat-node.ts'
 import { ephemeralIdentity } from '../../node/identity.ts'
+import { RelayNode } from '../../node/relay-node.ts'
+import type { RelayNodeOptions } from '../../node/relay-node.ts'
 import { LOOPBACK_ALLOW } from './network.ts'
 import { waitFor, within } from './wait.ts'
+
+/** Timers for loopback tests: seconds instead of minutes. */
+export const TEST_CHAT_TIMING: Partial<ChatTiming> = {
+  retryIntervalMs: 1_000,
+  announceIntervalMs: 1_000,
+  requestTimeoutMs: 5_000,
+  stockIntervalMs: 2_000,
+  crossCheckMaxDelayMs: 2_000
+}
 
 export interface TestUser {
   chat: ChatNode
@@ -19,14 +33,53 @@ export interface TestUser {
   dataDir: string
 }
 
+export interface TestRelay {
+  relay: RelayNode
+  dataDir: string
+}
+
 export class ChatNetwork {
   readonly root = mkdtempSync(join(tmpdir(), 'p2pchat-net-'))
   boot: BootstrapNode | undefined
   readonly users: TestUser[] = []
+  readonly relays: TestRelay[] = []
+  private relaySeq = 0
 
   async bootstrap (): Promise<string[]> {
     this.boot = await startBootstrapNode({ identity: await ephemeralIdentity(), listen: ['/ip4/127.0.0.1/tcp/0'], allow: LOOPBACK_ALLOW })
     return this.boot.addrs()
+  }
+
+  /** A relay on 127.<n>.0.1 (its own /16). `dataDir` to restart one on the same keys and mailboxes. */
+  async relay (opts: Partial<RelayNodeOptions> = {}): Promise<TestRelay> {
+    const n = ++this.relaySeq
+    const dataDir = opts.dataDir ?? join(this.root, `relay-${n}`)
+    const relay = await RelayNode.create({
+      dataDir,
+      listen: [`/ip4/127.${n}.0.1/tcp/0`],
+      bootstrap: this.boot?.addrs() ?? [],
+      allow: LOOPBACK_ALLOW,
+      announceIntervalMs: 1_000,
+      ...opts
+    })
+    await relay.start()
+    const r = { relay, dataDir }
+    this.relays.push(r)
+    return r
+  }
+
+  /** `n` relays, then waits until every relay and the bootstrap node know all of them. */
+  async startRelays (n: number, opts: Partial<RelayNodeOptions> = {}): Promise<TestRelay[]> {
+    const started: TestRelay[] = []
+    for (let i = 0; i < n; i++) started.push(await this.relay(opts))
+    await this.waitForRelayGossip()
+    return started
+  }
+
+  async waitForRelayGossip (timeoutMs = 30_000): Promise<void> {
+    const want = this.relays.length
+    await waitFor(() => (this.boot?.relays.size ?? want) >= want && this.relays.every(r => r.relay.relays.size >= want),
+      () => `every relay and the bootstrap node to know ${want} relays (bootstrap ${this.boot?.relays.size}, relays ${this.relays.map(r => r.relay.relays.size).join(',')})`, timeoutMs)
   }
 
   async user (nick: string, opts: Partial<ChatNodeOptions> = {}): Promise<TestUser> {
@@ -34,11 +87,10 @@ export class ChatNetwork {
     const chat = await ChatNode.create({
       dataDir,
       nick,
-      listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: this.boot?.addrs() ?? [],
       allow: LOOPBACK_ALLOW,
       ...opts,
-      timing: { announceIntervalMs: 5_000, receiptTimeoutMs: 5_000, retryIntervalMs: 2_000, ...opts.timing }
+      timing: { ...TEST_CHAT_TIMING, ...opts.timing }
     })
     const user = { chat, events: [] as ChatEvent[], dataDir }
     chat.on(e => user.events.push(e))
@@ -47,13 +99,16 @@ export class ChatNetwork {
     return user
   }
 
-  async waitForRelays (n: number, timeoutMs = 30_000): Promise<void> {
-    await waitFor(() => this.users.every(u => u.chat.router.relays.size >= n), `every node to know ${n} relays`, timeoutMs)
+  async stopUser (user: TestUser): Promise<void> {
+    await within(user.chat.stop(), 10_000, 'chat node stop')
+    this.users.splice(this.users.indexOf(user), 1)
   }
 
   async teardown (): Promise<void> {
     await Promise.all(this.users.map(async u => await within(u.chat.stop(), 10_000, 'chat node stop').catch(() => {})))
     this.users.length = 0
+    await Promise.all(this.relays.map(async r => await within(r.relay.stop(), 10_000, 'relay stop').catch(() => {})))
+    this.relays.length = 0
     if (this.boot != null) await within(this.boot.stop(), 10_000, 'bootstrap stop').catch(() => {})
     rmSync(this.root, { recursive: true, force: true })
   }
