@@ -394,8 +394,8 @@ export class ChatNode {
         text: msg.text,
         replyBlock: block.surb
       })
-      const sealed = sealMessage(message, this.identity.signer, record.onionKeys[0].key)
-      const envelope = encodeEnvelope({ type: 'message', sealed })
+      // the onion payload is the sealed envelope (chat/FORMAT.md), addressed to the record's identity key
+      const envelope = sealMessage(message, this.identity.signer, { identityKey: record.identityKey, onionKey: record.onionKeys[0].key, epoch: record.onionKeys[0].epoch })
       const avoid = [...p.relaysUsed]
       let sent
       try {
@@ -446,10 +446,8 @@ export class ChatNode {
   }
 
   private async onPayload (payload: Uint8Array): Promise<void> {
-    const env = decodeEnvelope(payload)
-    if (!env.ok) { this.log('dropped a payload: %s', env.reason); return }
-    if (env.envelope.type !== 'message') { this.log('dropped a receipt that arrived as a message'); return }
-    const opened = openMessage(env.envelope.sealed, this.identity.onionPrivate)
+    // our name record publishes the one onion key under epoch 0 (Directory.publishName); a receipt here is `type`
+    const opened = openMessage(payload, (epoch) => epoch === 0 ? this.identity.onionPrivate : undefined, this.identity.identityKey)
     if (!opened.ok) { this.log('dropped a message that did not open: %s', opened.reason); return }
     const m = opened.message
     const id = hex(m.id)
@@ -475,7 +473,8 @@ export class ChatNode {
     const fresh = this.store.addIncoming({ id, peerNick: m.senderNick, peerFingerprint: fp, text: m.text, timestamp: m.timestamp, verified, verifyReason: reason })
     if (m.replyBlock.length > 0 && opened.signatureValid) {
       try {
-        const receipt = createReceipt(m.id, this.identity.signer)
+        // the fast path: the receipt envelope unsealed, inside the reply block's own end-to-end payload encryption
+        const receipt = createReceipt([m.id], this.identity.signer, m.senderIdentityKey)
         this.router.reply(m.replyBlock, encodeEnvelope({ type: 'receipt', receipt }))
       } catch (err) {
         this.log('could not send a receipt for %s: %s', id, (err as Error).message)
@@ -486,14 +485,14 @@ export class ChatNode {
 
   private onReply (payload: Uint8Array, surbId: Uint8Array): void {
     const messageId = this.surbKeeper.messageOf(surbId)
-    const env = decodeEnvelope(payload)
-    if (messageId == null || !env.ok || env.envelope.type !== 'receipt') { this.log('dropped a reply that is not a receipt'); return }
-    const receipt = env.envelope.receipt
-    if (hex(receipt.messageId) !== messageId) { this.log('dropped a receipt for another message'); return }
+    const env = decodeEnvelope(payload, this.identity.identityKey)
+    if (messageId == null || !env.ok || env.type !== 'receipt') { this.log('dropped a reply that is not a receipt'); return }
+    const receipt = env.receipt
+    if (!receipt.messageIds.some(x => hex(x) === messageId)) { this.log('dropped a receipt for another message'); return }
     const msg = this.store.get(messageId)
     if (msg == null) return
     const pin = this.store.getPin(msg.peerNick)
-    if (pin == null || !verifyReceipt(receipt, pin.identityKey)) { this.log('dropped a receipt that does not verify'); return }
+    if (pin == null || !verifyReceipt(receipt, pin.identityKey, this.identity.identityKey)) { this.log('dropped a receipt that does not verify'); return }
     const p = this.pending.get(messageId)
     clearTimeout(p?.timer)
     this.settle(messageId)
