@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
   createMessage, createReceipt, decodeEnvelope, ed25519SignerFromSeed, encodeEnvelope, generateEd25519Seed,
-  generateX25519KeyPair, openMessage, sealMessage, verifyReceipt, ONION_PAYLOAD_CAPACITY
+  generateX25519KeyPair, openMessage, sealMessage, verifyReceipt
 } from '../protocols/chat/index.ts'
 import {
   createPacket, createSurb, HEADER_LENGTH, onionPrivateKeyFromRaw, openReply, PACKET_SIZE, packetFromSurb, processPacket
@@ -54,7 +54,7 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
   it('forward message: flips on each of the 4 links, header and body', () => {
     const surb = createSurb([relays[2], relays[1], relays[0], alice])
     const message = createMessage({ id: new Uint8Array(16).fill(7), senderNick: 'alice', senderIdentityKey: aliceSigner.publicKey, timestamp: Date.now(), text: 'the genuine text', replyBlock: surb.surb })
-    const envelope = encodeEnvelope({ type: 'message', sealed: sealMessage(message, aliceSigner, bobChat.publicKey) }, { padTo: ONION_PAYLOAD_CAPACITY })
+    const envelope = sealMessage(message, aliceSigner, { identityKey: bobSigner.publicKey, onionKey: bobChat.publicKey, epoch: 0 })
     const { packet } = createPacket(path, envelope)
     // the packet as it looks on each link: sender->r1, r1->r2, r2->r3, r3->bob
     const links = [packet]
@@ -78,8 +78,7 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
         }
         assert.ok(result.type === 'final' && result.command === 'service')
         // delivered by the onion layer: the chat layer must still refuse anything but the original
-        const env = decodeEnvelope(result.payload, { padded: true })
-        const opened = env.ok && env.envelope.type === 'message' ? openMessage(env.envelope.sealed, bobChat.privateKey) : undefined
+        const opened = openMessage(result.payload, () => bobChat.privateKey, bobSigner.publicKey)
         if (opened?.ok === true && opened.signatureValid) {
           assert.equal(opened.message.text, 'the genuine text', `flip at ${pos} on link ${link} changed the message`)
           count(outcomes, 'delivered unchanged')
@@ -96,7 +95,7 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
   it('receipt through a SURB: flips on each link of the reply path, header and body', () => {
     const replyPath = [relays[2], relays[1], relays[0], alice]
     const surb = createSurb(replyPath)
-    const receipt = createReceipt(new Uint8Array(16).fill(9), bobSigner)
+    const receipt = createReceipt([new Uint8Array(16).fill(9)], bobSigner, aliceSigner.publicKey)
     const { packet } = packetFromSurb(surb.surb, encodeEnvelope({ type: 'receipt', receipt }))
     const links = [packet]
     for (let i = 0; i < 3; i++) {
@@ -116,9 +115,9 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
         assert.ok(result.type === 'final' && result.command === 'reply')
         const opened = openReply(result.payload, surb.secret)
         if (!opened.ok) { count(outcomes, `openReply: ${opened.reason}`); continue }
-        const env = decodeEnvelope(opened.payload, { padded: true })
-        assert.ok(!(env.ok && env.envelope.type === 'receipt' && verifyReceipt(env.envelope.receipt, bobSigner.publicKey) &&
-          Buffer.compare(env.envelope.receipt.messageId, receipt.messageId) !== 0), 'a different receipt verified')
+        const env = decodeEnvelope(opened.payload, aliceSigner.publicKey)
+        assert.ok(!(env.ok && env.type === 'receipt' && verifyReceipt(env.receipt, bobSigner.publicKey, aliceSigner.publicKey) &&
+          Buffer.compare(env.receipt.messageIds[0], receipt.messageIds[0]) !== 0), 'a different receipt verified')
         count(outcomes, 'opened')
       }
     }

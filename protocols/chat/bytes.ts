@@ -61,6 +61,11 @@ export class Writer {
     return this
   }
 
+  u32 (value: number): this {
+    this.#parts.push(Uint8Array.of(value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff))
+    return this
+  }
+
   u64 (value: number): this {
     const b = new Uint8Array(8)
     new DataView(b.buffer).setBigUint64(0, BigInt(value))
@@ -104,6 +109,15 @@ export class Reader {
     if (this.remaining < 2) return undefined
     const v = (this.#bytes[this.#offset] << 8) | this.#bytes[this.#offset + 1]
     this.#offset += 2
+    return v
+  }
+
+  u32 (): number | undefined {
+    if (this.remaining < 4) return undefined
+    const b = this.#bytes
+    const o = this.#offset
+    const v = ((b[o] << 24) >>> 0) + (b[o + 1] << 16) + (b[o + 2] << 8) + b[o + 3]
+    this.#offset += 4
     return v
   }
 

@@ -1,25 +1,27 @@
 /**
- * Sizes, versions and labels of the end-to-end chat payload.
+ * Sizes, versions and labels of the end-to-end chat payload, version 2.
  * The byte layouts they govern are written down in ./FORMAT.md; keep both in step.
  */
 
 /** FORMAT.md "Message": first byte of an encoded (signed, unsealed) message. */
-export const MESSAGE_VERSION = 0x01
-/** FORMAT.md "Seal": first byte of a sealed message. */
-export const SEAL_VERSION = 0x01
+export const MESSAGE_VERSION = 0x02
+/** FORMAT.md "Seal": first byte of a sealed envelope. */
+export const SEAL_VERSION = 0x02
 /** FORMAT.md "Receipt": first byte of an encoded receipt. */
-export const RECEIPT_VERSION = 0x01
+export const RECEIPT_VERSION = 0x02
 
-/** FORMAT.md "Envelope": the type byte of an onion payload. */
+/** FORMAT.md "Envelope": the type byte of the plaintext inside a seal (and of a reply through a reply block). */
 export const ENVELOPE_TYPE_MESSAGE = 0x01
 export const ENVELOPE_TYPE_RECEIPT = 0x02
+/** type (1): the body is the rest of the envelope (the seal or the reply block's payload bounds it). */
+export const ENVELOPE_HEADER_BYTES = 1
 
-/** Domain separation for the message signature: Ed25519(label || encoded fields). */
-export const MESSAGE_SIGNATURE_LABEL = 'p2pchat/msg/v1'
-/** Domain separation for the receipt signature: Ed25519(label || message id). */
-export const RECEIPT_SIGNATURE_LABEL = 'p2pchat/receipt/v1'
-/** HKDF-SHA256 info string of the seal. */
-export const SEAL_KDF_LABEL = 'p2pchat/seal/v1'
+/** Domain separation for the message signature: Ed25519(label || recipient identity key || fields). */
+export const MESSAGE_SIGNATURE_LABEL = 'p2pchat/msg/v2'
+/** Domain separation for the receipt signature: Ed25519(label || addressee identity key || version || count || ids). */
+export const RECEIPT_SIGNATURE_LABEL = 'p2pchat/receipt/v2'
+/** HKDF-SHA256 info of the seal is this label followed by the onion key epoch (u32). */
+export const SEAL_KDF_LABEL = 'p2pchat/seal/v2'
 
 export const MESSAGE_ID_BYTES = 16
 export const IDENTITY_KEY_BYTES = 32
@@ -28,39 +30,74 @@ export const ED25519_SEED_BYTES = 32
 export const SIGNATURE_BYTES = 64
 export const NICK_MIN_LENGTH = 1
 export const NICK_MAX_LENGTH = 32
-/** Text limit, counted in UTF-8 bytes, not characters. */
+/** Text limit, counted in UTF-8 bytes, not characters: issue 10 asks for at least 1,000 bytes in every message. */
 export const MAX_TEXT_BYTES = 1024
-/** The reply block (SURB) is opaque here; its size is bounded so the sealed message fits the onion payload. */
-export const MAX_REPLY_BLOCK = 700
+/** The sender's signed name record carried on first contact: opaque here; 512 bounds a record with 3 onion keys and 4 mailboxes (~400 bytes) with room for optional fields. */
+export const MAX_NAME_RECORD_BYTES = 512
+/** A Sphinx v2 reply block (PROTOCOL-V2.md section 3): first hop 32 + header 465 + payload key 32. */
+export const REPLY_BLOCK_BYTES = 529
+/**
+ * Transitional: the version 1 Sphinx reply block (peer id 38 + header 491 + payload key 32) that the running
+ * node still makes until the Sphinx v2 packet lands. Accepted as the only other non-zero length; remove it then.
+ */
+export const REPLY_BLOCK_BYTES_SPHINX_V1 = 561
+/** The non-zero reply block lengths a message may carry. */
+export const REPLY_BLOCK_LENGTHS: readonly number[] = [REPLY_BLOCK_BYTES, REPLY_BLOCK_BYTES_SPHINX_V1]
+/** Largest reply block length accepted (for bounds). */
+export const MAX_REPLY_BLOCK = REPLY_BLOCK_BYTES_SPHINX_V1
 
 /** X25519 public key of the ephemeral sender key in the seal. */
 export const SEAL_EPHEMERAL_BYTES = 32
+/** The onion key epoch in the seal header (PROTOCOL-V2.md section 4: onion keys carry an epoch u32). */
+export const SEAL_EPOCH_BYTES = 4
+/** Largest epoch: a u32. */
+export const MAX_EPOCH = 0xffff_ffff
 export const SEAL_KEY_BYTES = 32
 export const SEAL_NONCE_BYTES = 12
 export const SEAL_TAG_BYTES = 16
-/** version (1) + ephemeral public key (32) + Poly1305 tag (16) = 49 bytes. */
-export const SEALED_OVERHEAD = 1 + SEAL_EPHEMERAL_BYTES + SEAL_TAG_BYTES
+/** version (1) + epoch (4) + ephemeral public key (32): the authenticated, cleartext part of a seal. */
+export const SEAL_HEADER_BYTES = 1 + SEAL_EPOCH_BYTES + SEAL_EPHEMERAL_BYTES
+/** version 1 + epoch 4 + ephemeral key 32 + Poly1305 tag 16 = 53 bytes. */
+export const SEALED_OVERHEAD = SEAL_HEADER_BYTES + SEAL_TAG_BYTES
 
 /**
- * Encoded message without text and reply block:
- * version 1 + id 16 + nick length 1 + identity key 32 + timestamp 8 + text length 2 + reply length 2 + signature 64,
- * plus the nick itself.
+ * Encoded message without nick, text, record and reply block: version 1 + id 16 + timestamp 8 + nick length 1 +
+ * identity key 32 + text length 2 + record length 2 + reply block length 2 + signature 64 = 128 bytes.
  */
-const MESSAGE_FIXED_BYTES = 1 + MESSAGE_ID_BYTES + 1 + IDENTITY_KEY_BYTES + 8 + 2 + 2 + SIGNATURE_BYTES
-/** Smallest encoded message (1-char nick, empty text, empty reply block): 127 bytes. */
+export const MESSAGE_FIXED_BYTES = 1 + MESSAGE_ID_BYTES + 8 + 1 + IDENTITY_KEY_BYTES + 2 + 2 + 2 + SIGNATURE_BYTES
+/** Smallest encoded message (1-char nick, empty text, no record, no reply block): 129 bytes. */
 export const MIN_ENCODED_MESSAGE = MESSAGE_FIXED_BYTES + NICK_MIN_LENGTH
-/** Largest encoded message: 1882 bytes. */
-export const MAX_ENCODED_MESSAGE = MESSAGE_FIXED_BYTES + NICK_MAX_LENGTH + MAX_TEXT_BYTES + MAX_REPLY_BLOCK
-/** Largest sealed message: 1931 bytes. */
-export const MAX_SEALED_MESSAGE = MAX_ENCODED_MESSAGE + SEALED_OVERHEAD
+/** Largest encoded message the decoder accepts (32-char nick, 1024 text, 512 record, a v1 reply block): 2257 bytes. */
+export const MAX_ENCODED_MESSAGE = MESSAGE_FIXED_BYTES + NICK_MAX_LENGTH + MAX_TEXT_BYTES + MAX_NAME_RECORD_BYTES + MAX_REPLY_BLOCK
 
-/** version 1 + message id 16 + signature 64 = 81 bytes. */
-export const RECEIPT_BYTES = 1 + MESSAGE_ID_BYTES + SIGNATURE_BYTES
+/** Most message ids one receipt may carry: a batch that fits any item, 2 + 32 * 16 + 64 = 578 bytes. */
+export const MAX_RECEIPT_IDS = 32
+/** version 1 + count 1 + signature 64, plus 16 per id. */
+export const RECEIPT_FIXED_BYTES = 1 + 1 + SIGNATURE_BYTES
+/** A receipt of one id: 82 bytes. */
+export const MIN_RECEIPT_BYTES = RECEIPT_FIXED_BYTES + MESSAGE_ID_BYTES
+/** A receipt of 32 ids: 578 bytes. */
+export const MAX_RECEIPT_BYTES = RECEIPT_FIXED_BYTES + MAX_RECEIPT_IDS * MESSAGE_ID_BYTES
 
-/** type 1 + body length 2. */
-export const ENVELOPE_HEADER_BYTES = 3
-/** Largest envelope (a sealed message of the largest message): 1934 bytes. */
-export const MAX_ENVELOPE = ENVELOPE_HEADER_BYTES + MAX_SEALED_MESSAGE
+/** Largest envelope: type 1 + the largest message. */
+export const MAX_ENVELOPE = ENVELOPE_HEADER_BYTES + MAX_ENCODED_MESSAGE
+/** Smallest envelope: type 1 + the smallest receipt. */
+export const MIN_ENVELOPE = ENVELOPE_HEADER_BYTES + MIN_RECEIPT_BYTES
+/** Bounds on a sealed envelope the opener accepts before any work. */
+export const MIN_SEALED = SEALED_OVERHEAD + MIN_ENVELOPE
+export const MAX_SEALED = SEALED_OVERHEAD + MAX_ENVELOPE
 
-/** The onion payload capacity every envelope must fit in (design: fixed-size packets). */
-export const ONION_PAYLOAD_CAPACITY = 2300
+// ---- The byte budget of one 3072-byte packet (FORMAT.md "Byte budget", PROTOCOL-V2.md section 7) ----
+
+/** PROTOCOL-V2.md section 3: every packet is 3072 bytes. */
+export const PACKET_BYTES = 3072
+/** version 1 + alpha 32 + beta 5 x 80 + gamma 32. */
+export const SPHINX_HEADER_BYTES = 465
+/** The Sphinx body's integrity tag and payload length (onion/SPEC.md). */
+export const BODY_INTEGRITY_BYTES = 18
+/** Service request header with the `stored` reply block: service 1 + block length 2 + block 529. */
+export const SERVICE_HEADER_BYTES = 1 + 2 + REPLY_BLOCK_BYTES
+/** DEPOSIT: op 1 + mailbox id 32 + item length 2 (mailbox/SPEC.md). */
+export const DEPOSIT_HEADER_BYTES = 1 + 32 + 2
+/** The largest mailbox item, i.e. sealed envelope, one packet carries: 3072 - 465 - 18 - 532 - 35 = 2022 bytes. */
+export const MAX_ITEM = PACKET_BYTES - SPHINX_HEADER_BYTES - BODY_INTEGRITY_BYTES - SERVICE_HEADER_BYTES - DEPOSIT_HEADER_BYTES

@@ -1,80 +1,66 @@
 /**
- * The envelope (FORMAT.md "Envelope"): what an onion payload holds, so a recipient can tell a message from
- * a receipt. type(1) || body length(2, big-endian) || body [|| zero padding when asked for].
- * The explicit length lets the onion layer pad the payload to its fixed capacity; `decodeEnvelope` accepts
- * trailing bytes only with `{ padded: true }`, and then only zeros.
+ * The envelope, version 2 (FORMAT.md "Envelope"): the plaintext inside a seal, so a recipient can tell a
+ * message from a receipt.
+ *
+ *   type u8 (0x01 message, 0x02 receipt) || body (the rest: an encoded message or an encoded receipt)
+ *
+ * No length and no padding: the seal (or a reply block's payload length) bounds the body, and the packet
+ * layer pads. A mailbox stores the sealed envelope as one opaque item.
  */
 import {
-  ENVELOPE_HEADER_BYTES,
   ENVELOPE_TYPE_MESSAGE,
   ENVELOPE_TYPE_RECEIPT,
-  MAX_SEALED_MESSAGE,
-  SEALED_OVERHEAD
+  MAX_ENCODED_MESSAGE,
+  MIN_ENCODED_MESSAGE
 } from './constants.ts'
-import { Reader, Writer, isBytes } from './bytes.ts'
+import { Writer, concat, isBytes } from './bytes.ts'
 import { EnvelopeTooLargeError } from './errors.ts'
+import { decodeMessage, type ChatMessage } from './message.ts'
 import { decodeReceipt, encodeReceipt, type Receipt } from './receipt.ts'
 import type { Failure } from './types.ts'
 
+/** What to put in an envelope: an already encoded, signed message (`encodeMessage`), or a receipt. */
 export type Envelope =
-  /** `sealed`: the output of `sealMessage`, opened with `openMessage` */
-  | { type: 'message', sealed: Uint8Array }
+  | { type: 'message', encoded: Uint8Array }
   | { type: 'receipt', receipt: Receipt }
 
-export type DecodedEnvelope = { ok: true, envelope: Envelope } | Failure
+/**
+ * A decoded envelope. A message is decoded and its signature checked for the decoding user
+ * (`signatureValid`, as `decodeMessage`); a receipt is decoded only (check it with `verifyReceipt`).
+ */
+export type DecodedEnvelope =
+  | { ok: true, type: 'message', message: ChatMessage, signatureValid: boolean }
+  | { ok: true, type: 'receipt', receipt: Receipt }
+  | Failure
 
-export interface EncodeEnvelopeOptions {
-  /** pad with zeros to exactly this many bytes (e.g. the onion payload capacity) */
-  padTo?: number
-}
-
-export interface DecodeEnvelopeOptions {
-  /** accept zero bytes after the body (a payload padded to a fixed size) */
-  padded?: boolean
-}
-
-export function encodeEnvelope (envelope: Envelope, options: EncodeEnvelopeOptions = {}): Uint8Array {
-  let type: number
-  let body: Uint8Array
+export function encodeEnvelope (envelope: Envelope): Uint8Array {
   if (envelope.type === 'message') {
-    type = ENVELOPE_TYPE_MESSAGE
-    body = envelope.sealed
-    if (!isBytes(body) || body.length < SEALED_OVERHEAD || body.length > MAX_SEALED_MESSAGE) {
-      throw new EnvelopeTooLargeError('sealed message length out of bounds')
+    const body = envelope.encoded
+    if (!isBytes(body) || body.length < MIN_ENCODED_MESSAGE || body.length > MAX_ENCODED_MESSAGE) {
+      throw new EnvelopeTooLargeError('encoded message length out of bounds')
     }
-  } else {
-    type = ENVELOPE_TYPE_RECEIPT
-    body = encodeReceipt(envelope.receipt)
+    return concat(Uint8Array.of(ENVELOPE_TYPE_MESSAGE), body)
   }
-  const encoded = new Writer().u8(type).u16(body.length).bytes(body).finish()
-  if (options.padTo == null) return encoded
-  if (encoded.length > options.padTo) throw new EnvelopeTooLargeError(`envelope of ${encoded.length} bytes does not fit in ${options.padTo}`)
-  const padded = new Uint8Array(options.padTo)
-  padded.set(encoded)
-  return padded
+  return new Writer().u8(ENVELOPE_TYPE_RECEIPT).bytes(encodeReceipt(envelope.receipt)).finish()
 }
 
-/** Strict decoding; never throws. A message body is returned sealed (open it with `openMessage`). */
-export function decodeEnvelope (bytes: Uint8Array, options: DecodeEnvelopeOptions = {}): DecodedEnvelope {
+/** Strict decoding; never throws. `ownIdentityKey` is the decoding user's identity key (a message's addressee). */
+export function decodeEnvelope (bytes: Uint8Array, ownIdentityKey: Uint8Array): DecodedEnvelope {
   if (!isBytes(bytes)) return { ok: false, reason: 'input' }
-  const r = new Reader(bytes)
-  const type = r.u8()
-  const length = r.u16()
-  if (type == null || length == null) return { ok: false, reason: 'length' }
-  if (type !== ENVELOPE_TYPE_MESSAGE && type !== ENVELOPE_TYPE_RECEIPT) return { ok: false, reason: 'type' }
-  const body = r.bytes(length)
-  if (body == null) return { ok: false, reason: 'length' }
-  if (r.remaining !== 0) {
-    if (options.padded !== true) return { ok: false, reason: 'length' }
-    for (let i = ENVELOPE_HEADER_BYTES + length; i < bytes.length; i++) {
-      if (bytes[i] !== 0) return { ok: false, reason: 'padding' }
+  if (bytes.length < 1) return { ok: false, reason: 'length' }
+  const body = bytes.subarray(1)
+  switch (bytes[0]) {
+    case ENVELOPE_TYPE_MESSAGE: {
+      const decoded = decodeMessage(body, ownIdentityKey)
+      if (!decoded.ok) return decoded
+      return { ok: true, type: 'message', message: decoded.message, signatureValid: decoded.signatureValid }
     }
+    case ENVELOPE_TYPE_RECEIPT: {
+      const decoded = decodeReceipt(body)
+      if (!decoded.ok) return decoded
+      return { ok: true, type: 'receipt', receipt: decoded.receipt }
+    }
+    default:
+      return { ok: false, reason: 'type' }
   }
-  if (type === ENVELOPE_TYPE_MESSAGE) {
-    if (length < SEALED_OVERHEAD || length > MAX_SEALED_MESSAGE) return { ok: false, reason: 'length' }
-    return { ok: true, envelope: { type: 'message', sealed: body } }
-  }
-  const decoded = decodeReceipt(body)
-  if (!decoded.ok) return decoded
-  return { ok: true, envelope: { type: 'receipt', receipt: decoded.receipt } }
 }

@@ -28,11 +28,48 @@ export class InvalidTextError extends Error {
   }
 }
 
-export class ReplyBlockTooLargeError extends Error {
-  static readonly code = 'ERR_REPLY_BLOCK_TOO_LARGE'
-  constructor (message = 'reply block is larger than 700 bytes') {
+/** A reply block that is not 0 or 529 bytes (or, transitionally, the 561-byte Sphinx v1 block). */
+export class InvalidReplyBlockError extends Error {
+  static readonly code = 'ERR_INVALID_REPLY_BLOCK'
+  constructor (message = 'reply block must be empty or 529 bytes (561 for Sphinx v1)') {
     super(message)
-    this.name = 'ReplyBlockTooLargeError'
+    this.name = 'InvalidReplyBlockError'
+  }
+}
+
+/** The sender's name record carried in a message is longer than 512 bytes or not bytes. */
+export class NameRecordTooLargeError extends Error {
+  static readonly code = 'ERR_NAME_RECORD_TOO_LARGE'
+  constructor (message = 'name record is larger than 512 bytes') {
+    super(message)
+    this.name = 'NameRecordTooLargeError'
+  }
+}
+
+/** A receipt with no id, more than 32, or one id twice. */
+export class InvalidReceiptError extends Error {
+  static readonly code = 'ERR_INVALID_RECEIPT'
+  constructor (message = 'a receipt names 1 to 32 distinct message ids') {
+    super(message)
+    this.name = 'InvalidReceiptError'
+  }
+}
+
+/** An onion key epoch that is not a u32. */
+export class InvalidEpochError extends Error {
+  static readonly code = 'ERR_INVALID_EPOCH'
+  constructor (message = 'onion key epoch must be an integer 0..2^32-1') {
+    super(message)
+    this.name = 'InvalidEpochError'
+  }
+}
+
+/** A random source that returned something other than the bytes asked for. */
+export class InvalidRandomError extends Error {
+  static readonly code = 'ERR_INVALID_RANDOM'
+  constructor (message = 'random source must return the number of bytes asked for') {
+    super(message)
+    this.name = 'InvalidRandomError'
   }
 }
 
@@ -73,9 +110,10 @@ export class InvalidSignatureError extends Error {
   }
 }
 
+/** A sealed envelope larger than a mailbox item (MAX_ITEM) when the caller asked for that bound. */
 export class EnvelopeTooLargeError extends Error {
   static readonly code = 'ERR_ENVELOPE_TOO_LARGE'
-  constructor (message = 'envelope does not fit the requested size') {
+  constructor (message = 'sealed envelope does not fit the requested size') {
     super(message)
     this.name = 'EnvelopeTooLargeError'
   }

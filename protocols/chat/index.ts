@@ -1,10 +1,12 @@
 /**
- * The end-to-end chat payload: signed messages sealed to the recipient's onion key, signed receipts, and
- * the envelope that tells them apart inside an onion payload. Byte layouts: ./FORMAT.md.
+ * The end-to-end chat payload, version 2: signed messages addressed to the recipient's identity key,
+ * batched signed receipts, the envelope that tells them apart, and the seal to the recipient's onion key
+ * of an epoch around it. Byte layouts, the byte budget and the known-answer vectors: ./FORMAT.md.
  */
 export * from './constants.ts'
 export * from './errors.ts'
-export type { DecodeReason, Failure } from './types.ts'
+export { DECODE_REASONS } from './types.ts'
+export type { DecodeReason, Failure, KeyForEpoch, RandomSource } from './types.ts'
 export { validateNick, assertValidNick, NICK_PATTERN } from './nick.ts'
 export { fingerprint, isFingerprint, normalizeFingerprint, FINGERPRINT_BYTES, FINGERPRINT_PATTERN } from './fingerprint.ts'
 export {
@@ -26,8 +28,18 @@ export {
   type CreateMessageInit,
   type DecodedMessage
 } from './message.ts'
-export { seal, unseal, type Unsealed } from './seal.ts'
-export { sealMessage, openMessage } from './chat.ts'
+export { seal, unseal, inspectSeal, sealEphemeralKey, type SealOptions, type SealHeader, type Unsealed } from './seal.ts'
+export {
+  sealMessage,
+  sealReceipt,
+  openSealed,
+  openMessage,
+  type SealTo,
+  type MessageRecipient,
+  type SealEnvelopeOptions,
+  type OpenedItem,
+  type OpenedMessage
+} from './chat.ts'
 export {
   createReceipt,
   verifyReceipt,
@@ -37,11 +49,5 @@ export {
   type Receipt,
   type DecodedReceipt
 } from './receipt.ts'
-export {
-  encodeEnvelope,
-  decodeEnvelope,
-  type Envelope,
-  type DecodedEnvelope,
-  type EncodeEnvelopeOptions,
-  type DecodeEnvelopeOptions
-} from './envelope.ts'
+export { encodeEnvelope, decodeEnvelope, type Envelope, type DecodedEnvelope } from './envelope.ts'
+export { receiptBlockFits, sealedMessageBytes, type MessageSizes } from './budget.ts'

@@ -1,27 +1,40 @@
 /**
- * The signed chat message (FORMAT.md "Message"): build, validate, encode + sign, decode + verify.
- * Sealing to the recipient is in ./seal.ts; `sealMessage` / `openMessage` compose both.
+ * The signed chat message, version 2 (FORMAT.md "Message"): build, validate, encode + sign, decode + verify.
+ *
+ *   version 0x02 | id 16 | timestamp u64 | nick length u8 | nick | sender identity key 32 |
+ *   text length u16 | text (<= 1024 UTF-8 bytes) | record length u16 | sender's name record (<= 512, opaque) |
+ *   reply block length u16 (0 or 529) | reply block | signature 64
+ *
+ * The signature is Ed25519 by the sender's identity key over
+ * "p2pchat/msg/v2" || the recipient's identity key (32, not transmitted) || every byte before the signature,
+ * so a message a forger re-seals to someone else does not verify for them. The decoder needs the
+ * recipient's own identity key; it cannot and does not say whether a signature would be valid for some
+ * other addressee. Sealing is in ./seal.ts; `sealMessage` / `openMessage` (./chat.ts) compose both.
  */
 import { randomBytes } from 'node:crypto'
 import {
   IDENTITY_KEY_BYTES,
   MAX_ENCODED_MESSAGE,
-  MAX_REPLY_BLOCK,
+  MAX_NAME_RECORD_BYTES,
   MAX_TEXT_BYTES,
   MESSAGE_ID_BYTES,
   MESSAGE_SIGNATURE_LABEL,
   MESSAGE_VERSION,
   MIN_ENCODED_MESSAGE,
+  NICK_MAX_LENGTH,
+  NICK_MIN_LENGTH,
+  REPLY_BLOCK_LENGTHS,
   SIGNATURE_BYTES
 } from './constants.ts'
 import { Reader, Writer, concat, copy, equalBytes, isBytes, utf8Decode, utf8Encode } from './bytes.ts'
 import {
   InvalidKeyError,
   InvalidMessageIdError,
+  InvalidReplyBlockError,
   InvalidSignatureError,
   InvalidTextError,
   InvalidTimestampError,
-  ReplyBlockTooLargeError,
+  NameRecordTooLargeError,
   SignerMismatchError,
   TextTooLongError
 } from './errors.ts'
@@ -31,15 +44,17 @@ import { assertValidNick, validateNick } from './nick.ts'
 import type { Failure } from './types.ts'
 
 export interface ChatMessage {
-  /** 16 random bytes chosen by the sender; the receipt names the message by it */
+  /** 16 random bytes chosen by the sender; receipts name the message by it */
   id: Uint8Array
+  /** ms since the epoch, as claimed by the sender */
+  timestamp: number
   senderNick: string
   /** raw 32-byte Ed25519 public key */
   senderIdentityKey: Uint8Array
-  /** ms since the epoch, as claimed by the sender */
-  timestamp: number
   text: string
-  /** opaque single-use reply block, 0..700 bytes */
+  /** the sender's signed name record (opaque here, 0..512 bytes; empty = omitted); the caller parses and checks it */
+  nameRecord: Uint8Array
+  /** a reply block for a fast receipt: empty, or 529 bytes (561 while the running node makes Sphinx v1 blocks) */
   replyBlock: Uint8Array
 }
 
@@ -47,6 +62,7 @@ export interface CreateMessageInit {
   senderNick: string
   senderIdentityKey: Uint8Array
   text: string
+  nameRecord?: Uint8Array
   replyBlock?: Uint8Array
   /** default: 16 random bytes */
   id?: Uint8Array
@@ -54,21 +70,30 @@ export interface CreateMessageInit {
   timestamp?: number
 }
 
+/**
+ * A structurally valid message. `signatureValid`: the signature verifies under the identity key the message
+ * names *and* the recipient identity key the caller gave (its own). Whether the sender's key is the right
+ * one for the nick is the caller's question (the carried record, pins, the directory).
+ */
 export type DecodedMessage = { ok: true, message: ChatMessage, signatureValid: boolean } | Failure
 
 const SIGNATURE_LABEL_BYTES = utf8Encode(MESSAGE_SIGNATURE_LABEL)
 
+function isKey (key: unknown): key is Uint8Array {
+  return isBytes(key) && key.length === IDENTITY_KEY_BYTES
+}
+
 /** Checks every field against the format's rules; throws the named error of the first one broken. */
 export function validateMessage (msg: ChatMessage): void {
   if (!isBytes(msg.id) || msg.id.length !== MESSAGE_ID_BYTES) throw new InvalidMessageIdError()
-  assertValidNick(msg.senderNick)
-  if (!isBytes(msg.senderIdentityKey) || msg.senderIdentityKey.length !== IDENTITY_KEY_BYTES) {
-    throw new InvalidKeyError('sender identity key must be 32 raw bytes')
-  }
   if (!Number.isSafeInteger(msg.timestamp) || msg.timestamp < 0) throw new InvalidTimestampError()
+  assertValidNick(msg.senderNick)
+  if (!isKey(msg.senderIdentityKey)) throw new InvalidKeyError('sender identity key must be 32 raw bytes')
   textBytes(msg.text)
-  if (!isBytes(msg.replyBlock)) throw new ReplyBlockTooLargeError('reply block must be bytes')
-  if (msg.replyBlock.length > MAX_REPLY_BLOCK) throw new ReplyBlockTooLargeError()
+  if (!isBytes(msg.nameRecord)) throw new NameRecordTooLargeError('name record must be bytes')
+  if (msg.nameRecord.length > MAX_NAME_RECORD_BYTES) throw new NameRecordTooLargeError()
+  if (!isBytes(msg.replyBlock)) throw new InvalidReplyBlockError('reply block must be bytes')
+  if (msg.replyBlock.length !== 0 && !REPLY_BLOCK_LENGTHS.includes(msg.replyBlock.length)) throw new InvalidReplyBlockError()
 }
 
 /** The UTF-8 bytes of a valid text; throws InvalidTextError / TextTooLongError. */
@@ -90,10 +115,11 @@ function copyIfBytes (value: Uint8Array): Uint8Array {
 export function createMessage (init: CreateMessageInit): ChatMessage {
   const msg: ChatMessage = {
     id: init.id === undefined ? copy(randomBytes(MESSAGE_ID_BYTES)) : copyIfBytes(init.id),
+    timestamp: init.timestamp ?? Date.now(),
     senderNick: init.senderNick,
     senderIdentityKey: copyIfBytes(init.senderIdentityKey),
-    timestamp: init.timestamp ?? Date.now(),
     text: init.text,
+    nameRecord: init.nameRecord === undefined ? new Uint8Array(0) : copyIfBytes(init.nameRecord),
     replyBlock: init.replyBlock === undefined ? new Uint8Array(0) : copyIfBytes(init.replyBlock)
   }
   validateMessage(msg)
@@ -108,79 +134,86 @@ function encodeFields (msg: ChatMessage): Uint8Array {
   return new Writer()
     .u8(MESSAGE_VERSION)
     .bytes(msg.id)
+    .u64(msg.timestamp)
     .u8(nick.length)
     .bytes(nick)
     .bytes(msg.senderIdentityKey)
-    .u64(msg.timestamp)
     .u16(text.length)
     .bytes(text)
+    .u16(msg.nameRecord.length)
+    .bytes(msg.nameRecord)
     .u16(msg.replyBlock.length)
     .bytes(msg.replyBlock)
     .finish()
 }
 
-/** The exact bytes the sender signs: "p2pchat/msg/v1" || encoded fields. */
-export function messageSignatureInput (fields: Uint8Array): Uint8Array {
-  return concat(SIGNATURE_LABEL_BYTES, fields)
+/** The exact bytes the sender signs: "p2pchat/msg/v2" || recipient identity key (32) || encoded fields. */
+export function messageSignatureInput (recipientIdentityKey: Uint8Array, fields: Uint8Array): Uint8Array {
+  return concat(SIGNATURE_LABEL_BYTES, recipientIdentityKey, fields)
 }
 
 /**
- * Encodes and signs a message: fields || Ed25519 signature (FORMAT.md "Message").
- * Throws the named build errors, SignerMismatchError if `signer.publicKey` is not `msg.senderIdentityKey`.
+ * Encodes and signs a message addressed to `recipientIdentityKey`: fields || Ed25519 signature.
+ * Throws the named build errors; SignerMismatchError if `signer.publicKey` is not `msg.senderIdentityKey`;
+ * InvalidKeyError if the recipient key is not 32 bytes.
  */
-export function encodeMessage (msg: ChatMessage, signer: Signer): Uint8Array {
+export function encodeMessage (msg: ChatMessage, signer: Signer, recipientIdentityKey: Uint8Array): Uint8Array {
   const fields = encodeFields(msg)
+  if (!isKey(recipientIdentityKey)) throw new InvalidKeyError('recipient identity key must be 32 raw bytes')
   if (!isBytes(signer.publicKey) || !equalBytes(signer.publicKey, msg.senderIdentityKey)) throw new SignerMismatchError()
-  const signature = signer.sign(messageSignatureInput(fields))
+  const signature = signer.sign(messageSignatureInput(recipientIdentityKey, fields))
   if (!isBytes(signature) || signature.length !== SIGNATURE_BYTES) throw new InvalidSignatureError()
   return concat(fields, signature)
 }
 
 /**
- * Strict decoding of an encoded message; never throws. `signatureValid` says whether the signature verifies
- * under the key the message itself names; whether that key is the right one for the nick is the caller's
- * question (directory record, pins).
+ * Strict decoding of an encoded message; never throws. The signature is checked for the addressee
+ * `ownIdentityKey` (the decoding user's own identity key); a key that is not 32 bytes gives `key`.
  */
-export function decodeMessage (bytes: Uint8Array): DecodedMessage {
+export function decodeMessage (bytes: Uint8Array, ownIdentityKey: Uint8Array): DecodedMessage {
   if (!isBytes(bytes)) return { ok: false, reason: 'input' }
   if (bytes.length < 1) return { ok: false, reason: 'length' }
   if (bytes[0] !== MESSAGE_VERSION) return { ok: false, reason: 'version' }
   if (bytes.length < MIN_ENCODED_MESSAGE || bytes.length > MAX_ENCODED_MESSAGE) return { ok: false, reason: 'length' }
+  if (!isKey(ownIdentityKey)) return { ok: false, reason: 'key' }
 
   const r = new Reader(bytes)
   r.u8()
   const id = r.bytes(MESSAGE_ID_BYTES)
+  const timestamp = r.u64()
   const nickLength = r.u8()
-  if (id == null || nickLength == null) return { ok: false, reason: 'length' }
-  if (nickLength < 1 || nickLength > 32) return { ok: false, reason: 'nick' }
+  if (id == null || timestamp == null || nickLength == null) return { ok: false, reason: 'length' }
+  if (timestamp > BigInt(Number.MAX_SAFE_INTEGER)) return { ok: false, reason: 'timestamp' }
+  if (nickLength < NICK_MIN_LENGTH || nickLength > NICK_MAX_LENGTH) return { ok: false, reason: 'nick' }
   const nickBytes = r.bytes(nickLength)
   if (nickBytes == null) return { ok: false, reason: 'length' }
   // the nick alphabet is ASCII, so anything that decodes and matches the pattern is canonical
   const senderNick = utf8Decode(nickBytes)
   if (!validateNick(senderNick)) return { ok: false, reason: 'nick' }
   const senderIdentityKey = r.bytes(IDENTITY_KEY_BYTES)
-  const timestamp = r.u64()
-  if (senderIdentityKey == null || timestamp == null) return { ok: false, reason: 'length' }
-  if (timestamp > BigInt(Number.MAX_SAFE_INTEGER)) return { ok: false, reason: 'timestamp' }
   const textLength = r.u16()
-  if (textLength == null || textLength > MAX_TEXT_BYTES) return { ok: false, reason: 'length' }
+  if (senderIdentityKey == null || textLength == null || textLength > MAX_TEXT_BYTES) return { ok: false, reason: 'length' }
   const textRaw = r.bytes(textLength)
   if (textRaw == null) return { ok: false, reason: 'length' }
   const text = utf8Decode(textRaw)
   if (text == null) return { ok: false, reason: 'utf8' }
   if (text.includes('\u0000')) return { ok: false, reason: 'text' }
+  const recordLength = r.u16()
+  if (recordLength == null || recordLength > MAX_NAME_RECORD_BYTES) return { ok: false, reason: 'length' }
+  const nameRecord = r.bytes(recordLength)
   const replyLength = r.u16()
-  if (replyLength == null || replyLength > MAX_REPLY_BLOCK) return { ok: false, reason: 'length' }
+  if (nameRecord == null || replyLength == null) return { ok: false, reason: 'length' }
+  if (replyLength !== 0 && !REPLY_BLOCK_LENGTHS.includes(replyLength)) return { ok: false, reason: 'length' }
   const replyBlock = r.bytes(replyLength)
   if (replyBlock == null) return { ok: false, reason: 'length' }
   const signedLength = r.offset
   const signature = r.bytes(SIGNATURE_BYTES)
   if (signature == null || r.remaining !== 0) return { ok: false, reason: 'length' }
 
-  const message: ChatMessage = { id, senderNick, senderIdentityKey, timestamp: Number(timestamp), text, replyBlock }
+  const message: ChatMessage = { id, timestamp: Number(timestamp), senderNick, senderIdentityKey, text, nameRecord, replyBlock }
   const signatureValid = ed25519Verify(
     senderIdentityKey,
-    messageSignatureInput(bytes.subarray(0, signedLength)),
+    messageSignatureInput(ownIdentityKey, bytes.subarray(0, signedLength)),
     signature
   )
   return { ok: true, message, signatureValid }

@@ -1,25 +1,31 @@
 /**
- * The seal (FORMAT.md "Seal"): public-key authenticated encryption to the recipient's X25519 onion key,
- * in the spirit of HPKE base mode (RFC 9180) built from node:crypto primitives only:
+ * The seal, version 2 (FORMAT.md "Seal"): public-key authenticated encryption to one of the recipient's
+ * rotating X25519 onion keys, in the spirit of HPKE base mode (RFC 9180), built from node:crypto only:
  *
- *   (e, E)      = fresh X25519 key pair                      E: 32 bytes
- *   dh          = X25519(e, R)                               R: recipient onion public key, refused if all zeros
- *   okm         = HKDF-SHA256(ikm = dh, salt = E || R, info = "p2pchat/seal/v1", L = 44)
+ *   (e, E)      = X25519 key pair, e = 32 random bytes        E: 32 bytes (RFC 7748)
+ *   dh          = X25519(e, R)                               R: the recipient's onion public key of `epoch`;
+ *                                                            an all-zero dh is refused
+ *   okm         = HKDF-SHA256(ikm = dh, salt = E || R, info = "p2pchat/seal/v2" || epoch u32, L = 44)
  *   key, nonce  = okm[0..32], okm[32..44]
- *   header      = version(0x01) || E
- *   ct, tag     = ChaCha20-Poly1305(key, nonce, aad = header, plaintext)
- *   sealed      = header || ct || tag
+ *   header      = version(0x02) || epoch u32 || E            37 bytes, in the clear
+ *   ct, tag     = ChaCha20-Poly1305(key, nonce, aad = header, plaintext)   (RFC 8439)
+ *   sealed      = header || ct || tag                        overhead 53 bytes
  *
- * E and R in the salt bind the key to both public keys (as HPKE's kem_context = enc || pkRm does), so a
- * changed byte of E, even a bit X25519 ignores, yields another key. Each key is used for one message only,
- * so the derived nonce never repeats under a key. The sender is anonymous at this layer: who wrote the
- * message is proven by the Ed25519 signature inside it.
+ * The epoch names which of the recipient's onion keys (PROTOCOL-V2.md section 1) opens it; it is bound
+ * into both the key derivation and the AAD, so a seal relabelled with another epoch does not open under
+ * any key. E and R in the salt bind the key to both public keys (as HPKE's kem_context does), so a changed
+ * byte of E, even a bit X25519 ignores, yields another key. Each key seals one plaintext only, so the
+ * derived nonce never repeats under a key. E is also the seal's identity: a recipient drops a second
+ * delivery of the same sealed payload by E (`sealEphemeralKey` reads it without opening; record it only
+ * after the seal opened, so nobody can block a genuine seal by sending garbage under its E first).
+ * The sender is anonymous at this layer: who wrote the plaintext is proven by the signature inside it.
  */
-import { createCipheriv, createDecipheriv, generateKeyPairSync, hkdfSync } from 'node:crypto'
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import {
-  MAX_SEALED_MESSAGE,
-  ONION_KEY_BYTES,
+  MAX_EPOCH,
+  MAX_SEALED,
   SEAL_EPHEMERAL_BYTES,
+  SEAL_HEADER_BYTES,
   SEAL_KDF_LABEL,
   SEAL_KEY_BYTES,
   SEAL_NONCE_BYTES,
@@ -27,56 +33,99 @@ import {
   SEAL_VERSION,
   SEALED_OVERHEAD
 } from './constants.ts'
-import { concat, copy, isBytes } from './bytes.ts'
-import { InvalidKeyError } from './errors.ts'
+import { Reader, Writer, concat, copy, isBytes, utf8Encode } from './bytes.ts'
+import { InvalidEpochError, InvalidKeyError, InvalidRandomError } from './errors.ts'
 import { x25519, x25519PrivateKeyObject, x25519PublicKeyObject, x25519RawPublicKey } from '../crypto/keys.ts'
-import type { Failure } from './types.ts'
+import type { Failure, KeyForEpoch, RandomSource } from './types.ts'
 
-const HEADER_BYTES = 1 + SEAL_EPHEMERAL_BYTES
+const LABEL_BYTES = utf8Encode(SEAL_KDF_LABEL)
+/** Bytes of the ephemeral private scalar drawn from the random source. */
+const EPHEMERAL_SCALAR_BYTES = 32
 
-function deriveKeyAndNonce (dh: Uint8Array, ephemeralPublic: Uint8Array, recipientPublic: Uint8Array): { key: Uint8Array, nonce: Uint8Array } {
-  const okm = new Uint8Array(hkdfSync(
-    'sha256',
-    dh,
-    concat(ephemeralPublic, recipientPublic),
-    SEAL_KDF_LABEL,
-    SEAL_KEY_BYTES + SEAL_NONCE_BYTES
-  ))
+export interface SealOptions {
+  /** Source of the ephemeral private scalar (32 bytes, drawn once); default node:crypto randomBytes. */
+  random?: RandomSource
+}
+
+function isEpoch (epoch: unknown): epoch is number {
+  return typeof epoch === 'number' && Number.isInteger(epoch) && epoch >= 0 && epoch <= MAX_EPOCH
+}
+
+function deriveKeyAndNonce (dh: Uint8Array, ephemeralPublic: Uint8Array, recipientPublic: Uint8Array, epoch: number): { key: Uint8Array, nonce: Uint8Array } {
+  const info = concat(LABEL_BYTES, new Writer().u32(epoch).finish())
+  const okm = new Uint8Array(hkdfSync('sha256', dh, concat(ephemeralPublic, recipientPublic), info, SEAL_KEY_BYTES + SEAL_NONCE_BYTES))
   return { key: okm.subarray(0, SEAL_KEY_BYTES), nonce: okm.subarray(SEAL_KEY_BYTES) }
 }
 
-/** Seals `plaintext` to a raw 32-byte X25519 public key. Throws InvalidKeyError for an unusable key. */
-export function seal (plaintext: Uint8Array, recipientPublic: Uint8Array): Uint8Array {
+/**
+ * Seals `plaintext` to the raw 32-byte X25519 onion public key of `epoch`.
+ * Throws InvalidKeyError (unusable or low-order key), InvalidEpochError, InvalidRandomError.
+ */
+export function seal (plaintext: Uint8Array, recipientPublic: Uint8Array, epoch: number, options: SealOptions = {}): Uint8Array {
+  if (!isEpoch(epoch)) throw new InvalidEpochError()
+  if (!isBytes(plaintext)) throw new TypeError('plaintext must be bytes')
   const recipient = x25519PublicKeyObject(recipientPublic)
-  const ephemeral = generateKeyPairSync('x25519')
-  const ephemeralPublic = x25519RawPublicKey(ephemeral.privateKey)
+  const scalar = (options.random ?? randomBytes)(EPHEMERAL_SCALAR_BYTES)
+  if (!isBytes(scalar) || scalar.length !== EPHEMERAL_SCALAR_BYTES) throw new InvalidRandomError()
+  const ephemeral = x25519PrivateKeyObject(scalar)
+  const ephemeralPublic = x25519RawPublicKey(ephemeral)
   let dh: Uint8Array
   try {
-    dh = x25519(ephemeral.privateKey, recipient)
+    dh = x25519(ephemeral, recipient)
   } catch {
     throw new InvalidKeyError('recipient onion key is a low-order point')
   }
-  const { key, nonce } = deriveKeyAndNonce(dh, ephemeralPublic, recipientPublic)
-  const header = concat(Uint8Array.of(SEAL_VERSION), ephemeralPublic)
+  const { key, nonce } = deriveKeyAndNonce(dh, ephemeralPublic, recipientPublic, epoch)
+  const header = new Writer().u8(SEAL_VERSION).u32(epoch).bytes(ephemeralPublic).finish()
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: SEAL_TAG_BYTES })
   cipher.setAAD(header, { plaintextLength: plaintext.length })
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
   return concat(header, ciphertext, cipher.getAuthTag())
 }
 
-export type Unsealed = { ok: true, plaintext: Uint8Array } | Failure
+export type SealHeader = { ok: true, epoch: number, ephemeralKey: Uint8Array } | Failure
 
 /**
- * Opens a sealed payload with the raw 32-byte X25519 private key; never throws.
- * `maxLength` bounds the input before any work is done (default: the largest sealed message).
+ * The cleartext header of a seal (epoch and ephemeral key E) without opening it; never throws.
+ * Checks only the version and the bounds on length `[SEALED_OVERHEAD, maxLength]`.
  */
-export function unseal (sealed: Uint8Array, recipientPrivate: Uint8Array, maxLength = MAX_SEALED_MESSAGE): Unsealed {
-  if (!isBytes(sealed) || !isBytes(recipientPrivate)) return { ok: false, reason: 'input' }
+export function inspectSeal (sealed: Uint8Array, maxLength = MAX_SEALED): SealHeader {
+  if (!isBytes(sealed)) return { ok: false, reason: 'input' }
   if (sealed.length < 1) return { ok: false, reason: 'length' }
   if (sealed[0] !== SEAL_VERSION) return { ok: false, reason: 'version' }
   if (sealed.length < SEALED_OVERHEAD || sealed.length > maxLength) return { ok: false, reason: 'length' }
-  if (recipientPrivate.length !== ONION_KEY_BYTES) return { ok: false, reason: 'key' }
+  const r = new Reader(sealed)
+  r.u8()
+  const epoch = r.u32()
+  const ephemeralKey = r.bytes(SEAL_EPHEMERAL_BYTES)
+  if (epoch == null || ephemeralKey == null) return { ok: false, reason: 'length' }
+  return { ok: true, epoch, ephemeralKey }
+}
 
+/** The seal's ephemeral key E (a copy), the key a recipient drops replays by; undefined for anything that is not a v2 seal. */
+export function sealEphemeralKey (sealed: Uint8Array, maxLength = MAX_SEALED): Uint8Array | undefined {
+  const header = inspectSeal(sealed, maxLength)
+  return header.ok ? header.ephemeralKey : undefined
+}
+
+export type Unsealed = { ok: true, plaintext: Uint8Array, epoch: number, ephemeralKey: Uint8Array } | Failure
+
+/**
+ * Opens a seal with the recipient's onion private key for the epoch the seal names; never throws.
+ * `keyForEpoch` returning undefined gives `epoch`; a key that is not 32 usable bytes gives `key`.
+ * `maxLength` bounds the input before any work is done (default: the largest sealed envelope).
+ */
+export function unseal (sealed: Uint8Array, keyForEpoch: KeyForEpoch, maxLength = MAX_SEALED): Unsealed {
+  const header = inspectSeal(sealed, maxLength)
+  if (!header.ok) return header
+  if (typeof keyForEpoch !== 'function') return { ok: false, reason: 'input' }
+  let recipientPrivate: Uint8Array | undefined
+  try {
+    recipientPrivate = keyForEpoch(header.epoch)
+  } catch {
+    return { ok: false, reason: 'key' }
+  }
+  if (recipientPrivate === undefined) return { ok: false, reason: 'epoch' }
   let privateKey
   let recipientPublic
   try {
@@ -85,25 +134,24 @@ export function unseal (sealed: Uint8Array, recipientPrivate: Uint8Array, maxLen
   } catch {
     return { ok: false, reason: 'key' }
   }
-  const header = sealed.subarray(0, HEADER_BYTES)
-  const ephemeralPublic = sealed.subarray(1, HEADER_BYTES)
-  const ciphertext = sealed.subarray(HEADER_BYTES, sealed.length - SEAL_TAG_BYTES)
-  const tag = sealed.subarray(sealed.length - SEAL_TAG_BYTES)
-
+  const { epoch, ephemeralKey } = header
   let dh: Uint8Array
   try {
-    dh = x25519(privateKey, x25519PublicKeyObject(ephemeralPublic))
+    dh = x25519(privateKey, x25519PublicKeyObject(ephemeralKey))
   } catch {
     // a low-order ephemeral key: nothing authentic can come of it
     return { ok: false, reason: 'decrypt' }
   }
-  const { key, nonce } = deriveKeyAndNonce(dh, ephemeralPublic, recipientPublic)
+  const { key, nonce } = deriveKeyAndNonce(dh, ephemeralKey, recipientPublic, epoch)
+  const aad = sealed.subarray(0, SEAL_HEADER_BYTES)
+  const ciphertext = sealed.subarray(SEAL_HEADER_BYTES, sealed.length - SEAL_TAG_BYTES)
+  const tag = sealed.subarray(sealed.length - SEAL_TAG_BYTES)
   try {
     const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: SEAL_TAG_BYTES })
-    decipher.setAAD(header, { plaintextLength: ciphertext.length })
+    decipher.setAAD(aad, { plaintextLength: ciphertext.length })
     decipher.setAuthTag(tag)
     const plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()])
-    return { ok: true, plaintext: copy(plaintext) }
+    return { ok: true, plaintext: copy(plaintext), epoch, ephemeralKey }
   } catch {
     return { ok: false, reason: 'decrypt' }
   }

@@ -1,6 +1,6 @@
 /**
  * The wire fuzzers, one per handler family: onion packets (processPacket, OnionService.receive), the
- * end-to-end payload (decodeEnvelope, decodeReceipt, decodeMessage, openMessage), directory records
+ * end-to-end payload (decodeEnvelope, decodeReceipt, decodeMessage, openSealed, openMessage), directory records
  * (verifyRecord, the DHT validator, selectRecord, GuardedDatastore.put, RelayDirectory.add) and the
  * `--json` command parser. Each takes a seeded Rng and per-handler counts, feeds valid inputs and their
  * mutations, checks invariants (no throw, only known reasons, nothing tampered accepted as genuine) and
@@ -15,10 +15,11 @@ import { Libp2pRecord } from '@libp2p/record'
 import { Key } from 'interface-datastore'
 import { MemoryDatastore } from 'datastore-core'
 import {
-  createMessage, createReceipt, decodeEnvelope, decodeMessage, decodeReceipt, encodeEnvelope, encodeMessage,
-  ed25519SignerFromSeed, generateEd25519Seed, generateX25519KeyPair, openMessage, seal, sealMessage, verifyReceipt
+  createMessage, createReceipt, DECODE_REASONS as CHAT_DECODE_REASONS, decodeEnvelope, decodeMessage, decodeReceipt, encodeEnvelope,
+  encodeMessage, encodeReceipt, ed25519SignerFromSeed, generateEd25519Seed, generateX25519KeyPair, MAX_SEALED, openMessage, openSealed,
+  REPLY_BLOCK_BYTES, REPLY_BLOCK_BYTES_SPHINX_V1, seal, sealEphemeralKey, sealMessage, sealReceipt, verifyReceipt
 } from '../../protocols/chat/index.ts'
-import type { Signer } from '../../protocols/chat/index.ts'
+import type { Receipt, Signer } from '../../protocols/chat/index.ts'
 import { directoryValidators, GuardedDatastore, selectRecord } from '../../protocols/directory/dht.ts'
 import { KIND_NAME, KIND_RELAY, nameKey, RECORD_FAULTS as RECORD_FAULT_LIST, relayKey, RecordError, signRecord, verifyRecord } from '../../protocols/directory/record.ts'
 import type { DirectoryRecord } from '../../protocols/directory/record.ts'
@@ -34,7 +35,7 @@ import { ALL_MUTATIONS, count, FuzzFailure, mutate, newReport, reframe } from '.
 import type { FamilyReport, HandlerReport, Mutation, Rng } from './generators.ts'
 
 const DROP_REASONS = new Set(['size', 'version', 'bad-point', 'mac', 'slot-type', 'next-hop', 'extension', 'payload-integrity', 'internal'])
-const DECODE_REASONS = new Set(['input', 'length', 'version', 'type', 'padding', 'nick', 'timestamp', 'utf8', 'text', 'key', 'decrypt'])
+const DECODE_REASONS = new Set<string>(CHAT_DECODE_REASONS)
 const RECORD_FAULTS = new Set<string>(RECORD_FAULT_LIST)
 
 /** Length-changing mutations: every one is refused before any cryptography. */
@@ -206,41 +207,56 @@ function snapshot (service: OnionService): Record<string, number> {
 // The end-to-end payload
 // ------------------------------------------------------------------------------------------------
 
+interface ChatUser { signer: Signer, onion: { publicKey: Uint8Array, privateKey: Uint8Array }, epoch: number }
+
 interface ChatSeeds {
-  recipient: { publicKey: Uint8Array, privateKey: Uint8Array }
-  signer: Signer
+  /** the recipient of every message and the signer of every receipt */
+  bob: ChatUser
+  /** the sender of every message and the addressee of every receipt */
+  alice: ChatUser
+  /** a third user: nothing signed to bob or alice may verify as addressed to carol */
+  carol: ChatUser
   messages: Uint8Array[]
   sealed: Uint8Array[]
   envelopes: Uint8Array[]
   receipts: Uint8Array[]
 }
 
+function chatUser (epoch: number): ChatUser {
+  return { signer: ed25519SignerFromSeed(generateEd25519Seed()), onion: generateX25519KeyPair(), epoch }
+}
+
 function chatCorpus (rng: Rng): ChatSeeds {
-  const recipient = generateX25519KeyPair()
-  const signer = ed25519SignerFromSeed(generateEd25519Seed())
+  const alice = chatUser(1)
+  const bob = chatUser(7)
+  const carol = chatUser(7)
   const messages: Uint8Array[] = []
   const sealed: Uint8Array[] = []
   const envelopes: Uint8Array[] = []
   const receipts: Uint8Array[] = []
   const texts = ['', 'hi', 'über ✓ 🙂', 'x'.repeat(1024), '\uFEFFbom', 'a\nb\tc']
+  const to = { identityKey: bob.signer.publicKey, onionKey: bob.onion.publicKey, epoch: bob.epoch }
   for (let i = 0; i < 12; i++) {
     const msg = createMessage({
       id: rng.bytes(16),
       senderNick: rng.pick(['a', 'alice', 'x'.repeat(32), 'bob_2-x']),
-      senderIdentityKey: signer.publicKey,
+      senderIdentityKey: alice.signer.publicKey,
       timestamp: rng.pick([0, Date.now(), Number.MAX_SAFE_INTEGER]),
       text: rng.pick(texts),
-      replyBlock: rng.bytes(rng.pick([0, 529, 561, 700]))
+      nameRecord: rng.bytes(rng.pick([0, 0, 400, 512])),
+      replyBlock: rng.bytes(rng.pick([0, REPLY_BLOCK_BYTES, REPLY_BLOCK_BYTES_SPHINX_V1]))
     })
-    messages.push(encodeMessage(msg, signer))
-    const s = sealMessage(msg, signer, recipient.publicKey)
+    const encoded = encodeMessage(msg, alice.signer, bob.signer.publicKey)
+    messages.push(encoded)
+    const s = sealMessage(msg, alice.signer, to, { maxLength: MAX_SEALED })
     sealed.push(s)
-    envelopes.push(encodeEnvelope({ type: 'message', sealed: s }, rng.chance(0.5) ? { padTo: 2300 } : {}))
-    const receipt = createReceipt(rng.bytes(16), signer)
-    receipts.push(new Uint8Array([1, ...receipt.messageId, ...receipt.signature]))
-    envelopes.push(encodeEnvelope({ type: 'receipt', receipt }, rng.chance(0.5) ? { padTo: 2300 } : {}))
+    envelopes.push(encodeEnvelope({ type: 'message', encoded }))
+    const receipt = createReceipt(Array.from({ length: rng.pick([1, 2, 32]) }, () => rng.bytes(16)), bob.signer, alice.signer.publicKey)
+    receipts.push(encodeReceipt(receipt))
+    envelopes.push(encodeEnvelope({ type: 'receipt', receipt }))
+    sealed.push(sealReceipt(receipt, to))
   }
-  return { recipient, signer, messages, sealed, envelopes, receipts }
+  return { alice, bob, carol, messages, sealed, envelopes, receipts }
 }
 
 /** Mostly cheap (length) mutations; a share that only a signature, tag or padding check catches. */
@@ -258,81 +274,102 @@ function checkReason (handler: string, rng: Rng, i: number, reason: string, inpu
   if (!DECODE_REASONS.has(reason)) throw new FuzzFailure(handler, rng.seed, i, `unknown reason ${reason}`, input)
 }
 
-/** Runs each chat decoder on its share of `counts`; decodeMessage's and openMessage's signature checks are invariants. */
+/** Whether `input` is byte for byte one of `corpus`. */
+function isSeed (corpus: Uint8Array[], input: Uint8Array): boolean {
+  return corpus.some(r => equal(r, input))
+}
+
+/**
+ * Runs each chat decoder on its share of `counts`. Invariants: no decoder throws or names an unknown reason;
+ * a changed message never verifies, and a genuine one verifies only for its addressee (bob), never for carol;
+ * a changed receipt never verifies, and a genuine one only for its addressee (alice); a changed seal never opens.
+ */
 export function fuzzChat (rng: Rng, counts: { envelope: number, receipt: number, message: number, open: number, sealedMutant: number }): FamilyReport {
   const seeds = chatCorpus(rng)
+  const { alice, bob, carol } = seeds
   const out: FamilyReport = {}
+  const receiptVerifies = (receipt: Receipt, addressee: Uint8Array): boolean => verifyReceipt(receipt, bob.signer.publicKey, addressee)
 
   const env = out.decodeEnvelope = newReport()
   for (let i = 0; i < counts.envelope; i++) {
     const seed = rng.pick(seeds.envelopes)
     const input = reframe(rng, mutateBytes(rng, seed, seeds.envelopes, 4096))
-    const padded = rng.chance(0.5)
+    // decoded by bob (messages are to him) or by alice (receipts are to her)
+    const reader = rng.chance(0.5) ? bob : alice
     env.inputs++
     let res
-    try { res = timed(env, () => decodeEnvelope(input, { padded })) } catch (err) { throw new FuzzFailure('decodeEnvelope', rng.seed, i, `threw ${(err as Error).message}`, input) }
+    try { res = timed(env, () => decodeEnvelope(input, reader.signer.publicKey)) } catch (err) { throw new FuzzFailure('decodeEnvelope', rng.seed, i, `threw ${(err as Error).message}`, input) }
     if (!res.ok) { checkReason('decodeEnvelope', rng, i, res.reason, input); count(env.outcomes, res.reason); continue }
-    if (res.envelope.type === 'receipt' && verifyReceipt(res.envelope.receipt, seeds.signer.publicKey) &&
-      !seeds.receipts.some(r => equal(r.subarray(1, 17), res.envelope.type === 'receipt' ? res.envelope.receipt.messageId : new Uint8Array()))) {
-      throw new FuzzFailure('decodeEnvelope', rng.seed, i, 'a receipt for a message id nobody signed verifies', input)
+    if (res.type === 'message' && res.signatureValid && (reader !== bob || !isSeed(seeds.envelopes, input))) {
+      throw new FuzzFailure('decodeEnvelope', rng.seed, i, 'a changed or misaddressed message verifies', input)
     }
-    count(env.outcomes, `ok:${res.envelope.type}`)
+    if (res.type === 'receipt') {
+      const receipt = res.receipt
+      if (timed(env, () => receiptVerifies(receipt, carol.signer.publicKey))) throw new FuzzFailure('decodeEnvelope', rng.seed, i, 'a receipt to alice verifies as one to carol', input)
+      if (timed(env, () => receiptVerifies(receipt, alice.signer.publicKey)) && !isSeed(seeds.envelopes, input)) {
+        throw new FuzzFailure('decodeEnvelope', rng.seed, i, 'a changed receipt verifies', input)
+      }
+    }
+    count(env.outcomes, `ok:${res.type}`)
   }
 
   const rec = out['decodeReceipt+verifyReceipt'] = newReport()
   for (let i = 0; i < counts.receipt; i++) {
     const seed = rng.pick(seeds.receipts)
-    const input = reframe(rng, mutateBytes(rng, seed, seeds.receipts, 200))
+    const input = reframe(rng, mutateBytes(rng, seed, seeds.receipts, 700))
     rec.inputs++
     let res
     try { res = timed(rec, () => decodeReceipt(input)) } catch (err) { throw new FuzzFailure('decodeReceipt', rng.seed, i, `threw ${(err as Error).message}`, input) }
     if (!res.ok) { checkReason('decodeReceipt', rng, i, res.reason, input); count(rec.outcomes, res.reason); continue }
     const receipt = res.receipt
-    const valid = timed(rec, () => verifyReceipt(receipt, seeds.signer.publicKey))
-    if (valid && !seeds.receipts.some(r => equal(r, input))) throw new FuzzFailure('verifyReceipt', rng.seed, i, 'a changed receipt verifies', input)
+    const valid = timed(rec, () => receiptVerifies(receipt, alice.signer.publicKey))
+    if (valid && !isSeed(seeds.receipts, input)) throw new FuzzFailure('verifyReceipt', rng.seed, i, 'a changed receipt verifies', input)
+    if (valid && timed(rec, () => receiptVerifies(receipt, carol.signer.publicKey))) throw new FuzzFailure('verifyReceipt', rng.seed, i, 'a receipt to alice verifies as one to carol', input)
     count(rec.outcomes, valid ? 'ok:verified' : 'ok:bad-signature')
   }
 
   const msg = out.decodeMessage = newReport()
   for (let i = 0; i < counts.message; i++) {
     const seed = rng.pick(seeds.messages)
-    const input = reframe(rng, mutateBytes(rng, seed, seeds.messages, 2000))
+    const input = reframe(rng, mutateBytes(rng, seed, seeds.messages, 2400))
     msg.inputs++
     let res
-    try { res = timed(msg, () => decodeMessage(input)) } catch (err) { throw new FuzzFailure('decodeMessage', rng.seed, i, `threw ${(err as Error).message}`, input) }
+    try { res = timed(msg, () => decodeMessage(input, bob.signer.publicKey)) } catch (err) { throw new FuzzFailure('decodeMessage', rng.seed, i, `threw ${(err as Error).message}`, input) }
     if (!res.ok) { checkReason('decodeMessage', rng, i, res.reason, input); count(msg.outcomes, res.reason); continue }
     if (res.signatureValid && !equal(input, seed)) throw new FuzzFailure('decodeMessage', rng.seed, i, 'a changed message has a valid signature', input)
+    if (res.signatureValid) {
+      const asCarol = timed(msg, () => decodeMessage(input, carol.signer.publicKey))
+      if (!asCarol.ok || asCarol.signatureValid) throw new FuzzFailure('decodeMessage', rng.seed, i, 'a message signed to bob verifies as addressed to carol', input)
+    }
     count(msg.outcomes, res.signatureValid ? 'ok:signed' : 'ok:bad-signature')
   }
 
-  const open = out.openMessage = newReport()
+  const open = out.openSealed = newReport()
+  const bobKeys = (epoch: number): Uint8Array | undefined => epoch === bob.epoch ? bob.onion.privateKey : undefined
   for (let i = 0; i < counts.open; i++) {
     const seed = rng.pick(seeds.sealed)
-    const input = reframe(rng, mutateBytes(rng, seed, seeds.sealed, 2100))
+    const input = reframe(rng, mutateBytes(rng, seed, seeds.sealed, 2400))
     open.inputs++
     let res
-    try { res = timed(open, () => openMessage(input, seeds.recipient.privateKey)) } catch (err) { throw new FuzzFailure('openMessage', rng.seed, i, `threw ${(err as Error).message}`, input) }
-    if (!res.ok) { checkReason('openMessage', rng, i, res.reason, input); count(open.outcomes, res.reason); continue }
-    if (!equal(input, seed)) throw new FuzzFailure('openMessage', rng.seed, i, 'a changed sealed message opened', input)
-    count(open.outcomes, res.signatureValid ? 'ok:signed' : 'ok:bad-signature')
+    try { res = timed(open, () => openSealed(input, bobKeys, bob.signer.publicKey)) } catch (err) { throw new FuzzFailure('openSealed', rng.seed, i, `threw ${(err as Error).message}`, input) }
+    if (!res.ok) { checkReason('openSealed', rng, i, res.reason, input); count(open.outcomes, res.reason); continue }
+    if (!equal(input, seed)) throw new FuzzFailure('openSealed', rng.seed, i, 'a changed sealed item opened', input)
+    if (!equal(res.ephemeralKey, sealEphemeralKey(input) ?? new Uint8Array())) throw new FuzzFailure('openSealed', rng.seed, i, 'E read without opening differs from the opened one', input)
+    count(open.outcomes, res.type === 'receipt' ? 'ok:receipt' : res.signatureValid ? 'ok:signed' : 'ok:bad-signature')
   }
 
   // A sender that seals malformed plaintext itself: the AEAD passes, the decoder and signature must not.
   const inner = out['openMessage(sealed mutant)'] = newReport()
   for (let i = 0; i < counts.sealedMutant; i++) {
     const seed = rng.pick(seeds.messages)
-    const plain = mutateBytes(rng, seed, seeds.messages, 1882, { cheap: 40, 'in-place': 58, none: 2 })
+    const plain = mutateBytes(rng, seed, seeds.messages, 2300, { cheap: 40, 'in-place': 58, none: 2 })
+    const envelope = new Uint8Array([1, ...plain])
     inner.inputs++
     let res
     try {
-      res = timed(inner, () => {
-        const sealed = seal(plain, seeds.recipient.publicKey)
-        return openMessage(sealed, seeds.recipient.privateKey)
-      })
+      res = timed(inner, () => openMessage(seal(envelope, bob.onion.publicKey, bob.epoch), bobKeys, bob.signer.publicKey))
     } catch (err) {
-      if ((err as Error).name !== 'RangeError' && !/length|large/i.test((err as Error).message)) throw new FuzzFailure('openMessage(sealed)', rng.seed, i, `threw ${(err as Error).message}`, plain)
-      count(inner.outcomes, 'seal refused the size')
-      continue
+      throw new FuzzFailure('openMessage(sealed)', rng.seed, i, `threw ${(err as Error).message}`, plain)
     }
     if (!res.ok) { checkReason('openMessage(sealed)', rng, i, res.reason, plain); count(inner.outcomes, res.reason); continue }
     if (res.signatureValid && !equal(plain, seed)) throw new FuzzFailure('openMessage(sealed)', rng.seed, i, 'a changed message has a valid signature', plain)
