@@ -16,8 +16,7 @@
  * field before the signature). Encoders throw named errors (./errors.ts); decoders never throw.
  */
 import { createHash } from 'node:crypto'
-import { ed25519SignerFromSeed, ed25519Verify } from '../crypto/keys.ts'
-import type { Signer } from '../crypto/keys.ts'
+import { ed25519Verify } from '../crypto/keys.ts'
 import {
   ACK_LABEL, ANSWER_ACKED, ANSWER_FULL, ANSWER_PUSH, ANSWER_REFUSED, ANSWER_REGISTERED,
   ANSWER_STOCKED, ANSWER_STORED, ANSWER_TOO_LARGE, ANSWER_UNKNOWN, ITEM_ID_BYTES, MAILBOX_ID_BYTES,
@@ -223,11 +222,6 @@ export function signatureInput (op: SignedRequest['op'], unsignedRequest: Uint8A
 /** Verifies the signature of a decoded request against the mailbox's public key. Never throws. */
 export function verifySigned (signed: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
   return ed25519Verify(publicKey, signed, signature)
-}
-
-/** A signer for a mailbox key from its 32-byte Ed25519 seed. */
-export function mailboxSigner (seed: Uint8Array): Signer {
-  return ed25519SignerFromSeed(seed)
 }
 
 // ---- requests ----

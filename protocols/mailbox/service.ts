@@ -28,7 +28,10 @@ import {
 import { decodeRequest, encodeAnswer, mailboxIdOf, verifySigned } from './codec.ts'
 import type { AckRequest, DepositRequest, MailboxAnswer, RegisterRequest, RequestOp, StockRequest } from './codec.ts'
 import { InvalidMailboxOptionError } from './errors.ts'
-import type { MailboxStore, StoreLimits } from './store.ts'
+import type { MailboxRow, MailboxStore, StoreLimits } from './store.ts'
+
+/** A STOCK writes the owner's `last seen` only when the stored one is older than this (or 1 % of the idle age, if less): saves an fsync per STOCK. */
+const LAST_SEEN_RESOLUTION_MS = 60_000
 
 export interface MailboxServiceLimits extends StoreLimits {
   /** the largest item taken; larger ones are answered `too-large` (at most MAX_ITEM) */
@@ -265,27 +268,28 @@ export class MailboxService {
     this.#push(req.mailboxId)
   }
 
-  /** Checks an owner request against the held mailbox; answers and counts a refusal. True when authentic and fresh. */
-  #authenticate (op: 'stock' | 'ack', req: StockRequest | AckRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): boolean {
+  /** Checks an owner request against the held mailbox; answers and counts a refusal. The mailbox when authentic and fresh. */
+  #authenticate (op: 'stock' | 'ack', req: StockRequest | AckRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): MailboxRow | undefined {
     const mailbox = this.#store.getMailbox(req.mailboxId)
     if (mailbox == null) {
       this.#count(op, 'unknown-mailbox')
       this.#answer(replyBlock, { kind: 'unknown-mailbox', mailboxId: req.mailboxId })
-      return false
+      return undefined
     }
     const reason = !verifySigned(signed, req.signature, mailbox.publicKey)
       ? 'bad-signature'
       : Math.abs(req.timestamp - this.#now()) > this.limits.clockWindowMs ? 'stale' : undefined
-    if (reason == null) return true
+    if (reason == null) return mailbox
     this.#count(op, reason)
     this.#answer(replyBlock, { kind: 'refused', mailboxId: req.mailboxId, reason })
-    return false
+    return undefined
   }
 
   #stock (req: StockRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
-    if (!this.#authenticate('stock', req, signed, replyBlock)) return
+    const mailbox = this.#authenticate('stock', req, signed, replyBlock)
+    if (mailbox == null) return
     const now = this.#now()
-    this.#store.touch(req.mailboxId, now)
+    if (now - mailbox.lastSeen >= Math.min(LAST_SEEN_RESOLUTION_MS, this.limits.idleAgeMs / 100)) this.#store.touch(req.mailboxId, now)
     const key = hex(req.mailboxId)
     const held = this.#liveBlocks(key)
     for (const block of req.blocks) {
@@ -317,7 +321,7 @@ export class MailboxService {
   }
 
   #ack (req: AckRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
-    if (!this.#authenticate('ack', req, signed, replyBlock)) return
+    if (this.#authenticate('ack', req, signed, replyBlock) == null) return
     const deleted = this.#store.ack(req.mailboxId, req.itemIds, this.#now())
     this.#count('ack', 'acked')
     this.#answer(replyBlock, { kind: 'acked', mailboxId: req.mailboxId, deleted, waiting: this.#waiting(req.mailboxId) })
