@@ -1,7 +1,8 @@
 /**
- * Builds distinct onion packets off the main thread (createPacket costs several X25519 operations,
- * so 100,000 packets are worth two cores). workerData: { hops, count, payloadBytes }; posts back one
- * ArrayBuffer of count * PACKET_SIZE bytes, transferred.
+ * Builds distinct onion packets (Sphinx version 2) off the main thread (createPacket costs several
+ * X25519 operations, so 100,000 packets are worth two cores). workerData: { hops, count, payloadBytes },
+ * hops as protocols/onion/sphinx.ts's Hop (32-byte addresses); posts back one ArrayBuffer of
+ * count * PACKET_SIZE bytes, transferred.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { randomBytes } from 'node:crypto'

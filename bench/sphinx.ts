@@ -1,33 +1,31 @@
 /**
- * Per-hop cost of processPacket beside the raw node:crypto operations one hop needs, measured in the
- * same run. Prints microseconds (median and p95) and the ratio. Not a test: nothing here asserts on time.
+ * Per-hop cost of processPacket (Sphinx version 2) beside the raw operations one hop needs, on the
+ * same primitives (libsodium X25519 and ChaCha20, the precomputed-pad HMAC of protocols/onion/keys.ts),
+ * measured in the same run; then each step of a middle hop alone, and the node:crypto routes version 1
+ * used, for the choice of primitives. Prints microseconds (median and p95) and the ratio. Not a test:
+ * nothing here asserts on time.
  *
  *   npm run bench:sphinx            (SAMPLES=5000 npm run bench:sphinx for more samples)
  *
  * `npm run bench` (bench/run.ts) calls sphinxBench() for its per-hop row.
  */
 
-import { createCipheriv, createHash, createHmac, createSecretKey, diffieHellman, randomBytes } from 'node:crypto'
-import { HEADER_LENGTH, PACKET_SIZE, ROUTING_INFO_LENGTH, SLOT_SIZE } from '../protocols/onion/constants.ts'
-import {
-  x25519PrivateKeyObject as importPrivateKey, x25519PrivateKeyObjectDer as importPrivateKeyDer,
-  x25519PublicKeyObject as importPublicKey, x25519PublicKeyObjectDer as importPublicKeyDer
-} from '../protocols/crypto/keys.ts'
+import { createCipheriv, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, randomBytes } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { BODY_LENGTH, PACKET_SIZE, PACKET_VERSION, ROUTING_INFO_LENGTH, SLOT_SIZE } from '../protocols/onion/constants.ts'
+import { x25519Raw } from '../protocols/crypto/keys.ts'
+import { chacha20, deriveKey, hmacSha256, sha256 } from '../protocols/onion/keys.ts'
+import { lionessDecrypt, lionessKey } from '../protocols/onion/lioness.ts'
 import { createPacket, generateOnionKey, onionPrivateKeyFromRaw, processPacket } from '../protocols/onion/sphinx.ts'
 import type { OnionPrivateKey } from '../protocols/onion/sphinx.ts'
 import { timeSync } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
 
 const WARMUP = 300
-const HOPS = 4 // the normal path: 3 relays + recipient
+const HOPS = 4 // a reply block's path, the longest normal one: 3 relays + its creator
 const DISTINCT_PACKETS = 200
-
-function peerId (): Uint8Array {
-  const id = new Uint8Array(38)
-  id.set([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
-  id.set(randomBytes(32), 6)
-  return id
-}
+/** LIONESS's R half of a body. */
+const BODY_RIGHT = BODY_LENGTH - 32
 
 export interface SphinxRows {
   samples: number
@@ -39,18 +37,18 @@ export interface SphinxRows {
   middle: Summary
   /** the raw operations of one forward hop, timed as one call */
   rawHop: Summary
-  /** the X25519 operations and key imports alone */
+  /** the two X25519 operations alone */
   x25519: Summary
 }
 
-/** Times processPacket at each hop position and the raw operations one hop needs, `samples` calls each. */
+/** Times processPacket at each hop position, the raw operations one hop needs and each step, `samples` calls each. */
 export function sphinxBench (samples: number): SphinxRows {
   const measure = (fn: (i: number) => void): Summary => timeSync(fn, samples, WARMUP)
 
   // ---- fixtures: packets as they arrive at the first, a middle and the final hop ----
   const hops = Array.from({ length: HOPS }, () => {
     const raw = generateOnionKey()
-    return { peerId: peerId(), onionKey: raw.publicKey, key: onionPrivateKeyFromRaw(raw.privateKey) }
+    return { address: new Uint8Array(randomBytes(32)), onionKey: raw.publicKey, key: onionPrivateKeyFromRaw(raw.privateKey), raw: raw.privateKey }
   })
   const atHop: Uint8Array[][] = Array.from({ length: HOPS }, () => [])
   for (let p = 0; p < DISTINCT_PACKETS; p++) {
@@ -65,38 +63,65 @@ export function sphinxBench (samples: number): SphinxRows {
   const garbage = atHop[1].map((p) => { const g = p.slice(); g[100] ^= 1; return g })
   const hopProcess = (h: number, key: OnionPrivateKey) => (i: number) => { processPacket(atHop[h][i % DISTINCT_PACKETS], key) }
 
-  // ---- the raw operations of one forward hop, same sizes ----
-  const relayKey = hops[1].key.privateKey
+  // ---- the raw operations of one forward hop, same sizes, same primitives ----
+  const scalar = hops[1].key.scalar
   const alphas = atHop[1].map((p) => p.slice(1, 33))
-  const scalars = Array.from({ length: DISTINCT_PACKETS }, () => randomBytes(32))
-  const body = randomBytes(PACKET_SIZE - HEADER_LENGTH - 32) // R of LIONESS
-  const beta = randomBytes(ROUTING_INFO_LENGTH + SLOT_SIZE)
-  const key32 = randomBytes(32)
-  const zeroIv = Buffer.alloc(16)
+  const secret = new Uint8Array(32)
+  const key = new Uint8Array(32)
+  const mac = new Uint8Array(32)
+  const blindInput = new Uint8Array(64)
+  const blinder = new Uint8Array(32)
+  const nextAlpha = new Uint8Array(32)
+  const beta = new Uint8Array(randomBytes(ROUTING_INFO_LENGTH))
+  const routing = new Uint8Array(ROUTING_INFO_LENGTH + SLOT_SIZE)
+  const subkeys = new Uint8Array(128)
+  const body = new Uint8Array(randomBytes(BODY_LENGTH))
+  const right = new Uint8Array(randomBytes(BODY_RIGHT))
+  const bodyOut = new Uint8Array(BODY_LENGTH)
+  const zeros128 = new Uint8Array(128)
 
-  const x25519Raw = (i: number) => {
-    const alpha = importPublicKey(alphas[i % DISTINCT_PACKETS])
-    diffieHellman({ privateKey: relayKey, publicKey: alpha })
-    diffieHellman({ privateKey: importPrivateKey(scalars[i % DISTINCT_PACKETS]), publicKey: alpha })
+  const x25519Ops = (i: number) => {
+    const alpha = alphas[i % DISTINCT_PACKETS]
+    x25519Raw(scalar, alpha, secret)
+    blindInput.set(secret, 32)
+    x25519Raw(sha256(blindInput, blinder), alpha, nextAlpha)
   }
-  const x25519Der = (i: number) => {
-    const alpha = importPublicKeyDer(alphas[i % DISTINCT_PACKETS])
-    diffieHellman({ privateKey: relayKey, publicKey: alpha })
-    diffieHellman({ privateKey: importPrivateKeyDer(scalars[i % DISTINCT_PACKETS]), publicKey: alpha })
+  const chachaOps = () => { // beta stream, LIONESS subkey expansion, two LIONESS stream rounds
+    chacha20(key, routing, routing); chacha20(key, zeros128, subkeys); chacha20(key, right, right); chacha20(key, right, right)
   }
-  const chacha = (data: Uint8Array) => createCipheriv('chacha20', createSecretKey(key32), zeroIv).update(data)
-  const chachaOps = () => { // beta stream, LIONESS subkey expansion, two LIONESS rounds
-    chacha(beta); chacha(new Uint8Array(128)); chacha(body); chacha(body)
-  }
-  const hmac = (data: Uint8Array) => createHmac('sha256', createSecretKey(key32)).update(data).digest()
   const hmacOps = () => { // mu, rho, pi, replay, gamma, two LIONESS hashes, blinding hash
-    hmac(key32); hmac(key32); hmac(key32); hmac(key32)
-    hmac(beta.subarray(0, ROUTING_INFO_LENGTH + 1)); hmac(body); hmac(body)
-    createHash('sha256').update(key32).update(key32).digest()
+    deriveKey('mu', secret, key); deriveKey('rho', secret, key); deriveKey('pi', secret, key); deriveKey('replay', secret)
+    hmacSha256(key, beta, mac, PACKET_VERSION); hmacSha256(key, right, mac); hmacSha256(key, right, mac)
+    sha256(blindInput, blinder)
   }
-  const rawHop = (i: number) => { x25519Raw(i); chachaOps(); hmacOps() }
-  const chachaBufferKey = () => { createCipheriv('chacha20', key32, zeroIv).update(body) }
-  const hmacBufferKey = () => { createHmac('sha256', key32).update(key32).digest() }
+  const allocOut = () => { new Uint8Array(Buffer.allocUnsafeSlow(PACKET_SIZE).buffer, 0, PACKET_SIZE) }
+  const rawHop = (i: number) => { x25519Ops(i); chachaOps(); hmacOps(); allocOut() }
+
+  // ---- each step of a middle hop, in processPacket's order ----
+  const stepSecret = (i: number) => { x25519Raw(scalar, alphas[i % DISTINCT_PACKETS], secret) }
+  const stepMac = () => { hmacSha256(deriveKey('mu', secret, key), beta, mac, PACKET_VERSION) }
+  const stepRouting = () => { routing.set(beta); routing.fill(0, ROUTING_INFO_LENGTH); chacha20(deriveKey('rho', secret, key), routing, routing) }
+  const stepKeys = () => { deriveKey('replay', secret); lionessKey(deriveKey('pi', secret, key), subkeys) }
+  const stepBlind = (i: number) => {
+    const alpha = alphas[i % DISTINCT_PACKETS]
+    blindInput.set(alpha, 0); blindInput.set(secret, 32)
+    x25519Raw(sha256(blindInput, blinder), alpha, nextAlpha)
+  }
+  const stepBody = () => { lionessDecrypt(subkeys, body, bodyOut) }
+
+  // ---- the node:crypto routes of version 1, for the choice ----
+  const quiet = <T>(f: () => T): T => { const limit = Error.stackTraceLimit; Error.stackTraceLimit = 0; try { return f() } finally { Error.stackTraceLimit = limit } }
+  const relayKeyObject = createPrivateKey({ key: Buffer.from(hops[1].raw), format: 'raw-private', asymmetricKeyType: 'x25519' })
+  const scalars = Array.from({ length: DISTINCT_PACKETS }, () => randomBytes(32))
+  const nodeX25519 = (i: number) => {
+    const alpha = quiet(() => createPublicKey({ key: Buffer.from(alphas[i % DISTINCT_PACKETS]), format: 'raw-public', asymmetricKeyType: 'x25519' }))
+    diffieHellman({ privateKey: relayKeyObject, publicKey: alpha })
+    const b: KeyObject = quiet(() => createPrivateKey({ key: scalars[i % DISTINCT_PACKETS], format: 'raw-private', asymmetricKeyType: 'x25519' }))
+    diffieHellman({ privateKey: b, publicKey: alpha })
+  }
+  const labelKey = createSecretKey(Buffer.from('mu'))
+  const zeroIv = Buffer.alloc(16)
+  const key32 = randomBytes(32)
 
   // JIT and GC settle after the fixture build before anything is timed.
   for (let i = 0; i < 3 * WARMUP; i++) for (let h = 0; h < HOPS; h++) hopProcess(h, hops[h].key)(i)
@@ -106,30 +131,43 @@ export function sphinxBench (samples: number): SphinxRows {
     ['processPacket, middle hop (forward)', measure(hopProcess(1, hops[1].key))],
     [`processPacket, final hop (hop ${HOPS})`, measure(hopProcess(HOPS - 1, hops[HOPS - 1].key))],
     ['processPacket, garbage dropped at the MAC', measure((i) => { processPacket(garbage[i % DISTINCT_PACKETS], hops[1].key) })],
-    ['raw: 2 X25519 + alpha import + scalar import', measure(x25519Raw)],
-    ['raw: same through DER prefixes', measure(x25519Der)],
-    ['raw: 4 ChaCha20 (497 B, 128 B, 2 x 2549 B)', measure(chachaOps)],
+    ['raw: 2 X25519 (libsodium, raw bytes)', measure(x25519Ops)],
+    ['raw: 4 ChaCha20 (480 B, 128 B, 2 x 2575 B)', measure(chachaOps)],
     ['raw: 7 HMAC-SHA256 + 1 SHA-256', measure(hmacOps)],
+    ['raw: output packet allocation (3072 B)', measure(allocOut)],
     ['raw: one forward hop, all of the above', measure(rawHop)],
-    ['aside: ChaCha20 2549 B, Buffer key', measure(chachaBufferKey)],
-    ['aside: HMAC-SHA256 32 B, Buffer key', measure(hmacBufferKey)]
+    ['step 1: X25519 shared secret', measure(stepSecret)],
+    ['step 2: key_mu + gamma HMAC (400 B + version)', measure(stepMac)],
+    ['step 3: key_rho + ChaCha20 over beta | 0^80', measure(stepRouting)],
+    ['step 4: replay tag + key_pi + LIONESS subkeys', measure(stepKeys)],
+    ['step 5: blinding SHA-256 + X25519', measure(stepBlind)],
+    ['step 6: LIONESS decrypt (2607 B)', measure(stepBody)],
+    ['v1 route: 2 X25519 via node:crypto key imports', measure(nodeX25519)],
+    ['v1 route: ChaCha20 2575 B, createCipheriv + KeyObject', measure(() => { createCipheriv('chacha20', createSecretKey(key32), zeroIv).update(right) })],
+    ['v1 route: HMAC-SHA256 2575 B, createHmac + KeyObject', measure(() => { createHmac('sha256', createSecretKey(key32)).update(right).digest() })],
+    ['v1 route: HMAC-SHA256 32 B, label KeyObject reused', measure(() => { createHmac('sha256', labelKey).update(key32).digest() })]
   ]
-  return { samples, warmup: WARMUP, hops: HOPS, distinctPackets: DISTINCT_PACKETS, rows, middle: rows[1][1], rawHop: rows[8][1], x25519: rows[4][1] }
+  const named = (prefix: string): Summary => {
+    const found = rows.find(([n]) => n.startsWith(prefix))
+    if (found == null) throw new Error(`no row ${prefix}`)
+    return found[1]
+  }
+  return {
+    samples, warmup: WARMUP, hops: HOPS, distinctPackets: DISTINCT_PACKETS, rows,
+    middle: named('processPacket, middle hop'), rawHop: named('raw: one forward hop'), x25519: named('raw: 2 X25519')
+  }
 }
 
 function main (): void {
   const SAMPLES = Number(process.env.SAMPLES ?? 2000)
-  const { rows } = sphinxBench(SAMPLES)
-  console.log(`Sphinx per-hop cost, node ${process.version}, ${SAMPLES} timed samples per row after ${WARMUP} warm-up calls, ${DISTINCT_PACKETS} distinct packets, ${HOPS}-hop path, PACKET_SIZE ${PACKET_SIZE}`)
+  const { rows, middle, rawHop, x25519 } = sphinxBench(SAMPLES)
+  console.log(`Sphinx v2 per-hop cost, node ${process.version}, ${SAMPLES} timed samples per row after ${WARMUP} warm-up calls, ${DISTINCT_PACKETS} distinct packets, ${HOPS}-hop path, PACKET_SIZE ${PACKET_SIZE}`)
   const width = Math.max(...rows.map(([name]) => name.length))
   console.log(`${'operation'.padEnd(width)}  median us    p95 us`)
   for (const [name, s] of rows) console.log(`${name.padEnd(width)}  ${s.median.toFixed(1).padStart(9)} ${s.p95.toFixed(1).padStart(9)}`)
-  const middle = rows[1][1].median
-  const raw = rows[8][1].median
-  const dh = rows[4][1].median
-  console.log(`ratio processPacket (middle hop) / raw hop operations: ${(middle / raw).toFixed(2)} (median)`)
-  console.log(`share of the middle hop spent in X25519 and key imports: ${(100 * dh / middle).toFixed(0)}%`)
-  console.log(`throughput at the median: ~${Math.round(1e6 / middle)} forward hops/s per core`)
+  console.log(`ratio processPacket (middle hop) / raw hop operations: ${(middle.median / rawHop.median).toFixed(2)} (median)`)
+  console.log(`share of the middle hop spent in the two X25519: ${(100 * x25519.median / middle.median).toFixed(0)}%`)
+  console.log(`throughput at the median: ~${Math.round(1e6 / middle.median)} forward hops/s per core`)
 }
 
 if (import.meta.main) main()
