@@ -7,7 +7,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { createP2PNode, joinDht } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import type { Identity } from '../node/identity.ts'
-import { handleRelayList } from '../protocols/directory/relay-list.ts'
+import { RelayListService } from '../protocols/directory/relay-list.ts'
 import { RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
 
 export const DEFAULT_BOOTSTRAP_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws']
@@ -42,7 +42,8 @@ export async function startBootstrapNode (opts: BootstrapNodeOptions): Promise<B
   const pubsub = node.services.pubsub
   pubsub.topicValidators.set(RELAY_TOPIC, (_peer, msg) => relays.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
   pubsub.subscribe(RELAY_TOPIC)
-  await handleRelayList(node, () => relays.list().map(r => r.record.bytes))
+  const relayList = new RelayListService(node, { descriptors: () => relays.list().map(r => r.record.bytes) })
+  await relayList.start()
   // joining other bootstrap nodes (redialling them, then looking up its own id) must not hold up
   // this one: newcomers can use it at once
   const joining = new AbortController()

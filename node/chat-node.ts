@@ -358,7 +358,9 @@ export class ChatNode {
       await Promise.all(this.bootstrapAddrs.map(async addr => {
         try {
           const signal = AbortSignal.timeout(Math.max(1, Math.min(10_000, deadline - Date.now())))
-          for (const bytes of await fetchRelayList(this.node, multiaddr(addr), { signal })) this.relayDirectory.add(bytes)
+          const conn = await this.node.dial(multiaddr(addr), { signal })
+          const list = await fetchRelayList(this.node, conn.remotePeer, signal)
+          for (const r of list.relays) this.relayDirectory.add(r.bytes)
         } catch (err) {
           this.log('relay list from %s: %s', addr, (err as Error).message)
         }

@@ -30,7 +30,7 @@ import { ed25519SignerFromSeed } from '../protocols/crypto/keys.ts'
 import { Directory } from '../protocols/directory/index.ts'
 import type { SignedRecord } from '../protocols/directory/index.ts'
 import { DirectoryExit } from '../protocols/directory/exit.ts'
-import { handleRelayList } from '../protocols/directory/relay-list.ts'
+import { RelayListService } from '../protocols/directory/relay-list.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
 import type { MailboxServiceLimits } from '../protocols/mailbox/service.ts'
 import { MailboxStore } from '../protocols/mailbox/store.ts'
@@ -71,6 +71,7 @@ export class RelayNode {
   readonly mailboxes: MailboxService
   readonly exit: DirectoryExit
   readonly services: ServiceDispatcher
+  readonly relayList: RelayListService
   private readonly store: MailboxStore
   private readonly opts: RelayNodeOptions
   private readonly listeners = new Set<(e: RelayEvent) => void>()
@@ -134,6 +135,7 @@ export class RelayNode {
       directory: this.directory,
       relayDescriptors: () => this.relays.list().map(r => r.record.bytes)
     })
+    this.relayList = new RelayListService(node, { descriptors: () => this.relays.list().map(r => r.record.bytes) })
     this.services = new ServiceDispatcher({
       services: new Map([
         [SERVICE_MAILBOX, this.mailboxes],
@@ -193,7 +195,7 @@ export class RelayNode {
     await this.onion.start()
     await this.clients.start()
     this.mailboxes.start()
-    await handleRelayList(this.node, () => this.relays.list().map(r => r.record.bytes))
+    await this.relayList.start()
     const pubsub = this.node.services.pubsub
     pubsub.topicValidators.set(RELAY_TOPIC, this.validateGossip)
     pubsub.subscribe(RELAY_TOPIC)
@@ -261,6 +263,7 @@ export class RelayNode {
       const pubsub = this.node.services.pubsub
       pubsub.topicValidators.delete(RELAY_TOPIC)
       try { pubsub.unsubscribe(RELAY_TOPIC) } catch {}
+      await this.relayList.stop().catch(() => {})
       await this.clients.stop().catch(() => {})
       await this.onion.stop().catch(() => {})
       await this.node.stop()
