@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
-import { addressFromPeerId, MAX_INBOUND_STREAMS, ONION_PROTOCOL, OnionRouter, PACKET_SIZE, createPacket, onionKeyFor } from '../protocols/onion/index.ts'
+import { addressFromPeerId, MAX_INBOUND_STREAMS, PACKET_VERSION, ONION_PROTOCOL, OnionRouter, PACKET_SIZE, createPacket, onionKeyFor } from '../protocols/onion/index.ts'
 import { TestNetwork } from './helpers/network.ts'
 import type { TestPeer } from './helpers/network.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -66,7 +66,7 @@ describe('a flooding peer is throttled; other traffic through the relay still ar
     // the flood: well-formed-looking packets (right size, version, canonical alpha), as fast as the stream takes them
     const stream = await flooder.node.dialProtocol(r1.node.peerId, ONION_PROTOCOL)
     const junk = new Uint8Array(randomBytes(PACKET_SIZE))
-    junk[0] = 1
+    junk[0] = PACKET_VERSION
     junk[32] &= 0x7f
     const FLOOD = 20_000
     const flood = (async () => {

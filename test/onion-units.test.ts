@@ -6,7 +6,7 @@ import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { KIND_RELAY, signRecord } from '../protocols/directory/record.ts'
 import {
-  addressFromPeerId, createPacket, generateOnionKey, NotEnoughRelaysError, OnionKeyRing, OnionService, onionKeyFor, onionPrivateKeyFromRaw,
+  addressFromPeerId, createPacket, createSurb, generateOnionKey, packetFromSurb, NotEnoughRelaysError, OnionKeyRing, OnionService, onionKeyFor, onionPrivateKeyFromRaw,
   PACKET_SIZE, RelayDirectory, ReplayFilter
 } from '../protocols/onion/index.ts'
 import type { FinalResult } from '../protocols/onion/index.ts'
@@ -181,6 +181,20 @@ describe('OnionService limits (one real node, packets handed in directly)', () =
     }
     assert.ok(service.queuedPackets <= 5)
     assert.ok((service.stats.dropped['queue-full'] ?? 0) >= 6)
+  })
+
+  it('a CLIENT layer is forwarded like a RELAY one for now; a reply layer is delivered as a reply', async () => {
+    const self = addressFromPeerId(node.peerId)
+    const nowhere = addressFromPeerId((await ephemeralIdentity()).peerId)
+    const forwardedBefore = service.stats.forwarded
+    const p = createPacket([{ address: self, onionKey: ring.current.publicKey, delayMs: 10 }, { address: nowhere, onionKey: user.publicKey, client: true }], new Uint8Array(8))
+    service.receive(p.packet, 'peer-client')
+    assert.equal(service.stats.forwarded, forwardedBefore + 1)
+    const { surb } = createSurb([{ address: self, onionKey: user.publicKey }])
+    const deliveredBefore = delivered.length
+    service.receive(packetFromSurb(surb, new Uint8Array(3)).packet, 'peer-reply')
+    assert.equal(delivered.length, deliveredBefore + 1)
+    assert.equal(delivered[deliveredBefore].command, 'reply')
   })
 
   it('a relay packet replayed under the same epoch key is dropped', () => {
