@@ -197,8 +197,9 @@ describe('DirectoryExit without a DHT: busy limit, timeout, stats', () => {
     const small = ids.slice(0, 6).map(id => relayDescriptor(id))
     const large = ids.slice(6).map(id => relayDescriptor(id, 6)) // ~700 bytes each: 3 fit
     const exit = new DirectoryExit({ directory: slowDirectory().directory, relayDescriptors: () => [...small, ...large] })
-    const four = answerOf(await exit.handle(encodeFindRelays(4)))
-    assert.ok(four.status === 'relays' && four.descriptors.length === 4)
+    const smallOnly = new DirectoryExit({ directory: slowDirectory().directory, relayDescriptors: () => small })
+    const four = answerOf(await smallOnly.handle(encodeFindRelays(4)))
+    assert.ok(four.status === 'relays' && four.descriptors.length === 4, 'the count asked, when they fit')
     const all = answerOf(await exit.handle(encodeFindRelays(64)))
     assert.ok(all.status === 'relays')
     const source = new Set([...small, ...large].map(d => Buffer.from(d).toString('hex')))
