@@ -216,13 +216,13 @@ describe('DirectoryExit without a DHT: busy limit, timeout, stats', () => {
   })
 })
 
-describe('DirectoryExit on an 8-node loopback DHT', { timeout: 180_000 }, () => {
+describe('DirectoryExit on a 6-node loopback DHT', { timeout: 180_000 }, () => {
   const net = new TestNetwork()
   let peers: TestPeer[]
   let exits: DirectoryExit[]
 
   before(async () => {
-    peers = await net.start(7)
+    peers = await net.start(5)
     exits = peers.slice(0, 2).map(p => new DirectoryExit({ directory: p.directory, relayDescriptors: () => [] }))
   })
   after(async () => { await net.teardown() })
