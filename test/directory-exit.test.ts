@@ -197,8 +197,9 @@ describe('DirectoryExit without a DHT: busy limit, timeout, stats', () => {
     const small = ids.slice(0, 6).map(id => relayDescriptor(id))
     const large = ids.slice(6).map(id => relayDescriptor(id, 6)) // ~700 bytes each: 3 fit
     const exit = new DirectoryExit({ directory: slowDirectory().directory, relayDescriptors: () => [...small, ...large] })
-    const four = answerOf(await exit.handle(encodeFindRelays(4)))
-    assert.ok(four.status === 'relays' && four.descriptors.length === 4)
+    const smallOnly = new DirectoryExit({ directory: slowDirectory().directory, relayDescriptors: () => small })
+    const four = answerOf(await smallOnly.handle(encodeFindRelays(4)))
+    assert.ok(four.status === 'relays' && four.descriptors.length === 4, 'the count asked, when they fit')
     const all = answerOf(await exit.handle(encodeFindRelays(64)))
     assert.ok(all.status === 'relays')
     const source = new Set([...small, ...large].map(d => Buffer.from(d).toString('hex')))
@@ -215,13 +216,13 @@ describe('DirectoryExit without a DHT: busy limit, timeout, stats', () => {
   })
 })
 
-describe('DirectoryExit on an 8-node loopback DHT', { timeout: 180_000 }, () => {
+describe('DirectoryExit on a 6-node loopback DHT', { timeout: 180_000 }, () => {
   const net = new TestNetwork()
   let peers: TestPeer[]
   let exits: DirectoryExit[]
 
   before(async () => {
-    peers = await net.start(7)
+    peers = await net.start(5)
     exits = peers.slice(0, 2).map(p => new DirectoryExit({ directory: p.directory, relayDescriptors: () => [] }))
   })
   after(async () => { await net.teardown() })

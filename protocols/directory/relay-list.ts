@@ -13,6 +13,7 @@
 import { randomInt } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { byteStream } from '@libp2p/utils'
 import { decodeRecord, KIND_RELAY, MAX_RECORD_SIZE, RecordError, relayKey, verifyRecord } from './record.ts'
 import type { SignedRecord } from './record.ts'
 
@@ -57,25 +58,6 @@ export function encodeRelayList (descriptors: Uint8Array[]): Uint8Array {
     out[o++] = d.length & 0xff
     out.set(d, o); o += d.length
   }
-  return out
-}
-
-/** The length of the whole list whose first bytes are `bytes`, once its count and lengths can be read; else undefined. */
-export function relayListLength (bytes: Uint8Array): number | undefined {
-  if (bytes.length < 2) return undefined
-  const count = (bytes[0] << 8) | bytes[1]
-  let o = 2
-  for (let i = 0; i < count; i++) {
-    if (o + 2 > bytes.length) return undefined
-    o += 2 + ((bytes[o] << 8) | bytes[o + 1])
-  }
-  return o
-}
-
-function concatChunks (chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size)
-  let o = 0
-  for (const c of chunks) { out.set(c, o); o += c.length }
   return out
 }
 
@@ -143,8 +125,9 @@ export class RelayListService {
   private async serve (stream: Stream): Promise<void> {
     const signal = AbortSignal.timeout(SERVE_TIMEOUT_MS)
     try {
-      const answer = encodeRelayList(this.choose())
-      if (!stream.send(answer)) await stream.onDrain({ signal })
+      // one bounded write (at most MAX_RELAY_LIST_BYTES): send() may report a full buffer, but it has
+      // taken the bytes, and close() resolves once they are written (or fails at the signal)
+      stream.send(encodeRelayList(this.choose()))
       await stream.close({ signal })
       this.stats.served++
     } catch (err) {
@@ -164,43 +147,41 @@ export interface RelayListResult {
 
 /**
  * Asks `peer` for its relay list and returns the descriptors that verify. Throws RelayListError for a
- * malformed or oversize answer, and whatever dialling throws (the signal's abort included).
+ * malformed answer (`truncated`, `count`, `record-length`, `trailing-bytes`, `oversize`), and whatever
+ * dialling throws (the signal's abort included).
+ *
+ * The answer is read by its own framing (count, then each length), then the end of the stream: the
+ * stream's async iterator cannot be used here, because a server this fast has written and closed
+ * before dialProtocol returns, and an iterator attached after the remote's close never ends.
+ * byteStream keeps what arrived early and checks the remote's close by state, not by event.
  */
 export async function fetchRelayList (node: Pick<Libp2p, 'dialProtocol'>, peer: PeerId, signal: AbortSignal = AbortSignal.timeout(DEFAULT_RELAY_LIST_TIMEOUT_MS), now = Date.now()): Promise<RelayListResult> {
-  // negotiateFully: the half-close below must not race the protocol negotiation (with optimistic
-  // selection the dialer's first read is where the listener's answer to the protocol is read)
-  const stream = await node.dialProtocol(peer, RELAY_LIST_PROTOCOL, { signal, negotiateFully: true })
-  const onAbort = (): void => { stream.abort(new Error('relay list: aborted')) }
-  signal.addEventListener('abort', onAbort, { once: true })
-  const chunks: Uint8Array[] = []
-  let size = 0
-  let all = new Uint8Array(0)
+  const stream = await node.dialProtocol(peer, RELAY_LIST_PROTOCOL, { signal })
+  const reader = byteStream(stream, { maxBufferSize: MAX_RELAY_LIST_BYTES })
+  const read = async (n: number): Promise<Uint8Array> => (await reader.read({ bytes: n, signal })).subarray()
+  const u16 = async (): Promise<number> => { const b = await read(2); return (b[0] << 8) | b[1] }
+  const descriptors: Uint8Array[] = []
   try {
-    // The answer delimits itself (a count, then lengths): reading stops as soon as it is complete.
-    // Waiting for the listener's end of stream is not enough: with libp2p 3, a reader whose answer came
-    // in one chunk was seen never to see the end of a stream the listener had closed.
-    for await (const chunk of stream) {
-      const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
-      size += bytes.length
-      if (size > MAX_RELAY_LIST_BYTES) {
-        stream.abort(new RelayListError('oversize'))
-        throw new RelayListError('oversize', `a relay list over ${MAX_RELAY_LIST_BYTES} bytes`)
-      }
-      chunks.push(bytes)
-      all = concatChunks(chunks, size)
-      if (relayListLength(all) === size) break
+    const count = await u16()
+    if (count > MAX_RELAY_LIST) throw new RelayListError('count')
+    for (let i = 0; i < count; i++) {
+      const n = await u16()
+      if (n < 1 || n > MAX_RECORD_SIZE) throw new RelayListError('record-length')
+      descriptors.push(new Uint8Array(await read(n)))
     }
-    signal.throwIfAborted()
-    await stream.close({ signal }).catch(() => { stream.abort(new Error('relay list: read')) })
-  } finally {
-    signal.removeEventListener('abort', onAbort)
+    if (await reader.read({ signal }) != null) throw new RelayListError('trailing-bytes')
+    await stream.close({ signal })
+  } catch (err) {
+    stream.abort(err as Error)
+    const name = (err as Error).name
+    if (name === 'UnexpectedEOFError') throw new RelayListError('truncated')
+    if (name === 'StreamBufferError') throw new RelayListError('oversize', `a relay list over ${MAX_RELAY_LIST_BYTES} bytes`)
+    throw err
   }
-  const decoded = decodeRelayList(all)
-  if (!decoded.ok) throw new RelayListError(decoded.reason)
   const relays: SignedRecord[] = []
   const rejected: Record<string, number> = {}
   const seen = new Set<string>()
-  for (const bytes of decoded.descriptors) {
+  for (const bytes of descriptors) {
     let fault: string
     try {
       const claimed = decodeRecord(bytes)

@@ -93,7 +93,7 @@ export async function runFamily (family: Family, rng: Rng, total: number, rig?: 
     case 'chat':
       return fuzzChat(rng, { envelope: share(total, 0.4), receipt: share(total, 0.25), message: share(total, 0.25), open: share(total, 0.07), sealedMutant: share(total, 0.03) })
     case 'directory':
-      return await fuzzDirectory(rng, { verify: share(total, 0.55), validator: share(total, 0.08), select: share(total, 0.012), relayAdd: share(total, 0.22), guarded: share(total, 0.12) })
+      return await fuzzDirectory(rng, { verify: share(total, 0.55), validator: share(total, 0.08), select: share(total, 0.012), relayAdd: share(total, 0.22), guarded: share(total, 0.12), exit: share(total, 0.018) })
     case 'json': {
       const mod = await loadJsonCommands()
       if (mod == null) return undefined

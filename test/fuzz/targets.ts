@@ -25,6 +25,11 @@ import { KIND_NAME, KIND_RELAY, nameKey, RECORD_FAULTS as RECORD_FAULT_LIST, rel
 import type { DirectoryRecord } from '../../protocols/directory/record.ts'
 import { ALPHA_OFFSET, BETA_OFFSET, GAMMA_OFFSET } from '../../protocols/onion/constants.ts'
 import {
+  decodeAnswer, decodeRequest, encodeAnswer, encodeFindRelays, encodeLookup, encodePublish, OP_FIND_RELAYS, OP_LOOKUP_NAME, OP_PUBLISH_NAME
+} from '../../protocols/directory/exit.ts'
+import type { ExitRequest } from '../../protocols/directory/exit.ts'
+import { decodeRelayList, encodeRelayList } from '../../protocols/directory/relay-list.ts'
+import {
   createPacket, createSurb, HEADER_LENGTH, onionPrivateKeyFromRaw, openReply, PACKET_SIZE, PACKET_VERSION, PAYLOAD_CAPACITY,
   packetFromSurb, processPacket
 } from '../../protocols/onion/sphinx.ts'
@@ -431,7 +436,7 @@ function checkRecordError (handler: string, rng: Rng, i: number, err: unknown, i
 }
 
 /** The directory's read and write paths on `counts` inputs. */
-export async function fuzzDirectory (rng: Rng, counts: { verify: number, validator: number, select: number, relayAdd: number, guarded: number }): Promise<FamilyReport> {
+export async function fuzzDirectory (rng: Rng, counts: { verify: number, validator: number, select: number, relayAdd: number, guarded: number, exit: number }): Promise<FamilyReport> {
   const seeds = directoryCorpus(rng)
   const all = seeds.map(s => s.bytes)
   const genuine = (key: Uint8Array, bytes: Uint8Array): boolean => seeds.some(s => equal(s.key, key) && equal(s.bytes, bytes))
@@ -545,6 +550,49 @@ export async function fuzzDirectory (rng: Rng, counts: { verify: number, validat
   for (const [k, v] of Object.entries(guarded.refused)) count(put.outcomes, `refused:${k}`, v)
   for (const [k, v] of Object.entries(guarded.refusedFaults)) count(put.outcomes, `refused:invalid:${k}`, v ?? 0)
   count(put.outcomes, 'genuine records still held', seeds.length)
+
+  // The exit's and the relay list's decoders (EXIT.md, relay-list.ts): never throw, and whatever they
+  // accept encodes back to exactly the input bytes (no two encodings of one message).
+  const encodeRequest = (r: ExitRequest): Uint8Array =>
+    r.op === OP_LOOKUP_NAME ? encodeLookup(r.nick) : r.op === OP_PUBLISH_NAME ? encodePublish(r.record) : encodeFindRelays(r.max)
+  const names = seeds.filter(s => s.kind === 'name')
+  const relayBytes = seeds.filter(s => s.kind === 'relay').map(s => s.bytes)
+  const wire: Uint8Array[] = [
+    ...names.map(s => encodeLookup(new TextDecoder().decode(s.key).slice('/p2pchat/name/'.length))),
+    ...names.map(s => encodePublish(s.bytes)),
+    encodeFindRelays(1), encodeFindRelays(64),
+    encodeAnswer({ op: OP_LOOKUP_NAME, status: 'found', record: names[0].bytes }),
+    encodeAnswer({ op: OP_LOOKUP_NAME, status: 'not-found' }),
+    encodeAnswer({ op: OP_PUBLISH_NAME, status: 'stored', stored: 9 }),
+    encodeAnswer({ op: OP_PUBLISH_NAME, status: 'taken', holder: names[1].bytes }),
+    encodeAnswer({ op: OP_PUBLISH_NAME, status: 'refused', fault: 'signature' }),
+    encodeAnswer({ op: OP_FIND_RELAYS, status: 'relays', descriptors: relayBytes.slice(0, 4) }),
+    encodeAnswer({ op: OP_LOOKUP_NAME, status: 'busy' }),
+    encodeAnswer({ op: OP_PUBLISH_NAME, status: 'error', reason: 'timeout' }),
+    encodeRelayList(relayBytes)
+  ]
+  const exit = out['exit and relay-list decoders'] = newReport()
+  for (let i = 0; i < counts.exit; i++) {
+    const bytes = reframe(rng, mutateBytes(rng, rng.pick(wire), wire, 4000))
+    exit.inputs++
+    const t = performance.now()
+    try {
+      const req = decodeRequest(bytes)
+      if (req.ok && !equal(encodeRequest(req.value), bytes)) throw new FuzzFailure('decodeRequest', rng.seed, i, 'accepted bytes that do not encode back', bytes)
+      count(exit.outcomes, req.ok ? 'request ok' : `request:${req.reason}`)
+      const ans = decodeAnswer(bytes)
+      if (ans.ok && !equal(encodeAnswer(ans.value), bytes)) throw new FuzzFailure('decodeAnswer', rng.seed, i, 'accepted bytes that do not encode back', bytes)
+      count(exit.outcomes, ans.ok ? 'answer ok' : `answer:${ans.reason}`)
+      const list = decodeRelayList(bytes)
+      if (list.ok && !equal(encodeRelayList(list.descriptors), bytes)) throw new FuzzFailure('decodeRelayList', rng.seed, i, 'accepted bytes that do not encode back', bytes)
+      count(exit.outcomes, list.ok ? 'relay list ok' : `relay list:${list.reason}`)
+    } catch (err) {
+      if (err instanceof FuzzFailure) throw err
+      throw new FuzzFailure('exit decoders', rng.seed, i, `threw ${(err as Error).name}: ${(err as Error).message}`, bytes)
+    } finally {
+      exit.ms += performance.now() - t
+    }
+  }
   return out
 }
 
