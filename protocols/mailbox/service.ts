@@ -199,7 +199,7 @@ export class MailboxService {
         case 'ack': this.#ack(decoded.request, decoded.signed, replyBlock); break
       }
     } catch {
-      // a store failure (disk full, busy, closed): nothing was answered for it
+      // a store failure (disk full, busy, closed): counted; a deposit whose commit failed was never answered STORED
       this.#drop('store-error')
     }
   }
