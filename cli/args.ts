@@ -75,20 +75,23 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
   }
 }
 
-const TIMING_KEYS: Array<keyof ChatTiming> = ['receiptTimeoutMs', 'maxAttempts', 'messageTtlMs', 'retryIntervalMs', 'announceIntervalMs', 'recordCacheMs']
+/** ChatNode's timers, plus the CLI's own: how long `start` tries to reach a bootstrap peer. */
+export type CliTiming = ChatTiming & { connectTimeoutMs: number }
 
-/** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers. */
-export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<ChatTiming> {
+const TIMING_KEYS: Array<keyof CliTiming> = ['receiptTimeoutMs', 'maxAttempts', 'messageTtlMs', 'retryIntervalMs', 'announceIntervalMs', 'recordCacheMs', 'connectTimeoutMs']
+
+/** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
+export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {
   const raw = env.P2PCHAT_TIMING ?? ''
   if (raw.trim() === '') return {}
   let value: unknown
   try { value = JSON.parse(raw) } catch { throw new UserError('P2PCHAT_TIMING is not JSON', 'USAGE') }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UserError('P2PCHAT_TIMING must be a JSON object', 'USAGE')
-  const out: Partial<ChatTiming> = {}
+  const out: Partial<CliTiming> = {}
   for (const [k, v] of Object.entries(value)) {
     if (!(TIMING_KEYS as string[]).includes(k)) throw new UserError(`P2PCHAT_TIMING: unknown timer "${k}" (known: ${TIMING_KEYS.join(', ')})`, 'USAGE')
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new UserError(`P2PCHAT_TIMING: ${k} must be a positive integer`, 'USAGE')
-    out[k as keyof ChatTiming] = v
+    out[k as keyof CliTiming] = v
   }
   return out
 }
