@@ -8,6 +8,7 @@ import type { Interface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import { UserError } from '../node/errors.ts'
 import type { ChatEvent, ChatNode } from '../node/chat-node.ts'
+import { textTooLong } from './args.ts'
 import { CHAT_HELP, parseChatLine } from './chat-commands.ts'
 import type { ChatAction } from './chat-commands.ts'
 import { clock, MARK_DELIVERED, MARK_FAILED, safeText, shortId, shortPeer, verifiedMark } from './format.ts'
@@ -181,6 +182,8 @@ export class InteractiveSession {
         this.print(CHAT_HELP.trimEnd())
         return
       case 'msg': {
+        const tooLong = textTooLong(a.text)
+        if (tooLong != null) throw tooLong
         const { id, to } = chat.send(a.to, a.text)
         this.print(`${clock(Date.now())} ${this.paint('you', '1')} → ${to} [${shortId(id)}]: ${safeText(a.text)}`)
         return
