@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream'
 import { UserError } from '../node/errors.ts'
 import type { ChatEvent, ChatNode } from '../node/chat-node.ts'
+import { textTooLong } from './args.ts'
 import { MAX_JSON_LINE_BYTES, parseJsonCommand } from './json-commands.ts'
 import type { JsonCommand } from './json-commands.ts'
 import { readLines } from './lines.ts'
@@ -31,9 +32,20 @@ export function readyEvent (chat: ChatNode): Record<string, unknown> {
   return { event: 'ready', nick: chat.nick, peerId: chat.peerId, addrs: chat.addrs(), relay: chat.isRelay, fingerprint: chat.fingerprint, relays: chat.relays().length }
 }
 
+/** How a session ended: {"cmd":"quit"}, or the end of stdin. */
+export type SessionEnd = 'quit' | 'end'
+
+/** Extra time beyond the node's own give-up time (receipt timeout x attempts) before end of input stops waiting. */
+const DRAIN_SLACK_MS = 10_000
+
 export class JsonSession {
   private readonly chat: ChatNode
   private readonly io: CliIO
+  /** Commands read and not yet answered. */
+  private readonly inFlight = new Set<Promise<void>>()
+  /** Messages sent in this session that have not yet reached delivered, failed or queued: id -> nick. */
+  private readonly unsettled = new Map<string, string>()
+  private readonly waiters = new Set<() => void>()
 
   constructor (chat: ChatNode, io: CliIO) {
     this.chat = chat
@@ -42,8 +54,17 @@ export class JsonSession {
 
   /** Forwards ChatNode events; call before start() so the status events are seen too. */
   attach (): () => void {
-    return this.chat.on(e => { emit(this.io, chatEventToJson(e)) })
+    return this.chat.on(e => {
+      emit(this.io, chatEventToJson(e))
+      if (e.type === 'delivered' || e.type === 'failed' || e.type === 'queued') this.settle(e.id)
+    })
   }
+
+  private settle (id: string): void {
+    if (this.unsettled.delete(id)) this.wake()
+  }
+
+  private wake (): void { for (const w of this.waiters) w() }
 
   ready (): void { emit(this.io, readyEvent(this.chat)) }
 
@@ -51,11 +72,17 @@ export class JsonSession {
     emit(this.io, tag == null ? { event: 'error', code, message } : { event: 'error', code, message, tag })
   }
 
-  /** Reads commands until {"cmd":"quit"} or the end of stdin. */
-  async run (input: Readable): Promise<void> {
-    await new Promise<void>(resolve => {
+  /**
+   * Reads commands until {"cmd":"quit"} or the end of stdin, then answers every command already read.
+   * At end of input it also waits until each message sent in this session is delivered, failed or
+   * queued (the recipient unreachable: it stays in the outbox for the next start), for at most the
+   * node's own give-up time plus a margin; a message still unconfirmed then is reported as queued.
+   * {"cmd":"quit"} does not wait for deliveries: what is undelivered stays in the outbox.
+   */
+  async run (input: Readable, drainMs = this.chat.timing.receiptTimeoutMs * this.chat.timing.maxAttempts + DRAIN_SLACK_MS): Promise<SessionEnd> {
+    const how = await new Promise<SessionEnd>(resolve => {
       let stop: () => void = () => {}
-      const finish = (): void => { stop(); input.pause(); resolve() }
+      const finish = (how: SessionEnd): void => { stop(); input.pause(); resolve(how) }
       stop = readLines(input, MAX_JSON_LINE_BYTES, item => {
         if ('oversize' in item) {
           this.error('LINE_TOO_LONG', `a command line may hold at most ${MAX_JSON_LINE_BYTES} bytes (got ${item.oversize})`)
@@ -64,13 +91,35 @@ export class JsonSession {
         if (item.line.trim() === '') return
         const parsed = parseJsonCommand(item.line)
         if (!parsed.ok) { this.error(parsed.code, parsed.message, parsed.tag); return }
-        if (parsed.command.cmd === 'quit') { finish(); return }
-        this.handle(parsed.command).catch(err => {
+        if (parsed.command.cmd === 'quit') { finish('quit'); return }
+        const running: Promise<void> = this.handle(parsed.command).catch(err => {
           const code = err instanceof UserError ? err.code : 'INTERNAL'
           this.error(code, (err as Error).message, parsed.command.tag)
           if (!(err instanceof UserError)) this.io.stderr.write(`p2pchat: ${(err as Error).stack ?? String(err)}\n`)
-        })
-      }, finish)
+        }).finally(() => { this.inFlight.delete(running); this.wake() })
+        this.inFlight.add(running)
+      }, () => { finish('end') })
+    })
+    const deadline = Date.now() + drainMs
+    await this.until(() => this.inFlight.size === 0, deadline)
+    if (how === 'end') {
+      await this.until(() => this.unsettled.size === 0, deadline)
+      for (const [id, to] of this.unsettled) {
+        emit(this.io, { event: 'queued', id, to, reason: 'no receipt yet at end of input; it stays in the outbox and is sent again at the next start' })
+      }
+      this.unsettled.clear()
+    }
+    return how
+  }
+
+  /** Resolves when `done()` holds or at `deadline`, whichever comes first. */
+  private async until (done: () => boolean, deadline: number): Promise<void> {
+    if (done()) return
+    await new Promise<void>(resolve => {
+      const check = (): void => { if (done()) finish() }
+      const timer = setTimeout(() => { finish() }, Math.max(0, deadline - Date.now()))
+      const finish = (): void => { clearTimeout(timer); this.waiters.delete(check); resolve() }
+      this.waiters.add(check)
     })
   }
 
@@ -82,7 +131,11 @@ export class JsonSession {
     const out = (event: Record<string, unknown>): void => { emit(this.io, this.withTag(cmd, event)) }
     switch (cmd.cmd) {
       case 'send': {
+        const tooLong = textTooLong(cmd.text)
+        if (tooLong != null) throw tooLong
         const { id, to } = this.chat.send(cmd.to, cmd.text)
+        // send() returns before any event about the message can be emitted (delivery starts asynchronously)
+        this.unsettled.set(id, to)
         out({ event: 'sent', id, to })
         return
       }
