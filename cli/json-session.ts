@@ -12,6 +12,7 @@ import type { JsonCommand } from './json-commands.ts'
 import { readLines } from './lines.ts'
 import { emit } from './output.ts'
 import type { CliIO } from './output.ts'
+import { endOfInputWaitMs, SessionOutbox, UNCONFIRMED_AT_END } from './session-outbox.ts'
 
 /** A ChatNode event as the JSON line a script sees ('sent' per attempt becomes 'attempt'). */
 export function chatEventToJson (e: ChatEvent): Record<string, unknown> {
@@ -35,17 +36,12 @@ export function readyEvent (chat: ChatNode): Record<string, unknown> {
 /** How a session ended: {"cmd":"quit"}, or the end of stdin. */
 export type SessionEnd = 'quit' | 'end'
 
-/** Extra time beyond the node's own give-up time (receipt timeout x attempts) before end of input stops waiting. */
-const DRAIN_SLACK_MS = 10_000
-
 export class JsonSession {
   private readonly chat: ChatNode
   private readonly io: CliIO
   /** Commands read and not yet answered. */
   private readonly inFlight = new Set<Promise<void>>()
-  /** Messages sent in this session that have not yet reached delivered, failed or queued: id -> nick. */
-  private readonly unsettled = new Map<string, string>()
-  private readonly waiters = new Set<() => void>()
+  private readonly sent = new SessionOutbox()
 
   constructor (chat: ChatNode, io: CliIO) {
     this.chat = chat
@@ -56,15 +52,9 @@ export class JsonSession {
   attach (): () => void {
     return this.chat.on(e => {
       emit(this.io, chatEventToJson(e))
-      if (e.type === 'delivered' || e.type === 'failed' || e.type === 'queued') this.settle(e.id)
+      this.sent.onEvent(e)
     })
   }
-
-  private settle (id: string): void {
-    if (this.unsettled.delete(id)) this.wake()
-  }
-
-  private wake (): void { for (const w of this.waiters) w() }
 
   ready (): void { emit(this.io, readyEvent(this.chat)) }
 
@@ -79,7 +69,7 @@ export class JsonSession {
    * node's own give-up time plus a margin; a message still unconfirmed then is reported as queued.
    * {"cmd":"quit"} does not wait for deliveries: what is undelivered stays in the outbox.
    */
-  async run (input: Readable, drainMs = this.chat.timing.receiptTimeoutMs * this.chat.timing.maxAttempts + DRAIN_SLACK_MS): Promise<SessionEnd> {
+  async run (input: Readable, waitMs = endOfInputWaitMs(this.chat)): Promise<SessionEnd> {
     const how = await new Promise<SessionEnd>(resolve => {
       let stop: () => void = () => {}
       const finish = (how: SessionEnd): void => { stop(); input.pause(); resolve(how) }
@@ -96,31 +86,16 @@ export class JsonSession {
           const code = err instanceof UserError ? err.code : 'INTERNAL'
           this.error(code, (err as Error).message, parsed.command.tag)
           if (!(err instanceof UserError)) this.io.stderr.write(`p2pchat: ${(err as Error).stack ?? String(err)}\n`)
-        }).finally(() => { this.inFlight.delete(running); this.wake() })
+        }).finally(() => { this.inFlight.delete(running); this.sent.wake() })
         this.inFlight.add(running)
       }, () => { finish('end') })
     })
-    const deadline = Date.now() + drainMs
-    await this.until(() => this.inFlight.size === 0, deadline)
+    const deadline = Date.now() + waitMs
+    await this.sent.until(() => this.inFlight.size === 0, deadline)
     if (how === 'end') {
-      await this.until(() => this.unsettled.size === 0, deadline)
-      for (const [id, to] of this.unsettled) {
-        emit(this.io, { event: 'queued', id, to, reason: 'no receipt yet at end of input; it stays in the outbox and is sent again at the next start' })
-      }
-      this.unsettled.clear()
+      for (const { id, to } of await this.sent.settle(deadline)) emit(this.io, { event: 'queued', id, to, reason: UNCONFIRMED_AT_END })
     }
     return how
-  }
-
-  /** Resolves when `done()` holds or at `deadline`, whichever comes first. */
-  private async until (done: () => boolean, deadline: number): Promise<void> {
-    if (done()) return
-    await new Promise<void>(resolve => {
-      const check = (): void => { if (done()) finish() }
-      const timer = setTimeout(() => { finish() }, Math.max(0, deadline - Date.now()))
-      const finish = (): void => { clearTimeout(timer); this.waiters.delete(check); resolve() }
-      this.waiters.add(check)
-    })
   }
 
   private withTag (cmd: JsonCommand, event: Record<string, unknown>): Record<string, unknown> {
@@ -134,8 +109,7 @@ export class JsonSession {
         const tooLong = textTooLong(cmd.text)
         if (tooLong != null) throw tooLong
         const { id, to } = this.chat.send(cmd.to, cmd.text)
-        // send() returns before any event about the message can be emitted (delivery starts asynchronously)
-        this.unsettled.set(id, to)
+        this.sent.track(id, to)
         out({ event: 'sent', id, to })
         return
       }

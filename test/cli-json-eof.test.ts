@@ -11,7 +11,7 @@ import { within } from './helpers/wait.ts'
 
 type Json = Record<string, unknown>
 
-describe('p2pchat start --json with piped input: end of input finishes the work already read', { timeout: 240_000 }, () => {
+describe('p2pchat start with piped input: end of input finishes the work already read', { timeout: 240_000 }, () => {
   const net = new CliNetwork()
   let bob: CliProcess
   let bobReady: Json
@@ -83,5 +83,19 @@ describe('p2pchat start --json with piped input: end of input finishes the work 
     const final = out.filter(o => o.id === sent?.id && ['delivered', 'failed', 'queued'].includes(String(o.event)))
     assert.deepEqual(final.map(o => o.event), ['failed'], `one final state for the message: ${JSON.stringify(out)}`)
     assert.ok(out.some(o => o.event === 'attempt' && o.id === sent?.id), 'it was really sent, not just read')
+  })
+
+  it('does the same without --json: a piped interactive session carries out every line and reports delivery', async () => {
+    const erin = net.spawn(['start', '--nick', 'erin', '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('erin')])
+    erin.child.stdin.end('/whois bob\n/msg bob hello from a pipe\n')
+    const code = await within(erin.exited, 120_000, 'erin finishing at end of input')
+    assert.equal(code, 0, erin.stderr)
+    const out = erin.lines.join('\n')
+    assert.ok(erin.lines.some(l => l.includes(`bob: fingerprint ${String(bobReady.fingerprint)}`)), out)
+    const sent = /you → bob \[([0-9a-f]+)\]: hello from a pipe/.exec(out)
+    assert.ok(sent != null, out)
+    assert.ok(erin.lines.some(l => l.includes(`[${sent[1]}] ✓✓ delivered to bob`)), out)
+    const got = await bob.waitForJson(o => o.event === 'message' && o.text === 'hello from a pipe', 15_000)
+    assert.equal(got.from, 'erin')
   })
 })
