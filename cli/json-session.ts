@@ -72,8 +72,10 @@ export class JsonSession {
   async run (input: Readable, waitMs = endOfInputWaitMs(this.chat)): Promise<SessionEnd> {
     const how = await new Promise<SessionEnd>(resolve => {
       let stop: () => void = () => {}
-      const finish = (how: SessionEnd): void => { stop(); input.pause(); resolve(how) }
+      let over = false
+      const finish = (how: SessionEnd): void => { over = true; stop(); input.pause(); resolve(how) }
       stop = readLines(input, MAX_JSON_LINE_BYTES, item => {
+        if (over) return // lines after quit, in the same chunk
         if ('oversize' in item) {
           this.error('LINE_TOO_LONG', `a command line may hold at most ${MAX_JSON_LINE_BYTES} bytes (got ${item.oversize})`)
           return
