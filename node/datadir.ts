@@ -17,7 +17,15 @@ export function resolveDataDir (flag: string | undefined, env: NodeJS.ProcessEnv
 
 /** Creates the directory (0700) if missing; refuses one that is not ours or that others can read. */
 export function prepareDataDir (dir: string): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'EEXIST' || code === 'ENOTDIR'
+      ? 'a file of that name (or one on its path) is not a directory'
+      : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : `${code ?? (err as Error).message}`
+    throw new UserError(`cannot create data directory ${dir}: ${why}; choose another --data-dir`, 'DATA_DIR')
+  }
   const st = lstatSync(dir)
   if (!st.isDirectory()) throw new UserError(`data directory ${dir} is not a directory`, 'DATA_DIR')
   if (process.getuid != null && st.uid !== process.getuid()) {

@@ -4,12 +4,13 @@
  * process on one data directory is refused, a lock left by a SIGKILLed process is not.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { parseCli } from '../cli/args.ts'
 import { CliProcess, runCli } from './helpers/cli.ts'
 import { within } from './helpers/wait.ts'
 
@@ -27,6 +28,22 @@ async function listening (): Promise<Server> {
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve) })
   return server
 }
+
+describe('command-line parsing (pure)', () => {
+  it('reads flags in either position and form, per command, and refuses the rest in its own words', () => {
+    const opts = parseCli(['--json', 'start', '--nick=al', '--listen', '/ip4/127.0.0.1/tcp/0', '--listen=/ip4/127.0.0.1/tcp/0/ws', '--relay'])
+    assert.deepEqual({ command: opts.command, nick: opts.nick, json: opts.json, relay: opts.relay, listen: opts.listen },
+      { command: 'start', nick: 'al', json: true, relay: true, listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'] })
+    assert.deepEqual(parseCli(['help', 'start']), { ...parseCli(['help']), topic: 'start' })
+    assert.equal(parseCli(['start', '-h']).help, true)
+    assert.equal(parseCli(['--version']).version, true)
+    assert.equal(parseCli(['id', '--version']).version, true)
+    assert.equal(parseCli([]).command, 'help')
+    for (const [args, code] of [[['start', '--nick', ''], 'USAGE'], [['start', '--nick='], 'USAGE'], [['demo', '--data-dir', 'x'], 'USAGE'], [['bootstrap', '--nick', 'x'], 'USAGE']] as const) {
+      assert.throws(() => parseCli([...args]), (err: Error & { code?: string }) => err.name === 'UserError' && err.code === code && !err.message.includes('\n'), args.join(' '))
+    }
+  })
+})
 
 describe('p2pchat startup failures and the data-directory lock, as real processes', { timeout: 180_000 }, () => {
   const root = mkdtempSync(join(tmpdir(), 'p2pchat-startup-'))
@@ -89,6 +106,16 @@ describe('p2pchat startup failures and the data-directory lock, as real processe
     assert.equal(start.code, 1)
     assertOneLine(start.stderr, new RegExp(`^p2pchat: cannot listen on ${busy}: it is already in use`))
     assert.equal(JSON.parse(start.stdout).code, 'ADDRESS_IN_USE')
+  })
+
+  it('says in one line when the data directory cannot be made', async () => {
+    const file = join(root, 'a-file')
+    writeFileSync(file, '')
+    for (const args of [['id', '--data-dir', file], ['bootstrap', ...LOOPBACK, '--data-dir', join(file, 'sub')]]) {
+      const res = await runCli(args)
+      assert.equal(res.code, 1, args.join(' '))
+      assertOneLine(res.stderr, /^p2pchat: cannot create data directory .*a-file.*: a file of that name \(or one on its path\) is not a directory; choose another --data-dir/)
+    }
   })
 
   it('says in one line that no bootstrap peer answered, with the address tried', async () => {
