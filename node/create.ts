@@ -178,7 +178,9 @@ const LISTEN_ADVICE: Record<string, string> = {
 export function listenError (err: unknown): UserError | undefined {
   if ((err as Error)?.name !== 'UnsupportedListenAddressesError') return undefined
   const failures = [...String((err as Error).message).matchAll(/^\s*(\/\S+): .*?\b(E[A-Z]+)\b/gm)].map(m => ({ addr: m[1], code: m[2] }))
-  if (failures.length === 0) return new UserError('could not listen on the --listen addresses; check them, or use /ip4/0.0.0.0/tcp/0', 'LISTEN_FAILED')
+  if (failures.length === 0) {
+    return new UserError('could not listen on the --listen addresses: p2pchat listens on TCP and WebSockets (/ip4/<address>/tcp/<port>, with /ws for WebSockets); check them, or use /ip4/0.0.0.0/tcp/0', 'LISTEN_FAILED')
+  }
   const first = failures[0]
   const advice = LISTEN_ADVICE[first.code] ?? `failed (${first.code}): check --listen`
   const more = failures.length > 1 ? ` (and ${failures.length - 1} more address${failures.length > 2 ? 'es' : ''})` : ''
