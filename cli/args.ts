@@ -1,94 +1,248 @@
-/** Pure argument parsing for the `p2pchat` command: no I/O, so tests can table-drive it. */
-import { parseArgs } from 'node:util'
+/**
+ * Pure argument parsing for the `p2pchat` command: no I/O, so tests can table-drive it. Each command
+ * declares its own flags (one table, which the help texts are printed from); every mistake is a
+ * UserError in our own words that names the flag and where to look.
+ */
 import { UserError } from '../node/errors.ts'
 import type { ChatTiming } from '../node/chat-node.ts'
+import { MAX_TEXT_BYTES } from '../protocols/chat/index.ts'
+
+interface FlagSpec {
+  /** the value's placeholder; a flag without one is a switch */
+  value?: string
+  multiple?: boolean
+  short?: string
+  help: string
+}
+
+const FLAGS = {
+  nick: { value: '<nick>', help: 'the name to publish (1 to 32 of a-z, 0-9, _ and -)' },
+  relay: { help: "also relay other people's onion packets" },
+  'data-dir': { value: '<dir>', help: 'data directory (default: $P2PCHAT_HOME, else ~/.p2pchat)' },
+  listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable)' },
+  bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
+  json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
+  help: { short: 'h', help: 'this help' }
+} satisfies Record<string, FlagSpec>
+
+type FlagName = keyof typeof FLAGS
+
+interface CommandSpec {
+  summary: string
+  usage: string
+  flags: FlagName[]
+  /** printed after the flags in `p2pchat <command> --help` */
+  more?: string
+}
+
+export const COMMANDS: Record<string, CommandSpec> = {
+  start: {
+    summary: 'join the network as --nick and chat (interactive; --json for scripts)',
+    usage: 'p2pchat start --nick <nick> [--relay] [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'help'],
+    more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
+A message holds at most ${MAX_TEXT_BYTES} bytes of UTF-8 text; send longer text as several messages.
+Only one process may use a data directory at a time.
+
+--json reads one command per line on stdin and writes one JSON object per line on stdout, e.g.
+  {"cmd":"send","to":"bob","text":"hi"}  {"cmd":"whois","nick":"bob"}  {"cmd":"quit"}
+At end of input it answers every command already read, waits (bounded) until each message sent in
+the session is delivered, failed or queued for the next start, then exits 0.
+`
+  },
+  demo: {
+    summary: 'a whole network on loopback in one process: 4 relays, alice and bob, what each relay sees',
+    usage: 'p2pchat demo [--json]',
+    flags: ['json', 'help'],
+    more: 'Uses throwaway keys in temporary directories; exits 0 when every message and receipt arrived.\n'
+  },
+  bootstrap: {
+    summary: 'run a bootstrap node (stable peer id, TCP 4001 and WebSockets 4002, DHT server)',
+    usage: 'p2pchat bootstrap [--data-dir <dir>] [--listen <multiaddr>...] [--bootstrap <multiaddr>...] [--json]',
+    flags: ['data-dir', 'listen', 'bootstrap', 'json', 'help'],
+    more: 'Prints its full multiaddrs (ending in /p2p/<peer id>) to paste into --bootstrap. Ctrl-C stops it.\n'
+  },
+  id: {
+    summary: "print this data directory's peer id, onion key and fingerprint",
+    usage: 'p2pchat id [--data-dir <dir>] [--json]',
+    flags: ['data-dir', 'json', 'help'],
+    more: 'Creates the keys if the data directory has none yet.\n'
+  },
+  help: {
+    summary: "this help, or a command's: p2pchat help <command>",
+    usage: 'p2pchat help [<command>]',
+    flags: ['help']
+  }
+}
+
+const ENVIRONMENT = `environment:
+  P2PCHAT_HOME       default data directory
+  P2PCHAT_BOOTSTRAP  default bootstrap multiaddrs, comma-separated
+  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"retryIntervalMs":2000} (tests, demos)
+`
+
+function flagLines (names: FlagName[]): string {
+  return names.map(name => {
+    const f: FlagSpec = FLAGS[name]
+    const left = `${f.short != null ? `-${f.short}, ` : ''}--${name}${f.value != null ? ` ${f.value}` : ''}`
+    return `  ${left.padEnd(25)}${f.help}\n`
+  }).join('')
+}
 
 export const USAGE = `usage: p2pchat <command> [options]
 
 commands:
-  start       join the network as --nick and chat (interactive; --json for scripts)
-  demo        a whole network on loopback in one process: 4 relays, alice and bob, what each relay sees
-  bootstrap   run a bootstrap node (stable peer id, TCP 4001 and WebSockets 4002, DHT server)
-  id          print this data directory's peer id, onion key and fingerprint
-
+${Object.entries(COMMANDS).filter(([name]) => name !== 'help').map(([name, c]) => `  ${name.padEnd(12)}${c.summary}\n`).join('')}
 options:
-  --nick <nick>            start: the name to publish (1 to 32 of a-z, 0-9, _ and -)
-  --relay                  start: also relay other people's onion packets
-  --data-dir <dir>         data directory (default: $P2PCHAT_HOME, else ~/.p2pchat)
-  --listen <multiaddr>     listen address (repeatable)
-  --bootstrap <multiaddr>  bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)
-  --json                   machine-readable output: one JSON object per line on stdout, logs on stderr
-  -h, --help               this help
+${flagLines(['nick', 'relay', 'data-dir', 'listen', 'bootstrap', 'json', 'help'])}  --version                this program's version
 
+p2pchat <command> --help (or p2pchat help <command>) describes one command.
 in start, type /help for the chat commands. --json reads one command per line on stdin, e.g.
   {"cmd":"send","to":"bob","text":"hi"}  {"cmd":"whois","nick":"bob"}  {"cmd":"quit"}
 
-environment:
-  P2PCHAT_HOME       default data directory
-  P2PCHAT_BOOTSTRAP  default bootstrap multiaddrs, comma-separated
-  P2PCHAT_TIMING     JSON overriding chat timers in ms, e.g. {"retryIntervalMs":2000} (tests, demos)
-`
+${ENVIRONMENT}`
+
+/** `p2pchat <command> --help`. */
+export function commandUsage (command: string): string {
+  const c = COMMANDS[command]
+  if (c == null) throw unknownCommand(command)
+  return `usage: ${c.usage}\n\n${c.summary}\n\noptions:\n${flagLines(c.flags)}${c.more != null ? `\n${c.more}` : ''}` +
+    (command === 'help' ? '' : `\n${ENVIRONMENT}`)
+}
+
+function unknownCommand (command: string): UserError {
+  return new UserError(`unknown command "${command.slice(0, 40)}"; the commands are ${Object.keys(COMMANDS).join(', ')} (p2pchat --help)`, 'USAGE')
+}
 
 export interface CliOptions {
   command: string
+  /** `help <command>`: the command whose help was asked for */
+  topic?: string
   dataDir?: string
   listen?: string[]
   bootstrap: string[]
   json: boolean
   help: boolean
+  version: boolean
   nick?: string
   relay: boolean
 }
 
+/**
+ * Reads `p2pchat <command> [flags]`. Flags may come before or after the command, as `--flag value`
+ * or `--flag=value`; a flag the command does not take, a missing value, a value given to a switch,
+ * a repeated single flag or a stray argument is a UserError saying so.
+ */
 export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptions {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        'data-dir': { type: 'string' },
-        listen: { type: 'string', multiple: true },
-        bootstrap: { type: 'string', multiple: true },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-        nick: { type: 'string' },
-        relay: { type: 'boolean', default: false }
+  const positionals: string[] = []
+  const seen: Array<{ name: FlagName, value?: string, as: string }> = []
+  let version = false
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--version' || arg === '-V') { version = true; continue }
+    if (arg === '--') { positionals.push(...argv.slice(i + 1)); break }
+    if (!arg.startsWith('-') || arg === '-') { positionals.push(arg); continue }
+    let name: string
+    let inline: string | undefined
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=')
+      name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
+      inline = eq === -1 ? undefined : arg.slice(eq + 1)
+    } else {
+      const short = Object.entries(FLAGS).find(([, f]) => (f as FlagSpec).short === arg.slice(1))
+      if (short == null) throw new UserError(`unknown option ${shown(arg)} (p2pchat --help lists the options)`, 'USAGE')
+      name = short[0]
+    }
+    if (!Object.hasOwn(FLAGS, name)) throw new UserError(`unknown option --${shown(name)} (p2pchat --help lists the options)`, 'USAGE')
+    const flag: FlagSpec = FLAGS[name as FlagName]
+    if (flag.value == null) {
+      if (inline != null) throw new UserError(`--${name} is a switch and takes no value (got "${shown(inline)}")`, 'USAGE')
+      seen.push({ name: name as FlagName, as: arg })
+      continue
+    }
+    let value = inline
+    if (value == null) {
+      const next = argv[i + 1]
+      if (next == null || next.startsWith('--') || (next.startsWith('-') && next.length === 2)) {
+        throw new UserError(`--${name} needs a value: --${name} ${flag.value}`, 'USAGE')
       }
-    })
-  } catch (err) {
-    throw new UserError((err as Error).message.split('\n')[0], 'USAGE')
+      value = next
+      i++
+    }
+    if (value === '') throw new UserError(`--${name} needs a value: --${name} ${flag.value}`, 'USAGE')
+    seen.push({ name: name as FlagName, value, as: `--${name}` })
   }
-  const { values, positionals } = parsed
-  if (positionals.length > 1) throw new UserError(`unexpected argument: ${positionals[1]}`, 'USAGE')
+
+  const command = positionals[0] ?? 'help'
+  const spec = COMMANDS[command]
+  if (spec == null) {
+    if (version) return { command: 'help', bootstrap: [], json: false, help: false, version, relay: false }
+    throw unknownCommand(command)
+  }
+  const extra = positionals.slice(1)
+  let topic: string | undefined
+  if (command === 'help' && extra.length > 0) {
+    topic = extra.shift()
+    if (!Object.hasOwn(COMMANDS, topic as string)) throw unknownCommand(topic as string)
+  }
+  if (extra.length > 0) throw new UserError(`unexpected argument "${shown(extra[0])}": ${command} takes only options (p2pchat ${command} --help)`, 'USAGE')
+
+  const values: Partial<Record<FlagName, string[]>> = {}
+  let help = false
+  for (const s of seen) {
+    if (s.name === 'help') { help = true; continue }
+    if (!spec.flags.includes(s.name)) throw new UserError(`${command} does not take --${s.name} (p2pchat ${command} --help lists its options)`, 'USAGE')
+    const list = values[s.name] ??= []
+    if (s.value == null) { list.push(''); continue }
+    const f: FlagSpec = FLAGS[s.name]
+    if (f.multiple !== true && list.length > 0) throw new UserError(`--${s.name} given twice; give it once`, 'USAGE')
+    list.push(s.value)
+  }
   const fromEnv = (env.P2PCHAT_BOOTSTRAP ?? '').split(',').map(s => s.trim()).filter(s => s !== '')
   return {
-    command: positionals[0] ?? 'help',
-    dataDir: values['data-dir'],
+    command,
+    topic,
+    dataDir: values['data-dir']?.[0],
     listen: values.listen,
     bootstrap: values.bootstrap ?? fromEnv,
-    json: values.json,
-    help: values.help,
-    nick: values.nick,
-    relay: values.relay
+    json: values.json != null,
+    help,
+    version,
+    nick: values.nick?.[0],
+    relay: values.relay != null
   }
 }
 
-const TIMING_KEYS: Array<keyof ChatTiming> = ['receiptTimeoutMs', 'maxAttempts', 'messageTtlMs', 'retryIntervalMs', 'announceIntervalMs', 'recordCacheMs']
+/** A user's argument in an error message: bounded and with control characters shown as '?'. */
+function shown (arg: string): string {
+  // eslint-disable-next-line no-control-regex
+  return arg.slice(0, 60).replace(/[\x00-\x1f\x7f]/g, '?')
+}
 
-/** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers. */
-export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<ChatTiming> {
+/** The message for text longer than a message may hold: its size, the limit, what to do. */
+export function textTooLong (text: string): UserError | undefined {
+  const bytes = Buffer.byteLength(text, 'utf8')
+  if (bytes <= MAX_TEXT_BYTES) return undefined
+  return new UserError(`message too long: ${bytes} bytes of UTF-8 text, at most ${MAX_TEXT_BYTES} per message; send it as several messages`, 'TOO_LONG')
+}
+
+/** ChatNode's timers, plus the CLI's own: how long `start` tries to reach a bootstrap peer. */
+export type CliTiming = ChatTiming & { connectTimeoutMs: number }
+
+const TIMING_KEYS: Array<keyof CliTiming> = ['receiptTimeoutMs', 'maxAttempts', 'messageTtlMs', 'retryIntervalMs', 'announceIntervalMs', 'recordCacheMs', 'connectTimeoutMs']
+
+/** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
+export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {
   const raw = env.P2PCHAT_TIMING ?? ''
   if (raw.trim() === '') return {}
   let value: unknown
   try { value = JSON.parse(raw) } catch { throw new UserError('P2PCHAT_TIMING is not JSON', 'USAGE') }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UserError('P2PCHAT_TIMING must be a JSON object', 'USAGE')
-  const out: Partial<ChatTiming> = {}
+  const out: Partial<CliTiming> = {}
   for (const [k, v] of Object.entries(value)) {
     if (!(TIMING_KEYS as string[]).includes(k)) throw new UserError(`P2PCHAT_TIMING: unknown timer "${k}" (known: ${TIMING_KEYS.join(', ')})`, 'USAGE')
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new UserError(`P2PCHAT_TIMING: ${k} must be a positive integer`, 'USAGE')
-    out[k as keyof ChatTiming] = v
+    out[k as keyof CliTiming] = v
   }
   return out
 }

@@ -8,8 +8,10 @@ import type { Interface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import { UserError } from '../node/errors.ts'
 import type { ChatEvent, ChatNode } from '../node/chat-node.ts'
+import { textTooLong } from './args.ts'
 import { CHAT_HELP, parseChatLine } from './chat-commands.ts'
 import type { ChatAction } from './chat-commands.ts'
+import { endOfInputWaitMs, SessionOutbox, UNCONFIRMED_AT_END } from './session-outbox.ts'
 import { clock, MARK_DELIVERED, MARK_FAILED, safeText, shortId, shortPeer, verifiedMark } from './format.ts'
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']
@@ -25,6 +27,10 @@ export class InteractiveSession {
   private spinner: ReturnType<typeof setInterval> | undefined
   private status = 'starting'
   private frame = 0
+  /** Messages sent in this session, waited for at the end of piped input. */
+  private readonly sent = new SessionOutbox()
+  /** close() was called (a signal): end without waiting for anything */
+  private closing = false
 
   constructor (chat: ChatNode, out: Writable) {
     this.chat = chat
@@ -65,7 +71,7 @@ export class InteractiveSession {
       this.spinner = setInterval(() => { this.frame++; this.drawStatus() }, 100)
       this.drawStatus()
     }
-    return this.chat.on(e => { this.onEvent(e) })
+    return this.chat.on(e => { this.onEvent(e); this.sent.onEvent(e) })
   }
 
   private stopSpinner (): void {
@@ -82,6 +88,7 @@ export class InteractiveSession {
   /** Ends run() from outside (a signal): closing readline gives the terminal back its normal mode. */
   close (): void {
     this.stopSpinner()
+    this.closing = true
     this.rl?.close()
   }
 
@@ -128,13 +135,18 @@ export class InteractiveSession {
     return this.open == null ? '> ' : `[${this.open}]> `
   }
 
-  /** The node is up: show who we are, then read commands until /quit, Ctrl-C or Ctrl-D. */
-  async run (input: Readable): Promise<void> {
+  /**
+   * The node is up: show who we are, then read commands until /quit, Ctrl-C or Ctrl-D. When the input
+   * is not a terminal (a pipe, a file), its end works as in --json: every line read is carried out,
+   * then each message sent waits (bounded) until it is delivered, failed or queued.
+   */
+  async run (input: Readable, waitMs = endOfInputWaitMs(this.chat)): Promise<void> {
     this.stopSpinner()
     const relays = this.chat.relays().length
     this.out.write(`${this.paint(`p2pchat: you are ${this.chat.nick}`, '1')}, fingerprint ${this.chat.fingerprint}${this.chat.isRelay ? ', relaying for others' : ''}\n` +
       `${relays} relays known. /help lists commands; /msg <nick> <text> sends.\n`)
-    const rl = createInterface({ input, output: this.out, prompt: this.promptText(), terminal: this.tty && (input as Readable & Tty).isTTY === true, historySize: 200 })
+    const inputIsTty = (input as Readable & Tty).isTTY === true
+    const rl = createInterface({ input, output: this.out, prompt: this.promptText(), terminal: this.tty && inputIsTty, historySize: 200 })
     this.rl = rl
     await new Promise<void>(resolve => {
       let busy = Promise.resolve()
@@ -144,8 +156,18 @@ export class InteractiveSession {
         done = true
         resolve()
       }
+      let closed = false
       rl.on('SIGINT', finish)
-      rl.on('close', finish)
+      rl.on('close', () => {
+        closed = true
+        this.rl = undefined // events printed from now on go below, without a prompt
+        if (inputIsTty || this.closing) { finish(); return }
+        // readline has emitted every line before 'close': they are all on the chain
+        const deadline = Date.now() + waitMs
+        busy.then(async () => {
+          for (const { id, to } of await this.sent.settle(deadline)) this.print(this.paint(`  [${shortId(id)}] queued for ${to}: ${UNCONFIRMED_AT_END}`, '33'))
+        }).catch(() => {}).finally(finish)
+      })
       rl.on('line', line => {
         // one command at a time, in order: a /whois that takes a while does not reorder later sends
         busy = busy.then(async () => {
@@ -158,7 +180,7 @@ export class InteractiveSession {
             this.print(this.paint(`error: ${(err as Error).message}`, '31'))
             if (!(err instanceof UserError) && process.env.DEBUG != null) this.print((err as Error).stack ?? '')
           }
-          if (!done) { rl.setPrompt(this.promptText()); rl.prompt() }
+          if (!done && !closed) { rl.setPrompt(this.promptText()); rl.prompt() }
         })
       })
       rl.prompt()
@@ -181,7 +203,10 @@ export class InteractiveSession {
         this.print(CHAT_HELP.trimEnd())
         return
       case 'msg': {
+        const tooLong = textTooLong(a.text)
+        if (tooLong != null) throw tooLong
         const { id, to } = chat.send(a.to, a.text)
+        this.sent.track(id, to)
         this.print(`${clock(Date.now())} ${this.paint('you', '1')} → ${to} [${shortId(id)}]: ${safeText(a.text)}`)
         return
       }

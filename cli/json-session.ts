@@ -6,11 +6,13 @@
 import type { Readable } from 'node:stream'
 import { UserError } from '../node/errors.ts'
 import type { ChatEvent, ChatNode } from '../node/chat-node.ts'
+import { textTooLong } from './args.ts'
 import { MAX_JSON_LINE_BYTES, parseJsonCommand } from './json-commands.ts'
 import type { JsonCommand } from './json-commands.ts'
 import { readLines } from './lines.ts'
 import { emit } from './output.ts'
 import type { CliIO } from './output.ts'
+import { endOfInputWaitMs, SessionOutbox, UNCONFIRMED_AT_END } from './session-outbox.ts'
 
 /** A ChatNode event as the JSON line a script sees ('sent' per attempt becomes 'attempt'). */
 export function chatEventToJson (e: ChatEvent): Record<string, unknown> {
@@ -31,9 +33,15 @@ export function readyEvent (chat: ChatNode): Record<string, unknown> {
   return { event: 'ready', nick: chat.nick, peerId: chat.peerId, addrs: chat.addrs(), relay: chat.isRelay, fingerprint: chat.fingerprint, relays: chat.relays().length }
 }
 
+/** How a session ended: {"cmd":"quit"}, or the end of stdin. */
+export type SessionEnd = 'quit' | 'end'
+
 export class JsonSession {
   private readonly chat: ChatNode
   private readonly io: CliIO
+  /** Commands read and not yet answered. */
+  private readonly inFlight = new Set<Promise<void>>()
+  private readonly sent = new SessionOutbox()
 
   constructor (chat: ChatNode, io: CliIO) {
     this.chat = chat
@@ -42,7 +50,10 @@ export class JsonSession {
 
   /** Forwards ChatNode events; call before start() so the status events are seen too. */
   attach (): () => void {
-    return this.chat.on(e => { emit(this.io, chatEventToJson(e)) })
+    return this.chat.on(e => {
+      emit(this.io, chatEventToJson(e))
+      this.sent.onEvent(e)
+    })
   }
 
   ready (): void { emit(this.io, readyEvent(this.chat)) }
@@ -51,12 +62,20 @@ export class JsonSession {
     emit(this.io, tag == null ? { event: 'error', code, message } : { event: 'error', code, message, tag })
   }
 
-  /** Reads commands until {"cmd":"quit"} or the end of stdin. */
-  async run (input: Readable): Promise<void> {
-    await new Promise<void>(resolve => {
+  /**
+   * Reads commands until {"cmd":"quit"} or the end of stdin, then answers every command already read.
+   * At end of input it also waits until each message sent in this session is delivered, failed or
+   * queued (the recipient unreachable: it stays in the outbox for the next start), for at most the
+   * node's own give-up time plus a margin; a message still unconfirmed then is reported as queued.
+   * {"cmd":"quit"} does not wait for deliveries: what is undelivered stays in the outbox.
+   */
+  async run (input: Readable, waitMs = endOfInputWaitMs(this.chat)): Promise<SessionEnd> {
+    const how = await new Promise<SessionEnd>(resolve => {
       let stop: () => void = () => {}
-      const finish = (): void => { stop(); input.pause(); resolve() }
+      let over = false
+      const finish = (how: SessionEnd): void => { over = true; stop(); input.pause(); resolve(how) }
       stop = readLines(input, MAX_JSON_LINE_BYTES, item => {
+        if (over) return // lines after quit, in the same chunk
         if ('oversize' in item) {
           this.error('LINE_TOO_LONG', `a command line may hold at most ${MAX_JSON_LINE_BYTES} bytes (got ${item.oversize})`)
           return
@@ -64,14 +83,21 @@ export class JsonSession {
         if (item.line.trim() === '') return
         const parsed = parseJsonCommand(item.line)
         if (!parsed.ok) { this.error(parsed.code, parsed.message, parsed.tag); return }
-        if (parsed.command.cmd === 'quit') { finish(); return }
-        this.handle(parsed.command).catch(err => {
+        if (parsed.command.cmd === 'quit') { finish('quit'); return }
+        const running: Promise<void> = this.handle(parsed.command).catch(err => {
           const code = err instanceof UserError ? err.code : 'INTERNAL'
           this.error(code, (err as Error).message, parsed.command.tag)
           if (!(err instanceof UserError)) this.io.stderr.write(`p2pchat: ${(err as Error).stack ?? String(err)}\n`)
-        })
-      }, finish)
+        }).finally(() => { this.inFlight.delete(running); this.sent.wake() })
+        this.inFlight.add(running)
+      }, () => { finish('end') })
     })
+    const deadline = Date.now() + waitMs
+    await this.sent.until(() => this.inFlight.size === 0, deadline)
+    if (how === 'end') {
+      for (const { id, to } of await this.sent.settle(deadline)) emit(this.io, { event: 'queued', id, to, reason: UNCONFIRMED_AT_END })
+    }
+    return how
   }
 
   private withTag (cmd: JsonCommand, event: Record<string, unknown>): Record<string, unknown> {
@@ -82,7 +108,10 @@ export class JsonSession {
     const out = (event: Record<string, unknown>): void => { emit(this.io, this.withTag(cmd, event)) }
     switch (cmd.cmd) {
       case 'send': {
+        const tooLong = textTooLong(cmd.text)
+        if (tooLong != null) throw tooLong
         const { id, to } = this.chat.send(cmd.to, cmd.text)
+        this.sent.track(id, to)
         out({ event: 'sent', id, to })
         return
       }

@@ -118,7 +118,7 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
   if (bootstrapList.length > 0) {
     peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 10 }))
   }
-  return await createLibp2p({
+  const created = createLibp2p({
     privateKey: opts.privateKey,
     datastore: new GuardedDatastore(opts.datastore ?? new MemoryDatastore()),
     addresses: { listen },
@@ -156,6 +156,35 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
       })
     }
   })
+  try {
+    return await created
+  } catch (err) {
+    throw listenError(err) ?? err
+  }
+}
+
+/** What to do about a listen address that failed, by the socket error's code. */
+const LISTEN_ADVICE: Record<string, string> = {
+  EADDRINUSE: 'is already in use (another p2pchat, or another program, holds that port): stop it, or choose another port with --listen (tcp/0 picks a free one)',
+  EADDRNOTAVAIL: 'is not an address of this machine: choose one of its own addresses with --listen, or 0.0.0.0 for all of them',
+  EACCES: 'needs privileges this user does not have (ports below 1024): choose a port of 1024 or more with --listen'
+}
+
+/**
+ * libp2p refuses to start when a listen address fails, with one UnsupportedListenAddressesError whose
+ * message lists each failed address and its socket error on a line of its own
+ * (`  /ip4/127.0.0.1/tcp/4001: Error: listen EADDRINUSE: ...`). Turned into one line the user can act on.
+ */
+export function listenError (err: unknown): UserError | undefined {
+  if ((err as Error)?.name !== 'UnsupportedListenAddressesError') return undefined
+  const failures = [...String((err as Error).message).matchAll(/^\s*(\/\S+): .*?\b(E[A-Z]+)\b/gm)].map(m => ({ addr: m[1], code: m[2] }))
+  if (failures.length === 0) {
+    return new UserError('could not listen on the --listen addresses: p2pchat listens on TCP and WebSockets (/ip4/<address>/tcp/<port>, with /ws for WebSockets); check them, or use /ip4/0.0.0.0/tcp/0', 'LISTEN_FAILED')
+  }
+  const first = failures[0]
+  const advice = LISTEN_ADVICE[first.code] ?? `failed (${first.code}): check --listen`
+  const more = failures.length > 1 ? ` (and ${failures.length - 1} more address${failures.length > 2 ? 'es' : ''})` : ''
+  return new UserError(`cannot listen on ${first.addr}${more}: it ${advice}`, first.code === 'EADDRINUSE' ? 'ADDRESS_IN_USE' : 'LISTEN_FAILED')
 }
 
 /** How many peers the node's DHT routing table holds (kad-dht's factory is typed as the general KadDHT). */

@@ -4,7 +4,8 @@
  */
 import type { Readable } from 'node:stream'
 import { ChatNode } from '../../node/chat-node.ts'
-import { resolveDataDir } from '../../node/datadir.ts'
+import { lockDataDir, prepareDataDir, resolveDataDir } from '../../node/datadir.ts'
+import type { DataDirLock } from '../../node/datadir.ts'
 import { UserError } from '../../node/errors.ts'
 import { localAllowList, parseTiming } from '../args.ts'
 import type { CliOptions } from '../args.ts'
@@ -17,6 +18,8 @@ import { watchSignals } from '../signals.ts'
 /** Where a user or relay listens unless told otherwise: every interface, TCP and WebSockets. */
 export const DEFAULT_START_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 const STOP_TIMEOUT_MS = 10_000
+/** How long joining may take before start gives up on the bootstrap peers (P2PCHAT_TIMING connectTimeoutMs). */
+const CONNECT_TIMEOUT_MS = 30_000
 
 /** Errors from joining the network that the user can act on, by name: shown as one line. */
 const USER_FACING: Record<string, string> = {
@@ -40,16 +43,27 @@ async function stopWithin (chat: ChatNode, io: CliIO): Promise<void> {
   clearTimeout(timer)
 }
 
+/** ChatNode's "no DHT peer answered", with the addresses tried and what to check. */
+function noPeers (err: unknown, bootstrap: string[], timeoutMs: number): unknown {
+  if (!(err instanceof UserError) || err.code !== 'NO_PEERS') return err
+  const tried = bootstrap.length === 1 ? bootstrap[0] : `${bootstrap.length} addresses, first ${bootstrap[0]}`
+  return new UserError(`could not join the network: no bootstrap peer answered within ${Math.round(timeoutMs / 1000)} s (tried ${tried}); ` +
+    'check that the bootstrap node is running and that --bootstrap is one of the addresses it printed', 'NO_PEERS')
+}
+
 export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
-  if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick>', 'USAGE')
+  if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
-  const timing = parseTiming(io.env)
+  const { connectTimeoutMs = CONNECT_TIMEOUT_MS, ...timing } = parseTiming(io.env)
   const signals = watchSignals()
   const input: Readable = io.stdin ?? process.stdin
   let chat: ChatNode
+  let lock: DataDirLock | undefined
   try {
+    const dataDir = prepareDataDir(resolveDataDir(opts.dataDir, io.env))
+    lock = lockDataDir(dataDir, 'start')
     chat = await ChatNode.create({
-      dataDir: resolveDataDir(opts.dataDir, io.env),
+      dataDir,
       nick: opts.nick,
       relay: opts.relay,
       listen: opts.listen ?? DEFAULT_START_LISTEN,
@@ -58,6 +72,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
       timing
     })
   } catch (err) {
+    lock?.release()
     if (err instanceof UserError && opts.json) emit(io, { event: 'error', code: err.code, message: err.message })
     throw err
   }
@@ -67,7 +82,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   const ac = new AbortController()
   const signal = signals.received.then(sig => { ac.abort(); return sig })
   try {
-    const starting = chat.start({ signal: ac.signal })
+    const starting = chat.start({ signal: ac.signal, connectTimeoutMs })
     starting.catch(() => {}) // a start interrupted by a signal rejects after the race is decided
     const started = await Promise.race([starting.then(() => true), signal.then(() => false)])
     if (!started) {
@@ -85,7 +100,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
     return 0
   } catch (err) {
     tty?.abandon()
-    const shown = asUserError(err)
+    const shown = asUserError(noPeers(err, opts.bootstrap, connectTimeoutMs))
     if (shown instanceof UserError && json != null) json.error(shown.code, shown.message)
     throw shown
   } finally {
@@ -93,5 +108,6 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
     tty?.close()
     input.pause()
     await stopWithin(chat, io)
+    lock.release()
   }
 }
