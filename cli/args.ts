@@ -227,9 +227,15 @@ export function textTooLong (text: string): UserError | undefined {
 }
 
 /** ChatNode's timers, plus the CLI's own: how long `start` tries to reach a bootstrap peer. */
-export type CliTiming = ChatTiming & { connectTimeoutMs: number }
+export type CliTiming = ChatTiming & {
+  connectTimeoutMs: number
+  /** A relay's onion key epoch and the grace after it (tests shorten them: mailboxes must outlive epochs). */
+  relayEpochMs: number
+  relayGraceMs: number
+}
 
-const TIMING_KEYS: Array<keyof CliTiming> = ['receiptTimeoutMs', 'maxAttempts', 'messageTtlMs', 'retryIntervalMs', 'announceIntervalMs', 'recordCacheMs', 'connectTimeoutMs']
+const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
+  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

@@ -30,6 +30,8 @@ export function shortPeer (peerId: string): string {
 
 export const MARK_VERIFIED = '✓'
 export const MARK_UNVERIFIED = '!'
+/** A mailbox of the recipient holds it (protocol v2's first tick). */
+export const MARK_STORED = '✓'
 export const MARK_DELIVERED = '✓✓'
 export const MARK_FAILED = '✗'
 

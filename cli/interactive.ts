@@ -12,7 +12,7 @@ import { textTooLong } from './args.ts'
 import { CHAT_HELP, parseChatLine } from './chat-commands.ts'
 import type { ChatAction } from './chat-commands.ts'
 import { endOfInputWaitMs, SessionOutbox, UNCONFIRMED_AT_END } from './session-outbox.ts'
-import { clock, MARK_DELIVERED, MARK_FAILED, safeText, shortId, shortPeer, verifiedMark } from './format.ts'
+import { clock, MARK_DELIVERED, MARK_STORED, MARK_FAILED, safeText, shortId, shortPeer, verifiedMark } from './format.ts'
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']
 
@@ -103,7 +103,10 @@ export class InteractiveSession {
         this.print(`${clock(e.ts)} ${this.paint(safeText(e.from), '1')} ${e.verified ? this.paint(verifiedMark(true, null), '32') : this.paint(verifiedMark(false, e.reason), '33')}: ${safeText(e.text)}`)
         return
       case 'sent':
-        this.print(this.paint(`  [${shortId(e.id)}] sent to ${e.to} through ${e.path.length} relays${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}`, '2'))
+        if (e.attempt > 1) this.print(this.paint(`  [${shortId(e.id)}] trying another mailbox of ${e.to} (attempt ${e.attempt})`, '2'))
+        return
+      case 'stored':
+        this.print(this.paint(`  [${shortId(e.id)}] ${MARK_STORED} stored in a mailbox of ${e.to}`, '32'))
         return
       case 'queued':
         this.print(this.paint(`  [${shortId(e.id)}] queued for ${e.to}: ${e.reason}`, '33'))
@@ -126,8 +129,6 @@ export class InteractiveSession {
       case 'warning':
         this.print(this.paint(`warning: ${e.message}`, '33'))
         return
-      case 'hop':
-        // a relay's forwarding is not the user's conversation; `DEBUG=p2pchat:*` shows it
     }
   }
 
@@ -143,7 +144,7 @@ export class InteractiveSession {
   async run (input: Readable, waitMs = endOfInputWaitMs(this.chat)): Promise<void> {
     this.stopSpinner()
     const relays = this.chat.relays().length
-    this.out.write(`${this.paint(`p2pchat: you are ${this.chat.nick}`, '1')}, fingerprint ${this.chat.fingerprint}${this.chat.isRelay ? ', relaying for others' : ''}\n` +
+    this.out.write(`${this.paint(`p2pchat: you are ${this.chat.nick}`, '1')}, fingerprint ${this.chat.fingerprint}\n` +
       `${relays} relays known. /help lists commands; /msg <nick> <text> sends.\n`)
     const inputIsTty = (input as Readable & Tty).isTTY === true
     const rl = createInterface({ input, output: this.out, prompt: this.promptText(), terminal: this.tty && inputIsTty, historySize: 200 })
@@ -224,7 +225,7 @@ export class InteractiveSession {
         const r = await chat.whois(a.nick)
         if (!r.found) { this.print(`${r.nick}: not in the directory (unknown nick, or offline)`); return }
         const pin = r.pin === 'same' ? 'matches your pin' : r.pin === 'new' ? 'not pinned yet' : this.paint('DIFFERS FROM YOUR PIN', '1;31')
-        this.print(`${r.nick}: fingerprint ${r.fingerprint ?? '?'} (${pin}), peer ${r.peerId ?? '?'}`)
+        this.print(`${r.nick}: fingerprint ${r.fingerprint ?? '?'} (${pin}), ${r.mailboxes ?? 0} mailboxes`)
         return
       }
       case 'contacts': {
@@ -254,7 +255,7 @@ export class InteractiveSession {
         if (msgs.length === 0) { this.print(`no messages with ${a.nick}`); return }
         this.print(msgs.map(m => m.direction === 'in'
           ? `${clock(m.timestamp)} ${m.peerNick} ${verifiedMark(m.verified, m.verifyReason)}: ${safeText(m.text)}`
-          : `${clock(m.timestamp)} you → ${m.peerNick} [${shortId(m.id)}] ${m.state === 'delivered' ? MARK_DELIVERED : m.state === 'failed' ? `${MARK_FAILED} ${m.failureReason ?? ''}` : m.state}: ${safeText(m.text)}`).join('\n'))
+          : `${clock(m.timestamp)} you → ${m.peerNick} [${shortId(m.id)}] ${m.state === 'delivered' ? MARK_DELIVERED : m.state === 'stored' ? MARK_STORED : m.state === 'failed' ? `${MARK_FAILED} ${m.failureReason ?? ''}` : m.state}: ${safeText(m.text)}`).join('\n'))
         return
       }
       case 'relays': {

@@ -20,17 +20,17 @@ export function chatEventToJson (e: ChatEvent): Record<string, unknown> {
     case 'sent': return { event: 'attempt', id: e.id, to: e.to, attempt: e.attempt, path: e.path }
     case 'status': return { event: 'status', stage: e.stage, detail: e.detail }
     case 'queued': return { event: 'queued', id: e.id, to: e.to, reason: e.reason }
+    case 'stored': return { event: 'stored', id: e.id, to: e.to }
     case 'delivered': return { event: 'delivered', id: e.id, to: e.to }
     case 'failed': return { event: 'failed', id: e.id, to: e.to, reason: e.reason }
     case 'message': return { event: 'message', id: e.id, from: e.from, fingerprint: e.fingerprint, verified: e.verified, reason: e.reason, text: e.text, ts: e.ts }
     case 'key-changed': return { event: 'key-changed', nick: e.nick, pinned: e.pinned, seen: e.seen }
-    case 'hop': return { event: 'hop', from: e.from, to: e.to, size: e.size }
     case 'warning': return { event: 'warning', message: e.message }
   }
 }
 
 export function readyEvent (chat: ChatNode): Record<string, unknown> {
-  return { event: 'ready', nick: chat.nick, peerId: chat.peerId, addrs: chat.addrs(), relay: chat.isRelay, fingerprint: chat.fingerprint, relays: chat.relays().length }
+  return { event: 'ready', nick: chat.nick, addrs: chat.addrs(), relay: false, fingerprint: chat.fingerprint, relays: chat.relays().length }
 }
 
 /** How a session ended: {"cmd":"quit"}, or the end of stdin. */
@@ -117,7 +117,7 @@ export class JsonSession {
       }
       case 'whois': {
         const r = await this.chat.whois(cmd.nick)
-        out({ event: 'whois', nick: r.nick, found: r.found, peerId: r.peerId ?? null, fingerprint: r.fingerprint ?? null, pin: r.pin ?? null })
+        out({ event: 'whois', nick: r.nick, found: r.found, mailboxes: r.mailboxes ?? null, fingerprint: r.fingerprint ?? null, pin: r.pin ?? null })
         return
       }
       case 'contacts':

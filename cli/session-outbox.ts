@@ -1,17 +1,17 @@
 /**
  * The messages one session (--json or interactive) has sent, until each reaches a state the session
- * can report: delivered, failed, or queued (the recipient unreachable now; the message stays in the
+ * can report: stored (a mailbox of the recipient holds it), delivered, failed, or queued (the recipient unreachable now; the message stays in the
  * outbox for the next start). At end of piped input a session waits for them, bounded, before it
  * stops the node, so a script never exits 0 with its message still on the way.
  */
 import type { ChatEvent, ChatNode } from '../node/chat-node.ts'
 
-/** Extra time beyond the node's own give-up time (receipt timeout x attempts) before end of input stops waiting. */
+/** Extra time beyond the node's own give-up time (a deposit at each of two mailboxes, and a lookup) before end of input stops waiting. */
 export const END_OF_INPUT_SLACK_MS = 10_000
 
 /** How long end of input waits at most: the node's own give-up time plus a margin. */
 export function endOfInputWaitMs (chat: ChatNode): number {
-  return chat.timing.receiptTimeoutMs * chat.timing.maxAttempts + END_OF_INPUT_SLACK_MS
+  return chat.timing.requestTimeoutMs * 4 + END_OF_INPUT_SLACK_MS
 }
 
 export class SessionOutbox {
@@ -27,7 +27,8 @@ export class SessionOutbox {
 
   /** Feed every ChatNode event. */
   onEvent (e: ChatEvent): void {
-    if ((e.type === 'delivered' || e.type === 'failed' || e.type === 'queued') && this.unsettled.delete(e.id)) this.wake()
+    // stored: a mailbox of the recipient holds it durably; the receipt reaches our mailbox whenever it comes
+    if ((e.type === 'stored' || e.type === 'delivered' || e.type === 'failed' || e.type === 'queued') && this.unsettled.delete(e.id)) this.wake()
   }
 
   /** Wakes every `until` waiter to check its condition again (e.g. a command finished). */

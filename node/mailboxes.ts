@@ -215,7 +215,7 @@ export class MailboxClient {
     if (relay == null) throw new MailboxUnavailableError('the mailbox relay is not live')
     const blocks: Uint8Array[] = []
     for (let i = 0; i < n; i++) {
-      const made = this.init.onion.replyBlock((payload) => { this.onPush(l, payload, made.id) }, this.timing.stockTtlMs)
+      const made = this.init.onion.replyBlock((payload) => { this.onPush(l, payload, made.id) }, this.timing.stockTtlMs, [relay.peerId])
       blocks.push(made.surb)
     }
     this.init.onion.send(relay, SERVICE_MAILBOX, buildStock(l.pair, blocks, this.now()))

@@ -60,6 +60,8 @@ export interface RelayNodeOptions {
 export type RelayEvent =
   | { type: 'status', stage: 'listening' | 'connecting' | 'publishing' | 'ready', detail: string }
   | { type: 'hop', from: string, to: string, size: number }
+  /** A SERVICE layer arrived (with logHops): which service, from which relay. */
+  | { type: 'service', service: 'mailbox' | 'directory' | 'drop' | 'other', from: string }
 
 export class RelayNode {
   readonly node: P2PNode
@@ -112,8 +114,13 @@ export class RelayNode {
         if (!this.clients.deliver(next, packet)) return
         if (opts.logHops === true) this.emit({ type: 'hop', from: this.relays.has(from) ? from : 'client', to: 'client', size: packet.length })
       },
-      onDeliver: (res) => {
-        if (res.command === 'service') this.services.handle(res.payload)
+      onDeliver: (res, from) => {
+        if (res.command !== 'service') return
+        if (opts.logHops === true) {
+          const service = res.payload[0] === SERVICE_MAILBOX ? 'mailbox' : res.payload[0] === SERVICE_DIRECTORY ? 'directory' : res.payload[0] === 0x03 ? 'drop' : 'other'
+          this.emit({ type: 'service', service, from: this.relays.has(from) || from === self ? from : 'client' })
+        }
+        this.services.handle(res.payload)
         // a REPLY to this relay: it makes no reply blocks of its own yet (loop cover is the mixing issue's)
       },
       onEvent: opts.logHops === true

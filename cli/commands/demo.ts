@@ -1,9 +1,12 @@
 /**
- * `p2pchat demo`: a whole network on loopback in this one process, with no setup: a bootstrap node,
- * four relays, alice and bob, each with a temporary data directory (removed at the end). They
- * exchange a few messages through 3-hop onion paths, and the demo prints what each relay saw of each
- * packet (the previous and the next hop, the size: never the text), the messages as received, and
- * the delivery receipts. Every wait is bounded; a missing message or receipt is exit 1.
+ * `p2pchat demo`: a whole protocol-v2 network on loopback in this one process, with no setup: a
+ * bootstrap node, four relays, alice and bob (clients: they listen nowhere and keep one connection,
+ * to their entry relay), each with a temporary data directory (removed at the end). They exchange a few
+ * messages: each is sealed, sent through two mixes into a mailbox of the recipient (✓ stored), pushed
+ * to the recipient through a reply block it stocked there, and receipted into a mailbox of the sender
+ * (✓✓ delivered). The demo prints what each relay saw of each packet (the previous and the next hop,
+ * the size; a user only as "client", to its own entry relay), which service each request reached, and
+ * who sent the DHT requests (relays only). Every wait is bounded; a missing message or receipt is exit 1.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,18 +15,21 @@ import { startBootstrapNode } from '../../bootstrap/index.ts'
 import type { BootstrapNode } from '../../bootstrap/index.ts'
 import { ChatNode } from '../../node/chat-node.ts'
 import type { ChatEvent, ChatTiming } from '../../node/chat-node.ts'
+import { observeDhtRequests } from '../../node/create.ts'
+import type { DhtRequest } from '../../node/create.ts'
 import { ephemeralIdentity } from '../../node/identity.ts'
+import { RelayNode } from '../../node/relay-node.ts'
+import type { RelayEvent } from '../../node/relay-node.ts'
 import type { CliOptions } from '../args.ts'
-import { clock, MARK_DELIVERED, safeText, shortId, verifiedMark } from '../format.ts'
+import { clock, MARK_DELIVERED, MARK_STORED, safeText, shortId, verifiedMark } from '../format.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
 import { watchSignals } from '../signals.ts'
 
-const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
 const LOOPBACK_ALLOW = ['/ip4/127.0.0.1/ipcidr/8']
 const RELAY_COUNT = 4
 /** Quick timers: a loopback network answers in milliseconds. */
-const DEMO_TIMING: Partial<ChatTiming> = { announceIntervalMs: 500, receiptTimeoutMs: 5_000, retryIntervalMs: 1_000 }
+const DEMO_TIMING: Partial<ChatTiming> = { announceIntervalMs: 500, requestTimeoutMs: 5_000, retryIntervalMs: 1_000, stockIntervalMs: 2_000 }
 const STARTUP_TIMEOUT_MS = 30_000
 const RELAYS_TIMEOUT_MS = 15_000
 const MESSAGE_TIMEOUT_MS = 15_000
@@ -48,6 +54,8 @@ interface Member {
   events: ChatEvent[]
   waiters: Set<() => void>
 }
+
+interface Relay { name: string, node: RelayNode }
 
 /** Resolves with the first event of `m` (past or future) matching `pred`, or fails after `ms`. */
 async function waitForEvent<T extends ChatEvent['type']> (m: Member, type: T, pred: (e: Extract<ChatEvent, { type: T }>) => boolean, ms: number, what: string): Promise<Extract<ChatEvent, { type: T }>> {
@@ -90,66 +98,101 @@ class Demo {
   readonly root = mkdtempSync(join(tmpdir(), 'p2pchat-demo-'))
   private boot: BootstrapNode | undefined
   readonly members: Member[] = []
-  /** peer id -> alice, bob, relay1..4, bootstrap */
+  readonly relays: Relay[] = []
+  /** peer id -> relay1..4, bootstrap (users are never named by a peer id: relays see them as "client") */
   private readonly names = new Map<string, string>()
   readonly hops: Hop[] = []
+  readonly services: Array<{ relay: string, service: string, from: string }> = []
+  readonly dht: DhtRequest[] = []
 
   constructor (io: CliIO, json: boolean) {
     this.io = io
     this.json = json
   }
 
+  /** Set when the script is over: what the nodes still do (stocking mailboxes) is not printed. */
+  quiet = false
+  /** Set at the summary: hops after it are not the script's. */
+  private over = false
+
   /** One line for a person, or one JSON object for a script. */
   say (text: string, event?: Record<string, unknown>): void {
+    if (this.quiet) return
     if (this.json) { if (event != null) emit(this.io, event) } else this.io.stdout.write(text + '\n')
   }
 
-  name (peerId: string): string { return this.names.get(peerId) ?? `unknown peer ${peerId.slice(-6)}` }
+  name (peerId: string): string { return peerId === 'client' ? 'a client' : this.names.get(peerId) ?? `unknown peer ${peerId.slice(-6)}` }
   member (name: string): Member {
     const m = this.members.find(x => x.name === name)
     if (m == null) throw new Error(`no member ${name}`)
     return m
   }
 
-  private async join (name: string, relay: boolean): Promise<Member> {
-    const dataDir = join(this.root, name)
-    const chat = await ChatNode.create({
-      dataDir, nick: name, relay, listen: LOOPBACK, bootstrap: this.boot?.addrs() ?? [], allow: LOOPBACK_ALLOW, timing: DEMO_TIMING
+  private async relay (n: number): Promise<Relay> {
+    const name = `relay${n}`
+    const node = await RelayNode.create({
+      dataDir: join(this.root, name),
+      listen: [`/ip4/127.${n}.0.1/tcp/0`],
+      bootstrap: this.boot?.addrs() ?? [],
+      allow: LOOPBACK_ALLOW,
+      announceIntervalMs: 500,
+      logHops: true
     })
+    this.names.set(node.peerId, name)
+    node.on((e: RelayEvent) => {
+      if (e.type === 'hop') this.onHop(name, e)
+      if (e.type === 'service' && !this.over) {
+        this.services.push({ relay: name, service: e.service, from: this.name(e.from) })
+        this.say(`    ${name} got a ${e.service} request from ${this.name(e.from)} (it cannot tell who sent it)`,
+          { event: 'service', relay: name, service: e.service, from: this.name(e.from) })
+      }
+    })
+    observeDhtRequests(node.node, r => this.dht.push(r))
+    const r = { name, node }
+    this.relays.push(r)
+    return r
+  }
+
+  private async user (name: string): Promise<Member> {
+    const chat = await ChatNode.create({ dataDir: join(this.root, name), nick: name, bootstrap: this.boot?.addrs() ?? [], allow: LOOPBACK_ALLOW, timing: DEMO_TIMING })
     const m: Member = { name, chat, events: [], waiters: new Set() }
-    this.names.set(chat.peerId, name)
     this.members.push(m)
     chat.on(e => {
       m.events.push(e)
-      if (e.type === 'hop') this.onHop(name, e)
       for (const w of m.waiters) w()
     })
     return m
   }
 
-  private onHop (relay: string, e: Extract<ChatEvent, { type: 'hop' }>): void {
-    const hop = { relay, from: this.name(e.from), to: this.name(e.to), size: e.size }
+  private onHop (relay: string, e: Extract<RelayEvent, { type: 'hop' }>): void {
+    if (this.over) return
+    const hop = { relay, from: this.name(e.from), to: e.to === 'client' ? 'its client' : this.name(e.to), size: e.size }
     this.hops.push(hop)
-    this.say(`    ${hop.relay} saw a packet of ${hop.size} bytes: from ${hop.from.padEnd(6)} → to ${hop.to}`,
+    this.say(`    ${hop.relay} passed a packet of ${hop.size} bytes: from ${hop.from.padEnd(9)} → to ${hop.to}`,
       { event: 'hop', relay: hop.relay, from: hop.from, to: hop.to, size: hop.size })
   }
 
   async setUp (): Promise<void> {
     const started = Date.now()
-    this.say('p2pchat demo: a bootstrap node, 4 relays, alice and bob, all on 127.0.0.1 in this process')
+    this.say('p2pchat demo: a bootstrap node, 4 relays (127.1.0.1 .. 127.4.0.1), alice and bob (listening nowhere), in this process')
     const bootIdentity = await ephemeralIdentity()
-    this.boot = await startBootstrapNode({ identity: bootIdentity, listen: LOOPBACK, allow: LOOPBACK_ALLOW })
+    this.boot = await startBootstrapNode({ identity: bootIdentity, listen: ['/ip4/127.0.0.1/tcp/0'], allow: LOOPBACK_ALLOW })
     this.names.set(bootIdentity.peerId.toString(), 'bootstrap')
-    const relays = await Promise.all(Array.from({ length: RELAY_COUNT }, async (_x, i) => await this.join(`relay${i + 1}`, true)))
-    await within(Promise.all(relays.map(async r => { await r.chat.start() })), STARTUP_TIMEOUT_MS, 'starting the relays')
-    const users = [await this.join('alice', false), await this.join('bob', false)]
-    await within(Promise.all(users.map(async u => { await u.chat.start() })), STARTUP_TIMEOUT_MS, 'starting alice and bob')
-    await waitUntil(() => users.every(u => u.chat.relays().length >= RELAY_COUNT), RELAYS_TIMEOUT_MS, `alice and bob hearing of all ${RELAY_COUNT} relays`)
-    for (const m of this.members) {
-      this.say(`  ${m.name.padEnd(7)} peer ${m.chat.peerId}  fingerprint ${m.chat.fingerprint}`,
-        { event: 'node', name: m.name, peerId: m.chat.peerId, fingerprint: m.chat.fingerprint, relay: m.chat.isRelay })
+    observeDhtRequests(this.boot.node, r => this.dht.push(r))
+    for (let i = 1; i <= RELAY_COUNT; i++) {
+      const r = await this.relay(i)
+      await within(r.node.start(), STARTUP_TIMEOUT_MS, `starting ${r.name}`)
     }
-    this.say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: alice and bob published their names and know ${RELAY_COUNT} relays`,
+    await waitUntil(() => (this.boot?.relays.size ?? 0) >= RELAY_COUNT && this.relays.every(r => r.node.relays.size >= RELAY_COUNT), RELAYS_TIMEOUT_MS, 'the relays hearing of each other')
+    const users = [await this.user('alice'), await this.user('bob')]
+    await within(Promise.all(users.map(async u => { await u.chat.start() })), STARTUP_TIMEOUT_MS, 'starting alice and bob')
+    for (const u of users) {
+      const entry = this.name(u.chat.entry.relay?.peerId ?? '')
+      const boxes = u.chat.mailboxes.addresses().map(a => this.name(this.relays.find(r => Buffer.compare(r.node.node.peerId.publicKey?.raw ?? new Uint8Array(), a.relay) === 0)?.node.peerId ?? '')).join(' and ')
+      this.say(`  ${u.name.padEnd(5)} fingerprint ${u.chat.fingerprint}; entry relay ${entry} (its only connection); mailboxes at ${boxes}`,
+        { event: 'node', name: u.name, fingerprint: u.chat.fingerprint, entry, mailboxes: boxes })
+    }
+    this.say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: alice and bob registered their mailboxes and published their names, all through onions`,
       { event: 'ready', ms: Date.now() - started, relays: RELAY_COUNT })
   }
 
@@ -159,37 +202,44 @@ class Demo {
     const t0 = Date.now()
     const hopsBefore = this.hops.length
     const { id } = sender.chat.send(to, text)
-    this.say(`\nmessage ${n}: ${from} → ${to} [${shortId(id)}] (${text.length} characters of text, sealed in a fixed-size onion)`,
+    this.say(`\nmessage ${n}: ${from} → ${to} [${shortId(id)}] (${text.length} characters, sealed to ${to} and wrapped in a 3,072-byte onion)`,
       { event: 'send', n, id, from, to, text })
+    await waitForEvent(sender, 'stored', e => e.id === id, MESSAGE_TIMEOUT_MS, `a mailbox of ${to} storing message ${n}`)
+    this.say(`  ${from}: [${shortId(id)}] ${MARK_STORED} stored in a mailbox of ${to}, whether or not ${to} is online`, { event: 'stored', n, id, at: from })
     const got = await waitForEvent(recipient, 'message', e => e.id === id, MESSAGE_TIMEOUT_MS, `${to} receiving message ${n}`)
     this.say(`  ${to} received: ${clock(got.ts)} ${got.from} ${verifiedMark(got.verified, got.reason)}: ${safeText(got.text)}`,
       { event: 'message', n, id, at: to, from: got.from, verified: got.verified, reason: got.reason, text: got.text, fingerprint: got.fingerprint })
-    this.say(`  ${to} answers with a signed receipt through the reply block in the message (a path ${from} chose; ${to} never learns where ${from} is):`)
     await waitForEvent(sender, 'delivered', e => e.id === id, MESSAGE_TIMEOUT_MS, `${from} getting the receipt of message ${n}`)
     const mine = this.hops.slice(hopsBefore)
-    this.say(`  ${from}: [${shortId(id)}] ${MARK_DELIVERED} delivered in ${Date.now() - t0} ms (${mine.length} relay hops in all)`,
+    this.say(`  ${from}: [${shortId(id)}] ${MARK_DELIVERED} delivered in ${Date.now() - t0} ms: ${to}'s signed receipt came back through a mailbox of ${from} (${mine.length} relay hops in all)`,
       { event: 'delivered', n, id, at: from, ms: Date.now() - t0, hops: mine.length })
     if (!got.verified) throw new DemoFailure(`${to} could not verify ${from}: ${got.reason ?? '?'}`)
   }
 
   summary (): void {
-    const users = new Set(['alice', 'bob'])
+    this.over = true
     const sizes = new Set(this.hops.map(h => h.size))
-    const bothEnds = this.hops.filter(h => users.has(h.from) && users.has(h.to))
     this.say('\nwhat each relay saw, in all:')
-    for (const m of this.members.filter(x => x.chat.isRelay)) {
-      const seen = this.hops.filter(h => h.relay === m.name)
+    for (const r of this.relays) {
+      const seen = this.hops.filter(h => h.relay === r.name)
       const neighbours = [...new Set(seen.flatMap(h => [h.from, h.to]))].sort()
-      this.say(`  ${m.name}  forwarded ${seen.length} packets; neighbours: ${neighbours.join(', ') || 'none'}`,
-        { event: 'relay-summary', relay: m.name, packets: seen.length, neighbours })
+      const services = this.services.filter(x => x.relay === r.name)
+      this.say(`  ${r.name}  passed ${seen.length} packets, served ${services.filter(x => x.service === 'mailbox').length} mailbox and ${services.filter(x => x.service === 'directory').length} directory requests; neighbours: ${neighbours.join(', ') || 'none'}`,
+        { event: 'relay-summary', relay: r.name, packets: seen.length, neighbours, services: services.length })
     }
-    this.say(`  every packet on the wire had the same size (${[...sizes].join(', ')} bytes); ` +
-      `${bothEnds.length === 0 ? 'no relay saw both alice and bob on one packet' : `${bothEnds.length} hops linked alice and bob!`}; ` +
-      'relays learn neighbours and sizes, never the text', { event: 'summary', sizes: [...sizes], hops: this.hops.length, bothEnds: bothEnds.length })
+    const userIds = new Set(this.members.map(m => m.chat.peerId))
+    const fromUsers = this.dht.filter(d => userIds.has(d.from)).length
+    const fromRelays = this.dht.filter(d => this.names.has(d.from)).length
+    this.say(`  every packet had the same size (${[...sizes].join(', ')} bytes); relays saw users only as "client", and only their own`, { event: 'summary', sizes: [...sizes], hops: this.hops.length })
+    this.say(`  DHT requests served: ${this.dht.length}, ${fromRelays} from relays and the bootstrap node, ${fromUsers} from alice or bob`,
+      { event: 'dht-summary', requests: this.dht.length, fromRelays, fromUsers })
+    if (fromUsers > 0) throw new DemoFailure('a user sent a DHT request')
   }
 
   async tearDown (): Promise<void> {
+    this.quiet = true
     await Promise.all(this.members.map(async m => await within(m.chat.stop(), STOP_TIMEOUT_MS, `stopping ${m.name}`).catch(() => {})))
+    await Promise.all(this.relays.map(async r => await within(r.node.stop(), STOP_TIMEOUT_MS, `stopping ${r.name}`).catch(() => {})))
     if (this.boot != null) await within(this.boot.stop(), STOP_TIMEOUT_MS, 'stopping the bootstrap node').catch(() => {})
     rmSync(this.root, { recursive: true, force: true })
   }

@@ -11,12 +11,11 @@ import { localAllowList, parseTiming } from '../args.ts'
 import type { CliOptions } from '../args.ts'
 import { InteractiveSession } from '../interactive.ts'
 import { JsonSession } from '../json-session.ts'
+import { runRelay } from './relay.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
 import { watchSignals } from '../signals.ts'
 
-/** Where a user or relay listens unless told otherwise: every interface, TCP and WebSockets. */
-export const DEFAULT_START_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 const STOP_TIMEOUT_MS = 10_000
 /** How long joining may take before start gives up on the bootstrap peers (P2PCHAT_TIMING connectTimeoutMs). */
 const CONNECT_TIMEOUT_MS = 30_000
@@ -52,6 +51,7 @@ function noPeers (err: unknown, bootstrap: string[], timeoutMs: number): unknown
 }
 
 export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
+  if (opts.relay) return await runRelay(opts, io)
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
   const { connectTimeoutMs = CONNECT_TIMEOUT_MS, ...timing } = parseTiming(io.env)
@@ -65,8 +65,8 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
     chat = await ChatNode.create({
       dataDir,
       nick: opts.nick,
-      relay: opts.relay,
-      listen: opts.listen ?? DEFAULT_START_LISTEN,
+      // a user listens nowhere unless told to: it only dials out (its entry relay, a bootstrap node once)
+      listen: opts.listen ?? [],
       bootstrap: opts.bootstrap,
       allow: localAllowList(opts.bootstrap),
       timing

@@ -121,9 +121,11 @@ export class OnionClient {
    * A reply block mix -> mix -> entry relay -> this client. `onReply` gets the opened payload of its
    * one reply. Throws NoEntryRelayError.
    */
-  replyBlock (onReply: (payload: Uint8Array) => void, ttlMs = DEFAULT_REPLY_BLOCK_TTL_MS): { surb: Uint8Array, id: Uint8Array, path: string[] } {
+  replyBlock (onReply: (payload: Uint8Array) => void, ttlMs = DEFAULT_REPLY_BLOCK_TTL_MS, exclude: string[] = []): { surb: Uint8Array, id: Uint8Array, path: string[] } {
     const entry = this.link()
-    const { mixes, short } = chooseMixes(this.init.relays(), [entry.relay.peerId], this.init.mixes ?? DEFAULT_MIXES)
+    // the relay that will answer through the block (`exclude`) is not a mix on it: it would see the
+    // answer twice and learn where on the path it sits
+    const { mixes, short } = chooseMixes(this.init.relays(), [entry.relay.peerId, ...exclude], this.init.mixes ?? DEFAULT_MIXES)
     if (short) this.warnShort('a reply block', mixes.length)
     const path: Hop[] = [
       ...mixes.map(m => ({ address: m.address, onionKey: m.onionKey })),
@@ -150,7 +152,7 @@ export class OnionClient {
    */
   send (final: PathRelay, service: number, request: Uint8Array, opts: { onAnswer?: (answer: Uint8Array) => void, ttlMs?: number } = {}): SentRequest {
     const entry = this.link()
-    const block = opts.onAnswer != null ? this.replyBlock(opts.onAnswer, opts.ttlMs) : undefined
+    const block = opts.onAnswer != null ? this.replyBlock(opts.onAnswer, opts.ttlMs, [final.peerId]) : undefined
     const { mixes, short } = chooseMixes(this.init.relays(), [entry.relay.peerId, final.peerId], this.init.mixes ?? DEFAULT_MIXES)
     if (short) this.warnShort('a path', mixes.length)
     const hops = [...mixes, final]
