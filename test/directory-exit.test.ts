@@ -192,6 +192,21 @@ describe('DirectoryExit without a DHT: busy limit, timeout, stats', () => {
     assert.equal(exit.running, 0)
   })
 
+  it('maps the Directory\'s failures: nobody answered -> unreachable, no peer stored -> unreachable, a taken nick without a known holder -> empty holder', async () => {
+    const named = (name: string, extra: object = {}): Error => Object.assign(new Error(name), { name }, extra)
+    const exit = new DirectoryExit({
+      relayDescriptors: () => [],
+      directory: {
+        lookupName: async (nick) => { throw named('NameNotFoundError', { nick, responses: 0 }) },
+        publishSignedName: async (bytes) => { throw bytes[0] === 1 ? named('PublishError') : named('NickTakenError') }
+      }
+    })
+    assert.deepEqual(answerOf(await exit.handle(encodeLookup('a'))), { op: OP_LOOKUP_NAME, status: 'error', reason: 'unreachable' })
+    assert.deepEqual(answerOf(await exit.handle(encodePublish(Uint8Array.from([1])))), { op: OP_PUBLISH_NAME, status: 'error', reason: 'unreachable' })
+    assert.deepEqual(answerOf(await exit.handle(encodePublish(Uint8Array.from([2])))), { op: OP_PUBLISH_NAME, status: 'taken', holder: new Uint8Array() })
+    assert.deepEqual(exit.stats.publish, { 'error:unreachable': 1, taken: 1 })
+  })
+
   it('FIND_RELAYS returns at most the count asked, as many as fit one answer, each from the source', async () => {
     const ids = await Promise.all(Array.from({ length: 12 }, async () => await ephemeralIdentity()))
     const small = ids.slice(0, 6).map(id => relayDescriptor(id))

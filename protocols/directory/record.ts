@@ -395,17 +395,6 @@ export function verifyRecord (dhtKey: Uint8Array, bytes: Uint8Array, now = Date.
   return rec
 }
 
-/** The fault of a record (or undefined when it verifies): for counters that must not throw. */
-export function recordFault (dhtKey: Uint8Array, bytes: Uint8Array, now = Date.now()): RecordFault | undefined {
-  try {
-    verifyRecord(dhtKey, bytes, now)
-    return undefined
-  } catch (err) {
-    if (err instanceof RecordError) return err.fault
-    throw err
-  }
-}
-
 export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
