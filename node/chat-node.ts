@@ -179,6 +179,8 @@ export class ChatNode {
   private stopping: Promise<void> | undefined
   private started = false
   private receiptsRunning = false
+  /** What arrived and what went out, for tests and `/status`. */
+  readonly stats = { itemsReceived: 0, replaysDropped: 0, unopenable: 0, receiptsDeposited: 0, receiptsReceived: 0 }
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
   private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
     this.relayDirectory.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
@@ -536,14 +538,17 @@ export class ChatNode {
 
   /** An item a mailbox of ours pushed. Resolves true once handled for good (then the mailbox may delete it). */
   private async onItem (item: Uint8Array, _from: MailboxAddress): Promise<boolean> {
+    this.stats.itemsReceived++
     const opened = openSealed(item, (epoch) => this.onionKeys.key(epoch)?.privateKey, this.identity.identityKey)
     if (!opened.ok) {
+      this.stats.unopenable++
       this.log('dropped an item that did not open: %s', opened.reason)
       return true
     }
     const keepUntil = Date.now() + MESSAGE_TTL_MS + 24 * 3600_000
     if (opened.type === 'receipt') {
-      if (this.seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)) return true
+      if (this.seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)) { this.stats.replaysDropped++; return true }
+      this.stats.receiptsReceived++
       this.onReceipt(opened.receipt)
       return true
     }
@@ -592,7 +597,7 @@ export class ChatNode {
         this.store.oweReceipt(id, m.senderNick)
       }
     })
-    if (replay) { this.log('dropped a replayed item'); return true }
+    if (replay) { this.stats.replaysDropped++; this.log('dropped a replayed item'); return true }
     if (fresh) this.emit({ type: 'message', id, from: m.senderNick, fingerprint: fp, verified, reason, text: m.text, ts: m.timestamp })
     if (verified && senderRecord != null) {
       if (pinned === 'new') this.crossCheckLater(m.senderNick, m.senderIdentityKey)
@@ -646,6 +651,7 @@ export class ChatNode {
           for (const box of [...record.mailboxes].sort(() => randomInt(3) - 1)) {
             const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed).catch(() => 'failed')
             if (kind === 'stored') {
+              this.stats.receiptsDeposited++
               for (const h of batch) this.store.receiptStored(h)
               break
             }

