@@ -9,9 +9,12 @@ import { after, before, describe, it } from 'node:test'
 import { ChatNetwork, eventsOf } from './helpers/chat-network.ts'
 import { waitFor } from './helpers/wait.ts'
 
-/** Relay epochs of 2 s (+1 s grace): a few seconds offline outlive two epochs of every relay. */
-const EPOCH_MS = 2_000
-const GRACE_MS = 1_000
+/**
+ * Relay epochs of 4 s (+3 s grace): ten seconds away outlive two epochs of every relay, and a reply
+ * block still lives at least 3 s, longer than an exit's DHT publication on loopback.
+ */
+const EPOCH_MS = 4_000
+const GRACE_MS = 3_000
 
 describe('the outbox and the mailboxes: recipients and senders away, relays rotating', { timeout: 300_000 }, () => {
   const net = new ChatNetwork()
@@ -23,7 +26,7 @@ describe('the outbox and the mailboxes: recipients and senders away, relays rota
   after(async () => { await net.teardown() })
 
   it('a recipient away for two relay epochs gets every message once; the sender, away too, sees them delivered at its next start', async () => {
-    const timing = { stockTtlMs: EPOCH_MS, stockIntervalMs: 500 }
+    const timing = { stockTtlMs: EPOCH_MS, stockIntervalMs: 1_000 }
     let dora = await net.user('dora', { timing })
     const doraDir = dora.dataDir
     let alice = await net.user('alice', { timing })

@@ -257,6 +257,8 @@ export class MailboxService {
     // address of a previous run (a client's transport key and entry relay change every run). Pushing an
     // item through such a block loses it until the re-push interval; the owner stocks anew right after.
     this.#dropBlocks(hex(req.mailboxId))
+    // and what was pushed through them may never have arrived: push it again through the new blocks
+    this.#store.unmarkPushed(req.mailboxId)
     if (before == null || !sameBytes(before.record, req.record)) this.#record(req.mailboxId, req.record)
     this.#answer(replyBlock, {
       kind: 'registered',

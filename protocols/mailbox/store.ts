@@ -159,6 +159,7 @@ function prepareStatements (db: DatabaseSync) {
     due: db.prepare(`SELECT * FROM items WHERE mailbox_id = ? AND (last_pushed_at IS NULL OR last_pushed_at <= ?)
       ORDER BY stored_at, rowid LIMIT ?`),
     markPushed: db.prepare('UPDATE items SET last_pushed_at = ? WHERE item_id = ?'),
+    unmarkPushed: db.prepare('UPDATE items SET last_pushed_at = NULL WHERE mailbox_id = ?'),
     deleteItem: db.prepare('DELETE FROM items WHERE item_id = ? AND mailbox_id = ? RETURNING length(bytes) AS size'),
     expiredItems: db.prepare('DELETE FROM items WHERE stored_at <= ? RETURNING mailbox_id, length(bytes) AS size'),
     idleMailboxes: db.prepare('DELETE FROM mailboxes WHERE item_count = 0 AND last_seen <= ? RETURNING id')
@@ -318,6 +319,11 @@ export class MailboxStore {
     itemIds.forEach(checkItemId)
     this.#write(sql => { for (const id of itemIds) sql.markPushed.run(now, id) })
   }
+  /** Forgets that this mailbox's items were pushed: the blocks they went through may be dead (a REGISTER). */
+  unmarkPushed (mailboxId: Uint8Array): void {
+    this.#write(sql => { sql.unmarkPushed.run(mailboxId) })
+  }
+
 
   /** Deletes the listed items of this mailbox (an authenticated ACK); returns how many were held and deleted. */
   ack (mailboxId: Uint8Array, itemIds: Uint8Array[], now: number): number {
