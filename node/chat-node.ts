@@ -209,7 +209,9 @@ export class ChatNode {
       relays: usable,
       addrsOf: (peerId) => this.relayDirectory.list().find(r => r.record.peerId === peerId)?.record.addrs ?? [],
       onDeliver: (packet) => { this.onion.deliver(packet) },
-      onChange: () => { if (this.started) this.mailboxes.topUp().catch(() => {}) },
+      // a new entry relay: every block stocked at the mailboxes ends at the old one; register anew
+      // (the relays drop those blocks and push again what they hold) and stock new ones
+      onChange: () => { if (this.started) this.mailboxes.refreshRecord().catch(() => {}) },
       onWarning: warn
     })
     this.mailboxes = new MailboxClient({

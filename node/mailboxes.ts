@@ -170,14 +170,20 @@ export class MailboxClient {
       throw new MailboxUnavailableError(`mailbox refused: ${answer.kind === 'refused' ? answer.reason : answer.kind}`)
     }
     l.registered = true
+    // the relay forgets the blocks stocked before a REGISTER (they may end at a previous run's address)
+    l.stocked = []
     this.init.keys.markRegistered(l.key.id, this.now())
     l.key.registeredAt = this.now()
     this.stats.registered++
   }
 
-  /** Re-registers (with the record as it is now: new onion keys, new mailboxes) every mailbox. */
+  /**
+   * Re-registers every mailbox (with the record as it is now: new onion keys, a new entry relay), then
+   * stocks them again: a REGISTER makes the relay drop the blocks it held and push what waits anew.
+   */
   async refreshRecord (): Promise<void> {
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
+    await this.topUp()
   }
 
   private async tick (): Promise<void> {
