@@ -329,7 +329,7 @@ export class ChatNode {
     await this.publish()
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
     every(this.timing.retryIntervalMs, () => { this.retryOutbox(); this.sendReceipts().catch(() => {}); this.onion.expire() })
-    every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).message) }) })
+    every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).name) }) })
     this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes` })
     this.retryOutbox()
     this.sendReceipts().catch(() => {})
@@ -419,7 +419,8 @@ export class ChatNode {
     if (this.stopping != null || !this.started || this.inFlight.has(id) || this.inFlight.size >= this.timing.maxInFlight) return
     this.inFlight.add(id)
     this.attempt(id).catch(err => {
-      this.log('sending %s: %s', id, (err as Error).message)
+      // the error's name only: a message may name the contact, and logs never hold nicks
+      this.log('sending %s: %s', id, (err as Error).name)
     }).finally(() => {
       this.inFlight.delete(id)
     })
@@ -616,7 +617,7 @@ export class ChatNode {
         if (!bytesEqual(record.identityKey, key)) {
           this.emit({ type: 'warning', message: `the directory's key for ${nick} is ${fingerprint(record.identityKey)}, not the one its messages carry (${fingerprint(key)}): compare fingerprints out of band` })
         }
-      }).catch(err => { this.log('cross-check of a new contact: %s', (err as Error).message) })
+      }).catch(err => { this.log('cross-check of a new contact: %s', (err as Error).name) })
     }, randomInt(Math.max(1, this.timing.crossCheckMaxDelayMs)))
     t.unref()
     this.timers.push(t)

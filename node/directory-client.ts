@@ -81,7 +81,8 @@ export class DirectoryClient {
     if (exits.length < LOOKUP_EXITS) this.init.onWarning?.('only one exit relay for a lookup: a lying exit would go unnoticed')
     const answers = await Promise.all(exits.map(async e => await this.ask(e, encodeLookup(nick))))
     const verdict = compareLookups(nick, answers, (this.init.now ?? Date.now)())
-    for (const w of verdict.warnings) this.log('lookup of a nick: %s', w)
+    // the warnings name the nick: logs never hold nicks, so only their number is logged
+    if (verdict.warnings.length > 0) this.log('a lookup: %d warnings from the exits', verdict.warnings.length)
     switch (verdict.verdict) {
       case 'found':
         if (!verdict.agreed) { this.stats.disagreements++; this.init.onWarning?.(`the exits did not all find "${nick}": ${verdict.warnings.join('; ')}`) }
