@@ -516,7 +516,7 @@ export class ChatNode {
       text: msg.text,
       nameRecord: this.knowsUs(msg.peerNick) ? undefined : this.signedRecord().bytes
     }), this.identity.signer, { identityKey: record.identityKey, onionKey: key.key, epoch: key.epoch })
-    const boxes = [...record.mailboxes].sort(() => randomInt(3) - 1)
+    const boxes = this.depositOrder(record)
     this.store.markSent(id)
     let lastReason = ''
     for (const [i, box] of boxes.entries()) {
@@ -533,6 +533,22 @@ export class ChatNode {
       }
     }
     queue(`no mailbox of ${msg.peerNick} stored it (${lastReason}); will retry`)
+  }
+
+  /**
+   * The order to try a contact's mailboxes in: random, but a mailbox on our own entry relay last (that
+   * relay would see our packet leave and then arrive for its mailbox: it would link us to the contact
+   * by timing alone).
+   */
+  private depositOrder (record: SignedRecord): SignedRecord['mailboxes'] {
+    const entry = this.entry.relay?.address
+    const shuffled = [...record.mailboxes]
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      const j = randomInt(i + 1)
+      ;[shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]]
+    }
+    const onEntry = (m: SignedRecord['mailboxes'][number]): boolean => entry != null && bytesEqual(m.relay, entry)
+    return [...shuffled.filter(m => !onEntry(m)), ...shuffled.filter(onEntry)]
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -651,7 +667,7 @@ export class ChatNode {
           const batch = ids.slice(i, i + MAX_RECEIPT_IDS)
           const receipt = createReceipt(batch.map(h => Buffer.from(h, 'hex')), this.identity.signer, record.identityKey)
           const sealed = sealReceipt(receipt, { onionKey: key.key, epoch: key.epoch })
-          for (const box of [...record.mailboxes].sort(() => randomInt(3) - 1)) {
+          for (const box of this.depositOrder(record)) {
             const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed).catch(() => 'failed')
             if (kind === 'stored') {
               this.stats.receiptsDeposited++
