@@ -14,8 +14,11 @@ import {
   MIN_ENCODED_MESSAGE,
   MIN_RECEIPT_BYTES,
   PACKET_BYTES,
+  MAX_REPLY_BLOCK,
+  MESSAGE_FIXED_BYTES,
+  NICK_MAX_LENGTH,
   REPLY_BLOCK_BYTES,
-  REPLY_BLOCK_BYTES_SPHINX_V1,
+  ENVELOPE_HEADER_BYTES,
   SEALED_OVERHEAD,
   SERVICE_HEADER_BYTES,
   SPHINX_HEADER_BYTES,
@@ -38,6 +41,7 @@ import {
   normalizeFingerprint,
   openMessage,
   openSealed,
+  nameRecordFits,
   receiptBlockFits,
   seal,
   sealEphemeralKey,
@@ -54,6 +58,8 @@ import {
   type Signer,
   type X25519KeyPair
 } from '../protocols/chat/index.ts'
+import { FIRST_OPTIONAL_FIELD, KIND_NAME, MAX_MAILBOXES, MAX_ONION_KEYS, signRecord, verifyRecord, nameKey } from '../protocols/directory/record.ts'
+import type { DirectoryRecord } from '../protocols/directory/record.ts'
 
 function bytes (n: number): Uint8Array {
   return new Uint8Array(randomBytes(n))
@@ -105,10 +111,23 @@ describe('byte budget (FORMAT.md "Byte budget", issue 10 item 6)', () => {
     assert.equal(MAX_ITEM, 2022)
     assert.equal(SPHINX_HEADER_BYTES + BODY_INTEGRITY_BYTES + SERVICE_HEADER_BYTES + DEPOSIT_HEADER_BYTES + MAX_ITEM, PACKET_BYTES)
     assert.equal(MIN_ENCODED_MESSAGE, 129)
-    assert.equal(MAX_ENCODED_MESSAGE, 128 + 32 + 1024 + 512 + REPLY_BLOCK_BYTES_SPHINX_V1)
+    assert.equal(MAX_REPLY_BLOCK, 529)
+    assert.equal(MAX_ENCODED_MESSAGE, 128 + 32 + 1024 + 784 + 529)
   })
 
-  it('the largest first-contact message (1024 bytes of text, 32-char nick, 512-byte record, no reply block) fits one item', () => {
+  it('MAX_NAME_RECORD_BYTES is the most that leaves 1024 bytes of text with a 32-char nick: 784', () => {
+    assert.equal(MAX_NAME_RECORD_BYTES, MAX_ITEM - SEALED_OVERHEAD - ENVELOPE_HEADER_BYTES - MESSAGE_FIXED_BYTES - NICK_MAX_LENGTH - MAX_TEXT_BYTES)
+    assert.equal(MAX_NAME_RECORD_BYTES, 784)
+    assert.equal(sealedMessageBytes({ textBytes: MAX_TEXT_BYTES, recordBytes: MAX_NAME_RECORD_BYTES }), MAX_ITEM)
+    assert.ok(Number.isNaN(sealedMessageBytes({ textBytes: 0, recordBytes: MAX_NAME_RECORD_BYTES + 1 })))
+    assert.equal(nameRecordFits(0), true)
+    assert.equal(nameRecordFits(591), true)
+    assert.equal(nameRecordFits(784), true)
+    assert.equal(nameRecordFits(785), false)
+    for (const bad of [-1, 1.5, Number.NaN]) assert.equal(nameRecordFits(bad), false)
+  })
+
+  it('the largest first-contact message (1024 bytes of text, 32-char nick, 784-byte record, no reply block) fills one item exactly', () => {
     const { alice, bob } = setup()
     const msg = createMessage({
       senderNick: 'a'.repeat(32),
@@ -117,11 +136,49 @@ describe('byte budget (FORMAT.md "Byte budget", issue 10 item 6)', () => {
       nameRecord: bytes(MAX_NAME_RECORD_BYTES)
     })
     const sealed = sealMessage(msg, alice.signer, bob.to)
-    assert.equal(sealed.length, 53 + 1 + 128 + 32 + 1024 + 512)
-    assert.equal(sealed.length, sealedMessageBytes({ textBytes: 1024, recordBytes: 512 }))
-    assert.ok(sealed.length <= MAX_ITEM, `${sealed.length} > ${MAX_ITEM}`)
-    assert.equal(MAX_ITEM - sealed.length, 272)
+    assert.equal(sealed.length, 53 + 1 + 128 + 32 + 1024 + 784)
+    assert.equal(sealed.length, sealedMessageBytes({ textBytes: 1024, recordBytes: 784 }))
+    assert.equal(sealed.length, MAX_ITEM)
     assert.deepEqual(mustOpen(sealed, bob).message, msg)
+    // one more byte of record would not fit the item: the format refuses to build it
+    assert.throws(() => createMessage({ ...msg, nameRecord: bytes(MAX_NAME_RECORD_BYTES + 1) }), { name: 'NameRecordTooLargeError' })
+  })
+
+  it('the largest record a client signs today (3 onion keys, 4 mailboxes, 32-char nick: 591 bytes) rides with 1024 bytes of text, with 193 bytes to spare for optional fields', () => {
+    const { bob } = setup()
+    const signer = ed25519SignerFromSeed(generateEd25519Seed())
+    const nick = 'n'.repeat(NICK_MAX_LENGTH)
+    const now = Date.now()
+    const record = (extensions: DirectoryRecord['extensions']): Uint8Array => signRecord({
+      kind: KIND_NAME,
+      nick,
+      identityKey: signer.publicKey,
+      onionKeys: Array.from({ length: MAX_ONION_KEYS }, (_, i) => ({ epoch: i + 1, notBefore: now + (i - 1) * 3600_000, notAfter: now + i * 3600_000, key: bytes(32) })),
+      addrs: [],
+      mailboxes: Array.from({ length: MAX_MAILBOXES }, () => ({ relay: bytes(32), id: bytes(32) })),
+      extensions,
+      sequence: 1n,
+      expiry: now + 3600_000
+    }, signer).bytes
+    const full = record([])
+    assert.equal(full.length, 591)
+    // an optional field of 190 value bytes (3 of field header) brings the record to exactly 784
+    const largest = record([{ type: FIRST_OPTIONAL_FIELD, value: bytes(MAX_NAME_RECORD_BYTES - full.length - 3) }])
+    assert.equal(largest.length, MAX_NAME_RECORD_BYTES)
+    for (const rec of [full, largest]) {
+      assert.equal(nameRecordFits(rec.length), true)
+      const msg = createMessage({ senderNick: nick, senderIdentityKey: signer.publicKey, text: 'x'.repeat(MAX_TEXT_BYTES), nameRecord: rec })
+      const sealed = sealMessage(msg, signer, bob.to)
+      assert.ok(sealed.length <= MAX_ITEM, `${sealed.length} > ${MAX_ITEM}`)
+      const opened = mustOpen(sealed, bob)
+      assert.equal(opened.signatureValid, true)
+      // the recipient can verify the carried record as the directory would
+      assert.equal(verifyRecord(nameKey(nick), opened.message.nameRecord).nick, nick)
+    }
+    // one byte more of optional field and the sender must leave the record out
+    const over = record([{ type: FIRST_OPTIONAL_FIELD, value: bytes(MAX_NAME_RECORD_BYTES - full.length - 2) }])
+    assert.equal(nameRecordFits(over.length), false)
+    assert.throws(() => createMessage({ senderNick: nick, senderIdentityKey: signer.publicKey, text: 'hi', nameRecord: over }), { name: 'NameRecordTooLargeError' })
   })
 
   it('receiptBlockFits says when the 529-byte receipt reply block fits: text + record <= 1279 with a 32-char nick', () => {
@@ -133,7 +190,10 @@ describe('byte budget (FORMAT.md "Byte budget", issue 10 item 6)', () => {
     assert.equal(receiptBlockFits(768, 512), false)
     assert.equal(receiptBlockFits(880, 400, 1), true)
     for (const bad of [-1, 1025, 1.5, Number.NaN]) assert.equal(receiptBlockFits(bad, 0), false)
-    assert.equal(receiptBlockFits(0, 513), false)
+    assert.equal(receiptBlockFits(0, 784), true)
+    assert.equal(receiptBlockFits(495, 784), true)
+    assert.equal(receiptBlockFits(496, 784), false)
+    assert.equal(receiptBlockFits(0, 785), false)
   })
 
   it('receiptBlockFits agrees with sealing: the block seals into MAX_ITEM exactly when it says so', () => {
@@ -141,7 +201,7 @@ describe('byte budget (FORMAT.md "Byte budget", issue 10 item 6)', () => {
     const block = bytes(REPLY_BLOCK_BYTES)
     let fits = 0
     let refused = 0
-    for (const [text, record, nick] of [[1024, 0, 32], [879, 400, 32], [880, 400, 32], [767, 512, 32], [768, 512, 32], [1024, 512, 1], [1024, 286, 1], [1024, 287, 1], [0, 512, 32]]) {
+    for (const [text, record, nick] of [[1024, 0, 32], [879, 400, 32], [880, 400, 32], [767, 512, 32], [768, 512, 32], [495, 784, 32], [496, 784, 32], [1024, 512, 1], [1024, 286, 1], [1024, 287, 1], [0, 784, 32]]) {
       const msg = createMessage({ senderNick: 'n'.repeat(nick), senderIdentityKey: alice.signer.publicKey, text: 'x'.repeat(text), nameRecord: bytes(record), replyBlock: block })
       const expected = receiptBlockFits(text, record, nick)
       if (expected) {
@@ -258,10 +318,10 @@ describe('message round trip', () => {
     assert.deepEqual(inspectSeal(sealed), { ok: true, epoch: 7, ephemeralKey: opened.ephemeralKey })
   })
 
-  it('keeps empty text, record and reply block, a leading BOM, the largest timestamp, the Sphinx v1 block', () => {
+  it('keeps empty text, record and reply block, a leading BOM, the largest timestamp', () => {
     const { alice, bob } = setup()
     for (const text of ['', '\uFEFFbom', 'x'.repeat(MAX_TEXT_BYTES)]) {
-      for (const replyBlock of [new Uint8Array(0), bytes(REPLY_BLOCK_BYTES), bytes(REPLY_BLOCK_BYTES_SPHINX_V1)]) {
+      for (const replyBlock of [new Uint8Array(0), bytes(REPLY_BLOCK_BYTES)]) {
         const msg = createMessage({ senderNick: 'a', senderIdentityKey: alice.signer.publicKey, text, replyBlock, timestamp: Number.MAX_SAFE_INTEGER })
         const opened = mustOpen(sealMessage(msg, alice.signer, bob.to), bob)
         assert.deepEqual(opened.message, msg)
@@ -460,7 +520,7 @@ describe('strict decoding of the plaintext message', () => {
     ['invalid UTF-8', (b) => { b[TEXT_LEN + 2] = 0xff; return b }, 'utf8'],
     ['overlong UTF-8', (b) => { b[TEXT_LEN + 2] = 0xc0; b[TEXT_LEN + 3] = 0x80; return b }, 'utf8'],
     ['NUL in text', (b) => { b[TEXT_LEN + 2] = 0; return b }, 'text'],
-    ['record length above 512', (b) => { b[RECORD_LEN] = 0x02; b[RECORD_LEN + 1] = 0x01; return b }, 'length'],
+    ['record length 785, past the end', (b) => { b[RECORD_LEN] = 0x03; b[RECORD_LEN + 1] = 0x11; return b }, 'length'],
     ['reply block length 100', (b) => { b[REPLY_LEN + 1] = 100; return b }, 'length'],
     ['reply block length 529 past the end', (b) => { b[REPLY_LEN] = 0x02; b[REPLY_LEN + 1] = 0x11; return b }, 'length'],
     ['not bytes', () => 'hello' as unknown as Uint8Array, 'input']
@@ -478,6 +538,40 @@ describe('strict decoding of the plaintext message', () => {
       assert.deepEqual(decodeMessage(mutate(encoded()), bob.signer.publicKey), { ok: false, reason })
     })
   }
+
+  /** Grows the field whose u16 length sits at `at` by `extra` bytes, keeping everything else (the signature then fails, the framing holds). */
+  function grow (b: Uint8Array, at: number, extra: number): Uint8Array {
+    const length = (b[at] << 8) | b[at + 1]
+    const out = new Uint8Array([...b.subarray(0, at + 2 + length), ...new Uint8Array(extra), ...b.subarray(at + 2 + length)])
+    out[at] = (length + extra) >> 8
+    out[at + 1] = (length + extra) & 0xff
+    return out
+  }
+
+  it('a well-framed record of 785 bytes is refused (length), one of 784 is read', () => {
+    const make = (record: number): Uint8Array => encodeMessage(createMessage({ senderNick: 'alice', senderIdentityKey: alice.signer.publicKey, text: 'hello', nameRecord: bytes(record) }), alice.signer, bob.signer.publicKey)
+    const atLimit = make(MAX_NAME_RECORD_BYTES)
+    const decoded = decodeMessage(atLimit, bob.signer.publicKey)
+    assert.ok(decoded.ok && decoded.signatureValid && decoded.message.nameRecord.length === 784)
+    // the same bytes with the record grown by one: framing intact, so only the bound refuses it
+    const grown = grow(atLimit, RECORD_LEN, 1)
+    assert.equal((grown[RECORD_LEN] << 8) | grown[RECORD_LEN + 1], 785)
+    assert.deepEqual(decodeMessage(grown, bob.signer.publicKey), { ok: false, reason: 'length' })
+    // control: growing a smaller record by one is read (with a failing signature), so the refusal above is the bound's
+    const control = decodeMessage(grow(make(700), RECORD_LEN, 1), bob.signer.publicKey)
+    assert.ok(control.ok && !control.signatureValid)
+  })
+
+  it('a well-framed 561-byte (Sphinx v1) reply block is refused (length); only 0 and 529 are read', () => {
+    const withBlock = encodeMessage(createMessage({ senderNick: 'alice', senderIdentityKey: alice.signer.publicKey, text: 'hello', nameRecord: bytes(3), replyBlock: bytes(REPLY_BLOCK_BYTES) }), alice.signer, bob.signer.publicKey)
+    const decoded = decodeMessage(withBlock, bob.signer.publicKey)
+    assert.ok(decoded.ok && decoded.signatureValid && decoded.message.replyBlock.length === 529)
+    for (const extra of [32, -1, 1]) {
+      const b = extra > 0 ? grow(withBlock, REPLY_LEN, extra) : new Uint8Array([...withBlock.subarray(0, REPLY_LEN + 2 + 528), ...withBlock.subarray(REPLY_LEN + 2 + 529)])
+      if (extra < 0) { b[REPLY_LEN] = 0x02; b[REPLY_LEN + 1] = 0x10 }
+      assert.deepEqual(decodeMessage(b, bob.signer.publicKey), { ok: false, reason: 'length' }, `block of ${529 + extra}`)
+    }
+  })
 })
 
 describe('build-time limits', () => {
@@ -506,7 +600,7 @@ describe('build-time limits', () => {
     createMessage({ ...base, nameRecord: new Uint8Array(MAX_NAME_RECORD_BYTES) })
     assert.throws(() => createMessage({ ...base, nameRecord: new Uint8Array(MAX_NAME_RECORD_BYTES + 1) }), { name: 'NameRecordTooLargeError' })
     assert.throws(() => createMessage({ ...base, nameRecord: [1] as unknown as Uint8Array }), { name: 'NameRecordTooLargeError' })
-    for (const n of [1, 100, 528, 530, 700]) {
+    for (const n of [1, 100, 528, 530, 561, 700]) {
       assert.throws(() => createMessage({ ...base, replyBlock: new Uint8Array(n) }), { name: 'InvalidReplyBlockError' }, String(n))
     }
     assert.throws(() => createMessage({ ...base, replyBlock: [1] as unknown as Uint8Array }), { name: 'InvalidReplyBlockError' })

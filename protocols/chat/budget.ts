@@ -1,7 +1,9 @@
 /**
  * The byte budget of one message (FORMAT.md "Byte budget", PROTOCOL-V2.md section 7): how big a sealed
- * message envelope is for given field sizes, and whether the optional receipt reply block still fits a
- * mailbox item (MAX_ITEM = 2022 bytes, what one 3072-byte packet's DEPOSIT carries).
+ * message envelope is for given field sizes, whether a sender's name record may ride along (at most
+ * MAX_NAME_RECORD_BYTES = 784, which leaves 1024 bytes of text with a 32-character nick), and whether the
+ * optional 529-byte receipt reply block still fits a mailbox item (MAX_ITEM = 2022 bytes, what one
+ * 3072-byte packet's DEPOSIT carries).
  */
 import {
   ENVELOPE_HEADER_BYTES,
@@ -18,7 +20,7 @@ import {
 export interface MessageSizes {
   /** UTF-8 bytes of the text, 0..1024 */
   textBytes: number
-  /** bytes of the carried name record, 0..512 (0 = omitted) */
+  /** bytes of the carried name record, 0..784 (0 = omitted) */
   recordBytes: number
   /** nick length, 1..32; default 32 (the worst case) */
   nickBytes?: number
@@ -40,10 +42,19 @@ export function sealedMessageBytes (sizes: MessageSizes): number {
 }
 
 /**
+ * Whether a name record of `recordBytes` may ride along in a message (first contact): at most
+ * MAX_NAME_RECORD_BYTES = 784, the most that leaves a full 1024 bytes of text in one item. A sender
+ * whose record is larger sends the message without it (FORMAT.md "Record size").
+ */
+export function nameRecordFits (recordBytes: number): boolean {
+  return inRange(recordBytes, 0, MAX_NAME_RECORD_BYTES)
+}
+
+/**
  * Whether a message with `textBytes` of text and a `recordBytes` name record (and a nick of `nickBytes`,
  * default the worst case 32) still fits one mailbox item with the 529-byte receipt reply block:
- * 53 + 1 + 128 + nick + text + record + 529 <= 2022, i.e. text + record <= 1279 with a 32-byte nick.
- * False for sizes the format does not allow.
+ * 53 + 1 + 128 + nick + text + record + 529 <= 2022, i.e. text + record <= 1279 with a 32-byte nick
+ * (with the largest record, 784 bytes, up to 495 bytes of text). False for sizes the format does not allow.
  */
 export function receiptBlockFits (textBytes: number, recordBytes: number, nickBytes = NICK_MAX_LENGTH): boolean {
   const size = sealedMessageBytes({ textBytes, recordBytes, nickBytes, replyBlockBytes: REPLY_BLOCK_BYTES })

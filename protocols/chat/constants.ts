@@ -32,19 +32,10 @@ export const NICK_MIN_LENGTH = 1
 export const NICK_MAX_LENGTH = 32
 /** Text limit, counted in UTF-8 bytes, not characters: issue 10 asks for at least 1,000 bytes in every message. */
 export const MAX_TEXT_BYTES = 1024
-/** The sender's signed name record carried on first contact: opaque here; 512 bounds a record with 3 onion keys and 4 mailboxes (~400 bytes) with room for optional fields. */
-export const MAX_NAME_RECORD_BYTES = 512
-/** A Sphinx v2 reply block (PROTOCOL-V2.md section 3): first hop 32 + header 465 + payload key 32. */
+/** A Sphinx v2 reply block (PROTOCOL-V2.md section 3): first hop 32 + header 465 + payload key 32. A message carries 0 or this many. */
 export const REPLY_BLOCK_BYTES = 529
-/**
- * Transitional: the version 1 Sphinx reply block (peer id 38 + header 491 + payload key 32) that the running
- * node still makes until the Sphinx v2 packet lands. Accepted as the only other non-zero length; remove it then.
- */
-export const REPLY_BLOCK_BYTES_SPHINX_V1 = 561
-/** The non-zero reply block lengths a message may carry. */
-export const REPLY_BLOCK_LENGTHS: readonly number[] = [REPLY_BLOCK_BYTES, REPLY_BLOCK_BYTES_SPHINX_V1]
-/** Largest reply block length accepted (for bounds). */
-export const MAX_REPLY_BLOCK = REPLY_BLOCK_BYTES_SPHINX_V1
+/** Largest reply block length a message may carry (for bounds): only 0 and REPLY_BLOCK_BYTES are valid. */
+export const MAX_REPLY_BLOCK = REPLY_BLOCK_BYTES
 
 /** X25519 public key of the ephemeral sender key in the seal. */
 export const SEAL_EPHEMERAL_BYTES = 32
@@ -67,7 +58,36 @@ export const SEALED_OVERHEAD = SEAL_HEADER_BYTES + SEAL_TAG_BYTES
 export const MESSAGE_FIXED_BYTES = 1 + MESSAGE_ID_BYTES + 8 + 1 + IDENTITY_KEY_BYTES + 2 + 2 + 2 + SIGNATURE_BYTES
 /** Smallest encoded message (1-char nick, empty text, no record, no reply block): 129 bytes. */
 export const MIN_ENCODED_MESSAGE = MESSAGE_FIXED_BYTES + NICK_MIN_LENGTH
-/** Largest encoded message the decoder accepts (32-char nick, 1024 text, 512 record, a v1 reply block): 2257 bytes. */
+
+// ---- The byte budget of one 3072-byte packet (FORMAT.md "Byte budget", PROTOCOL-V2.md section 7) ----
+
+/** PROTOCOL-V2.md section 3: every packet is 3072 bytes. */
+export const PACKET_BYTES = 3072
+/** version 1 + alpha 32 + beta 5 x 80 + gamma 32. */
+export const SPHINX_HEADER_BYTES = 465
+/** The Sphinx body's integrity tag and payload length (onion/SPEC.md). */
+export const BODY_INTEGRITY_BYTES = 18
+/** Service request header with the `stored` reply block: service 1 + block length 2 + block 529. */
+export const SERVICE_HEADER_BYTES = 1 + 2 + REPLY_BLOCK_BYTES
+/** DEPOSIT: op 1 + mailbox id 32 + item length 2 (mailbox/SPEC.md). */
+export const DEPOSIT_HEADER_BYTES = 1 + 32 + 2
+/** The largest mailbox item, i.e. sealed envelope, one packet carries: 3072 - 465 - 18 - 532 - 35 = 2022 bytes. */
+export const MAX_ITEM = PACKET_BYTES - SPHINX_HEADER_BYTES - BODY_INTEGRITY_BYTES - SERVICE_HEADER_BYTES - DEPOSIT_HEADER_BYTES
+
+// ---- What one message may carry, bounded by that budget ----
+
+/**
+ * The sender's signed name record carried on first contact (opaque here): the most that still leaves
+ * MAX_TEXT_BYTES of text in one item with the longest nick and no reply block,
+ * 2022 - 53 - 1 - 128 - 32 - 1024 = 784 bytes. Every record a client signs today fits: a name with
+ * 3 onion keys, 4 mailboxes and a 32-character nick is 591 bytes (protocols/directory/record.ts), which
+ * leaves 193 bytes for optional fields (0x80..0xff). A sender whose record is larger omits it (FORMAT.md).
+ */
+export const MAX_NAME_RECORD_BYTES = MAX_ITEM - SEALED_OVERHEAD - ENVELOPE_HEADER_BYTES - MESSAGE_FIXED_BYTES - NICK_MAX_LENGTH - MAX_TEXT_BYTES
+/**
+ * Largest encoded message the decoder accepts (32-char nick, 1024 text, 784 record, a 529 reply block):
+ * 2497 bytes. Not all of it fits one item: what one item carries is bounded by MAX_ITEM (FORMAT.md "Byte budget").
+ */
 export const MAX_ENCODED_MESSAGE = MESSAGE_FIXED_BYTES + NICK_MAX_LENGTH + MAX_TEXT_BYTES + MAX_NAME_RECORD_BYTES + MAX_REPLY_BLOCK
 
 /** Most message ids one receipt may carry: a batch that fits any item, 2 + 32 * 16 + 64 = 578 bytes. */
@@ -86,18 +106,3 @@ export const MIN_ENVELOPE = ENVELOPE_HEADER_BYTES + MIN_RECEIPT_BYTES
 /** Bounds on a sealed envelope the opener accepts before any work. */
 export const MIN_SEALED = SEALED_OVERHEAD + MIN_ENVELOPE
 export const MAX_SEALED = SEALED_OVERHEAD + MAX_ENVELOPE
-
-// ---- The byte budget of one 3072-byte packet (FORMAT.md "Byte budget", PROTOCOL-V2.md section 7) ----
-
-/** PROTOCOL-V2.md section 3: every packet is 3072 bytes. */
-export const PACKET_BYTES = 3072
-/** version 1 + alpha 32 + beta 5 x 80 + gamma 32. */
-export const SPHINX_HEADER_BYTES = 465
-/** The Sphinx body's integrity tag and payload length (onion/SPEC.md). */
-export const BODY_INTEGRITY_BYTES = 18
-/** Service request header with the `stored` reply block: service 1 + block length 2 + block 529. */
-export const SERVICE_HEADER_BYTES = 1 + 2 + REPLY_BLOCK_BYTES
-/** DEPOSIT: op 1 + mailbox id 32 + item length 2 (mailbox/SPEC.md). */
-export const DEPOSIT_HEADER_BYTES = 1 + 32 + 2
-/** The largest mailbox item, i.e. sealed envelope, one packet carries: 3072 - 465 - 18 - 532 - 35 = 2022 bytes. */
-export const MAX_ITEM = PACKET_BYTES - SPHINX_HEADER_BYTES - BODY_INTEGRITY_BYTES - SERVICE_HEADER_BYTES - DEPOSIT_HEADER_BYTES

@@ -3,6 +3,7 @@
  * Bytes from the network never throw; they are rejected with a `DecodeReason` instead (see ./types.ts).
  * Tests assert on `name`.
  */
+import { MAX_NAME_RECORD_BYTES, REPLY_BLOCK_BYTES } from './constants.ts'
 
 export class InvalidNickError extends Error {
   static readonly code = 'ERR_INVALID_NICK'
@@ -28,19 +29,19 @@ export class InvalidTextError extends Error {
   }
 }
 
-/** A reply block that is not 0 or 529 bytes (or, transitionally, the 561-byte Sphinx v1 block). */
+/** A reply block that is not 0 or 529 bytes (a Sphinx v2 reply block). */
 export class InvalidReplyBlockError extends Error {
   static readonly code = 'ERR_INVALID_REPLY_BLOCK'
-  constructor (message = 'reply block must be empty or 529 bytes (561 for Sphinx v1)') {
+  constructor (message = `reply block must be empty or ${REPLY_BLOCK_BYTES} bytes`) {
     super(message)
     this.name = 'InvalidReplyBlockError'
   }
 }
 
-/** The sender's name record carried in a message is longer than 512 bytes or not bytes. */
+/** The sender's name record carried in a message is longer than 784 bytes (MAX_NAME_RECORD_BYTES) or not bytes: a sender omits such a record. */
 export class NameRecordTooLargeError extends Error {
   static readonly code = 'ERR_NAME_RECORD_TOO_LARGE'
-  constructor (message = 'name record is larger than 512 bytes') {
+  constructor (message = `name record is larger than ${MAX_NAME_RECORD_BYTES} bytes`) {
     super(message)
     this.name = 'NameRecordTooLargeError'
   }

@@ -50,4 +50,4 @@ export {
   type DecodedReceipt
 } from './receipt.ts'
 export { encodeEnvelope, decodeEnvelope, type Envelope, type DecodedEnvelope } from './envelope.ts'
-export { receiptBlockFits, sealedMessageBytes, type MessageSizes } from './budget.ts'
+export { nameRecordFits, receiptBlockFits, sealedMessageBytes, type MessageSizes } from './budget.ts'

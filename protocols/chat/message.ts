@@ -2,7 +2,7 @@
  * The signed chat message, version 2 (FORMAT.md "Message"): build, validate, encode + sign, decode + verify.
  *
  *   version 0x02 | id 16 | timestamp u64 | nick length u8 | nick | sender identity key 32 |
- *   text length u16 | text (<= 1024 UTF-8 bytes) | record length u16 | sender's name record (<= 512, opaque) |
+ *   text length u16 | text (<= 1024 UTF-8 bytes) | record length u16 | sender's name record (<= 784, opaque) |
  *   reply block length u16 (0 or 529) | reply block | signature 64
  *
  * The signature is Ed25519 by the sender's identity key over
@@ -23,7 +23,7 @@ import {
   MIN_ENCODED_MESSAGE,
   NICK_MAX_LENGTH,
   NICK_MIN_LENGTH,
-  REPLY_BLOCK_LENGTHS,
+  REPLY_BLOCK_BYTES,
   SIGNATURE_BYTES
 } from './constants.ts'
 import { Reader, Writer, concat, copy, equalBytes, isBytes, utf8Decode, utf8Encode } from './bytes.ts'
@@ -52,9 +52,9 @@ export interface ChatMessage {
   /** raw 32-byte Ed25519 public key */
   senderIdentityKey: Uint8Array
   text: string
-  /** the sender's signed name record (opaque here, 0..512 bytes; empty = omitted); the caller parses and checks it */
+  /** the sender's signed name record (opaque here, 0..784 bytes; empty = omitted: a larger record is left out); the caller parses and checks it */
   nameRecord: Uint8Array
-  /** a reply block for a fast receipt: empty, or 529 bytes (561 while the running node makes Sphinx v1 blocks) */
+  /** a reply block for a fast receipt: empty, or a 529-byte Sphinx v2 reply block */
   replyBlock: Uint8Array
 }
 
@@ -93,7 +93,7 @@ export function validateMessage (msg: ChatMessage): void {
   if (!isBytes(msg.nameRecord)) throw new NameRecordTooLargeError('name record must be bytes')
   if (msg.nameRecord.length > MAX_NAME_RECORD_BYTES) throw new NameRecordTooLargeError()
   if (!isBytes(msg.replyBlock)) throw new InvalidReplyBlockError('reply block must be bytes')
-  if (msg.replyBlock.length !== 0 && !REPLY_BLOCK_LENGTHS.includes(msg.replyBlock.length)) throw new InvalidReplyBlockError()
+  if (msg.replyBlock.length !== 0 && msg.replyBlock.length !== REPLY_BLOCK_BYTES) throw new InvalidReplyBlockError()
 }
 
 /** The UTF-8 bytes of a valid text; throws InvalidTextError / TextTooLongError. */
@@ -203,7 +203,7 @@ export function decodeMessage (bytes: Uint8Array, ownIdentityKey: Uint8Array): D
   const nameRecord = r.bytes(recordLength)
   const replyLength = r.u16()
   if (nameRecord == null || replyLength == null) return { ok: false, reason: 'length' }
-  if (replyLength !== 0 && !REPLY_BLOCK_LENGTHS.includes(replyLength)) return { ok: false, reason: 'length' }
+  if (replyLength !== 0 && replyLength !== REPLY_BLOCK_BYTES) return { ok: false, reason: 'length' }
   const replyBlock = r.bytes(replyLength)
   if (replyBlock == null) return { ok: false, reason: 'length' }
   const signedLength = r.offset
