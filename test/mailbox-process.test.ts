@@ -8,9 +8,10 @@
  * the relay process P, and in-process users. The sender deposits sealed messages into the recipient's
  * mailbox on P through the mixnet (MailboxClient.deposit), several in flight at once. P's answers leave
  * it as onion packets to the first hop of the sender's reply block, an in-process relay: the test watches
- * the in-process relays' receive path and SIGKILLs P at the first packet that arrives from P (that is
- * P's first STORED answer of the round, since a deposit's final hop sends nothing else), or when a
- * `stored` answer reaches the sender, whichever is first. Answers already on their way still reach the
+ * the in-process relays' receive path and SIGKILLs P at the first packet that arrives from P, or when a
+ * `stored` answer reaches the sender, whichever is first. P sends only two kinds of packet here: STORED
+ * answers and, before its first restart, pushes through reply blocks the recipient stocked before it
+ * left; both leave in the same synchronous handling of a deposit, after the commit, STORED first. Answers already on their way still reach the
  * sender after the kill; they count as acknowledged too. P is then started again on the same directory.
  */
 import assert from 'node:assert/strict'
