@@ -168,7 +168,7 @@ describe('MailboxService', () => {
   })
 
   describe('stock, push, ack', () => {
-    it('pushes one item per stocked block, oldest first, answers stocked, and deletes only on ack', () => {
+    it('pushes one item per stocked block, oldest item through the newest block, answers stocked, and deletes only on ack', () => {
       register(alice)
       const items = [item(10), item(20), item(30)]
       for (const bytes of items) { deposit(alice, bytes); now += 1 }
@@ -177,7 +177,7 @@ describe('MailboxService', () => {
       const answers = ask(buildStock(alice, blocks, now))
       const pushed = pushes()
       assert.equal(pushed.length, 2)
-      assert.deepEqual(pushed.map(p => hex(p.block)), blocks.map(hex), 'each block used once, in order')
+      assert.deepEqual(pushed.map(p => hex(p.block)), [blocks[1], blocks[0]].map(hex), 'each block used once, newest first')
       assert.deepEqual(pushed.map(p => p.answer.item), items.slice(0, 2))
       assert.deepEqual(pushed.map(p => p.answer.waiting), [2, 2])
       assert.deepEqual(answers, [{ kind: 'stocked', mailboxId: alice.mailboxId, waiting: 3, blocks: 0 }])
@@ -196,7 +196,7 @@ describe('MailboxService', () => {
       assert.equal(service.stats().pushes, 3)
     })
 
-    it('an item deposited while blocks are held is pushed at once through a stocked block, never through the deposit block', () => {
+    it('an item deposited while blocks are held is pushed at once through the newest stocked block, never through the deposit block', () => {
       register(alice)
       const stocked = [block(), block()]
       service.handle(buildStock(alice, stocked, now), undefined)
@@ -205,7 +205,7 @@ describe('MailboxService', () => {
       const rb = block()
       const bytes = item()
       service.handle(buildDeposit(alice.mailboxId, bytes), rb)
-      assert.deepEqual(sent.map(s => [hex(s.block), s.answer.kind]), [[hex(rb), 'stored'], [hex(stocked[0]), 'push']])
+      assert.deepEqual(sent.map(s => [hex(s.block), s.answer.kind]), [[hex(rb), 'stored'], [hex(stocked[1]), 'push']])
       assert.equal(service.blocksHeld(alice.mailboxId), 1)
     })
 
@@ -223,9 +223,37 @@ describe('MailboxService', () => {
       now += 1
       service.sweep()
       assert.equal(pushes().length, 2)
-      assert.deepEqual(pushes().map(p => hex(p.block)), blocks.map(hex))
+      assert.deepEqual(pushes().map(p => hex(p.block)), [blocks[1], blocks[0]].map(hex), 'the newest block first, then the one left')
       assert.deepEqual(pushes()[0].answer.itemId, pushes()[1].answer.itemId, 'the same item again')
       assert.equal(store.items(alice.mailboxId).length, 1)
+    })
+
+    it('a REGISTER drops the blocks held for the mailbox and pushes its unacknowledged items again through the next blocks', () => {
+      make({ repushIntervalMs: 60_000 })
+      register(alice)
+      register(bob)
+      const first = item()
+      deposit(alice, first)
+      const old = [block(), block()]
+      service.handle(buildStock(alice, old, now), undefined)
+      service.handle(buildStock(bob, [block()], now), undefined)
+      assert.deepEqual(pushes().map(p => hex(p.block)), [hex(old[1])])
+      assert.equal(service.blocksHeld(alice.mailboxId), 1)
+      // the owner restarts: new transport key and entry relay, so old[0] ends at a dead address
+      now += 1000
+      assert.deepEqual(register(alice).map(a => a.kind), ['registered'])
+      assert.equal(service.blocksHeld(alice.mailboxId), 0, 'the blocks of the previous run are gone')
+      assert.equal(service.blocksHeld(bob.mailboxId), 1, 'another mailbox keeps its blocks')
+      assert.equal(service.stats().blocks, 1)
+      const second = item()
+      deposit(alice, second)
+      assert.equal(pushes().length, 1, 'nothing goes through a block of the previous run')
+      // well within the re-push interval, both items go through the new blocks, the older first
+      sent = []
+      const fresh = [block(), block()]
+      service.handle(buildStock(alice, fresh, now), undefined)
+      assert.deepEqual(pushes().map(p => [hex(p.block), hex(p.answer.item)]), [[hex(fresh[1]), hex(first)], [hex(fresh[0]), hex(second)]])
+      assert.equal(store.items(alice.mailboxId).length, 2, 'still held until acknowledged')
     })
 
     it('nothing is deleted by an unauthenticated or stale ACK; a bad STOCK holds no block', () => {
@@ -265,7 +293,8 @@ describe('MailboxService', () => {
       assert.equal(service.stats().blocks, 5)
       assert.equal(service.stats().drops['blocks-relay-full'], 1)
       deposit(alice)
-      assert.deepEqual(pushes()[0].block, a[1], 'the oldest held block (a[0] was evicted)')
+      assert.deepEqual(pushes()[0].block, a[3], 'the newest held block (a[0] was evicted)')
+      assert.equal(service.blocksHeld(alice.mailboxId), 2, 'a[1] and a[2] stay')
       now += 10_000
       deposit(alice)
       assert.equal(pushes().length, 1, 'no live block: nothing pushed')

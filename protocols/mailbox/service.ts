@@ -10,7 +10,12 @@
  * - Reply blocks live in memory only: at most `maxBlocksPerMailbox` per mailbox (the oldest is evicted) and
  *   `maxBlocksPerRelay` in all (further blocks are refused), each dropped `blockLifetimeMs` after it was
  *   stocked. A restarted relay holds no blocks: owners re-stock.
+ * - Pushes take the oldest due item and the NEWEST held block first (the newest block is the likeliest to
+ *   be alive: every relay on it still holds the epoch key it was built for).
  * - An item pushed and not acknowledged within `repushIntervalMs` goes again through a later block.
+ * - A successful REGISTER is the owner (re)starting: it drops every block held for that mailbox (they may
+ *   end at a transport key and entry relay of a previous run) and clears `last pushed at` of its items,
+ *   so what went through those blocks is pushed again at once through the blocks stocked next.
  *   Only an authenticated ACK or the item age limit deletes an item.
  * - A timer (`sweepIntervalMs`, owned here, started by `start()`) expires items and idle mailboxes, drops
  *   dead blocks, re-pushes due items, and hands held name records to `onRecord` every `republishIntervalMs`.
@@ -115,7 +120,7 @@ export class MailboxService {
   readonly #onRecord: ((mailboxId: Uint8Array, record: Uint8Array) => void) | undefined
   readonly #now: () => number
   readonly #random: (n: number) => Uint8Array
-  /** mailbox id (hex) -> blocks, oldest first */
+  /** mailbox id (hex) -> blocks, oldest first (pushes take from the end, evictions and expiry from the front) */
   readonly #blocks = new Map<string, HeldBlock[]>()
   #blockCount = 0
   #timer: ReturnType<typeof setInterval> | undefined
@@ -256,7 +261,7 @@ export class MailboxService {
     // A REGISTER is the owner starting (or re-signing its record): blocks stocked before it may end at an
     // address of a previous run (a client's transport key and entry relay change every run). Pushing an
     // item through such a block loses it until the re-push interval; the owner stocks anew right after.
-    this.#dropBlocks(hex(req.mailboxId))
+    this.#forgetBlocks(hex(req.mailboxId))
     // and what was pushed through them may never have arrived: push it again through the new blocks
     this.#store.unmarkPushed(req.mailboxId)
     if (before == null || !sameBytes(before.record, req.record)) this.#record(req.mailboxId, req.record)
@@ -335,13 +340,6 @@ export class MailboxService {
 
   // ---- pushing ----
 
-  #dropBlocks (key: string): void {
-    const held = this.#blocks.get(key)
-    if (held == null) return
-    this.#blockCount -= held.length
-    this.#blocks.delete(key)
-  }
-
   /**
    * Pushes due items through this mailbox's live blocks: one item per block, oldest item first, newest
    * block first (the newest is the likeliest to be alive: every relay on it still has the epoch key).
@@ -384,6 +382,7 @@ export class MailboxService {
     return held
   }
 
+  /** Drops every block held for one mailbox (a REGISTER, or the mailbox removed). */
   #forgetBlocks (key: string): void {
     const held = this.#blocks.get(key)
     if (held == null) return

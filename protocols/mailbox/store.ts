@@ -319,11 +319,10 @@ export class MailboxStore {
     itemIds.forEach(checkItemId)
     this.#write(sql => { for (const id of itemIds) sql.markPushed.run(now, id) })
   }
-  /** Forgets that this mailbox's items were pushed: the blocks they went through may be dead (a REGISTER). */
+  /** Clears `last pushed at` of every item of this mailbox (a REGISTER: the blocks they went through may be dead), so all are due again. */
   unmarkPushed (mailboxId: Uint8Array): void {
     this.#write(sql => { sql.unmarkPushed.run(mailboxId) })
   }
-
 
   /** Deletes the listed items of this mailbox (an authenticated ACK); returns how many were held and deleted. */
   ack (mailboxId: Uint8Array, itemIds: Uint8Array[], now: number): number {
