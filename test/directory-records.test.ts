@@ -10,7 +10,7 @@ import { ed25519SignerFromSeed } from '../protocols/crypto/keys.ts'
 import type { Signer } from '../protocols/crypto/keys.ts'
 import { GuardedDatastore, selectRecord } from '../protocols/directory/dht.ts'
 import {
-  decodeRecord, KIND_NAME, KIND_RELAY, MAX_NAME_LIFETIME_MS, MAX_RELAY_LIFETIME_MS, nameKey, RECORD_FAULTS, relayKey, signRecord, verifyRecord
+  decodeRecord, KIND_NAME, KIND_RELAY, loggableKey, MAX_NAME_LIFETIME_MS, MAX_RELAY_LIFETIME_MS, nameKey, RECORD_FAULTS, relayKey, signRecord, verifyRecord
 } from '../protocols/directory/record.ts'
 import type { DirectoryRecord, RecordFault } from '../protocols/directory/record.ts'
 import { RelayDirectory } from '../protocols/onion/relay-directory.ts'
@@ -116,6 +116,13 @@ describe('directory record v2: known-answer vector (test/vectors/record-v2.json)
 })
 
 describe('directory record v2 codec and verification', () => {
+  it('a key is logged with a relay\'s peer id but without a nick', async () => {
+    const relay = (await ephemeralIdentity()).peerId.toString()
+    assert.equal(loggableKey(relayKey(relay)), `/p2pchat/relay/${relay}`)
+    assert.equal(loggableKey(nameKey('alice')), '/p2pchat/name/<nick>')
+    assert.equal(loggableKey(nameKey('bob')), loggableKey(nameKey('alice')), 'nothing of the nick, not even a hash')
+  })
+
   it('round-trips every field of a name (no address) and of a relay, and derives the peer id from the identity key', async () => {
     const id = await ephemeralIdentity()
     const signed = signRecord(record(id), id.signer)

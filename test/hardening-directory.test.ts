@@ -118,7 +118,7 @@ describe('the directory under attack (8-node loopback DHT)', { timeout: 180_000 
     const bob = peers[1].node.peerId.toString()
     const heldBefore = await Promise.all(honest().map(async p => [await storedValue(p, nameKey('alice')), await storedValue(p, nameKey('bob'))]))
     const junkValid = Array.from({ length: 60 }, (_, i) => signRecord(claim(m, `junk${i}`), m.signer))
-    await inBatches(junkValid, 30, async r => await rawPut(mallory, nameKey(r.nick), r.bytes))
+    await inBatches(junkValid, 10, async r => await rawPut(mallory, nameKey(r.nick), r.bytes))
     const junkInvalid: Array<[string, Uint8Array]> = []
     for (let i = 0; i < 60; i++) {
       const target = i % 2 === 0 ? 'alice' : 'bob'
@@ -127,9 +127,13 @@ describe('the directory under attack (8-node loopback DHT)', { timeout: 180_000 
       if (i % 3 === 1) bytes[bytes.length - 1 - (i % 64)] ^= 1
       junkInvalid.push([target, bytes])
     }
-    await inBatches(junkInvalid, 30, async ([nick, bytes]) => await rawPut(mallory, nameKey(nick), bytes))
-    const stored = await Promise.all(honest().map(async p => await storedValue(p, nameKey('junk7'))))
-    assert.ok(stored.some(v => v != null), 'valid junk for free nicks is stored (first come, first served)')
+    await inBatches(junkInvalid, 10, async ([nick, bytes]) => await rawPut(mallory, nameKey(nick), bytes))
+    // any of the 60 (one fixed nick was too few: under load a put may time out before it reached an honest node)
+    let junkHeld = 0
+    for (const r of junkValid) {
+      for (const p of honest()) if (await storedValue(p, nameKey(r.nick)) != null) junkHeld++
+    }
+    assert.ok(junkHeld > 0, 'valid junk for free nicks is stored (first come, first served)')
     for (const [i, p] of honest().entries()) {
       const [a, b] = heldBefore[i]
       assert.deepEqual(await storedValue(p, nameKey('alice')), a, 'alice\'s record on this node changed')

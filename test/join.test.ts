@@ -1,6 +1,9 @@
 /**
  * Joining the DHT when the bootstrap node is not there yet: @libp2p/bootstrap dials once, so a
  * newcomer started before its bootstrap node would never join; joinDht dials again until it has.
+ * In protocol version 2 only relays and bootstrap nodes join the DHT (RelayNode.start, a bootstrap node
+ * joining its peers); users run no DHT at all (test/dht-observe.test.ts, test/privacy.test.ts), so
+ * nothing here is about users any more.
  */
 import assert from 'node:assert/strict'
 import { createServer } from 'node:net'

@@ -15,7 +15,7 @@ import { BaseDatastore } from 'datastore-core'
 import { logger } from '@libp2p/logger'
 import type { Datastore, Key, KeyQuery, Pair, Query } from 'interface-datastore'
 import type { AbortOptions } from '@libp2p/interface'
-import { bytesEqual, RecordError, verifyRecord } from './record.ts'
+import { bytesEqual, loggableKey, RecordError, verifyRecord } from './record.ts'
 import type { RecordFault, SignedRecord } from './record.ts'
 
 const log = logger('p2pchat:directory:dht')
@@ -128,14 +128,15 @@ export class GuardedDatastore extends BaseDatastore {
         if (!(err instanceof RecordError)) throw err
         this.refused.invalid++
         this.refusedFaults[err.fault] = (this.refusedFaults[err.fault] ?? 0) + 1
-        log('did not store an invalid record for %s: %s', new TextDecoder().decode(incoming.key), err.fault)
+        log('did not store an invalid record for %s: %s', loggableKey(incoming.key), err.fault)
         return key
       }
       const held = await this.heldRecord(key, incoming.key, options)
       const verdict = replacementVerdict(held, rec)
       if (verdict != null) {
         this.refused[verdict.reason]++
-        log('kept the held record for %s: %s', new TextDecoder().decode(incoming.key), verdict.message)
+        // the reason, not the message: the message names the nick
+        log('kept the held record for %s: %s', loggableKey(incoming.key), verdict.reason)
         return key
       }
       return await this.inner.put(key, val, options)

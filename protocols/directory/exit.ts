@@ -425,7 +425,8 @@ export class DirectoryExit {
         return { op: OP_LOOKUP_NAME, status: 'not-found' }
       }
       if (signal.aborted) return { op: OP_LOOKUP_NAME, status: 'error', reason: 'timeout' }
-      log('lookup of %s failed: %s', nick, e.message)
+      // no nick in a relay's log (issue 10, item 9)
+      log('a lookup failed: %s', e.message)
       return { op: OP_LOOKUP_NAME, status: 'error', reason: 'internal' }
     }
   }

@@ -13,7 +13,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, ContentRouting, PeerId } from '@libp2p/interface'
 import type { Signer } from '../crypto/keys.ts'
-import { bytesEqual, decodeRecord, isValidNick, KIND_NAME, KIND_RELAY, nameKey, RecordError, relayKey, signRecord, verifyRecord } from './record.ts'
+import { bytesEqual, decodeRecord, isValidNick, KIND_NAME, KIND_RELAY, loggableKey, nameKey, RecordError, relayKey, signRecord, verifyRecord } from './record.ts'
 import type { MailboxEntry, OnionKeyEntry, SignedRecord } from './record.ts'
 
 export * from './record.ts'
@@ -63,8 +63,9 @@ export class NickTakenError extends Error {
   readonly holder: string
   /** The holder's record as the lookup chose it, when known. */
   readonly record: SignedRecord | undefined
-  constructor (nick: string, holder: string, record?: SignedRecord) {
-    super(`nick "${nick}" is held by another key (peer ${holder}); choose another nick`)
+  /** `message` replaces the default, which names the nick (a relay publishing for a user must not log it). */
+  constructor (nick: string, holder: string, record?: SignedRecord, message?: string) {
+    super(message ?? `nick "${nick}" is held by another key (peer ${holder}); choose another nick`)
     this.name = 'NickTakenError'
     this.nick = nick
     this.holder = holder
@@ -163,9 +164,9 @@ export class Directory {
         if (event.name === 'QUERY_ERROR') errors++
       }
     } catch (err) {
-      if (stored === 0) throw new PublishError(`could not publish ${new TextDecoder().decode(key)}: ${(err as Error).message}`)
+      if (stored === 0) throw new PublishError(`could not publish ${loggableKey(key)}: ${(err as Error).message}`)
     }
-    log('put %s: stored on %d peers, %d errors', new TextDecoder().decode(key), stored, errors)
+    log('put %s: stored on %d peers, %d errors', loggableKey(key), stored, errors)
     return stored
   }
 
@@ -199,7 +200,14 @@ export class Directory {
     const claimed = decodeRecord(recordBytes)
     if (claimed.kind !== KIND_NAME) throw new RecordError('kind', 'not a name record')
     const record = verifyRecord(nameKey(claimed.nick), recordBytes, this.init.now())
-    return await this.publishRecord(record.nick, () => record, options)
+    try {
+      return await this.publishRecord(record.nick, () => record, options)
+    } catch (err) {
+      // the caller is a relay publishing for a user (an exit, a mailbox republishing): whatever it logs
+      // of this error must not name the nick (issue 10, item 9); the fields still carry it
+      if (err instanceof NickTakenError) throw new NickTakenError(err.nick, err.holder, err.record, 'the nick is held by another key')
+      throw err
+    }
   }
 
   /** Pre-lookup, put, read-back: the steps every name publication takes. */
@@ -213,7 +221,7 @@ export class Directory {
       throw new NickTakenError(nick, existing.peerId, existing)
     }
     const stored = await this.put(nameKey(nick), record, options)
-    if (stored === 0) throw new PublishError(`no DHT peer stored the record for "${nick}": is the node connected to a bootstrap node?`)
+    if (stored === 0) throw new PublishError('no DHT peer stored the name record: is the node connected to a bootstrap node?')
     const after = await this.lookupName(nick, options)
     if (!bytesEqual(after.identityKey, record.identityKey)) throw new NickTakenError(nick, after.peerId, after)
     return { record, stored }
@@ -260,14 +268,14 @@ export class Directory {
         try {
           best = verifyRecord(key, value, this.init.now())
         } catch (err) {
-          log('ignored an invalid record for %s: %s', new TextDecoder().decode(key), (err as Error).message)
+          log('ignored an invalid record for %s: %s', loggableKey(key), err instanceof RecordError ? err.fault : (err as Error).message)
           continue
         }
         if (first) break
       }
     } catch (err) {
       if (options?.signal?.aborted === true) throw err
-      log('get %s ended: %s', new TextDecoder().decode(key), (err as Error).message)
+      log('get %s ended: %s', loggableKey(key), (err as Error).message)
     }
     return { record: best, responses }
   }

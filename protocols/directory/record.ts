@@ -33,6 +33,17 @@ export const KIND_NAME = 1
 export const KIND_RELAY = 2
 export const NAME_PREFIX = '/p2pchat/name/'
 export const RELAY_PREFIX = '/p2pchat/relay/'
+
+/**
+ * A DHT key as a log line may show it. Relays and bootstrap nodes log no nick (issue 10, item 9): a
+ * name's key is shown without its nick, and not as a hash either (nicks are short and guessable, so a
+ * hash would name one just as well). Relay keys are public and shown in full.
+ */
+export function loggableKey (key: Uint8Array): string {
+  const text = new TextDecoder().decode(key)
+  return text.startsWith(NAME_PREFIX) ? `${NAME_PREFIX}<nick>` : text
+}
+
 /** Domain separation of the record signature; the `-v2` keeps a v1 signature from verifying as v2. */
 export const SIGNATURE_CONTEXT = new TextEncoder().encode('p2pchat-record-v2')
 
