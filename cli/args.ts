@@ -17,9 +17,9 @@ interface FlagSpec {
 
 const FLAGS = {
   nick: { value: '<nick>', help: 'the name to publish (1 to 32 of a-z, 0-9, _ and -)' },
-  relay: { help: "also relay other people's onion packets" },
+  relay: { help: "run a relay (no nick): mix others' onion packets, keep mailboxes, answer directory requests" },
   'data-dir': { value: '<dir>', help: 'data directory (default: $P2PCHAT_HOME, else ~/.p2pchat)' },
-  listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable)' },
+  listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable; relays and bootstrap nodes: a user needs none)' },
   bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
   help: { short: 'h', help: 'this help' }
@@ -37,17 +37,20 @@ interface CommandSpec {
 
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
-    summary: 'join the network as --nick and chat (interactive; --json for scripts)',
-    usage: 'p2pchat start --nick <nick> [--relay] [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
+    summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
     flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
+A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
+✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
 A message holds at most ${MAX_TEXT_BYTES} bytes of UTF-8 text; send longer text as several messages.
 Only one process may use a data directory at a time.
+--relay runs a relay instead: it has no nick (chat from a separate start --nick with its own --data-dir).
 
 --json reads one command per line on stdin and writes one JSON object per line on stdout, e.g.
   {"cmd":"send","to":"bob","text":"hi"}  {"cmd":"whois","nick":"bob"}  {"cmd":"quit"}
 At end of input it answers every command already read, waits (bounded) until each message sent in
-the session is delivered, failed or queued for the next start, then exits 0.
+the session is stored in a mailbox, delivered, failed or queued for the next start, then exits 0.
 `
   },
   demo: {
@@ -78,7 +81,7 @@ the session is delivered, failed or queued for the next start, then exits 0.
 const ENVIRONMENT = `environment:
   P2PCHAT_HOME       default data directory
   P2PCHAT_BOOTSTRAP  default bootstrap multiaddrs, comma-separated
-  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"retryIntervalMs":2000} (tests, demos)
+  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000} (tests, demos)
 `
 
 function flagLines (names: FlagName[]): string {

@@ -214,7 +214,7 @@ export class InteractiveSession {
       case 'open': {
         const r = await chat.whois(a.nick)
         this.open = a.nick
-        if (!r.found) this.print(this.paint(`${r.nick} is not in the directory (unknown nick, or offline): messages wait in the outbox and are retried`, '33'))
+        if (!r.found) this.print(this.paint(`${r.nick} is not in the directory: nobody holds that nick (a user who is offline stays in it, with mailboxes that keep messages)`, '33'))
         else this.print(`talking to ${r.nick} (fingerprint ${r.fingerprint ?? '?'}${r.pin === 'changed' ? ', KEY CHANGED: /verify ' + r.nick : ''}); plain lines go to ${r.nick}, /close to stop`)
         return
       }
@@ -223,7 +223,7 @@ export class InteractiveSession {
         return
       case 'whois': {
         const r = await chat.whois(a.nick)
-        if (!r.found) { this.print(`${r.nick}: not in the directory (unknown nick, or offline)`); return }
+        if (!r.found) { this.print(`${r.nick}: not in the directory (nobody holds that nick)`); return }
         const pin = r.pin === 'same' ? 'matches your pin' : r.pin === 'new' ? 'not pinned yet' : this.paint('DIFFERS FROM YOUR PIN', '1;31')
         this.print(`${r.nick}: fingerprint ${r.fingerprint ?? '?'} (${pin}), ${r.mailboxes ?? 0} mailboxes`)
         return

@@ -42,16 +42,17 @@ describe('interactive: pure parsing and display', () => {
   })
 })
 
-describe('p2pchat start in a real terminal (tmux), with bob and 3 relays in process', { timeout: 120_000 }, () => {
+describe('p2pchat start in a real terminal (tmux), with bob and 4 relays in process', { timeout: 180_000 }, () => {
   const net = new ChatNetwork()
   const term = new TmuxSession()
   let bob: TestUser
 
   before(async () => {
     const [boot] = await net.bootstrap()
-    for (let i = 1; i <= 3; i++) await net.user(`relay${i}`, { relay: true })
+    await net.startRelays(4)
     bob = await net.user('bob')
-    term.start([process.execPath, BIN, 'start', '--nick', 'alice', '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', boot, '--data-dir', join(net.root, 'alice')],
+    // no --listen: a user only dials out, to a bootstrap node once and to its entry relay
+    term.start([process.execPath, BIN, 'start', '--nick', 'alice', '--bootstrap', boot, '--data-dir', join(net.root, 'alice')],
       { P2PCHAT_BOOTSTRAP: '', P2PCHAT_TIMING: JSON.stringify(TEST_TIMING) })
     await term.waitForScreen(/p2pchat: you are alice/, 60_000)
   })
@@ -61,13 +62,15 @@ describe('p2pchat start in a real terminal (tmux), with bob and 3 relays in proc
     await net.teardown()
   })
 
-  it('shows a prompt, and /msg gets the delivered mark', async () => {
+  it('shows a prompt, and /msg gets ✓ stored (in a mailbox of bob\'s), then ✓✓ delivered', async () => {
     await term.waitForScreen(/^> ?$/m)
     term.type('/msg bob hello from a terminal')
-    const screen = await term.waitForScreen(/\[([0-9a-f]{8})\] ✓✓ delivered to bob/)
+    const screen = await term.waitForScreen(/\[([0-9a-f]{8})\] ✓✓ delivered to bob/, 60_000)
     const id = /you → bob \[([0-9a-f]{8})\]: hello from a terminal/.exec(screen)?.[1]
     assert.ok(id != null, screen)
-    assert.match(screen, new RegExp(`\\[${id}\\] ✓✓ delivered to bob`))
+    const stored = screen.indexOf(`[${id}] ✓ stored in a mailbox of bob`)
+    const delivered = screen.indexOf(`[${id}] ✓✓ delivered to bob`)
+    assert.ok(stored >= 0 && stored < delivered, `✓ stored before ✓✓ delivered:\n${screen}`)
     const got = eventsOf(bob, 'message').find(m => m.text === 'hello from a terminal')
     assert.equal(got?.verified, true)
     assert.ok(got?.id.startsWith(id))
@@ -75,22 +78,24 @@ describe('p2pchat start in a real terminal (tmux), with bob and 3 relays in proc
 
   it('prints an incoming message with its time, sender and verified mark', async () => {
     const { id } = bob.chat.send('alice', 'hi alice, bob here')
-    await term.waitForScreen(/^\d\d:\d\d:\d\d bob ✓: hi alice, bob here$/m)
-    await waitFor(() => eventsOf(bob, 'delivered').some(e => e.id === id), 'bob\'s receipt', 20_000)
+    await term.waitForScreen(/^\d\d:\d\d:\d\d bob ✓: hi alice, bob here$/m, 60_000)
+    await waitFor(() => eventsOf(bob, 'delivered').some(e => e.id === id), 'bob\'s receipt', 60_000)
   })
 
   it('/open sends plain lines; errors are one line and the prompt goes on', async () => {
     term.type('/open bob')
     await term.waitForScreen(/talking to bob \(fingerprint [a-z2-7-]{19}\)/)
     term.type('a plain line for bob')
-    await waitFor(() => eventsOf(bob, 'message').some(m => m.text === 'a plain line for bob'), 'the plain line at bob', 20_000)
+    await waitFor(() => eventsOf(bob, 'message').some(m => m.text === 'a plain line for bob'), 'the plain line at bob', 60_000)
     await term.waitForScreen(/you → bob \[[0-9a-f]{8}\]: a plain line for bob/)
     term.type('/frobnicate')
     await term.waitForScreen(/^error: unknown command \/frobnicate/m)
     term.type('/msg Not-A-Nick! hi')
     await term.waitForScreen(/^error: invalid nick "Not-A-Nick!"/m)
     term.type('/whois nobody')
-    await term.waitForScreen(/^nobody: not in the directory/m)
+    await term.waitForScreen(/^nobody: not in the directory \(nobody holds that nick\)/m)
+    term.type('/whois bob')
+    await term.waitForScreen(new RegExp(`^bob: fingerprint ${bob.chat.fingerprint} \\(.*\\), 2 mailboxes$`, 'm'))
     term.type('/verify bob')
     const screen = await term.waitForScreen(/bob \(directory\): +[a-z2-7-]{19}/)
     assert.match(screen, new RegExp(`bob \\(pinned\\): +${bob.chat.fingerprint}`))

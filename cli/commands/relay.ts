@@ -12,6 +12,7 @@ import type { DataDirLock } from '../../node/datadir.ts'
 import { UserError } from '../../node/errors.ts'
 import { localAllowList, parseTiming } from '../args.ts'
 import type { CliOptions } from '../args.ts'
+import { DEFAULT_BLOCK_LIFETIME_MS } from '../../protocols/mailbox/constants.ts'
 import { MAX_JSON_LINE_BYTES } from '../json-commands.ts'
 import { readLines } from '../lines.ts'
 import { emit } from '../output.ts'
@@ -42,7 +43,10 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       bootstrap: opts.bootstrap,
       allow: localAllowList([...opts.bootstrap, ...(opts.listen ?? [])]),
       announceIntervalMs: timing.announceIntervalMs,
-      keyRing: { epochMs: timing.relayEpochMs, graceMs: timing.relayGraceMs }
+      keyRing: { epochMs: timing.relayEpochMs, graceMs: timing.relayGraceMs },
+      // a stocked reply block dies when a relay on it rotates its key: with shortened epochs, held blocks
+      // must not outlive one (the default lifetime is made for hourly epochs)
+      mailbox: timing.relayEpochMs == null ? undefined : { blockLifetimeMs: Math.min(timing.relayEpochMs, DEFAULT_BLOCK_LIFETIME_MS) }
     })
   } catch (err) {
     lock?.release()
@@ -113,7 +117,8 @@ async function serve (relay: RelayNode, input: Readable, io: CliIO, json: boolea
           out({ event: 'relays', count: relays.length, relays })
           return
         }
-        case 'status': out({ event: 'status', ...relay.stats() }); return
+        // epoch: the relay's current onion key epoch (scripts and tests watch keys rotate)
+        case 'status': out({ event: 'status', epoch: relay.keyRing.current.epoch, ...relay.stats() }); return
         default:
           out({ event: 'error', code: 'UNKNOWN_CMD', message: 'a relay answers relays, status and quit' })
       }

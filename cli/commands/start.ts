@@ -4,6 +4,7 @@
  */
 import type { Readable } from 'node:stream'
 import { ChatNode } from '../../node/chat-node.ts'
+import { listenError } from '../../node/create.ts'
 import { lockDataDir, prepareDataDir, resolveDataDir } from '../../node/datadir.ts'
 import type { DataDirLock } from '../../node/datadir.ts'
 import { UserError } from '../../node/errors.ts'
@@ -71,8 +72,10 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
       allow: localAllowList(opts.bootstrap),
       timing
     })
-  } catch (err) {
+  } catch (caught) {
     lock?.release()
+    // a user's client node (node/create.ts createClientNode) does not word a failed --listen itself
+    const err = listenError(caught) ?? caught
     if (err instanceof UserError && opts.json) emit(io, { event: 'error', code: err.code, message: err.message })
     throw err
   }

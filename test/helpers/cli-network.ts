@@ -1,7 +1,9 @@
 /**
- * A chat network of real `p2pchat` processes on loopback: one `bootstrap --json`, then any number of
- * `start --json` users and relays, each with its own data directory under one temporary root.
- * `teardown()` stops every process (SIGINT, then SIGKILL) and removes the root.
+ * A chat network of real `p2pchat` processes on loopback (protocol version 2): one `bootstrap --json`,
+ * relays (`start --relay --json`, no nick, each listening on 127.N.0.1 so each sits in its own /16 as
+ * on the Internet) and users (`start --json --nick`, listening nowhere: clients of an entry relay),
+ * each with its own data directory under one temporary root. `teardown()` stops every process
+ * (SIGINT, then SIGKILL) and removes the root.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,17 +12,28 @@ import { CliProcess } from './cli.ts'
 import { waitFor } from './wait.ts'
 
 export const LOOPBACK_LISTEN = ['--listen', '/ip4/127.0.0.1/tcp/0']
-/** Quick timers for loopback: relays announce every second, the outbox is retried every second. */
-export const TEST_TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 1_000, receiptTimeoutMs: 5_000 }
+/**
+ * Quick timers for loopback (the keys of cli/args.ts TIMING_KEYS): relays announce every second, the
+ * outbox is retried every second, a request through the onion gives up after 5 s, reply blocks are
+ * re-stocked every 2 s.
+ */
+export const TEST_TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 1_000, requestTimeoutMs: 5_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000 }
+
+export type Json = Record<string, unknown>
 
 export class CliNetwork {
   readonly root = mkdtempSync(join(tmpdir(), 'p2pchat-clinet-'))
   readonly procs: CliProcess[] = []
   bootstrapAddr = ''
-  readonly env: NodeJS.ProcessEnv = { P2PCHAT_TIMING: JSON.stringify(TEST_TIMING) }
+  readonly env: NodeJS.ProcessEnv
+  private relaySeq = 0
 
-  spawn (args: string[]): CliProcess {
-    const p = new CliProcess(args, this.env)
+  constructor (timing: Record<string, number> = TEST_TIMING) {
+    this.env = { P2PCHAT_TIMING: JSON.stringify(timing) }
+  }
+
+  spawn (args: string[], env: NodeJS.ProcessEnv = this.env): CliProcess {
+    const p = new CliProcess(args, env)
     this.procs.push(p)
     return p
   }
@@ -34,22 +47,44 @@ export class CliNetwork {
     return this.bootstrapAddr
   }
 
-  /** Spawns `p2pchat start --json --nick <nick>` on loopback without waiting. `dataDir` defaults to one per nick. */
-  spawnUser (nick: string, opts: { relay?: boolean, dataDir?: string } = {}): CliProcess {
-    return this.spawn(['start', '--json', '--nick', nick, ...(opts.relay === true ? ['--relay'] : []),
-      ...LOOPBACK_LISTEN, '--bootstrap', this.bootstrapAddr, '--data-dir', opts.dataDir ?? this.dataDir(nick)])
+  /**
+   * Spawns `p2pchat start --relay --json` on 127.<n>.0.1 (a /16 of its own) without waiting. `name`
+   * names its data directory (default relay<n>); `listen` pins the address, e.g. to restart a relay
+   * where its descriptor says it is.
+   */
+  spawnRelay (opts: { name?: string, listen?: string, env?: NodeJS.ProcessEnv } = {}): CliProcess {
+    const n = ++this.relaySeq
+    return this.spawn(['start', '--relay', '--json', '--listen', opts.listen ?? `/ip4/127.${n}.0.1/tcp/0`,
+      '--bootstrap', this.bootstrapAddr, '--data-dir', this.dataDir(opts.name ?? `relay${n}`)], opts.env ?? this.env)
+  }
+
+  /** spawnRelay, resolving at its ready line. */
+  async relay (opts: { name?: string, listen?: string, env?: NodeJS.ProcessEnv } = {}): Promise<{ proc: CliProcess, ready: Json }> {
+    const proc = this.spawnRelay(opts)
+    return { proc, ready: await readyOf(proc, 'relay') }
+  }
+
+  /** `n` relays, started together; resolves when each and every user-facing list knows all of them. */
+  async relays (n: number, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Array<{ proc: CliProcess, ready: Json }>> {
+    const started = await Promise.all(Array.from({ length: n }, async () => await this.relay(opts)))
+    await Promise.all(started.map(async r => { await this.waitForRelays(r.proc, n) }))
+    return started
+  }
+
+  /** Spawns `p2pchat start --json --nick <nick>` (no listening address) without waiting. `dataDir` defaults to one per nick. */
+  spawnUser (nick: string, opts: { dataDir?: string, env?: NodeJS.ProcessEnv } = {}): CliProcess {
+    return this.spawn(['start', '--json', '--nick', nick, '--bootstrap', this.bootstrapAddr,
+      '--data-dir', opts.dataDir ?? this.dataDir(nick)], opts.env ?? this.env)
   }
 
   /** spawnUser, resolving at its ready line. */
-  async start (nick: string, opts: { relay?: boolean, dataDir?: string } = {}): Promise<{ proc: CliProcess, ready: Record<string, unknown> }> {
+  async start (nick: string, opts: { dataDir?: string, env?: NodeJS.ProcessEnv } = {}): Promise<{ proc: CliProcess, ready: Json }> {
     const proc = this.spawnUser(nick, opts)
-    const ready = await proc.waitForJson(o => o.event === 'ready' || o.event === 'error', 60_000)
-    if (ready.event !== 'ready') throw new Error(`${nick} did not start: ${JSON.stringify(ready)}; stderr: ${proc.stderr}`)
-    return { proc, ready }
+    return { proc, ready: await readyOf(proc, nick) }
   }
 
   /** Polls {"cmd":"relays"} until the process knows at least `n` relays. */
-  async waitForRelays (proc: CliProcess, n: number, timeoutMs = 30_000): Promise<void> {
+  async waitForRelays (proc: CliProcess, n: number, timeoutMs = 60_000): Promise<void> {
     await waitFor(async () => Number((await proc.ask({ cmd: 'relays' })).count) >= n, `${n} relays known`, timeoutMs, 250)
   }
 
@@ -59,4 +94,10 @@ export class CliNetwork {
     rmSync(this.root, { recursive: true, force: true })
     return codes
   }
+}
+
+async function readyOf (proc: CliProcess, who: string): Promise<Json> {
+  const ready = await proc.waitForJson(o => o.event === 'ready' || o.event === 'error', 90_000)
+  if (ready.event !== 'ready') throw new Error(`${who} did not start: ${JSON.stringify(ready)}; stderr: ${proc.stderr}`)
+  return ready
 }
