@@ -28,7 +28,7 @@ import { CliProcess } from './helpers/cli.ts'
 import { waitFor, within } from './helpers/wait.ts'
 
 /** Kill-and-restart rounds of the relay process. */
-const ROUNDS = 3
+const ROUNDS = 5
 /** Deposits in flight at once: the relay is busy with the next ones when the kill lands. */
 const IN_FLIGHT = 3
 /** Deposits sent in one round before giving up on an acknowledgement (each is answered or times out in seconds). */
