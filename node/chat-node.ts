@@ -212,7 +212,8 @@ export class ChatNode {
       // a new entry relay: every block stocked at the mailboxes ends at the old one; register anew
       // (the relays drop those blocks and push again what they hold) and stock new ones
       onChange: () => { if (this.started) this.mailboxes.refreshRecord().catch(() => {}) },
-      onWarning: warn
+      onWarning: warn,
+      avoid: () => this.mailboxes.relayPeerIds()
     })
     this.mailboxes = new MailboxClient({
       onion: this.onion,
@@ -221,6 +222,16 @@ export class ChatNode {
       entryPeerId: () => this.entry.relay?.peerId,
       subnetOf,
       record: () => this.signedRecord().bytes,
+      blockExpiry: (path) => {
+        // a block dies when the first relay on it retires the key it was built with
+        let earliest: number | undefined
+        for (const peerId of path) {
+          const rec = this.relayDirectory.list().find(r => r.record.peerId === peerId)?.record
+          const key = rec == null ? undefined : onionKeyFor(rec, Date.now())
+          if (key != null) earliest = Math.min(earliest ?? key.notAfter, key.notAfter)
+        }
+        return earliest
+      },
       onItem: async (item, from) => await this.onItem(item, from),
       want: opts.mailboxes,
       timing: { stockIntervalMs: this.timing.stockIntervalMs, stockTtlMs: this.timing.stockTtlMs, requestTimeoutMs: this.timing.requestTimeoutMs } satisfies Partial<MailboxTiming>,

@@ -32,6 +32,8 @@ export interface EntryInit {
   onWarning?: (message: string) => void
   /** Prefer this relay (the previous run's). */
   preferred?: string
+  /** Relays to choose only when no other is reachable (the user's mailbox relays). */
+  avoid?: () => string[]
   retries?: number
   retryDelayMs?: number
 }
@@ -66,7 +68,9 @@ export class EntryRelay {
     const candidates = this.init.relays()
     if (candidates.length === 0) throw new NoRelayReachableError('no relay known yet')
     const preferred = candidates.find(r => r.peerId === (this.current?.relay.peerId ?? this.init.preferred))
-    const order = [...(preferred != null ? [preferred] : []), ...shuffle(candidates.filter(r => r !== preferred && !this.failed.has(r.peerId)))]
+    const avoid = new Set(this.init.avoid?.() ?? [])
+    const rest = shuffle(candidates.filter(r => r !== preferred && !this.failed.has(r.peerId)))
+    const order = [...(preferred != null ? [preferred] : []), ...rest.filter(r => !avoid.has(r.peerId)), ...rest.filter(r => avoid.has(r.peerId))]
     for (const relay of order) {
       signal?.throwIfAborted()
       if (this.stopped) break

@@ -55,6 +55,11 @@ export interface MailboxClientInit {
   entryPeerId: () => string | undefined
   /** The /16 (or another grouping) of a relay, for diversity; undefined when unknown. */
   subnetOf?: (relay: PathRelay) => string | undefined
+  /**
+   * When a reply block over these relays stops working: the earliest time one of them retires the
+   * onion key the block was built with (from their descriptors). Without it, `stockTtlMs` after now.
+   */
+  blockExpiry?: (path: string[]) => number | undefined
   /** The current signed name record, handed to mailbox relays to republish. */
   record: () => Uint8Array
   /** A pushed item. Resolves true once it is safely handled (stored, or dropped as a replay): then it is acknowledged. */
@@ -69,6 +74,7 @@ export class MailboxUnavailableError extends Error {
   constructor (message: string) { super(message); this.name = 'MailboxUnavailableError' }
 }
 
+/** A mailbox in use: `stocked` holds, per block we believe the relay holds, the time it stops working. */
 interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: number[], registered: boolean }
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
@@ -100,6 +106,11 @@ export class MailboxClient {
     return this.init.relays().find(r => Buffer.compare(r.address, address) === 0)
   }
 
+  /** The relays of the mailboxes in use (peer ids): the entry relay should be none of them. */
+  relayPeerIds (): string[] {
+    return this.init.keys.active().flatMap(k => { const r = this.relay(k.relay); return r == null ? [] : [r.peerId] })
+  }
+
   /** The mailboxes to name in the name record: registered ones whose relay is live. */
   addresses (): MailboxAddress[] {
     return [...this.live.values()].filter(l => l.registered).map(l => ({ relay: l.key.relay, mailboxId: l.key.id }))
@@ -113,8 +124,12 @@ export class MailboxClient {
   async start (): Promise<MailboxAddress[]> {
     this.stopped = false
     const want = this.init.want ?? DEFAULT_MAILBOXES
+    const entry = this.init.entryPeerId()
     for (const key of this.init.keys.active()) {
-      if (this.relay(key.relay) == null) continue
+      const relay = this.relay(key.relay)
+      if (relay == null) continue
+      // never a mailbox on our own entry relay (it would see our packets and our mailbox's): replaced
+      if (relay.peerId === entry) { this.init.keys.retire(key.id, this.now()); continue }
       this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
     }
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
@@ -199,7 +214,7 @@ export class MailboxClient {
   async topUp (): Promise<void> {
     const now = this.now()
     for (const l of this.live.values()) {
-      l.stocked = l.stocked.filter(t => t + this.timing.stockTtlMs > now)
+      l.stocked = l.stocked.filter(expires => expires > now)
       if (!l.registered) continue
       let missing = this.timing.stockLevel - l.stocked.length
       while (missing > 0 && !this.stopped) {
@@ -220,18 +235,32 @@ export class MailboxClient {
     const relay = this.relay(l.key.relay)
     if (relay == null) throw new MailboxUnavailableError('the mailbox relay is not live')
     const blocks: Uint8Array[] = []
+    const expiries: number[] = []
     for (let i = 0; i < n; i++) {
       const made = this.init.onion.replyBlock((payload) => { this.onPush(l, payload, made.id) }, this.timing.stockTtlMs, [relay.peerId])
       blocks.push(made.surb)
+      expiries.push(Math.min(this.now() + this.timing.stockTtlMs, this.init.blockExpiry?.(made.path) ?? Number.POSITIVE_INFINITY))
     }
-    this.init.onion.send(relay, SERVICE_MAILBOX, buildStock(l.pair, blocks, this.now()))
-    const at = this.now()
-    for (let i = 0; i < n; i++) l.stocked.push(at)
+    // the STOCKED answer says how many blocks the relay holds for us: if it holds fewer than we count
+    // (it restarted, or dropped them at a REGISTER), our count follows it and the stock is topped up
+    this.init.onion.send(relay, SERVICE_MAILBOX, buildStock(l.pair, blocks, this.now()), {
+      ttlMs: this.timing.requestTimeoutMs,
+      onAnswer: (payload) => {
+        const d = decodeMailboxPayload(payload)
+        if (!d.ok || d.answer.kind !== 'stocked') return
+        if (d.answer.blocks < l.stocked.length) {
+          l.stocked = l.stocked.sort((a, b) => b - a).slice(0, d.answer.blocks)
+          this.topUp().catch(() => {})
+        }
+      }
+    })
+    l.stocked.push(...expiries)
     this.stats.stocked += n
   }
 
   private onPush (l: Live, payload: Uint8Array, _blockId: Uint8Array): void {
-    if (l.stocked.length > 0) l.stocked.shift() // a block was used
+    // a block was used: the relay pushes through its newest block first
+    if (l.stocked.length > 0) l.stocked.splice(l.stocked.indexOf(Math.max(...l.stocked)), 1)
     const decoded = decodeMailboxPayload(payload)
     if (!decoded.ok || decoded.answer.kind !== 'push' || Buffer.compare(decoded.answer.mailboxId, l.key.id) !== 0) {
       this.log('dropped a push that did not decode')
