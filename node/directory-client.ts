@@ -14,6 +14,7 @@ import type { OnionClient } from '../protocols/onion/client.ts'
 import { chooseRelay } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { SERVICE_DIRECTORY } from '../protocols/onion/service-body.ts'
+import { relayRole } from './roles.ts'
 
 export const DEFAULT_DIRECTORY_TIMEOUT_MS = 20_000
 /** Exits asked per lookup. */
@@ -37,20 +38,31 @@ export class DirectoryClient {
   private readonly init: DirectoryClientInit
   private readonly log = logger('p2pchat:directory-client')
   readonly stats = { lookups: 0, disagreements: 0, publishes: 0, failures: 0 }
+  private lastWarning = 0
 
   constructor (init: DirectoryClientInit) {
     this.init = init
   }
 
-  /** Exits for one operation: distinct, not the entry relay, on distinct /16s while they last. */
+  /**
+   * Exits for one operation: exit-role relays (roles.ts: never anyone's entry relay), distinct, on
+   * distinct /16s while they last. Too few exits: other relays but our entry relay, with a warning.
+   */
   private exits (count: number): PathRelay[] {
     const chosen: PathRelay[] = []
     const subnets = new Set<string>()
     const entry = this.init.entryPeerId()
-    const all = this.init.relays().filter(r => r.peerId !== entry)
+    const others = this.init.relays().filter(r => r.peerId !== entry)
+    const exitRole = others.filter(r => relayRole(r.peerId) === 'exit')
+    if (exitRole.length < count && others.length > exitRole.length && Date.now() - this.lastWarning > 60_000) {
+      this.lastWarning = Date.now()
+      this.init.onWarning?.(`only ${exitRole.length} exit relays: directory requests also go to entry relays, one of which may be the entry relay of the user looked up (start more relays)`)
+    }
+    const all = exitRole.length >= count ? exitRole : [...exitRole, ...others.filter(r => relayRole(r.peerId) !== 'exit')]
     for (let i = 0; i < count; i++) {
       const fresh = all.filter(r => !chosen.includes(r) && !subnets.has(this.init.subnetOf?.(r) ?? `#${r.peerId}`))
-      const pick = chooseRelay(fresh.length > 0 ? fresh : all.filter(r => !chosen.includes(r)))
+      const preferExit = (rs: PathRelay[]): PathRelay[] => rs.some(r => relayRole(r.peerId) === 'exit') ? rs.filter(r => relayRole(r.peerId) === 'exit') : rs
+      const pick = chooseRelay(preferExit(fresh.length > 0 ? fresh : all.filter(r => !chosen.includes(r))))
       if (pick == null) break
       chosen.push(pick)
       subnets.add(this.init.subnetOf?.(pick) ?? `#${pick.peerId}`)

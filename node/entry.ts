@@ -14,6 +14,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { ClientLink } from '../protocols/onion/client-link.ts'
 import type { EntryLink } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
+import { relayRole } from './roles.ts'
 
 /** Tries to reopen a dropped link to the same relay before another is chosen. */
 export const ENTRY_RETRIES = 3
@@ -68,14 +69,18 @@ export class EntryRelay {
     const candidates = this.init.relays()
     if (candidates.length === 0) throw new NoRelayReachableError('no relay known yet')
     const preferred = candidates.find(r => r.peerId === (this.current?.relay.peerId ?? this.init.preferred))
+    // entry-role relays first (roles.ts: they are never exits), the mailbox relays last
     const avoid = new Set(this.init.avoid?.() ?? [])
     const rest = shuffle(candidates.filter(r => r !== preferred && !this.failed.has(r.peerId)))
-    const order = [...(preferred != null ? [preferred] : []), ...rest.filter(r => !avoid.has(r.peerId)), ...rest.filter(r => avoid.has(r.peerId))]
+    const rank = (r: PathRelay): number => (relayRole(r.peerId) === 'entry' ? 0 : 2) + (avoid.has(r.peerId) ? 1 : 0)
+    const order = [...(preferred != null && relayRole(preferred.peerId) === 'entry' ? [preferred] : []), ...rest.sort((a, b) => rank(a) - rank(b))]
+    if (preferred != null && !order.includes(preferred)) order.push(preferred)
     for (const relay of order) {
       signal?.throwIfAborted()
       if (this.stopped) break
       try {
         await this.open(relay, signal)
+        if (relayRole(relay.peerId) !== 'entry') this.init.onWarning?.('no entry relay could be reached: connected to an exit relay, which may then run a lookup of your own nick and see that you are its client (start more relays)')
         return relay
       } catch (err) {
         this.failed.add(relay.peerId)

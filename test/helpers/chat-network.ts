@@ -5,7 +5,13 @@
  * Internet. Every timer is short so tests run fast; the product's defaults stay as they are.
  * `teardown()` stops every node and removes the directories.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { writeNewSecretFile } from '../../node/datadir.ts'
+import { TRANSPORT_FILE } from '../../node/identity.ts'
+import { relayRole } from '../../node/roles.ts'
+import type { RelayRole } from '../../node/roles.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startBootstrapNode } from '../../bootstrap/index.ts'
@@ -50,10 +56,14 @@ export class ChatNetwork {
     return this.boot.addrs()
   }
 
-  /** A relay on 127.<n>.0.1 (its own /16). `dataDir` to restart one on the same keys and mailboxes. */
+  /**
+   * A relay on 127.<n>.0.1 (its own /16). `dataDir` to restart one on the same keys and mailboxes.
+   * New relays alternate entry and exit roles (node/roles.ts), so every test network has both.
+   */
   async relay (opts: Partial<RelayNodeOptions> = {}): Promise<TestRelay> {
     const n = ++this.relaySeq
     const dataDir = opts.dataDir ?? join(this.root, `relay-${n}`)
+    if (!existsSync(join(dataDir, TRANSPORT_FILE))) await writeTransportKeyWithRole(dataDir, n % 2 === 1 ? 'entry' : 'exit')
     const relay = await RelayNode.create({
       dataDir,
       listen: [`/ip4/127.${n}.0.1/tcp/0`],
@@ -116,4 +126,17 @@ export class ChatNetwork {
 
 export function eventsOf<T extends ChatEvent['type']> (user: TestUser, type: T): Array<Extract<ChatEvent, { type: T }>> {
   return user.events.filter((e): e is Extract<ChatEvent, { type: T }> => e.type === type)
+}
+
+/** Writes a relay's transport.key whose peer id has the given role (a few tries of a fresh key). */
+export async function writeTransportKeyWithRole (dataDir: string, role: RelayRole): Promise<void> {
+  for (let i = 0; i < 256; i++) {
+    const key = await generateKeyPair('Ed25519')
+    if (relayRole(peerIdFromPrivateKey(key).toString()) !== role) continue
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
+    writeNewSecretFile(join(dataDir, TRANSPORT_FILE), JSON.stringify({ v: 1, type: 'Ed25519', privateKey: b64(key.raw.subarray(0, 32)), publicKey: b64(key.publicKey.raw) }) + '\n')
+    return
+  }
+  throw new Error(`no key of role ${role} in 256 tries`)
 }
