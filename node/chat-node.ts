@@ -179,6 +179,8 @@ export class ChatNode {
   private stopping: Promise<void> | undefined
   private started = false
   private receiptsRunning = false
+  /** This start erased version 1's long-term onion.key (told to the user at start). */
+  private erasedV1OnionKey = false
   /** What arrived and what went out, for tests and `/status`. */
   readonly stats = { itemsReceived: 0, replaysDropped: 0, unopenable: 0, receiptsDeposited: 0, receiptsReceived: 0 }
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
@@ -250,12 +252,15 @@ export class ChatNode {
   /** Builds the node (keys, store, a fresh transport key, libp2p) without touching the network. */
   static async create (opts: ChatNodeOptions): Promise<ChatNode> {
     if (!validateNick(opts.nick)) throw new UserError(`invalid nick "${opts.nick}": use 1 to 32 characters of a-z, 0-9, _ and -`, 'BAD_NICK')
-    const identity = opts.identity ?? await loadIdentity(opts.dataDir)
+    const loaded = opts.identity == null ? await loadIdentity(opts.dataDir) : undefined
+    const identity = opts.identity ?? loaded as Identity
     const store = ChatStore.open(ChatStore.pathIn(opts.dataDir))
     try {
       const transport = await loadTransportKey(opts.dataDir, { fresh: true })
       const node = await createClientNode({ privateKey: transport.privateKey, listen: opts.listen, allow: opts.allow })
-      return new ChatNode(opts, identity, node, store)
+      const chat = new ChatNode(opts, identity, node, store)
+      chat.erasedV1OnionKey = loaded?.erasedV1OnionKey === true
+      return chat
     } catch (err) {
       store.close()
       throw err
@@ -318,6 +323,7 @@ export class ChatNode {
     pubsub.topicValidators.set(RELAY_TOPIC, this.validateGossip)
     pubsub.subscribe(RELAY_TOPIC)
 
+    if (this.erasedV1OnionKey) this.emit({ type: 'warning', message: 'erased onion.key of version 1: it is no longer used (onion keys now rotate daily) and would open old messages if seized' })
     this.emit({ type: 'status', stage: 'connecting', detail: 'asking a bootstrap node for relays' })
     await this.fetchRelays(options)
     this.emit({ type: 'status', stage: 'entry', detail: `${this.relayDirectory.size} relays known; connecting to an entry relay` })

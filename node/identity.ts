@@ -6,12 +6,12 @@
  * A corrupt, unreadable or group/other-readable file stops the program with a message saying what
  * to do; it is never overwritten.
  */
-import { readFileSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
-import { ed25519SignerFromSeed, generateEd25519Seed, generateX25519KeyPair, x25519PublicFromPrivate } from '../protocols/crypto/keys.ts'
+import { ed25519SignerFromSeed, generateEd25519Seed, generateX25519KeyPair } from '../protocols/crypto/keys.ts'
 import type { Signer } from '../protocols/crypto/keys.ts'
 import { fingerprint } from '../protocols/chat/fingerprint.ts'
 import { checkSecretFile, exists, prepareDataDir, writeNewSecretFile } from './datadir.ts'
@@ -31,9 +31,13 @@ export interface Identity {
   /** Raw 32-byte Ed25519 public key. */
   identityKey: Uint8Array
   signer: Signer
+  fingerprint: string
+}
+
+/** A throwaway identity for in-process tests: with a long-term onion key pair of its own (version 1's shape). */
+export interface EphemeralIdentity extends Identity {
   onionPrivate: Uint8Array
   onionPublic: Uint8Array
-  fingerprint: string
 }
 
 interface KeyFile { v: 1, type: 'Ed25519' | 'X25519', privateKey: string, publicKey: string }
@@ -86,11 +90,15 @@ function rawEd25519 (): { privateKey: Uint8Array, publicKey: Uint8Array } {
   return { privateKey: seed, publicKey: ed25519SignerFromSeed(seed).publicKey }
 }
 
-/** Loads (or on first run creates) both keys of a data directory. */
-export async function loadIdentity (dataDir: string): Promise<Identity & { created: boolean }> {
+/**
+ * Loads (or on first run creates) the identity key of a data directory. Version 1's long-term
+ * `onion.key`, which no longer receives anything (onion keys rotate in the store now), is erased if
+ * present: whoever seized it later could otherwise open every message ever sealed to it.
+ */
+export async function loadIdentity (dataDir: string): Promise<Identity & { created: boolean, erasedV1OnionKey: boolean }> {
   prepareDataDir(dataDir)
   const id = loadOrCreate(join(dataDir, IDENTITY_FILE), 'Ed25519', rawEd25519, (seed) => ed25519SignerFromSeed(seed).publicKey)
-  const onion = loadOrCreate(join(dataDir, ONION_FILE), 'X25519', generateX25519KeyPair, x25519PublicFromPrivate)
+  const erasedV1OnionKey = eraseFile(join(dataDir, ONION_FILE))
   const libp2pKey = privateKeyFromRaw(Buffer.concat([id.privateKey, id.publicKey])) as Ed25519PrivateKey
   return {
     dataDir,
@@ -98,15 +106,28 @@ export async function loadIdentity (dataDir: string): Promise<Identity & { creat
     peerId: peerIdFromPrivateKey(libp2pKey),
     identityKey: id.publicKey,
     signer: ed25519SignerFromSeed(id.privateKey),
-    onionPrivate: onion.privateKey,
-    onionPublic: onion.publicKey,
     fingerprint: fingerprint(id.publicKey),
-    created: id.created || onion.created
+    created: id.created,
+    erasedV1OnionKey
   }
 }
 
+/** Overwrites a secret file with zeros (synced) and removes it; false when there was none. */
+function eraseFile (path: string): boolean {
+  if (!exists(path)) return false
+  const fd = openSync(path, 'r+')
+  try {
+    writeSync(fd, new Uint8Array(fstatSync(fd).size), 0)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  unlinkSync(path)
+  return true
+}
+
 /** A throwaway identity that never touches the disk (tests, the demo's in-process nodes). */
-export async function ephemeralIdentity (): Promise<Identity> {
+export async function ephemeralIdentity (): Promise<EphemeralIdentity> {
   const key = await generateKeyPair('Ed25519')
   const seed = key.raw.subarray(0, 32)
   const onion = generateX25519KeyPair()

@@ -7,7 +7,7 @@ import { MemoryDatastore } from 'datastore-core'
 import { createP2PNode, joinDht, routingTableSize } from '../../node/create.ts'
 import type { P2PNode } from '../../node/create.ts'
 import { ephemeralIdentity } from '../../node/identity.ts'
-import type { Identity } from '../../node/identity.ts'
+import type { EphemeralIdentity } from '../../node/identity.ts'
 import { Directory } from '../../protocols/directory/index.ts'
 import type { DirectoryInit } from '../../protocols/directory/index.ts'
 import { waitFor, within } from './wait.ts'
@@ -16,7 +16,7 @@ export const LOOPBACK_ALLOW = ['/ip4/127.0.0.1/ipcidr/8']
 
 export interface TestPeer {
   node: P2PNode
-  identity: Identity
+  identity: EphemeralIdentity
   directory: Directory
   /** The datastore under the node's record guard: what this node really stores. */
   datastore: MemoryDatastore
