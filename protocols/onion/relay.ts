@@ -135,6 +135,8 @@ export interface OnionStats {
 export type OnionEvent =
   | { type: 'in', from: string, packet: Uint8Array }
   | { type: 'forward', from: string, to: string, size: number, packet: Uint8Array }
+  /** A CLIENT layer handed to the client links; `client` is the client's transport key. */
+  | { type: 'to-client', from: string, client: Uint8Array, size: number, packet: Uint8Array }
   | { type: 'deliver', from: string }
   | { type: 'drop', from: string, reason: OnionDropReason }
   | { type: 'stream-error', from: string }
@@ -301,6 +303,7 @@ export class OnionService {
         // the delay extension is the mixing issue's: not applied yet
         if (res.command === 'client' && this.init.onClient != null) {
           this.stats.forwarded++
+          this.init.onEvent?.({ type: 'to-client', from, client: res.next, size: res.packet.length, packet: res.packet })
           this.init.onClient(res.next, res.packet, from)
           return
         }
