@@ -24,8 +24,9 @@ const only = process.argv.find(a => a.startsWith('--only='))?.slice(7).split(','
 const enabled = (name: string): boolean => only == null || only.includes(name)
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url))
 
+// quick runs keep 5 relays: a full v2 path needs 4 distinct ones (entry, 2 mixes, final) and a mailbox off the entry
 const settings = quick
-  ? { sphinxSamples: 500, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 3, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
+  ? { sphinxSamples: 500, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 5, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
   : { sphinxSamples: 2000, packets: 100_000, onionSecondsMax: 55, plainSeconds: 5, checkpoints: 10, messages: 60, newcomers: 0, procNewcomers: 3, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 10, names: 6 }
 
 const started = performance.now()
