@@ -193,9 +193,9 @@ if (enabled('first')) {
     id: 'first.total', section: 'first message', name: `time to first message, new user in a ${r.nodes}-node network of processes (p2pchat start -> receipt)`, unit: 'ms',
     figure: m('spawn p2pchat start -> receipt back', r.total), baseline: null, ratio: null,
     target: '< 2,000 ms', pass: r.total.median < 2000,
-    notes: `every node a p2pchat process, the newcomer a fresh one; without Node's start-up (spawn -> 'listening'): ${r.fromListening.median.toFixed(0)} ms median`
+    notes: `every node a p2pchat process, the newcomer a fresh one; without Node's start-up (spawn -> its first status line): ${r.fromListening.median.toFixed(0)} ms median`
   })
-  const stages = [['boot', 'process start (Node, modules, identity, database)'], ['start', 'start (join DHT, publish name while finding relays)'], ['lookup', 'name lookup'], ['sendToShown', 'send -> recipient shows it'], ['shownToReceipt', 'shown -> receipt back']] as const
+  const stages = [['boot', 'process start (Node, modules, identity, database)'], ['start', 'start (relay list, entry relay, mailboxes, name published through an exit)'], ['lookup', 'name lookup'], ['sendToShown', 'send -> recipient shows it'], ['shownToReceipt', 'shown -> receipt back']] as const
   for (const [k, label] of stages) {
     fig({ id: `first.${k}`, section: 'first message', name: `  first message stage: ${label}`, unit: 'ms', figure: m(label, r.stages[k]), baseline: null, ratio: null, target: 'context', pass: null })
   }
