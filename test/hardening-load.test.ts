@@ -33,19 +33,21 @@ describe(`load: ${SENDERS} senders x ${PER_SENDER} messages through 5 relays`, {
 
   before(async () => {
     await net.bootstrap()
-    // a loaded run answers slowly: a deposit without an answer in requestTimeoutMs is retried
-    const timing = { requestTimeoutMs: 20_000, retryIntervalMs: 10_000 }
+    // a loaded run answers slowly: a deposit without an answer in requestTimeoutMs is retried. A sender
+    // starts at most maxInFlight (16) deposits and the next queued ones only at its retry timer, so
+    // the timer sets the pace of a burst: 2 s here
+    const timing = { requestTimeoutMs: 20_000, retryIntervalMs: 2_000 }
     await net.startRelays(5)
     sink = await net.user('sink', { timing })
     for (let i = 0; i < SENDERS; i++) senders.push(await net.user(`sender${i}`, { timing }))
   })
   after(async () => { await net.teardown() })
 
-  it('delivers every message exactly once and the heap comes back down', async () => {
+  it('delivers every message exactly once and the heap comes back down', { timeout: 840_000 }, async () => {
     // warm up every path once so that connections and caches exist before the baseline
     for (const s of senders) s.chat.send('sink', 'warm-up')
-    // long enough for a retry or two (requestTimeoutMs 20 s, retries every 10 s) should a warm-up
-    // packet be lost while the whole test suite loads the machine
+    // long enough for a retry or two (requestTimeoutMs 20 s) should a warm-up packet be lost while
+    // the whole test suite loads the machine
     await waitFor(() => senders.every(s => eventsOf(s, 'delivered').length === 1), () => `the warm-up receipts (${senders.filter(s => eventsOf(s, 'delivered').length === 1).length} of ${SENDERS})`, 150_000)
     const heapBefore = heapMB()
     const started = Date.now()
