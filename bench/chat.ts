@@ -1,21 +1,29 @@
 /**
- * A 20-node chat network on loopback (bootstrap, 5 relays, 13 users, then one newcomer at a time),
- * built with the test harness test/helpers/chat-network.ts. Measures:
- * - end-to-end delivery over 3 relays (ChatNode.send -> the recipient's 'message' event, and on to the
- *   sender's 'delivered' when the signed receipt is back), beside a direct one-hop libp2p message of
- *   the same size between the same two users' libp2p nodes;
- *   Messages are MESSAGE_GAP_MS apart, as in a conversation (not a flood): a sender builds its next
- *   reply block in that pause (protocols/onion/router.ts), as it would between typed messages;
- * - time to first message for a new user: create + start (join the DHT, publish the name, find relays),
- *   name lookup, send until the recipient shows it, until the receipt is back.
+ * A 20-node chat network of protocol v2 on loopback (bootstrap, 5 RelayNodes, 13 ChatNode users, then
+ * one newcomer at a time), built with the test harness test/helpers/chat-network.ts. Measures:
+ * - end-to-end delivery (ChatNode.send -> the recipient's 'message' event, and on to the sender's
+ *   'delivered' when the signed receipt is back). A v2 message is stored, then delivered: it travels
+ *   sender -> entry relay -> mix -> mix -> a mailbox relay of the recipient (the deposit, and its answer
+ *   back through a reply block: 'stored'), then from the mailbox through a reply block the recipient
+ *   stocked: mix -> mix -> the recipient's entry relay -> the recipient ('message'); the receipt goes the
+ *   same two ways back ('delivered');
+ * - beside it, a direct one-hop message of the same size between two plain libp2p nodes in the same
+ *   process (same transports, same event loop and load): v2 users listen nowhere, so the two ends of the
+ *   baseline are nodes of their own, one listening on loopback;
+ *   Messages are MESSAGE_GAP_MS apart, as in a conversation (not a flood);
+ * - time to first message for a new user (in process): create + start (a relay list from the
+ *   bootstrap node, the entry relay, mailboxes, the name published through an exit), name lookup, send
+ *   until the recipient shows it, until the receipt is back.
  */
 import { join } from 'node:path'
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
 import { ChatNode } from '../node/chat-node.ts'
+import { createClientNode } from '../node/create.ts'
+import type { ClientNode } from '../node/create.ts'
+import { ephemeralIdentity } from '../node/identity.ts'
 import type { ChatEvent } from '../node/chat-node.ts'
 import { PACKET_SIZE } from '../protocols/onion/constants.ts'
-import { ChatNetwork } from '../test/helpers/chat-network.ts'
+import { ChatNetwork, TEST_CHAT_TIMING } from '../test/helpers/chat-network.ts'
 import type { TestUser } from '../test/helpers/chat-network.ts'
 import { LOOPBACK_ALLOW } from '../test/helpers/network.ts'
 import { DIRECT_PROTOCOL, FRAME_HEADER, readFrames } from './lib/frames.ts'
@@ -43,7 +51,7 @@ export interface FirstMessage {
   sendToShownMs: number
   shownToReceiptMs: number
   relaysKnown: number
-  /** ms from create to each status event of start() (joining, publishing the name, finding relays, ready) */
+  /** ms from create to each status event of start() (relay list, entry relay, mailboxes, publishing the name, ready) */
   startStages: Record<string, number>
 }
 
@@ -73,24 +81,28 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
   const RELAYS = opts.relays ?? 5
   const USERS = opts.users ?? 13 // + bootstrap + relays = 19; each newcomer makes 20
   const net = new ChatNetwork()
+  const baseline: ClientNode[] = []
   try {
     await net.bootstrap()
     log(`  building the network: bootstrap, ${RELAYS} relays, ${USERS} users`)
-    await Promise.all(Array.from({ length: RELAYS }, async (_, i) => await net.user(`relay${i}`, { relay: true })))
-    const users = await Promise.all(Array.from({ length: USERS }, async (_, i) => await net.user(i === 0 ? 'alice' : i === 1 ? 'bob' : `user${i}`)))
-    const [alice, bob] = users
-    // alice and bob (the timed pair) must know every relay; the others need not
-    const deadline = Date.now() + 30_000
-    while ((alice.chat.router.relays.size < RELAYS || bob.chat.router.relays.size < RELAYS) && Date.now() < deadline) {
-      await Promise.all([alice, bob].map(async u => await u.chat.router.discoverRelays().catch(() => 0)))
-      await new Promise(resolve => setTimeout(resolve, 250))
+    await net.startRelays(RELAYS)
+    const users: TestUser[] = []
+    // a few at a time: a dozen users registering mailboxes at once on a busy machine time out
+    for (let i = 0; i < USERS; i += 4) {
+      users.push(...await Promise.all(Array.from({ length: Math.min(4, USERS - i) }, async (_, j) => await net.user(i + j === 0 ? 'alice' : i + j === 1 ? 'bob' : `user${i + j}`))))
     }
-    log(`  relays known: alice ${alice.chat.router.relays.size}, bob ${bob.chat.router.relays.size}`)
+    const [alice, bob] = users
+    log(`  relays known: alice ${alice.chat.relayDirectory.size}, bob ${bob.chat.relayDirectory.size}`)
 
-    // ---- baseline: one frame of PACKET_SIZE bytes, alice's libp2p node -> bob's, one long-lived stream ----
+    // ---- baseline: one frame of PACKET_SIZE bytes between two plain nodes, one long-lived stream ----
+    const [from, to] = await Promise.all([
+      createClientNode({ privateKey: (await ephemeralIdentity()).privateKey, allow: LOOPBACK_ALLOW }),
+      createClientNode({ privateKey: (await ephemeralIdentity()).privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], allow: LOOPBACK_ALLOW })
+    ])
+    baseline.push(from, to)
     let onFrame: (() => void) | undefined
-    await bob.chat.node.handle(DIRECT_PROTOCOL, (stream) => { readFrames(stream, () => { onFrame?.() }).catch(() => {}) })
-    const direct: Stream = await alice.chat.node.dialProtocol(peerIdFromString(bob.chat.peerId), DIRECT_PROTOCOL)
+    await to.handle(DIRECT_PROTOCOL, (stream) => { readFrames(stream, () => { onFrame?.() }).catch(() => {}) })
+    const direct: Stream = await from.dialProtocol(to.getMultiaddrs()[0], DIRECT_PROTOCOL)
     const frame = new Uint8Array(FRAME_HEADER.length + PACKET_SIZE)
     frame.set(FRAME_HEADER)
     const directOnce = async (): Promise<number> => {
@@ -111,7 +123,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       await delivered
       return [t1 - t0, performance.now() - t0]
     }
-    log(`  end to end: ${opts.messages} chat messages alice -> bob over 3 relays, ${opts.messages} direct frames`)
+    log(`  end to end: ${opts.messages} chat messages alice -> bob through mailboxes, ${opts.messages} direct frames`)
     for (let i = 0; i < 10; i++) { await directOnce(); await chatOnce(-i - 1) } // connections, caches, JIT
     const directMs: number[] = []
     const oneWayMs: number[] = []
@@ -134,10 +146,9 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       const chat = await ChatNode.create({
         dataDir: join(net.root, nick),
         nick,
-        listen: ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: net.boot?.addrs() ?? [],
         allow: LOOPBACK_ALLOW,
-        timing: { announceIntervalMs: 5_000, receiptTimeoutMs: 5_000, retryIntervalMs: 2_000 }
+        timing: { ...TEST_CHAT_TIMING, announceIntervalMs: 5_000, retryIntervalMs: 2_000 }
       })
       const user: TestUser = { chat, events: [], dataDir: join(net.root, nick) }
       const startStages: Record<string, number> = {}
@@ -156,7 +167,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       const t3 = performance.now()
       await delivered
       const t4 = performance.now()
-      firstMessage.push({ totalMs: t4 - t0, startMs: t1 - t0, lookupMs: t2 - t1, sendToShownMs: t3 - t2, shownToReceiptMs: t4 - t3, relaysKnown: chat.router.relays.size, startStages })
+      firstMessage.push({ totalMs: t4 - t0, startMs: t1 - t0, lookupMs: t2 - t1, sendToShownMs: t3 - t2, shownToReceiptMs: t4 - t3, relaysKnown: chat.relayDirectory.size, startStages })
       await within(chat.stop(), 10_000)
       net.users.splice(net.users.indexOf(user), 1)
     }
@@ -176,6 +187,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       }
     }
   } finally {
+    for (const n of baseline) await within(Promise.resolve(n.stop()), 10_000).catch(() => {})
     await within(net.teardown(), 30_000)
   }
 }

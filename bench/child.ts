@@ -3,9 +3,13 @@
  * with --expose-gc; speaks JSON over the IPC channel.
  *
  *   role bare:  createP2PNode only (the memory baseline)
- *   role user:  a ChatNode, started against the given bootstrap address, then idle
- *   role relay: createP2PNode + OnionService as a relay (rate limits raised for saturation) + the
- *               plain forwarder of bench/lib/frames.ts, both forwarding to the sink it is told of
+ *   role user:  a ChatNode of protocol v2 built (identity, store, onion keys, its client libp2p node with
+ *               no listening address), not started: a v2 user needs a bootstrap node that hands out
+ *               relay lists and relays with mailboxes, which the forwarding bench does not run; so this
+ *               is the user's memory before it connects (bench/chat.ts runs connected users)
+ *   role relay: createP2PNode + OnionService with an epoch key ring (rate limits raised for
+ *               saturation; no relay list, so it forwards to any peer) + the plain forwarder of
+ *               bench/lib/frames.ts, both forwarding to the sink it is told of
  *   role sink:  createP2PNode that counts the frames the relay forwards (onion and plain) and keeps
  *               their arrival times; it is also the DHT peer the user node joins through
  */
@@ -14,13 +18,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { Libp2p } from '@libp2p/interface'
 import { createP2PNode } from '../node/create.ts'
-import type { P2PNode } from '../node/create.ts'
 import { ChatNode } from '../node/chat-node.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { OnionKeyRing } from '../protocols/onion/keyring.ts'
 import { ONION_PROTOCOL, OnionService } from '../protocols/onion/relay.ts'
-import { onionPrivateKeyFromRaw } from '../protocols/onion/sphinx.ts'
 import { PLAIN_SINK_PROTOCOL, PlainForwarder, readFrames } from './lib/frames.ts'
 
 export type ChildRole = 'bare' | 'user' | 'relay' | 'sink'
@@ -67,7 +70,7 @@ async function main (): Promise<void> {
   const role = process.argv[2] as ChildRole
   const bootstrap = process.argv[3] ?? ''
   const identity = await ephemeralIdentity()
-  let node: P2PNode
+  let node: Libp2p
   let chat: ChatNode | undefined
   let service: OnionService | undefined
   let keyRing: OnionKeyRing | undefined
@@ -76,8 +79,7 @@ async function main (): Promise<void> {
 
   if (role === 'user') {
     dataDir = mkdtempSync(join(tmpdir(), 'p2pchat-bench-'))
-    chat = await ChatNode.create({ dataDir, nick: `idle${process.pid}`, identity, listen: LOOPBACK, bootstrap: [bootstrap], allow: ALLOW })
-    await chat.start()
+    chat = await ChatNode.create({ dataDir, nick: `idle${process.pid}`, identity, bootstrap: [bootstrap], allow: ALLOW })
     node = chat.node
   } else {
     node = await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, bootstrap: bootstrap === '' ? [] : [bootstrap], allow: ALLOW })
@@ -85,7 +87,6 @@ async function main (): Promise<void> {
   if (role === 'relay') {
     keyRing = new OnionKeyRing()
     service = new OnionService(node, {
-      userKey: onionPrivateKeyFromRaw(identity.onionPrivate),
       keyRing,
       onDeliver: () => {},
       packetsPerSecond: SATURATION_PACKETS_PER_SECOND,

@@ -1,17 +1,21 @@
 /**
  * Time to first message for a new user, with every node its own `p2pchat` process, as people run it
- * (test/helpers/cli-network.ts): a bootstrap node, relays and users as `p2pchat start --json`
- * processes, then one newcomer at a time as the last node of the network. For each newcomer, from
+ * (test/helpers/cli-network.ts spawns them): a bootstrap node, relays as `p2pchat start --relay --json`
+ * (no nick), users as `p2pchat start --json --nick <nick>` (no listening address: protocol v2 users only
+ * dial out), then one newcomer at a time as the last node of the network. For each newcomer, from
  * the parent's clock (each JSON line is stamped when it arrives):
- * - boot: spawning `p2pchat start` until its 'listening' status (Node, modules, identity, database);
- * - start: 'listening' until 'ready' (join the DHT, publish the name while finding relays);
+ * - boot: spawning `p2pchat start` until its first status line (Node, modules, identity, database; it
+ *   is about to ask the bootstrap node for relays);
+ * - start: that line until 'ready' (relay list, entry relay, two mailboxes, the name published through
+ *   an exit);
  * - lookup: {"cmd":"whois","nick":"bob"} until its answer;
  * - send -> shown: {"cmd":"send"} until bob's process prints the message;
  * - shown -> receipt: until the newcomer prints 'delivered' (bob's signed receipt came back).
  * The in-process network of bench/chat.ts shares one event loop among all its nodes, so the DHT
  * work of a newcomer waits behind everyone else's; here each node has its own.
  */
-import { CliNetwork } from '../test/helpers/cli-network.ts'
+import { CliNetwork, LOOPBACK_LISTEN } from '../test/helpers/cli-network.ts'
+import { waitFor } from '../test/helpers/wait.ts'
 import type { CliProcess } from '../test/helpers/cli.ts'
 import { summarize } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
@@ -30,12 +34,12 @@ export interface NewcomerTimes {
   lookupMs: number
   sendToShownMs: number
   shownToReceiptMs: number
-  /** 'listening' -> 'delivered': the protocol's part */
+  /** first status line -> 'delivered': the protocol's part */
   fromListeningMs: number
   /** spawn -> 'delivered': what the user waits for */
   totalMs: number
   relaysKnown: number
-  /** ms from 'listening' to each status line of start() (connecting, publishing, relays, ready) */
+  /** ms from the first status line to each status line of start() (connecting, entry, mailboxes, publishing, ready) */
   startStages: Record<string, number>
 }
 
@@ -61,7 +65,23 @@ function statusTimes (proc: CliProcess, from: number): Record<string, number> {
   return out
 }
 
-const TIMING = { announceIntervalMs: 5_000, retryIntervalMs: 2_000, receiptTimeoutMs: 5_000 }
+/** Timers for a loopback network of processes (P2PCHAT_TIMING): seconds instead of minutes. */
+const TIMING = { announceIntervalMs: 5_000, retryIntervalMs: 2_000, requestTimeoutMs: 10_000, stockIntervalMs: 5_000 }
+
+/** A relay process: no nick (PROTOCOL-V2.md: a relay's public peer id is never a chat identity). */
+function spawnRelay (net: CliNetwork, name: string): CliProcess {
+  return net.spawn(['start', '--relay', '--json', ...LOOPBACK_LISTEN, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(name)])
+}
+
+/** A user process: a nick, no listening address. */
+function spawnUser (net: CliNetwork, nick: string): CliProcess {
+  return net.spawn(['start', '--json', '--nick', nick, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(nick)])
+}
+
+async function ready (proc: CliProcess, what: string): Promise<void> {
+  const line = await proc.waitForJson(o => o.event === 'ready' || o.event === 'error', 90_000)
+  if (line.event !== 'ready') throw new Error(`${what} did not start: ${JSON.stringify(line)}; stderr: ${proc.stderr}`)
+}
 
 export async function firstMessageBench (opts: FirstMessageOptions): Promise<FirstMessageResult> {
   const net = new CliNetwork()
@@ -69,11 +89,16 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
   try {
     const t0 = performance.now()
     await net.bootstrap()
-    await Promise.all(Array.from({ length: opts.relays }, async (_, i) => await net.start(`relay${i}`, { relay: true })))
+    await Promise.all(Array.from({ length: opts.relays }, async (_, i) => { await ready(spawnRelay(net, `relay${i}`), `relay${i}`) }))
+    // users need every relay in the bootstrap node's list: a relay list of one relay cannot give mixes
+    await waitFor(async () => {
+      const probe = await Promise.all(net.procs.slice(1, 1 + opts.relays).map(async p => Number((await p.ask({ cmd: 'relays' })).count)))
+      return probe.every(n => n >= opts.relays)
+    }, `every relay to know ${opts.relays} relays`, 60_000, 250)
     const users: CliProcess[] = []
-    for (let i = 0; i < opts.users; i += 6) { // in batches: a dozen processes booting at once on two cores time out
-      const batch = Array.from({ length: Math.min(6, opts.users - i) }, (_, j) => i + j === 0 ? 'bob' : `user${i + j}`)
-      users.push(...(await Promise.all(batch.map(async nick => await net.start(nick)))).map(r => r.proc))
+    for (let i = 0; i < opts.users; i += 4) { // in batches: a dozen processes booting at once on two cores time out
+      const batch = Array.from({ length: Math.min(4, opts.users - i) }, (_, j) => i + j === 0 ? 'bob' : `user${i + j}`)
+      users.push(...await Promise.all(batch.map(async nick => { const p = spawnUser(net, nick); await ready(p, nick); return p })))
     }
     const bob = users[0]
     await net.waitForRelays(bob, opts.relays)
@@ -85,8 +110,8 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
       const nick = `newcomer${k}`
       const text = `hello from ${nick}`
       const spawned = performance.now()
-      const proc = net.spawnUser(nick)
-      const listening = await proc.waitForLine(o => o.event === 'status' && o.stage === 'listening', 30_000)
+      const proc = spawnUser(net, nick)
+      const listening = await proc.waitForLine(o => o.event === 'status', 30_000)
       const ready = await proc.waitForLine(o => o.event === 'ready' || o.event === 'error', 60_000)
       if (ready.obj.event !== 'ready') throw new Error(`${nick} did not start: ${JSON.stringify(ready.obj)}`)
       const whois = await proc.ask({ cmd: 'whois', nick: 'bob' })

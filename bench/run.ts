@@ -24,8 +24,9 @@ const only = process.argv.find(a => a.startsWith('--only='))?.slice(7).split(','
 const enabled = (name: string): boolean => only == null || only.includes(name)
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url))
 
+// quick runs keep 5 relays: a full v2 path needs 4 distinct ones (entry, 2 mixes, final) and a mailbox off the entry
 const settings = quick
-  ? { sphinxSamples: 500, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 3, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
+  ? { sphinxSamples: 500, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 5, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
   : { sphinxSamples: 2000, packets: 100_000, onionSecondsMax: 55, plainSeconds: 5, checkpoints: 10, messages: 60, newcomers: 0, procNewcomers: 3, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 10, names: 6 }
 
 const started = performance.now()
@@ -88,8 +89,8 @@ if (enabled('forwarding')) {
       `Relay CPU/wall: onion ${r.onion.relayCpu.toFixed(2)}, plain ${r.plain.relayCpu.toFixed(2)}; per relay CPU-second: onion ${(r.onion.rate / Math.max(0.01, r.onion.relayCpu)).toFixed(0)}, plain ${(r.plain.rate / Math.max(0.01, r.plain.relayCpu)).toFixed(0)}. Relay drops: ${drops}. Backpressure episodes (a full neighbour queue paused the relay's reading): ${r.relayHeld.held}, timed out: ${r.relayHeld.timeouts}. Relay read ${r.relayReceived} of ${r.packets} packets; sender streams reset by the relay: onion ${r.streamResets.onion}, plain ${r.streamResets.plain}.`
   })
   const mem = r.memory
-  fig({ id: 'mem.user.rss', section: 'memory', name: 'idle user node (ChatNode), RSS', unit: 'MiB', figure: one('user node', mem.user.rss / MB, 1), baseline: one('idle bare libp2p node', mem.bare.rss / MB, 1), target: 'context', pass: null })
-  fig({ id: 'mem.user.heap', section: 'memory', name: 'idle user node (ChatNode), heap used', unit: 'MiB', figure: one('user node', mem.user.heapUsed / MB, 1), baseline: one('idle bare libp2p node', mem.bare.heapUsed / MB, 1), target: 'context', pass: null })
+  fig({ id: 'mem.user.rss', section: 'memory', name: 'user node (ChatNode v2, built, not connected), RSS', unit: 'MiB', figure: one('user node', mem.user.rss / MB, 1), baseline: one('idle bare libp2p node', mem.bare.rss / MB, 1), target: 'context', pass: null })
+  fig({ id: 'mem.user.heap', section: 'memory', name: 'user node (ChatNode v2, built, not connected), heap used', unit: 'MiB', figure: one('user node', mem.user.heapUsed / MB, 1), baseline: one('idle bare libp2p node', mem.bare.heapUsed / MB, 1), target: 'context', pass: null })
   fig({ id: 'mem.relay.rss', section: 'memory', name: `relay after ${r.relayReceived.toLocaleString('en-US')} packets read (of ${r.packets.toLocaleString('en-US')} sent), RSS`, unit: 'MiB', figure: one('relay', mem.relayAfter.rss / MB, 1), baseline: one('idle bare libp2p node', mem.bare.rss / MB, 1), target: 'context', pass: null, notes: `relay idle before traffic: ${(mem.relayIdle.rss / MB).toFixed(1)} MiB RSS, ${(mem.relayIdle.heapUsed / MB).toFixed(1)} MiB heap` })
   fig({ id: 'mem.relay.heap', section: 'memory', name: `relay after ${r.relayReceived.toLocaleString('en-US')} packets read, heap used`, unit: 'MiB', figure: one('relay', mem.relayAfter.heapUsed / MB, 1), baseline: one('idle bare libp2p node', mem.bare.heapUsed / MB, 1), target: 'context', pass: null })
   const cps = r.checkpoints
@@ -127,11 +128,11 @@ if (enabled('forwarding')) {
     type: 'bars', title: 'Memory after GC, MiB (RSS; heap used)', unit: 'MiB',
     bars: [
       { label: 'bare libp2p node, idle: RSS', median: mem.bare.rss / MB, kind: 'baseline' },
-      { label: 'user node (ChatNode), idle: RSS', median: mem.user.rss / MB, kind: 'figure' },
+      { label: 'user node (ChatNode v2, not connected): RSS', median: mem.user.rss / MB, kind: 'figure' },
       { label: 'relay, idle: RSS', median: mem.relayIdle.rss / MB, kind: 'figure' },
       { label: `relay after ${r.relayReceived} packets: RSS`, median: mem.relayAfter.rss / MB, kind: 'figure' },
       { label: 'bare libp2p node, idle: heap', median: mem.bare.heapUsed / MB, kind: 'baseline' },
-      { label: 'user node, idle: heap', median: mem.user.heapUsed / MB, kind: 'figure' },
+      { label: 'user node (not connected): heap', median: mem.user.heapUsed / MB, kind: 'figure' },
       { label: `relay after ${r.relayReceived} packets: heap`, median: mem.relayAfter.heapUsed / MB, kind: 'figure' }
     ]
   })
@@ -153,17 +154,17 @@ if (enabled('chat')) {
   log(`chat network: ${settings.messages} messages, ${settings.newcomers} newcomers`)
   const r = await chatBench({ messages: settings.messages, newcomers: settings.newcomers, relays: settings.relays, users: settings.users, log })
   fig({
-    id: 'e2e.p50', section: 'end-to-end', name: `end-to-end delivery over 3 relays, p50 (send -> shown; ${r.nodes}-node network)`, unit: 'ms',
-    figure: m('ChatNode.send -> recipient shows it', r.oneWay), baseline: m('direct one-hop libp2p message, same users, 3072 B', r.direct),
+    id: 'e2e.p50', section: 'end-to-end', name: `end-to-end delivery, protocol v2, p50 (send -> stored in a mailbox -> pushed -> shown; ${r.nodes}-node network)`, unit: 'ms',
+    figure: m('ChatNode.send -> recipient shows it', r.oneWay), baseline: m('direct one-hop libp2p message, same process, 3072 B', r.direct),
     target: 'p50 ratio <= 6', pass: r.oneWay.median / r.direct.median <= 6,
-    notes: `messages ${MESSAGE_GAP_MS} ms apart (a conversation): the sender's reply block for the receipt is built ahead in the pause`
+    notes: `messages ${MESSAGE_GAP_MS} ms apart (a conversation); the message crosses entry relay, 2 mixes and the mailbox relay, then 2 mixes and the recipient's entry relay through a stocked reply block`
   })
   fig({
-    id: 'e2e.p95', section: 'end-to-end', name: 'end-to-end delivery over 3 relays, p95', unit: 'ms',
+    id: 'e2e.p95', section: 'end-to-end', name: 'end-to-end delivery, protocol v2, p95', unit: 'ms',
     figure: one('p95', r.oneWay.p95, r.oneWay.n), baseline: one('direct p95', r.direct.p95, r.direct.n), target: 'context', pass: null
   })
   fig({
-    id: 'e2e.receipt', section: 'end-to-end', name: 'send -> signed receipt back (round trip through a reply block)', unit: 'ms',
+    id: 'e2e.receipt', section: 'end-to-end', name: 'send -> signed receipt back (deposited in a mailbox of the sender, pushed)', unit: 'ms',
     figure: m('round trip', r.roundTrip), baseline: m('direct one-hop, one way', r.direct), target: 'context', pass: null
   })
   if (r.total.n > 0) {
@@ -175,10 +176,10 @@ if (enabled('chat')) {
   }
   details.chat = r
   panels.push({
-    type: 'bars', title: `End to end, ms (${r.oneWay.n} messages alice -> bob over 3 of ${r.relays} relays; ${r.nodes}-node network)`, unit: 'ms',
+    type: 'bars', title: `End to end, protocol v2, ms (${r.oneWay.n} messages alice -> bob through mailboxes, ${r.relays} relays; ${r.nodes}-node network)`, unit: 'ms',
     bars: [
       { label: 'direct one-hop libp2p message', median: r.direct.median, p95: r.direct.p95, kind: 'baseline' },
-      { label: 'chat message over 3 relays, shown', median: r.oneWay.median, p95: r.oneWay.p95, kind: 'figure' },
+      { label: 'chat message via a mailbox, shown', median: r.oneWay.median, p95: r.oneWay.p95, kind: 'figure' },
       { label: '... and its receipt back', median: r.roundTrip.median, p95: r.roundTrip.p95, kind: 'figure' }
     ]
   })
@@ -192,9 +193,9 @@ if (enabled('first')) {
     id: 'first.total', section: 'first message', name: `time to first message, new user in a ${r.nodes}-node network of processes (p2pchat start -> receipt)`, unit: 'ms',
     figure: m('spawn p2pchat start -> receipt back', r.total), baseline: null, ratio: null,
     target: '< 2,000 ms', pass: r.total.median < 2000,
-    notes: `every node a p2pchat process, the newcomer a fresh one; without Node's start-up (spawn -> 'listening'): ${r.fromListening.median.toFixed(0)} ms median`
+    notes: `every node a p2pchat process, the newcomer a fresh one; without Node's start-up (spawn -> its first status line): ${r.fromListening.median.toFixed(0)} ms median`
   })
-  const stages = [['boot', 'process start (Node, modules, identity, database)'], ['start', 'start (join DHT, publish name while finding relays)'], ['lookup', 'name lookup'], ['sendToShown', 'send -> recipient shows it'], ['shownToReceipt', 'shown -> receipt back']] as const
+  const stages = [['boot', 'process start (Node, modules, identity, database)'], ['start', 'start (relay list, entry relay, mailboxes, name published through an exit)'], ['lookup', 'name lookup'], ['sendToShown', 'send -> recipient shows it'], ['shownToReceipt', 'shown -> receipt back']] as const
   for (const [k, label] of stages) {
     fig({ id: `first.${k}`, section: 'first message', name: `  first message stage: ${label}`, unit: 'ms', figure: m(label, r.stages[k]), baseline: null, ratio: null, target: 'context', pass: null })
   }

@@ -38,7 +38,7 @@ import { ClientLinkServer, transportKeyOf } from '../protocols/onion/client-link
 import { OnionKeyRing } from '../protocols/onion/keyring.ts'
 import type { KeyRingInit } from '../protocols/onion/keyring.ts'
 import { OnionService } from '../protocols/onion/relay.ts'
-import type { OnionServiceInit } from '../protocols/onion/relay.ts'
+import type { OnionEvent, OnionServiceInit } from '../protocols/onion/relay.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
 import { answeringService, ServiceDispatcher } from '../protocols/onion/relay-services.ts'
 import { SERVICE_DIRECTORY, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
@@ -55,6 +55,11 @@ export interface RelayNodeOptions {
   limits?: Pick<OnionServiceInit, 'packetsPerSecond' | 'burst' | 'queueLength' | 'dialTimeoutMs'>
   /** Emit a 'hop' event per forwarded packet (the demo shows them); relays only, clients as 'client'. */
   logHops?: boolean
+  /**
+   * Instrumentation (tests, benches): every event of the mix (protocols/onion/relay.ts OnionEvent), which
+   * never holds more than the relay itself learns; a client's submissions come `from: 'client'`.
+   */
+  onOnionEvent?: (e: OnionEvent) => void
 }
 
 export type RelayEvent =
@@ -123,9 +128,10 @@ export class RelayNode {
         this.services.handle(res.payload)
         // a REPLY to this relay: it makes no reply blocks of its own yet (loop cover is the mixing issue's)
       },
-      onEvent: opts.logHops === true
+      onEvent: opts.logHops === true || opts.onOnionEvent != null
         ? (e) => {
-            if (e.type === 'forward') this.emit({ type: 'hop', from: this.relays.has(e.from) || e.from === self ? e.from : 'client', to: e.to, size: e.size })
+            opts.onOnionEvent?.(e)
+            if (opts.logHops === true && e.type === 'forward') this.emit({ type: 'hop', from: this.relays.has(e.from) || e.from === self ? e.from : 'client', to: e.to, size: e.size })
           }
         : undefined
     })

@@ -1,25 +1,35 @@
 /**
- * Tampering in flight, hop by hop: a sealed, signed chat message in a 3-relay onion (and its receipt
- * in a SURB reply) with one bit flipped on one link, at many positions of header and body. Every
- * flip is dropped at the next hop (MAC) or detected at the recipient (payload integrity, AEAD,
- * signature); none is delivered as a different message.
+ * Tampering in flight, hop by hop, on the paths of protocol v2 (PROTOCOL-V2.md sections 3 and 5):
+ *
+ * - a deposit: alice's sealed, signed message to bob inside a mailbox DEPOSIT inside a SERVICE body
+ *   (with alice's reply block for the answer), over mix -> mix -> bob's mailbox relay, one bit flipped
+ *   on one link (client -> first mix, mix -> mix, mix -> mailbox relay);
+ * - a push: bob's sealed receipt in a mailbox PUSH answer, sent by alice's mailbox relay through a reply
+ *   block alice stocked (mix -> mix -> entry relay (CLIENT) -> alice), one bit flipped on each link.
+ *
+ * Every flip of header or body is dropped at the next hop (header: MAC) or at the end of the path
+ * (payload integrity, reply integrity, the seal's AEAD, the signature); none arrives as a different
+ * message or a receipt for other messages.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  createMessage, createReceipt, decodeEnvelope, ed25519SignerFromSeed, encodeEnvelope, generateEd25519Seed,
-  generateX25519KeyPair, openMessage, sealMessage, verifyReceipt
+  createMessage, createReceipt, ed25519SignerFromSeed, generateEd25519Seed, generateX25519KeyPair, openSealed, sealMessage,
+  sealReceipt, verifyReceipt
 } from '../protocols/chat/index.ts'
+import { decodeAnswer, decodeRequest, encodeAnswer, encodeDeposit } from '../protocols/mailbox/codec.ts'
+import { MAILBOX_SERVICE } from '../protocols/mailbox/constants.ts'
+import { decodeServiceBody, encodeServiceBody, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
 import {
   createPacket, createSurb, HEADER_LENGTH, onionPrivateKeyFromRaw, openReply, PACKET_SIZE, packetFromSurb, processPacket
 } from '../protocols/onion/sphinx.ts'
 import type { OnionPrivateKey } from '../protocols/onion/sphinx.ts'
 import { count } from './fuzz/generators.ts'
 
-interface Hop { address: Uint8Array, onionKey: Uint8Array, key: OnionPrivateKey }
-function hop (i: number): Hop {
+interface Hop { address: Uint8Array, onionKey: Uint8Array, key: OnionPrivateKey, client?: boolean }
+function hop (i: number, client = false): Hop {
   const k = generateX25519KeyPair()
-  return { address: new Uint8Array(32).fill(i + 1), onionKey: k.publicKey, key: onionPrivateKeyFromRaw(k.privateKey) }
+  return { address: new Uint8Array(32).fill(i + 1), onionKey: k.publicKey, key: onionPrivateKeyFromRaw(k.privateKey), client }
 }
 
 /** Runs a packet from hop `from` on; returns where it ended. */
@@ -33,6 +43,17 @@ function travel (path: Hop[], packet: Uint8Array, from: number): { at: number, r
   throw new Error('fell off the path')
 }
 
+/** The packet as it looks on each link: links[i] is what hop i reads. */
+function linksOf (path: Hop[], packet: Uint8Array): Uint8Array[] {
+  const links = [packet]
+  for (let i = 0; i < path.length - 1; i++) {
+    const res = processPacket(links[i], path[i].key)
+    assert.ok(res.ok && res.type === 'forward')
+    links.push(res.packet)
+  }
+  return links
+}
+
 /** Positions to flip: every header byte (one bit each, rotating), and the body at a stride, plus its edges. */
 function positions (stride: number): number[] {
   const out: number[] = []
@@ -42,27 +63,25 @@ function positions (stride: number): number[] {
   return out
 }
 
-describe('a bit flipped in flight is dropped or detected, never delivered as another message', () => {
-  const relays = [hop(1), hop(2), hop(3)]
-  const bob = hop(4)
-  const alice = hop(5)
+describe('a bit flipped in flight on a v2 path is dropped or detected, never delivered as another message', () => {
+  const [mix1, mix2, mailboxRelay, entryA] = [hop(1), hop(2), hop(3), hop(4)]
+  const aliceClient = hop(5, true)
+  const aliceChat = generateX25519KeyPair()
   const bobChat = generateX25519KeyPair()
   const aliceSigner = ed25519SignerFromSeed(generateEd25519Seed())
   const bobSigner = ed25519SignerFromSeed(generateEd25519Seed())
-  const path = [...relays, { ...bob, onionKey: bobChat.publicKey, key: onionPrivateKeyFromRaw(bobChat.privateKey) }]
+  const mailboxId = new Uint8Array(32).fill(0x42)
 
-  it('forward message: flips on each of the 4 links, header and body', () => {
-    const surb = createSurb([relays[2], relays[1], relays[0], alice])
-    const message = createMessage({ id: new Uint8Array(16).fill(7), senderNick: 'alice', senderIdentityKey: aliceSigner.publicKey, timestamp: Date.now(), text: 'the genuine text', replyBlock: surb.surb })
-    const envelope = sealMessage(message, aliceSigner, { identityKey: bobSigner.publicKey, onionKey: bobChat.publicKey, epoch: 0 })
-    const { packet } = createPacket(path, envelope)
-    // the packet as it looks on each link: sender->r1, r1->r2, r2->r3, r3->bob
-    const links = [packet]
-    for (let i = 0; i < 3; i++) {
-      const res = processPacket(links[i], path[i].key)
-      assert.ok(res.ok && res.type === 'forward')
-      links.push(res.packet)
-    }
+  it('a deposit: flips on each of the 3 links to the mailbox relay, header and body', () => {
+    // alice's reply block for the mailbox's answer: mix -> mix -> her entry relay -> her
+    const answerBlock = createSurb([mix2, mix1, entryA, aliceClient])
+    const message = createMessage({ id: new Uint8Array(16).fill(7), senderNick: 'alice', senderIdentityKey: aliceSigner.publicKey, timestamp: Date.now(), text: 'the genuine text' })
+    const item = sealMessage(message, aliceSigner, { identityKey: bobSigner.publicKey, onionKey: bobChat.publicKey, epoch: 3 })
+    const body = encodeServiceBody({ service: SERVICE_MAILBOX, replyBlock: answerBlock.surb, request: encodeDeposit(mailboxId, item) })
+    const path = [mix1, mix2, mailboxRelay]
+    const { packet } = createPacket(path, body)
+    // link 0 is client -> entry relay -> first mix (the entry relay passes the packet on unchanged)
+    const links = linksOf(path, packet)
     const outcomes: Record<string, number> = {}
     let flips = 0
     for (const [link, onLink] of links.entries()) {
@@ -77,9 +96,12 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
           continue
         }
         assert.ok(result.type === 'final' && result.command === 'service')
-        // delivered by the onion layer: the chat layer must still refuse anything but the original
-        const opened = openMessage(result.payload, () => bobChat.privateKey, bobSigner.publicKey)
-        if (opened?.ok === true && opened.signatureValid) {
+        // the mailbox relay took it: what it stores must still open only as the original
+        const decoded = decodeServiceBody(result.payload)
+        const request = decoded.ok ? decodeRequest(decoded.body.request) : undefined
+        if (request?.ok !== true || request.request.op !== 'deposit') { count(outcomes, 'refused by the mailbox'); continue }
+        const opened = openSealed(request.request.item, () => bobChat.privateKey, bobSigner.publicKey)
+        if (opened.ok && opened.type === 'message' && opened.signatureValid) {
           assert.equal(opened.message.text, 'the genuine text', `flip at ${pos} on link ${link} changed the message`)
           count(outcomes, 'delivered unchanged')
         } else {
@@ -87,22 +109,22 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
         }
       }
     }
-    console.log(`forward flips: ${flips}`, outcomes)
+    console.log(`deposit flips: ${flips}`, outcomes)
     assert.equal(outcomes['delivered unchanged'] ?? 0, 0, 'no flip leaves the packet intact')
-    assert.ok(flips > 3000)
+    assert.ok(flips > 2000)
   })
 
-  it('receipt through a SURB: flips on each link of the reply path, header and body', () => {
-    const replyPath = [relays[2], relays[1], relays[0], alice]
-    const surb = createSurb(replyPath)
+  it('a push: flips on each of the 4 links of the reply path (mailbox relay -> mix -> mix -> entry relay -> client), header and body', () => {
+    const replyPath = [mix1, mix2, entryA, aliceClient]
+    const block = createSurb(replyPath)
     const receipt = createReceipt([new Uint8Array(16).fill(9)], bobSigner, aliceSigner.publicKey)
-    const { packet } = packetFromSurb(surb.surb, encodeEnvelope({ type: 'receipt', receipt }))
-    const links = [packet]
-    for (let i = 0; i < 3; i++) {
-      const res = processPacket(links[i], replyPath[i].key)
-      assert.ok(res.ok && res.type === 'forward')
-      links.push(res.packet)
-    }
+    const item = sealReceipt(receipt, { onionKey: aliceChat.publicKey, epoch: 4 })
+    const answer = encodeAnswer({ kind: 'push', mailboxId, itemId: new Uint8Array(16).fill(1), item, waiting: 0 })
+    const payload = new Uint8Array(1 + answer.length)
+    payload[0] = MAILBOX_SERVICE
+    payload.set(answer, 1)
+    const { packet } = packetFromSurb(block.surb, payload)
+    const links = linksOf(replyPath, packet)
     const outcomes: Record<string, number> = {}
     let flips = 0
     for (const [link, onLink] of links.entries()) {
@@ -110,18 +132,25 @@ describe('a bit flipped in flight is dropped or detected, never delivered as ano
         const bad = onLink.slice()
         bad[pos] ^= 1 << (pos % 8)
         flips++
-        const { result } = travel(replyPath, bad, link)
-        if (!result.ok) { count(outcomes, `dropped (${result.reason})`); continue }
+        const { at, result } = travel(replyPath, bad, link)
+        if (!result.ok) {
+          if (pos < HEADER_LENGTH) assert.equal(at, link, `a header flip at ${pos} on link ${link} must be dropped at the very next hop`)
+          count(outcomes, `dropped (${result.reason})`)
+          continue
+        }
         assert.ok(result.type === 'final' && result.command === 'reply')
-        const opened = openReply(result.payload, surb.secret)
+        const opened = openReply(result.payload, block.secret)
         if (!opened.ok) { count(outcomes, `openReply: ${opened.reason}`); continue }
-        const env = decodeEnvelope(opened.payload, aliceSigner.publicKey)
+        const decoded = decodeAnswer(opened.payload.subarray(1))
+        assert.ok(decoded.ok && decoded.answer.kind === 'push')
+        const env = openSealed(decoded.answer.item, () => aliceChat.privateKey, aliceSigner.publicKey)
         assert.ok(!(env.ok && env.type === 'receipt' && verifyReceipt(env.receipt, bobSigner.publicKey, aliceSigner.publicKey) &&
           Buffer.compare(env.receipt.messageIds[0], receipt.messageIds[0]) !== 0), 'a different receipt verified')
         count(outcomes, 'opened')
       }
     }
-    console.log(`reply flips: ${flips}`, outcomes)
-    assert.equal(outcomes.opened ?? 0, 0, 'no flipped reply opens')
+    console.log(`push flips: ${flips}`, outcomes)
+    assert.equal(outcomes.opened ?? 0, 0, 'no flipped push opens')
+    assert.ok(flips > 1500)
   })
 })

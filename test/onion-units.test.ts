@@ -6,7 +6,7 @@ import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { KIND_RELAY, signRecord } from '../protocols/directory/record.ts'
 import {
-  addressFromPeerId, createPacket, createSurb, generateOnionKey, packetFromSurb, NotEnoughRelaysError, OnionKeyRing, OnionService, onionKeyFor, onionPrivateKeyFromRaw,
+  addressFromPeerId, createPacket, createSurb, generateOnionKey, packetFromSurb, NotEnoughRelaysError, OnionKeyRing, OnionService, onionKeyFor,
   PACKET_SIZE, RelayDirectory, ReplayFilter
 } from '../protocols/onion/index.ts'
 import type { FinalResult } from '../protocols/onion/index.ts'
@@ -132,20 +132,22 @@ describe('RelayDirectory', () => {
   })
 })
 
-describe('OnionService limits (one real node, packets handed in directly)', () => {
+describe('OnionService on a relay (one real node, packets handed in directly)', () => {
   let node: P2PNode
   let service: OnionService
   const delivered: FinalResult[] = []
-  const user = generateOnionKey()
+  const toClients: Array<{ next: Uint8Array, packet: Uint8Array }> = []
   const ring = new OnionKeyRing({ replayCapacity: 10_000 })
+  const known = new Set<string>()
 
   before(async () => {
     const id = await ephemeralIdentity()
     node = await createP2PNode({ privateKey: id.privateKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
     service = new OnionService(node, {
-      userKey: onionPrivateKeyFromRaw(user.privateKey),
       keyRing: ring,
       onDeliver: (r) => delivered.push(r),
+      onClient: (next, packet) => toClients.push({ next, packet }),
+      isKnownRelay: (peer) => known.has(peer.toString()),
       packetsPerSecond: 10,
       burst: 20,
       queueLength: 5,
@@ -167,43 +169,72 @@ describe('OnionService limits (one real node, packets handed in directly)', () =
     assert.equal(service.stats.dropped['rate-limit'], before, 'another peer is not limited')
   })
 
-  it('delivers a final layer addressed to the user key and forwards a relay layer into a bounded queue', async () => {
+  it('hands a SERVICE layer under its epoch key to its services; a packet for another key is a MAC drop', () => {
     const self = addressFromPeerId(node.peerId)
-    const own = createPacket([{ address: self, onionKey: user.publicKey }], new TextEncoder().encode('to me'))
+    const own = createPacket([{ address: self, onionKey: ring.current.publicKey }], new TextEncoder().encode('to the relay'))
     service.receive(own.packet, 'peer-a')
-    assert.equal(new TextDecoder().decode(delivered[0].payload), 'to me')
+    assert.equal(delivered.at(-1)?.command, 'service')
+    assert.equal(new TextDecoder().decode(delivered.at(-1)?.payload), 'to the relay')
+    const macBefore = service.stats.dropped.mac ?? 0
+    const deliveredBefore = delivered.length
+    // a user's key is never a hop of a v2 path: a packet built for one is not this relay's
+    const foreign = createPacket([{ address: self, onionKey: generateOnionKey().publicKey }], new Uint8Array(8))
+    service.receive(foreign.packet, 'peer-b')
+    assert.equal(service.stats.dropped.mac, macBefore + 1)
+    assert.equal(delivered.length, deliveredBefore)
+  })
 
-    // a relay layer whose next hop is a peer that does not exist: the queue holds at most 5
-    const nowhere = addressFromPeerId((await ephemeralIdentity()).peerId)
+  it('forwards a RELAY layer only to a relay it knows (unknown-relay otherwise), into a bounded queue', async () => {
+    const self = addressFromPeerId(node.peerId)
+    const stranger = addressFromPeerId((await ephemeralIdentity()).peerId)
+    const unknownBefore = service.stats.dropped['unknown-relay'] ?? 0
+    const p = createPacket([{ address: self, onionKey: ring.current.publicKey }, { address: stranger, onionKey: generateOnionKey().publicKey }], new Uint8Array(8))
+    service.receive(p.packet, 'peer-u')
+    assert.equal(service.stats.dropped['unknown-relay'], unknownBefore + 1)
+    assert.equal(service.queuedPackets, 0)
+
+    // a known relay that does not exist: the queue holds at most 5
+    const nowhereId = (await ephemeralIdentity()).peerId
+    known.add(nowhereId.toString())
+    const nowhere = addressFromPeerId(nowhereId)
     for (let i = 0; i < 12; i++) {
-      const p = createPacket([{ address: self, onionKey: ring.current.publicKey }, { address: nowhere, onionKey: user.publicKey }], new Uint8Array(8))
-      service.receive(p.packet, `peer-${i}`)
+      const q = createPacket([{ address: self, onionKey: ring.current.publicKey }, { address: nowhere, onionKey: generateOnionKey().publicKey }], new Uint8Array(8))
+      service.receive(q.packet, `peer-${i}`)
     }
     assert.ok(service.queuedPackets <= 5)
     assert.ok((service.stats.dropped['queue-full'] ?? 0) >= 6)
   })
 
-  it('a CLIENT layer is forwarded like a RELAY one for now; a reply layer is delivered as a reply', async () => {
+  it('hands a CLIENT layer to the client links, never to the network; a REPLY layer to its services as a reply', async () => {
     const self = addressFromPeerId(node.peerId)
-    const nowhere = addressFromPeerId((await ephemeralIdentity()).peerId)
+    const client = addressFromPeerId((await ephemeralIdentity()).peerId)
     const forwardedBefore = service.stats.forwarded
-    const p = createPacket([{ address: self, onionKey: ring.current.publicKey, delayMs: 10 }, { address: nowhere, onionKey: user.publicKey, client: true }], new Uint8Array(8))
+    const queuedBefore = service.queuedPackets
+    const p = createPacket([{ address: self, onionKey: ring.current.publicKey, delayMs: 10 }, { address: client, onionKey: generateOnionKey().publicKey, client: true }], new Uint8Array(8))
     service.receive(p.packet, 'peer-client')
     assert.equal(service.stats.forwarded, forwardedBefore + 1)
-    const { surb } = createSurb([{ address: self, onionKey: user.publicKey }])
+    assert.deepEqual(toClients.at(-1)?.next, client)
+    assert.equal(toClients.at(-1)?.packet.length, PACKET_SIZE)
+    assert.equal(service.queuedPackets, queuedBefore, 'nothing queued for a dial')
+    const { surb } = createSurb([{ address: self, onionKey: ring.current.publicKey }])
     const deliveredBefore = delivered.length
     service.receive(packetFromSurb(surb, new Uint8Array(3)).packet, 'peer-reply')
     assert.equal(delivered.length, deliveredBefore + 1)
     assert.equal(delivered[deliveredBefore].command, 'reply')
   })
 
-  it('a relay packet replayed under the same epoch key is dropped', () => {
+  it('a packet replayed under the same epoch key is dropped, a forward layer and a SERVICE layer alike', () => {
     const self = addressFromPeerId(node.peerId)
-    const other = generateOnionKey()
-    const p = createPacket([{ address: self, onionKey: ring.current.publicKey }, { address: self, onionKey: other.publicKey }], new Uint8Array(8))
+    const p = createPacket([{ address: self, onionKey: ring.current.publicKey }, { address: self, onionKey: generateOnionKey().publicKey }], new Uint8Array(8))
     const before = service.stats.dropped.replay ?? 0
     service.receive(p.packet.slice(), 'peer-r')
     service.receive(p.packet.slice(), 'peer-r2')
     assert.equal(service.stats.dropped.replay, before + 1)
+    const s = createPacket([{ address: self, onionKey: ring.current.publicKey }], new Uint8Array(8))
+    const deliveredBefore = delivered.length
+    service.receive(s.packet.slice(), 'peer-s')
+    service.receive(s.packet.slice(), 'peer-s2')
+    assert.equal(delivered.length, deliveredBefore + 1, 'a SERVICE request is served once')
+    assert.equal(service.stats.dropped.replay, before + 2)
   })
 })

@@ -11,7 +11,7 @@ import { createP2PNode } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import {
-  addressFromPeerId, createPacket, DEFAULT_QUEUE_LENGTH, frameOf, generateOnionKey, ONION_PROTOCOL, OnionKeyRing, OnionService, onionPrivateKeyFromRaw,
+  addressFromPeerId, createPacket, DEFAULT_QUEUE_LENGTH, frameOf, generateOnionKey, ONION_PROTOCOL, OnionKeyRing, OnionService,
   readFrames
 } from '../protocols/onion/index.ts'
 import { waitFor, within } from './helpers/wait.ts'
@@ -59,7 +59,6 @@ describe('relay backpressure: a next hop that stops reading', { timeout: 180_000
     const id = await ephemeralIdentity()
     relayNode = await createP2PNode({ privateKey: id.privateKey, ...LOOPBACK })
     relay = new OnionService(relayNode, {
-      userKey: onionPrivateKeyFromRaw(id.onionPrivate),
       keyRing: ring,
       onDeliver: () => {},
       packetsPerSecond: 1_000_000,

@@ -33,7 +33,7 @@ describe('relay gossip among many loopback peers', () => {
     for (let i = 0; i < LEAVES; i++) {
       const node = await spawn()
       const relays = new RelayDirectory()
-      // as the onion router does: a descriptor is accepted (and passed on) only if it verifies
+      // as RelayNode and ChatNode do (their gossip validators): a descriptor is accepted (and passed on) only if it verifies
       node.services.pubsub.topicValidators.set(RELAY_TOPIC, (_peer, msg) =>
         relays.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
       node.services.pubsub.subscribe(RELAY_TOPIC)

@@ -6,13 +6,13 @@
  * above MAX_FRAME_LENGTH ends the stream. Streams are long-lived: one outbound stream per neighbour
  * carries every packet to it (opening a stream per packet is many times slower).
  *
- * A relay (`relay: true`) peels one layer with its epoch keys (OnionKeyRing), drops replays by the
- * replay filter of the key that opened the packet, and forwards only to the peer whose Ed25519 key is the
- * layer's address (RELAY, and for now CLIENT too), dialling it if needed (libp2p finds an unknown peer's
- * addresses through the DHT). Every node also tries its long-term onion key (the one in its name
- * record): a packet whose final layer it peels (SERVICE: a message; REPLY: a reply through one of its
- * reply blocks) is handed to `onDeliver`. Nothing on the network can make this code throw: every problem is a
- * counted drop.
+ * The relay peels one layer with its epoch keys (OnionKeyRing), drops replays by the replay filter of
+ * the key that opened the packet, and forwards a RELAY layer only to a relay it knows (`isKnownRelay`;
+ * others are 'unknown-relay'), dialling it if needed. A CLIENT layer goes to `onClient` (the relay's
+ * client links, PROTOCOL-V2.md section 2: a client is never dialled). A final layer (SERVICE: a request
+ * for one of the relay's services; REPLY) is handed to `onDeliver`. Users are never a hop of a forward
+ * path in protocol v2, so this service runs on relays only. Nothing on the network can make this code
+ * throw: every problem is a counted drop.
  *
  * Limits: packets per second per inbound peer (a token bucket), and a bounded queue per outbound
  * neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
@@ -30,7 +30,7 @@ import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromAddress } from './address.ts'
 import { PACKET_SIZE } from './constants.ts'
 import { processPacket } from './sphinx.ts'
-import type { FinalResult, OnionPrivateKey } from './sphinx.ts'
+import type { FinalResult } from './sphinx.ts'
 import type { OnionKeyRing } from './keyring.ts'
 
 export const ONION_PROTOCOL = '/onion-chat/1.0'
@@ -115,7 +115,7 @@ export async function waitWritable (stream: Stream, limit: number, timeoutMs: nu
 /** Why a packet was not forwarded or delivered. Stable strings, counted in `stats.dropped`. */
 export type OnionDropReason =
   | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'extension' | 'payload-integrity' | 'internal'
-  | 'replay' | 'rate-limit' | 'queue-full' | 'not-a-relay' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'loop'
+  | 'replay' | 'rate-limit' | 'queue-full' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'loop'
   | 'unknown-relay'
 
 export interface OnionStats {
@@ -135,22 +135,22 @@ export interface OnionStats {
 export type OnionEvent =
   | { type: 'in', from: string, packet: Uint8Array }
   | { type: 'forward', from: string, to: string, size: number, packet: Uint8Array }
+  /** A CLIENT layer handed to the client links; `client` is the client's transport key. */
+  | { type: 'to-client', from: string, client: Uint8Array, size: number, packet: Uint8Array }
   | { type: 'deliver', from: string }
   | { type: 'drop', from: string, reason: OnionDropReason }
   | { type: 'stream-error', from: string }
 
 export interface OnionServiceInit {
-  /** Version 1 only: the node's long-term onion key (its name record's): final layers addressed to it are delivered. */
-  userKey?: OnionPrivateKey
   /**
-   * Protocol v2 relays: a CLIENT layer goes here (the relay's client links hand it to the connected
-   * client; a client is never dialled). Without it a CLIENT layer is forwarded like a RELAY one.
+   * A CLIENT layer goes here (the relay's client links hand it to the connected client; a client is
+   * never dialled). Without it (the forwarding bench's bare relay) a CLIENT layer is forwarded like a RELAY one.
    */
   onClient?: (next: Uint8Array, packet: Uint8Array, from: string) => void
-  /** Protocol v2 relays: forward only to relays this returns true for (others: 'unknown-relay'). */
+  /** Forward only to relays this returns true for (others: 'unknown-relay'); without it, to any peer. */
   isKnownRelay?: (peer: PeerId) => boolean
-  /** Present on relays: the epoch keys used to peel and forward. */
-  keyRing?: OnionKeyRing
+  /** The epoch keys used to peel and forward (and their replay filters). */
+  keyRing: OnionKeyRing
   /** `from` is the peer id of the hop that handed the packet over (the last relay). */
   onDeliver: (result: FinalResult, from: string) => void
   onEvent?: (event: OnionEvent) => void
@@ -180,8 +180,8 @@ class Neighbour {
 
 export class OnionService {
   private readonly node: Libp2p
-  private readonly init: Required<Omit<OnionServiceInit, 'keyRing' | 'onEvent' | 'userKey' | 'onClient' | 'isKnownRelay'>> &
-  Pick<OnionServiceInit, 'keyRing' | 'onEvent' | 'userKey' | 'onClient' | 'isKnownRelay'>
+  private readonly init: Required<Omit<OnionServiceInit, 'onEvent' | 'onClient' | 'isKnownRelay'>> &
+  Pick<OnionServiceInit, 'onEvent' | 'onClient' | 'isKnownRelay'>
   private readonly buckets = new Map<string, Bucket>()
   private readonly neighbours = new Map<string, Neighbour>()
   private readonly inbound = new Set<Stream>()
@@ -202,8 +202,6 @@ export class OnionService {
       ...init
     }
   }
-
-  get isRelay (): boolean { return this.init.keyRing != null }
 
   async start (): Promise<void> {
     if (this.running) return
@@ -289,13 +287,8 @@ export class OnionService {
 
   private process (packet: Uint8Array, from: string): void {
     let lastReason: OnionDropReason = 'mac'
-    const keys: Array<{ key: OnionPrivateKey, filter?: { checkAndAdd: (tag: Uint8Array) => boolean } }> = []
-    if (this.init.keyRing != null) {
-      this.init.keyRing.tick()
-      for (const k of this.init.keyRing.candidates()) keys.push({ key: k.key, filter: k.filter })
-    }
-    if (this.init.userKey != null) keys.push({ key: this.init.userKey })
-    for (const { key, filter } of keys) {
+    this.init.keyRing.tick()
+    for (const { key, filter } of this.init.keyRing.candidates()) {
       const res = processPacket(packet, key)
       if (!res.ok) {
         lastReason = res.reason
@@ -303,21 +296,20 @@ export class OnionService {
         if (res.reason === 'size' || res.reason === 'version' || res.reason === 'bad-point') break
         continue
       }
+      // forward or final, a packet opened under this key is seen once: a final layer replayed
+      // (a SERVICE request or a reply block used twice) would otherwise be served twice
+      if (filter.checkAndAdd(res.replayTag)) { this.drop(from, 'replay'); return }
       if (res.type === 'forward') {
-        if (filter == null) { this.drop(from, 'not-a-relay'); return }
-        if (filter.checkAndAdd(res.replayTag)) { this.drop(from, 'replay'); return }
         // the delay extension is the mixing issue's: not applied yet
         if (res.command === 'client' && this.init.onClient != null) {
           this.stats.forwarded++
+          this.init.onEvent?.({ type: 'to-client', from, client: res.next, size: res.packet.length, packet: res.packet })
           this.init.onClient(res.next, res.packet, from)
           return
         }
         this.forward(res.next, res.packet, from)
         return
       }
-      // A final layer: replays are caught above the onion layer (message ids, single-use SURBs);
-      // relays still keep the tag so a replayed final packet costs them nothing twice.
-      if (filter?.checkAndAdd(res.replayTag) === true) { this.drop(from, 'replay'); return }
       this.stats.delivered++
       this.init.onEvent?.({ type: 'deliver', from })
       this.init.onDeliver(res, from)

@@ -1,6 +1,7 @@
 /**
  * How a family's inputs are split among its handlers, and the one entry point the test and
- * `npm run fuzz` share. The onion family also sends raw frames over a real `/onion-chat/1.0` stream.
+ * `npm run fuzz` share. The onion family also sends raw frames over a real `/onion-chat/1.0` stream; the
+ * relay family fuzzes what else a relay reads: SERVICE bodies and client-link frames (relay-targets.ts).
  */
 import { createP2PNode } from '../../node/create.ts'
 import { ephemeralIdentity } from '../../node/identity.ts'
@@ -10,9 +11,10 @@ import { count, FuzzFailure, mutate, newReport, ALL_MUTATIONS } from './generato
 import type { FamilyReport, HandlerReport, Rng } from './generators.ts'
 import { startOnionRig } from './onion-rig.ts'
 import type { OnionRig } from './onion-rig.ts'
+import { fuzzClientStream, fuzzParseClientFrame, fuzzServiceBodies } from './relay-targets.ts'
 import { fuzzChat, fuzzDirectory, fuzzJsonCommands, fuzzOnionReceive, fuzzProcessPacket, loadJsonCommands, onionCorpus } from './targets.ts'
 
-export const FAMILIES = ['onion', 'chat', 'directory', 'json'] as const
+export const FAMILIES = ['onion', 'relay', 'chat', 'directory', 'json'] as const
 export type Family = typeof FAMILIES[number]
 
 const share = (n: number, f: number): number => Math.max(1, Math.round(n * f))
@@ -85,6 +87,20 @@ export async function runFamily (family: Family, rng: Rng, total: number, rig?: 
           processPacket: fuzzProcessPacket(rng, share(total, 0.7)),
           'OnionService.receive': fuzzOnionReceive(rng, total - share(total, 0.7) - Math.min(600, share(total, 0.02)), r),
           'onion stream frames': await fuzzOnionStream(rng, Math.min(600, share(total, 0.02)), r)
+        }
+      } finally {
+        if (own) await r.stop()
+      }
+    }
+    case 'relay': {
+      const own = rig == null
+      const r = rig ?? await startOnionRig()
+      try {
+        const streamed = Math.min(600, share(total, 0.01))
+        return {
+          'ServiceDispatcher.handle': fuzzServiceBodies(rng, share(total, 0.6), r),
+          parseClientFrame: fuzzParseClientFrame(rng, total - share(total, 0.6) - streamed, r),
+          'client link frames': await fuzzClientStream(rng, streamed, r)
         }
       } finally {
         if (own) await r.stop()

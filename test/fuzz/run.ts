@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz -- [--iterations N] [--seed S] [--family onion|chat|directory|json|all]`
+ * `npm run fuzz -- [--iterations N] [--seed S] [--family onion|relay|chat|directory|json|all]`
  *
  * The fuzzers of test/hardening-fuzz.test.ts, longer: N inputs per family (default 100,000), split
  * among that family's handlers as in the test. Prints the per-handler reason histograms; exits 1 with

@@ -176,12 +176,9 @@ export function fuzzProcessPacket (rng: Rng, n: number): HandlerReport {
  * forward layers go to `forwardTo` (the node itself: a counted loop drop, or unreachable peers: a
  * bounded queue and dial failures).
  */
-export function fuzzOnionReceive (rng: Rng, n: number, rig: { service: OnionService, relayPublic: Uint8Array, userPublic: Uint8Array, self: Uint8Array, forwardTo: Uint8Array[] }): HandlerReport {
+export function fuzzOnionReceive (rng: Rng, n: number, rig: { service: OnionService, relayPublic: Uint8Array, self: Uint8Array, forwardTo: Uint8Array[] }): HandlerReport {
   const report = newReport()
-  const corpus = [
-    ...onionCorpus(rng, rig.relayPublic, { self: rig.self, forwardTo: rig.forwardTo }),
-    ...onionCorpus(rng, rig.userPublic, { self: rig.self, forwardTo: rig.forwardTo }).filter(s => s.kind !== 'forward')
-  ]
+  const corpus = onionCorpus(rng, rig.relayPublic, { self: rig.self, forwardTo: rig.forwardTo })
   const peers = Array.from({ length: 8 }, (_, i) => `fuzz-peer-${i}`)
   const before = snapshot(rig.service)
   for (let i = 0; i < n; i++) {
