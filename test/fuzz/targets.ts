@@ -16,8 +16,8 @@ import { Key } from 'interface-datastore'
 import { MemoryDatastore } from 'datastore-core'
 import {
   createMessage, createReceipt, DECODE_REASONS as CHAT_DECODE_REASONS, decodeEnvelope, decodeMessage, decodeReceipt, encodeEnvelope,
-  encodeMessage, encodeReceipt, ed25519SignerFromSeed, generateEd25519Seed, generateX25519KeyPair, MAX_SEALED, openMessage, openSealed,
-  REPLY_BLOCK_BYTES, REPLY_BLOCK_BYTES_SPHINX_V1, seal, sealEphemeralKey, sealMessage, sealReceipt, verifyReceipt
+  encodeMessage, encodeReceipt, ed25519SignerFromSeed, generateEd25519Seed, generateX25519KeyPair, MAX_NAME_RECORD_BYTES, MAX_SEALED, openMessage, openSealed,
+  REPLY_BLOCK_BYTES, seal, sealEphemeralKey, sealMessage, sealReceipt, verifyReceipt
 } from '../../protocols/chat/index.ts'
 import type { Receipt, Signer } from '../../protocols/chat/index.ts'
 import { directoryValidators, GuardedDatastore, selectRecord } from '../../protocols/directory/dht.ts'
@@ -245,8 +245,8 @@ function chatCorpus (rng: Rng): ChatSeeds {
       senderIdentityKey: alice.signer.publicKey,
       timestamp: rng.pick([0, Date.now(), Number.MAX_SAFE_INTEGER]),
       text: rng.pick(texts),
-      nameRecord: rng.bytes(rng.pick([0, 0, 400, 512])),
-      replyBlock: rng.bytes(rng.pick([0, REPLY_BLOCK_BYTES, REPLY_BLOCK_BYTES_SPHINX_V1]))
+      nameRecord: rng.bytes(rng.pick([0, 0, 400, 591, MAX_NAME_RECORD_BYTES])),
+      replyBlock: rng.bytes(rng.pick([0, REPLY_BLOCK_BYTES]))
     })
     const encoded = encodeMessage(msg, alice.signer, bob.signer.publicKey)
     messages.push(encoded)
