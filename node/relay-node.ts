@@ -11,7 +11,7 @@
  *   persisted in `mailbox.db`; the directory exit (protocols/directory/exit.ts), which runs DHT
  *   requests for users so that DHT nodes only ever see relays ask;
  * - the relay list a newcomer asks for (protocols/directory/relay-list.ts) and the descriptor it
- *   publishes to the DHT and gossips on `p2pchat/relays/1`.
+ *   publishes to the DHT and gossips on `p2pchat/relays/2`.
  *
  * Events name relays only: a client appears as `client`, never by its peer id, and nothing here knows
  * a nick. Per-hop events are emitted only with `logHops` (the demo).
@@ -140,7 +140,7 @@ export class RelayNode {
       sendThroughReplyBlock,
       onRecord: (_id, record) => {
         this.directory.publishSignedName(record, { signal: AbortSignal.any([this.stopSignal.signal, AbortSignal.timeout(60_000)]) })
-          .catch((err: Error) => { this.log('republishing a mailbox owner\'s record: %s', err.message) })
+          .catch((err: Error) => { this.log('republishing a mailbox owner\'s record: %s', err.name) })
       },
       limits: opts.mailbox
     })
@@ -207,7 +207,6 @@ export class RelayNode {
     this.emit({ type: 'status', stage: 'listening', detail: this.addrs().join(' ') })
     await this.onion.start()
     await this.clients.start()
-    this.mailboxes.start()
     await this.relayList.start()
     const pubsub = this.node.services.pubsub
     pubsub.topicValidators.set(RELAY_TOPIC, this.validateGossip)
@@ -219,6 +218,8 @@ export class RelayNode {
     }
     this.emit({ type: 'status', stage: 'publishing', detail: 'announcing this relay' })
     await this.announce(options)
+    // after joining: the mailbox service's first sweep republishes the records of the mailboxes held
+    this.mailboxes.start()
     // the relays already out there: from the DHT's provider records (gossip brings the rest)
     this.directory.findRelays({ signal: AbortSignal.any([this.stopSignal.signal, AbortSignal.timeout(30_000)]) })
       .then(found => { for (const r of found) this.relays.add(r.bytes) })

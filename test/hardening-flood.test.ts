@@ -1,6 +1,6 @@
 /**
  * Flooding a relay of protocol v2 (test/helpers/chat-network.ts: 4 RelayNodes, ChatNode users): a peer
- * sends packets far above the per-peer limit on one mix stream (`/onion-chat/1.0`) and opens mix streams
+ * sends packets far above the per-peer limit on one mix stream (`/onion-chat/2.0`) and opens mix streams
  * without end, while a client floods the relay's client link (`/onion-chat/2.0/client`) with SUBMITs.
  * Both are throttled: no more passes either limiter than its token bucket allows over the flood's duration
  * (burst + rate x seconds), the rest is counted as rate-limit drops, extra streams are refused; meanwhile

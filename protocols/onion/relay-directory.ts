@@ -1,6 +1,6 @@
 /**
  * The live relay directory a client keeps: verified relay descriptors heard on the gossipsub topic
- * `p2pchat/relays/1` (relays announce their signed descriptor at a steady interval), seeded from the
+ * `p2pchat/relays/2` (relays announce their signed descriptor at a steady interval), seeded from the
  * DHT provider lookup on a cold start. Expired descriptors are dropped; the time each relay was last
  * heard from is kept so that path selection can prefer relays recently seen alive.
  */
@@ -9,7 +9,7 @@ import { logger } from '@libp2p/logger'
 import { bytesEqual, decodeRecord, KIND_RELAY, relayKey, verifyRecord } from '../directory/record.ts'
 import type { SignedRecord, OnionKeyEntry } from '../directory/record.ts'
 
-export const RELAY_TOPIC = 'p2pchat/relays/1'
+export const RELAY_TOPIC = 'p2pchat/relays/2'
 export const DEFAULT_ANNOUNCE_INTERVAL_MS = 30_000
 /** A relay heard from within this many announce intervals counts as recently seen alive. */
 const FRESH_INTERVALS = 3

@@ -1,5 +1,5 @@
 /**
- * `/onion-chat/1.0`: the onion packet service of every node.
+ * `/onion-chat/2.0`: the onion packet service of every node.
  *
  * Wire: a stream carries frames, each an unsigned-varint length and then one Sphinx packet (version 2)
  * of exactly PACKET_SIZE bytes (SPEC.md). A frame of another length is dropped and counted; a length
@@ -33,7 +33,7 @@ import { processPacket } from './sphinx.ts'
 import type { FinalResult } from './sphinx.ts'
 import type { OnionKeyRing } from './keyring.ts'
 
-export const ONION_PROTOCOL = '/onion-chat/1.0'
+export const ONION_PROTOCOL = '/onion-chat/2.0'
 /** Frames longer than this end the stream (a well-formed frame is PACKET_SIZE). */
 export const MAX_FRAME_LENGTH = 2 * PACKET_SIZE
 export const DEFAULT_PACKETS_PER_SECOND = 2000

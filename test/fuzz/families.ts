@@ -1,6 +1,6 @@
 /**
  * How a family's inputs are split among its handlers, and the one entry point the test and
- * `npm run fuzz` share. The onion family also sends raw frames over a real `/onion-chat/1.0` stream; the
+ * `npm run fuzz` share. The onion family also sends raw frames over a real `/onion-chat/2.0` stream; the
  * relay family fuzzes what else a relay reads: SERVICE bodies and client-link frames (relay-targets.ts).
  */
 import { createP2PNode } from '../../node/create.ts'
