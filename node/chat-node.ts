@@ -319,6 +319,15 @@ export class ChatNode {
   async start (options: { signal?: AbortSignal, connectTimeoutMs?: number } = {}): Promise<void> {
     if (this.started) return
     this.started = true
+    try {
+      await this.join(options)
+    } catch (err) {
+      this.started = false
+      throw err
+    }
+  }
+
+  private async join (options: { signal?: AbortSignal, connectTimeoutMs?: number }): Promise<void> {
     const pubsub = this.node.services.pubsub
     pubsub.topicValidators.set(RELAY_TOPIC, this.validateGossip)
     pubsub.subscribe(RELAY_TOPIC)
@@ -440,7 +449,19 @@ export class ChatNode {
       this.log('sending %s: %s', id, (err as Error).name)
     }).finally(() => {
       this.inFlight.delete(id)
+      this.launchWaiting()
     })
+  }
+
+  /** A place in the in-flight window came free: the oldest outbox messages not yet on their way go next. */
+  private launchWaiting (): void {
+    if (this.stopping != null || !this.started || this.inFlight.size >= this.timing.maxInFlight) return
+    const now = Date.now()
+    for (const m of this.store.outbox(now)) {
+      if (this.inFlight.size >= this.timing.maxInFlight) break
+      // a message queued for a reason (an unreachable contact) waits for the retry timer, not for a free place
+      if (m.state === 'queued' && m.attempts === 0) this.launch(m.id)
+    }
   }
 
   /** A contact's record: ours on file when fresh, else looked up through exits (one lookup per nick at a time). */
@@ -656,15 +677,24 @@ export class ChatNode {
     this.timers.push(t)
   }
 
+  /**
+   * A receipt: its ids are our messages to one contact; the signature is checked once per contact they
+   * went to (with that contact's pin), and each id it covers is marked delivered.
+   */
   private onReceipt (receipt: { messageIds: Uint8Array[], signature: Uint8Array }): void {
+    const byNick = new Map<string, StoredMessage[]>()
     for (const messageId of receipt.messageIds) {
       const msg = this.store.get(messageId)
       if (msg == null || msg.direction !== 'out') continue
-      const pin = this.store.getPin(msg.peerNick)
-      if (pin == null || !verifyReceipt(receipt, pin.identityKey, this.identity.identityKey)) { this.log('dropped a receipt that does not verify'); return }
-      if (this.store.markDelivered(messageId)) this.emit({ type: 'delivered', id: msg.id, to: msg.peerNick })
+      byNick.set(msg.peerNick, [...(byNick.get(msg.peerNick) ?? []), msg])
+    }
+    for (const [nick, msgs] of byNick) {
+      const pin = this.store.getPin(nick)
+      if (pin == null || !verifyReceipt(receipt, pin.identityKey, this.identity.identityKey)) { this.log('dropped a receipt that does not verify'); continue }
+      for (const msg of msgs) if (this.store.markDelivered(msg.id)) this.emit({ type: 'delivered', id: msg.id, to: msg.peerNick })
     }
   }
+
 
   /** Deposits the receipts we owe, batched per contact, at one of each contact's mailboxes. */
   private async sendReceipts (): Promise<void> {
