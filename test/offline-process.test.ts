@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { CliNetwork, TEST_TIMING } from './helpers/cli-network.ts'
+import { CliNetwork, TEST_RELAY_TIMING, TEST_TIMING } from './helpers/cli-network.ts'
 import type { Json } from './helpers/cli-network.ts'
 import type { CliProcess } from './helpers/cli.ts'
 import { waitFor, within } from './helpers/wait.ts'
@@ -18,7 +18,8 @@ import { waitFor, within } from './helpers/wait.ts'
  */
 const EPOCH_MS = 4_000
 const GRACE_MS = 3_000
-const RELAY_TIMING = { ...TEST_TIMING, relayEpochMs: EPOCH_MS, relayGraceMs: GRACE_MS }
+/** A push through a block that died meanwhile (a loaded machine, a rotation) goes again after 5 s. */
+const RELAY_TIMING = { ...TEST_RELAY_TIMING, relayEpochMs: EPOCH_MS, relayGraceMs: GRACE_MS }
 /** Users re-stock every second and count a stocked block dead after one relay epoch. */
 const USER_TIMING = { ...TEST_TIMING, stockIntervalMs: 1_000, stockTtlMs: EPOCH_MS }
 /** The longest timer of any process: once that much time has passed too, every timer fired at least once. */
@@ -94,7 +95,7 @@ describe('users offline and online as real processes: no listening address, mail
 
     // exactly once: a message sent after them, received after them, bounds the wait for a late duplicate
     const later = await aliceAgain.proc.ask({ cmd: 'send', to: 'bob', text: 'and one more' })
-    await bobAgain.proc.waitForJson(o => o.event === 'message' && o.id === later.id, 60_000)
+    await bobAgain.proc.waitForJson(o => o.event === 'message' && o.id === later.id, 120_000)
     assert.equal(got().length, MESSAGES, 'no message twice')
     const inbound = await bobAgain.proc.ask({ cmd: 'history', nick: 'alice', limit: 100 })
     assert.equal((inbound.messages as Json[]).filter(m => m.direction === 'in').length, MESSAGES + 2)
