@@ -13,11 +13,13 @@ import type { CliProcess } from './helpers/cli.ts'
 import { waitFor, within } from './helpers/wait.ts'
 
 /**
- * Relay epochs of 4 s plus 3 s of grace: two epochs pass in seconds, and a reply block still lives
- * at least 3 s, longer than an exit's DHT publication on a loaded loopback.
+ * Relay epochs of 8 s plus 6 s of grace: two epochs pass in seconds, and a reply block still lives
+ * at least 6 s, longer than an exit's DHT publication on a loaded loopback. (4 s + 3 s, the least
+ * the brief allows, failed 2 of 3 flake-hunt runs with the other core busy: lookups found no exit
+ * answering for a minute; see the report.)
  */
-const EPOCH_MS = 4_000
-const GRACE_MS = 3_000
+const EPOCH_MS = 8_000
+const GRACE_MS = 6_000
 /** A push through a block that died meanwhile (a loaded machine, a rotation) goes again after 5 s. */
 const RELAY_TIMING = { ...TEST_RELAY_TIMING, relayEpochMs: EPOCH_MS, relayGraceMs: GRACE_MS }
 /** Users re-stock every second and count a stocked block dead after one relay epoch. */
