@@ -235,10 +235,12 @@ export type CliTiming = ChatTiming & {
   /** A relay's onion key epoch and the grace after it (tests shorten them: mailboxes must outlive epochs). */
   relayEpochMs: number
   relayGraceMs: number
+  /** A relay's mailboxes: how long an item pushed and not acknowledged waits before it goes again (through a newer block). */
+  repushIntervalMs: number
 }
 
 const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
-  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs']
+  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

@@ -7,18 +7,21 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { CliNetwork, TEST_TIMING } from './helpers/cli-network.ts'
+import { CliNetwork, TEST_RELAY_TIMING, TEST_TIMING } from './helpers/cli-network.ts'
 import type { Json } from './helpers/cli-network.ts'
 import type { CliProcess } from './helpers/cli.ts'
 import { waitFor, within } from './helpers/wait.ts'
 
 /**
- * Relay epochs of 4 s plus 3 s of grace: two epochs pass in seconds, and a reply block still lives
- * at least 3 s, longer than an exit's DHT publication on a loaded loopback.
+ * Relay epochs of 8 s plus 6 s of grace: two epochs pass in seconds, and a reply block still lives
+ * at least 6 s, longer than an exit's DHT publication on a loaded loopback. (4 s + 3 s, the least
+ * the brief allows, failed 2 of 3 flake-hunt runs with the other core busy: lookups found no exit
+ * answering for a minute; see the report.)
  */
-const EPOCH_MS = 4_000
-const GRACE_MS = 3_000
-const RELAY_TIMING = { ...TEST_TIMING, relayEpochMs: EPOCH_MS, relayGraceMs: GRACE_MS }
+const EPOCH_MS = 8_000
+const GRACE_MS = 6_000
+/** A push through a block that died meanwhile (a loaded machine, a rotation) goes again after 5 s. */
+const RELAY_TIMING = { ...TEST_RELAY_TIMING, relayEpochMs: EPOCH_MS, relayGraceMs: GRACE_MS }
 /** Users re-stock every second and count a stocked block dead after one relay epoch. */
 const USER_TIMING = { ...TEST_TIMING, stockIntervalMs: 1_000, stockTtlMs: EPOCH_MS }
 /** The longest timer of any process: once that much time has passed too, every timer fired at least once. */
@@ -94,7 +97,7 @@ describe('users offline and online as real processes: no listening address, mail
 
     // exactly once: a message sent after them, received after them, bounds the wait for a late duplicate
     const later = await aliceAgain.proc.ask({ cmd: 'send', to: 'bob', text: 'and one more' })
-    await bobAgain.proc.waitForJson(o => o.event === 'message' && o.id === later.id, 60_000)
+    await bobAgain.proc.waitForJson(o => o.event === 'message' && o.id === later.id, 120_000)
     assert.equal(got().length, MESSAGES, 'no message twice')
     const inbound = await bobAgain.proc.ask({ cmd: 'history', nick: 'alice', limit: 100 })
     assert.equal((inbound.messages as Json[]).filter(m => m.direction === 'in').length, MESSAGES + 2)

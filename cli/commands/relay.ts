@@ -46,7 +46,10 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       keyRing: { epochMs: timing.relayEpochMs, graceMs: timing.relayGraceMs },
       // a stocked reply block dies when a relay on it rotates its key: with shortened epochs, held blocks
       // must not outlive one (the default lifetime is made for hourly epochs)
-      mailbox: timing.relayEpochMs == null ? undefined : { blockLifetimeMs: Math.min(timing.relayEpochMs, DEFAULT_BLOCK_LIFETIME_MS) }
+      mailbox: {
+        ...(timing.relayEpochMs == null ? {} : { blockLifetimeMs: Math.min(timing.relayEpochMs, DEFAULT_BLOCK_LIFETIME_MS) }),
+        ...(timing.repushIntervalMs == null ? {} : { repushIntervalMs: timing.repushIntervalMs })
+      }
     })
   } catch (err) {
     lock?.release()

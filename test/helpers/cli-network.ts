@@ -18,6 +18,8 @@ export const LOOPBACK_LISTEN = ['--listen', '/ip4/127.0.0.1/tcp/0']
  * re-stocked every 2 s.
  */
 export const TEST_TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 1_000, requestTimeoutMs: 5_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000 }
+/** TEST_TIMING for relays too: a mailbox pushes an unacknowledged item again after 5 s, not 5 minutes (tests that lose blocks). */
+export const TEST_RELAY_TIMING = { ...TEST_TIMING, repushIntervalMs: 5_000 }
 
 export type Json = Record<string, unknown>
 
