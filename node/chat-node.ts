@@ -197,7 +197,9 @@ export class ChatNode {
     this.onionKeys = new UserOnionKeys(store.database, { epochMs: this.timing.onionEpochMs })
     this.seenSeals = new SeenSeals(store.database)
     this.relayDirectory = new RelayDirectory({ announceIntervalMs: this.timing.announceIntervalMs })
-    const usable = (): PathRelay[] => pathRelays(this.relayDirectory.list())
+    // relays not heard on gossip for three announce intervals are left out while enough others are
+    // fresh: a relay that died stops announcing, and paths through it would fail
+    const usable = (): PathRelay[] => pathRelays(this.relayDirectory.list(), Date.now(), 3 * this.timing.announceIntervalMs)
     const subnetOf = (r: PathRelay): string | undefined => subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
     const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
     this.onion = new OnionClient({
@@ -521,7 +523,9 @@ export class ChatNode {
     const queue = (reason: string): void => { this.emit({ type: 'queued', id, to: msg.peerNick, reason }) }
     let record: SignedRecord
     try {
-      record = await this.contact(msg.peerNick, msg.attempts > 0 ? 0 : this.timing.recordCacheMs)
+      // a retry looks the contact up again only if its record is older than a retry interval or two:
+      // one lookup through two exits serves every queued message to that contact
+      record = await this.contact(msg.peerNick, msg.attempts > 0 ? Math.min(this.timing.recordCacheMs, 2 * this.timing.retryIntervalMs) : this.timing.recordCacheMs)
     } catch (err) {
       if ((err as Error).name === 'NameNotFoundError' && this.store.getPin(msg.peerNick) == null) {
         // nobody holds the nick: failing now is honest; queueing would hand it to whoever takes the nick later

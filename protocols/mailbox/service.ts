@@ -144,6 +144,9 @@ export class MailboxService {
   /** Runs one sweep and starts the sweep timer. A second call does nothing. */
   start (): void {
     if (this.#timer != null) return
+    // blocks live in memory only: whatever was pushed before this start went through blocks that are
+    // gone, or may never have arrived; push it again through the first blocks stocked now
+    try { this.#store.unmarkAllPushed() } catch { this.#drop('store-error') }
     this.sweep()
     this.#timer = setInterval(() => { this.sweep() }, this.limits.sweepIntervalMs)
     this.#timer.unref()

@@ -160,6 +160,7 @@ function prepareStatements (db: DatabaseSync) {
       ORDER BY stored_at, rowid LIMIT ?`),
     markPushed: db.prepare('UPDATE items SET last_pushed_at = ? WHERE item_id = ?'),
     unmarkPushed: db.prepare('UPDATE items SET last_pushed_at = NULL WHERE mailbox_id = ?'),
+    unmarkAllPushed: db.prepare('UPDATE items SET last_pushed_at = NULL'),
     deleteItem: db.prepare('DELETE FROM items WHERE item_id = ? AND mailbox_id = ? RETURNING length(bytes) AS size'),
     expiredItems: db.prepare('DELETE FROM items WHERE stored_at <= ? RETURNING mailbox_id, length(bytes) AS size'),
     idleMailboxes: db.prepare('DELETE FROM mailboxes WHERE item_count = 0 AND last_seen <= ? RETURNING id')
@@ -323,6 +324,11 @@ export class MailboxStore {
   unmarkPushed (mailboxId: Uint8Array): void {
     this.#write(sql => { sql.unmarkPushed.run(mailboxId) })
   }
+  /** Forgets every push (a relay starting: the blocks of its previous run are gone). */
+  unmarkAllPushed (): void {
+    this.#write(sql => { sql.unmarkAllPushed.run() })
+  }
+
 
   /** Deletes the listed items of this mailbox (an authenticated ACK); returns how many were held and deleted. */
   ack (mailboxId: Uint8Array, itemIds: Uint8Array[], now: number): number {

@@ -23,8 +23,19 @@ export interface PathRelay {
   peerId: string
 }
 
-/** The relays usable now (a live descriptor with an onion key valid now), recently heard ones first. */
-export function pathRelays (relays: KnownRelay[], now = Date.now()): PathRelay[] {
+/** Fresh relays needed before stale ones are left out of paths altogether. */
+export const MIN_FRESH_RELAYS = 4
+
+/**
+ * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first.
+ * With `freshWithinMs`, relays not heard from for longer are left out, as long as at least
+ * MIN_FRESH_RELAYS others were (a dead relay stops announcing; a new client has heard few yet).
+ */
+export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinMs?: number): PathRelay[] {
+  if (freshWithinMs != null) {
+    const fresh = relays.filter(r => now - r.lastSeen <= freshWithinMs)
+    if (fresh.length >= MIN_FRESH_RELAYS) relays = fresh
+  }
   const out: Array<PathRelay & { lastSeen: number }> = []
   for (const r of relays) {
     const key = onionKeyFor(r.record, now)
