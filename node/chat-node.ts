@@ -166,6 +166,9 @@ export class ChatNode {
   readonly mailboxes: MailboxClient
   readonly directory: DirectoryClient
   private readonly onionKeys: UserOnionKeys
+  private readonly mailboxKeys: MailboxKeys
+  /** The onion keys of the record, rotated when the epoch changes. */
+  private publishedKeys: { epoch: number, keys: ReturnType<UserOnionKeys['rotate']> } | undefined
   private readonly seenSeals: SeenSeals
   private readonly listeners = new Set<(e: ChatEvent) => void>()
   private readonly log = logger('p2pchat:chat')
@@ -196,6 +199,7 @@ export class ChatNode {
     this.timing = { ...DEFAULT_TIMING, ...opts.timing }
     this.onionKeys = new UserOnionKeys(store.database, { epochMs: this.timing.onionEpochMs })
     this.seenSeals = new SeenSeals(store.database)
+    this.mailboxKeys = new MailboxKeys(store.database)
     this.relayDirectory = new RelayDirectory({ announceIntervalMs: this.timing.announceIntervalMs })
     // relays not heard on gossip for three announce intervals are left out while enough others are
     // fresh: a relay that died stops announcing, and paths through it would fail
@@ -221,7 +225,7 @@ export class ChatNode {
     })
     this.mailboxes = new MailboxClient({
       onion: this.onion,
-      keys: new MailboxKeys(store.database),
+      keys: this.mailboxKeys,
       relays: usable,
       entryPeerId: () => this.entry.relay?.peerId,
       subnetOf,
@@ -293,10 +297,13 @@ export class ChatNode {
 
   /** Our name record as it should be now: current onion keys, the mailboxes in use, no address. */
   private signedRecord (): SignedRecord {
-    const keys = this.onionKeys.rotate()
+    // the keys are rotated (a database write) only when the wall clock entered another onion epoch
+    const epoch = this.onionKeys.epochAt()
+    if (this.publishedKeys == null || this.publishedKeys.epoch !== epoch) this.publishedKeys = { epoch, keys: this.onionKeys.rotate() }
+    const keys = this.publishedKeys.keys
     const mailboxes = this.mailboxes.addresses().length > 0
       ? this.mailboxes.addresses()
-      : new MailboxKeys(this.store.database).active().map(k => ({ relay: k.relay, mailboxId: k.id }))
+      : this.mailboxKeys.active().map(k => ({ relay: k.relay, mailboxId: k.id }))
     const wanted = keys.map(k => hex(k.publicKey)).join() + mailboxes.map(m => hex(m.mailboxId)).join()
     const held = this.record
     if (held != null && held.expiry - Date.now() > NAME_TTL_MS - REPUBLISH_INTERVAL_MS &&
