@@ -174,6 +174,8 @@ export class ChatNode {
   private readonly log = logger('p2pchat:chat')
   private readonly bootstrapAddrs: string[]
   private readonly inFlight = new Set<string>()
+  /** Messages that found the in-flight window full, in order: each goes when a place comes free. */
+  private readonly waitingForSlot = new Set<string>()
   private readonly recordCache = new Map<string, { record: SignedRecord, at: number }>()
   private readonly lookups = new Map<string, Promise<SignedRecord>>()
   private record: SignedRecord | undefined
@@ -451,7 +453,9 @@ export class ChatNode {
   }
 
   private launch (id: string): void {
-    if (this.stopping != null || !this.started || this.inFlight.has(id) || this.inFlight.size >= this.timing.maxInFlight) return
+    if (this.stopping != null || !this.started || this.inFlight.has(id)) return
+    if (this.inFlight.size >= this.timing.maxInFlight) { this.waitingForSlot.add(id); return }
+    this.waitingForSlot.delete(id)
     this.inFlight.add(id)
     this.attempt(id).catch(err => {
       // the error's name only: a message may name the contact, and logs never hold nicks
@@ -462,16 +466,14 @@ export class ChatNode {
     })
   }
 
-  /** A place in the in-flight window came free: the oldest outbox messages not yet on their way go next. */
+  /** A place in the in-flight window came free: the messages that found it full go next, oldest first. */
   private launchWaiting (): void {
-    if (this.stopping != null || !this.started || this.inFlight.size >= this.timing.maxInFlight) return
-    const now = Date.now()
-    for (const m of this.store.outbox(now)) {
-      if (this.inFlight.size >= this.timing.maxInFlight) break
-      // a message queued for a reason (an unreachable contact) waits for the retry timer, not for a free place
-      if (m.state === 'queued' && m.attempts === 0) this.launch(m.id)
+    for (const id of this.waitingForSlot) {
+      if (this.stopping != null || this.inFlight.size >= this.timing.maxInFlight) break
+      this.launch(id)
     }
   }
+
 
   /** A contact's record: ours on file when fresh, else looked up through exits (one lookup per nick at a time). */
   private async contact (nick: string, maxAgeMs = this.timing.recordCacheMs): Promise<SignedRecord> {

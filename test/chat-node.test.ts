@@ -139,4 +139,21 @@ describe('chat over protocol v2 in one process: bootstrap, 5 relays, users as cl
       relay.onion.receive = original
     }
   })
+
+  it('a changed key for a pinned nick holds messages until the user accepts it', async () => {
+    const erin = await net.user('erin')
+    const frankie = await net.user('frankie')
+    // erin once knew "frank" by another key (frankie's): that is her pin
+    assert.equal(erin.chat.store.pin('frank', frankie.chat.identity.identityKey), 'new')
+    const frank = await net.user('frank')
+    const held = erin.chat.send('frank', 'are you still frank?')
+    await waitFor(() => eventsOf(erin, 'queued').some(e => e.id === held.id && /changed/.test(e.reason)), 'the message to be held', 60_000)
+    assert.ok(eventsOf(erin, 'key-changed').some(e => e.nick === 'frank' && e.seen === frank.chat.fingerprint))
+    assert.equal(eventsOf(frank, 'message').length, 0)
+    assert.equal(await erin.chat.whois('frank').then(w => w.pin), 'changed')
+    // the user compares fingerprints out of band and accepts the new key: the message goes out
+    assert.equal(erin.chat.acceptKey('frank'), true)
+    await waitFor(() => eventsOf(erin, 'delivered').some(e => e.id === held.id), 'delivery after accepting', 60_000)
+    assert.deepEqual(eventsOf(frank, 'message').map(m => [m.text, m.verified]), [['are you still frank?', true]])
+  })
 })

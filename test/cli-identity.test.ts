@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -26,14 +26,25 @@ describe('p2pchat bootstrap and id as real processes', { timeout: 120_000 }, () 
       assert.equal(await p.stop(), 0)
     }
     assert.equal(ids[0], ids[1])
-    for (const f of ['identity.key', 'onion.key']) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f)
+    assert.equal(statSync(join(dir, 'identity.key')).mode & 0o777, 0o600)
+    assert.equal(existsSync(join(dir, 'onion.key')), false, 'version 2 keeps no long-term onion key')
     assert.equal(statSync(dir).mode & 0o777, 0o700)
     const id = await runCli(['id', '--json', '--data-dir', dir])
     assert.equal(id.code, 0)
     const printed = JSON.parse(id.stdout)
     assert.equal(printed.peerId, ids[0])
     assert.match(printed.fingerprint, /^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/)
-    assert.equal(Buffer.from(printed.onionKey, 'base64').length, 32)
+    assert.equal(Buffer.from(printed.identityKey, 'base64').length, 32)
+  })
+
+  it('erases a version 1 onion.key (overwritten, removed) and says so', async () => {
+    const dir = join(root, 'v1')
+    assert.equal((await runCli(['id', '--data-dir', dir])).code, 0)
+    writeFileSync(join(dir, 'onion.key'), '{"v":1,"type":"X25519","privateKey":"secret","publicKey":"x"}', { mode: 0o600 })
+    const res = await runCli(['id', '--data-dir', dir])
+    assert.equal(res.code, 0)
+    assert.match(res.stderr, /erased onion\.key of version 1/)
+    assert.equal(existsSync(join(dir, 'onion.key')), false)
   })
 
   it('refuses a key file readable by others, and leaves it untouched', async () => {
@@ -52,15 +63,16 @@ describe('p2pchat bootstrap and id as real processes', { timeout: 120_000 }, () 
   it('refuses a corrupt key file with a clear message and never overwrites it', async () => {
     const dir = join(root, 'corrupt')
     assert.equal((await runCli(['id', '--data-dir', dir])).code, 0)
-    for (const [file, junk] of [['identity.key', 'not json'], ['onion.key', '{"v":1,"type":"X25519","privateKey":"AAAA","publicKey":"AAAA"}']] as const) {
+    for (const [file, junk] of [['identity.key', 'not json'], ['transport.key', '{"v":1,"type":"Ed25519","privateKey":"AAAA","publicKey":"AAAA"}']] as const) {
       const path = join(dir, file)
-      const good = readFileSync(path)
+      const good = existsSync(path) ? readFileSync(path) : undefined
       writeFileSync(path, junk, { mode: 0o600 })
       const res = await runCli(['id', '--data-dir', dir])
       assert.equal(res.code, 1)
       assert.match(res.stderr, new RegExp(`${file.replace('.', '\\.')} is corrupt .*left untouched`))
       assert.equal(readFileSync(path, 'utf8'), junk)
-      writeFileSync(path, good, { mode: 0o600 })
+      if (good != null) writeFileSync(path, good, { mode: 0o600 })
+      else rmSync(path)
     }
   })
 

@@ -18,9 +18,11 @@ export async function runId (opts: CliOptions, io: CliIO): Promise<number> {
   const relayPeerId = existsSync(join(dataDir, TRANSPORT_FILE)) ? (await loadTransportKey(dataDir)).peerId.toString() : null
   if (id.erasedV1OnionKey) io.stderr.write('p2pchat: erased onion.key of version 1 (no longer used: onion keys now rotate daily in the store)\n')
   if (opts.json) {
-    emit(io, { event: 'id', fingerprint: id.fingerprint, identityKey, relayPeerId, dataDir: id.dataDir })
+    // peerId: identity.key's, which is a bootstrap node's peer id; a user never connects under it
+    emit(io, { event: 'id', fingerprint: id.fingerprint, identityKey, peerId: id.peerId.toString(), relayPeerId, dataDir: id.dataDir })
   } else {
-    io.stdout.write(`fingerprint:  ${id.fingerprint}\nidentity key: ${identityKey}\n${relayPeerId != null ? `relay peer id: ${relayPeerId}\n` : ''}data dir:     ${id.dataDir}\n`)
+    io.stdout.write(`fingerprint:  ${id.fingerprint}\nidentity key: ${identityKey}\npeer id:      ${id.peerId.toString()} (a bootstrap node's; users connect under a fresh one each run)\n` +
+      `${relayPeerId != null ? `relay peer id: ${relayPeerId}\n` : ''}data dir:     ${id.dataDir}\n`)
   }
   return 0
 }
