@@ -21,7 +21,7 @@
 import { logger } from '@libp2p/logger'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { PACKET_SIZE } from './constants.ts'
-import { pauseStream, readFrames, resumeStream, waitWritable } from './relay.ts'
+import { pauseStream, readFrames, resumeStream, varint, waitWritable } from './relay.ts'
 
 export const CLIENT_PROTOCOL = '/onion-chat/2.0/client'
 /** A transport key: the raw Ed25519 public key of a libp2p peer id. */
@@ -60,13 +60,6 @@ export function transportKeyOf (peer: PeerId): Uint8Array | undefined {
 }
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
-
-function varint (n: number): Uint8Array {
-  const out: number[] = []
-  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n >>>= 7 }
-  out.push(n)
-  return Uint8Array.from(out)
-}
 
 const FRAME_HEADER = varint(CLIENT_FRAME_LENGTH)
 

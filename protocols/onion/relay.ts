@@ -67,7 +67,8 @@ export function frameOf (packet: Uint8Array): Uint8Array {
 export function pauseStream (s: Stream): void { try { s.pause() } catch {} }
 export function resumeStream (s: Stream): void { try { s.resume() } catch {} }
 
-function varint (n: number): Uint8Array {
+/** An unsigned varint (multiformats): the length prefix of every frame on the onion protocols. */
+export function varint (n: number): Uint8Array {
   const out: number[] = []
   while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n >>>= 7 }
   out.push(n)
