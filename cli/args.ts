@@ -22,6 +22,9 @@ const FLAGS = {
   listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable; relays and bootstrap nodes: a user needs none)' },
   bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
+  web: { help: 'serve the web app on 127.0.0.1 and print a one-time login URL (start: instead of the terminal chat; demo: for alice and bob)' },
+  'web-port': { value: '<port>', help: 'the web app\'s port (default: a free one)' },
+  'web-host': { value: '<address>', help: 'serve the web app on this address instead of 127.0.0.1 (anyone who can reach it may try to log in)' },
   help: { short: 'h', help: 'this help' }
 } satisfies Record<string, FlagSpec>
 
@@ -39,7 +42,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
     usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'help'],
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'web', 'web-port', 'web-host', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
@@ -55,8 +58,8 @@ the session is stored in a mailbox, delivered, failed or queued for the next sta
   },
   demo: {
     summary: 'a whole network on loopback in one process: 4 relays, alice and bob, what each relay sees',
-    usage: 'p2pchat demo [--json]',
-    flags: ['json', 'help'],
+    usage: 'p2pchat demo [--json] [--web]',
+    flags: ['json', 'web', 'help'],
     more: 'Uses throwaway keys in temporary directories; exits 0 when every message and receipt arrived.\n'
   },
   bootstrap: {
@@ -129,6 +132,10 @@ export interface CliOptions {
   version: boolean
   nick?: string
   relay: boolean
+  /** --web: serve the web app; webPort (0: a free port) and webHost (default 127.0.0.1) */
+  web: boolean
+  webPort?: number
+  webHost?: string
 }
 
 /**
@@ -179,7 +186,7 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
   const command = positionals[0] ?? 'help'
   const spec = COMMANDS[command]
   if (spec == null) {
-    if (version) return { command: 'help', bootstrap: [], json: false, help: false, version, relay: false }
+    if (version) return { command: 'help', bootstrap: [], json: false, help: false, version, relay: false, web: false }
     throw unknownCommand(command)
   }
   const extra = positionals.slice(1)
@@ -212,8 +219,17 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     help,
     version,
     nick: values.nick?.[0],
-    relay: values.relay != null
+    relay: values.relay != null,
+    web: values.web != null,
+    webPort: webPort(values['web-port']?.[0]),
+    webHost: values['web-host']?.[0]
   }
+}
+
+function webPort (value: string | undefined): number | undefined {
+  if (value == null) return undefined
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new UserError(`--web-port must be a port number from 0 to 65535 (got "${shown(value)}")`, 'USAGE')
+  return Number(value)
 }
 
 /** A user's argument in an error message: bounded and with control characters shown as '?'. */

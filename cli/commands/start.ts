@@ -16,6 +16,8 @@ import { runRelay } from './relay.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
 import { watchSignals } from '../signals.ts'
+import { checkWebFlags, serveWebApp } from '../web-server.ts'
+import type { WebServer } from '../web-server.ts'
 
 const STOP_TIMEOUT_MS = 10_000
 /** How long joining may take before start gives up on the bootstrap peers (P2PCHAT_TIMING connectTimeoutMs). */
@@ -52,6 +54,7 @@ function noPeers (err: unknown, bootstrap: string[], timeoutMs: number): unknown
 }
 
 export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
+  checkWebFlags(opts)
   if (opts.relay) return await runRelay(opts, io)
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
@@ -80,10 +83,12 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
     throw err
   }
   const json = opts.json ? new JsonSession(chat, io) : undefined
-  const tty = json == null ? new InteractiveSession(chat, io.stdout) : undefined
+  // --web without --json: the web app instead of the terminal chat, until Ctrl-C
+  const tty = json == null && !opts.web ? new InteractiveSession(chat, io.stdout) : undefined
   const detach = json?.attach() ?? tty?.attach() ?? (() => {})
   const ac = new AbortController()
   const signal = signals.received.then(sig => { ac.abort(); return sig })
+  let web: WebServer | undefined
   try {
     const starting = chat.start({ signal: ac.signal, connectTimeoutMs })
     starting.catch(() => {}) // a start interrupted by a signal rejects after the race is decided
@@ -93,11 +98,14 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
       io.stderr.write('p2pchat: interrupted while joining the network, stopping\n')
       return 0
     }
+    if (opts.web) web = await serveWebApp(chat, opts, io)
     if (json != null) {
       json.ready()
       await Promise.race([json.run(input), signal])
     } else if (tty != null) {
       await Promise.race([tty.run(input), signal])
+    } else {
+      await signal
     }
     if (tty != null) io.stdout.write('\nbye\n')
     return 0
@@ -107,6 +115,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
     if (shown instanceof UserError && json != null) json.error(shown.code, shown.message)
     throw shown
   } finally {
+    await web?.stop()
     detach()
     tty?.close()
     input.pause()
