@@ -131,6 +131,19 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
     // bob replies, then sends hostile texts
     bob.chat.send('alice', 'hi alice, bob here')
     await page.waitForFunction(() => [...document.querySelectorAll('.msg.in .text')].some(e => e.textContent === 'hi alice, bob here'), { timeout: PAGE_WAIT_MS })
+    assert.equal(await page.$$eval('.msg.in .unverified', els => els.length), 0, "bob's signature verified")
+    assert.equal(await page.$eval('.messages .day', e => e.textContent), 'Today', 'a day separator')
+    assert.equal(await page.$eval('.chat-head .trust', e => e.textContent), 'unverified', 'the safety number is not compared yet')
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    await page.screenshot({ path: new URL('web-main.png', SCREENSHOTS).pathname as `${string}.png` })
+
+    // the verification screen, by keyboard: both fingerprints; Escape closes it
+    await page.click('.verify-btn')
+    await page.waitForFunction(() => (document.querySelector('dialog.verify') as HTMLDialogElement | null)?.open === true && /Theirs/.test(document.querySelector('dialog.verify')?.textContent ?? ''), { timeout: PAGE_WAIT_MS })
+    const verifyText = await page.$eval('dialog.verify', e => e.textContent ?? '')
+    assert.ok(verifyText.includes(alice.chat.fingerprint) && verifyText.includes(bob.chat.fingerprint), verifyText)
+    await page.keyboard.press('Escape')
+    await page.waitForFunction(() => (document.querySelector('dialog.verify') as HTMLDialogElement | null)?.open === false, { timeout: PAGE_WAIT_MS })
     for (const text of HOSTILE) bob.chat.send('alice', text)
     await page.waitForFunction((n: number) => document.querySelectorAll('.msg.in').length >= n, { timeout: PAGE_WAIT_MS }, HOSTILE.length + 1)
     const shown = await page.$$eval('.msg.in .text', els => els.map(e => e.textContent))
@@ -154,9 +167,6 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
 
     // the conversation list shows bob with his last message
     await page.waitForFunction(() => document.querySelector('.conv[data-nick="bob"] .last') != null, { timeout: PAGE_WAIT_MS })
-
-    mkdirSync(SCREENSHOTS, { recursive: true })
-    await page.screenshot({ path: new URL('web-main.png', SCREENSHOTS).pathname as `${string}.png` })
 
     // a second tab (same browser, so the same session) sees the conversation and the ✓✓
     const second = watch(await browser.newPage())

@@ -25,6 +25,7 @@ import { clock, MARK_DELIVERED, MARK_STORED, safeText, shortId, verifiedMark } f
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
 import { watchSignals } from '../signals.ts'
+import { WebServer } from '../web-server.ts'
 
 const LOOPBACK_ALLOW = ['/ip4/127.0.0.1/ipcidr/8']
 const RELAY_COUNT = 4
@@ -104,6 +105,8 @@ class Demo {
   readonly hops: Hop[] = []
   readonly services: Array<{ relay: string, service: string, from: string }> = []
   readonly dht: DhtRequest[] = []
+  /** --web: alice's and bob's web apps, after the script */
+  readonly webs: WebServer[] = []
 
   constructor (io: CliIO, json: boolean) {
     this.io = io
@@ -236,8 +239,27 @@ class Demo {
     if (fromUsers > 0) throw new DemoFailure('a user sent a DHT request')
   }
 
+  /**
+   * --web: serves alice's and bob's web apps on 127.0.0.1 and prints a login URL for each (each
+   * works once; a new one is printed when it is used).
+   */
+  async serveWeb (): Promise<void> {
+    for (const m of this.members) {
+      const web = new WebServer({ chat: m.chat, onLoginUrl: url => { this.say(`  ${m.name}'s link was used; a new one: ${url}`, { event: 'web', name: m.name, url }) } })
+      this.webs.push(web)
+      await web.start()
+    }
+    this.say('\nthe web apps: open each link in a browser (each works once; keep them to yourself)')
+    for (const [i, web] of this.webs.entries()) {
+      const name = this.members[i].name
+      this.say(`  ${name.padEnd(5)} ${web.loginUrl()}`, { event: 'web', name, url: web.loginUrl() })
+    }
+    this.say('Ctrl-C stops the demo.', { event: 'serving' })
+  }
+
   async tearDown (): Promise<void> {
     this.quiet = true
+    await Promise.all(this.webs.map(async w => { await w.stop() }))
     await Promise.all(this.members.map(async m => await within(m.chat.stop(), STOP_TIMEOUT_MS, `stopping ${m.name}`).catch(() => {})))
     await Promise.all(this.relays.map(async r => await within(r.node.stop(), STOP_TIMEOUT_MS, `stopping ${r.name}`).catch(() => {})))
     if (this.boot != null) await within(this.boot.stop(), STOP_TIMEOUT_MS, 'stopping the bootstrap node').catch(() => {})
@@ -253,11 +275,17 @@ export async function runDemo (opts: CliOptions, io: CliIO): Promise<number> {
     let n = 0
     for (const step of DEMO_SCRIPT) await demo.exchange(++n, step.from, step.to, step.text)
     demo.summary()
+    if (opts.web) {
+      await demo.serveWeb()
+      await signals.received
+    }
   }
   let code = 0
   try {
     const interrupted = await Promise.race([script().then(() => false), signals.received.then(() => true)])
-    if (interrupted) {
+    if (interrupted && opts.web && demo.webs.length > 0) {
+      demo.say('\ndone: stopping every node and removing the temporary data directories', { event: 'done', ok: true })
+    } else if (interrupted) {
       io.stderr.write('p2pchat demo: interrupted, stopping\n')
       code = 130
     } else {

@@ -10,7 +10,7 @@ type Attr = string | number | boolean | undefined | null | ((e: Event) => void)
 
 /** Attributes a caller may set (no href, src, srcdoc, style, on* strings). */
 const ATTRS = new Set(['class', 'id', 'type', 'title', 'placeholder', 'role', 'dir', 'name', 'autocomplete', 'maxlength',
-  'rows', 'tabindex', 'datetime', 'for', 'hidden', 'disabled', 'spellcheck', 'enterkeyhint', 'inputmode'])
+  'rows', 'method', 'tabindex', 'datetime', 'for', 'hidden', 'disabled', 'spellcheck', 'enterkeyhint', 'inputmode'])
 
 export function h<K extends keyof HTMLElementTagNameMap> (tag: K, attrs: Record<string, Attr> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag)

@@ -86,6 +86,14 @@ function asMsg (m: Json): Msg {
   }
 }
 
+/** Adds a message in time order (messages from the network arrive in any order). */
+function insert (c: Conv, m: Msg): void {
+  if (c.messages == null) return
+  let i = c.messages.length
+  while (i > 0 && c.messages[i - 1].ts > m.ts) i--
+  c.messages.splice(i, 0, m)
+}
+
 function day (ts: number): string {
   const d = new Date(ts)
   const today = new Date()
@@ -467,8 +475,8 @@ function onEvent (e: Json): void {
       const c = conv(from)
       c.fingerprint = String(e.fingerprint)
       c.trust = asTrust(e.trust) ?? c.trust ?? 'unverified'
-      c.messages?.push(m)
-      c.last = m
+      insert(c, m)
+      if (c.last == null || m.ts >= c.last.ts) c.last = m
       app.owner.set(m.id, from)
       if (app.open === from && !document.hidden) void markRead(c)
       else c.unread++
