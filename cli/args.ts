@@ -41,13 +41,15 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
     flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'web', 'web-port', 'web-host', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
 A message holds at most ${MAX_TEXT_BYTES} bytes of UTF-8 text; send longer text as several messages.
 Only one process may use a data directory at a time.
+--web serves the chat as a web page on 127.0.0.1 instead (printing a link that works once), until Ctrl-C;
+with --json as well, the web app runs beside the JSON session and its link is a {"event":"web","url"} line.
 --relay runs a relay instead: it has no nick (chat from a separate start --nick with its own --data-dir).
 
 --json reads one command per line on stdin and writes one JSON object per line on stdout, e.g.

@@ -305,6 +305,7 @@ export async function serveWebApp (chat: ChatNode, opts: CliOptions, io: CliIO):
     if (code === 'EADDRNOTAVAIL' || code === 'EACCES') throw new UserError(`cannot serve the web app on ${host}:${opts.webPort ?? 0} (${code}); check --web-host and --web-port`, 'WEB_LISTEN')
     throw err
   }
+  if (!opts.json) io.stdout.write(`${chat.nick} is online (fingerprint ${chat.fingerprint}); Ctrl-C stops the node\n`)
   show(server.loginUrl(), false)
   return server
 }

@@ -7,7 +7,10 @@ import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { describe, it } from 'node:test'
 import { parseCli } from '../cli/args.ts'
+import { WebSocket } from 'ws'
 import { CliProcess, runCli } from './helpers/cli.ts'
+import { CliNetwork } from './helpers/cli-network.ts'
+import { waitFor, within } from './helpers/wait.ts'
 
 async function get (url: URL, cookie?: string): Promise<{ status: number, cookie?: string, type?: string }> {
   return await new Promise((resolve, reject) => {
@@ -65,5 +68,34 @@ describe('--web on the command line', { timeout: 180_000 }, () => {
       assert.equal(await p.stop(), 0, p.stderr)
     }
     assert.ok(p.json().some(o => o.event === 'done' && o.ok === true))
+  })
+
+  it('start --web serves the app instead of the terminal chat: a login URL on stdout, the --json protocol on the WebSocket, Ctrl-C stops it', async () => {
+    const net = new CliNetwork()
+    try {
+      await net.bootstrap()
+      await net.relays(3)
+      const alice = net.spawn(['start', '--nick', 'alice', '--web', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('alice')])
+      const LINE = /^web app: open (http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43}) \(the link works once; keep it to yourself\)$/
+      await waitFor(() => alice.lines.some(l => LINE.test(l)) || alice.child.exitCode != null, () => `the login URL; stdout: ${alice.lines.join('\n')}; stderr: ${alice.stderr}`, 90_000)
+      const url = new URL((LINE.exec(alice.lines.find(l => LINE.test(l)) ?? '') ?? [])[1] ?? 'http://invalid/')
+      const login = await get(url)
+      assert.equal(login.status, 303)
+      await waitFor(() => alice.lines.some(l => l.startsWith('web app: that link is used up; a new one for another browser: http://127.0.0.1:')), 'a new link', 10_000)
+      const ws = new WebSocket(`ws://${url.host}/ws`, { headers: { origin: url.origin, cookie: login.cookie ?? '' } })
+      const events: Array<Record<string, unknown>> = []
+      ws.on('message', d => { events.push(JSON.parse(String(d))) })
+      await within(new Promise(resolve => ws.once('open', resolve)), 10_000, 'the WebSocket opening')
+      ws.send(JSON.stringify({ cmd: 'relays', tag: 'r' }))
+      await waitFor(() => events.some(e => e.tag === 'r'), 'the relays answer', 10_000)
+      assert.equal(events[0].event, 'ready')
+      assert.equal(events[0].nick, 'alice')
+      assert.ok(Number(events.find(e => e.tag === 'r')?.count) >= 3)
+      ws.close()
+      assert.equal(await alice.stop(), 0, alice.stderr)
+      assert.doesNotMatch(alice.stderr, /token=/, 'the token is not logged')
+    } finally {
+      await net.teardown()
+    }
   })
 })
