@@ -11,12 +11,14 @@
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { mkdirSync } from 'node:fs'
+import { PassThrough } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { after, before, describe, it } from 'node:test'
 import chromium from '@sparticuz/chromium'
 import puppeteer from 'puppeteer-core'
 import type { Browser, Page } from 'puppeteer-core'
 import { WebSocket } from 'ws'
+import { JsonSession } from '../cli/json-session.ts'
 import { WebServer } from '../cli/web-server.ts'
 import { loadWebAssets } from '../cli/web-assets.ts'
 import { ChatNetwork, eventsOf } from './helpers/chat-network.ts'
@@ -125,9 +127,12 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'composer')
     await page.keyboard.type('hello bob, from a browser')
     await page.keyboard.press('Enter')
+    await waitFor(() => eventsOf(bob, 'message').some(m => m.text === 'hello bob, from a browser' && m.from === 'alice' && m.verified), 'bob receiving it', PAGE_WAIT_MS)
+    // bob accepts alice through the --json protocol (where contact requests exist, his receipt waits for this)
+    const bobSession = new JsonSession(bob.chat, { stdout: new PassThrough(), stderr: new PassThrough(), env: {} })
+    await bobSession.handle({ cmd: 'accept', nick: 'alice' })
     await page.waitForFunction(() => document.querySelector('.msg.out .state')?.getAttribute('data-state') === 'delivered', { timeout: PAGE_WAIT_MS })
     assert.equal(await page.$eval('.msg.out .state', e => e.textContent), '✓✓')
-    assert.ok(eventsOf(bob, 'message').some(m => m.text === 'hello bob, from a browser' && m.from === 'alice' && m.verified))
 
     // bob replies, then sends hostile texts
     bob.chat.send('alice', 'hi alice, bob here')

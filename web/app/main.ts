@@ -350,8 +350,11 @@ async function send (): Promise<void> {
 
 async function retry (c: Conv, m: Msg): Promise<void> {
   try {
-    await client.call({ cmd: 'retry', id: m.id })
+    const e = await client.call({ cmd: 'retry', id: m.id })
+    if (e.ok !== true) { sendNote.textContent = 'That message cannot be retried (it may have been delivered or cancelled).'; return }
+    if (typeof e.id === 'string' && e.id !== m.id) { app.owner.set(e.id, c.nick); m.id = e.id }
     m.state = 'sent'
+    m.reason = null
   } catch (err) {
     if (!unsupported(err)) { sendNote.textContent = (err as Error).message; return }
     // an older node: send the text again as a new message
@@ -365,7 +368,8 @@ async function retry (c: Conv, m: Msg): Promise<void> {
 
 async function cancel (c: Conv, m: Msg): Promise<void> {
   try {
-    await client.call({ cmd: 'cancel', id: m.id })
+    const e = await client.call({ cmd: 'cancel', id: m.id })
+    if (e.ok !== true) { sendNote.textContent = 'That message cannot be cancelled any more.'; return }
     if (c.messages != null) c.messages = c.messages.filter(x => x.id !== m.id)
     renderMessages()
   } catch (err) {
@@ -496,7 +500,7 @@ function onEvent (e: Json): void {
       const c = nick == null ? undefined : app.convs.get(nick)
       const m = c?.messages?.find(x => x.id === id) ?? (c?.last?.id === id ? c.last : undefined)
       if (c == null || m == null) { unknownId(e.to); return }
-      if (e.event === 'cancelled') { if (c.messages != null) c.messages = c.messages.filter(x => x.id !== id); renderMessages(); return }
+      if (e.event === 'cancelled') { if (e.ok === false) return; if (c.messages != null) c.messages = c.messages.filter(x => x.id !== id); renderMessages(); return }
       const next: State = e.event === 'attempt' ? 'sent' : e.event as State
       // a late attempt or queued never undoes a stored or delivered
       if ((m.state === 'delivered') || (m.state === 'stored' && next !== 'delivered' && next !== 'failed')) return
