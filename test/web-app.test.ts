@@ -18,6 +18,7 @@ import chromium from '@sparticuz/chromium'
 import puppeteer from 'puppeteer-core'
 import type { Browser, Page } from 'puppeteer-core'
 import { WebSocket } from 'ws'
+import { parseJsonCommand } from '../cli/json-commands.ts'
 import { JsonSession } from '../cli/json-session.ts'
 import { WebServer } from '../cli/web-server.ts'
 import { loadWebAssets } from '../cli/web-assets.ts'
@@ -38,6 +39,13 @@ const HOSTILE = [
   'bidi: \u202Egnp.exe\u202C and \u2067isolate\u2069 \u200F end',
   'x'.repeat(1024) // the longest message there is (1024 bytes), one unbroken word
 ]
+
+/**
+ * Alice gets contact requests from strangers where the node has them (ChatNodeOptions.acceptAnyone of
+ * the contacts work; the harness accepts anyone by default). Not a literal, so it also type-checks
+ * against a ChatNode without that option, which ignores it.
+ */
+const ALICE_OPTIONS = { acceptAnyone: false, timing: {} }
 
 interface HttpAnswer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -94,7 +102,7 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
   before(async () => {
     await net.bootstrap()
     await net.startRelays(4)
-    alice = await net.user('alice')
+    alice = await net.user('alice', ALICE_OPTIONS)
     bob = await net.user('bob')
     web = new WebServer({ chat: alice.chat, onLoginUrl: url => { logins.push(url) } })
     await web.start()
@@ -253,6 +261,38 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
     assert.ok((answers.find(a => a.tag === 'c')?.contacts as Array<{ nick: string }>).some(c => c.nick === 'bob'))
     ws.close()
     assert.ok((web.refused.get('session') ?? 0) >= 4)
+  })
+
+  it('contact requests (accept), unread counts and the safety-number check, where the node has them', async (t) => {
+    // the contacts commands of the --json protocol (README); a node without them is covered by the fallbacks above
+    if (!parseJsonCommand('{"cmd":"requests"}').ok) { t.skip('this node has no contact requests in its --json protocol'); return }
+    const carol = await net.user('carol')
+    const page = watch(await browser.newPage())
+    await page.goto(web.loginUrl())
+    await page.waitForSelector('.conv[data-nick="bob"]', { timeout: PAGE_WAIT_MS })
+    await page.click('.conv[data-nick="bob"]')
+    // a stranger writes: a request, not a conversation, until alice accepts
+    carol.chat.send('alice', 'hello alice, I am carol')
+    await page.waitForSelector('.request[data-nick="carol"]', { timeout: PAGE_WAIT_MS })
+    assert.equal(await page.$('.conv[data-nick="carol"]'), null)
+    await page.click('.request[data-nick="carol"] button')
+    await page.waitForSelector('.conv[data-nick="carol"]', { timeout: PAGE_WAIT_MS })
+    assert.equal(await page.$('.request[data-nick="carol"]'), null)
+    // a message from carol while bob's conversation is open: an unread count, gone once read
+    carol.chat.send('alice', 'are you there?')
+    await page.waitForSelector('.conv[data-nick="carol"] .unread', { timeout: PAGE_WAIT_MS })
+    await page.click('.conv[data-nick="carol"]')
+    await page.waitForFunction(() => [...document.querySelectorAll('.msg.in .text')].some(e => e.textContent === 'are you there?'), { timeout: PAGE_WAIT_MS })
+    assert.equal(await page.$('.conv[data-nick="carol"] .unread'), null)
+    // the safety number: compared, confirmed, shown as verified
+    await page.click('.conv[data-nick="bob"]')
+    await page.click('.verify-btn')
+    await page.waitForSelector('dialog.verify .safety', { timeout: PAGE_WAIT_MS })
+    assert.match(await page.$eval('dialog.verify .safety', e => e.textContent ?? ''), /\d{5}/)
+    await page.click('dialog.verify .confirm')
+    await page.waitForFunction(() => document.querySelector('.chat-head .trust')?.textContent === '✔ verified', { timeout: PAGE_WAIT_MS })
+    await page.close()
+    assert.deepEqual(consoleErrors, [], 'no console error or warning')
   })
 
   it('the page is small', async () => {
