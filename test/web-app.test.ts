@@ -9,7 +9,8 @@
  */
 /// <reference lib="dom" />
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
+import { createServer, request } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdirSync } from 'node:fs'
 import { PassThrough } from 'node:stream'
 import { gzipSync } from 'node:zlib'
@@ -46,6 +47,16 @@ const HOSTILE = [
  * against a ChatNode without that option, which ignores it.
  */
 const ALICE_OPTIONS = { acceptAnyone: false, timing: {} }
+
+/**
+ * @sparticuz/chromium's flags (made for serverless functions) without the ones that switch the
+ * browser's own protections off (same-origin policy, mixed content, site isolation) or run it as
+ * one process: the page is tested in a browser as a user has it. --no-sandbox stays (root here).
+ */
+function browserArgs (): string[] {
+  const weakening = /^--(disable-web-security|allow-running-insecure-content|disable-site-isolation-trials|single-process|no-zygote|disable-features=)/
+  return chromium.args.filter(a => !weakening.test(a))
+}
 
 interface HttpAnswer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -106,7 +117,7 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
     bob = await net.user('bob')
     web = new WebServer({ chat: alice.chat, onLoginUrl: url => { logins.push(url) } })
     await web.start()
-    browser = await puppeteer.launch({ executablePath: await chromium.executablePath(), args: chromium.args, headless: true, defaultViewport: { width: 1100, height: 700 } })
+    browser = await puppeteer.launch({ executablePath: await chromium.executablePath(), args: browserArgs(), headless: true, defaultViewport: { width: 1100, height: 700 } })
   })
 
   after(async () => {
@@ -293,6 +304,69 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
     await page.waitForFunction(() => document.querySelector('.chat-head .trust')?.textContent === '✔ verified', { timeout: PAGE_WAIT_MS })
     await page.close()
     assert.deepEqual(consoleErrors, [], 'no console error or warning')
+  })
+
+  it('notifies of a message while the tab is hidden, once permission is given', async () => {
+    // headless Chromium has no hidden tabs and refuses notifications: the page is told it is hidden and
+    // that permission was given, and what it hands to Notification is recorded
+    const page = watch(await browser.newPage())
+    await page.evaluateOnNewDocument(() => {
+      const w = window as unknown as { __hidden: boolean, __notes: unknown[] }
+      w.__hidden = false
+      w.__notes = []
+      Object.defineProperty(Document.prototype, 'hidden', { get: () => w.__hidden })
+      window.Notification = new Proxy(window.Notification, {
+        get (target, key) { return key === 'permission' ? 'granted' : Reflect.get(target, key) },
+        construct (_target, args) { w.__notes.push(args); return { close () {} } }
+      })
+    })
+    await page.goto(web.loginUrl())
+    await page.waitForSelector('.conv[data-nick="bob"]', { timeout: PAGE_WAIT_MS })
+    await page.click('.conv[data-nick="bob"]')
+    await page.waitForSelector('.msg', { timeout: PAGE_WAIT_MS })
+    bob.chat.send('alice', 'seen at once')
+    await page.waitForFunction(() => [...document.querySelectorAll('.msg.in .text')].some(e => e.textContent === 'seen at once'), { timeout: PAGE_WAIT_MS })
+    await page.evaluate(() => { (window as unknown as { __hidden: boolean }).__hidden = true; document.dispatchEvent(new Event('visibilitychange')) })
+    bob.chat.send('alice', 'while you were away <b>x</b>')
+    await page.waitForFunction(() => (window as unknown as { __notes: unknown[] }).__notes.length > 0, { timeout: PAGE_WAIT_MS })
+    const notes = await page.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes)
+    assert.deepEqual(notes, [['p2pchat: bob', { body: 'while you were away <b>x</b>', tag: 'p2pchat-bob' }]], 'one notification, for the hidden tab only, text as text')
+    assert.equal(await page.title(), '(1) p2pchat')
+    await page.evaluate(() => { (window as unknown as { __hidden: boolean }).__hidden = false; document.dispatchEvent(new Event('visibilitychange')) })
+    await page.waitForFunction(() => document.title === 'p2pchat', { timeout: PAGE_WAIT_MS })
+    await page.close()
+    assert.deepEqual(consoleErrors, [], 'no console error or warning')
+  })
+
+  it('a page of another local server, in the same browser, cannot reach the app (its Origin is refused)', async () => {
+    // the browser holds alice's session; a cookie for 127.0.0.1 goes to every port of it, so only the Origin check stops this
+    const evil = createServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html' })
+      res.end(`<script>
+        window.__result = { ws: 'pending', fetch: 'pending' }
+        const ws = new WebSocket('ws://127.0.0.1:${web.port}/ws')
+        ws.onopen = () => { window.__result.ws = 'open' }
+        ws.onmessage = m => { window.__result.ws = 'message ' + m.data }
+        ws.onerror = () => { if (window.__result.ws === 'pending') window.__result.ws = 'refused' }
+        fetch('http://127.0.0.1:${web.port}/app.js', { credentials: 'include', mode: 'no-cors' })
+          .then(r => { window.__result.fetch = 'type ' + r.type }, () => { window.__result.fetch = 'refused' })
+      </script>`)
+    })
+    await new Promise<void>(resolve => { evil.listen(0, '127.0.0.1', resolve) })
+    const before = (web.refused.get('origin') ?? 0) + (web.refused.get('site') ?? 0)
+    try {
+      const page = await browser.newPage()
+      await page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`)
+      await page.waitForFunction(() => { const r = (window as unknown as { __result?: { ws: string, fetch: string } }).__result; return r != null && r.ws !== 'pending' && r.fetch !== 'pending' }, { timeout: PAGE_WAIT_MS })
+      const result = await page.evaluate(() => (window as unknown as { __result: { ws: string, fetch: string } }).__result)
+      assert.equal(result.ws, 'refused')
+      // no-cors hides the answer from the page anyway; the server refused it too
+      await page.close()
+      assert.ok((web.refused.get('origin') ?? 0) + (web.refused.get('site') ?? 0) >= before + 2, `refused: ${JSON.stringify([...web.refused])}`)
+    } finally {
+      evil.closeAllConnections()
+      await new Promise(resolve => evil.close(resolve))
+    }
   })
 
   it('the page is small', async () => {
