@@ -6,7 +6,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 
 export interface WebAsset { type: string, body: Buffer }
 export interface WebAssets {
@@ -34,6 +33,8 @@ export function webAppDir (): string {
 
 /** The app's script, bundled and minified (exported for the size figure in tests). */
 export async function bundleApp (dir = webAppDir()): Promise<string> {
+  // loaded here, not at the top: only --web needs esbuild, and every other command starts without it
+  const { build } = await import('esbuild')
   const out = await build({
     entryPoints: [dir + 'main.ts'],
     bundle: true,
