@@ -165,13 +165,22 @@ export class WebServer {
     return false
   }
 
+  /** The request's path and query; a target that is no URL is refused (WebAccessError), never thrown further. */
+  private target (req: IncomingMessage): URL {
+    try {
+      return new URL(req.url ?? '/', this.origin)
+    } catch {
+      throw new WebAccessError('url', 400)
+    }
+  }
+
   private onRequest (req: IncomingMessage, res: ServerResponse): void {
     try {
       this.checkSite(req, false)
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new WebAccessError('method', 405)
-      const url = new URL(req.url ?? '/', this.origin)
+      const url = this.target(req)
       const token = url.searchParams.get('token')
-      if (url.pathname === '/' && token != null) { this.login(token, res); return }
+      if (url.pathname === '/' && token != null && req.method === 'GET') { this.login(token, res); return }
       if (!this.hasSession(req)) throw new WebAccessError('session', 403)
       const asset = this.assets?.files.get(url.pathname)
       if (asset == null) { this.send(res, 404, 'text/plain; charset=utf-8', 'not found\n'); return }
@@ -222,12 +231,12 @@ export class WebServer {
     }
     try {
       this.checkSite(req, true)
+      if (this.target(req).pathname !== '/ws') throw new WebAccessError('path', 404)
     } catch (err) {
       if (!(err instanceof WebAccessError)) throw err
       deny(err.message, err.status)
       return
     }
-    if (new URL(req.url ?? '/', this.origin).pathname !== '/ws') { deny('path', 404); return }
     if (!this.hasSession(req)) { deny('session', 403); return }
     if (this.sockets.size >= MAX_SOCKETS) { deny('sockets', 503); return }
     this.wss.handleUpgrade(req, socket, head, ws => { this.connected(ws) })

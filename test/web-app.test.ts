@@ -242,6 +242,11 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
     assert.equal(replay.status, 403, 'a token works once')
     assert.equal(replay.headers['set-cookie'], undefined)
     assert.equal((await get(port, '/?token=' + 'A'.repeat(43), { host })).status, 403, 'a made-up token')
+    // a request target that is no URL, and a method other than GET: refused, and the server goes on
+    assert.equal((await get(port, 'http://[', { host, cookie })).status, 400)
+    const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' }
+    assert.equal((await get(port, 'http://[', { host, origin, cookie, ...upgrade })).status, 400)
+    assert.equal(web.refused.get('url'), 2, 'refused by the server, not by the HTTP parser')
     // with the session, the page and its headers
     const page = await get(port, '/', { host, cookie })
     assert.equal(page.status, 200)
