@@ -94,6 +94,16 @@ describe('--web on the command line', { timeout: 180_000 }, () => {
       ws.close()
       assert.equal(await alice.stop(), 0, alice.stderr)
       assert.doesNotMatch(alice.stderr, /token=/, 'the token is not logged')
+
+      // --json as well, on another loopback address: the link is a JSON line, the address a warning
+      const bob = net.spawn(['start', '--nick', 'bob', '--json', '--web', '--web-host', '127.0.0.2', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('bob')])
+      const link = new URL(String((await bob.waitForJson(o => o.event === 'web', 90_000)).url))
+      assert.equal(link.hostname, '127.0.0.2')
+      assert.match(bob.stderr, /^p2pchat: warning: the web app listens on 127\.0\.0\.2, not only on this machine's 127\.0\.0\.1/m)
+      assert.equal((await get(link)).status, 303)
+      assert.ok(bob.json().some(o => o.event === 'ready' && o.nick === 'bob'))
+      bob.child.stdin.end()
+      assert.equal(await within(bob.exited, 30_000, 'bob exiting at the end of input'), 0, bob.stderr)
     } finally {
       await net.teardown()
     }
