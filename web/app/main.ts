@@ -51,14 +51,16 @@ const sidebar = h('aside', { class: 'sidebar' }, h('header', { class: 'top' }, m
 
 const chatHead = h('header', { class: 'chat-head' })
 const banner = h('div', { class: 'banner', role: 'alert', hidden: true })
-const messagesEl = h('ol', { class: 'messages', 'aria-label': 'messages', 'aria-live': 'polite', tabindex: 0 })
+const messagesEl = h('ol', { class: 'messages', 'aria-label': 'messages', tabindex: 0 })
+/** Read out by screen readers: one line per new message (the list itself is redrawn, so it is not live). */
+const announcer = h('div', { class: 'sr-only', 'aria-live': 'polite' })
 const composer = h('textarea', { id: 'composer', rows: 2, placeholder: 'Message (Enter sends, Shift+Enter a new line)', 'aria-label': 'message', disabled: true })
 const sendNote = h('div', { class: 'note', 'aria-live': 'polite' })
 const composerForm = h('form', { class: 'composer', onsubmit: (e: Event) => { e.preventDefault(); void send() } }, composer, h('button', { type: 'submit', id: 'send' }, 'Send'), sendNote)
 const empty = h('div', { class: 'empty' }, 'Pick a conversation, or look a nick up to start one.')
 const chatEl = h('main', { class: 'chat' }, chatHead, banner, empty, messagesEl, composerForm)
 const dialog = h('dialog', { class: 'verify', 'aria-label': 'verify a contact' })
-const root = h('div', { class: 'app', 'data-view': 'list' }, sidebar, chatEl, dialog)
+const root = h('div', { class: 'app', 'data-view': 'list' }, sidebar, chatEl, dialog, announcer)
 
 // ---------- small helpers ----------
 function conv (nick: string): Conv {
@@ -485,6 +487,7 @@ function onEvent (e: Json): void {
       if (app.open === from && !document.hidden) void markRead(c)
       else c.unread++
       notify(from, m.text)
+      announcer.textContent = `${from}: ${m.text.slice(0, NOTIFY_BODY_CHARS)}`
       renderTop()
       renderList()
       if (app.open === from) renderMessages()
