@@ -154,8 +154,12 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
     assert.equal(await page.$eval('.msg.out .state', e => e.textContent), '✓✓')
 
     // bob replies, then sends hostile texts
+    // keyboard focus on bob's entry in the list survives the list's redraw when his reply comes
+    await page.focus('.conv[data-nick="bob"]')
     bob.chat.send('alice', 'hi alice, bob here')
     await page.waitForFunction(() => [...document.querySelectorAll('.msg.in .text')].some(e => e.textContent === 'hi alice, bob here'), { timeout: PAGE_WAIT_MS })
+    await page.waitForFunction(() => /hi alice, bob here/.test(document.querySelector('.conv[data-nick="bob"] .last')?.textContent ?? ''), { timeout: PAGE_WAIT_MS })
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-nick')), 'bob', 'focus kept')
     assert.equal(await page.$$eval('.msg.in .unverified', els => els.length), 0, "bob's signature verified")
     assert.equal(await page.$eval('.messages .day', e => e.textContent), 'Today', 'a day separator')
     assert.equal(await page.$eval('.chat-head .trust', e => e.textContent), 'unverified', 'the safety number is not compared yet')

@@ -36,3 +36,37 @@ export function fill (el: Element, ...children: Child[]): void {
   el.replaceChildren()
   append(el, children)
 }
+
+/**
+ * Puts `wanted` in `parent` in order, moving only what is out of place: elements that stay are not
+ * touched, so focus, selection and scroll inside them survive a redraw.
+ */
+export function reconcile (parent: Element, wanted: Element[]): void {
+  wanted.forEach((el, i) => {
+    const at = parent.children[i]
+    if (at !== el) parent.insertBefore(el, at ?? null)
+  })
+  while (parent.children.length > wanted.length) parent.lastElementChild?.remove()
+}
+
+/**
+ * Elements by key: made once, and repainted (same element, new children) only when their content
+ * signature changes, so a focused button stays focused while its content updates.
+ */
+export class Keyed<E extends Element = Element> {
+  private readonly cache = new Map<string, { sig: string, el: E }>()
+
+  get (key: string, sig: string, make: () => E, paint: (el: E) => void = () => {}): E {
+    const hit = this.cache.get(key)
+    if (hit != null && hit.sig === sig) return hit.el
+    const el = hit?.el ?? make()
+    paint(el)
+    this.cache.set(key, { sig, el })
+    return el
+  }
+
+  /** Forgets every key not in `keep` (after a redraw). */
+  prune (keep: Set<string>): void {
+    for (const k of this.cache.keys()) if (!keep.has(k)) this.cache.delete(k)
+  }
+}

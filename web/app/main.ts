@@ -6,7 +6,7 @@
  * replaced by what the older commands give (contacts, history, relays, accept) when it answers
  * UNKNOWN_CMD. Text from the network is only ever put in text nodes.
  */
-import { append, fill, h } from './dom.ts'
+import { append, fill, h, Keyed, reconcile } from './dom.ts'
 import type { Child } from './dom.ts'
 import { CallError, NodeClient, unsupported } from './client.ts'
 import type { Json } from './client.ts'
@@ -141,29 +141,40 @@ function renderTop (): void {
   document.title = n > 0 ? `(${n}) p2pchat` : 'p2pchat'
 }
 
+const requestEls = new Keyed()
 function renderRequests (): void {
   requestsEl.hidden = app.requests.length === 0
-  fill(requestsEl, h('h2', {}, 'Contact requests'), ...app.requests.map(r => h('div', { class: 'request', 'data-nick': r.nick },
+  const heading = requestEls.get('h2', '', () => h('h2', {}, 'Contact requests'))
+  const els = app.requests.map(r => requestEls.get(r.nick, JSON.stringify([r.fingerprint, r.messages]), () => h('div', { class: 'request', 'data-nick': r.nick },
     h('bdi', { class: 'nick' }, r.nick), ' ', h('span', { class: 'fp' }, r.fingerprint), ` · ${r.messages} message${r.messages === 1 ? '' : 's'}`,
     h('div', { class: 'actions' },
       h('button', { type: 'button', onclick: () => { void answerRequest('accept', r.nick) } }, 'Accept'),
       h('button', { type: 'button', onclick: () => { void answerRequest('deny', r.nick) } }, 'Deny'),
       h('button', { type: 'button', class: 'danger', onclick: () => { void answerRequest('block', r.nick) } }, 'Block')))))
+  reconcile(requestsEl, [heading, ...els])
+  requestEls.prune(new Set(['h2', ...app.requests.map(r => r.nick)]))
 }
 
 function sortedConvs (): Conv[] {
   return [...app.convs.values()].sort((a, b) => (b.last?.ts ?? 0) - (a.last?.ts ?? 0) || a.nick.localeCompare(b.nick))
 }
 
+const convEls = new Keyed<HTMLButtonElement>()
 function renderList (): void {
   const convs = sortedConvs()
   if (convs.length === 0) { fill(listEl, h('p', { class: 'hint' }, 'No conversations yet.')); return }
-  fill(listEl, ...convs.map(c => h('button', {
-    type: 'button', class: `conv${c.nick === app.open ? ' current' : ''}`, 'data-nick': c.nick, 'aria-current': c.nick === app.open ? 'true' : null,
-    onclick: () => { void openConv(c.nick) }
-  },
-  h('span', { class: 'row' }, h('bdi', { class: 'nick' }, c.nick), trustBadge(c.trust), c.unread > 0 ? h('span', { class: 'unread', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null),
-  c.last != null ? h('span', { class: 'last', dir: 'auto' }, (c.last.direction === 'out' ? 'You: ' : '') + c.last.text.slice(0, 80)) : null)))
+  const els = convs.map(c => convEls.get(c.nick, JSON.stringify([c.trust, c.unread, c.last?.direction, c.last?.text, c.nick === app.open]),
+    () => h('button', { type: 'button', 'data-nick': c.nick, onclick: () => { void openConv(c.nick) } }),
+    el => {
+      el.className = `conv${c.nick === app.open ? ' current' : ''}`
+      if (c.nick === app.open) el.setAttribute('aria-current', 'true')
+      else el.removeAttribute('aria-current')
+      fill(el,
+        h('span', { class: 'row' }, h('bdi', { class: 'nick' }, c.nick), trustBadge(c.trust), c.unread > 0 ? h('span', { class: 'unread', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null),
+        c.last != null ? h('span', { class: 'last', dir: 'auto' }, (c.last.direction === 'out' ? 'You: ' : '') + c.last.text.slice(0, 80)) : null)
+    }))
+  reconcile(listEl, els)
+  convEls.prune(new Set(convs.map(c => c.nick)))
 }
 
 function renderHead (): void {
@@ -183,7 +194,7 @@ function renderHead (): void {
   fill(banner, `⚠ ${c.nick}'s key changed since you first talked. It may be a new device, or someone else: compare the safety number before you trust it.`)
 }
 
-function messageItem (c: Conv, m: Msg): HTMLLIElement {
+function paintMessage (li: Element, c: Conv, m: Msg): void {
   const mark = MARKS[m.state] ?? MARKS.queued
   const meta: Child[] = [h('time', { datetime: new Date(m.ts).toISOString() }, clock(m.ts))]
   if (m.direction === 'out') {
@@ -196,23 +207,34 @@ function messageItem (c: Conv, m: Msg): HTMLLIElement {
   } else if (!m.verified) {
     meta.push(h('span', { class: 'unverified', title: m.reason ?? 'not verified' }, `! ${m.reason ?? 'not verified'}`))
   }
-  return h('li', { class: `msg ${m.direction}`, 'data-id': m.id }, h('div', { class: 'text', dir: 'auto' }, m.text), h('div', { class: 'meta' }, ...meta))
+  li.className = `msg ${m.direction}`
+  fill(li, h('div', { class: 'text', dir: 'auto' }, m.text), h('div', { class: 'meta' }, ...meta))
 }
 
+const messageEls = new Keyed()
 function renderMessages (): void {
   const c = app.open == null ? undefined : app.convs.get(app.open)
   if (c == null) { fill(messagesEl); return }
   const atBottom = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 40
-  const items: Child[] = []
+  const els: Element[] = []
+  const keys = new Set<string>()
   let lastDay = ''
   for (const m of c.messages ?? []) {
     const d = day(m.ts)
-    if (d !== lastDay) { items.push(h('li', { class: 'day', role: 'separator' }, d)); lastDay = d }
-    items.push(messageItem(c, m))
+    if (d !== lastDay) {
+      const key = `day ${c.nick} ${d}`
+      keys.add(key)
+      els.push(messageEls.get(key, '', () => h('li', { class: 'day', role: 'separator' }, d)))
+      lastDay = d
+    }
+    const key = `${c.nick} ${m.id}`
+    keys.add(key)
+    els.push(messageEls.get(key, JSON.stringify([m.state, m.reason, m.verified, m.ts, m.text]), () => h('li', { 'data-id': m.id }), el => { paintMessage(el, c, m) }))
   }
-  if (c.messages == null) items.push(h('li', { class: 'hint' }, 'Loading…'))
-  else if (c.messages.length === 0) items.push(h('li', { class: 'hint' }, `No messages with ${c.nick} yet. Say hello.`))
-  fill(messagesEl, ...items)
+  if (c.messages == null) els.push(h('li', { class: 'hint' }, 'Loading…'))
+  else if (c.messages.length === 0) els.push(h('li', { class: 'hint' }, `No messages with ${c.nick} yet. Say hello.`))
+  reconcile(messagesEl, els)
+  messageEls.prune(keys)
   if (atBottom || c.messages?.length === 0) messagesEl.scrollTop = messagesEl.scrollHeight
 }
 
