@@ -331,6 +331,32 @@ describe('web app in headless Chromium', { timeout: 240_000 }, () => {
     assert.deepEqual(consoleErrors, [], 'no console error or warning')
   })
 
+  it('a message that fails shows ✗ with the reason, and Retry tries again', async () => {
+    const page = watch(await browser.newPage())
+    await page.goto(web.loginUrl())
+    await page.waitForSelector('.conv[data-nick="bob"]', { timeout: PAGE_WAIT_MS })
+    // another tab of alice's (a WebSocket with her session) writes to a nick nobody holds
+    const login = await get(web.port, new URL(web.loginUrl()).search.replace(/^/, '/'), { host: `127.0.0.1:${web.port}` })
+    const other = await wsTry(web.port, { host: `127.0.0.1:${web.port}`, origin: web.origin, cookie: cookieOf(login) })
+    const seen: Array<Record<string, unknown>> = []
+    other.ws?.on('message', d => { seen.push(JSON.parse(String(d))) })
+    const failures = (): number => seen.filter(e => e.event === 'failed' && e.to === 'ghost').length
+    other.ws?.send(JSON.stringify({ cmd: 'send', to: 'ghost', text: 'anyone there?' }))
+    await page.waitForSelector('.conv[data-nick="ghost"]', { timeout: PAGE_WAIT_MS })
+    await page.click('.conv[data-nick="ghost"]')
+    await page.waitForFunction(() => document.querySelector('.msg.out .state')?.getAttribute('data-state') === 'failed', { timeout: PAGE_WAIT_MS })
+    assert.equal(await page.$eval('.msg.out .state', e => e.textContent), '✗')
+    assert.match(await page.$eval('.msg.out .reason', e => e.textContent ?? ''), /nobody holds (the|this) nick/)
+    await waitFor(() => failures() === 1, 'the first failure', PAGE_WAIT_MS)
+    await page.click('.msg.out .retry')
+    // tried again (the same message, or a new one where the node cannot retry), and failed again: every tab hears it
+    await waitFor(() => failures() === 2, 'the retry failing too', PAGE_WAIT_MS)
+    await page.waitForFunction(() => [...document.querySelectorAll('.msg.out .state')].every(e => e.getAttribute('data-state') === 'failed'), { timeout: PAGE_WAIT_MS })
+    other.ws?.close()
+    await page.close()
+    assert.deepEqual(consoleErrors, [], 'no console error or warning')
+  })
+
   it('notifies of a message while the tab is hidden, once permission is given', async () => {
     // headless Chromium has no hidden tabs and refuses notifications: the page is told it is hidden and
     // that permission was given, and what it hands to Notification is recorded

@@ -76,6 +76,13 @@ function asTrust (v: unknown): Trust | null {
   return v === 'unverified' || v === 'verified' || v === 'changed' ? v : null
 }
 
+/** The stored failure codes (node/chat-node.ts markFailed) in words; a failure event already has words. */
+const FAILURES: Record<string, string> = {
+  'no-such-nick': 'nobody holds this nick',
+  'fingerprint-mismatch': 'their key is not the one this message was addressed to',
+  expired: 'expired before it could be delivered'
+}
+
 function asMsg (m: Json): Msg {
   return {
     id: String(m.id),
@@ -84,7 +91,7 @@ function asMsg (m: Json): Msg {
     ts: Number(m.ts ?? Date.now()),
     state: String(m.state ?? 'queued') as State,
     verified: m.verified !== false,
-    reason: typeof m.reason === 'string' ? m.reason : null
+    reason: typeof m.reason === 'string' ? FAILURES[m.reason] ?? m.reason : null
   }
 }
 
@@ -472,9 +479,17 @@ function notify (from: string, text: string): void {
 
 /** An event about a message this tab did not send (another tab did): reload that conversation. */
 function unknownId (to: unknown): void {
-  if (typeof to !== 'string') return
-  const c = app.convs.get(to)
-  if (c?.messages != null) void loadHistory(c)
+  if (typeof to !== 'string' || to === '') return
+  const known = app.convs.has(to)
+  const c = conv(to)
+  if (!known) {
+    // a conversation another tab (or a script on the same node) started: listed, with its last message
+    c.trust ??= 'unverified'
+    c.messages = []
+    void loadHistory(c).then(renderList)
+    return
+  }
+  if (c.messages != null) void loadHistory(c)
 }
 
 function onEvent (e: Json): void {
