@@ -22,6 +22,7 @@ const FLAGS = {
   listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable; relays and bootstrap nodes: a user needs none)' },
   bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
+  'accept-anyone': { help: "a stranger's first message makes it a contact (receipted at once) instead of a request (bots)" },
   help: { short: 'h', help: 'this help' }
 } satisfies Record<string, FlagSpec>
 
@@ -39,7 +40,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
     usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'help'],
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'accept-anyone', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
@@ -129,6 +130,8 @@ export interface CliOptions {
   version: boolean
   nick?: string
   relay: boolean
+  /** start: strangers become contacts at their first message instead of requests */
+  acceptAnyone: boolean
 }
 
 /**
@@ -179,7 +182,7 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
   const command = positionals[0] ?? 'help'
   const spec = COMMANDS[command]
   if (spec == null) {
-    if (version) return { command: 'help', bootstrap: [], json: false, help: false, version, relay: false }
+    if (version) return { command: 'help', bootstrap: [], json: false, help: false, version, relay: false, acceptAnyone: false }
     throw unknownCommand(command)
   }
   const extra = positionals.slice(1)
@@ -212,7 +215,8 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     help,
     version,
     nick: values.nick?.[0],
-    relay: values.relay != null
+    relay: values.relay != null,
+    acceptAnyone: values['accept-anyone'] != null
   }
 }
 
