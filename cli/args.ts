@@ -44,7 +44,9 @@ export const COMMANDS: Record<string, CommandSpec> = {
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
-A message holds at most ${MAX_TEXT_BYTES} bytes of UTF-8 text; send longer text as several messages.
+A message holds at most ${MAX_TEXT_BYTES} bytes of UTF-8 text: at the prompt longer text is sent as several
+messages; --json refuses it (TOO_LONG). A stranger's first message is a contact request (no receipt
+until you /accept it); --accept-anyone makes strangers contacts at once (bots).
 Only one process may use a data directory at a time.
 --relay runs a relay instead: it has no nick (chat from a separate start --nick with its own --data-dir).
 

@@ -72,6 +72,9 @@ describe('start: pure parsing', () => {
     assert.equal(opts.command, 'start')
     assert.equal(opts.nick, 'al')
     assert.equal(opts.relay, true)
+    assert.equal(opts.acceptAnyone, false, 'contact requests by default')
+    assert.equal(parseCli(['start', '--nick', 'bot', '--accept-anyone']).acceptAnyone, true)
+    assert.throws(() => parseCli(['id', '--accept-anyone']), { name: 'UserError' })
     assert.deepEqual(parseCli(['start'], { P2PCHAT_BOOTSTRAP: '/ip4/10.0.0.1/tcp/1/p2p/a, /ip4/10.0.0.2/tcp/1/p2p/b' }).bootstrap, ['/ip4/10.0.0.1/tcp/1/p2p/a', '/ip4/10.0.0.2/tcp/1/p2p/b'])
     assert.deepEqual(localAllowList(['/ip4/127.0.0.1/tcp/4001/p2p/x', '/ip4/192.168.1.9/tcp/4001/p2p/y', '/ip4/8.8.8.8/tcp/1/p2p/z', '/dns4/example.org/tcp/1']),
       ['/ip4/127.0.0.1/ipcidr/8', '/ip4/192.168.0.0/ipcidr/16'])
