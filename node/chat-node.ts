@@ -605,7 +605,7 @@ export class ChatNode {
     }
     const pinned = this.checkSendPin(id, msg.peerNick, record, msg.peerFingerprint !== '')
     this.userSent.delete(id)
-    if (pinned === 'unconfirmed') { queue(`${msg.peerNick} is not a contact yet and was not found when you sent it: /retry ${id.slice(0, 8)} sends it to whoever holds ${msg.peerNick} now (fingerprint ${seen}), /cancel ${id.slice(0, 8)} drops it`); return }
+    if (pinned === 'unconfirmed') { queue(`${msg.peerNick} is not a contact yet and could not be looked up when you sent it: it waits for you to retry it (then it goes to whoever holds ${msg.peerNick} now, fingerprint ${seen}) or cancel it`); return }
     if (pinned === 'changed') {
       queue(`the key of ${msg.peerNick} changed; /verify and accept it before messages are sent`)
       return

@@ -229,6 +229,24 @@ describe('p2pchat start in a real terminal (tmux), with bob and 4 relays in proc
     await term.waitForScreen(/^safety number with kim \(not verified\):/m)
   })
 
+  it('a line ending in \\ goes on on the next line (one message); text over 1,024 bytes goes as several messages', async () => {
+    const kim = net.users.find(u => u.chat.nick === 'kim')
+    assert.ok(kim != null)
+    term.type('first line\\')
+    await term.waitForScreen(/^… ?$/m)
+    term.type('second line')
+    await waitFor(() => eventsOf(kim, 'message').some(m => m.text === 'first line\nsecond line'), 'one message of two lines at kim', 60_000)
+    const long = Array.from({ length: 300 }, (_, i) => `w${i}`).join(' ') // 1,489 bytes
+    term.type(`/msg kim ${long}`)
+    await term.waitForScreen(/you → kim \[[0-9a-f]{8}\] \(2\/2\): /, 60_000)
+    await waitFor(() => eventsOf(kim, 'message').filter(m => m.text.startsWith('w')).length >= 2, 'both parts at kim', 60_000)
+    // the parts may arrive in either order: the first is the one that starts with w0
+    const parts = eventsOf(kim, 'message').filter(m => m.text.startsWith('w')).map(m => m.text).sort((a, b) => Number(b.startsWith('w0 ')) - Number(a.startsWith('w0 ')))
+    assert.equal(parts.length, 2)
+    assert.equal(parts.join(''), long)
+    assert.ok(parts.every(p => Buffer.byteLength(p) <= 1024))
+  })
+
   it('stops cleanly on Ctrl-C (exit 0)', async (t) => {
     t.diagnostic(`the session's screen (README "what a user sees"):\n${term.screen()}`)
     term.keys('C-c')
