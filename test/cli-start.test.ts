@@ -203,6 +203,11 @@ describe('p2pchat start --json as real processes: bootstrap, 4 relays (start --r
     const read = await ivy.ask({ cmd: 'read', nick: 'alice' })
     assert.deepEqual([read.event, read.nick, read.unread], ['read', 'alice', 0])
     assert.equal(((await ivy.ask({ cmd: 'conversations' })).conversations as Json[]).find(c => c.nick === 'alice')?.unread, 0)
+    // retry and cancel answer ok:false for a message that is neither queued nor failed
+    const retried = await alice.ask({ cmd: 'retry', id: String(sent.id).slice(0, 8) })
+    assert.deepEqual([retried.event, retried.id, retried.ok], ['retried', sent.id, false], 'a delivered message is not sent again')
+    const cancelled = await alice.ask({ cmd: 'cancel', id: 'ffffffff' })
+    assert.deepEqual([cancelled.event, cancelled.ok], ['cancelled', false])
     const status = await ivy.ask({ cmd: 'status' })
     assert.equal(status.stage, 'ready')
     assert.equal(status.nick, 'ivy')
