@@ -163,7 +163,8 @@ describe('chat over protocol v2 in one process: bootstrap, 5 relays, users as cl
 describe('contacts (issue 15): requests without receipts, pins only on the user\'s action, trust, retry and cancel', { timeout: 300_000 }, () => {
   const net = new ChatNetwork()
   // every user here has contact requests on (the product's default), unlike the delivery tests' harness default
-  const requests = { acceptAnyone: false }
+  // an onion request may take long on a loaded machine (publishing the name at start): 20 s, not 5
+  const requests = { acceptAnyone: false, timing: { requestTimeoutMs: 20_000 } }
   let carol: TestUser
   let dave: TestUser
   let bob: TestUser

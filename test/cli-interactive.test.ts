@@ -138,7 +138,8 @@ describe('p2pchat start in a real terminal (tmux), with bob and 4 relays in proc
     bob = await net.user('bob')
     // no --listen: a user only dials out, to a bootstrap node once and to its entry relay
     term.start([process.execPath, BIN, 'start', '--nick', 'alice', '--bootstrap', boot, '--data-dir', join(net.root, 'alice')],
-      { P2PCHAT_BOOTSTRAP: '', P2PCHAT_TIMING: JSON.stringify(TEST_TIMING) })
+      // an onion request may take long on a loaded machine: 20 s, not 5
+      { P2PCHAT_BOOTSTRAP: '', P2PCHAT_TIMING: JSON.stringify({ ...TEST_TIMING, requestTimeoutMs: 20_000 }) })
     await term.waitForScreen(/p2pchat: you are alice/, 60_000)
   })
 
@@ -199,7 +200,7 @@ describe('p2pchat start in a real terminal (tmux), with bob and 4 relays in proc
   })
 
   it('requests: a stranger\'s message waits under /requests with no receipt until /accept; /list shows unread counts', async () => {
-    const kim = await net.user('kim', { acceptAnyone: false })
+    const kim = await net.user('kim', { acceptAnyone: false, timing: { requestTimeoutMs: 20_000 } })
     const { id } = kim.chat.send('alice', 'hello from kim')
     await term.waitForScreen(/contact request from kim \(fingerprint [a-z2-7-]{19}\)/, 60_000)
     await term.waitForScreen(/kim · \(contact request: \/accept, \/deny or \/block\): hello from kim/)

@@ -166,7 +166,7 @@ describe('p2pchat start --json as real processes: bootstrap, 4 relays (start --r
 
   it('--json contact requests: a stranger\'s message is a request with no receipt until accepted; verify, conversations, read (issue 15)', async () => {
     // ivy runs with contact requests (no --accept-anyone), as a user's client does
-    const ivy = (await net.start('ivy', { requests: true })).proc
+    const ivy = (await net.start('ivy', { requests: true, env: { P2PCHAT_TIMING: JSON.stringify({ ...TEST_TIMING, requestTimeoutMs: 20_000 }) } })).proc
     await net.waitForRelays(ivy, 4)
     const sent = await alice.ask({ cmd: 'send', to: 'ivy', text: 'hello ivy' })
     const req = await ivy.waitForJson(o => o.event === 'request' && o.nick === 'alice', 60_000)
