@@ -135,7 +135,7 @@ describe('p2pchat start in a real terminal (tmux), with bob and 4 relays in proc
   before(async () => {
     const [boot] = await net.bootstrap()
     await net.startRelays(4)
-    bob = await net.user('bob')
+    bob = await net.user('bob', { timing: { requestTimeoutMs: 20_000 } })
     // no --listen: a user only dials out, to a bootstrap node once and to its entry relay
     term.start([process.execPath, BIN, 'start', '--nick', 'alice', '--bootstrap', boot, '--data-dir', join(net.root, 'alice')],
       // an onion request may take long on a loaded machine: 20 s, not 5
