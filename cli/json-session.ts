@@ -45,6 +45,8 @@ export class JsonSession {
   private readonly inFlight = new Set<Promise<void>>()
   private readonly sent = new SessionOutbox()
   private cancelling = false
+  /** The last 'queued' reason sent per message: the outbox retries on a timer, a script hears each reason once (issue 15 bug 3). */
+  private readonly queuedReason = new Map<string, string>()
 
   constructor (chat: ChatNode, io: CliIO) {
     this.chat = chat
@@ -54,11 +56,24 @@ export class JsonSession {
   /** Forwards ChatNode events; call before start() so the status events are seen too. */
   attach (): () => void {
     return this.chat.on(e => {
-      // a cancel asked by this session is answered once, with its tag (handle())
-      if (e.type === 'cancelled' && this.cancelling) return
-      emit(this.io, chatEventToJson(e))
+      if (this.shows(e)) emit(this.io, chatEventToJson(e))
       this.sent.onEvent(e)
     })
+  }
+
+  /**
+   * Whether an event is written: a cancel asked by this session is answered once, with its tag
+   * (handle()); a message's 'queued' is written once per reason (the outbox retries on a timer).
+   */
+  private shows (e: ChatEvent): boolean {
+    if (e.type === 'cancelled' && this.cancelling) return false
+    if (e.type === 'queued') {
+      if (this.queuedReason.get(e.id) === e.reason) return false
+      this.queuedReason.set(e.id, e.reason)
+    } else if (e.type === 'stored' || e.type === 'delivered' || e.type === 'failed' || e.type === 'cancelled') {
+      this.queuedReason.delete(e.id)
+    }
+    return true
   }
 
   ready (): void { emit(this.io, readyEvent(this.chat)) }
@@ -178,6 +193,7 @@ export class JsonSession {
       }
       case 'retry': {
         const r = this.chat.retry(cmd.id)
+        this.queuedReason.delete(r.id)
         if (r.ok) this.sent.track(r.id, this.chat.store.get(r.id)?.peerNick ?? '')
         out({ event: 'retried', id: r.id, ok: r.ok })
         return

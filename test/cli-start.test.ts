@@ -2,7 +2,10 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { ChatNode } from '../node/chat-node.ts'
 import { localAllowList, parseCli, parseTiming } from '../cli/args.ts'
+import { PassThrough } from 'node:stream'
 import { MAX_JSON_LINE_BYTES, parseJsonCommand } from '../cli/json-commands.ts'
+import { JsonSession } from '../cli/json-session.ts'
+import type { ChatEvent } from '../node/chat-node.ts'
 import { LineSplitter } from '../cli/lines.ts'
 import type { CliProcess } from './helpers/cli.ts'
 import { CliNetwork, TEST_TIMING } from './helpers/cli-network.ts'
@@ -53,6 +56,22 @@ describe('start: pure parsing', () => {
       const line = Buffer.from(Array.from({ length: i % 64 }, () => Math.floor(Math.random() * 256))).toString('utf8')
       assert.equal(typeof parseJsonCommand(line).ok, 'boolean')
     }
+  })
+
+  it('bug 3 in --json: a queued message is written once per reason, however often the outbox retries it', () => {
+    const listeners = new Set<(e: ChatEvent) => void>()
+    const chat = { on: (l: (e: ChatEvent) => void) => { listeners.add(l); return () => listeners.delete(l) } } as unknown as ChatNode
+    const out = new PassThrough()
+    let written = ''
+    out.on('data', (b: Buffer) => { written += b.toString() })
+    new JsonSession(chat, { stdout: out, stderr: new PassThrough(), env: {} }).attach()
+    const id = 'cd'.repeat(16)
+    const send = (e: ChatEvent): void => { for (const l of listeners) l(e) }
+    for (let i = 0; i < 5; i++) send({ type: 'queued', id, to: 'carol', reason: 'no mailbox answered; will retry' })
+    send({ type: 'queued', id, to: 'carol', reason: 'the key of carol changed' })
+    send({ type: 'queued', id, to: 'carol', reason: 'the key of carol changed' })
+    const lines = written.trim().split('\n').map(l => JSON.parse(l) as Json)
+    assert.deepEqual(lines.map(o => o.reason), ['no mailbox answered; will retry', 'the key of carol changed'])
   })
 
   it('splits lines with bounded memory, dropping an oversize line whole', () => {
