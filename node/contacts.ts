@@ -100,9 +100,8 @@ export class Contacts {
    * another key is pinned (nothing replaced).
    */
   pinByUser (nick: string, key: Uint8Array): { result: 'new' | 'same' | 'changed', accepted?: AcceptResult } {
-    const before = this.store.getPin(nick)
+    // 'same': the pinned key (also while another key waits to be accepted: this one is the pinned person's)
     const result = this.store.pin(nick, key)
-    if (result === 'same' && before?.pending != null) return { result: 'changed' }
     if (result !== 'new') return { result }
     const req = this.table.request(nick)
     if (req != null && bytesEqual(req.identityKey, key)) return { result, accepted: { kind: 'request', messageIds: this.table.acceptRequest(nick), identityKey: req.identityKey, record: req.record } }
