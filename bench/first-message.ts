@@ -75,7 +75,7 @@ function spawnRelay (net: CliNetwork, name: string): CliProcess {
 
 /** A user process: a nick, no listening address. */
 function spawnUser (net: CliNetwork, nick: string): CliProcess {
-  return net.spawn(['start', '--json', '--nick', nick, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(nick)])
+  return net.spawn(['start', '--json', '--nick', nick, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(nick), '--accept-anyone'])
 }
 
 async function ready (proc: CliProcess, what: string): Promise<void> {

@@ -25,6 +25,7 @@ const FLAGS = {
   web: { help: 'serve the web app on 127.0.0.1 and print a one-time login URL (start: instead of the terminal chat; demo: for alice and bob)' },
   'web-port': { value: '<port>', help: 'the web app\'s port (default: a free one)' },
   'web-host': { value: '<address>', help: 'serve the web app on this address instead of 127.0.0.1 (anyone who can reach it may try to log in)' },
+  'accept-anyone': { help: "a stranger's first message makes it a contact (receipted at once) instead of a request (bots)" },
   help: { short: 'h', help: 'this help' }
 } satisfies Record<string, FlagSpec>
 
@@ -41,12 +42,14 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'web', 'web-port', 'web-host', 'help'],
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
-A message holds at most ${MAX_TEXT_BYTES} bytes of UTF-8 text; send longer text as several messages.
+A message holds at most ${MAX_TEXT_BYTES} bytes of UTF-8 text: at the prompt longer text is sent as several
+messages; --json refuses it (TOO_LONG). A stranger's first message is a contact request (no receipt
+until you /accept it); --accept-anyone makes strangers contacts at once (bots).
 Only one process may use a data directory at a time.
 --web serves the chat as a web page on 127.0.0.1 instead (printing a link that works once), until Ctrl-C;
 with --json as well, the web app runs beside the JSON session and its link is a {"event":"web","url"} line.
@@ -138,6 +141,8 @@ export interface CliOptions {
   web: boolean
   webPort?: number
   webHost?: string
+  /** start: strangers become contacts at their first message instead of requests */
+  acceptAnyone: boolean
 }
 
 /**
@@ -188,7 +193,7 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
   const command = positionals[0] ?? 'help'
   const spec = COMMANDS[command]
   if (spec == null) {
-    if (version) return { command: 'help', bootstrap: [], json: false, help: false, version, relay: false, web: false }
+    if (version) return { command: 'help', bootstrap: [], json: false, help: false, version, relay: false, web: false, acceptAnyone: false }
     throw unknownCommand(command)
   }
   const extra = positionals.slice(1)
@@ -224,7 +229,8 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     relay: values.relay != null,
     web: values.web != null,
     webPort: webPort(values['web-port']?.[0]),
-    webHost: values['web-host']?.[0]
+    webHost: values['web-host']?.[0],
+    acceptAnyone: values['accept-anyone'] != null
   }
 }
 

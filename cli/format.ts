@@ -39,3 +39,52 @@ export const MARK_FAILED = '✗'
 export function verifiedMark (verified: boolean, reason: string | null): string {
   return verified ? MARK_VERIFIED : `${MARK_UNVERIFIED} (unverified: ${safeText(reason ?? 'no reason given')})`
 }
+
+/** Signed and not yet verified by the user (compare the safety number: /verify). */
+export const MARK_SIGNED = '·'
+export const MARK_CHANGED = '!'
+
+/**
+ * The mark after a sender's nick: `✓` verified by the user, `·` signed but not yet verified, `!` and
+ * the reason when the key changed or the message does not verify; a request says so.
+ */
+export function trustMark (trust: 'unverified' | 'verified' | 'changed', verified: boolean, reason: string | null, request = false): string {
+  if (!verified) return verifiedMark(false, reason)
+  if (trust === 'changed') return `${MARK_CHANGED} (KEY CHANGED: /verify)`
+  const mark = trust === 'verified' ? MARK_VERIFIED : MARK_SIGNED
+  return request ? `${mark} (contact request: /accept, /deny or /block)` : mark
+}
+
+/** YYYY-MM-DD in local time: the day heading of a conversation. */
+export function day (ts: number): string {
+  const d = new Date(ts)
+  const pad = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+}
+
+/**
+ * Text longer than `maxBytes` of UTF-8 cut into parts of at most `maxBytes` each, at a space or line
+ * break in the last quarter of a part where there is one, never inside a character. Short text: one part.
+ */
+export function splitText (text: string, maxBytes: number): string[] {
+  const parts: string[] = []
+  let rest = text
+  for (let guard = 0; Buffer.byteLength(rest, 'utf8') > maxBytes && guard < 100_000; guard++) {
+    // the longest prefix of whole code points within maxBytes
+    let end = 0
+    let bytes = 0
+    for (const ch of rest) {
+      const b = Buffer.byteLength(ch, 'utf8')
+      if (bytes + b > maxBytes) break
+      bytes += b
+      end += ch.length
+    }
+    const cut = rest.slice(0, end)
+    const space = Math.max(cut.lastIndexOf(' '), cut.lastIndexOf('\n'))
+    const at = space >= end * 0.75 ? space + 1 : end
+    parts.push(rest.slice(0, at))
+    rest = rest.slice(at)
+  }
+  if (rest.length > 0 || parts.length === 0) parts.push(rest)
+  return parts
+}

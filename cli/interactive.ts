@@ -8,11 +8,17 @@ import type { Interface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import { UserError } from '../node/errors.ts'
 import type { ChatEvent, ChatNode } from '../node/chat-node.ts'
-import { textTooLong } from './args.ts'
-import { CHAT_HELP, parseChatLine } from './chat-commands.ts'
+import { MAX_TEXT_BYTES } from '../protocols/chat/index.ts'
+import { CHAT_COMMANDS, CHAT_HELP, NICK_COMMANDS, parseChatLine } from './chat-commands.ts'
 import type { ChatAction } from './chat-commands.ts'
 import { endOfInputWaitMs, SessionOutbox, UNCONFIRMED_AT_END } from './session-outbox.ts'
-import { clock, MARK_DELIVERED, MARK_STORED, MARK_FAILED, safeText, shortId, shortPeer, verifiedMark } from './format.ts'
+import { clock, day, MARK_DELIVERED, MARK_STORED, MARK_FAILED, safeText, shortId, shortPeer, splitText, trustMark } from './format.ts'
+import type { StoredMessage } from '../node/store.ts'
+
+/** Parts a long text may be split into at most (a paste of a few pages; more is surely a mistake). */
+const MAX_PARTS = 16
+/** Lines joined by a trailing backslash into one message, at most (bounds what one paste can hold). */
+const MAX_CONTINUED_LINES = 100
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']
 
@@ -31,6 +37,8 @@ export class InteractiveSession {
   private readonly sent = new SessionOutbox()
   /** close() was called (a signal): end without waiting for anything */
   private closing = false
+  /** Messages whose 'queued' line was shown: it is shown once; /history keeps the state. */
+  private readonly queuedShown = new Set<string>()
 
   constructor (chat: ChatNode, out: Writable) {
     this.chat = chat
@@ -99,8 +107,20 @@ export class InteractiveSession {
         if (this.spinner != null) this.drawStatus()
         else if (this.rl == null) this.print(`… ${this.status}`)
         return
-      case 'message':
-        this.print(`${clock(e.ts)} ${this.paint(safeText(e.from), '1')} ${e.verified ? this.paint(verifiedMark(true, null), '32') : this.paint(verifiedMark(false, e.reason), '33')}: ${safeText(e.text)}`)
+      case 'message': {
+        const mark = trustMark(e.trust, e.verified, e.reason, e.request)
+        const colour = !e.verified || e.trust === 'changed' ? '33' : e.trust === 'verified' ? '32' : '2'
+        // a new message outside the open conversation rings the terminal bell
+        const bell = this.tty && e.from !== this.open ? '\x07' : ''
+        this.print(`${clock(e.ts)} ${this.paint(safeText(e.from), '1')} ${this.paint(mark, colour)}: ${safeText(e.text)}${bell}`)
+        if (e.from === this.open && !e.request) this.chat.markRead(e.from)
+        return
+      }
+      case 'request':
+        this.print(this.paint(`contact request from ${e.nick} (fingerprint ${e.fingerprint}): no receipt is sent until you /accept ${e.nick}; /deny ${e.nick} or /block ${e.nick} otherwise`, '1;33'))
+        return
+      case 'cancelled':
+        this.print(this.paint(`  [${shortId(e.id)}] cancelled: not sent to ${e.to}`, '2'))
         return
       case 'sent':
         if (e.attempt > 1) this.print(this.paint(`  [${shortId(e.id)}] trying another mailbox of ${e.to} (attempt ${e.attempt})`, '2'))
@@ -109,7 +129,10 @@ export class InteractiveSession {
         this.print(this.paint(`  [${shortId(e.id)}] ${MARK_STORED} stored in a mailbox of ${e.to}`, '32'))
         return
       case 'queued':
-        this.print(this.paint(`  [${shortId(e.id)}] queued for ${e.to}: ${e.reason}`, '33'))
+        // once per message: the outbox retries on a timer, the conversation view (/history) keeps the state
+        if (this.queuedShown.has(e.id)) return
+        this.queuedShown.add(e.id)
+        this.print(this.paint(`  [${shortId(e.id)}] queued for ${e.to}: ${e.reason} (/retry ${shortId(e.id)}, /cancel ${shortId(e.id)})`, '33'))
         return
       case 'delivered':
         this.print(this.paint(`  [${shortId(e.id)}] ${MARK_DELIVERED} delivered to ${e.to}`, '32'))
@@ -123,7 +146,7 @@ export class InteractiveSession {
           `!!!   pinned key: ${e.pinned}`,
           `!!!   now seen:   ${e.seen}`,
           `!!! Someone else may be using the name ${e.nick}. Their messages show as unverified and nothing is sent to ${e.nick}`,
-          `!!! until you compare fingerprints with them out of band (/verify ${e.nick}) and accept (/verify ${e.nick} accept).`
+          `!!! until you compare the safety number with them out of band (/verify ${e.nick}) and accept (/accept ${e.nick}).`
         ].join('\n'), '1;31'))
         return
       case 'warning':
@@ -146,8 +169,17 @@ export class InteractiveSession {
     const relays = this.chat.relays().length
     this.out.write(`${this.paint(`p2pchat: you are ${this.chat.nick}`, '1')}, fingerprint ${this.chat.fingerprint}\n` +
       `${relays} relays known. /help lists commands; /msg <nick> <text> sends.\n`)
+    const away = this.awaySummary()
+    if (away !== '') this.out.write(away + '\n')
     const inputIsTty = (input as Readable & Tty).isTTY === true
-    const rl = createInterface({ input, output: this.out, prompt: this.promptText(), terminal: this.tty && inputIsTty, historySize: 200 })
+    const rl = createInterface({
+      input,
+      output: this.out,
+      prompt: this.promptText(),
+      terminal: this.tty && inputIsTty,
+      historySize: 200,
+      completer: (line: string) => this.complete(line)
+    })
     this.rl = rl
     await new Promise<void>(resolve => {
       let busy = Promise.resolve()
@@ -169,7 +201,17 @@ export class InteractiveSession {
           for (const { id, to } of await this.sent.settle(deadline)) this.print(this.paint(`  [${shortId(id)}] queued for ${to}: ${UNCONFIRMED_AT_END}`, '33'))
         }).catch(() => {}).finally(finish)
       })
-      rl.on('line', line => {
+      // a line ending in a backslash goes on on the next line: the lines are one message
+      let continued: string[] = []
+      rl.on('line', raw => {
+        if (raw.endsWith('\\') && !raw.endsWith('\\\\') && continued.length < MAX_CONTINUED_LINES) {
+          continued.push(raw.slice(0, -1))
+          rl.setPrompt('… ')
+          rl.prompt()
+          return
+        }
+        const line = [...continued, raw].join('\n')
+        continued = []
         // one command at a time, in order: a /whois that takes a while does not reorder later sends
         busy = busy.then(async () => {
           if (done) return
@@ -204,18 +246,68 @@ export class InteractiveSession {
         this.print(CHAT_HELP.trimEnd())
         return
       case 'msg': {
-        const tooLong = textTooLong(a.text)
-        if (tooLong != null) throw tooLong
-        const { id, to } = chat.send(a.to, a.text)
-        this.sent.track(id, to)
-        this.print(`${clock(Date.now())} ${this.paint('you', '1')} → ${to} [${shortId(id)}]: ${safeText(a.text)}`)
+        // text longer than one message holds goes as several, numbered, each with its own state
+        const parts = splitText(a.text, MAX_TEXT_BYTES)
+        if (parts.length > MAX_PARTS) throw new UserError(`message too long: ${parts.length} parts of ${MAX_TEXT_BYTES} bytes; at most ${MAX_PARTS} at once`, 'TOO_LONG')
+        for (const [i, part] of parts.entries()) {
+          const { id, to } = chat.send(a.to, part)
+          this.sent.track(id, to)
+          const n = parts.length > 1 ? ` (${i + 1}/${parts.length})` : ''
+          this.print(`${clock(Date.now())} ${this.paint('you', '1')} → ${to} [${shortId(id)}]${n}: ${safeText(part)}`)
+        }
         return
       }
       case 'open': {
+        const unread = chat.conversations().find(c => c.nick === a.nick)?.unread ?? 0
         const r = await chat.whois(a.nick)
         this.open = a.nick
-        if (!r.found) this.print(this.paint(`${r.nick} is not in the directory: nobody holds that nick (a user who is offline stays in it, with mailboxes that keep messages)`, '33'))
-        else this.print(`talking to ${r.nick} (fingerprint ${r.fingerprint ?? '?'}${r.pin === 'changed' ? ', KEY CHANGED: /verify ' + r.nick : ''}); plain lines go to ${r.nick}, /close to stop`)
+        if (!r.found && chat.trust(a.nick) == null) this.print(this.paint(`${r.nick} is not in the directory: nobody holds that nick (a user who is offline stays in it, with mailboxes that keep messages)`, '33'))
+        else this.print(`talking to ${r.nick} (fingerprint ${r.fingerprint ?? chat.safetyNumber(a.nick).theirs}, ${this.trustWord(chat.trust(a.nick))}); plain lines go to ${r.nick}, /close to stop`)
+        if (unread > 0) this.print(this.conversation(chat.history(a.nick, 200).filter(m => !m.request).slice(-unread), `${unread} unread:`))
+        chat.markRead(a.nick)
+        return
+      }
+      case 'list': {
+        const convs = chat.conversations()
+        const reqs = chat.requests()
+        if (convs.length === 0 && reqs.length === 0) { this.print('no conversations yet: /msg <nick> <text> starts one'); return }
+        const lines = convs.map(c => {
+          const unread = c.unread > 0 ? this.paint(`${c.unread} unread`.padEnd(10), '1') : ''.padEnd(10)
+          const last = c.last == null ? '' : `${clock(c.last.ts)} ${c.last.direction === 'out' ? 'you: ' : ''}${safeText(c.last.text).slice(0, 60)}${c.last.direction === 'out' ? ` (${c.last.state})` : ''}`
+          return `  ${c.nick.padEnd(16)} ${(c.trust ?? '-').padEnd(10)} ${unread} ${last}`
+        })
+        if (reqs.length > 0) lines.push(this.paint(`  ${reqs.length} contact request${reqs.length === 1 ? '' : 's'}: /requests`, '33'))
+        this.print(lines.join('\n'))
+        return
+      }
+      case 'requests': {
+        const reqs = chat.requests()
+        if (reqs.length === 0) { this.print('no contact requests'); return }
+        const lines: string[] = []
+        for (const r of reqs) {
+          lines.push(`${r.nick} (fingerprint ${r.fingerprint}), since ${clock(r.firstSeen)}, ${r.messages} message${r.messages === 1 ? '' : 's'}:`)
+          for (const m of chat.history(r.nick, 200).filter(m => m.request)) lines.push(`  ${clock(m.timestamp)} ${safeText(m.text)}`)
+        }
+        lines.push('/accept <nick> makes one a contact (it then gets its receipts), /deny <nick> deletes it, /block <nick> drops its key for good')
+        this.print(lines.join('\n'))
+        return
+      }
+      case 'deny':
+        this.print(chat.deny(a.nick) ? `denied ${a.nick}: deleted, nothing was sent to it` : `${a.nick} has no request and no changed key waiting`)
+        return
+      case 'block':
+        this.print(chat.block(a.nick) ? `blocked ${a.nick}: what its key sends is dropped unread from now on` : `${a.nick} is not a contact and sent no request`)
+        return
+      case 'retry': {
+        const r = chat.retry(a.id)
+        if (r.ok) this.sent.track(r.id, chat.store.get(r.id)?.peerNick ?? '?')
+        if (r.ok) this.queuedShown.delete(r.id)
+        this.print(r.ok ? `  [${shortId(r.id)}] sending again` : `no queued or failed message ${a.id} (ids are the 8 hex digits in [brackets])`)
+        return
+      }
+      case 'cancel': {
+        const r = chat.cancel(a.id)
+        if (!r.ok) this.print(`no queued or failed message ${a.id} to cancel`)
         return
       }
       case 'close':
@@ -230,32 +322,47 @@ export class InteractiveSession {
       }
       case 'contacts': {
         const pins = chat.contacts()
-        if (pins.length === 0) { this.print('no contacts yet: a nick is pinned the first time you message it or it messages you'); return }
-        this.print(pins.map(p => `  ${p.nick.padEnd(16)} ${p.fingerprint}  since ${clock(p.firstSeen)}` +
+        if (pins.length === 0) { this.print('no contacts yet: a nick becomes a contact when you message it or accept its request'); return }
+        this.print(pins.map(p => `  ${p.nick.padEnd(16)} ${p.fingerprint}  ${this.trustWord(p.trust).padEnd(10)}  since ${clock(p.firstSeen)}` +
           (p.pending != null ? this.paint(`  KEY CHANGED to ${p.pending.fingerprint}: /verify ${p.nick}`, '1;31') : '')).join('\n'))
         return
       }
       case 'verify': {
-        const pin = chat.contacts().find(p => p.nick === a.nick)
-        const r = await chat.whois(a.nick)
-        const lines = [`your fingerprint:        ${chat.fingerprint}`]
-        lines.push(`${a.nick} (pinned):${' '.repeat(Math.max(1, 15 - a.nick.length))}${pin?.fingerprint ?? 'not pinned yet'}`)
-        if (pin?.pending != null) lines.push(this.paint(`${a.nick} (NEW KEY):${' '.repeat(Math.max(1, 14 - a.nick.length))}${pin.pending.fingerprint}  — /verify ${a.nick} accept to trust it`, '1;31'))
-        lines.push(`${a.nick} (directory):${' '.repeat(Math.max(1, 12 - a.nick.length))}${r.found ? r.fingerprint ?? '?' : 'not found'}`)
-        lines.push(`Compare these with ${a.nick} over another channel (in person, a call). Send to ${a.nick}#<fingerprint> to insist on one key.`)
+        const v = chat.safetyNumber(a.nick)
+        const lines = [
+          `safety number with ${a.nick} (${this.trustWord(v.trust)}):`,
+          `  ${v.safetyNumber.slice(0, 35)}`,
+          `  ${v.safetyNumber.slice(36)}`,
+          `your fingerprint:  ${v.mine}`,
+          `${a.nick}'s fingerprint: ${v.theirs}`
+        ]
+        if (v.pending != null) {
+          lines.push(this.paint(`${a.nick} now shows ANOTHER KEY: ${v.pending.fingerprint}; its safety number would be`, '1;31'))
+          lines.push(this.paint(`  ${v.pending.safetyNumber}`, '1;31'))
+          lines.push(`compare that one with ${a.nick}, then /accept ${a.nick} (or /deny ${a.nick} to keep the old key)`)
+        } else {
+          lines.push(`Read the 60 digits to ${a.nick} over another channel (in person, a call): they see the same. If they match: /verify ${a.nick} confirm`)
+        }
         this.print(lines.join('\n'))
         return
       }
-      case 'accept':
-        if (chat.acceptKey(a.nick)) this.print(`accepted the new key of ${a.nick}; queued messages to ${a.nick} are sent now`)
-        else this.print(`${a.nick} has no changed key waiting to be accepted`)
+      case 'confirm': {
+        const v = chat.confirmVerified(a.nick)
+        this.print(this.paint(`${a.nick} is now verified ✓ (safety number ${v.safetyNumber.slice(0, 11)}…)`, '32'))
         return
+      }
+      case 'accept': {
+        const kind = chat.accept(a.nick)
+        if (kind === 'request') this.print(`${a.nick} is now a contact (not yet verified: /verify ${a.nick}); its messages are in the conversation and it gets their receipts`)
+        else if (kind === 'key') this.print(`accepted the new key of ${a.nick}; queued messages to ${a.nick} are sent now`)
+        else this.print(`${a.nick} has no request and no changed key waiting to be accepted`)
+        return
+      }
       case 'history': {
-        const msgs = chat.history(a.nick)
+        const msgs = chat.history(a.nick, 200)
         if (msgs.length === 0) { this.print(`no messages with ${a.nick}`); return }
-        this.print(msgs.map(m => m.direction === 'in'
-          ? `${clock(m.timestamp)} ${m.peerNick} ${verifiedMark(m.verified, m.verifyReason)}: ${safeText(m.text)}`
-          : `${clock(m.timestamp)} you → ${m.peerNick} [${shortId(m.id)}] ${m.state === 'delivered' ? MARK_DELIVERED : m.state === 'stored' ? MARK_STORED : m.state === 'failed' ? `${MARK_FAILED} ${m.failureReason ?? ''}` : m.state}: ${safeText(m.text)}`).join('\n'))
+        this.print(this.conversation(msgs, `conversation with ${a.nick} (${this.trustWord(chat.trust(a.nick))}):`))
+        chat.markRead(a.nick)
         return
       }
       case 'relays': {
@@ -266,5 +373,55 @@ export class InteractiveSession {
           : [`${relays.length} relays known${relays.length < 3 ? ' (a path needs 3)' : ''}:`, ...relays.map(r => `  ${shortPeer(r.peerId)}  heard ${Math.round((now - r.lastSeen) / 1000)} s ago`)].join('\n'))
       }
     }
+  }
+
+  private trustWord (trust: 'unverified' | 'verified' | 'changed' | undefined): string {
+    return trust === 'verified' ? 'verified ✓' : trust === 'changed' ? this.paint('KEY CHANGED', '1;31') : trust === 'unverified' ? 'not verified' : 'not a contact'
+  }
+
+  /** Messages under a heading, with a date line wherever the day changes, each outgoing one with its state. */
+  private conversation (msgs: StoredMessage[], heading: string): string {
+    const lines = [heading]
+    let lastDay = ''
+    for (const m of msgs) {
+      const d = day(m.timestamp)
+      if (d !== lastDay) { lines.push(this.paint(`-- ${d} --`, '2')); lastDay = d }
+      const time = clock(m.timestamp, m.timestamp)
+      if (m.direction === 'in') {
+        const mark = m.request ? '(request)' : trustMark(this.chat.trust(m.peerNick) ?? 'unverified', m.verified, m.verifyReason)
+        lines.push(`${time} ${m.peerNick} ${mark}: ${safeText(m.text)}`)
+      } else {
+        const state = m.state === 'delivered' ? MARK_DELIVERED : m.state === 'stored' ? MARK_STORED
+          : m.state === 'failed' ? `${MARK_FAILED} ${m.failureReason ?? ''}` : `${m.state} (/retry ${shortId(m.id)}, /cancel ${shortId(m.id)})`
+        lines.push(`${time} you → ${m.peerNick} [${shortId(m.id)}] ${state}: ${safeText(m.text)}`)
+      }
+    }
+    return lines.join('\n')
+  }
+
+  /** What arrived while we were away (unread conversations, requests), shown once at start. */
+  private awaySummary (): string {
+    const unread = this.chat.conversations().filter(c => c.unread > 0)
+    const reqs = this.chat.requests()
+    if (unread.length === 0 && reqs.length === 0) return ''
+    const lines = ['while you were away:']
+    for (const c of unread) lines.push(`  ${c.nick}: ${c.unread} new${c.last != null ? `, last ${clock(c.last.ts)}: ${safeText(c.last.text).slice(0, 60)}` : ''}  (/open ${c.nick})`)
+    if (reqs.length > 0) lines.push(`  ${reqs.length} contact request${reqs.length === 1 ? '' : 's'} (${reqs.map(r => r.nick).join(', ')}): /requests`)
+    return lines.join('\n')
+  }
+
+  /** Tab: a command at the start of a line, else a nick (contacts, conversations, requests). */
+  private complete (line: string): [string[], string] {
+    if (/^\/\S*$/.test(line)) {
+      const hits = CHAT_COMMANDS.filter(c => c.startsWith(line.toLowerCase()))
+      return [hits.length === 1 ? [`${hits[0]} `] : hits, line]
+    }
+    const words = line.split(' ')
+    const word = words[words.length - 1]
+    const first = words[0].toLowerCase()
+    if (words.length !== 2 || !NICK_COMMANDS.has(first)) return [[], word]
+    const nicks = new Set([...this.chat.contacts().map(p => p.nick), ...this.chat.conversations().map(c => c.nick), ...this.chat.requests().map(r => r.nick)])
+    const hits = [...nicks].filter(n => n.startsWith(word)).sort()
+    return [hits.length === 1 ? [`${hits[0]} `] : hits, word]
   }
 }

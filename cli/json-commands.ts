@@ -13,6 +13,8 @@ export const MAX_TAG_LENGTH = 64
 /** Nick and address fields are short; anything longer is refused here (ChatNode checks the rest). */
 const MAX_NAME_LENGTH = 128
 const MAX_HISTORY_LIMIT = 1000
+/** A message id: 32 hex digits, or a prefix of at least 8 (ChatNode checks the form). */
+const MAX_ID_LENGTH = 32
 
 export type JsonCommand =
   | { cmd: 'send', to: string, text: string, tag?: string }
@@ -21,6 +23,15 @@ export type JsonCommand =
   | { cmd: 'history', nick: string, limit?: number, tag?: string }
   | { cmd: 'relays', tag?: string }
   | { cmd: 'accept', nick: string, tag?: string }
+  | { cmd: 'conversations', tag?: string }
+  | { cmd: 'read', nick: string, tag?: string }
+  | { cmd: 'requests', tag?: string }
+  | { cmd: 'deny', nick: string, tag?: string }
+  | { cmd: 'block', nick: string, tag?: string }
+  | { cmd: 'verify', nick: string, confirm?: boolean, tag?: string }
+  | { cmd: 'retry', id: string, tag?: string }
+  | { cmd: 'cancel', id: string, tag?: string }
+  | { cmd: 'status', tag?: string }
   | { cmd: 'quit', tag?: string }
 
 export type JsonErrorCode = 'LINE_TOO_LONG' | 'BAD_JSON' | 'NOT_AN_OBJECT' | 'UNKNOWN_CMD' | 'MISSING_FIELD' | 'BAD_FIELD'
@@ -29,7 +40,7 @@ export type ParsedLine =
   | { ok: true, command: JsonCommand }
   | { ok: false, code: JsonErrorCode, message: string, tag?: string }
 
-type FieldType = 'string' | 'integer'
+type FieldType = 'string' | 'integer' | 'boolean'
 interface FieldSpec { type: FieldType, required: boolean, max?: number }
 
 /** Each command's fields besides `cmd` and `tag`. Unknown fields are refused (a typo should not pass silently). */
@@ -40,6 +51,15 @@ const SPECS: Record<JsonCommand['cmd'], Record<string, FieldSpec>> = {
   history: { nick: { type: 'string', required: true, max: MAX_NAME_LENGTH }, limit: { type: 'integer', required: false, max: MAX_HISTORY_LIMIT } },
   relays: {},
   accept: { nick: { type: 'string', required: true, max: MAX_NAME_LENGTH } },
+  conversations: {},
+  read: { nick: { type: 'string', required: true, max: MAX_NAME_LENGTH } },
+  requests: {},
+  deny: { nick: { type: 'string', required: true, max: MAX_NAME_LENGTH } },
+  block: { nick: { type: 'string', required: true, max: MAX_NAME_LENGTH } },
+  verify: { nick: { type: 'string', required: true, max: MAX_NAME_LENGTH }, confirm: { type: 'boolean', required: false } },
+  retry: { id: { type: 'string', required: true, max: MAX_ID_LENGTH } },
+  cancel: { id: { type: 'string', required: true, max: MAX_ID_LENGTH } },
+  status: {},
   quit: {}
 }
 
@@ -89,6 +109,8 @@ export function parseJsonCommand (line: string): ParsedLine {
     if (field.type === 'string') {
       if (typeof v !== 'string') return fail('BAD_FIELD', `"${name}" must be a string, not ${typeName(v)}`, tag)
       if (field.max != null && v.length > field.max) return fail('BAD_FIELD', `"${name}" is too long (at most ${field.max} characters)`, tag)
+    } else if (field.type === 'boolean') {
+      if (typeof v !== 'boolean') return fail('BAD_FIELD', `"${name}" must be true or false, not ${typeName(v)}`, tag)
     } else {
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) return fail('BAD_FIELD', `"${name}" must be a positive integer`, tag)
       if (field.max != null && v > field.max) return fail('BAD_FIELD', `"${name}" may be at most ${field.max}`, tag)

@@ -23,7 +23,9 @@ export function chatEventToJson (e: ChatEvent): Record<string, unknown> {
     case 'stored': return { event: 'stored', id: e.id, to: e.to }
     case 'delivered': return { event: 'delivered', id: e.id, to: e.to }
     case 'failed': return { event: 'failed', id: e.id, to: e.to, reason: e.reason }
-    case 'message': return { event: 'message', id: e.id, from: e.from, fingerprint: e.fingerprint, verified: e.verified, reason: e.reason, text: e.text, ts: e.ts }
+    case 'message': return { event: 'message', id: e.id, from: e.from, fingerprint: e.fingerprint, verified: e.verified, trust: e.trust, request: e.request, reason: e.reason, text: e.text, ts: e.ts }
+    case 'request': return { event: 'request', nick: e.nick, fingerprint: e.fingerprint, ts: e.ts }
+    case 'cancelled': return { event: 'cancelled', id: e.id, to: e.to, ok: true }
     case 'key-changed': return { event: 'key-changed', nick: e.nick, pinned: e.pinned, seen: e.seen }
     case 'warning': return { event: 'warning', message: e.message }
   }
@@ -42,6 +44,9 @@ export class JsonSession {
   /** Commands read and not yet answered. */
   private readonly inFlight = new Set<Promise<void>>()
   private readonly sent = new SessionOutbox()
+  private cancelling = false
+  /** The last 'queued' reason sent per message: the outbox retries on a timer, a script hears each reason once (issue 15 bug 3). */
+  private readonly queuedReason = new Map<string, string>()
 
   constructor (chat: ChatNode, io: CliIO) {
     this.chat = chat
@@ -51,9 +56,24 @@ export class JsonSession {
   /** Forwards ChatNode events; call before start() so the status events are seen too. */
   attach (): () => void {
     return this.chat.on(e => {
-      emit(this.io, chatEventToJson(e))
+      if (this.shows(e)) emit(this.io, chatEventToJson(e))
       this.sent.onEvent(e)
     })
+  }
+
+  /**
+   * Whether an event is written: a cancel asked by this session is answered once, with its tag
+   * (handle()); a message's 'queued' is written once per reason (the outbox retries on a timer).
+   */
+  private shows (e: ChatEvent): boolean {
+    if (e.type === 'cancelled' && this.cancelling) return false
+    if (e.type === 'queued') {
+      if (this.queuedReason.get(e.id) === e.reason) return false
+      this.queuedReason.set(e.id, e.reason)
+    } else if (e.type === 'stored' || e.type === 'delivered' || e.type === 'failed' || e.type === 'cancelled') {
+      this.queuedReason.delete(e.id)
+    }
+    return true
   }
 
   ready (): void { emit(this.io, readyEvent(this.chat)) }
@@ -117,13 +137,13 @@ export class JsonSession {
       }
       case 'whois': {
         const r = await this.chat.whois(cmd.nick)
-        out({ event: 'whois', nick: r.nick, found: r.found, mailboxes: r.mailboxes ?? null, fingerprint: r.fingerprint ?? null, pin: r.pin ?? null })
+        out({ event: 'whois', nick: r.nick, found: r.found, mailboxes: r.mailboxes ?? null, fingerprint: r.fingerprint ?? null, pin: r.pin ?? null, trust: r.trust ?? null })
         return
       }
       case 'contacts':
         out({
           event: 'contacts',
-          contacts: this.chat.contacts().map(p => ({ nick: p.nick, fingerprint: p.fingerprint, firstSeen: p.firstSeen, accepted: p.accepted, pending: p.pending?.fingerprint ?? null }))
+          contacts: this.chat.contacts().map(p => ({ nick: p.nick, fingerprint: p.fingerprint, trust: p.trust, firstSeen: p.firstSeen, verifiedAt: p.verifiedAt, accepted: p.accepted, pending: p.pending?.fingerprint ?? null }))
         })
         return
       case 'history':
@@ -131,8 +151,9 @@ export class JsonSession {
           event: 'history',
           nick: cmd.nick,
           messages: this.chat.history(cmd.nick, cmd.limit).map(m => ({
-            id: m.id, direction: m.direction, text: m.text, ts: m.timestamp, state: m.state, verified: m.verified, reason: m.verifyReason ?? m.failureReason
-          }))
+            id: m.id, direction: m.direction, text: m.text, ts: m.timestamp, state: m.state, verified: m.verified, request: m.request, reason: m.verifyReason ?? m.failureReason
+          })),
+          trust: this.chat.trust(cmd.nick) ?? null
         })
         return
       case 'relays': {
@@ -141,7 +162,51 @@ export class JsonSession {
         return
       }
       case 'accept':
-        out({ event: 'accepted', nick: cmd.nick, ok: this.chat.acceptKey(cmd.nick) })
+        out({ event: 'accepted', nick: cmd.nick, ok: this.chat.accept(cmd.nick) !== 'none' })
+        return
+      case 'conversations':
+        out({
+          event: 'conversations',
+          conversations: this.chat.conversations().map(c => ({
+            nick: c.nick, fingerprint: c.fingerprint, trust: c.trust, unread: c.unread,
+            last: c.last == null ? null : { id: c.last.id, direction: c.last.direction, text: c.last.text, ts: c.last.ts, state: c.last.state }
+          }))
+        })
+        return
+      case 'read':
+        this.chat.markRead(cmd.nick)
+        out({ event: 'read', nick: cmd.nick, unread: 0 })
+        return
+      case 'requests':
+        out({ event: 'requests', requests: this.chat.requests().map(r => ({ nick: r.nick, fingerprint: r.fingerprint, firstSeen: r.firstSeen, messages: r.messages })) })
+        return
+      case 'deny':
+        out({ event: 'denied', nick: cmd.nick, ok: this.chat.deny(cmd.nick) })
+        return
+      case 'block':
+        out({ event: 'blocked', nick: cmd.nick, ok: this.chat.block(cmd.nick) })
+        return
+      case 'verify': {
+        const v = cmd.confirm === true ? this.chat.confirmVerified(cmd.nick) : this.chat.safetyNumber(cmd.nick)
+        out({ event: 'verify', nick: v.nick, safetyNumber: v.safetyNumber, mine: v.mine, theirs: v.theirs, trust: v.trust, pending: v.pending ?? null })
+        return
+      }
+      case 'retry': {
+        const r = this.chat.retry(cmd.id)
+        this.queuedReason.delete(r.id)
+        if (r.ok) this.sent.track(r.id, this.chat.store.get(r.id)?.peerNick ?? '')
+        out({ event: 'retried', id: r.id, ok: r.ok })
+        return
+      }
+      case 'cancel': {
+        this.cancelling = true
+        let r: { ok: boolean, id: string }
+        try { r = this.chat.cancel(cmd.id) } finally { this.cancelling = false }
+        out({ event: 'cancelled', id: r.id, to: r.ok ? this.chat.store.get(r.id)?.peerNick ?? null : null, ok: r.ok })
+        return
+      }
+      case 'status':
+        out({ event: 'node-status', nick: this.chat.nick, fingerprint: this.chat.fingerprint, relays: this.chat.relays().length, stage: this.chat.stage })
         return
       case 'quit':
         return

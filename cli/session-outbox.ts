@@ -28,7 +28,7 @@ export class SessionOutbox {
   /** Feed every ChatNode event. */
   onEvent (e: ChatEvent): void {
     // stored: a mailbox of the recipient holds it durably; the receipt reaches our mailbox whenever it comes
-    if ((e.type === 'stored' || e.type === 'delivered' || e.type === 'failed' || e.type === 'queued') && this.unsettled.delete(e.id)) this.wake()
+    if ((e.type === 'stored' || e.type === 'delivered' || e.type === 'failed' || e.type === 'queued' || e.type === 'cancelled') && this.unsettled.delete(e.id)) this.wake()
   }
 
   /** Wakes every `until` waiter to check its condition again (e.g. a command finished). */

@@ -18,12 +18,8 @@
  * our mailboxes, whenever that is. A message is never reported failed while it may still be delivered:
  * it stays queued (retried on a timer and after restarts) until stored or expired.
  *
- * Receiving: an item pushed by a mailbox is opened with the onion key of the epoch it names; a seal
- * key seen before is a replay and is dropped without a word; the message's signature must cover our
- * identity key (else it was addressed to someone else); the sender is checked against the name record
- * a first message carries and against our pins, never by a lookup the message triggers (a contact new
- * to us is cross-checked in the directory later, at a random delay). The signed receipt is owed until a
- * mailbox of the sender stores it.
+ * Receiving (node/receiving.ts): items our mailboxes push, receipts, and the receipts we owe. Contacts
+ * (node/contacts.ts): requests from strangers, pins only on the user's action, three trust states.
  */
 import { randomBytes, randomInt } from 'node:crypto'
 import { logger } from '@libp2p/logger'
@@ -37,21 +33,23 @@ import { loadIdentity, loadTransportKey } from './identity.ts'
 import type { Identity } from './identity.ts'
 import { ChatStore } from './store.ts'
 import type { Pin, StoredMessage } from './store.ts'
+import { Contacts, trustOf } from './contacts.ts'
+import type { AcceptResult, SafetyNumberView, Trust } from './contacts.ts'
+import type { ContactRequest, Conversation } from './contacts-store.ts'
+import { Receiver } from './receiving.ts'
+import type { ReceiveStats } from './receiving.ts'
 import { UserError } from './errors.ts'
 import { UserOnionKeys, MESSAGE_TTL_MS } from './onion-keys.ts'
 import { SeenSeals } from './seen-seals.ts'
 import { MailboxKeys } from './mailbox-keys.ts'
 import { EntryRelay } from './entry.ts'
 import { MailboxClient } from './mailboxes.ts'
-import type { MailboxAddress, MailboxTiming } from './mailboxes.ts'
+import type { MailboxTiming } from './mailboxes.ts'
 import { DirectoryClient } from './directory-client.ts'
 import { fetchRelayList } from '../protocols/directory/relay-list.ts'
 import { bytesEqual, KIND_NAME, nameKey, signRecord, verifyRecord } from '../protocols/directory/record.ts'
 import type { SignedRecord } from '../protocols/directory/record.ts'
-import {
-  createMessage, createReceipt, fingerprint, MAX_RECEIPT_IDS, MAX_TEXT_BYTES, normalizeFingerprint, openSealed,
-  sealMessage, sealReceipt, validateNick, verifyReceipt
-} from '../protocols/chat/index.ts'
+import { createMessage, fingerprint, MAX_TEXT_BYTES, normalizeFingerprint, sealMessage, validateNick } from '../protocols/chat/index.ts'
 import { OnionClient } from '../protocols/onion/client.ts'
 import { pathRelays } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
@@ -94,6 +92,11 @@ export const DEFAULT_TIMING: ChatTiming = {
 
 /** Names in the record live this long (a week of mailbox waiting and a margin; republished while we are online). */
 export const NAME_TTL_MS = 7 * 24 * 3600_000 + 12 * 3600_000
+/**
+ * A send or /retry by the user may pin a new contact's key during this many retry intervals (plus a
+ * request timeout): the lookup answering "now". Later, the outbox waits for the user instead.
+ */
+const USER_PIN_WINDOW = 2
 /** How often our record is re-signed and republished while online. */
 const REPUBLISH_INTERVAL_MS = 3600_000
 
@@ -110,6 +113,8 @@ export interface ChatNodeOptions {
   identity?: Identity
   /** Mailboxes to keep (default 2). */
   mailboxes?: number
+  /** Strangers become (unverified) contacts at their first message instead of requests (a bot); default false. */
+  acceptAnyone?: boolean
 }
 
 export type ChatEvent =
@@ -119,7 +124,10 @@ export type ChatEvent =
   | { type: 'stored', id: string, to: string }
   | { type: 'delivered', id: string, to: string }
   | { type: 'failed', id: string, to: string, reason: string }
-  | { type: 'message', id: string, from: string, fingerprint: string, verified: boolean, reason: string | null, text: string, ts: number }
+  /** `verified`: the signature checks out; `trust`: the contact's state; `request`: from someone not yet accepted (no receipt sent) */
+  | { type: 'message', id: string, from: string, fingerprint: string, verified: boolean, trust: Trust, request: boolean, reason: string | null, text: string, ts: number }
+  | { type: 'request', nick: string, fingerprint: string, ts: number }
+  | { type: 'cancelled', id: string, to: string }
   | { type: 'key-changed', nick: string, pinned: string, seen: string }
   | { type: 'warning', message: string }
 
@@ -129,6 +137,8 @@ export interface WhoisResult {
   fingerprint?: string
   /** How the key found compares with our pin for that nick. */
   pin?: 'new' | 'same' | 'changed'
+  /** Our trust in that nick (absent: not a contact). */
+  trust?: Trust
   /** How many mailboxes the record names. */
   mailboxes?: number
 }
@@ -183,11 +193,17 @@ export class ChatNode {
   private timers: Array<ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>> = []
   private stopping: Promise<void> | undefined
   private started = false
-  private receiptsRunning = false
+  readonly contactBook: Contacts
+  private readonly receiver: Receiver
+  /**
+   * Outgoing messages the user sent or retried, with when: only these may pin a nick not yet a
+   * contact, and only for USER_PIN_WINDOW retry intervals (a name taken minutes later is not the one meant).
+   */
+  private readonly userSent = new Map<string, number>()
   /** This start erased version 1's long-term onion.key (told to the user at start). */
   private erasedV1OnionKey = false
   /** What arrived and what went out, for tests and `/status`. */
-  readonly stats = { itemsReceived: 0, replaysDropped: 0, unopenable: 0, receiptsDeposited: 0, receiptsReceived: 0 }
+  get stats (): ReceiveStats { return this.receiver.stats }
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
   private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
     this.relayDirectory.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
@@ -242,7 +258,7 @@ export class ChatNode {
         }
         return earliest
       },
-      onItem: async (item, from) => await this.onItem(item, from),
+      onItem: async (item) => await this.receiver.onItem(item),
       want: opts.mailboxes,
       timing: { stockIntervalMs: this.timing.stockIntervalMs, stockTtlMs: this.timing.stockTtlMs, requestTimeoutMs: this.timing.requestTimeoutMs } satisfies Partial<MailboxTiming>,
       onWarning: warn
@@ -254,6 +270,22 @@ export class ChatNode {
       subnetOf,
       timeoutMs: this.timing.requestTimeoutMs,
       onWarning: warn
+    })
+    this.contactBook = new Contacts(store, identity.identityKey)
+    this.receiver = new Receiver({
+      store,
+      contacts: this.contactBook,
+      onionKeys: this.onionKeys,
+      seenSeals: this.seenSeals,
+      identity,
+      mailboxes: this.mailboxes,
+      directory: this.directory,
+      timing: this.timing,
+      acceptAnyone: opts.acceptAnyone === true,
+      emit: (e) => { this.emit(e) },
+      keptRecord: (nick) => this.keptRecord(nick),
+      depositOrder: (record) => this.depositOrder(record),
+      running: () => this.started && this.stopping == null
     })
   }
 
@@ -280,7 +312,12 @@ export class ChatNode {
     return () => this.listeners.delete(listener)
   }
 
+  /** The last start stage reported ('ready' once joined). */
+  get stage (): string { return this.lastStage }
+  private lastStage = 'created'
+
   private emit (e: ChatEvent): void {
+    if (e.type === 'status') this.lastStage = e.stage
     for (const l of this.listeners) {
       try { l(e) } catch (err) { this.log.error('listener failed: %s', (err as Error).message) }
     }
@@ -365,11 +402,11 @@ export class ChatNode {
     this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
     await this.publish()
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
-    every(this.timing.retryIntervalMs, () => { this.retryOutbox(); this.sendReceipts().catch(() => {}); this.onion.expire() })
+    every(this.timing.retryIntervalMs, () => { this.retryOutbox(); this.receiver.sendReceipts().catch(() => {}); this.onion.expire() })
     every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).name) }) })
     this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes` })
     this.retryOutbox()
-    this.sendReceipts().catch(() => {})
+    this.receiver.sendReceipts().catch(() => {})
   }
 
   private async publish (): Promise<void> {
@@ -415,6 +452,7 @@ export class ChatNode {
     this.stopping ??= (async () => {
       for (const t of this.timers) clearInterval(t)
       this.timers = []
+      this.receiver.stop()
       this.mailboxes.stop()
       await this.entry.stop()
       const pubsub = this.node.services.pubsub
@@ -438,6 +476,7 @@ export class ChatNode {
     const id = hex(randomBytes(16))
     const now = Date.now()
     this.store.addOutgoing({ id, peerNick: nick, peerFingerprint: fp ?? '', text, timestamp: now, expiresAt: now + this.timing.messageTtlMs }, now)
+    this.userSent.set(id, now) // the user's own action: it may pin the key the directory gives now
     this.launch(id)
     return { id, to: nick }
   }
@@ -475,19 +514,25 @@ export class ChatNode {
   }
 
 
-  /** A contact's record: ours on file when fresh, else looked up through exits (one lookup per nick at a time). */
+  /**
+   * A contact's record: ours on file when fresh, else looked up through exits (one lookup per nick at a
+   * time). A contact we have (pinned) is reached from its record on file when the lookup fails, also
+   * when the directory has lost the name; a nick that is no contact is only ever looked up.
+   */
   private async contact (nick: string, maxAgeMs = this.timing.recordCacheMs): Promise<SignedRecord> {
     const cached = this.recordCache.get(nick)
     if (cached != null && Date.now() - cached.at < maxAgeMs && cached.record.expiry > Date.now()) return cached.record
     const kept = this.keptRecord(nick)
+    const pin = this.store.getPin(nick)
+    const ours = kept != null && pin != null && bytesEqual(pin.identityKey, kept.identityKey) ? kept : undefined
     let running = this.lookups.get(nick)
     if (running == null) {
       running = this.directory.lookup(nick).then(record => {
         this.recordCache.set(nick, { record, at: Date.now() })
         return record
       }).catch((err: Error) => {
-        // the directory may have lost a contact we already have: its record on file still reaches it
-        if (kept != null && err.name !== 'NameNotFoundError') return kept
+        // the directory may have lost (or never had again) a contact we already have: its record on file still reaches it
+        if (ours != null) return ours
         throw err
       }).finally(() => this.lookups.delete(nick))
       this.lookups.set(nick, running)
@@ -506,18 +551,25 @@ export class ChatNode {
     }
   }
 
-  /** Pins on first sight; says whether a key matches the pin (an unaccepted pending key counts as changed). */
-  private checkPin (nick: string, key: Uint8Array): 'new' | 'same' | 'changed' {
-    const result = this.store.pin(nick, key)
+  /**
+   * The pin rule for sending (node/contacts.ts): a key is pinned only by the user's own send (or retry)
+   * or an explicit fingerprint; a retry by the outbox of a message to a nick that is no contact waits
+   * for the user. 'changed': another key than the pinned one (loud, nothing sent).
+   */
+  private checkSendPin (id: string, nick: string, record: SignedRecord, explicit: boolean): 'ok' | 'changed' | 'unconfirmed' {
+    const pin = this.store.getPin(nick)
+    const sentAt = this.userSent.get(id)
+    const byUser = sentAt != null && Date.now() - sentAt <= USER_PIN_WINDOW * this.timing.retryIntervalMs + this.timing.requestTimeoutMs
+    if (pin == null && !explicit && !byUser) return 'unconfirmed'
+    const { result, accepted } = this.contactBook.pinByUser(nick, record.identityKey)
     if (result === 'changed') {
-      const pin = this.store.getPin(nick)
-      this.emit({ type: 'key-changed', nick, pinned: pin?.fingerprint ?? '', seen: fingerprint(key) })
+      const now = this.store.getPin(nick)
+      this.emit({ type: 'key-changed', nick, pinned: now?.fingerprint ?? '', seen: fingerprint(record.identityKey) })
+      return 'changed'
     }
-    if (result === 'same') {
-      const pin = this.store.getPin(nick)
-      if (pin != null && !bytesEqual(pin.identityKey, key)) return 'changed'
-    }
-    return result
+    this.store.putContactRecord(nick, record.bytes, record.sequence)
+    if (accepted?.kind === 'request') this.receiver.accepted(nick, accepted.identityKey, accepted.record, accepted.messageIds)
+    return 'ok'
   }
 
   /** Does `nick` know us already (a receipt from it arrived)? Then our record need not ride along. */
@@ -551,7 +603,10 @@ export class ChatNode {
       this.emit({ type: 'failed', id, to: msg.peerNick, reason: `${msg.peerNick} now has fingerprint ${seen}, not ${msg.peerFingerprint}` })
       return
     }
-    if (this.checkPin(msg.peerNick, record.identityKey) === 'changed') {
+    const pinned = this.checkSendPin(id, msg.peerNick, record, msg.peerFingerprint !== '')
+    this.userSent.delete(id)
+    if (pinned === 'unconfirmed') { queue(`${msg.peerNick} is not a contact yet and could not be looked up when you sent it: it waits for you to retry it (then it goes to whoever holds ${msg.peerNick} now, fingerprint ${seen}) or cancel it`); return }
+    if (pinned === 'changed') {
       queue(`the key of ${msg.peerNick} changed; /verify and accept it before messages are sent`)
       return
     }
@@ -603,146 +658,6 @@ export class ChatNode {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Receiving
-  // ---------------------------------------------------------------------------------------------
-
-  /** An item a mailbox of ours pushed. Resolves true once handled for good (then the mailbox may delete it). */
-  private async onItem (item: Uint8Array, _from: MailboxAddress): Promise<boolean> {
-    this.stats.itemsReceived++
-    const opened = openSealed(item, (epoch) => this.onionKeys.key(epoch)?.privateKey, this.identity.identityKey)
-    if (!opened.ok) {
-      this.stats.unopenable++
-      this.log('dropped an item that did not open: %s', opened.reason)
-      return true
-    }
-    const keepUntil = Date.now() + MESSAGE_TTL_MS + 24 * 3600_000
-    if (opened.type === 'receipt') {
-      if (this.seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)) { this.stats.replaysDropped++; return true }
-      this.stats.receiptsReceived++
-      this.onReceipt(opened.receipt)
-      return true
-    }
-    const m = opened.message
-    const id = hex(m.id)
-    const fp = fingerprint(m.senderIdentityKey)
-    let verified = opened.signatureValid
-    let reason: string | null = verified ? null : 'not signed for you: it was addressed to someone else, or forged'
-    let senderRecord: SignedRecord | undefined
-    if (verified && m.nameRecord.length > 0) {
-      try {
-        senderRecord = verifyRecord(nameKey(m.senderNick), m.nameRecord)
-        if (!bytesEqual(senderRecord.identityKey, m.senderIdentityKey)) {
-          verified = false
-          reason = 'the record it carries is of another key'
-          senderRecord = undefined
-        }
-      } catch (err) {
-        verified = false
-        reason = `the record it carries does not verify (${(err as Error).message})`
-      }
-    }
-    senderRecord ??= this.keptRecord(m.senderNick)
-    if (verified && senderRecord != null && !bytesEqual(senderRecord.identityKey, m.senderIdentityKey)) {
-      verified = false
-      reason = `${m.senderNick}'s record on file is of another key`
-    }
-    let pinned: 'new' | 'same' | 'changed' | undefined
-    if (verified) {
-      pinned = this.checkPin(m.senderNick, m.senderIdentityKey)
-      if (pinned === 'changed') {
-        verified = false
-        reason = `key changed: ${m.senderNick} was pinned to ${this.store.getPin(m.senderNick)?.fingerprint ?? '?'}`
-      }
-    }
-    // the replay check and the message are written in one transaction: a crash between them must not
-    // leave a seal key marked seen whose message was never stored
-    let replay = false
-    let fresh = false
-    this.store.transaction(() => {
-      replay = this.seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)
-      if (replay) return
-      fresh = this.store.addIncoming({ id, peerNick: m.senderNick, peerFingerprint: fp, text: m.text, timestamp: m.timestamp, verified, verifyReason: reason })
-      if (verified && senderRecord != null) {
-        this.store.putContactRecord(m.senderNick, senderRecord.bytes, senderRecord.sequence)
-        this.store.oweReceipt(id, m.senderNick)
-      }
-    })
-    if (replay) { this.stats.replaysDropped++; this.log('dropped a replayed item'); return true }
-    if (fresh) this.emit({ type: 'message', id, from: m.senderNick, fingerprint: fp, verified, reason, text: m.text, ts: m.timestamp })
-    if (verified && senderRecord != null) {
-      if (pinned === 'new') this.crossCheckLater(m.senderNick, m.senderIdentityKey)
-      this.sendReceipts().catch(() => {})
-    }
-    return true
-  }
-
-  /** A contact first met through its own message is checked against the directory later, at a random delay. */
-  private crossCheckLater (nick: string, key: Uint8Array): void {
-    const t = setTimeout(() => {
-      if (this.stopping != null) return
-      this.directory.lookup(nick).then(record => {
-        if (!bytesEqual(record.identityKey, key)) {
-          this.emit({ type: 'warning', message: `the directory's key for ${nick} is ${fingerprint(record.identityKey)}, not the one its messages carry (${fingerprint(key)}): compare fingerprints out of band` })
-        }
-      }).catch(err => { this.log('cross-check of a new contact: %s', (err as Error).name) })
-    }, randomInt(Math.max(1, this.timing.crossCheckMaxDelayMs)))
-    t.unref()
-    this.timers.push(t)
-  }
-
-  /**
-   * A receipt: its ids are our messages to one contact; the signature is checked once per contact they
-   * went to (with that contact's pin), and each id it covers is marked delivered.
-   */
-  private onReceipt (receipt: { messageIds: Uint8Array[], signature: Uint8Array }): void {
-    const byNick = new Map<string, StoredMessage[]>()
-    for (const messageId of receipt.messageIds) {
-      const msg = this.store.get(messageId)
-      if (msg == null || msg.direction !== 'out') continue
-      byNick.set(msg.peerNick, [...(byNick.get(msg.peerNick) ?? []), msg])
-    }
-    for (const [nick, msgs] of byNick) {
-      const pin = this.store.getPin(nick)
-      if (pin == null || !verifyReceipt(receipt, pin.identityKey, this.identity.identityKey)) { this.log('dropped a receipt that does not verify'); continue }
-      for (const msg of msgs) if (this.store.markDelivered(msg.id)) this.emit({ type: 'delivered', id: msg.id, to: msg.peerNick })
-    }
-  }
-
-
-  /** Deposits the receipts we owe, batched per contact, at one of each contact's mailboxes. */
-  private async sendReceipts (): Promise<void> {
-    if (this.receiptsRunning || this.stopping != null || !this.started) return
-    this.receiptsRunning = true
-    try {
-      this.store.expireReceipts(Date.now() - this.timing.messageTtlMs)
-      const byNick = new Map<string, string[]>()
-      for (const r of this.store.owedReceipts()) byNick.set(r.peerNick, [...(byNick.get(r.peerNick) ?? []), r.messageId])
-      for (const [nick, ids] of byNick) {
-        const record = this.keptRecord(nick)
-        const pin = this.store.getPin(nick)
-        if (record == null || pin == null || !bytesEqual(pin.identityKey, record.identityKey)) continue
-        const key = onionKeyFor(record, Date.now())
-        if (key == null || record.mailboxes.length === 0) continue
-        for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
-          const batch = ids.slice(i, i + MAX_RECEIPT_IDS)
-          const receipt = createReceipt(batch.map(h => Buffer.from(h, 'hex')), this.identity.signer, record.identityKey)
-          const sealed = sealReceipt(receipt, { onionKey: key.key, epoch: key.epoch })
-          for (const box of this.depositOrder(record)) {
-            const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed).catch(() => 'failed')
-            if (kind === 'stored') {
-              this.stats.receiptsDeposited++
-              for (const h of batch) this.store.receiptStored(h)
-              break
-            }
-          }
-        }
-      }
-    } finally {
-      this.receiptsRunning = false
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------------
   // Queries
   // ---------------------------------------------------------------------------------------------
 
@@ -753,19 +668,98 @@ export class ChatNode {
       const record = await this.contact(nick, 0)
       const pin = this.store.getPin(nick)
       const fp = fingerprint(record.identityKey)
-      return { nick, found: true, fingerprint: fp, pin: pin == null ? 'new' : pin.fingerprint === fp ? 'same' : 'changed', mailboxes: record.mailboxes.length }
+      const result: WhoisResult = { nick, found: true, fingerprint: fp, pin: pin == null ? 'new' : pin.fingerprint === fp ? 'same' : 'changed', mailboxes: record.mailboxes.length }
+      const trust = trustOf(pin)
+      if (trust != null) result.trust = trust
+      return result
     } catch (err) {
       if ((err as Error).name === 'NameNotFoundError') return { nick, found: false }
       throw err
     }
   }
 
-  contacts (): Pin[] { return this.store.contacts() }
+  contacts (): Array<Pin & { trust: Trust }> { return this.store.contacts().map(p => ({ ...p, trust: trustOf(p) ?? 'unverified' })) }
   history (nick: string, limit = 50): StoredMessage[] { return this.store.history(parseAddress(nick).nick, limit) }
-  acceptKey (nick: string): boolean {
-    const ok = this.store.acceptKey(parseAddress(nick).nick)
-    if (ok) this.retryOutbox()
-    return ok
+  /** A contact's trust state (undefined: not a contact). */
+  trust (nick: string): Trust | undefined { return this.contactBook.trust(parseAddress(nick).nick) }
+  /** Pending contact requests, oldest first. */
+  requests (): ContactRequest[] { return this.contactBook.requests() }
+  conversations (): Array<Conversation & { fingerprint: string | null, trust: Trust | null }> {
+    return this.contactBook.conversations().map(c => {
+      const pin = this.store.getPin(c.nick)
+      return { ...c, fingerprint: pin?.fingerprint ?? null, trust: trustOf(pin) ?? null }
+    })
+  }
+
+  /** Marks a conversation read up to now. */
+  markRead (nick: string): void { this.contactBook.table.markRead(parseAddress(nick).nick) }
+
+  /**
+   * `/accept <nick>`: a contact request becomes a contact (its messages join the conversation and are
+   * receipted now), or a changed key replaces the pin (queued messages to it are sent now).
+   */
+  accept (nick: string): AcceptResult['kind'] {
+    const name = parseAddress(nick).nick
+    const r = this.contactBook.accept(name)
+    if (r.kind === 'request') this.receiver.accepted(name, r.identityKey, r.record, r.messageIds)
+    if (r.kind !== 'none') this.retryOutbox()
+    return r.kind
+  }
+
+  /** Same as accept (kept for the --json "accept" of version 1): true if something was accepted. */
+  acceptKey (nick: string): boolean { return this.accept(nick) !== 'none' }
+
+  /** `/deny <nick>`: deletes a request and its messages (nothing is sent), or refuses a changed key. */
+  deny (nick: string): boolean { return this.contactBook.deny(parseAddress(nick).nick) }
+
+  /** `/block <nick>`: its key's items are dropped unread from now on (counted); a request is deleted. */
+  block (nick: string): boolean { return this.contactBook.block(parseAddress(nick).nick) }
+
+  /** Both fingerprints and the safety number with a contact or a request. */
+  safetyNumber (nick: string): SafetyNumberView { return this.contactBook.safety(parseAddress(nick).nick) }
+
+  /** The user compared the safety number: the contact becomes verified (a request is accepted first). */
+  confirmVerified (nick: string): SafetyNumberView {
+    const name = parseAddress(nick).nick
+    if (this.store.getPin(name) == null && this.contactBook.table.request(name) != null) this.accept(name)
+    return this.contactBook.confirm(name)
+  }
+
+  /**
+   * `/retry <id>` (a full id or its first 8 hex digits): a failed message is queued again, a queued one
+   * is tried now; counts as the user's action (it may pin the key found now). False if no such message
+   * is waiting or failed.
+   */
+  retry (id: string): { ok: boolean, id: string } {
+    const msg = this.findOutgoing(id)
+    if (msg == null) return { ok: false, id }
+    if (msg.state === 'failed' && !this.store.requeue(msg.id, Date.now() + this.timing.messageTtlMs)) return { ok: false, id: msg.id }
+    if (msg.state !== 'failed' && msg.state !== 'queued' && msg.state !== 'sent') return { ok: false, id: msg.id }
+    this.userSent.set(msg.id, Date.now())
+    this.launch(msg.id)
+    return { ok: true, id: msg.id }
+  }
+
+  /**
+   * `/cancel <id>`: a queued or failed message is not sent (again): failed, reason 'cancelled'. A
+   * deposit already on its way may still be stored (then shown ✓: it was). False if none such.
+   */
+  cancel (id: string): { ok: boolean, id: string } {
+    const msg = this.findOutgoing(id)
+    if (msg == null || !this.store.cancel(msg.id)) return { ok: false, id: msg?.id ?? id }
+    this.waitingForSlot.delete(msg.id)
+    this.userSent.delete(msg.id)
+    this.emit({ type: 'cancelled', id: msg.id, to: msg.peerNick })
+    return { ok: true, id: msg.id }
+  }
+
+  /** An outgoing message by its id or a unique prefix of at least 8 hex digits. */
+  private findOutgoing (id: string): StoredMessage | undefined {
+    const want = id.trim().toLowerCase()
+    if (!/^[0-9a-f]{8,32}$/.test(want)) return undefined
+    if (want.length === 32) { const m = this.store.get(want); return m?.direction === 'out' ? m : undefined }
+    const found = this.store.outgoingByPrefix(want)
+    return found.length === 1 ? found[0] : undefined
   }
 
   relays (): Array<{ peerId: string, lastSeen: number, expiry: number }> {

@@ -1,5 +1,6 @@
 /**
- * The local store: message history, the outbox, TOFU pins and the SURB secrets awaiting a receipt.
+ * The local store: message history, the outbox, pins and the SURB secrets awaiting a receipt (contact
+ * requests, blocked keys, verification and read marks: node/contacts-store.ts).
  *
  * One SQLite file, `<dataDir>/p2pchat.db` (node:sqlite), created mode 0600; a file that other users can
  * read is refused like a key file (it holds history and SURB secrets). WAL journal with
@@ -47,6 +48,8 @@ export interface StoredMessage {
   failureReason: string | null
   /** when this row was written, local clock */
   storedAt: number
+  /** incoming from a sender not yet accepted: shown under requests, no receipt sent (node/contacts.ts) */
+  request: boolean
 }
 
 export interface OutgoingInit {
@@ -68,6 +71,8 @@ export interface IncomingInit {
   verifyReason?: string | null
   /** default: Date.now() */
   storedAt?: number
+  /** from a sender not yet accepted (a contact request) */
+  request?: boolean
 }
 
 export interface PinnedKey {
@@ -79,6 +84,8 @@ export interface PinnedKey {
 
 export interface Pin extends PinnedKey {
   nick: string
+  /** when the user compared the safety number and confirmed it (`/verify <nick> confirm`); null: never */
+  verifiedAt: number | null
   /** false while a changed key waits for the user (`acceptKey` / `rejectKey`) */
   accepted: boolean
   /** a different key seen for the nick; never used until accepted */
@@ -259,6 +266,33 @@ export const MIGRATIONS: readonly string[] = [
     peer_nick TEXT NOT NULL,
     created_at INTEGER NOT NULL
   ) STRICT;
+  `,
+  // contacts (issue 15): a pin the user verified, messages from senders not yet accepted (requests),
+  // blocked keys, and how far each conversation has been read (tables of node/contacts-store.ts)
+  `
+  ALTER TABLE pins ADD COLUMN verified_at INTEGER;
+  ALTER TABLE messages ADD COLUMN request INTEGER NOT NULL DEFAULT 0 CHECK (request IN (0, 1));
+
+  CREATE TABLE requests (
+    nick TEXT PRIMARY KEY NOT NULL,
+    identity_key BLOB NOT NULL CHECK (length(identity_key) = 32),
+    fingerprint TEXT NOT NULL,
+    record BLOB NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE blocked (
+    identity_key BLOB PRIMARY KEY NOT NULL CHECK (length(identity_key) = 32),
+    nick TEXT NOT NULL,
+    blocked_at INTEGER NOT NULL,
+    dropped INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+
+  CREATE TABLE read_marks (
+    nick TEXT PRIMARY KEY NOT NULL,
+    read_at INTEGER NOT NULL
+  ) STRICT;
   `
 ]
 
@@ -266,7 +300,7 @@ export const MIGRATIONS: readonly string[] = [
 export const SCHEMA_VERSION = MIGRATIONS.length
 
 const MESSAGE_COLUMNS = `id, direction, peer_nick, peer_fingerprint, text, timestamp, state, verified, verify_reason,
-  attempts, last_attempt_at, expires_at, delivered_at, failure_reason, stored_at`
+  attempts, last_attempt_at, expires_at, delivered_at, failure_reason, stored_at, request`
 
 type Row = Record<string, SQLOutputValue>
 
@@ -320,7 +354,8 @@ function toMessage (row: Row): StoredMessage {
     expiresAt: numOrNull(row.expires_at),
     deliveredAt: numOrNull(row.delivered_at),
     failureReason: strOrNull(row.failure_reason),
-    storedAt: num(row.stored_at)
+    storedAt: num(row.stored_at),
+    request: num(row.request) === 1
   }
 }
 
@@ -330,6 +365,7 @@ function toPin (row: Row): Pin {
     identityKey: blob(row.identity_key),
     fingerprint: String(row.fingerprint),
     firstSeen: num(row.first_seen),
+    verifiedAt: numOrNull(row.verified_at),
     accepted: num(row.accepted) === 1,
     pending: row.pending_key == null
       ? null
@@ -365,7 +401,7 @@ function prepareStatements (db: DatabaseSync) {
     insertOutgoing: db.prepare(`INSERT INTO messages (id, direction, peer_nick, peer_fingerprint, text, timestamp, state,
       expires_at, stored_at) VALUES (?, 'out', ?, ?, ?, ?, 'queued', ?, ?)`),
     insertIncoming: db.prepare(`INSERT INTO messages (id, direction, peer_nick, peer_fingerprint, text, timestamp, state,
-      verified, verify_reason, stored_at) VALUES (?, 'in', ?, ?, ?, ?, 'received', ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+      verified, verify_reason, stored_at, request) VALUES (?, 'in', ?, ?, ?, ?, 'received', ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
     markSent: db.prepare(`UPDATE messages SET state = 'sent', attempts = attempts + 1, last_attempt_at = ?
       WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent')`),
     markDelivered: db.prepare(`UPDATE messages SET state = 'delivered', delivered_at = ?, failure_reason = NULL
@@ -384,6 +420,11 @@ function prepareStatements (db: DatabaseSync) {
     expireReceipts: db.prepare('DELETE FROM receipts_out WHERE created_at <= ?'),
     markFailed: db.prepare(`UPDATE messages SET state = 'failed', failure_reason = ?
       WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent')`),
+    cancel: db.prepare(`UPDATE messages SET state = 'failed', failure_reason = 'cancelled'
+      WHERE id = ? AND direction = 'out' AND state IN ('queued', 'sent', 'failed') AND coalesce(failure_reason, '') <> 'cancelled'`),
+    outgoingByPrefix: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE direction = 'out' AND substr(id, 1, ?) = ? LIMIT 2`),
+    requeue: db.prepare(`UPDATE messages SET state = 'queued', failure_reason = NULL, expires_at = ?
+      WHERE id = ? AND direction = 'out' AND state = 'failed'`),
     expireOutgoing: db.prepare(`UPDATE messages SET state = 'failed', failure_reason = 'expired'
       WHERE direction = 'out' AND state IN ('queued', 'sent') AND expires_at IS NOT NULL AND expires_at <= ?`),
     getMessage: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = ?`),
@@ -399,7 +440,7 @@ function prepareStatements (db: DatabaseSync) {
     setPending: db.prepare(`UPDATE pins SET accepted = 0, pending_key = ?, pending_fingerprint = ?, pending_seen = ?
       WHERE nick = ?`),
     acceptPending: db.prepare(`UPDATE pins SET identity_key = pending_key, fingerprint = pending_fingerprint,
-      first_seen = pending_seen, accepted = 1, pending_key = NULL, pending_fingerprint = NULL, pending_seen = NULL
+      first_seen = pending_seen, accepted = 1, verified_at = NULL, pending_key = NULL, pending_fingerprint = NULL, pending_seen = NULL
       WHERE nick = ? AND pending_key IS NOT NULL`),
     rejectPending: db.prepare(`UPDATE pins SET accepted = 1, pending_key = NULL, pending_fingerprint = NULL,
       pending_seen = NULL WHERE nick = ? AND pending_key IS NOT NULL`),
@@ -597,6 +638,27 @@ export class ChatStore {
     return sql.markFailed.run(reason, hexId(id, 'message id', 16)).changes === 1
   }
 
+  /** The user retries a failed message: 'failed' -> 'queued' with a new expiry. False if it is not failed. */
+  requeue (id: string | Uint8Array, expiresAt: number | null): boolean {
+    const { sql } = this.#live()
+    if (expiresAt != null) checkTime(expiresAt, 'expiresAt')
+    return sql.requeue.run(expiresAt, hexId(id, 'message id', 16)).changes === 1
+  }
+
+  /** The user cancels a queued or failed message: 'failed' with reason 'cancelled'. False if not such a message. */
+  cancel (id: string | Uint8Array): boolean {
+    const { sql } = this.#live()
+    return sql.cancel.run(hexId(id, 'message id', 16)).changes === 1
+  }
+
+  /** Outgoing messages whose id starts with `prefix` (hex); at most 2 (to tell a unique prefix). */
+  outgoingByPrefix (prefix: string): StoredMessage[] {
+    const { sql } = this.#live()
+    const p = prefix.toLowerCase()
+    if (!/^[0-9a-f]{1,32}$/.test(p)) throw new InvalidStoreInputError('prefix must be hex')
+    return sql.outgoingByPrefix.all(p.length, p).map(toMessage)
+  }
+
   /** Marks 'failed' (reason 'expired') every outgoing message still pending at `now` past its expiry; returns how many. */
   expireOutgoing (now = Date.now()): number {
     const { sql } = this.#live()
@@ -611,7 +673,7 @@ export class ChatStore {
     checkTime(init.timestamp, 'timestamp')
     const result = sql.insertIncoming.run(
       id, init.peerNick, init.peerFingerprint, init.text, init.timestamp,
-      init.verified ? 1 : 0, init.verifyReason ?? null, init.storedAt ?? Date.now()
+      init.verified ? 1 : 0, init.verifyReason ?? null, init.storedAt ?? Date.now(), init.request === true ? 1 : 0
     )
     return result.changes === 1
   }

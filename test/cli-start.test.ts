@@ -2,7 +2,10 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { ChatNode } from '../node/chat-node.ts'
 import { localAllowList, parseCli, parseTiming } from '../cli/args.ts'
+import { PassThrough } from 'node:stream'
 import { MAX_JSON_LINE_BYTES, parseJsonCommand } from '../cli/json-commands.ts'
+import { JsonSession } from '../cli/json-session.ts'
+import type { ChatEvent } from '../node/chat-node.ts'
 import { LineSplitter } from '../cli/lines.ts'
 import type { CliProcess } from './helpers/cli.ts'
 import { CliNetwork, TEST_TIMING } from './helpers/cli-network.ts'
@@ -19,6 +22,16 @@ describe('start: pure parsing', () => {
       ['{"cmd":"whois","nick":"bob"}', { ok: true, command: { cmd: 'whois', nick: 'bob' } }],
       ['{"cmd":"history","nick":"bob","limit":5}', { ok: true, command: { cmd: 'history', nick: 'bob', limit: 5 } }],
       ['{"cmd":"quit"}', { ok: true, command: { cmd: 'quit' } }],
+      ['{"cmd":"verify","nick":"bob","confirm":true}', { ok: true, command: { cmd: 'verify', nick: 'bob', confirm: true } }],
+      ['{"cmd":"verify","nick":"bob","confirm":"yes"}', 'BAD_FIELD'],
+      ['{"cmd":"requests"}', { ok: true, command: { cmd: 'requests' } }],
+      ['{"cmd":"conversations","tag":"c"}', { ok: true, command: { cmd: 'conversations', tag: 'c' } }],
+      ['{"cmd":"read","nick":"bob"}', { ok: true, command: { cmd: 'read', nick: 'bob' } }],
+      ['{"cmd":"deny","nick":"bob"}', { ok: true, command: { cmd: 'deny', nick: 'bob' } }],
+      ['{"cmd":"block"}', 'MISSING_FIELD'],
+      ['{"cmd":"retry","id":"0123abcd"}', { ok: true, command: { cmd: 'retry', id: '0123abcd' } }],
+      ['{"cmd":"cancel","id":7}', 'BAD_FIELD'],
+      ['{"cmd":"status"}', { ok: true, command: { cmd: 'status' } }],
       ['{"cmd":"history","nick":"bob","limit":0}', 'BAD_FIELD'],
       ['{"cmd":"history","nick":"bob","limit":1.5}', 'BAD_FIELD'],
       ['{"cmd":"relays","tag":7}', 'BAD_FIELD'],
@@ -37,12 +50,28 @@ describe('start: pure parsing', () => {
       if (typeof want === 'string') assert.equal(got.ok ? 'ok' : got.code, want, line.slice(0, 80))
       else assert.deepEqual(got, want, line)
     }
-    assert.deepEqual(parseJsonCommand('{"cmd":"launch","tag":"q"}'), { ok: false, code: 'UNKNOWN_CMD', message: 'unknown cmd "launch" (one of send, whois, contacts, history, relays, accept, quit)', tag: 'q' })
+    assert.deepEqual(parseJsonCommand('{"cmd":"launch","tag":"q"}'), { ok: false, code: 'UNKNOWN_CMD', message: 'unknown cmd "launch" (one of send, whois, contacts, history, relays, accept, conversations, read, requests, deny, block, verify, retry, cancel, status, quit)', tag: 'q' })
     // random bytes never throw
     for (let i = 0; i < 2000; i++) {
       const line = Buffer.from(Array.from({ length: i % 64 }, () => Math.floor(Math.random() * 256))).toString('utf8')
       assert.equal(typeof parseJsonCommand(line).ok, 'boolean')
     }
+  })
+
+  it('bug 3 in --json: a queued message is written once per reason, however often the outbox retries it', () => {
+    const listeners = new Set<(e: ChatEvent) => void>()
+    const chat = { on: (l: (e: ChatEvent) => void) => { listeners.add(l); return () => listeners.delete(l) } } as unknown as ChatNode
+    const out = new PassThrough()
+    let written = ''
+    out.on('data', (b: Buffer) => { written += b.toString() })
+    new JsonSession(chat, { stdout: out, stderr: new PassThrough(), env: {} }).attach()
+    const id = 'cd'.repeat(16)
+    const send = (e: ChatEvent): void => { for (const l of listeners) l(e) }
+    for (let i = 0; i < 5; i++) send({ type: 'queued', id, to: 'carol', reason: 'no mailbox answered; will retry' })
+    send({ type: 'queued', id, to: 'carol', reason: 'the key of carol changed' })
+    send({ type: 'queued', id, to: 'carol', reason: 'the key of carol changed' })
+    const lines = written.trim().split('\n').map(l => JSON.parse(l) as Json)
+    assert.deepEqual(lines.map(o => o.reason), ['no mailbox answered; will retry', 'the key of carol changed'])
   })
 
   it('splits lines with bounded memory, dropping an oversize line whole', () => {
@@ -62,6 +91,9 @@ describe('start: pure parsing', () => {
     assert.equal(opts.command, 'start')
     assert.equal(opts.nick, 'al')
     assert.equal(opts.relay, true)
+    assert.equal(opts.acceptAnyone, false, 'contact requests by default')
+    assert.equal(parseCli(['start', '--nick', 'bot', '--accept-anyone']).acceptAnyone, true)
+    assert.throws(() => parseCli(['id', '--accept-anyone']), { name: 'UserError' })
     assert.deepEqual(parseCli(['start'], { P2PCHAT_BOOTSTRAP: '/ip4/10.0.0.1/tcp/1/p2p/a, /ip4/10.0.0.2/tcp/1/p2p/b' }).bootstrap, ['/ip4/10.0.0.1/tcp/1/p2p/a', '/ip4/10.0.0.2/tcp/1/p2p/b'])
     assert.deepEqual(localAllowList(['/ip4/127.0.0.1/tcp/4001/p2p/x', '/ip4/192.168.1.9/tcp/4001/p2p/y', '/ip4/8.8.8.8/tcp/1/p2p/z', '/dns4/example.org/tcp/1']),
       ['/ip4/127.0.0.1/ipcidr/8', '/ip4/192.168.0.0/ipcidr/16'])
@@ -151,6 +183,55 @@ describe('p2pchat start --json as real processes: bootstrap, 4 relays (start --r
     assert.deepEqual((history.messages as Json[]).map(m => m.text), ['hello bob, über ✓', 'hi alice'])
   })
 
+  it('--json contact requests: a stranger\'s message is a request with no receipt until accepted; verify, conversations, read (issue 15)', async () => {
+    // ivy runs with contact requests (no --accept-anyone), as a user's client does
+    const ivy = (await net.start('ivy', { requests: true, env: { P2PCHAT_TIMING: JSON.stringify({ ...TEST_TIMING, requestTimeoutMs: 20_000 }) } })).proc
+    await net.waitForRelays(ivy, 4)
+    const sent = await alice.ask({ cmd: 'send', to: 'ivy', text: 'hello ivy' })
+    const req = await ivy.waitForJson(o => o.event === 'request' && o.nick === 'alice', 60_000)
+    assert.equal(req.fingerprint, aliceReady.fingerprint)
+    const msg = await ivy.waitForJson(o => o.event === 'message' && o.id === sent.id)
+    assert.equal(msg.request, true)
+    assert.equal(msg.trust, 'unverified')
+    await alice.waitForJson(o => o.event === 'stored' && o.id === sent.id, 60_000)
+    const requests = await ivy.ask({ cmd: 'requests' })
+    assert.deepEqual((requests.requests as Json[]).map(r => [r.nick, r.fingerprint, r.messages]), [['alice', aliceReady.fingerprint, 1]])
+    assert.deepEqual((await ivy.ask({ cmd: 'conversations' })).conversations, [], 'a request is no conversation')
+    // ivy writes to bob (her own action makes him a contact): his receipt comes back, alice's still does not
+    const toBob = await ivy.ask({ cmd: 'send', to: 'bob', text: 'hi bob, ivy here' })
+    await ivy.waitForJson(o => o.event === 'delivered' && o.id === toBob.id, 60_000)
+    const fromBob = await bob.ask({ cmd: 'send', to: 'ivy', text: 'hi ivy' })
+    await bob.waitForJson(o => o.event === 'delivered' && o.id === fromBob.id, 60_000)
+    assert.equal(alice.json().some(o => o.event === 'delivered' && o.id === sent.id), false, 'no ✓✓ for a request before it is accepted')
+
+    const accepted = await ivy.ask({ cmd: 'accept', nick: 'alice' })
+    assert.deepEqual([accepted.event, accepted.nick, accepted.ok], ['accepted', 'alice', true])
+    await alice.waitForJson(o => o.event === 'delivered' && o.id === sent.id, 60_000)
+    const verify = await ivy.ask({ cmd: 'verify', nick: 'alice' })
+    assert.match(String(verify.safetyNumber), /^(\d{5} ){11}\d{5}$/)
+    assert.equal(verify.theirs, aliceReady.fingerprint)
+    assert.equal(verify.trust, 'unverified')
+    const confirmed = await ivy.ask({ cmd: 'verify', nick: 'alice', confirm: true })
+    assert.equal(confirmed.trust, 'verified')
+    assert.equal(confirmed.safetyNumber, verify.safetyNumber)
+    const convs = (await ivy.ask({ cmd: 'conversations' })).conversations as Json[]
+    const withAlice = convs.find(c => c.nick === 'alice')
+    assert.equal(withAlice?.trust, 'verified')
+    assert.equal(withAlice?.unread, 1)
+    assert.equal((withAlice?.last as Json).text, 'hello ivy')
+    const read = await ivy.ask({ cmd: 'read', nick: 'alice' })
+    assert.deepEqual([read.event, read.nick, read.unread], ['read', 'alice', 0])
+    assert.equal(((await ivy.ask({ cmd: 'conversations' })).conversations as Json[]).find(c => c.nick === 'alice')?.unread, 0)
+    // retry and cancel answer ok:false for a message that is neither queued nor failed
+    const retried = await alice.ask({ cmd: 'retry', id: String(sent.id).slice(0, 8) })
+    assert.deepEqual([retried.event, retried.id, retried.ok], ['retried', sent.id, false], 'a delivered message is not sent again')
+    const cancelled = await alice.ask({ cmd: 'cancel', id: 'ffffffff' })
+    assert.deepEqual([cancelled.event, cancelled.ok], ['cancelled', false])
+    const status = await ivy.ask({ cmd: 'status' })
+    assert.equal(status.stage, 'ready')
+    assert.equal(status.nick, 'ivy')
+  })
+
   it('answers bad lines with error events and keeps working', async () => {
     const bad: Array<[string, string]> = [
       ['this is not json', 'BAD_JSON'],
@@ -183,7 +264,7 @@ describe('p2pchat start --json as real processes: bootstrap, 4 relays (start --r
 
   it('whois finds a user and its two mailboxes, and an unknown nick is reported clearly', async () => {
     const found = await alice.ask({ cmd: 'whois', nick: 'bob' })
-    assert.deepEqual({ ...found, tag: undefined }, { event: 'whois', nick: 'bob', found: true, mailboxes: 2, fingerprint: bobReady.fingerprint, pin: 'same', tag: undefined })
+    assert.deepEqual({ ...found, tag: undefined }, { event: 'whois', nick: 'bob', found: true, mailboxes: 2, fingerprint: bobReady.fingerprint, pin: 'same', trust: 'unverified', tag: undefined })
     const missing = await alice.ask({ cmd: 'whois', nick: 'nobody' })
     assert.equal(missing.found, false)
     assert.equal(missing.fingerprint, null)
@@ -192,7 +273,7 @@ describe('p2pchat start --json as real processes: bootstrap, 4 relays (start --r
     const failed = await alice.waitForJson(o => o.event === 'failed' && o.id === sent.id, 60_000)
     assert.match(String(failed.reason), /nobody holds the nick "nobody"/)
     const contacts = await alice.ask({ cmd: 'contacts' })
-    assert.deepEqual((contacts.contacts as Json[]).map(c => c.nick), ['bob'])
+    assert.deepEqual((contacts.contacts as Json[]).map(c => c.nick), ['bob', 'ivy'], 'a nick the user wrote to is a contact; one nobody holds is not')
   })
 
   it('flags an impostor whose messages claim a pinned nick with another key', async () => {

@@ -167,6 +167,7 @@ describe('p2pchat startup failures and the data-directory lock, as real processe
     assert.match(startHelp.stdout, /A user listens nowhere/)
     assert.match(startHelp.stdout, /stored in a mailbox, delivered, failed or queued/)
     assert.match(startHelp.stdout, /at most 1024 bytes of UTF-8 text/)
+    assert.match(startHelp.stdout, /--accept-anyone +a stranger's first message makes it a contact/)
     assert.doesNotMatch(startHelp.stdout, /^commands:/m, 'not the global help')
     assert.equal(helpStart.stdout, startHelp.stdout)
     assert.equal(helpStart.code, 0)

@@ -208,7 +208,7 @@ describe('ChatStore', () => {
       assert.equal(store.pin('bob', k1, T0), 'new')
       assert.equal(store.pin('bob', k1, T0 + 1), 'same')
       let pin = store.getPin('bob')
-      assert.deepEqual(pin, { nick: 'bob', identityKey: k1, fingerprint: fingerprint(k1), firstSeen: T0, accepted: true, pending: null })
+      assert.deepEqual(pin, { nick: 'bob', identityKey: k1, fingerprint: fingerprint(k1), firstSeen: T0, verifiedAt: null, accepted: true, pending: null })
 
       assert.equal(store.pin('bob', k2, T0 + 2), 'changed')
       assert.equal(store.pin('bob', k2, T0 + 3), 'changed', 'still changed until accepted')
@@ -221,7 +221,7 @@ describe('ChatStore', () => {
       assert.equal(store.acceptKey('bob'), true)
       assert.equal(store.acceptKey('bob'), false, 'nothing pending any more')
       pin = store.getPin('bob')
-      assert.deepEqual(pin, { nick: 'bob', identityKey: k2, fingerprint: fingerprint(k2), firstSeen: T0 + 2, accepted: true, pending: null })
+      assert.deepEqual(pin, { nick: 'bob', identityKey: k2, fingerprint: fingerprint(k2), firstSeen: T0 + 2, verifiedAt: null, accepted: true, pending: null })
       assert.equal(store.pin('bob', k2), 'same')
       assert.equal(store.pin('bob', k1), 'changed')
     })

@@ -21,7 +21,7 @@ import { ephemeralIdentity } from '../../node/identity.ts'
 import { RelayNode } from '../../node/relay-node.ts'
 import type { RelayEvent } from '../../node/relay-node.ts'
 import type { CliOptions } from '../args.ts'
-import { clock, MARK_DELIVERED, MARK_STORED, safeText, shortId, verifiedMark } from '../format.ts'
+import { clock, MARK_DELIVERED, MARK_STORED, safeText, shortId, trustMark } from '../format.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
 import { watchSignals } from '../signals.ts'
@@ -210,8 +210,13 @@ class Demo {
     await waitForEvent(sender, 'stored', e => e.id === id, MESSAGE_TIMEOUT_MS, `a mailbox of ${to} storing message ${n}`)
     this.say(`  ${from}: [${shortId(id)}] ${MARK_STORED} stored in a mailbox of ${to}, whether or not ${to} is online`, { event: 'stored', n, id, at: from })
     const got = await waitForEvent(recipient, 'message', e => e.id === id, MESSAGE_TIMEOUT_MS, `${to} receiving message ${n}`)
-    this.say(`  ${to} received: ${clock(got.ts)} ${got.from} ${verifiedMark(got.verified, got.reason)}: ${safeText(got.text)}`,
-      { event: 'message', n, id, at: to, from: got.from, verified: got.verified, reason: got.reason, text: got.text, fingerprint: got.fingerprint })
+    this.say(`  ${to} received: ${clock(got.ts)} ${got.from} ${trustMark(got.trust, got.verified, got.reason, got.request)}: ${safeText(got.text)}`,
+      { event: 'message', n, id, at: to, from: got.from, verified: got.verified, trust: got.trust, request: got.request, reason: got.reason, text: got.text, fingerprint: got.fingerprint })
+    if (got.request) {
+      // a first message from someone not yet a contact gets no receipt until the recipient accepts it
+      this.say(`  ${to}: ${from} is not a contact yet, so no receipt went back; ${to} accepts the request (/accept ${from})`, { event: 'accept', n, at: to, nick: from })
+      recipient.chat.accept(from)
+    }
     await waitForEvent(sender, 'delivered', e => e.id === id, MESSAGE_TIMEOUT_MS, `${from} getting the receipt of message ${n}`)
     const mine = this.hops.slice(hopsBefore)
     this.say(`  ${from}: [${shortId(id)}] ${MARK_DELIVERED} delivered in ${Date.now() - t0} ms: ${to}'s signed receipt came back through a mailbox of ${from} (${mine.length} relay hops in all)`,

@@ -73,6 +73,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
       listen: opts.listen ?? [],
       bootstrap: opts.bootstrap,
       allow: localAllowList(opts.bootstrap),
+      acceptAnyone: opts.acceptAnyone,
       timing
     })
   } catch (caught) {

@@ -51,3 +51,4 @@ export {
 } from './receipt.ts'
 export { encodeEnvelope, decodeEnvelope, type Envelope, type DecodedEnvelope } from './envelope.ts'
 export { nameRecordFits, receiptBlockFits, sealedMessageBytes, type MessageSizes } from './budget.ts'
+export { safetyNumber, safetyNumberHalf, SAFETY_NUMBER_ITERATIONS } from './safety-number.ts'

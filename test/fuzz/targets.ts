@@ -614,9 +614,12 @@ export async function loadJsonCommands (): Promise<JsonCommandsModule | undefine
 
 const JSON_KEYS = ['cmd', 'tag', 'to', 'text', 'nick', 'limit', '__proto__', 'constructor', 'toString', 'hasOwnProperty', '', 'CMD', 'cmd ']
 const JSON_CMDS = ['send', 'whois', 'contacts', 'history', 'relays', 'accept', 'quit', 'help', 'SEND', '', 'toString', '__proto__', 'constructor']
-const FIELD_TYPES: Record<string, Record<string, 'string' | 'integer'>> = {
+const FIELD_TYPES: Record<string, Record<string, 'string' | 'integer' | 'boolean'>> = {
   send: { to: 'string', text: 'string' }, whois: { nick: 'string' }, contacts: {}, history: { nick: 'string', limit: 'integer' },
-  relays: {}, accept: { nick: 'string' }, quit: {}
+  relays: {}, accept: { nick: 'string' }, quit: {},
+  // issue 15's commands
+  conversations: {}, read: { nick: 'string' }, requests: {}, deny: { nick: 'string' }, block: { nick: 'string' },
+  verify: { nick: 'string', confirm: 'boolean' }, retry: { id: 'string' }, cancel: { id: 'string' }, status: {}
 }
 
 function randomJsonValue (rng: Rng, depth: number): unknown {
@@ -639,7 +642,7 @@ function randomJsonValue (rng: Rng, depth: number): unknown {
 function validCommandLine (rng: Rng): string {
   const cmd = rng.pick(Object.keys(FIELD_TYPES))
   const o: Record<string, unknown> = { cmd }
-  for (const [f, t] of Object.entries(FIELD_TYPES[cmd])) o[f] = t === 'integer' ? rng.range(1, 1000) : rng.pick(['bob', 'alice#abcd-efgh-ijkl-mnop', 'hello there', '🙂 über'])
+  for (const [f, t] of Object.entries(FIELD_TYPES[cmd])) o[f] = t === 'integer' ? rng.range(1, 1000) : t === 'boolean' ? rng.chance(0.5) : rng.pick(['bob', 'alice#abcd-efgh-ijkl-mnop', 'hello there', '🙂 über'])
   if (rng.chance(0.4)) o.tag = `t${rng.int(1000)}`
   return JSON.stringify(o)
 }
@@ -688,6 +691,7 @@ export function fuzzJsonCommands (rng: Rng, n: number, mod: JsonCommandsModule):
       if (t == null) throw new FuzzFailure('parseJsonCommand', rng.seed, i, `accepted unknown field ${k}`, line)
       if (t === 'string' && typeof v !== 'string') throw new FuzzFailure('parseJsonCommand', rng.seed, i, `accepted a non-string ${k}`, line)
       if (t === 'integer' && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)) throw new FuzzFailure('parseJsonCommand', rng.seed, i, `accepted a bad integer ${k}`, line)
+      if (t === 'boolean' && typeof v !== 'boolean') throw new FuzzFailure('parseJsonCommand', rng.seed, i, `accepted a non-boolean ${k}`, line)
     }
     for (const [k, t] of Object.entries(FIELD_TYPES[cmd])) {
       if (t === 'string' && typeof c[k] !== 'string') throw new FuzzFailure('parseJsonCommand', rng.seed, i, `accepted ${cmd} without ${k}`, line)

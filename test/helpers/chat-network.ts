@@ -99,6 +99,8 @@ export class ChatNetwork {
       nick,
       bootstrap: this.boot?.addrs() ?? [],
       allow: LOOPBACK_ALLOW,
+      // tests of delivery have strangers receipt each other at once; tests of contact requests pass acceptAnyone: false
+      acceptAnyone: true,
       ...opts,
       timing: { ...TEST_CHAT_TIMING, ...opts.timing }
     })

@@ -73,14 +73,17 @@ export class CliNetwork {
     return started
   }
 
-  /** Spawns `p2pchat start --json --nick <nick>` (no listening address) without waiting. `dataDir` defaults to one per nick. */
-  spawnUser (nick: string, opts: { dataDir?: string, env?: NodeJS.ProcessEnv } = {}): CliProcess {
+  /**
+   * Spawns `p2pchat start --json --nick <nick>` (no listening address) without waiting. `dataDir`
+   * defaults to one per nick. With --accept-anyone (strangers receipted at once) unless `requests`.
+   */
+  spawnUser (nick: string, opts: { dataDir?: string, env?: NodeJS.ProcessEnv, requests?: boolean } = {}): CliProcess {
     return this.spawn(['start', '--json', '--nick', nick, '--bootstrap', this.bootstrapAddr,
-      '--data-dir', opts.dataDir ?? this.dataDir(nick)], opts.env ?? this.env)
+      '--data-dir', opts.dataDir ?? this.dataDir(nick), ...(opts.requests === true ? [] : ['--accept-anyone'])], opts.env ?? this.env)
   }
 
   /** spawnUser, resolving at its ready line. */
-  async start (nick: string, opts: { dataDir?: string, env?: NodeJS.ProcessEnv } = {}): Promise<{ proc: CliProcess, ready: Json }> {
+  async start (nick: string, opts: { dataDir?: string, env?: NodeJS.ProcessEnv, requests?: boolean } = {}): Promise<{ proc: CliProcess, ready: Json }> {
     const proc = this.spawnUser(nick, opts)
     return { proc, ready: await readyOf(proc, nick) }
   }
