@@ -1,12 +1,24 @@
 /**
- * Paths of protocol version 2 (PROTOCOL-V2.md section 3), chosen from the live relay directory:
+ * Paths of protocol version 2 (PROTOCOL-V2.md section 3; SPEC.md "Paths"), chosen from the live relay
+ * directory:
  *
- *   forward (a request, a deposit):  [SUBMIT to the entry relay] -> mix -> mix -> final relay (SERVICE)
- *   reply block made by a user:       mix -> mix -> entry relay (CLIENT) -> the user (REPLY)
+ *   forward (a request, a deposit):  [SUBMIT to the user's guard] -> mix -> mix -> final relay (SERVICE)
+ *   reply block made by a user:       mix -> mix -> the user's guard (CLIENT) -> the user (REPLY)
  *
- * Mixes are distinct, and never the entry relay or the final relay. With too few relays a path gets
- * fewer mixes and the caller is told (`short`), so it can warn the user; it is never silent. Guards,
- * subnet and family rules are the paths issue's (issue 12); this module is where they go.
+ * Rules (Tor's path-spec, adapted; SPEC.md "Path rules"):
+ * - **Diversity.** At most one relay per network group on a path: an IPv4 /16 or an IPv6 /32 of the
+ *   addresses in its descriptor (the addresses it is dialled at, never the source address of a
+ *   connection), and at most one per declared family. The guard and the final relay count: a mix never
+ *   shares a /16 or a family with them. A relay with no IP address in its descriptor (DNS names only)
+ *   is in the one group `net:?`, so at most one such relay sits on a path.
+ * - **Sampling by group.** A relay is chosen by drawing one of the eligible /16s (or /32s) uniformly,
+ *   then a relay in it: an operator with a hundred relays in one /16 weighs what one relay does.
+ * - **Disjoint paths.** Everything in `exclude` is neither chosen nor shares a group with a chosen relay:
+ *   the caller passes the guard, the final relay and, for a forward path, the mixes of the reply block
+ *   that rides along, so forward and reply paths share no relay and no group but the guard.
+ * - **Relaxing.** With too few groups, the group rule is dropped for the missing hops (`relaxed`), and
+ *   with too few relays the path gets fewer mixes (`short`); the caller turns either into a visible
+ *   warning event, never silently.
  */
 import { randomInt } from 'node:crypto'
 import type { KnownRelay } from './relay-directory.ts'
@@ -21,13 +33,80 @@ export interface PathRelay {
   /** The relay's onion key valid now. */
   onionKey: Uint8Array
   peerId: string
+  /**
+   * The network groups of the relay's descriptor addresses (`ip4:a.b`, `ip6:xxxx:xxxx`, or `net:?`),
+   * the first one its sampling group. Absent: the relay is its own group (tests of the old shape).
+   */
+  subnets?: string[]
+  /** Its declared family (operator key, hex), when it has one. */
+  family?: string
 }
 
 /** Fresh relays needed before stale ones are left out of paths altogether. */
 export const MIN_FRESH_RELAYS = 4
 
+/** The group of a relay with no IP address in its descriptor (DNS names only): all such share it. */
+export const UNKNOWN_SUBNET = 'net:?'
+
 /**
- * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first.
+ * The network group of one multiaddr: `ip4:a.b` (its /16) or `ip6:` and the first two 16-bit groups
+ * (its /32); undefined for any other address (dns, a relay circuit's own part is not its address).
+ */
+export function subnetOfAddr (addr: string): string | undefined {
+  const v4 = /^\/ip4\/(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}(?:\/|$)/.exec(addr)
+  if (v4 != null) return `ip4:${Number(v4[1])}.${Number(v4[2])}`
+  const v6 = /^\/ip6\/([0-9a-fA-F:.]+)(?:\/|$)/.exec(addr)
+  if (v6 != null) {
+    const groups = expandIp6(v6[1])
+    if (groups != null) return `ip6:${groups[0]}:${groups[1]}`
+  }
+  return undefined
+}
+
+/** The groups of a descriptor's addresses, in order, distinct; [`net:?`] when none is an IP address. */
+export function subnetsOfAddrs (addrs: string[]): string[] {
+  const out: string[] = []
+  for (const a of addrs) {
+    const s = subnetOfAddr(a)
+    if (s != null && !out.includes(s)) out.push(s)
+  }
+  return out.length > 0 ? out : [UNKNOWN_SUBNET]
+}
+
+function expandIp6 (text: string): string[] | undefined {
+  if (text.includes('.')) return undefined // an IPv4-mapped tail: not an address a relay publishes
+  const halves = text.split('::')
+  if (halves.length > 2) return undefined
+  const head = halves[0] === '' ? [] : halves[0].split(':')
+  const tail = halves.length === 2 && halves[1] !== '' ? halves[1].split(':') : []
+  const missing = 8 - head.length - tail.length
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined
+  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail]
+  if (all.some(g => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined
+  return all.map(g => parseInt(g, 16).toString(16))
+}
+
+/** Everything a relay occupies on a path: its network groups and its family. */
+export function groupsOf (r: PathRelay): string[] {
+  const groups = r.subnets != null && r.subnets.length > 0 ? [...r.subnets] : [`peer:${r.peerId}`]
+  if (r.family != null) groups.push(`family:${r.family}`)
+  return groups
+}
+
+/** The group a relay is sampled under (its first address's /16). */
+function samplingGroup (r: PathRelay): string {
+  return r.subnets?.[0] ?? `peer:${r.peerId}`
+}
+
+/** Do two relays share a /16 (/32) or a family? */
+export function sameGroup (a: PathRelay, b: PathRelay): boolean {
+  const ga = new Set(groupsOf(a))
+  return groupsOf(b).some(g => ga.has(g))
+}
+
+/**
+ * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first,
+ * each with the network groups of its descriptor addresses.
  * With `freshWithinMs`, relays not heard from for longer are left out, as long as at least
  * MIN_FRESH_RELAYS others were (a dead relay stops announcing; a new client has heard few yet).
  */
@@ -40,7 +119,7 @@ export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinM
   for (const r of relays) {
     const key = onionKeyFor(r.record, now)
     if (key == null || r.record.identityKey.length !== 32) continue
-    out.push({ address: r.record.identityKey, onionKey: key.key, peerId: r.record.peerId, lastSeen: r.lastSeen })
+    out.push({ address: r.record.identityKey, onionKey: key.key, peerId: r.record.peerId, subnets: subnetsOfAddrs(r.record.addrs), lastSeen: r.lastSeen })
   }
   return out.sort((a, b) => b.lastSeen - a.lastSeen).map(({ lastSeen: _l, ...r }) => r)
 }
@@ -49,23 +128,78 @@ export interface ChosenMixes {
   mixes: PathRelay[]
   /** Fewer mixes than asked for: too few relays. */
   short: boolean
+  /** Some mix shares a /16 or a family with another relay of the path: too few groups. */
+  relaxed: boolean
 }
 
-/** Up to `count` distinct random mixes from `candidates`, none of them in `exclude` (peer ids). */
-export function chooseMixes (candidates: PathRelay[], exclude: Iterable<string>, count = DEFAULT_MIXES): ChosenMixes {
-  const skip = new Set(exclude)
-  const pool = candidates.filter(r => !skip.has(r.peerId))
-  for (let i = pool.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1)
-    ;[pool[i], pool[j]] = [pool[j], pool[i]]
+/**
+ * Draws a relay from `pool` by group: a group uniformly among the pool's sampling groups, then a relay
+ * uniformly within it. Undefined for an empty pool.
+ */
+export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
+  if (pool.length === 0) return undefined
+  const byGroup = new Map<string, T[]>()
+  for (const r of pool) {
+    const g = samplingGroup(r)
+    const list = byGroup.get(g)
+    if (list == null) byGroup.set(g, [r]); else list.push(r)
   }
-  const mixes = pool.slice(0, count)
-  return { mixes, short: mixes.length < count }
+  const groups = [...byGroup.values()]
+  const members = groups[randomInt(groups.length)]
+  return members[randomInt(members.length)]
 }
 
-/** A random relay from `candidates` outside `exclude`, or undefined. */
-export function chooseRelay (candidates: PathRelay[], exclude: Iterable<string> = []): PathRelay | undefined {
-  const skip = new Set(exclude)
-  const pool = candidates.filter(r => !skip.has(r.peerId))
-  return pool.length === 0 ? undefined : pool[randomInt(pool.length)]
+/**
+ * Up to `count` distinct mixes from `candidates`, by group (`drawByGroup`), none of them in `exclude`
+ * and, while the candidates allow it, none sharing a /16 or a family with each other or with a relay
+ * in `exclude` (peer ids are looked up in `candidates`; pass a PathRelay for a relay that may not be
+ * there, such as a recipient's mailbox relay).
+ */
+export function chooseMixes (candidates: PathRelay[], exclude: Iterable<string | PathRelay>, count = DEFAULT_MIXES): ChosenMixes {
+  const { skip, taken } = excluded(candidates, exclude)
+  const mixes: PathRelay[] = []
+  let relaxed = false
+  for (let i = 0; i < count; i++) {
+    const open = candidates.filter(r => !skip.has(r.peerId))
+    let pick = drawByGroup(open.filter(r => !groupsOf(r).some(g => taken.has(g))))
+    if (pick == null) {
+      pick = drawByGroup(open)
+      if (pick == null) break
+      relaxed = true
+    }
+    mixes.push(pick)
+    skip.add(pick.peerId)
+    for (const g of groupsOf(pick)) taken.add(g)
+  }
+  return { mixes, short: mixes.length < count, relaxed }
+}
+
+/**
+ * A relay from `candidates` by group, outside `exclude` and, where possible, sharing no group with
+ * it; undefined when every candidate is excluded. `relaxed` says it shares a group.
+ */
+export function chooseRelayChecked (candidates: PathRelay[], exclude: Iterable<string | PathRelay> = []): { relay: PathRelay | undefined, relaxed: boolean } {
+  const { skip, taken } = excluded(candidates, exclude)
+  const open = candidates.filter(r => !skip.has(r.peerId))
+  const diverse = drawByGroup(open.filter(r => !groupsOf(r).some(g => taken.has(g))))
+  if (diverse != null) return { relay: diverse, relaxed: false }
+  const any = drawByGroup(open)
+  return { relay: any, relaxed: any != null }
+}
+
+/** A relay from `candidates` outside `exclude` (by group, diverse from `exclude` where possible), or undefined. */
+export function chooseRelay (candidates: PathRelay[], exclude: Iterable<string | PathRelay> = []): PathRelay | undefined {
+  return chooseRelayChecked(candidates, exclude).relay
+}
+
+function excluded (candidates: PathRelay[], exclude: Iterable<string | PathRelay>): { skip: Set<string>, taken: Set<string> } {
+  const skip = new Set<string>()
+  const taken = new Set<string>()
+  const byId = new Map(candidates.map(r => [r.peerId, r]))
+  for (const e of exclude) {
+    const relay = typeof e === 'string' ? byId.get(e) : e
+    skip.add(typeof e === 'string' ? e : e.peerId)
+    if (relay != null) for (const g of groupsOf(relay)) taken.add(g)
+  }
+  return { skip, taken }
 }
