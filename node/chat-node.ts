@@ -42,6 +42,7 @@ import { UserOnionKeys, MESSAGE_TTL_MS } from './onion-keys.ts'
 import { SeenSeals } from './seen-seals.ts'
 import { MailboxKeys } from './mailbox-keys.ts'
 import { EntryRelay } from './entry.ts'
+import { GuardSet } from './guards.ts'
 import { MailboxClient } from './mailboxes.ts'
 import type { MailboxAddress, MailboxTiming } from './mailboxes.ts'
 import { DirectoryClient } from './directory-client.ts'
@@ -223,7 +224,8 @@ export class ChatNode {
       // (the relays drop those blocks and push again what they hold) and stock new ones
       onChange: () => { if (this.started) this.mailboxes.refreshRecord().catch(() => {}) },
       onWarning: warn,
-      avoid: () => this.mailboxes.relayPeerIds()
+      avoid: () => this.mailboxes.relayPeerIds(),
+      guards: new GuardSet({ dataDir: opts.dataDir, onWarning: warn })
     })
     this.mailboxes = new MailboxClient({
       onion: this.onion,
