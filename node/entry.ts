@@ -76,8 +76,12 @@ export class EntryRelay {
     if (candidates.length === 0) throw new NoRelayReachableError('no relay known yet')
     const guards = this.init.guards
     if (guards != null) {
-      const order = guards.order(candidates, this.init.avoid?.() ?? [])
-      if (order.length > 0) return await this.connectToGuard(guards, order, signal)
+      // a guard that holds one of the user's mailboxes goes last: as the entry relay it would see both
+      // the user's address and the pushes to its mailbox (it is used only when no other guard is up)
+      const avoid = new Set(this.init.avoid?.() ?? [])
+      const order = guards.order(candidates, avoid)
+      const ranked = [...order.filter(r => !avoid.has(r.peerId)), ...order.filter(r => avoid.has(r.peerId))]
+      if (ranked.length > 0) return await this.connectToGuard(guards, ranked, signal)
       this.init.onWarning?.('no relay of the entry role is live, so no guard can be chosen: connecting to any relay for now (start more relays)')
     }
     const preferred = candidates.find(r => r.peerId === (this.current?.relay.peerId ?? this.init.preferred))
