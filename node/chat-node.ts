@@ -54,7 +54,7 @@ import {
   sealMessage, sealReceipt, validateNick, verifyReceipt
 } from '../protocols/chat/index.ts'
 import { OnionClient } from '../protocols/onion/client.ts'
-import { pathRelays } from '../protocols/onion/paths.ts'
+import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
 
@@ -589,19 +589,26 @@ export class ChatNode {
   }
 
   /**
-   * The order to try a contact's mailboxes in: random, but a mailbox on our own entry relay last (that
-   * relay would see our packet leave and then arrive for its mailbox: it would link us to the contact
-   * by timing alone).
+   * The order to try a contact's mailboxes in: random, but a mailbox on our own entry relay (our guard)
+   * last, and one in the guard's /16 or family just before it (that relay, or its operator, would see
+   * our packet leave and then arrive for its mailbox: it would link us to the contact by timing alone).
    */
   private depositOrder (record: SignedRecord): SignedRecord['mailboxes'] {
-    const entry = this.entry.relay?.address
+    const entry = this.entry.relay
     const shuffled = [...record.mailboxes]
     for (let i = shuffled.length - 1; i > 0; i--) {
       const j = randomInt(i + 1)
       ;[shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]]
     }
-    const onEntry = (m: SignedRecord['mailboxes'][number]): boolean => entry != null && bytesEqual(m.relay, entry)
-    return [...shuffled.filter(m => !onEntry(m)), ...shuffled.filter(onEntry)]
+    if (entry == null) return shuffled
+    const known = pathRelays(this.relayDirectory.list())
+    const guard = known.find(r => r.peerId === entry.peerId) ?? entry
+    const rank = (m: SignedRecord['mailboxes'][number]): number => {
+      if (bytesEqual(m.relay, entry.address)) return 2
+      const r = known.find(k => bytesEqual(k.address, m.relay))
+      return r != null && sameGroup(r, guard) ? 1 : 0
+    }
+    return shuffled.map(m => ({ m, rank: rank(m) })).sort((a, b) => a.rank - b.rank).map(x => x.m)
   }
 
   // ---------------------------------------------------------------------------------------------
