@@ -14,7 +14,7 @@ import type { KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, ContentRouting, PeerId } from '@libp2p/interface'
 import type { Signer } from '../crypto/keys.ts'
 import { bytesEqual, decodeRecord, isValidNick, KIND_NAME, KIND_RELAY, loggableKey, nameKey, RecordError, relayKey, signRecord, verifyRecord } from './record.ts'
-import type { MailboxEntry, OnionKeyEntry, SignedRecord } from './record.ts'
+import type { MailboxEntry, OnionKeyEntry, RecordExtension, SignedRecord } from './record.ts'
 
 export * from './record.ts'
 export { directorySelectors, directoryValidators, GuardedDatastore, selectRecord } from './dht.ts'
@@ -98,6 +98,8 @@ export interface DirectoryInit {
   onionKey: Uint8Array
   /** The addresses to advertise in relay descriptors (name records carry none). */
   addrs: () => string[]
+  /** Optional fields of the relay descriptors this node signs (family.ts: the family declaration). */
+  extensions?: () => RecordExtension[]
   /** Lifetime of relay descriptors this node signs. */
   recordTtlMs?: number
   /** Lifetime of name records this node signs. */
@@ -143,7 +145,8 @@ export class Directory {
       lookupTimeoutMs: DEFAULT_LOOKUP_TIMEOUT_MS,
       publishTimeoutMs: DEFAULT_PUBLISH_TIMEOUT_MS,
       now: Date.now,
-      ...init
+      ...init,
+      extensions: init.extensions ?? (() => [])
     }
   }
 
@@ -234,6 +237,7 @@ export class Directory {
       identityKey: this.init.signer.publicKey,
       onionKeys,
       addrs: this.init.addrs().slice(0, 16),
+      extensions: this.init.extensions(),
       sequence: this.nextSequence(),
       expiry: this.init.now() + this.init.recordTtlMs
     }, this.init.signer)

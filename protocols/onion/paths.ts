@@ -21,6 +21,7 @@
  *   warning event, never silently.
  */
 import { randomInt } from 'node:crypto'
+import { familyOf } from '../directory/family.ts'
 import type { KnownRelay } from './relay-directory.ts'
 import { onionKeyFor } from './relay-directory.ts'
 
@@ -106,7 +107,8 @@ export function sameGroup (a: PathRelay, b: PathRelay): boolean {
 
 /**
  * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first,
- * each with the network groups of its descriptor addresses.
+ * each with the network groups of its descriptor addresses and its verified family (family.ts); a relay
+ * whose family declaration does not verify is left out.
  * With `freshWithinMs`, relays not heard from for longer are left out, as long as at least
  * MIN_FRESH_RELAYS others were (a dead relay stops announcing; a new client has heard few yet).
  */
@@ -119,7 +121,13 @@ export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinM
   for (const r of relays) {
     const key = onionKeyFor(r.record, now)
     if (key == null || r.record.identityKey.length !== 32) continue
-    out.push({ address: r.record.identityKey, onionKey: key.key, peerId: r.record.peerId, subnets: subnetsOfAddrs(r.record.addrs), lastSeen: r.lastSeen })
+    let family: string | undefined
+    try {
+      family = familyOf(r.record)
+    } catch {
+      continue // a family declaration that does not verify: the relay lies about its operator; left out
+    }
+    out.push({ address: r.record.identityKey, onionKey: key.key, peerId: r.record.peerId, subnets: subnetsOfAddrs(r.record.addrs), family, lastSeen: r.lastSeen })
   }
   return out.sort((a, b) => b.lastSeen - a.lastSeen).map(({ lastSeen: _l, ...r }) => r)
 }
