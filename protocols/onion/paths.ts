@@ -22,11 +22,13 @@
  */
 import { randomInt } from 'node:crypto'
 import { familyOf } from '../directory/family.ts'
+import { subnetsOfAddrs } from '../directory/subnet.ts'
 import type { KnownRelay } from './relay-directory.ts'
 import { onionKeyFor } from './relay-directory.ts'
 
 /** Mixes between the entry relay and the final relay, and on a reply block before the entry relay. */
 export const DEFAULT_MIXES = 2
+export { subnetOfAddr, subnetsOfAddrs, UNKNOWN_SUBNET } from '../directory/subnet.ts'
 
 export interface PathRelay {
   /** Transport key (32 bytes): the Sphinx address. */
@@ -45,47 +47,6 @@ export interface PathRelay {
 
 /** Fresh relays needed before stale ones are left out of paths altogether. */
 export const MIN_FRESH_RELAYS = 4
-
-/** The group of a relay with no IP address in its descriptor (DNS names only): all such share it. */
-export const UNKNOWN_SUBNET = 'net:?'
-
-/**
- * The network group of one multiaddr: `ip4:a.b` (its /16) or `ip6:` and the first two 16-bit groups
- * (its /32); undefined for any other address (dns, a relay circuit's own part is not its address).
- */
-export function subnetOfAddr (addr: string): string | undefined {
-  const v4 = /^\/ip4\/(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}(?:\/|$)/.exec(addr)
-  if (v4 != null) return `ip4:${Number(v4[1])}.${Number(v4[2])}`
-  const v6 = /^\/ip6\/([0-9a-fA-F:.]+)(?:\/|$)/.exec(addr)
-  if (v6 != null) {
-    const groups = expandIp6(v6[1])
-    if (groups != null) return `ip6:${groups[0]}:${groups[1]}`
-  }
-  return undefined
-}
-
-/** The groups of a descriptor's addresses, in order, distinct; [`net:?`] when none is an IP address. */
-export function subnetsOfAddrs (addrs: string[]): string[] {
-  const out: string[] = []
-  for (const a of addrs) {
-    const s = subnetOfAddr(a)
-    if (s != null && !out.includes(s)) out.push(s)
-  }
-  return out.length > 0 ? out : [UNKNOWN_SUBNET]
-}
-
-function expandIp6 (text: string): string[] | undefined {
-  if (text.includes('.')) return undefined // an IPv4-mapped tail: not an address a relay publishes
-  const halves = text.split('::')
-  if (halves.length > 2) return undefined
-  const head = halves[0] === '' ? [] : halves[0].split(':')
-  const tail = halves.length === 2 && halves[1] !== '' ? halves[1].split(':') : []
-  const missing = 8 - head.length - tail.length
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined
-  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail]
-  if (all.some(g => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined
-  return all.map(g => parseInt(g, 16).toString(16))
-}
 
 /** Everything a relay occupies on a path: its network groups and its family. */
 export function groupsOf (r: PathRelay): string[] {

@@ -55,11 +55,10 @@ export class RelayDirectory {
         return held.record
       }
       const rec = verifyRecord(relayKey(claimed.peerId), bytes, this.now())
-      if (held == null || rec.sequence >= held.record.sequence) {
-        this.relays.set(rec.peerId, { record: rec, lastSeen: seenAt })
-      } else {
-        held.lastSeen = seenAt
-      }
+      // an older descriptor than the one held (a stale copy gossiped again) is refused, so the gossip
+      // validator rejects it and it goes no further, and it does not make its relay look alive
+      if (held != null && held.record.expiry > this.now() && rec.sequence < held.record.sequence) throw new Error('stale')
+      this.relays.set(rec.peerId, { record: rec, lastSeen: seenAt })
       return rec
     } catch (err) {
       const why = (err as { fault?: string }).fault ?? (err as Error).message
