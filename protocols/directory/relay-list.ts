@@ -122,14 +122,16 @@ export class RelayListService {
 
   /**
    * Up to 64 descriptors from the callback, each of a size the format carries: by /16 (the first IP
-   * address a descriptor lists; a descriptor that does not decode is not served), groups and members
+   * address a descriptor lists), groups and members
    * in random order, one per group per round, at most MAX_PER_SUBNET per group.
    */
   choose (): Uint8Array[] {
     const groups = new Map<string, Uint8Array[]>()
+    let undecodable = 0
     for (const d of shuffle(this.init.descriptors().filter(d => d.length >= 1 && d.length <= MAX_RECORD_SIZE))) {
       let group: string
-      try { group = subnetsOfAddrs(decodeRecord(d).addrs)[0] } catch { continue }
+      // bytes that do not decode have no /16: each its own group (the client refuses them, by fault)
+      try { group = subnetsOfAddrs(decodeRecord(d).addrs)[0] } catch { group = `undecodable:${undecodable++}` }
       const list = groups.get(group)
       if (list == null) groups.set(group, [d]); else if (list.length < MAX_PER_SUBNET) list.push(d)
     }
