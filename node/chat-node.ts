@@ -58,6 +58,9 @@ import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
 
+/** A descriptor's gossip verdict (RelayDirectory.gossipVerdict): a stale copy is ignored, a forged one rejected. */
+const gossipResult = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const
+
 export interface ChatTiming {
   /** How often the outbox (and owed receipts) are retried. */
   retryIntervalMs: number
@@ -191,7 +194,7 @@ export class ChatNode {
   readonly stats = { itemsReceived: 0, replaysDropped: 0, unopenable: 0, receiptsDeposited: 0, receiptsReceived: 0 }
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
   private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
-    this.relayDirectory.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+    gossipResult[this.relayDirectory.gossipVerdict(msg.data)]
 
   private constructor (opts: ChatNodeOptions, identity: Identity, node: ClientNode, store: ChatStore) {
     this.nick = opts.nick

@@ -46,6 +46,9 @@ import { answeringService, ServiceDispatcher } from '../protocols/onion/relay-se
 import { SERVICE_DIRECTORY, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
 import { packetFromSurb } from '../protocols/onion/sphinx.ts'
 
+/** A descriptor's gossip verdict (RelayDirectory.gossipVerdict): a stale copy is ignored, a forged one rejected. */
+const gossipResult = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const
+
 export interface RelayNodeOptions {
   dataDir: string
   listen?: string[]
@@ -93,7 +96,7 @@ export class RelayNode {
   private readonly stopSignal = new AbortController()
   private stopping: Promise<void> | undefined
   private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
-    this.relays.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+    gossipResult[this.relays.gossipVerdict(msg.data)]
 
   private constructor (opts: RelayNodeOptions, node: P2PNode, signer: ReturnType<typeof ed25519SignerFromSeed>, store: MailboxStore) {
     this.opts = opts
