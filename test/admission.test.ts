@@ -1,6 +1,7 @@
 /**
  * Relay admission (issue 12, item 4, the parts done): a stale descriptor gossiped again (an older
- * sequence than the one held) is refused and does not make its relay look alive; a relay list spreads
+ * sequence than the one held) is refused, ignored on gossip, and does not make its relay look alive;
+ * a forged one is rejected; a relay list spreads
  * its 64 places over /16s, at most MAX_PER_SUBNET of one.
  */
 import assert from 'node:assert/strict'
@@ -31,8 +32,8 @@ const noNode = {
 
 describe('relay admission', () => {
   it('refuses an older descriptor than the one held, without refreshing its relay', () => {
-    let now = 1_000_000
-    const dir = new RelayDirectory({ now: () => Date.now() })
+    let now = Date.now()
+    const dir = new RelayDirectory()
     const relay = ed25519SignerFromSeed(generateEd25519Seed())
     const old = descriptor(relay, '/ip4/10.1.0.1/tcp/1', 5n)
     const fresh = descriptor(relay, '/ip4/10.2.0.1/tcp/1', 6n)
@@ -44,6 +45,12 @@ describe('relay admission', () => {
     assert.equal(dir.list()[0].lastSeen, now - 60_000, 'and it does not make the relay look alive')
     assert.deepEqual(dir.list()[0].record.addrs, ['/ip4/10.2.0.1/tcp/1'])
     assert.ok(dir.add(descriptor(relay, '/ip4/10.3.0.1/tcp/1', 7n), now) != null, 'a newer one replaces it')
+    // on gossip: a stale copy is ignored (outdated, not forged: whoever relayed it is not penalised)
+    assert.equal(dir.gossipVerdict(old), 'ignore')
+    assert.equal(dir.gossipVerdict(descriptor(relay, '/ip4/10.3.0.1/tcp/1', 8n)), 'accept')
+    const forged = descriptor(relay, '/ip4/10.3.0.1/tcp/1', 9n).slice()
+    forged[forged.length - 1] ^= 1
+    assert.equal(dir.gossipVerdict(forged), 'reject')
   })
 
   it('a relay list takes at most MAX_PER_SUBNET descriptors of one /16, and fills up from the others', () => {
