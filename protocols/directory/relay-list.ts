@@ -12,13 +12,12 @@
  * newcomer's first list, not 64). The client verifies every descriptor (record.ts `verifyRecord` under `/p2pchat/relay/<its peer id>`) and
  * keeps only those that verify, counting the others by fault; a malformed answer is a named error.
  */
-import { randomInt } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { byteStream } from '@libp2p/utils'
 import { decodeRecord, KIND_RELAY, MAX_RECORD_SIZE, RecordError, relayKey, verifyRecord } from './record.ts'
 import type { SignedRecord } from './record.ts'
-import { subnetsOfAddrs } from './subnet.ts'
+import { spreadByGroup, subnetsOfAddrs } from './subnet.ts'
 
 const log = logger('p2pchat:directory:relay-list')
 
@@ -126,21 +125,12 @@ export class RelayListService {
    * in random order, one per group per round, at most MAX_PER_SUBNET per group.
    */
   choose (): Uint8Array[] {
-    const groups = new Map<string, Uint8Array[]>()
     let undecodable = 0
-    for (const d of shuffle(this.init.descriptors().filter(d => d.length >= 1 && d.length <= MAX_RECORD_SIZE))) {
-      let group: string
-      // bytes that do not decode have no /16: each its own group (the client refuses them, by fault)
-      try { group = subnetsOfAddrs(decodeRecord(d).addrs)[0] } catch { group = `undecodable:${undecodable++}` }
-      const list = groups.get(group)
-      if (list == null) groups.set(group, [d]); else if (list.length < MAX_PER_SUBNET) list.push(d)
+    // bytes that do not decode have no /16: each its own group (the client refuses them, by fault)
+    const groupOf = (d: Uint8Array): string => {
+      try { return subnetsOfAddrs(decodeRecord(d).addrs)[0] } catch { return `undecodable:${undecodable++}` }
     }
-    const order = shuffle([...groups.values()])
-    const out: Uint8Array[] = []
-    for (let round = 0; round < MAX_PER_SUBNET && out.length < MAX_RELAY_LIST; round++) {
-      for (const list of order) if (round < list.length && out.length < MAX_RELAY_LIST) out.push(list[round])
-    }
-    return out
+    return spreadByGroup(this.init.descriptors().filter(d => d.length >= 1 && d.length <= MAX_RECORD_SIZE), groupOf, MAX_RELAY_LIST, MAX_PER_SUBNET)
   }
 
   private async serve (stream: Stream): Promise<void> {
@@ -157,14 +147,6 @@ export class RelayListService {
       stream.abort(err as Error)
     }
   }
-}
-
-function shuffle<T> (items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1)
-    ;[items[i], items[j]] = [items[j], items[i]]
-  }
-  return items
 }
 
 export interface RelayListResult {

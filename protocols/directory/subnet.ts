@@ -4,6 +4,7 @@
  * without leading zeros). Only the addresses a relay is dialled at count, never the source address of a
  * connection from it (on loopback every inbound connection comes from 127.0.0.1).
  */
+import { randomInt } from 'node:crypto'
 
 /** The group of a relay with no IP address in its descriptor (DNS names only): all such share it. */
 export const UNKNOWN_SUBNET = 'net:?'
@@ -44,4 +45,32 @@ function expandIp6 (text: string): string[] | undefined {
   const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail]
   if (all.some(g => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined
   return all.map(g => parseInt(g, 16).toString(16))
+}
+
+/**
+ * Up to `max` of `items`, spread over groups: groups and members in random order, one member of each
+ * group per round, at most `perGroup` of any group. A hundred items of one /16 get `perGroup` places,
+ * not all of them.
+ */
+export function spreadByGroup<T> (items: T[], groupOf: (item: T) => string, max: number, perGroup: number): T[] {
+  const groups = new Map<string, T[]>()
+  for (const item of shuffle([...items])) {
+    const g = groupOf(item)
+    const list = groups.get(g)
+    if (list == null) groups.set(g, [item]); else if (list.length < perGroup) list.push(item)
+  }
+  const order = shuffle([...groups.values()])
+  const out: T[] = []
+  for (let round = 0; round < perGroup && out.length < max; round++) {
+    for (const list of order) if (round < list.length && out.length < max) out.push(list[round])
+  }
+  return out
+}
+
+function shuffle<T> (items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1)
+    ;[items[i], items[j]] = [items[j], items[i]]
+  }
+  return items
 }
