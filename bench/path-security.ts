@@ -98,7 +98,7 @@ function ruleEntry (entries: PathRelay[]): PathRelay {
 /** A full path as the client builds it: the reply block's mixes, then the forward mixes. */
 function rulePath (relays: PathRelay[], entry: PathRelay, final: PathRelay): void {
   const reply = chooseMixes(relays, [entry, final])
-  chooseMixes(relays, [entry, final, ...reply.mixes])
+  chooseMixes(relays, [entry, final], 2, reply.mixes)
 }
 
 function perPath (n: number, pick: () => [PathRelay, PathRelay], bad: Set<string>): number {

@@ -70,7 +70,7 @@ function sampleAndCheck (relays: PathRelay[], sybils: Set<string>): { bothEnds: 
     const final = chooseRelay(relays, [guard])
     assert.ok(final != null)
     const reply = chooseMixes(relays, [guard, final])
-    const forward = chooseMixes(relays, [guard, final, ...reply.mixes])
+    const forward = chooseMixes(relays, [guard, final], 2, reply.mixes)
     assert.equal(reply.relaxed || reply.short || forward.relaxed || forward.short, false)
     assertDiverse([guard, ...forward.mixes, final], 'forward path')
     assertDiverse([...reply.mixes, guard], 'reply path')
@@ -136,6 +136,12 @@ describe('path rules', () => {
     assert.equal(one.relaxed, true)
     const few = chooseMixes(relays, [guard, ...relays.filter(r => r !== guard).slice(0, 2)])
     assert.deepEqual({ n: few.mixes.length, short: few.short }, { n: 1, short: true })
+    // 4 relays: guard, final, the reply block's 2 mixes; the forward path reuses them (relaxed), not short
+    const [g, f, ...rest] = await relaysAt(Array.from({ length: 4 }, (_, i) => [`/ip4/10.${i + 1}.0.1/tcp/1`]))
+    const reply = chooseMixes([g, f, ...rest], [g, f])
+    assert.deepEqual({ n: reply.mixes.length, relaxed: reply.relaxed }, { n: 2, relaxed: false })
+    const forward = chooseMixes([g, f, ...rest], [g, f], 2, reply.mixes)
+    assert.deepEqual({ n: forward.mixes.length, short: forward.short, relaxed: forward.relaxed }, { n: 2, short: false, relaxed: true })
   })
 
   it('the onion client keeps a request and its reply block disjoint, and warns when it must relax', async () => {

@@ -164,9 +164,10 @@ export class OnionClient {
     const entry = this.link()
     const block = opts.onAnswer != null ? this.replyBlock(opts.onAnswer, opts.ttlMs, [final]) : undefined
     // paths.ts: the forward mixes share no relay and no /16 or family with the guard, the final relay
-    // or the reply block's mixes (its last hop is the guard: the one relay both paths have)
+    // or the reply block's mixes (its last hop is the guard: the one relay both paths have); with too
+    // few relays a block's mix is reused, with a warning, before a mix is left out
     const blockMixes = block?.path.slice(0, -1) ?? []
-    const { mixes, short, relaxed } = chooseMixes(this.init.relays(), [entry.relay, final, ...blockMixes], this.init.mixes ?? DEFAULT_MIXES)
+    const { mixes, short, relaxed } = chooseMixes(this.init.relays(), [entry.relay, final], this.init.mixes ?? DEFAULT_MIXES, blockMixes)
     if (short) this.warnShort('a path', mixes.length)
     else if (relaxed) this.warnRelaxed('a path')
     const hops = [...mixes, final]

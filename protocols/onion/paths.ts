@@ -13,12 +13,12 @@
  *   is in the one group `net:?`, so at most one such relay sits on a path.
  * - **Sampling by group.** A relay is chosen by drawing one of the eligible /16s (or /32s) uniformly,
  *   then a relay in it: an operator with a hundred relays in one /16 weighs what one relay does.
- * - **Disjoint paths.** Everything in `exclude` is neither chosen nor shares a group with a chosen relay:
- *   the caller passes the guard, the final relay and, for a forward path, the mixes of the reply block
- *   that rides along, so forward and reply paths share no relay and no group but the guard.
- * - **Relaxing.** With too few groups, the group rule is dropped for the missing hops (`relaxed`), and
- *   with too few relays the path gets fewer mixes (`short`); the caller turns either into a visible
- *   warning event, never silently.
+ * - **Disjoint paths.** Nothing in `exclude` (the guard, the final relay) is chosen, nor anything in
+ *   `avoid` (a forward path's reply-block mixes) while others are left, and no chosen relay shares a
+ *   group with either: forward and reply paths share no relay and no group but the guard.
+ * - **Relaxing.** With too few groups, the group rule is dropped for the missing hops, then a forward
+ *   path may reuse its reply block's mixes (`relaxed`); only with too few relays does the path get fewer
+ *   mixes (`short`). The caller turns either into a visible warning event, never silently.
  */
 import { randomInt } from 'node:crypto'
 import { familyOf } from '../directory/family.ts'
@@ -121,18 +121,23 @@ export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
 /**
  * Up to `count` distinct mixes from `candidates`, by group (`drawByGroup`), none of them in `exclude`
  * and, while the candidates allow it, none sharing a /16 or a family with each other or with a relay
- * in `exclude` (peer ids are looked up in `candidates`; pass a PathRelay for a relay that may not be
- * there, such as a recipient's mailbox relay).
+ * in `exclude` or `avoid` (peer ids are looked up in `candidates`; pass a PathRelay for a relay that
+ * may not be there, such as a recipient's mailbox relay). `avoid` (a request's reply-block mixes) is
+ * given up before a hop is: first the group rule is dropped, then an avoided relay is taken, and only
+ * then is the path short; each of the first two sets `relaxed`.
  */
-export function chooseMixes (candidates: PathRelay[], exclude: Iterable<string | PathRelay>, count = DEFAULT_MIXES): ChosenMixes {
+export function chooseMixes (candidates: PathRelay[], exclude: Iterable<string | PathRelay>, count = DEFAULT_MIXES, avoid: Iterable<string | PathRelay> = []): ChosenMixes {
   const { skip, taken } = excluded(candidates, exclude)
+  const soft = excluded(candidates, avoid)
+  for (const g of soft.taken) taken.add(g)
   const mixes: PathRelay[] = []
   let relaxed = false
   for (let i = 0; i < count; i++) {
     const open = candidates.filter(r => !skip.has(r.peerId))
-    let pick = drawByGroup(open.filter(r => !groupsOf(r).some(g => taken.has(g))))
+    const preferred = open.filter(r => !soft.skip.has(r.peerId))
+    let pick = drawByGroup(preferred.filter(r => !groupsOf(r).some(g => taken.has(g))))
     if (pick == null) {
-      pick = drawByGroup(open)
+      pick = drawByGroup(preferred) ?? drawByGroup(open)
       if (pick == null) break
       relaxed = true
     }
