@@ -4,7 +4,7 @@
  * run in child processes started with --expose-gc), prints one table, writes bench/results/latest.json,
  * latest.md and latest.svg. Every figure stands beside a baseline measured in the same run.
  *
- *   npm run bench -- --only=sphinx,forwarding,chat,first,lookup   (a subset)
+ *   npm run bench -- --only=sphinx,forwarding,chat,first,lookup,paths   (a subset)
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -13,6 +13,7 @@ import { chatBench, MESSAGE_GAP_MS } from './chat.ts'
 import { firstMessageBench } from './first-message.ts'
 import { forwardingBench } from './forwarding.ts'
 import { lookupBench } from './lookup.ts'
+import { pathSecurityBench } from './path-security.ts'
 import { sphinxBench } from './sphinx.ts'
 import { machine } from './lib/machine.ts'
 import { ratio, svg, table } from './lib/report.ts'
@@ -26,8 +27,8 @@ const RESULTS = fileURLToPath(new URL('./results/', import.meta.url))
 
 // quick runs keep 5 relays: a full v2 path needs 4 distinct ones (entry, 2 mixes, final) and a mailbox off the entry
 const settings = quick
-  ? { sphinxSamples: 500, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 5, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
-  : { sphinxSamples: 2000, packets: 100_000, onionSecondsMax: 55, plainSeconds: 5, checkpoints: 10, messages: 60, newcomers: 0, procNewcomers: 3, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 10, names: 6 }
+  ? { pathSamples: 2000, pathUsers: 100, sphinxSamples: 500, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 5, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
+  : { pathSamples: 10_000, pathUsers: 400, sphinxSamples: 2000, packets: 100_000, onionSecondsMax: 55, plainSeconds: 5, checkpoints: 10, messages: 60, newcomers: 0, procNewcomers: 3, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 10, names: 6 }
 
 const started = performance.now()
 const log = (line: string): void => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`) }
@@ -253,6 +254,45 @@ if (enabled('lookup')) {
       { label: 'hops (p95)', points: r.map(s => [s.nodes, s.hops.p95]), color: '#805ad5' },
       { label: 'peers queried', points: r.map(s => [s.nodes, s.peersQueried.median]), color: '#dd6b20' },
       { label: 'log2 N', points: r.map(s => [s.nodes, Math.log2(s.nodes)]), dashed: true, color: '#38a169' }
+    ]
+  })
+}
+
+// ---- 6. path security against an operator of many relays (issue 12) ----
+if (enabled('paths')) {
+  log(`path security: ${settings.pathSamples} paths and ${settings.pathUsers} users of 1,000 messages per row`)
+  const rows = pathSecurityBench({ paths: settings.pathSamples, users: settings.pathUsers, hostile: 100, log })
+  const pct = (x: number): number => 100 * x
+  for (const r of rows) {
+    const bound = r.entryShare * r.share
+    const sq = r.share * r.share
+    const sybilRow = r.k === 1
+    fig({
+      id: `paths.both.${r.k}${r.label.includes('family') ? '.family' : ''}${r.label.includes('ground') ? '.grind' : ''}`, section: 'path security',
+      name: `paths with a hostile first and last hop, 20 honest relays + ${r.label}`, unit: '%',
+      figure: one('guards + /16 and family rules', pct(r.guards.bothEnds), settings.pathSamples), baseline: one('main: uniform choice', pct(r.main.bothEnds), settings.pathSamples),
+      target: `${sybilRow ? '< 5 %; ' : ''}<= share of /16s² = ${pct(sq).toFixed(1)} %`,
+      // the guard figure varies by user (one guard each, paths / 10 users): judged within 3 standard errors
+      pass: (!sybilRow || pct(r.guards.bothEnds) < 5) && r.guards.bothEnds <= sq + 3 * Math.sqrt(Math.max(sq, 0.001) * (1 - sq) / (settings.pathSamples / 10)),
+      notes: `rules without guards ${pct(r.rules.bothEnds).toFixed(1)} %; the adversary holds ${pct(r.share).toFixed(0)} % of the /16s and ${pct(r.entryShare).toFixed(0)} % of the /16s with an entry-role relay, so a guard is hostile that often: share of entry /16s x share of /16s = ${pct(bound).toFixed(1)} %` +
+        (r.guards.bothEnds > sq ? ' (above share²: only entry-role relays may be guards, and only about half the honest /16s have one)' : '')
+    })
+    fig({
+      id: `paths.linked.${r.k}${r.label.includes('family') ? '.family' : ''}${r.label.includes('ground') ? '.grind' : ''}`, section: 'path security',
+      name: `users linked at least once within 1,000 messages (100 messages), ${r.label}`, unit: '%',
+      figure: one('with guards', pct(r.guards.linked1000), settings.pathUsers), baseline: one('same rules, no guards', pct(r.rules.linked1000), settings.pathUsers),
+      target: 'far below without guards (context)', pass: null,
+      notes: `within 100 messages: guards ${pct(r.guards.linked100).toFixed(1)} %, rules without guards ${pct(r.rules.linked100).toFixed(1)} %, main ${pct(r.main.linked100).toFixed(1)} %; within 1,000: main ${pct(r.main.linked1000).toFixed(1)} %`
+    })
+  }
+  details.pathSecurity = rows
+  panels.push({
+    type: 'lines', title: 'Paths with a hostile first and last hop, % (20 honest relays, 100 hostile ones over k /16s)', xLabel: 'k (hostile /16s)', yLabel: '%',
+    series: [
+      { label: 'main: uniform', points: rows.filter(r => !r.label.includes(',')).map(r => [r.k, pct(r.main.bothEnds)]), color: '#e53e3e' },
+      { label: 'rules, no guards', points: rows.filter(r => !r.label.includes(',')).map(r => [r.k, pct(r.rules.bothEnds)]), color: '#dd6b20' },
+      { label: 'guards + rules', points: rows.filter(r => !r.label.includes(',')).map(r => [r.k, pct(r.guards.bothEnds)]) },
+      { label: 'share of /16s, squared', points: rows.filter(r => !r.label.includes(',')).map(r => [r.k, pct(r.share * r.share)]), dashed: true, color: '#38a169' }
     ]
   })
 }

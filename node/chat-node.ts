@@ -43,6 +43,7 @@ import { UserOnionKeys, MESSAGE_TTL_MS } from './onion-keys.ts'
 import { SeenSeals } from './seen-seals.ts'
 import { MailboxKeys } from './mailbox-keys.ts'
 import { EntryRelay } from './entry.ts'
+import { GuardSet } from './guards.ts'
 import { MailboxClient } from './mailboxes.ts'
 import type { MailboxTiming } from './mailboxes.ts'
 import { DirectoryClient } from './directory-client.ts'
@@ -51,9 +52,12 @@ import { bytesEqual, KIND_NAME, nameKey, signRecord, verifyRecord } from '../pro
 import type { SignedRecord } from '../protocols/directory/record.ts'
 import { createMessage, fingerprint, MAX_TEXT_BYTES, normalizeFingerprint, sealMessage, validateNick } from '../protocols/chat/index.ts'
 import { OnionClient } from '../protocols/onion/client.ts'
-import { pathRelays } from '../protocols/onion/paths.ts'
+import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
+
+/** A descriptor's gossip verdict (RelayDirectory.gossipVerdict): a stale copy is ignored, a forged one rejected. */
+const gossipResult = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const
 
 export interface ChatTiming {
   /** How often the outbox (and owed receipts) are retried. */
@@ -206,7 +210,7 @@ export class ChatNode {
   get stats (): ReceiveStats { return this.receiver.stats }
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
   private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
-    this.relayDirectory.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+    gossipResult[this.relayDirectory.gossipVerdict(msg.data)]
 
   private constructor (opts: ChatNodeOptions, identity: Identity, node: ClientNode, store: ChatStore) {
     this.nick = opts.nick
@@ -239,7 +243,8 @@ export class ChatNode {
       // (the relays drop those blocks and push again what they hold) and stock new ones
       onChange: () => { if (this.started) this.mailboxes.refreshRecord().catch(() => {}) },
       onWarning: warn,
-      avoid: () => this.mailboxes.relayPeerIds()
+      avoid: () => this.mailboxes.relayPeerIds(),
+      guards: new GuardSet({ dataDir: opts.dataDir, onWarning: warn })
     })
     this.mailboxes = new MailboxClient({
       onion: this.onion,
@@ -642,19 +647,26 @@ export class ChatNode {
   }
 
   /**
-   * The order to try a contact's mailboxes in: random, but a mailbox on our own entry relay last (that
-   * relay would see our packet leave and then arrive for its mailbox: it would link us to the contact
-   * by timing alone).
+   * The order to try a contact's mailboxes in: random, but a mailbox on our own entry relay (our guard)
+   * last, and one in the guard's /16 or family just before it (that relay, or its operator, would see
+   * our packet leave and then arrive for its mailbox: it would link us to the contact by timing alone).
    */
   private depositOrder (record: SignedRecord): SignedRecord['mailboxes'] {
-    const entry = this.entry.relay?.address
+    const entry = this.entry.relay
     const shuffled = [...record.mailboxes]
     for (let i = shuffled.length - 1; i > 0; i--) {
       const j = randomInt(i + 1)
       ;[shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]]
     }
-    const onEntry = (m: SignedRecord['mailboxes'][number]): boolean => entry != null && bytesEqual(m.relay, entry)
-    return [...shuffled.filter(m => !onEntry(m)), ...shuffled.filter(onEntry)]
+    if (entry == null) return shuffled
+    const known = pathRelays(this.relayDirectory.list())
+    const guard = known.find(r => r.peerId === entry.peerId) ?? entry
+    const rank = (m: SignedRecord['mailboxes'][number]): number => {
+      if (bytesEqual(m.relay, entry.address)) return 2
+      const r = known.find(k => bytesEqual(k.address, m.relay))
+      return r != null && sameGroup(r, guard) ? 1 : 0
+    }
+    return shuffled.map(m => ({ m, rank: rank(m) })).sort((a, b) => a.rank - b.rank).map(x => x.m)
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -4,8 +4,11 @@
  * (DELIVER): a user needs no listening address and nobody ever dials it.
  *
  * The entry relay is kept while it is reachable: a dropped link is reopened to the same relay (a few
- * tries, growing pauses), and only a relay that stays unreachable is replaced by another. Choosing and
- * rotating guards the way Tor's guard-spec does is the paths issue's (issue 12); this is where it goes.
+ * tries, growing pauses), and only a relay that stays unreachable is replaced by another. With a guard
+ * list (node/guards.ts, Tor's guard-spec) the entry relay is always one of the user's guards: the first
+ * reachable one in the order they were chosen; a guard whose link cannot be reopened is marked down (a
+ * lost packet never is) and the next guard is used. Only when no relay of the entry role is live at all
+ * does the link fall back to any relay, with a warning.
  */
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -14,6 +17,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { ClientLink } from '../protocols/onion/client-link.ts'
 import type { EntryLink } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
+import type { GuardSet } from './guards.ts'
 import { relayRole } from './roles.ts'
 
 /** Tries to reopen a dropped link to the same relay before another is chosen. */
@@ -37,6 +41,8 @@ export interface EntryInit {
   avoid?: () => string[]
   retries?: number
   retryDelayMs?: number
+  /** The user's guards: the entry relay is always one of them (while any entry-role relay is live). */
+  guards?: GuardSet
 }
 
 export class NoRelayReachableError extends Error {
@@ -68,6 +74,16 @@ export class EntryRelay {
   async connect (signal?: AbortSignal): Promise<PathRelay> {
     const candidates = this.init.relays()
     if (candidates.length === 0) throw new NoRelayReachableError('no relay known yet')
+    const guards = this.init.guards
+    if (guards != null) {
+      // a guard that holds one of the user's mailboxes goes last: as the entry relay it would see both
+      // the user's address and the pushes to its mailbox (it is used only when no other guard is up)
+      const avoid = new Set(this.init.avoid?.() ?? [])
+      const order = guards.order(candidates, avoid)
+      const ranked = [...order.filter(r => !avoid.has(r.peerId)), ...order.filter(r => avoid.has(r.peerId))]
+      if (ranked.length > 0) return await this.connectToGuard(guards, ranked, signal)
+      this.init.onWarning?.('no relay of the entry role is live, so no guard can be chosen: connecting to any relay for now (start more relays)')
+    }
     const preferred = candidates.find(r => r.peerId === (this.current?.relay.peerId ?? this.init.preferred))
     // entry-role relays first (roles.ts: they are never exits), the mailbox relays last
     const avoid = new Set(this.init.avoid?.() ?? [])
@@ -88,6 +104,25 @@ export class EntryRelay {
       }
     }
     throw new NoRelayReachableError()
+  }
+
+  /** The first guard of `order` whose link comes up; each failure marks that guard down. */
+  private async connectToGuard (guards: GuardSet, order: PathRelay[], signal?: AbortSignal): Promise<PathRelay> {
+    for (const relay of order) {
+      signal?.throwIfAborted()
+      if (this.stopped) break
+      guards.attempted(relay.peerId)
+      try {
+        await this.open(relay, signal)
+        guards.succeeded(relay.peerId)
+        return relay
+      } catch (err) {
+        signal?.throwIfAborted()
+        guards.failed(relay.peerId)
+        this.log('guard %s unreachable: %s', relay.peerId, (err as Error).message)
+      }
+    }
+    throw new NoRelayReachableError(`none of the ${order.length} guards tried could be reached`)
   }
 
   private async open (relay: PathRelay, signal?: AbortSignal): Promise<void> {
@@ -125,7 +160,8 @@ export class EntryRelay {
     }
     if (this.stopped) return
     this.failed.add(relay.peerId)
-    this.init.onWarning?.('the entry relay is unreachable; choosing another')
+    this.init.guards?.failed(relay.peerId)
+    this.init.onWarning?.(this.init.guards?.has(relay.peerId) === true ? 'the guard in use is unreachable; using the next guard' : 'the entry relay is unreachable; choosing another')
     this.current = undefined
     try {
       await this.connect()

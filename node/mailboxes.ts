@@ -17,6 +17,7 @@ import type { MailboxAnswer } from '../protocols/mailbox/codec.ts'
 import { MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
+import { drawByGroup } from '../protocols/onion/paths.ts'
 import { SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
 import type { MailboxKey, MailboxKeys } from './mailbox-keys.ts'
 
@@ -165,7 +166,8 @@ export class MailboxClient {
     const candidates = this.init.relays().filter(r => r.peerId !== entry && !used.has(hex(r.address)))
     const fresh = candidates.filter(r => { const s = this.init.subnetOf?.(r); return s == null || !usedSubnets.has(s) })
     const pool = fresh.length > 0 ? fresh : candidates
-    return pool[Math.floor(Math.random() * pool.length)]
+    // by /16 first (paths.ts drawByGroup): a hundred relays in one /16 weigh what one relay does
+    return drawByGroup(pool)
   }
 
   private async ask (relay: PathRelay, request: Uint8Array): Promise<MailboxAnswer> {

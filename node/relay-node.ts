@@ -27,9 +27,11 @@ import type { P2PNode } from './create.ts'
 import { loadTransportKey } from './identity.ts'
 import { UserError } from './errors.ts'
 import { ed25519SignerFromSeed } from '../protocols/crypto/keys.ts'
+import type { Signer } from '../protocols/crypto/keys.ts'
 import { Directory } from '../protocols/directory/index.ts'
 import type { SignedRecord } from '../protocols/directory/index.ts'
 import { DirectoryExit } from '../protocols/directory/exit.ts'
+import { familyExtension } from '../protocols/directory/family.ts'
 import { RelayListService } from '../protocols/directory/relay-list.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
 import type { MailboxServiceLimits } from '../protocols/mailbox/service.ts'
@@ -43,6 +45,9 @@ import { DEFAULT_ANNOUNCE_INTERVAL_MS, RELAY_TOPIC, RelayDirectory } from '../pr
 import { answeringService, ServiceDispatcher } from '../protocols/onion/relay-services.ts'
 import { SERVICE_DIRECTORY, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
 import { packetFromSurb } from '../protocols/onion/sphinx.ts'
+
+/** A descriptor's gossip verdict (RelayDirectory.gossipVerdict): a stale copy is ignored, a forged one rejected. */
+const gossipResult = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const
 
 export interface RelayNodeOptions {
   dataDir: string
@@ -60,6 +65,8 @@ export interface RelayNodeOptions {
    * never holds more than the relay itself learns; a client's submissions come `from: 'client'`.
    */
   onOnionEvent?: (e: OnionEvent) => void
+  /** The operator's family key: declared in the descriptor, so clients put one of its relays per path. */
+  family?: Signer
 }
 
 export type RelayEvent =
@@ -89,7 +96,7 @@ export class RelayNode {
   private readonly stopSignal = new AbortController()
   private stopping: Promise<void> | undefined
   private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
-    this.relays.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+    gossipResult[this.relays.gossipVerdict(msg.data)]
 
   private constructor (opts: RelayNodeOptions, node: P2PNode, signer: ReturnType<typeof ed25519SignerFromSeed>, store: MailboxStore) {
     this.opts = opts
@@ -100,7 +107,9 @@ export class RelayNode {
     this.directory = new Directory({ peerId: node.peerId, dht: node.services.dht, contentRouting: node.contentRouting }, {
       signer,
       onionKey: this.keyRing.current.publicKey,
-      addrs: () => node.getMultiaddrs().map(a => a.toString())
+      addrs: () => node.getMultiaddrs().map(a => a.toString()),
+      // the operator's family (protocols/directory/family.ts), certified once for this relay's key
+      extensions: opts.family == null ? undefined : ((ext) => () => [ext])(familyExtension(opts.family, signer.publicKey))
     })
     const self = node.peerId.toString()
     const sendThroughReplyBlock = (block: Uint8Array, payload: Uint8Array): void => {

@@ -19,11 +19,14 @@ import { within } from './helpers/wait.ts'
 
 type Id = Awaited<ReturnType<typeof ephemeralIdentity>>
 
+/** Each descriptor in its own /16 (127.n): a relay list spreads over /16s, at most 4 of one (relay-list.ts). */
+let subnet = 0
 function descriptor (id: Id, expiry = Date.now() + 3600_000): Uint8Array {
+  subnet = (subnet % 250) + 1
   return signRecord({
     kind: KIND_RELAY, nick: '', identityKey: id.identityKey,
     onionKeys: [{ epoch: 1, notBefore: Date.now() - 1000, notAfter: Date.now() + 3600_000, key: id.onionPublic }],
-    addrs: ['/ip4/127.0.0.1/tcp/4001'], sequence: 1n, expiry
+    addrs: [`/ip4/127.${subnet}.0.1/tcp/4001`], sequence: 1n, expiry
   }, id.signer).bytes
 }
 

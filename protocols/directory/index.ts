@@ -14,7 +14,13 @@ import type { KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, ContentRouting, PeerId } from '@libp2p/interface'
 import type { Signer } from '../crypto/keys.ts'
 import { bytesEqual, decodeRecord, isValidNick, KIND_NAME, KIND_RELAY, loggableKey, nameKey, RecordError, relayKey, signRecord, verifyRecord } from './record.ts'
-import type { MailboxEntry, OnionKeyEntry, SignedRecord } from './record.ts'
+import type { MailboxEntry, OnionKeyEntry, RecordExtension, SignedRecord } from './record.ts'
+import { spreadByGroup, subnetsOfAddrs, UNKNOWN_SUBNET } from './subnet.ts'
+
+/** A cold start gathers this many times the providers it looks up, to choose among them (issue 12). */
+export const WIDE_SAMPLE_FACTOR = 5
+/** Providers of one /16 (by the addresses the DHT gave) among those a cold start looks up. */
+export const MAX_PROVIDERS_PER_SUBNET = 4
 
 export * from './record.ts'
 export { directorySelectors, directoryValidators, GuardedDatastore, selectRecord } from './dht.ts'
@@ -98,6 +104,8 @@ export interface DirectoryInit {
   onionKey: Uint8Array
   /** The addresses to advertise in relay descriptors (name records carry none). */
   addrs: () => string[]
+  /** Optional fields of the relay descriptors this node signs (family.ts: the family declaration). */
+  extensions?: () => RecordExtension[]
   /** Lifetime of relay descriptors this node signs. */
   recordTtlMs?: number
   /** Lifetime of name records this node signs. */
@@ -143,7 +151,8 @@ export class Directory {
       lookupTimeoutMs: DEFAULT_LOOKUP_TIMEOUT_MS,
       publishTimeoutMs: DEFAULT_PUBLISH_TIMEOUT_MS,
       now: Date.now,
-      ...init
+      ...init,
+      extensions: init.extensions ?? (() => [])
     }
   }
 
@@ -234,6 +243,7 @@ export class Directory {
       identityKey: this.init.signer.publicKey,
       onionKeys,
       addrs: this.init.addrs().slice(0, 16),
+      extensions: this.init.extensions(),
       sequence: this.nextSequence(),
       expiry: this.init.now() + this.init.recordTtlMs
     }, this.init.signer)
@@ -293,25 +303,30 @@ export class Directory {
     return (await this.getRecord(relayKey(peerId), options, true)).record
   }
 
-  /** Finds relays through the provider CID and returns their verified descriptors (at most `limit`). */
+  /**
+   * Finds relays through the provider CID and returns their verified descriptors (at most `limit`).
+   * A cold start samples widely (issue 12): it gathers up to WIDE_SAMPLE_FACTOR x `limit` providers (or
+   * all the query finds), then looks up `limit` of them spread over the /16s of the addresses the DHT
+   * gave for them, at most MAX_PROVIDERS_PER_SUBNET of one, rather than the first `limit` to answer
+   * (which the closest, or fastest, operator would fill).
+   */
   async findRelays (options?: AbortOptions & { limit?: number }): Promise<SignedRecord[]> {
     const limit = options?.limit ?? 20
     const signal = withTimeout(options, this.init.lookupTimeoutMs)
-    const seen = new Set<string>()
-    const lookups: Array<Promise<SignedRecord | undefined>> = []
+    const providers = new Map<string, string>()
     try {
       for await (const provider of this.components.contentRouting.findProviders(await relayProviderCid(), { signal })) {
         const id = provider.id.toString()
-        if (seen.has(id)) continue
-        seen.add(id)
-        lookups.push(this.lookupRelay(id, { signal }).catch(() => undefined))
-        if (seen.size >= limit) break
+        if (providers.has(id)) continue
+        providers.set(id, subnetsOfAddrs(provider.multiaddrs.map(a => a.toString()))[0])
+        if (providers.size >= WIDE_SAMPLE_FACTOR * limit) break
       }
     } catch (err) {
       if (options?.signal?.aborted === true) throw err
       log('findProviders ended: %s', (err as Error).message)
     }
-    const found = await Promise.all(lookups)
+    const chosen = spreadByGroup([...providers.keys()], id => providers.get(id) ?? UNKNOWN_SUBNET, limit, MAX_PROVIDERS_PER_SUBNET)
+    const found = await Promise.all(chosen.map(async id => await this.lookupRelay(id, { signal }).catch(() => undefined)))
     return found.filter((r): r is SignedRecord => r != null)
   }
 

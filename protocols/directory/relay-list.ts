@@ -6,16 +6,18 @@
  * writes one answer and closes:
  *   answer = count u16 (0..64) | count * (length u16 (1..2048) | signed relay descriptor, record v2)
  * so an answer is at most 2 + 64 * (2 + 2048) = 131,202 bytes; a client reads no more than that.
- * The server picks at most 64 descriptors at random from its callback (its live relay directory). The
- * client verifies every descriptor (record.ts `verifyRecord` under `/p2pchat/relay/<its peer id>`) and
+ * The server picks at most 64 descriptors from its callback (its live relay directory), spread by
+ * network: /16s (IPv6 /32s) in random order, one descriptor of each per round, at most
+ * MAX_PER_SUBNET of any one (an operator with a thousand relays in one /16 fills 4 places of a
+ * newcomer's first list, not 64). The client verifies every descriptor (record.ts `verifyRecord` under `/p2pchat/relay/<its peer id>`) and
  * keeps only those that verify, counting the others by fault; a malformed answer is a named error.
  */
-import { randomInt } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { byteStream } from '@libp2p/utils'
 import { decodeRecord, KIND_RELAY, MAX_RECORD_SIZE, RecordError, relayKey, verifyRecord } from './record.ts'
 import type { SignedRecord } from './record.ts'
+import { spreadByGroup, subnetsOfAddrs } from './subnet.ts'
 
 const log = logger('p2pchat:directory:relay-list')
 
@@ -26,6 +28,11 @@ export const MAX_RELAY_LIST = 64
 export const MAX_RELAY_LIST_BYTES = 2 + MAX_RELAY_LIST * (2 + MAX_RECORD_SIZE)
 /** How long a client waits for the whole answer by default. */
 export const DEFAULT_RELAY_LIST_TIMEOUT_MS = 10_000
+/**
+ * Descriptors of one /16 (IPv6 /32) in one answer: a few, so that a small network whose relays share a
+ * subnet still fills a list, and a large operator in one /16 cannot crowd out the rest (issue 12).
+ */
+export const MAX_PER_SUBNET = 4
 /** A bootstrap node answers many newcomers, but one connection needs at most a couple of lists at once. */
 const MAX_INBOUND_STREAMS = 2
 /** How long the server spends writing one answer before it gives up on a slow reader. */
@@ -112,14 +119,18 @@ export class RelayListService {
     await this.node.unhandle(RELAY_LIST_PROTOCOL)
   }
 
-  /** Up to 64 descriptors chosen at random from the callback, each of a size the format carries. */
+  /**
+   * Up to 64 descriptors from the callback, each of a size the format carries: by /16 (the first IP
+   * address a descriptor lists), groups and members
+   * in random order, one per group per round, at most MAX_PER_SUBNET per group.
+   */
   choose (): Uint8Array[] {
-    const source = this.init.descriptors().filter(d => d.length >= 1 && d.length <= MAX_RECORD_SIZE)
-    for (let i = source.length - 1; i > 0; i--) {
-      const j = randomInt(i + 1)
-      ;[source[i], source[j]] = [source[j], source[i]]
+    let undecodable = 0
+    // bytes that do not decode have no /16: each its own group (the client refuses them, by fault)
+    const groupOf = (d: Uint8Array): string => {
+      try { return subnetsOfAddrs(decodeRecord(d).addrs)[0] } catch { return `undecodable:${undecodable++}` }
     }
-    return source.slice(0, MAX_RELAY_LIST)
+    return spreadByGroup(this.init.descriptors().filter(d => d.length >= 1 && d.length <= MAX_RECORD_SIZE), groupOf, MAX_RELAY_LIST, MAX_PER_SUBNET)
   }
 
   private async serve (stream: Stream): Promise<void> {

@@ -76,6 +76,8 @@ export interface SentRequest {
   path: string[]
   /** The reply block's id, when an answer was asked for. */
   replyId?: Uint8Array
+  /** Peer ids of the reply block's relays (mixes, then the entry relay), when an answer was asked for. */
+  replyPath?: string[]
 }
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
@@ -108,6 +110,13 @@ export class OnionClient {
     this.init.onWarning?.(`too few relays: ${what} has ${got} of ${this.init.mixes ?? DEFAULT_MIXES} mixes; the relays on it learn more than they should (start more relays)`)
   }
 
+  private warnRelaxed (what: string): void {
+    const now = this.now()
+    if (now - this.lastWarning < WARNING_INTERVAL_MS) return
+    this.lastWarning = now
+    this.init.onWarning?.(`too few relays in distinct /16s or families: ${what} has two relays of one /16 or family, who may be one operator seeing more of it (start relays on other networks)`)
+  }
+
   private link (): EntryLink {
     const entry = this.init.entry()
     if (entry == null) throw new NoEntryRelayError()
@@ -121,12 +130,13 @@ export class OnionClient {
    * A reply block mix -> mix -> entry relay -> this client. `onReply` gets the opened payload of its
    * one reply. Throws NoEntryRelayError.
    */
-  replyBlock (onReply: (payload: Uint8Array) => void, ttlMs = DEFAULT_REPLY_BLOCK_TTL_MS, exclude: string[] = []): { surb: Uint8Array, id: Uint8Array, path: string[] } {
+  replyBlock (onReply: (payload: Uint8Array) => void, ttlMs = DEFAULT_REPLY_BLOCK_TTL_MS, exclude: Array<string | PathRelay> = []): { surb: Uint8Array, id: Uint8Array, path: string[] } {
     const entry = this.link()
     // the relay that will answer through the block (`exclude`) is not a mix on it: it would see the
     // answer twice and learn where on the path it sits
-    const { mixes, short } = chooseMixes(this.init.relays(), [entry.relay.peerId, ...exclude], this.init.mixes ?? DEFAULT_MIXES)
+    const { mixes, short, relaxed } = chooseMixes(this.init.relays(), [entry.relay, ...exclude], this.init.mixes ?? DEFAULT_MIXES)
     if (short) this.warnShort('a reply block', mixes.length)
+    else if (relaxed) this.warnRelaxed('a reply block')
     const path: Hop[] = [
       ...mixes.map(m => ({ address: m.address, onionKey: m.onionKey })),
       { address: entry.relay.address, onionKey: entry.relay.onionKey },
@@ -152,9 +162,14 @@ export class OnionClient {
    */
   send (final: PathRelay, service: number, request: Uint8Array, opts: { onAnswer?: (answer: Uint8Array) => void, ttlMs?: number } = {}): SentRequest {
     const entry = this.link()
-    const block = opts.onAnswer != null ? this.replyBlock(opts.onAnswer, opts.ttlMs, [final.peerId]) : undefined
-    const { mixes, short } = chooseMixes(this.init.relays(), [entry.relay.peerId, final.peerId], this.init.mixes ?? DEFAULT_MIXES)
+    const block = opts.onAnswer != null ? this.replyBlock(opts.onAnswer, opts.ttlMs, [final]) : undefined
+    // paths.ts: the forward mixes share no relay and no /16 or family with the guard, the final relay
+    // or the reply block's mixes (its last hop is the guard: the one relay both paths have); with too
+    // few relays a block's mix is reused, with a warning, before a mix is left out
+    const blockMixes = block?.path.slice(0, -1) ?? []
+    const { mixes, short, relaxed } = chooseMixes(this.init.relays(), [entry.relay, final], this.init.mixes ?? DEFAULT_MIXES, blockMixes)
     if (short) this.warnShort('a path', mixes.length)
+    else if (relaxed) this.warnRelaxed('a path')
     const hops = [...mixes, final]
     const body = encodeServiceBody({ service, replyBlock: block?.surb, request })
     const { firstHop, packet } = createPacket(hops.map(h => ({ address: h.address, onionKey: h.onionKey })), body)
@@ -163,7 +178,7 @@ export class OnionClient {
       throw new SubmitFailedError()
     }
     this.stats.sent++
-    return { path: hops.map(h => h.peerId), replyId: block?.id }
+    return { path: hops.map(h => h.peerId), replyId: block?.id, replyPath: block?.path }
   }
 
   /** `send` with an answer: resolves with it, rejects with AnswerTimeoutError after `timeoutMs`. */

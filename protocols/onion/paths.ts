@@ -1,19 +1,34 @@
 /**
- * Paths of protocol version 2 (PROTOCOL-V2.md section 3), chosen from the live relay directory:
+ * Paths of protocol version 2 (PROTOCOL-V2.md section 3; SPEC.md "Paths"), chosen from the live relay
+ * directory:
  *
- *   forward (a request, a deposit):  [SUBMIT to the entry relay] -> mix -> mix -> final relay (SERVICE)
- *   reply block made by a user:       mix -> mix -> entry relay (CLIENT) -> the user (REPLY)
+ *   forward (a request, a deposit):  [SUBMIT to the user's guard] -> mix -> mix -> final relay (SERVICE)
+ *   reply block made by a user:       mix -> mix -> the user's guard (CLIENT) -> the user (REPLY)
  *
- * Mixes are distinct, and never the entry relay or the final relay. With too few relays a path gets
- * fewer mixes and the caller is told (`short`), so it can warn the user; it is never silent. Guards,
- * subnet and family rules are the paths issue's (issue 12); this module is where they go.
+ * Rules (Tor's path-spec, adapted; SPEC.md "Path rules"):
+ * - **Diversity.** At most one relay per network group on a path: an IPv4 /16 or an IPv6 /32 of the
+ *   addresses in its descriptor (the addresses it is dialled at, never the source address of a
+ *   connection), and at most one per declared family. The guard and the final relay count: a mix never
+ *   shares a /16 or a family with them. A relay with no IP address in its descriptor (DNS names only)
+ *   is in the one group `net:?`, so at most one such relay sits on a path.
+ * - **Sampling by group.** A relay is chosen by drawing one of the eligible /16s (or /32s) uniformly,
+ *   then a relay in it: an operator with a hundred relays in one /16 weighs what one relay does.
+ * - **Disjoint paths.** Nothing in `exclude` (the guard, the final relay) is chosen, nor anything in
+ *   `avoid` (a forward path's reply-block mixes) while others are left, and no chosen relay shares a
+ *   group with either: forward and reply paths share no relay and no group but the guard.
+ * - **Relaxing.** With too few groups, the group rule is dropped for the missing hops, then a forward
+ *   path may reuse its reply block's mixes (`relaxed`); only with too few relays does the path get fewer
+ *   mixes (`short`). The caller turns either into a visible warning event, never silently.
  */
 import { randomInt } from 'node:crypto'
+import { familyOf } from '../directory/family.ts'
+import { subnetsOfAddrs } from '../directory/subnet.ts'
 import type { KnownRelay } from './relay-directory.ts'
 import { onionKeyFor } from './relay-directory.ts'
 
 /** Mixes between the entry relay and the final relay, and on a reply block before the entry relay. */
 export const DEFAULT_MIXES = 2
+export { subnetOfAddr, subnetsOfAddrs, UNKNOWN_SUBNET } from '../directory/subnet.ts'
 
 export interface PathRelay {
   /** Transport key (32 bytes): the Sphinx address. */
@@ -21,13 +36,40 @@ export interface PathRelay {
   /** The relay's onion key valid now. */
   onionKey: Uint8Array
   peerId: string
+  /**
+   * The network groups of the relay's descriptor addresses (`ip4:a.b`, `ip6:xxxx:xxxx`, or `net:?`),
+   * the first one its sampling group. Absent: the relay is its own group (tests of the old shape).
+   */
+  subnets?: string[]
+  /** Its declared family (operator key, hex), when it has one. */
+  family?: string
 }
 
 /** Fresh relays needed before stale ones are left out of paths altogether. */
 export const MIN_FRESH_RELAYS = 4
 
+/** Everything a relay occupies on a path: its network groups and its family. */
+export function groupsOf (r: PathRelay): string[] {
+  const groups = r.subnets != null && r.subnets.length > 0 ? [...r.subnets] : [`peer:${r.peerId}`]
+  if (r.family != null) groups.push(`family:${r.family}`)
+  return groups
+}
+
+/** The group a relay is sampled under (its first address's /16). */
+function samplingGroup (r: PathRelay): string {
+  return r.subnets?.[0] ?? `peer:${r.peerId}`
+}
+
+/** Do two relays share a /16 (/32) or a family? */
+export function sameGroup (a: PathRelay, b: PathRelay): boolean {
+  const ga = new Set(groupsOf(a))
+  return groupsOf(b).some(g => ga.has(g))
+}
+
 /**
- * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first.
+ * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first,
+ * each with the network groups of its descriptor addresses and its verified family (family.ts); a relay
+ * whose family declaration does not verify is left out.
  * With `freshWithinMs`, relays not heard from for longer are left out, as long as at least
  * MIN_FRESH_RELAYS others were (a dead relay stops announcing; a new client has heard few yet).
  */
@@ -40,7 +82,13 @@ export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinM
   for (const r of relays) {
     const key = onionKeyFor(r.record, now)
     if (key == null || r.record.identityKey.length !== 32) continue
-    out.push({ address: r.record.identityKey, onionKey: key.key, peerId: r.record.peerId, lastSeen: r.lastSeen })
+    let family: string | undefined
+    try {
+      family = familyOf(r.record)
+    } catch {
+      continue // a family declaration that does not verify: the relay lies about its operator; left out
+    }
+    out.push({ address: r.record.identityKey, onionKey: key.key, peerId: r.record.peerId, subnets: subnetsOfAddrs(r.record.addrs), family, lastSeen: r.lastSeen })
   }
   return out.sort((a, b) => b.lastSeen - a.lastSeen).map(({ lastSeen: _l, ...r }) => r)
 }
@@ -49,23 +97,83 @@ export interface ChosenMixes {
   mixes: PathRelay[]
   /** Fewer mixes than asked for: too few relays. */
   short: boolean
+  /** Some mix shares a /16 or a family with another relay of the path: too few groups. */
+  relaxed: boolean
 }
 
-/** Up to `count` distinct random mixes from `candidates`, none of them in `exclude` (peer ids). */
-export function chooseMixes (candidates: PathRelay[], exclude: Iterable<string>, count = DEFAULT_MIXES): ChosenMixes {
-  const skip = new Set(exclude)
-  const pool = candidates.filter(r => !skip.has(r.peerId))
-  for (let i = pool.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1)
-    ;[pool[i], pool[j]] = [pool[j], pool[i]]
+/**
+ * Draws a relay from `pool` by group: a group uniformly among the pool's sampling groups, then a relay
+ * uniformly within it. Undefined for an empty pool.
+ */
+export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
+  if (pool.length === 0) return undefined
+  const byGroup = new Map<string, T[]>()
+  for (const r of pool) {
+    const g = samplingGroup(r)
+    const list = byGroup.get(g)
+    if (list == null) byGroup.set(g, [r]); else list.push(r)
   }
-  const mixes = pool.slice(0, count)
-  return { mixes, short: mixes.length < count }
+  const groups = [...byGroup.values()]
+  const members = groups[randomInt(groups.length)]
+  return members[randomInt(members.length)]
 }
 
-/** A random relay from `candidates` outside `exclude`, or undefined. */
-export function chooseRelay (candidates: PathRelay[], exclude: Iterable<string> = []): PathRelay | undefined {
-  const skip = new Set(exclude)
-  const pool = candidates.filter(r => !skip.has(r.peerId))
-  return pool.length === 0 ? undefined : pool[randomInt(pool.length)]
+/**
+ * Up to `count` distinct mixes from `candidates`, by group (`drawByGroup`), none of them in `exclude`
+ * and, while the candidates allow it, none sharing a /16 or a family with each other or with a relay
+ * in `exclude` or `avoid` (peer ids are looked up in `candidates`; pass a PathRelay for a relay that
+ * may not be there, such as a recipient's mailbox relay). `avoid` (a request's reply-block mixes) is
+ * given up before a hop is: first the group rule is dropped, then an avoided relay is taken, and only
+ * then is the path short; each of the first two sets `relaxed`.
+ */
+export function chooseMixes (candidates: PathRelay[], exclude: Iterable<string | PathRelay>, count = DEFAULT_MIXES, avoid: Iterable<string | PathRelay> = []): ChosenMixes {
+  const { skip, taken } = excluded(candidates, exclude)
+  const soft = excluded(candidates, avoid)
+  for (const g of soft.taken) taken.add(g)
+  const mixes: PathRelay[] = []
+  let relaxed = false
+  for (let i = 0; i < count; i++) {
+    const open = candidates.filter(r => !skip.has(r.peerId))
+    const preferred = open.filter(r => !soft.skip.has(r.peerId))
+    let pick = drawByGroup(preferred.filter(r => !groupsOf(r).some(g => taken.has(g))))
+    if (pick == null) {
+      pick = drawByGroup(preferred) ?? drawByGroup(open)
+      if (pick == null) break
+      relaxed = true
+    }
+    mixes.push(pick)
+    skip.add(pick.peerId)
+    for (const g of groupsOf(pick)) taken.add(g)
+  }
+  return { mixes, short: mixes.length < count, relaxed }
+}
+
+/**
+ * A relay from `candidates` by group, outside `exclude` and, where possible, sharing no group with
+ * it; undefined when every candidate is excluded. `relaxed` says it shares a group.
+ */
+export function chooseRelayChecked (candidates: PathRelay[], exclude: Iterable<string | PathRelay> = []): { relay: PathRelay | undefined, relaxed: boolean } {
+  const { skip, taken } = excluded(candidates, exclude)
+  const open = candidates.filter(r => !skip.has(r.peerId))
+  const diverse = drawByGroup(open.filter(r => !groupsOf(r).some(g => taken.has(g))))
+  if (diverse != null) return { relay: diverse, relaxed: false }
+  const any = drawByGroup(open)
+  return { relay: any, relaxed: any != null }
+}
+
+/** A relay from `candidates` outside `exclude` (by group, diverse from `exclude` where possible), or undefined. */
+export function chooseRelay (candidates: PathRelay[], exclude: Iterable<string | PathRelay> = []): PathRelay | undefined {
+  return chooseRelayChecked(candidates, exclude).relay
+}
+
+function excluded (candidates: PathRelay[], exclude: Iterable<string | PathRelay>): { skip: Set<string>, taken: Set<string> } {
+  const skip = new Set<string>()
+  const taken = new Set<string>()
+  const byId = new Map(candidates.map(r => [r.peerId, r]))
+  for (const e of exclude) {
+    const relay = typeof e === 'string' ? byId.get(e) : e
+    skip.add(typeof e === 'string' ? e : e.peerId)
+    if (relay != null) for (const g of groupsOf(relay)) taken.add(g)
+  }
+  return { skip, taken }
 }

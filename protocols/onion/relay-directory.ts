@@ -44,6 +44,20 @@ export class RelayDirectory {
 
   /** Adds a descriptor heard on gossip or fetched from the DHT, after verifying it. Never throws. */
   add (bytes: Uint8Array, seenAt = this.now()): SignedRecord | undefined {
+    return this.check(bytes, seenAt).record
+  }
+
+  /**
+   * The gossip validator's answer for a descriptor (after `add`): accept one that verifies; ignore a
+   * stale copy (an older sequence than the one held: outdated, not forged, so the honest peer that
+   * relayed it late is not penalised, but it goes no further); reject anything that does not verify.
+   */
+  gossipVerdict (bytes: Uint8Array, seenAt = this.now()): 'accept' | 'ignore' | 'reject' {
+    const { record, fault } = this.check(bytes, seenAt)
+    return record != null ? 'accept' : fault === 'stale' ? 'ignore' : 'reject'
+  }
+
+  private check (bytes: Uint8Array, seenAt: number): { record?: SignedRecord, fault?: string } {
     try {
       const claimed = decodeRecord(bytes)
       if (claimed.kind !== KIND_RELAY) throw new Error('kind')
@@ -52,20 +66,19 @@ export class RelayDirectory {
       // heard, so only their expiry can have changed. Skips an Ed25519 verification per announcement.
       if (held != null && held.record.expiry > this.now() && bytesEqual(held.record.bytes, bytes)) {
         held.lastSeen = seenAt
-        return held.record
+        return { record: held.record }
       }
       const rec = verifyRecord(relayKey(claimed.peerId), bytes, this.now())
-      if (held == null || rec.sequence >= held.record.sequence) {
-        this.relays.set(rec.peerId, { record: rec, lastSeen: seenAt })
-      } else {
-        held.lastSeen = seenAt
-      }
-      return rec
+      // an older descriptor than the one held (a stale copy gossiped again) is refused: it goes no
+      // further on gossip, and it does not make its relay look alive
+      if (held != null && held.record.expiry > this.now() && rec.sequence < held.record.sequence) throw new Error('stale')
+      this.relays.set(rec.peerId, { record: rec, lastSeen: seenAt })
+      return { record: rec }
     } catch (err) {
       const why = (err as { fault?: string }).fault ?? (err as Error).message
       this.rejected[why] = (this.rejected[why] ?? 0) + 1
-      this.log('rejected a relay descriptor: %s', why)
-      return undefined
+      this.log('refused a relay descriptor: %s', why)
+      return { fault: why }
     }
   }
 
