@@ -148,6 +148,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
         nick,
         bootstrap: net.boot?.addrs() ?? [],
         allow: LOOPBACK_ALLOW,
+        privacy: 'fast',
         timing: { ...TEST_CHAT_TIMING, announceIntervalMs: 5_000, retryIntervalMs: 2_000 }
       })
       const user: TestUser = { chat, events: [], dataDir: join(net.root, nick) }

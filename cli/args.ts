@@ -6,6 +6,7 @@
 import { UserError } from '../node/errors.ts'
 import type { ChatTiming } from '../node/chat-node.ts'
 import { MAX_TEXT_BYTES } from '../protocols/chat/index.ts'
+import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel } from '../node/privacy.ts'
 
 interface FlagSpec {
   /** the value's placeholder; a flag without one is a switch */
@@ -21,6 +22,7 @@ const FLAGS = {
   'data-dir': { value: '<dir>', help: 'data directory (default: $P2PCHAT_HOME, else ~/.p2pchat)' },
   listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable; relays and bootstrap nodes: a user needs none)' },
   bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
+  privacy: { value: '<level>', help: `mixing: ${Object.keys(PRIVACY_LEVELS).join(', ')} (default ${DEFAULT_PRIVACY}; or $P2PCHAT_PRIVACY)` },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
   help: { short: 'h', help: 'this help' }
 } satisfies Record<string, FlagSpec>
@@ -38,14 +40,18 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'help'],
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'privacy', 'json', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
 A message holds at most ${MAX_TEXT_BYTES} bytes of UTF-8 text; send longer text as several messages.
 Only one process may use a data directory at a time.
 --relay runs a relay instead: it has no nick (chat from a separate start --nick with its own --data-dir).
+
+--privacy sets how long each relay holds your packets (an exponential delay of this mean per hop; a
+message to someone online crosses 5 such hops, ~5 means on average):
+${Object.values(PRIVACY_LEVELS).map(l => `  ${l.summary}${l.name === DEFAULT_PRIVACY ? ' (default)' : ''}\n`).join('')}Cover traffic is not implemented yet at any level: an observer of your link sees when you send.
 
 --json reads one command per line on stdin and writes one JSON object per line on stdout, e.g.
   {"cmd":"send","to":"bob","text":"hi"}  {"cmd":"whois","nick":"bob"}  {"cmd":"quit"}
@@ -81,7 +87,8 @@ the session is stored in a mailbox, delivered, failed or queued for the next sta
 const ENVIRONMENT = `environment:
   P2PCHAT_HOME       default data directory
   P2PCHAT_BOOTSTRAP  default bootstrap multiaddrs, comma-separated
-  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000} (tests, demos)
+  P2PCHAT_PRIVACY    default privacy level of start (--privacy overrides it)
+  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000,"hopDelayMs":50} (tests, demos)
 `
 
 function flagLines (names: FlagName[]): string {
@@ -129,6 +136,8 @@ export interface CliOptions {
   version: boolean
   nick?: string
   relay: boolean
+  /** --privacy, else $P2PCHAT_PRIVACY, else undefined (the default level); checked to be a level's name. */
+  privacy?: string
 }
 
 /**
@@ -202,6 +211,9 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     list.push(s.value)
   }
   const fromEnv = (env.P2PCHAT_BOOTSTRAP ?? '').split(',').map(s => s.trim()).filter(s => s !== '')
+  const privacyEnv = (env.P2PCHAT_PRIVACY ?? '').trim()
+  const privacy = values.privacy?.[0] ?? (command === 'start' && privacyEnv !== '' ? privacyEnv : undefined)
+  if (privacy != null) privacyLevel(privacy) // a UserError naming the levels
   return {
     command,
     topic,
@@ -212,7 +224,8 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     help,
     version,
     nick: values.nick?.[0],
-    relay: values.relay != null
+    relay: values.relay != null,
+    privacy
   }
 }
 
@@ -237,10 +250,12 @@ export type CliTiming = ChatTiming & {
   relayGraceMs: number
   /** A relay's mailboxes: how long an item pushed and not acknowledged waits before it goes again (through a newer block). */
   repushIntervalMs: number
+  /** Replaces the privacy level's mean delay per hop (tests and demos shorten it; node/privacy.ts). */
+  hopDelayMs: number
 }
 
 const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
-  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs']
+  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

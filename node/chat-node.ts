@@ -53,6 +53,9 @@ import {
   sealMessage, sealReceipt, validateNick, verifyReceipt
 } from '../protocols/chat/index.ts'
 import { OnionClient } from '../protocols/onion/client.ts'
+import { hopDelays } from '../protocols/onion/delays.ts'
+import { DEFAULT_PRIVACY, privacyLevel } from './privacy.ts'
+import type { PrivacyLevel } from './privacy.ts'
 import { pathRelays } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
@@ -110,6 +113,8 @@ export interface ChatNodeOptions {
   identity?: Identity
   /** Mailboxes to keep (default 2). */
   mailboxes?: number
+  /** The privacy level (node/privacy.ts), by name or as a level; default DEFAULT_PRIVACY. */
+  privacy?: string | PrivacyLevel
 }
 
 export type ChatEvent =
@@ -163,6 +168,8 @@ export class ChatNode {
   readonly relayDirectory: RelayDirectory
   readonly entry: EntryRelay
   readonly onion: OnionClient
+  /** How this node mixes its packets (node/privacy.ts). */
+  readonly privacy: PrivacyLevel
   readonly mailboxes: MailboxClient
   readonly directory: DirectoryClient
   private readonly onionKeys: UserOnionKeys
@@ -208,8 +215,10 @@ export class ChatNode {
     const usable = (): PathRelay[] => pathRelays(this.relayDirectory.list(), Date.now(), 3 * this.timing.announceIntervalMs)
     const subnetOf = (r: PathRelay): string | undefined => subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
     const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
+    this.privacy = typeof opts.privacy === 'object' ? opts.privacy : privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)
     this.onion = new OnionClient({
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
+      hopDelay: this.privacy.meanDelayMs > 0 ? hopDelays(this.privacy.meanDelayMs) : undefined,
       relays: usable,
       entry: () => this.entry.link,
       onWarning: warn
@@ -260,6 +269,7 @@ export class ChatNode {
   /** Builds the node (keys, store, a fresh transport key, libp2p) without touching the network. */
   static async create (opts: ChatNodeOptions): Promise<ChatNode> {
     if (!validateNick(opts.nick)) throw new UserError(`invalid nick "${opts.nick}": use 1 to 32 characters of a-z, 0-9, _ and -`, 'BAD_NICK')
+    if (typeof opts.privacy === 'string') privacyLevel(opts.privacy) // an unknown level fails before anything is opened
     const loaded = opts.identity == null ? await loadIdentity(opts.dataDir) : undefined
     const identity = opts.identity ?? loaded as Identity
     const store = ChatStore.open(ChatStore.pathIn(opts.dataDir))
@@ -367,7 +377,7 @@ export class ChatNode {
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
     every(this.timing.retryIntervalMs, () => { this.retryOutbox(); this.sendReceipts().catch(() => {}); this.onion.expire() })
     every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).name) }) })
-    this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes` })
+    this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes; privacy ${this.privacy.summary}` })
     this.retryOutbox()
     this.sendReceipts().catch(() => {})
   }

@@ -99,6 +99,8 @@ export class ChatNetwork {
       nick,
       bootstrap: this.boot?.addrs() ?? [],
       allow: LOOPBACK_ALLOW,
+      // tests run at the `fast` level (no mixing delays) unless they test mixing
+      privacy: 'fast',
       ...opts,
       timing: { ...TEST_CHAT_TIMING, ...opts.timing }
     })
