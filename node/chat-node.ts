@@ -54,7 +54,7 @@ import {
 } from '../protocols/chat/index.ts'
 import { OnionClient } from '../protocols/onion/client.ts'
 import { hopDelays } from '../protocols/onion/delays.ts'
-import { DEFAULT_PRIVACY, privacyLevel } from './privacy.ts'
+import { DEFAULT_PRIVACY, privacyLevel, roundTripAllowanceMs } from './privacy.ts'
 import type { PrivacyLevel } from './privacy.ts'
 import { pathRelays } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
@@ -206,6 +206,9 @@ export class ChatNode {
     this.store = store
     this.bootstrapAddrs = opts.bootstrap ?? []
     this.timing = { ...DEFAULT_TIMING, ...opts.timing }
+    this.privacy = typeof opts.privacy === 'object' ? opts.privacy : privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)
+    // mixing delays lengthen every round trip through the onion: requests wait for them (node/privacy.ts)
+    this.timing.requestTimeoutMs += roundTripAllowanceMs(this.privacy)
     this.onionKeys = new UserOnionKeys(store.database, { epochMs: this.timing.onionEpochMs })
     this.seenSeals = new SeenSeals(store.database)
     this.mailboxKeys = new MailboxKeys(store.database)
@@ -215,7 +218,6 @@ export class ChatNode {
     const usable = (): PathRelay[] => pathRelays(this.relayDirectory.list(), Date.now(), 3 * this.timing.announceIntervalMs)
     const subnetOf = (r: PathRelay): string | undefined => subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
     const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
-    this.privacy = typeof opts.privacy === 'object' ? opts.privacy : privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)
     this.onion = new OnionClient({
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
       hopDelay: this.privacy.meanDelayMs > 0 ? hopDelays(this.privacy.meanDelayMs) : undefined,

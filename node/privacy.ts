@@ -36,6 +36,16 @@ export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
   high: { name: 'high', meanDelayMs: 2000, coverPerMinute: 0, summary: 'high: 2 s mean delay per hop, no cover traffic yet' }
 }
 
+/**
+ * Extra time a request through the onion needs at a level: it crosses 5 delayed hops there and back
+ * (2 mixes out; mix, mix, entry relay back through the reply block), a Gamma(5, mean) sum whose
+ * 0.9999 quantile is 17.6 means; so 18 means, added to every request timeout (and so to what waits on
+ * one), keep delays from passing for lost requests.
+ */
+export function roundTripAllowanceMs (level: PrivacyLevel): number {
+  return Math.ceil(18 * level.meanDelayMs)
+}
+
 /** The level of a user who picks none. */
 export const DEFAULT_PRIVACY = 'standard'
 
