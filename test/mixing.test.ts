@@ -12,7 +12,8 @@ import { after, before, describe, it } from 'node:test'
 import { createP2PNode } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
-import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel } from '../node/privacy.ts'
+import { parseCli, parseTiming } from '../cli/args.ts'
+import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, roundTripAllowanceMs } from '../node/privacy.ts'
 import { OnionClient } from '../protocols/onion/client.ts'
 import type { EntryLink } from '../protocols/onion/client.ts'
 import { cryptoUniform, exponentialDelay, exponentialDelayCdf, hopDelays, MAX_HOP_DELAY_MS, seededUniform } from '../protocols/onion/delays.ts'
@@ -321,5 +322,26 @@ describe('privacy levels', () => {
     assert.ok(Object.values(PRIVACY_LEVELS).filter(l => l.meanDelayMs > 0).length >= 3)
     assert.throws(() => privacyLevel('paranoid'), (err: Error) => err.name === 'UserError' && /fast, low, standard, high/.test(err.message))
     assert.throws(() => privacyLevel('toString'), (err: Error) => err.name === 'UserError')
+  })
+})
+
+describe('--privacy on p2pchat start', () => {
+  it('takes a level by flag or P2PCHAT_PRIVACY (the flag wins), refuses an unknown one, and P2PCHAT_TIMING may shorten the mean (hopDelayMs)', () => {
+    assert.equal(parseCli(['start', '--nick', 'al', '--privacy', 'high']).privacy, 'high')
+    assert.equal(parseCli(['start', '--nick', 'al']).privacy, undefined, 'no flag, no env: the default level')
+    assert.equal(parseCli(['start', '--nick', 'al'], { P2PCHAT_PRIVACY: 'fast' }).privacy, 'fast')
+    assert.equal(parseCli(['start', '--nick', 'al', '--privacy=low'], { P2PCHAT_PRIVACY: 'fast' }).privacy, 'low')
+    assert.throws(() => parseCli(['start', '--nick', 'al', '--privacy', 'max']), (err: Error) => err.name === 'UserError' && /unknown privacy level "max"/.test(err.message))
+    assert.throws(() => parseCli(['id', '--privacy', 'fast']), (err: Error) => err.name === 'UserError')
+    assert.deepEqual(parseTiming({ P2PCHAT_TIMING: '{"hopDelayMs":40}' }), { hopDelayMs: 40 })
+  })
+
+  it('a level\'s round-trip allowance covers 5 delayed hops (the 0.9999 quantile of Gamma(5, mean) is 17.6 means)', () => {
+    assert.equal(roundTripAllowanceMs(privacyLevel('fast')), 0)
+    assert.equal(roundTripAllowanceMs(privacyLevel('standard')), 9_000)
+    // Gamma(5, 1) CDF at 18: 1 - e^-18 (1 + 18 + 18^2/2 + 18^3/6 + 18^4/24)
+    const x = 18
+    const tail = Math.exp(-x) * (1 + x + x ** 2 / 2 + x ** 3 / 6 + x ** 4 / 24)
+    assert.ok(tail < 1e-4, `tail ${tail}`)
   })
 })
