@@ -16,8 +16,8 @@
  * figures, with 99 % Wilson intervals, are printed; asserted: at most 75 % and 20 points under fast).
  * Not shown: cover traffic (not implemented), so an idle user's silence still tells the adversary it
  * is not the sender; and the default `standard` level, whose 2.5 s per message is too short beside
- * 2 s gaps to hide much among 3 senders (measured at 1 s gaps: 43-78 % linked over four runs, against
- * 78-95 % for fast: SPEC.md section 15).
+ * 2 s gaps to hide much among 3 senders (at 1 s gaps, over five runs while the adversary was being
+ * built: 43-78 % linked, against 78-93 % for fast: SPEC.md section 15).
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
