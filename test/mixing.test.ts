@@ -21,39 +21,11 @@ import { addressFromPeerId, createPacket, generateOnionKey, OnionKeyRing, OnionS
 import type { OnionPrivateKey } from '../protocols/onion/index.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { MixScheduler } from '../protocols/onion/scheduler.ts'
-import type { Clock } from '../protocols/onion/scheduler.ts'
 import { FALSE_ALARM, ksDistance, ksThreshold } from './helpers/distribution.ts'
+import { FakeClock } from './helpers/fake-clock.ts'
 
 const seed = (label: string): Uint8Array => new Uint8Array(createHash('sha256').update(`p2pchat mixing test ${label}`).digest())
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-
-/** A clock the test moves by hand: timers fire in due order as `advance` passes them. */
-class FakeClock implements Clock {
-  t = 0
-  private nextId = 1
-  readonly timers = new Map<number, { at: number, fn: () => void }>()
-  now = (): number => this.t
-  setTimer = (fn: () => void, ms: number): unknown => {
-    const id = this.nextId++
-    this.timers.set(id, { at: this.t + ms, fn })
-    return id
-  }
-
-  clearTimer = (id: unknown): void => { this.timers.delete(id as number) }
-
-  advance (ms: number): void {
-    const target = this.t + ms
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      let first: [number, { at: number, fn: () => void }] | undefined
-      for (const e of this.timers) if (e[1].at <= target && (first == null || e[1].at < first[1].at)) first = e
-      if (first == null) break
-      this.timers.delete(first[0])
-      this.t = Math.max(this.t, first[1].at)
-      first[1].fn()
-    }
-    this.t = target
-  }
-}
 
 describe('per-hop delays drawn by the sender', () => {
   it('fit the exponential distribution of the configured mean (KS, false alarm <= 1e-6), and the check rejects a 10 % wrong mean', () => {

@@ -30,6 +30,18 @@ export function ksDistance (samples: number[], cdf: (k: number) => number): numb
   return d
 }
 
+/** sup over x of |ECDF(x) - cdf(x)| for samples from a continuous distribution (the sup is at a sample, from either side). */
+export function ksDistanceContinuous (samples: number[], cdf: (x: number) => number): number {
+  const s = [...samples].sort((a, b) => a - b)
+  const n = s.length
+  let d = 0
+  for (let i = 0; i < n; i++) {
+    const f = cdf(s[i])
+    d = Math.max(d, Math.abs((i + 1) / n - f), Math.abs(f - i / n))
+  }
+  return d
+}
+
 /** The DKW-Massart threshold: D exceeds it with probability at most `alpha` under the hypothesis. */
 export function ksThreshold (n: number, alpha: number): number {
   return Math.sqrt(Math.log(2 / alpha) / (2 * n))
