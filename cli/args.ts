@@ -52,6 +52,7 @@ Only one process may use a data directory at a time.
 --privacy sets how long each relay holds your packets (an exponential delay of this mean per hop; a
 message to someone online crosses 5 such hops, ~5 means on average):
 ${Object.values(PRIVACY_LEVELS).map(l => `  ${l.summary}${l.name === DEFAULT_PRIVACY ? ' (default)' : ''}\n`).join('')}Cover traffic is not implemented yet at any level: an observer of your link sees when you send.
+Request timeouts grow by 18 mean delays. A relay (--relay) applies whatever delays its senders chose.
 
 --json reads one command per line on stdin and writes one JSON object per line on stdout, e.g.
   {"cmd":"send","to":"bob","text":"hi"}  {"cmd":"whois","nick":"bob"}  {"cmd":"quit"}
