@@ -7,8 +7,8 @@
  *
  * One network: a bootstrap node, 5 relays, 6 users in two groups of 3. The `fast` group chats first
  * (no delays), then the `high` group (2 s mean per hop, the product level, unshortened). In
- * each phase MESSAGES messages go from a random member of the group to another at exponential gaps of
- * GAP_MS mean (a seeded schedule: the workload, not a wait), every message delivered exactly once. The
+ * each phase MESSAGES messages go from a random member of the group to another at gaps of 1.5-2.5 s
+ * (a seeded schedule: the workload, not a wait), every message delivered exactly once. The
  * other group idles meanwhile (mailbox upkeep only). Candidates for a message: every user but its
  * recipient (5, chance 20 %).
  *
@@ -35,11 +35,15 @@ import { waitFor } from './helpers/wait.ts'
 
 const MESSAGES = 40
 /**
- * Mean gap between two sends of a phase. Without delays a message takes ~5-400 ms here (in process, on
- * a loaded machine), so at 2 s other users' packets rarely fall between a send and its delivery; at the
- * `high` level a message takes ~10 s, so about five other sends do.
+ * Gap between two sends of a phase: uniform on [GAP_MIN_MS, GAP_MIN_MS + GAP_SPREAD_MS] (mean 2 s).
+ * Without delays a message takes ~5 ms to over 1 s here (in process, on a machine whose other core is
+ * busy), so with at least 1.5 s between sends another message rarely overlaps one (exponential gaps
+ * made `fast` overlap with load: 75 % linked in one loaded run); at the `high` level a message takes
+ * ~10 s, so about five other sends fall within it whatever the gaps' shape.
  */
-const GAP_MS = 2000
+const GAP_MIN_MS = 1500
+const GAP_SPREAD_MS = 1000
+const GAP_MS = GAP_MIN_MS + GAP_SPREAD_MS / 2
 
 /** A user's submission within this of a packet handed to it is taken for a reaction (receipt, ACK, refill). */
 const REACTION_MS = 50
@@ -110,8 +114,8 @@ describe('correlation attack: an adversary holding every entry relay links sende
       const u = seededUniform(new Uint8Array(createHash('sha256').update(`correlation ${phase}`).digest()))
       const ids: string[] = []
       for (let i = 0; i < MESSAGES; i++) {
-        // the workload's own schedule: exponential gaps between sends (not a wait for anything)
-        await new Promise(resolve => setTimeout(resolve, -GAP_MS * Math.log1p(-u())))
+        // the workload's own schedule: a gap between sends (not a wait for anything)
+        await new Promise(resolve => setTimeout(resolve, GAP_MIN_MS + GAP_SPREAD_MS * u()))
         const from = g[Math.floor(u() * g.length)]
         const others = g.filter(x => x !== from)
         const to = others[Math.floor(u() * others.length)]
