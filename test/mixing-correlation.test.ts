@@ -21,7 +21,7 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { appendFileSync, writeFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { peerIdOfTransportKey } from '../node/relay-node.ts'
 import { privacyLevel } from '../node/privacy.ts'
@@ -146,6 +146,8 @@ describe('correlation attack: an adversary holding every entry relay links sende
         writeFileSync(`${process.env.MIXING_DUMP}-${phase}.json`, JSON.stringify({ nicks, model, sent: sent.filter(x => x.phase === phase), received, submissions, deliveries }))
       }
       const ci = wilson(linked, ids.length)
+      const line = `# ${phase}: adversary linked ${linked}/${ids.length}, 99 % Wilson ${(100 * ci.low).toFixed(0)}-${(100 * ci.high).toFixed(0)} %, entropy ${(entropy / ids.length).toFixed(2)} bits\n`
+      if (process.env.MIXING_RESULTS != null) appendFileSync(process.env.MIXING_RESULTS, line)
       process.stdout.write(`# ${phase}: adversary linked ${linked}/${ids.length} = ${(100 * linked / ids.length).toFixed(0)} % ` +
         `(99 % Wilson interval ${(100 * ci.low).toFixed(0)}-${(100 * ci.high).toFixed(0)} %), mean sender entropy ${(entropy / ids.length).toFixed(2)} bits ` +
         `of log2(5) = ${Math.log2(5).toFixed(2)}; chance 20 %\n`)
