@@ -149,6 +149,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
         bootstrap: net.boot?.addrs() ?? [],
         allow: LOOPBACK_ALLOW,
         acceptAnyone: true,
+        privacy: 'fast',
         timing: { ...TEST_CHAT_TIMING, announceIntervalMs: 5_000, retryIntervalMs: 2_000 }
       })
       const user: TestUser = { chat, events: [], dataDir: join(net.root, nick) }

@@ -79,7 +79,7 @@ async function main (): Promise<void> {
 
   if (role === 'user') {
     dataDir = mkdtempSync(join(tmpdir(), 'p2pchat-bench-'))
-    chat = await ChatNode.create({ dataDir, nick: `idle${process.pid}`, identity, bootstrap: [bootstrap], allow: ALLOW })
+    chat = await ChatNode.create({ dataDir, nick: `idle${process.pid}`, identity, bootstrap: [bootstrap], allow: ALLOW, privacy: 'fast' })
     node = chat.node
   } else {
     node = await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, bootstrap: bootstrap === '' ? [] : [bootstrap], allow: ALLOW })

@@ -6,6 +6,7 @@
 import { UserError } from '../node/errors.ts'
 import type { ChatTiming } from '../node/chat-node.ts'
 import { MAX_TEXT_BYTES } from '../protocols/chat/index.ts'
+import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel } from '../node/privacy.ts'
 
 interface FlagSpec {
   /** the value's placeholder; a flag without one is a switch */
@@ -21,6 +22,7 @@ const FLAGS = {
   'data-dir': { value: '<dir>', help: 'data directory (default: $P2PCHAT_HOME, else ~/.p2pchat)' },
   listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable; relays and bootstrap nodes: a user needs none)' },
   bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
+  privacy: { value: '<level>', help: `mixing: ${Object.keys(PRIVACY_LEVELS).join(', ')} (default ${DEFAULT_PRIVACY}; or $P2PCHAT_PRIVACY)` },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
   web: { help: 'serve the web app on 127.0.0.1 and print a one-time login URL (start: instead of the terminal chat; demo: for alice and bob)' },
   'web-port': { value: '<port>', help: 'the web app\'s port (default: a free one)' },
@@ -42,8 +44,8 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
@@ -54,6 +56,11 @@ Only one process may use a data directory at a time.
 --web serves the chat as a web page on 127.0.0.1 instead (printing a link that works once), until Ctrl-C;
 with --json as well, the web app runs beside the JSON session and its link is a {"event":"web","url"} line.
 --relay runs a relay instead: it has no nick (chat from a separate start --nick with its own --data-dir).
+
+--privacy sets how long each relay holds your packets (an exponential delay of this mean per hop; a
+message to someone online crosses 5 such hops, ~5 means on average):
+${Object.values(PRIVACY_LEVELS).map(l => `  ${l.summary}${l.name === DEFAULT_PRIVACY ? ' (default)' : ''}\n`).join('')}Cover traffic is not implemented yet at any level: an observer of your link sees when you send.
+Request timeouts grow by 18 mean delays. A relay (--relay) applies whatever delays its senders chose.
 
 --json reads one command per line on stdin and writes one JSON object per line on stdout, e.g.
   {"cmd":"send","to":"bob","text":"hi"}  {"cmd":"whois","nick":"bob"}  {"cmd":"quit"}
@@ -89,7 +96,8 @@ the session is stored in a mailbox, delivered, failed or queued for the next sta
 const ENVIRONMENT = `environment:
   P2PCHAT_HOME       default data directory
   P2PCHAT_BOOTSTRAP  default bootstrap multiaddrs, comma-separated
-  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000} (tests, demos)
+  P2PCHAT_PRIVACY    default privacy level of start (--privacy overrides it)
+  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000,"hopDelayMs":50} (tests, demos)
 `
 
 function flagLines (names: FlagName[]): string {
@@ -143,6 +151,8 @@ export interface CliOptions {
   webHost?: string
   /** start: strangers become contacts at their first message instead of requests */
   acceptAnyone: boolean
+  /** --privacy, else $P2PCHAT_PRIVACY, else undefined (the default level); checked to be a level's name. */
+  privacy?: string
 }
 
 /**
@@ -216,6 +226,9 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     list.push(s.value)
   }
   const fromEnv = (env.P2PCHAT_BOOTSTRAP ?? '').split(',').map(s => s.trim()).filter(s => s !== '')
+  const privacyEnv = (env.P2PCHAT_PRIVACY ?? '').trim()
+  const privacy = values.privacy?.[0] ?? (command === 'start' && privacyEnv !== '' ? privacyEnv : undefined)
+  if (privacy != null) privacyLevel(privacy) // a UserError naming the levels
   return {
     command,
     topic,
@@ -230,7 +243,8 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     web: values.web != null,
     webPort: webPort(values['web-port']?.[0]),
     webHost: values['web-host']?.[0],
-    acceptAnyone: values['accept-anyone'] != null
+    acceptAnyone: values['accept-anyone'] != null,
+    privacy
   }
 }
 
@@ -261,10 +275,12 @@ export type CliTiming = ChatTiming & {
   relayGraceMs: number
   /** A relay's mailboxes: how long an item pushed and not acknowledged waits before it goes again (through a newer block). */
   repushIntervalMs: number
+  /** Replaces the privacy level's mean delay per hop (tests and demos shorten it; node/privacy.ts). */
+  hopDelayMs: number
 }
 
 const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
-  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs']
+  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

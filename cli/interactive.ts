@@ -168,7 +168,7 @@ export class InteractiveSession {
     this.stopSpinner()
     const relays = this.chat.relays().length
     this.out.write(`${this.paint(`p2pchat: you are ${this.chat.nick}`, '1')}, fingerprint ${this.chat.fingerprint}\n` +
-      `${relays} relays known. /help lists commands; /msg <nick> <text> sends.\n`)
+      `${relays} relays known; privacy ${this.chat.privacy.summary}. /help lists commands; /msg <nick> <text> sends.\n`)
     const away = this.awaySummary()
     if (away !== '') this.out.write(away + '\n')
     const inputIsTty = (input as Readable & Tty).isTTY === true

@@ -32,7 +32,7 @@ export function chatEventToJson (e: ChatEvent): Record<string, unknown> {
 }
 
 export function readyEvent (chat: ChatNode): Record<string, unknown> {
-  return { event: 'ready', nick: chat.nick, addrs: chat.addrs(), relay: false, fingerprint: chat.fingerprint, relays: chat.relays().length }
+  return { event: 'ready', nick: chat.nick, addrs: chat.addrs(), relay: false, fingerprint: chat.fingerprint, relays: chat.relays().length, privacy: { level: chat.privacy.name, meanDelayMsPerHop: chat.privacy.meanDelayMs, coverPerMinute: chat.privacy.coverPerMinute } }
 }
 
 /** How a session ended: {"cmd":"quit"}, or the end of stdin. */

@@ -52,6 +52,9 @@ import { bytesEqual, KIND_NAME, nameKey, signRecord, verifyRecord } from '../pro
 import type { SignedRecord } from '../protocols/directory/record.ts'
 import { createMessage, fingerprint, MAX_TEXT_BYTES, normalizeFingerprint, sealMessage, validateNick } from '../protocols/chat/index.ts'
 import { OnionClient } from '../protocols/onion/client.ts'
+import { hopDelays } from '../protocols/onion/delays.ts'
+import { DEFAULT_PRIVACY, privacyLevel, roundTripAllowanceMs } from './privacy.ts'
+import type { PrivacyLevel } from './privacy.ts'
 import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
@@ -119,6 +122,8 @@ export interface ChatNodeOptions {
   mailboxes?: number
   /** Strangers become (unverified) contacts at their first message instead of requests (a bot); default false. */
   acceptAnyone?: boolean
+  /** The privacy level (node/privacy.ts), by name or as a level; default DEFAULT_PRIVACY. */
+  privacy?: string | PrivacyLevel
 }
 
 export type ChatEvent =
@@ -177,6 +182,8 @@ export class ChatNode {
   readonly relayDirectory: RelayDirectory
   readonly entry: EntryRelay
   readonly onion: OnionClient
+  /** How this node mixes its packets (node/privacy.ts). */
+  readonly privacy: PrivacyLevel
   readonly mailboxes: MailboxClient
   readonly directory: DirectoryClient
   private readonly onionKeys: UserOnionKeys
@@ -219,6 +226,9 @@ export class ChatNode {
     this.store = store
     this.bootstrapAddrs = opts.bootstrap ?? []
     this.timing = { ...DEFAULT_TIMING, ...opts.timing }
+    this.privacy = typeof opts.privacy === 'object' ? opts.privacy : privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)
+    // mixing delays lengthen every round trip through the onion: requests wait for them (node/privacy.ts)
+    this.timing.requestTimeoutMs += roundTripAllowanceMs(this.privacy)
     this.onionKeys = new UserOnionKeys(store.database, { epochMs: this.timing.onionEpochMs })
     this.seenSeals = new SeenSeals(store.database)
     this.mailboxKeys = new MailboxKeys(store.database)
@@ -230,6 +240,7 @@ export class ChatNode {
     const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
     this.onion = new OnionClient({
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
+      hopDelay: this.privacy.meanDelayMs > 0 ? hopDelays(this.privacy.meanDelayMs) : undefined,
       relays: usable,
       entry: () => this.entry.link,
       onWarning: warn
@@ -297,6 +308,7 @@ export class ChatNode {
   /** Builds the node (keys, store, a fresh transport key, libp2p) without touching the network. */
   static async create (opts: ChatNodeOptions): Promise<ChatNode> {
     if (!validateNick(opts.nick)) throw new UserError(`invalid nick "${opts.nick}": use 1 to 32 characters of a-z, 0-9, _ and -`, 'BAD_NICK')
+    if (typeof opts.privacy === 'string') privacyLevel(opts.privacy) // an unknown level fails before anything is opened
     const loaded = opts.identity == null ? await loadIdentity(opts.dataDir) : undefined
     const identity = opts.identity ?? loaded as Identity
     const store = ChatStore.open(ChatStore.pathIn(opts.dataDir))
@@ -409,7 +421,7 @@ export class ChatNode {
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
     every(this.timing.retryIntervalMs, () => { this.retryOutbox(); this.receiver.sendReceipts().catch(() => {}); this.onion.expire() })
     every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).name) }) })
-    this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes` })
+    this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes; privacy ${this.privacy.summary}` })
     this.retryOutbox()
     this.receiver.sendReceipts().catch(() => {})
   }

@@ -67,6 +67,12 @@ export interface RelayNodeOptions {
   onOnionEvent?: (e: OnionEvent) => void
   /** The operator's family key: declared in the descriptor, so clients put one of its relays per path. */
   family?: Signer
+  /**
+   * Instrumentation (tests, benches: the correlation attack of issue 11): a connected client's SUBMIT,
+   * and a packet handed to a connected client, each with the client's transport key: what an entry
+   * relay itself knows of its clients (this run's transport key, never a nick or identity key).
+   */
+  onClientEvent?: (e: { type: 'submit' | 'deliver', client: Uint8Array }) => void
 }
 
 export type RelayEvent =
@@ -117,7 +123,10 @@ export class RelayNode {
       this.onion.send(firstHop, packet)
     }
     this.clients = new ClientLinkServer(node, {
-      onSubmit: (address, packet) => { this.onion.submit(address, packet, 'client') }
+      onSubmit: (address, packet, client) => {
+        opts.onClientEvent?.({ type: 'submit', client })
+        this.onion.submit(address, packet, 'client')
+      }
     })
     this.onion = new OnionService(node, {
       keyRing: this.keyRing,
@@ -126,6 +135,7 @@ export class RelayNode {
       onClient: (next, packet, from) => {
         // the packet goes to the client only over the link the client opened; a client is never dialled
         if (!this.clients.deliver(next, packet)) return
+        opts.onClientEvent?.({ type: 'deliver', client: next })
         if (opts.logHops === true) this.emit({ type: 'hop', from: this.relays.has(from) ? from : 'client', to: 'client', size: packet.length })
       },
       onDeliver: (res, from) => {

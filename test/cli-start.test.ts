@@ -282,7 +282,8 @@ describe('p2pchat start --json as real processes: bootstrap, 4 relays (start --r
       nick: 'fakealice',
       bootstrap: [net.bootstrapAddr],
       allow: LOOPBACK_ALLOW,
-      timing: TEST_TIMING
+      timing: TEST_TIMING,
+      privacy: 'fast'
     })
     try {
       await within(fake.start(), 60_000, 'the impostor joining')

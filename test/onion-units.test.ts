@@ -10,6 +10,7 @@ import {
   PACKET_SIZE, RelayDirectory, ReplayFilter
 } from '../protocols/onion/index.ts'
 import type { FinalResult } from '../protocols/onion/index.ts'
+import { waitFor } from './helpers/wait.ts'
 
 describe('ReplayFilter', () => {
   it('says fresh once and seen after, for many tags, with a size fixed at construction', () => {
@@ -212,7 +213,8 @@ describe('OnionService on a relay (one real node, packets handed in directly)', 
     const queuedBefore = service.queuedPackets
     const p = createPacket([{ address: self, onionKey: ring.current.publicKey, delayMs: 10 }, { address: client, onionKey: generateOnionKey().publicKey, client: true }], new Uint8Array(8))
     service.receive(p.packet, 'peer-client')
-    assert.equal(service.stats.forwarded, forwardedBefore + 1)
+    // its slot asks the relay to hold it 10 ms (mixing, SPEC.md section 15): handed over after that
+    await waitFor(() => service.stats.forwarded === forwardedBefore + 1, 'the held CLIENT layer to be handed over', 10_000, 5)
     assert.deepEqual(toClients.at(-1)?.next, client)
     assert.equal(toClients.at(-1)?.packet.length, PACKET_SIZE)
     assert.equal(service.queuedPackets, queuedBefore, 'nothing queued for a dial')

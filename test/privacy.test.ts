@@ -83,7 +83,7 @@ describe('privacy, instrumented: who learns what over 50 messages each way betwe
   /** A user as ChatNetwork.user() makes it, watched from before its node makes any connection. */
   async function watchedUser (nick: string): Promise<Watched> {
     const dataDir = join(net.root, `${nick}-watched`)
-    const chat = await ChatNode.create({ dataDir, nick, bootstrap: net.boot?.addrs() ?? [], allow: LOOPBACK_ALLOW, timing: TEST_CHAT_TIMING })
+    const chat = await ChatNode.create({ dataDir, nick, bootstrap: net.boot?.addrs() ?? [], allow: LOOPBACK_ALLOW, timing: TEST_CHAT_TIMING, privacy: 'fast' })
     const user: TestUser = { chat, events: [], dataDir }
     chat.on(e => user.events.push(e))
     net.users.push(user)

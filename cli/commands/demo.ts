@@ -157,7 +157,7 @@ class Demo {
   }
 
   private async user (name: string): Promise<Member> {
-    const chat = await ChatNode.create({ dataDir: join(this.root, name), nick: name, bootstrap: this.boot?.addrs() ?? [], allow: LOOPBACK_ALLOW, timing: DEMO_TIMING })
+    const chat = await ChatNode.create({ dataDir: join(this.root, name), nick: name, bootstrap: this.boot?.addrs() ?? [], allow: LOOPBACK_ALLOW, timing: DEMO_TIMING, privacy: 'fast' })
     const m: Member = { name, chat, events: [], waiters: new Set() }
     this.members.push(m)
     chat.on(e => {

@@ -8,6 +8,7 @@ import { listenError } from '../../node/create.ts'
 import { lockDataDir, prepareDataDir, resolveDataDir } from '../../node/datadir.ts'
 import type { DataDirLock } from '../../node/datadir.ts'
 import { UserError } from '../../node/errors.ts'
+import { DEFAULT_PRIVACY, privacyLevel, withMeanDelay } from '../../node/privacy.ts'
 import { localAllowList, parseTiming } from '../args.ts'
 import type { CliOptions } from '../args.ts'
 import { InteractiveSession } from '../interactive.ts'
@@ -58,7 +59,9 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   if (opts.relay) return await runRelay(opts, io)
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
-  const { connectTimeoutMs = CONNECT_TIMEOUT_MS, ...timing } = parseTiming(io.env)
+  const { connectTimeoutMs = CONNECT_TIMEOUT_MS, hopDelayMs, ...timing } = parseTiming(io.env)
+  const level = privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)
+  const privacy = hopDelayMs == null ? level : withMeanDelay(level, hopDelayMs)
   const signals = watchSignals()
   const input: Readable = io.stdin ?? process.stdin
   let chat: ChatNode
@@ -74,7 +77,8 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
       bootstrap: opts.bootstrap,
       allow: localAllowList(opts.bootstrap),
       acceptAnyone: opts.acceptAnyone,
-      timing
+      timing,
+      privacy
     })
   } catch (caught) {
     lock?.release()

@@ -14,6 +14,10 @@
  * - `deliver(packet)`: a packet from the entry relay. Everything else than a reply through a live block
  *   of ours is a counted drop.
  *
+ * Mixing (SPEC.md section 15): with `hopDelay`, every hop that forwards (the mixes of a forward path;
+ * the mixes and the entry relay of a reply block) gets its own delay drawn from it, written into its
+ * slot's delay extension; the final hop gets none. Without it (the `fast` level) no delay is written.
+ *
  * Reply-block secrets live in memory only: a block ends at this run's client key and transport peer
  * id, so it is useless after a restart anyway. Each block opens one reply.
  */
@@ -47,6 +51,11 @@ export interface OnionClientInit {
   /** The current entry relay link, if connected. */
   entry: () => EntryLink | undefined
   mixes?: number
+  /**
+   * Draws one hop's delay in ms (delays.ts `hopDelays`: exponential of the privacy level's mean). Absent
+   * or always 0: no delays (the `fast` level).
+   */
+  hopDelay?: () => number
   onWarning?: (message: string) => void
   now?: () => number
 }
@@ -117,6 +126,11 @@ export class OnionClient {
     this.init.onWarning?.(`too few relays in distinct /16s or families: ${what} has two relays of one /16 or family, who may be one operator seeing more of it (start relays on other networks)`)
   }
 
+  /** One hop's delay (ms) from the configured drawer; 0 without one. */
+  private delay (): number {
+    return this.init.hopDelay?.() ?? 0
+  }
+
   private link (): EntryLink {
     const entry = this.init.entry()
     if (entry == null) throw new NoEntryRelayError()
@@ -137,9 +151,10 @@ export class OnionClient {
     const { mixes, short, relaxed } = chooseMixes(this.init.relays(), [entry.relay, ...exclude], this.init.mixes ?? DEFAULT_MIXES)
     if (short) this.warnShort('a reply block', mixes.length)
     else if (relaxed) this.warnRelaxed('a reply block')
+    // every hop but the last (this client) holds the packet for its own delay; the entry relay too
     const path: Hop[] = [
-      ...mixes.map(m => ({ address: m.address, onionKey: m.onionKey })),
-      { address: entry.relay.address, onionKey: entry.relay.onionKey },
+      ...mixes.map(m => ({ address: m.address, onionKey: m.onionKey, delayMs: this.delay() })),
+      { address: entry.relay.address, onionKey: entry.relay.onionKey, delayMs: this.delay() },
       { address: this.init.self, onionKey: this.clientKey.publicKey, client: true }
     ]
     const made = createSurb(path)
@@ -172,7 +187,8 @@ export class OnionClient {
     else if (relaxed) this.warnRelaxed('a path')
     const hops = [...mixes, final]
     const body = encodeServiceBody({ service, replyBlock: block?.surb, request })
-    const { firstHop, packet } = createPacket(hops.map(h => ({ address: h.address, onionKey: h.onionKey })), body)
+    // the mixes hold it for their delays; the final relay forwards nothing, so it gets none
+    const { firstHop, packet } = createPacket(hops.map((h, i) => ({ address: h.address, onionKey: h.onionKey, delayMs: i < hops.length - 1 ? this.delay() : undefined })), body)
     if (!entry.submit(firstHop, packet)) {
       if (block != null) this.blocks.delete(hex(block.id))
       throw new SubmitFailedError()

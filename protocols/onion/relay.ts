@@ -14,8 +14,14 @@
  * path in protocol v2, so this service runs on relays only. Nothing on the network can make this code
  * throw: every problem is a counted drop.
  *
- * Limits: packets per second per inbound peer (a token bucket), and a bounded queue per outbound
- * neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
+ * Mixing (SPEC.md section 15): a RELAY or CLIENT layer whose slot carries a delay is held that long in
+ * the mix scheduler (scheduler.ts: a heap with one timer, at most maxHeld packets, delays above
+ * maxDelayMs refused as 'delay-cap', a random held packet dropped as 'mix-full' beyond the bound),
+ * then forwarded as below. The replay check happens on arrival, so a replay is never held. A layer
+ * without a delay goes on at once (the `fast` privacy level).
+ *
+ * Limits: packets per second per inbound peer (a token bucket), a bounded mix scheduler, and a bounded
+ * queue per outbound neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
  *
  * Backpressure: when a neighbour's queue passes half of queueLength, the relay pauses reading from
  * every inbound stream (Yamux then stops granting window, so senders wait instead of their packets
@@ -32,6 +38,9 @@ import { PACKET_SIZE } from './constants.ts'
 import { processPacket } from './sphinx.ts'
 import type { FinalResult } from './sphinx.ts'
 import type { OnionKeyRing } from './keyring.ts'
+import { MAX_HOP_DELAY_MS } from './delays.ts'
+import { DEFAULT_MAX_HELD, MixScheduler } from './scheduler.ts'
+import type { Clock, SchedulerStats } from './scheduler.ts'
 
 export const ONION_PROTOCOL = '/onion-chat/2.0'
 /** Frames longer than this end the stream (a well-formed frame is PACKET_SIZE). */
@@ -117,7 +126,7 @@ export async function waitWritable (stream: Stream, limit: number, timeoutMs: nu
 export type OnionDropReason =
   | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'extension' | 'payload-integrity' | 'internal'
   | 'replay' | 'rate-limit' | 'queue-full' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'loop'
-  | 'unknown-relay'
+  | 'unknown-relay' | 'delay-cap' | 'mix-full' | 'stopped'
 
 export interface OnionStats {
   received: number
@@ -130,6 +139,8 @@ export interface OnionStats {
   held: number
   /** Episodes that ended because the neighbour did not drain within maxHoldMs. */
   holdTimeouts: number
+  /** The mix scheduler: packets held for their delay (its drops are also in `dropped`); absent only in benches' placeholders. */
+  mixing?: SchedulerStats
 }
 
 /** What the instrumentation hook sees: never more than a relay itself learns. */
@@ -161,6 +172,12 @@ export interface OnionServiceInit {
   dialTimeoutMs?: number
   /** See the module comment: the longest one neighbour may pause inbound reading per episode. */
   maxHoldMs?: number
+  /** Packets held for their delay at once (scheduler.ts DEFAULT_MAX_HELD); beyond, a random one is dropped. */
+  maxHeld?: number
+  /** A slot asking for a longer delay is dropped as 'delay-cap' (delays.ts MAX_HOP_DELAY_MS). */
+  maxDelayMs?: number
+  /** The mix scheduler's clock (tests). */
+  clock?: Clock
 }
 
 interface Bucket { tokens: number, last: number }
@@ -181,8 +198,10 @@ class Neighbour {
 
 export class OnionService {
   private readonly node: Libp2p
-  private readonly init: Required<Omit<OnionServiceInit, 'onEvent' | 'onClient' | 'isKnownRelay'>> &
-  Pick<OnionServiceInit, 'onEvent' | 'onClient' | 'isKnownRelay'>
+  private readonly init: Required<Omit<OnionServiceInit, 'onEvent' | 'onClient' | 'isKnownRelay' | 'clock'>> &
+  Pick<OnionServiceInit, 'onEvent' | 'onClient' | 'isKnownRelay' | 'clock'>
+  /** Packets waiting out their per-hop delay; each entry forwards its packet when released. */
+  private readonly mix: MixScheduler<() => void>
   private readonly buckets = new Map<string, Bucket>()
   private readonly neighbours = new Map<string, Neighbour>()
   private readonly inbound = new Set<Stream>()
@@ -190,7 +209,7 @@ export class OnionService {
   private holders = 0
   private readonly log = logger('p2pchat:onion')
   private running = false
-  readonly stats: OnionStats = { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0, held: 0, holdTimeouts: 0 }
+  readonly stats: OnionStats
 
   constructor (node: Libp2p, init: OnionServiceInit) {
     this.node = node
@@ -200,8 +219,18 @@ export class OnionService {
       queueLength: DEFAULT_QUEUE_LENGTH,
       dialTimeoutMs: DEFAULT_DIAL_TIMEOUT_MS,
       maxHoldMs: DEFAULT_MAX_HOLD_MS,
+      maxHeld: DEFAULT_MAX_HELD,
+      maxDelayMs: MAX_HOP_DELAY_MS,
       ...init
     }
+    this.mix = new MixScheduler<() => void>({
+      release: (go) => { go() },
+      onDrop: (_go, reason) => { this.drop('mix', reason) },
+      maxHeld: this.init.maxHeld,
+      maxDelayMs: this.init.maxDelayMs,
+      clock: this.init.clock
+    })
+    this.stats = { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0, held: 0, holdTimeouts: 0, mixing: this.mix.stats }
   }
 
   async start (): Promise<void> {
@@ -215,6 +244,9 @@ export class OnionService {
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
+    // packets still waiting out their delay are lost with the relay (as with a crash); counted
+    const held = this.mix.clear()
+    for (let i = 0; i < held; i++) this.drop('mix', 'stopped')
     await this.node.unhandle(ONION_PROTOCOL)
     for (const n of this.neighbours.values()) {
       this.release(n)
@@ -301,14 +333,19 @@ export class OnionService {
       // (a SERVICE request or a reply block used twice) would otherwise be served twice
       if (filter.checkAndAdd(res.replayTag)) { this.drop(from, 'replay'); return }
       if (res.type === 'forward') {
-        // the delay extension is the mixing issue's: not applied yet
-        if (res.command === 'client' && this.init.onClient != null) {
-          this.stats.forwarded++
-          this.init.onEvent?.({ type: 'to-client', from, client: res.next, size: res.packet.length, packet: res.packet })
-          this.init.onClient(res.next, res.packet, from)
-          return
+        const { next, packet: out, command } = res
+        const go = (): void => {
+          if (command === 'client' && this.init.onClient != null) {
+            this.stats.forwarded++
+            this.init.onEvent?.({ type: 'to-client', from, client: next, size: out.length, packet: out })
+            this.init.onClient(next, out, from)
+            return
+          }
+          this.forward(next, out, from)
         }
-        this.forward(res.next, res.packet, from)
+        // the sender's per-hop delay (SPEC.md section 15): held in the mix scheduler, then forwarded
+        if (res.delayMs > 0) this.mix.add(go, res.delayMs)
+        else go()
         return
       }
       this.stats.delivered++

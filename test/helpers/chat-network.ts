@@ -101,6 +101,8 @@ export class ChatNetwork {
       allow: LOOPBACK_ALLOW,
       // tests of delivery have strangers receipt each other at once; tests of contact requests pass acceptAnyone: false
       acceptAnyone: true,
+      // tests run at the `fast` level (no mixing delays) unless they test mixing
+      privacy: 'fast',
       ...opts,
       timing: { ...TEST_CHAT_TIMING, ...opts.timing }
     })

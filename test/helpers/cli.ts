@@ -20,7 +20,8 @@ export class CliProcess {
 
   constructor (args: string[], env: NodeJS.ProcessEnv = {}) {
     this.child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...env },
+      // tests run at the `fast` privacy level (no mixing delays) unless they ask for another
+      env: { ...process.env, P2PCHAT_BOOTSTRAP: '', P2PCHAT_PRIVACY: 'fast', ...env },
       stdio: ['pipe', 'pipe', 'pipe']
     })
     createInterface({ input: this.child.stdout }).on('line', line => {

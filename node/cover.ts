@@ -1,0 +1,121 @@
+/**
+ * Client cover traffic (issue 11; Loopix section 4.2): two independent Poisson processes, loop cover
+ * (a packet through a full path that comes back to the sender: mix, mix, entry relay, the sender; it
+ * also tells the client its paths work) and drop cover (a packet to a random relay's drop service,
+ * SERVICE 0x03, discarded there). A real packet does not add to the rate: it waits for the next
+ * drop-cover tick and goes in its place, so the stream of packets a user's entry relay sees has the
+ * same rate and the same exponential gaps whether the user chats or idles.
+ *
+ * Limits: at most MAX_WAITING real packets wait for a tick (beyond: refused, counted `queue-full`, and
+ * the caller's own error handling applies). Times come from a `Clock` so tests drive them by hand, and
+ * gaps from a `Uniform` so a test's schedule is reproducible.
+ *
+ * STATUS: this module and its tests exist; no privacy level enables it yet (node/privacy.ts
+ * `coverPerMinute` is 0 everywhere), because a real packet waiting for a drop tick adds ~1/rate to
+ * every request and the request timeouts, resends and receipts have not been reworked for it.
+ */
+import { cryptoUniform } from '../protocols/onion/delays.ts'
+import type { Uniform } from '../protocols/onion/delays.ts'
+import { realClock } from '../protocols/onion/scheduler.ts'
+import type { Clock } from '../protocols/onion/scheduler.ts'
+
+/** Real packets waiting for a drop-cover tick at most: a burst beyond this is refused, not queued without end. */
+export const MAX_WAITING = 256
+
+export interface CoverInit {
+  /** Loop cover packets per minute (0: none). */
+  loopPerMinute: number
+  /** Drop cover packets per minute; real packets go in their place (0: real packets go at once). */
+  dropPerMinute: number
+  /** Builds and submits one loop packet; throws when it cannot (counted). */
+  sendLoop: () => void
+  /** Builds and submits one drop-cover packet; throws when it cannot (counted). */
+  sendDrop: () => void
+  clock?: Clock
+  uniform?: Uniform
+}
+
+export interface CoverStats {
+  loops: number
+  drops: number
+  /** Real packets sent in place of a drop-cover packet. */
+  real: number
+  /** Sends that threw (no entry relay, too few relays), by stream. */
+  failed: { loop: number, drop: number, real: number }
+  /** Real packets refused because MAX_WAITING were already waiting. */
+  queueFull: number
+}
+
+export class CoverTraffic {
+  private readonly init: CoverInit
+  private readonly clock: Clock
+  private readonly uniform: Uniform
+  private readonly waiting: Array<() => void> = []
+  private readonly timers: { loop?: unknown, drop?: unknown } = {}
+  private running = false
+  readonly stats: CoverStats = { loops: 0, drops: 0, real: 0, failed: { loop: 0, drop: 0, real: 0 }, queueFull: 0 }
+
+  constructor (init: CoverInit) {
+    if (!(init.loopPerMinute >= 0) || !(init.dropPerMinute >= 0)) throw new RangeError('cover rates are >= 0 per minute')
+    this.init = init
+    this.clock = init.clock ?? realClock
+    this.uniform = init.uniform ?? cryptoUniform()
+  }
+
+  /** Real packets waiting for their drop-cover tick. */
+  get queued (): number { return this.waiting.length }
+
+  /** An exponential gap (ms) of a Poisson process of `perMinute`. */
+  private gap (perMinute: number): number {
+    return -60_000 / perMinute * Math.log1p(-this.uniform())
+  }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    if (this.init.loopPerMinute > 0) this.arm('loop')
+    if (this.init.dropPerMinute > 0) this.arm('drop')
+  }
+
+  stop (): void {
+    this.running = false
+    for (const k of ['loop', 'drop'] as const) {
+      if (this.timers[k] !== undefined) this.clock.clearTimer(this.timers[k])
+      this.timers[k] = undefined
+    }
+  }
+
+  private arm (stream: 'loop' | 'drop'): void {
+    const rate = stream === 'loop' ? this.init.loopPerMinute : this.init.dropPerMinute
+    this.timers[stream] = this.clock.setTimer(() => {
+      this.timers[stream] = undefined
+      if (!this.running) return
+      this.tick(stream)
+      this.arm(stream)
+    }, this.gap(rate))
+  }
+
+  private tick (stream: 'loop' | 'drop'): void {
+    if (stream === 'loop') {
+      try { this.init.sendLoop(); this.stats.loops++ } catch { this.stats.failed.loop++ }
+      return
+    }
+    const real = this.waiting.shift()
+    if (real != null) {
+      try { real(); this.stats.real++ } catch { this.stats.failed.real++ }
+      return
+    }
+    try { this.init.sendDrop(); this.stats.drops++ } catch { this.stats.failed.drop++ }
+  }
+
+  /**
+   * A real packet to send in place of the next drop-cover packet. Without drop cover (rate 0) or when
+   * stopped it goes at once. False when MAX_WAITING are already waiting (counted).
+   */
+  send (real: () => void): boolean {
+    if (!this.running || this.init.dropPerMinute === 0) { real(); return true }
+    if (this.waiting.length >= MAX_WAITING) { this.stats.queueFull++; return false }
+    this.waiting.push(real)
+    return true
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The timing adversary of issue 11: it holds the first and the last relay of every path (in practice:
+ * every entry relay, which sees when each of its clients submits a packet and when it hands one to a
+ * client). For each packet handed to a recipient it guesses who sent it, from the times of every user's
+ * submissions before it, knowing the privacy level (Kerckhoffs: the mean delay is public).
+ *
+ * Model: a message crosses HOPS delayed hops (2 mixes to the mailbox, then mix, mix and the recipient's
+ * entry relay through its reply block), each an exponential of mean theta, so its latency is
+ * Gamma(HOPS, theta) (plus network time, small beside it); at `fast` only network time is left
+ * (FAST_MODEL). The posterior of a sender u is proportional to sum over u's submissions s of
+ * f(t_delivery - t_s), the Gamma density: the Loopix paper's measure (Piotrowska et al. 2017,
+ * section 5: the entropy of the sender distribution). The guess is the most likely sender; the
+ * entropy is that of the whole distribution.
+ *
+ * Second clue: the mailbox answers the sender's deposit ("stored") through the sender's reply block at
+ * the moment it pushes the message through the recipient's: both cross 3 delayed hops (mix, mix, entry
+ * relay), so a packet handed to the true sender arrives about when the message reaches the recipient;
+ * the difference of two independent Gamma(3, theta) has standard deviation sqrt(6) theta, which the
+ * adversary models as a normal (ANSWER_FLOOR_MS without delays). Its likelihood multiplies the first
+ * clue's, with a floor so that a sender whose answer it missed is not ruled out.
+ */
+
+/** Delayed hops between a sender's SUBMIT and the recipient's delivery (node/privacy.ts). */
+export const HOPS = 5
+/** Spread of (answer to the sender - push to the recipient) without delays: processing noise. */
+export const ANSWER_FLOOR_MS = 20
+
+/**
+ * The latency model at the `fast` level: no delays, so what is left is network and processing time,
+ * a few ms to ~400 ms in process on a loaded machine, most often short; an exponential of mean 100 ms
+ * (shape 1): the most recent submission is the likeliest, the classic attack on a mix-less path. (The
+ * parameters, with ANSWER_FLOOR_MS and the correlation test's REACTION_MS, were the best of a small
+ * grid on two recorded runs of that test: 78 of 80 fast messages linked.)
+ */
+export const FAST_MODEL = { shape: 1, thetaMs: 100, answerSdMs: ANSWER_FLOOR_MS }
+
+/** The latency model at a mixing level of mean delay `meanMs` per hop: Gamma(HOPS, meanMs). */
+export function mixingModel (meanMs: number): { shape: number, thetaMs: number, answerSdMs: number } {
+  return meanMs > 0 ? { shape: HOPS, thetaMs: meanMs, answerSdMs: Math.max(ANSWER_FLOOR_MS, Math.sqrt(6) * meanMs) } : FAST_MODEL
+}
+
+export interface Observation { at: number, user: string }
+
+export interface Guess {
+  /** The most likely sender, or undefined when no candidate submitted anything before. */
+  guess: string | undefined
+  /** Shannon entropy (bits) of the posterior over the candidates. */
+  entropy: number
+  posterior: Map<string, number>
+}
+
+function logGamma (dt: number, shape: number, theta: number): number {
+  if (dt <= 0) return Number.NEGATIVE_INFINITY
+  return (shape - 1) * Math.log(dt) - dt / theta
+}
+
+/**
+ * The adversary's guess for a delivery at `at`, among `candidates`, from `submissions` (any order).
+ * Submissions more than `windowMs` before are ignored (their weight is negligible anyway).
+ */
+export function guessSender (at: number, candidates: string[], submissions: Observation[], model: { shape: number, thetaMs: number, answerSdMs?: number }, opts: { deliveries?: Observation[], reactionMs?: number, windowMs?: number } = {}): Guess {
+  const windowMs = opts.windowMs ?? 40 * model.shape * model.thetaMs + 5_000
+  const logs = new Map<string, number[]>()
+  for (const c of candidates) logs.set(c, [])
+  // a user's submission right after a packet was handed to it is a reaction (a receipt, a mailbox
+  // ACK, a refill of reply blocks), not a message of its own: the adversary sets those aside
+  const reactions = new Map<string, number[]>()
+  for (const d of opts.deliveries ?? []) {
+    if (d.at > at || at - d.at > windowMs + (opts.reactionMs ?? 0)) continue
+    let l = reactions.get(d.user)
+    if (l == null) reactions.set(d.user, l = [])
+    l.push(d.at)
+  }
+  const reaction = (s: Observation): boolean => (reactions.get(s.user) ?? []).some(t => s.at >= t && s.at - t <= (opts.reactionMs ?? 0))
+  for (const s of submissions) {
+    const list = logs.get(s.user)
+    if (list == null || s.at >= at || at - s.at > windowMs) continue
+    if (opts.reactionMs != null && reaction(s)) continue
+    list.push(logGamma(at - s.at, model.shape, model.thetaMs))
+  }
+  const score = new Map<string, number>()
+  for (const [c, l] of logs) {
+    if (l.length === 0) continue
+    const m = Math.max(...l)
+    let v = m + Math.log(l.reduce((a, x) => a + Math.exp(x - m), 0))
+    if (model.answerSdMs != null && opts.deliveries != null) {
+      // normal density of the answer's offset, floored at 4 standard deviations
+      const sd = model.answerSdMs
+      let sum = Math.exp(-8)
+      for (const d of opts.deliveries) {
+        if (d.user !== c) continue
+        const z = (d.at - at) / sd
+        if (Math.abs(z) < 4) sum += Math.exp(-z * z / 2)
+      }
+      v += Math.log(sum)
+    }
+    score.set(c, v)
+  }
+  const posterior = new Map<string, number>()
+  if (score.size === 0) return { guess: undefined, entropy: 0, posterior }
+  const top = Math.max(...score.values())
+  let sum = 0
+  for (const v of score.values()) sum += Math.exp(v - top)
+  let guess: string | undefined
+  let best = -1
+  let entropy = 0
+  for (const [c, v] of score) {
+    const p = Math.exp(v - top) / sum
+    posterior.set(c, p)
+    if (p > 0) entropy -= p * Math.log2(p)
+    if (p > best) { best = p; guess = c }
+  }
+  return { guess, entropy, posterior }
+}
+
+/** Wilson score interval for k successes of n at the normal quantile z (1.96: 95 %, 2.576: 99 %). */
+export function wilson (k: number, n: number, z = 2.576): { low: number, high: number } {
+  if (n === 0) return { low: 0, high: 1 }
+  const p = k / n
+  const d = 1 + z * z / n
+  const c = p + z * z / (2 * n)
+  const r = z * Math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+  return { low: (c - r) / d, high: (c + r) / d }
+}
