@@ -1,0 +1,381 @@
+/**
+ * `npm run lab [-- --quick]`: p2pchat beyond loopback. Builds a network of Linux namespaces
+ * (lab/net.ts: a delaying, lossy "internet", relays and a bootstrap node each in its own /16 of
+ * 172.16/12, users in private LANs behind NAT routers, one of them symmetric), runs every node as a
+ * real `p2pchat` process inside its namespace, runs the scenarios, prints a table and writes
+ * bench/results/lab-<quick|full>.json and .svg. Needs root, `ip netns`, iptables, python3 and
+ * /dev/net/tun; refuses with a message saying what to run otherwise (exit 2). Tears everything down on
+ * exit, on SIGINT/SIGTERM and on an exception; a lab killed with SIGKILL leaves namespaces that the next
+ * run removes (lab/net.ts cleanupLeftovers).
+ *
+ * Scenario `nat-chat`: users behind NAT (no port forward, nothing listening) chat both ways through the
+ * relays; every message is a unique token, so the lab counts what was sent, stored (✓), delivered (✓✓,
+ * the receipt back), shown at the recipient, lost and duplicated, and the delay from the send command
+ * to the recipient's `message` line (all lines timed on the lab's one clock). Links: 50 ms ± 10 ms one
+ * way across the internet, 1 % loss (`--delay`, `--jitter`, `--loss` change them); the lab reports the
+ * delay the forwarder applied and the TCP round trips it measured. Exit 0 when nothing was lost or
+ * duplicated; 1 otherwise.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { fileURLToPath } from 'node:url'
+import { LabNet, LabUnavailableError, cleanupLeftovers, preflight } from './net.ts'
+import type { Host, LinkShape, Site } from './net.ts'
+import { LabProcess } from './proc.ts'
+import type { Json } from './proc.ts'
+import { machine } from '../bench/lib/machine.ts'
+import { summarize } from '../bench/lib/stats.ts'
+import type { Summary } from '../bench/lib/stats.ts'
+import { svg } from '../bench/lib/report.ts'
+import type { Panel } from '../bench/lib/report.ts'
+
+const RESULTS = fileURLToPath(new URL('../bench/results/', import.meta.url))
+const PROBE = fileURLToPath(new URL('./probe.ts', import.meta.url))
+/** Relays and the bootstrap node listen here on their site address (a fixed port, as an operator would open). */
+const PORT = 4001
+/**
+ * Timers for the lab's processes (P2PCHAT_TIMING): as the tests' (announce every second, outbox retried
+ * every 2 s, an onion request gives up after 8 s: a 4-hop request over 50 ms links with 1 % loss takes
+ * a few hundred ms, a lost SYN costs TCP 1 s), so a run takes minutes, not hours; epochs stay hourly.
+ */
+const TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 2_000, requestTimeoutMs: 8_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000 }
+
+interface Config {
+  name: 'quick' | 'full'
+  relays: number
+  /** NAT LANs: how many users each, and whether its NAT is symmetric */
+  lans: Array<{ users: number, symmetric: boolean }>
+  /** messages each user sends to its partner */
+  messages: number
+  /** between two rounds of sends */
+  intervalMs: number
+  shape: LinkShape
+}
+
+const QUICK: Config = { name: 'quick', relays: 4, lans: [{ users: 1, symmetric: false }, { users: 1, symmetric: true }], messages: 10, intervalMs: 500, shape: { delayMs: 50, jitterMs: 10, loss: 0.01 } }
+const FULL: Config = { name: 'full', relays: 8, lans: [{ users: 2, symmetric: false }, { users: 2, symmetric: true }, { users: 2, symmetric: false }], messages: 40, intervalMs: 500, shape: { delayMs: 50, jitterMs: 10, loss: 0.01 } }
+
+const t0 = performance.now()
+function log (msg: string): void {
+  process.stderr.write(`[lab +${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`)
+}
+
+function parseArgs (argv: string[]): Config {
+  const c = structuredClone(argv.includes('--quick') ? QUICK : FULL)
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const num = (): number => {
+      const v = Number(argv[++i])
+      if (!Number.isFinite(v) || v < 0) throw new LabUsageError(`${a} needs a non-negative number`)
+      return v
+    }
+    if (a === '--quick') continue
+    else if (a === '--delay') c.shape.delayMs = num()
+    else if (a === '--jitter') c.shape.jitterMs = num()
+    else if (a === '--loss') c.shape.loss = num()
+    else if (a === '--messages') c.messages = Math.max(1, Math.floor(num()))
+    else throw new LabUsageError(`unknown option ${a}; usage: npm run lab [-- --quick] [--delay ms] [--jitter ms] [--loss 0..1] [--messages n]`)
+  }
+  if (c.shape.jitterMs > c.shape.delayMs) throw new LabUsageError('--jitter must not exceed --delay')
+  if (c.shape.loss >= 1) throw new LabUsageError('--loss is a probability below 1')
+  return c
+}
+
+export class LabUsageError extends Error {
+  override name = 'LabUsageError'
+}
+
+/** The lab's processes and network, torn down once whatever happens. */
+class Lab {
+  readonly root = mkdtempSync(join(tmpdir(), 'p2pchat-lab-'))
+  readonly net = new LabNet(this.root)
+  readonly procs: LabProcess[] = []
+  readonly env = { P2PCHAT_TIMING: JSON.stringify(TIMING) }
+
+  spawn (name: string, ns: string, args: string[]): LabProcess {
+    const p = new LabProcess(name, ns, args, this.env)
+    this.procs.push(p)
+    return p
+  }
+
+  dataDir (name: string): string { return join(this.root, name) }
+
+  /** Synchronous last resort (exit handlers): SIGKILL every process, delete every namespace. */
+  killAll (): void {
+    for (const p of this.procs) { try { p.child.kill('SIGKILL') } catch {} }
+    this.net.teardown()
+    rmSync(this.root, { recursive: true, force: true })
+  }
+
+  async stopAll (): Promise<void> {
+    await Promise.all(this.procs.map(async p => await p.stop()))
+  }
+}
+
+async function ready (p: LabProcess, timeoutMs = 120_000): Promise<{ obj: Json, at: number }> {
+  const r = await p.waitFor(o => o.event === 'ready' || o.event === 'error', timeoutMs)
+  if (r.obj.event !== 'ready') throw new Error(`${p.name} did not start: ${JSON.stringify(r.obj)}`)
+  return r
+}
+
+async function until (pred: () => boolean | Promise<boolean>, what: string, timeoutMs: number, intervalMs = 250): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!await pred()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, intervalMs))
+  }
+}
+
+function probe (net: LabNet, ns: string, host: string, count: number): { connectMs: number[], failed: number } {
+  const out = net.sh(ns, process.execPath, [PROBE, host, String(PORT), String(count)])
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}')
+}
+
+interface ScenarioResult {
+  name: string
+  users: number
+  relays: number
+  sent: number
+  stored: number
+  delivered: number
+  shown: number
+  lost: number
+  duplicated: number
+  latencyMs: Summary
+  receiptMs: Summary
+  firstMessageMs: Summary
+  startToReadyMs: Summary
+  bytesPerUserPerHour: number
+  windowS: number
+}
+
+async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: Site[], hosts: Host[]): Promise<ScenarioResult> {
+  const users = hosts.map(h => ({
+    host: h,
+    nick: h.name,
+    proc: lab.spawn(h.name, h.ns, ['start', '--json', '--nick', h.name, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(h.name)])
+  }))
+  const readyAt = new Map<string, number>()
+  await Promise.all(users.map(async u => { readyAt.set(u.nick, (await ready(u.proc)).at) }))
+  log(`${users.length} users ready (behind NAT, listening nowhere)`)
+  const countersAtReady = new Map(users.map(u => [u.nick, lab.net.counters(u.host.ns)]))
+  const windowStart = performance.now()
+  // partners: 0<->1, 2<->3, ... (each pair in different LANs where the layout allows)
+  const partner = (i: number): number => (i % 2 === 0 ? i + 1 : i - 1)
+  await Promise.all(users.map(async (u, i) => {
+    const to = users[partner(i)].nick
+    await until(async () => (await u.proc.ask({ cmd: 'whois', nick: to })).found === true, `${u.nick} to find ${to}`, 60_000, 500)
+  }))
+  log('every user found its partner in the directory')
+  const sends: Array<{ token: string, from: number, to: number, at: number, id?: string }> = []
+  for (let round = 0; round < cfg.messages; round++) {
+    for (const [i, u] of users.entries()) {
+      const to = partner(i)
+      const token = `lab ${u.nick} to ${users[to].nick} #${round}`
+      sends.push({ token, from: i, to, at: performance.now() })
+      u.proc.send({ cmd: 'send', to: users[to].nick, text: token })
+    }
+    await new Promise(resolve => setTimeout(resolve, cfg.intervalMs))
+  }
+  log(`${sends.length} messages sent; waiting for them to be shown and their receipts`)
+  const shownOf = (s: typeof sends[number]): Array<{ at: number }> =>
+    users[s.to].proc.events.filter(e => e.obj.event === 'message' && e.obj.text === s.token)
+  const idOf = (s: typeof sends[number]): string | undefined =>
+    users[s.from].proc.events.find(e => e.obj.event === 'sent' && e.at >= s.at - 1 && typeof e.obj.id === 'string' && !sends.some(o => o !== s && o.id === e.obj.id) && e.obj.to === users[s.to].nick)?.obj.id as string | undefined
+  const settled = (): boolean => sends.every(s => {
+    s.id ??= idOf(s)
+    return shownOf(s).length > 0 && s.id != null && users[s.from].proc.events.some(e => e.obj.id === s.id && (e.obj.event === 'delivered' || e.obj.event === 'failed'))
+  })
+  await until(settled, 'every message shown and its receipt back', 120_000, 500).catch((err: Error) => { log(`${err.message}: counting what arrived`) })
+  const windowS = (performance.now() - windowStart) / 1000
+  const latency: number[] = []
+  const receipt: number[] = []
+  let stored = 0; let delivered = 0; let shown = 0; let duplicated = 0
+  for (const s of sends) {
+    const seen = shownOf(s)
+    if (seen.length > 0) { shown++; latency.push(seen[0].at - s.at) }
+    duplicated += Math.max(0, seen.length - 1)
+    const evs = users[s.from].proc.events.filter(e => s.id != null && e.obj.id === s.id)
+    if (evs.some(e => e.obj.event === 'stored')) stored++
+    const d = evs.find(e => e.obj.event === 'delivered')
+    if (d != null) { delivered++; receipt.push(d.at - s.at) }
+  }
+  const first: number[] = []
+  const startToReady: number[] = []
+  for (const [i, u] of users.entries()) {
+    const s = sends.find(x => x.from === i)
+    const seen = s == null ? [] : shownOf(s)
+    if (seen.length > 0) first.push(seen[0].at - u.proc.startedAt)
+    startToReady.push((readyAt.get(u.nick) ?? NaN) - u.proc.startedAt)
+  }
+  let bytes = 0
+  for (const u of users) {
+    const a = countersAtReady.get(u.nick) ?? { rx: 0, tx: 0 }
+    const b = lab.net.counters(u.host.ns)
+    bytes += (b.rx - a.rx) + (b.tx - a.tx)
+  }
+  return {
+    name: 'nat-chat',
+    users: users.length,
+    relays: relays.length,
+    sent: sends.length,
+    stored,
+    delivered,
+    shown,
+    lost: sends.length - shown,
+    duplicated,
+    latencyMs: summarize(latency),
+    receiptMs: summarize(receipt),
+    firstMessageMs: summarize(first),
+    startToReadyMs: summarize(startToReady),
+    bytesPerUserPerHour: bytes / users.length / windowS * 3600,
+    windowS
+  }
+}
+
+function fmt (v: number): string {
+  if (!Number.isFinite(v)) return '-'
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
+}
+
+function mib (bytes: number): string { return `${(bytes / 2 ** 20).toFixed(2)} MiB` }
+
+function tableOf (results: ScenarioResult[]): string {
+  const head = ['scenario', 'users', 'relays', 'sent', 'stored', 'delivered', 'shown', 'lost', 'duplicated', 'latency p50 ms', 'p95 ms', 'receipt p50 ms', 'first message ms', 'bytes/user/hour']
+  const rows = results.map(r => [r.name, r.users, r.relays, r.sent, r.stored, r.delivered, r.shown, r.lost, r.duplicated,
+    fmt(r.latencyMs.median), fmt(r.latencyMs.p95), fmt(r.receiptMs.median), fmt(r.firstMessageMs.median), mib(r.bytesPerUserPerHour)].map(String))
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+}
+
+async function runLab (cfg: Config): Promise<number> {
+  const lab = new Lab()
+  const onSignal = (sig: string): void => {
+    log(`${sig}: tearing the lab down`)
+    lab.killAll()
+    process.exit(130)
+  }
+  const onExit = (): void => { lab.killAll() }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  process.once('exit', onExit)
+  try {
+    const net = lab.net
+    let site = 0
+    const bsSite = net.site('bootstrap', site++)
+    const relaySites = Array.from({ length: cfg.relays }, (_, i) => net.site(`relay${i + 1}`, site++))
+    const hosts: Host[] = []
+    const names = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi']
+    let u = 0
+    const lans = cfg.lans.map((l, i) => net.natLan(`nat${i + 1}`, site++, i + 1, l.symmetric))
+    // users alternate between LANs, so that partners (0<->1, 2<->3) sit behind different NATs
+    for (let k = 0; k < Math.max(...cfg.lans.map(l => l.users)); k++) {
+      for (const [i, l] of cfg.lans.entries()) if (k < l.users) hosts.push(net.host(names[u++], lans[i]))
+    }
+    log(`network: bootstrap ${bsSite.addr}, relays ${relaySites.map(r => r.addr).join(' ')}, NAT LANs ${lans.map(l => `${l.router.addr}${l.symmetric ? ' (symmetric)' : ''}`).join(' ')}; users ${hosts.map(h => `${h.name} ${h.addr}`).join(', ')}`)
+    await net.startDelay(cfg.shape, 1)
+    log(`internet links: ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms one way, ${(cfg.shape.loss * 100).toFixed(1)} % loss (user-space forwarder)`)
+
+    const bs = lab.spawn('bootstrap', bsSite.ns, ['bootstrap', '--json', '--listen', `/ip4/${bsSite.addr}/tcp/${PORT}`, '--data-dir', lab.dataDir('bootstrap')])
+    const bootstrapAddr = ((await ready(bs)).obj.addrs as string[])[0]
+    const relays = relaySites.map(s => lab.spawn(s.name, s.ns, ['start', '--relay', '--json', '--listen', `/ip4/${s.addr}/tcp/${PORT}`, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(s.name)]))
+    await Promise.all(relays.map(async r => await ready(r)))
+    await Promise.all(relays.map(async r => {
+      await until(async () => Number((await r.ask({ cmd: 'relays' })).count) >= relays.length, `${r.name} to know ${relays.length} relays`, 90_000, 500)
+    }))
+    log(`bootstrap and ${relays.length} relays ready; each knows every relay`)
+
+    const direct = probe(net, bsSite.ns, relaySites[0].addr, 20)
+    const natted = probe(net, hosts[0].ns, relaySites[1 % relaySites.length].addr, 20)
+    log(`measured TCP round trip, site to site: p50 ${fmt(summarize(direct.connectMs).median)} ms; user behind NAT to a relay: p50 ${fmt(summarize(natted.connectMs).median)} ms`)
+
+    const results = [await natChat(lab, cfg, bootstrapAddr, relaySites, hosts)]
+    await lab.stopAll()
+    const link = await net.stopDelay()
+    const report = {
+      lab: cfg.name,
+      machine: machine(),
+      config: { ...cfg, timing: TIMING },
+      processes: lab.procs.length,
+      link: {
+        configured: cfg.shape,
+        forwarder: link,
+        measuredLoss: Number(link.packets) > 0 ? Number(link.dropped) / Number(link.packets) : null,
+        tcpRoundTripMs: { siteToSite: summarize(direct.connectMs), userBehindNatToRelay: summarize(natted.connectMs), failed: direct.failed + natted.failed }
+      },
+      scenarios: results
+    }
+    const table = tableOf(results)
+    process.stdout.write(`\np2pchat lab (${cfg.name}): ${lab.procs.length} p2pchat processes in ${hosts.length + relaySites.length + lans.length + 2} namespaces\n` +
+      `links: configured ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms one way, ${(cfg.shape.loss * 100).toFixed(1)} % loss; applied by the forwarder: p50 ${fmt(Number(link.delay_p50_ms))} ms (p5 ${fmt(Number(link.delay_p05_ms))}, p95 ${fmt(Number(link.delay_p95_ms))}), ` +
+      `dropped ${String(link.dropped)} of ${String(link.packets)} packets (${((report.link.measuredLoss ?? 0) * 100).toFixed(2)} %); TCP handshake round trip p50 ${fmt(report.link.tcpRoundTripMs.siteToSite.median)} ms site to site, ${fmt(report.link.tcpRoundTripMs.userBehindNatToRelay.median)} ms from behind NAT\n\n${table}\n`)
+    mkdirSync(RESULTS, { recursive: true })
+    writeFileSync(join(RESULTS, `lab-${cfg.name}.json`), JSON.stringify(report, null, 2) + '\n')
+    writeFileSync(join(RESULTS, `lab-${cfg.name}.svg`), drawing(report.link.tcpRoundTripMs.siteToSite, results, cfg))
+    process.stdout.write(`wrote bench/results/lab-${cfg.name}.json and .svg\n`)
+    const bad = results.filter(r => r.lost > 0 || r.duplicated > 0 || r.shown === 0)
+    for (const r of bad) process.stderr.write(`p2pchat lab: scenario ${r.name}: ${r.lost} lost, ${r.duplicated} duplicated of ${r.sent}\n`)
+    return bad.length === 0 ? 0 : 1
+  } finally {
+    await lab.stopAll().catch(() => {})
+    lab.killAll()
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
+    process.removeListener('exit', onExit)
+  }
+}
+
+function drawing (rtt: Summary, results: ScenarioResult[], cfg: Config): string {
+  const panels: Panel[] = results.flatMap(r => [
+    {
+      type: 'bars' as const,
+      title: `${r.name}: ${r.users} users behind NAT, ${r.relays} relays; ${r.sent} sent, ${r.shown} shown, ${r.lost} lost, ${r.duplicated} duplicated`,
+      unit: 'ms',
+      bars: [
+        { label: 'send -> shown at the recipient', median: r.latencyMs.median, p95: r.latencyMs.p95, kind: 'figure' as const },
+        { label: 'send -> receipt back (✓✓)', median: r.receiptMs.median, p95: r.receiptMs.p95, kind: 'figure' as const },
+        { label: 'TCP round trip across the lab internet', median: rtt.median, p95: rtt.p95, kind: 'baseline' as const }
+      ]
+    },
+    {
+      type: 'bars' as const,
+      title: 'a new user: process start -> ready, -> first message shown',
+      unit: 'ms',
+      bars: [
+        { label: 'start -> ready', median: r.startToReadyMs.median, p95: r.startToReadyMs.p95, kind: 'figure' as const },
+        { label: 'start -> first message shown', median: r.firstMessageMs.median, p95: r.firstMessageMs.p95, kind: 'figure' as const }
+      ]
+    }
+  ])
+  return svg(panels, `p2pchat lab (${cfg.name}): ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms links, ${(cfg.shape.loss * 100).toFixed(1)} % loss, real processes in network namespaces`)
+}
+
+export async function main (argv: string[]): Promise<number> {
+  let cfg: Config
+  try {
+    cfg = parseArgs(argv)
+    preflight()
+  } catch (err) {
+    if (err instanceof LabUnavailableError || err instanceof LabUsageError) {
+      process.stderr.write(`p2pchat lab: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  const gone = cleanupLeftovers()
+  if (gone.length > 0) log(`removed ${gone.length} namespaces left by an earlier lab: ${gone.join(' ')}`)
+  return await runLab(cfg)
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  try {
+    process.exitCode = await main(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`p2pchat lab failed: ${(err as Error).stack ?? String(err)}\n`)
+    process.exitCode = 1
+  }
+  // every child was stopped and every namespace deleted; a stray handle must not keep the lab alive
+  setTimeout(() => { process.exit() }, 2000).unref()
+}
+
