@@ -24,7 +24,9 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The namespace name prefix of every lab; the lab's pid follows it. */
@@ -88,9 +90,16 @@ function destroyNs (ns: string): void {
   try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }) } catch {}
 }
 
-/** Deletes the namespaces of labs whose process is gone; returns their names. */
+/**
+ * Deletes the namespaces (and the temporary data directories, `<tmpdir>/p2plab<pid>-*`) of labs whose
+ * process is gone; returns the namespaces' names.
+ */
 export function cleanupLeftovers (): string[] {
   const gone: string[] = []
+  for (const dir of readdirSync(tmpdir())) {
+    const m = new RegExp(`^${NS_PREFIX}(\\d+)-`).exec(dir)
+    if (m != null && Number(m[1]) !== process.pid && !alive(Number(m[1]))) rmSync(join(tmpdir(), dir), { recursive: true, force: true })
+  }
   for (const ns of nsList()) {
     const m = new RegExp(`^${NS_PREFIX}(\\d+)-`).exec(ns)
     if (m == null) continue

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { fileURLToPath } from 'node:url'
-import { LabNet, LabUnavailableError, cleanupLeftovers, preflight } from './net.ts'
+import { LabNet, LabUnavailableError, NS_PREFIX, cleanupLeftovers, preflight } from './net.ts'
 import type { Host, LinkShape, Site } from './net.ts'
 import { LabProcess } from './proc.ts'
 import type { Json } from './proc.ts'
@@ -89,7 +89,7 @@ export class LabUsageError extends Error {
 
 /** The lab's processes and network, torn down once whatever happens. */
 class Lab {
-  readonly root = mkdtempSync(join(tmpdir(), 'p2pchat-lab-'))
+  readonly root = mkdtempSync(join(tmpdir(), `${NS_PREFIX}${process.pid}-`))
   readonly net = new LabNet(this.root)
   readonly procs: LabProcess[] = []
   readonly env = { P2PCHAT_TIMING: JSON.stringify(TIMING) }
