@@ -204,6 +204,13 @@ export class OnionService {
     }
   }
 
+  /** Packets waiting in the outbound queues now, and over how many neighbours (operators' metrics). */
+  queueDepth (): { packets: number, neighbours: number } {
+    let packets = 0
+    for (const n of this.neighbours.values()) packets += n.queue.length
+    return { packets, neighbours: this.neighbours.size }
+  }
+
   async start (): Promise<void> {
     if (this.running) return
     await this.node.handle(ONION_PROTOCOL, (stream, connection) => { this.readStream(stream, connection) }, {
