@@ -21,6 +21,7 @@ const FLAGS = {
   'data-dir': { value: '<dir>', help: 'data directory (default: $P2PCHAT_HOME, else ~/.p2pchat)' },
   listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable; relays and bootstrap nodes: a user needs none)' },
   bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
+  announce: { value: '<multiaddr>', multiple: true, help: 'relays: the address to announce instead of the listen addresses (behind a port forward: /ip4/<public ip>/tcp/<port>); checked by dial-back like any' },
   metrics: { value: '<host:port>', help: 'relays and bootstrap nodes: serve Prometheus metrics at http://<host:port>/metrics (host defaults to 127.0.0.1)' },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
   help: { short: 'h', help: 'this help' }
@@ -39,8 +40,8 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--metrics <host:port>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'metrics', 'json', 'help'],
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--json]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--announce <multiaddr>...] [--data-dir <dir>] [--metrics <host:port>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'announce', 'data-dir', 'metrics', 'json', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
@@ -98,7 +99,7 @@ export const USAGE = `usage: p2pchat <command> [options]
 commands:
 ${Object.entries(COMMANDS).filter(([name]) => name !== 'help').map(([name, c]) => `  ${name.padEnd(12)}${c.summary}\n`).join('')}
 options:
-${flagLines(['nick', 'relay', 'data-dir', 'listen', 'bootstrap', 'metrics', 'json', 'help'])}  --version                this program's version
+${flagLines(['nick', 'relay', 'data-dir', 'listen', 'announce', 'bootstrap', 'metrics', 'json', 'help'])}  --version                this program's version
 
 p2pchat <command> --help (or p2pchat help <command>) describes one command.
 in start, type /help for the chat commands. --json reads one command per line on stdin, e.g.
@@ -132,6 +133,8 @@ export interface CliOptions {
   relay: boolean
   /** --metrics: where a relay or bootstrap node serves Prometheus metrics */
   metrics?: string
+  /** --announce: a relay's public addresses behind a port forward */
+  announce?: string[]
 }
 
 /**
@@ -216,7 +219,8 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     version,
     nick: values.nick?.[0],
     relay: values.relay != null,
-    metrics: values.metrics?.[0]
+    metrics: values.metrics?.[0],
+    announce: values.announce
   }
 }
 

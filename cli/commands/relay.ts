@@ -45,7 +45,9 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       dataDir,
       listen: opts.listen ?? DEFAULT_RELAY_LISTEN,
       bootstrap: opts.bootstrap,
-      allow: localAllowList([...opts.bootstrap, ...(opts.listen ?? [])]),
+      allow: localAllowList([...opts.bootstrap, ...(opts.listen ?? []), ...(opts.announce ?? [])]),
+      announce: opts.announce,
+      checkReachability: true,
       announceIntervalMs: timing.announceIntervalMs,
       keyRing: { epochMs: timing.relayEpochMs, graceMs: timing.relayGraceMs },
       // a stocked reply block dies when a relay on it rotates its key: with shortened epochs, held blocks
@@ -81,7 +83,8 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       io.stderr.write('p2pchat: interrupted while joining the network, stopping\n')
       return 0
     }
-    if (opts.json) emit(io, { event: 'ready', relay: true, peerId: relay.peerId, addrs: relay.addrs(), relays: relay.relays.size, ...(metrics == null ? {} : { metrics: metrics.url }) })
+    // announced: the addresses its descriptor carries (those peers confirmed by dialling them back)
+    if (opts.json) emit(io, { event: 'ready', relay: true, peerId: relay.peerId, addrs: relay.addrs(), announced: relay.reachability?.verified ?? relay.addrs(), relays: relay.relays.size, ...(metrics == null ? {} : { metrics: metrics.url }) })
     else io.stdout.write(`p2pchat: relaying as ${relay.peerId}\n  ${relay.addrs().join('\n  ')}\n${metrics == null ? '' : `metrics: ${metrics.url}\n`}Ctrl-C stops it.\n`)
     await Promise.race([serve(relay, input, io, opts.json), signal])
     return 0
