@@ -150,6 +150,9 @@ export class LabNet {
     return ns
   }
 
+  /** How many namespaces the lab made. */
+  get size (): number { return this.namespaces.length }
+
   /** Runs a command inside `ns` (synchronously). */
   sh (ns: string, cmd: string, args: string[]): string {
     return run('ip', ['netns', 'exec', ns, cmd, ...args])
@@ -199,6 +202,13 @@ export class LabNet {
     run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up'])
     run('ip', ['-n', ns, 'route', 'add', 'default', 'via', `10.${lan.lan}.0.1`])
     return { name, ns, addr, lan }
+  }
+
+  /** A port forward on the LAN's router: TCP `port` on its WAN address goes to `host` (what an operator sets up). */
+  portForward (lan: Lan, host: Host, port: number): void {
+    const r = lan.router.ns
+    this.sh(r, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-i', 'eth0', '-p', 'tcp', '--dport', String(port), '-j', 'DNAT', '--to-destination', `${host.addr}:${port}`])
+    this.sh(r, 'iptables', ['-I', 'FORWARD', '1', '-i', 'eth0', '-p', 'tcp', '-d', host.addr, '--dport', String(port), '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'ACCEPT'])
   }
 
   /** Starts the delaying forwarder; resolves once it is attached to dly0. */

@@ -22,7 +22,7 @@ import { join } from 'node:path'
 
 import { fileURLToPath } from 'node:url'
 import { LabNet, LabUnavailableError, NS_PREFIX, cleanupLeftovers, preflight } from './net.ts'
-import type { Host, LinkShape, Site } from './net.ts'
+import type { Host, LinkShape } from './net.ts'
 import { LabProcess } from './proc.ts'
 import type { Json } from './proc.ts'
 import { machine } from '../bench/lib/machine.ts'
@@ -151,7 +151,7 @@ interface ScenarioResult {
   windowS: number
 }
 
-async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: Site[], hosts: Host[]): Promise<ScenarioResult> {
+async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: number, hosts: Host[]): Promise<ScenarioResult> {
   const users = hosts.map(h => ({
     host: h,
     nick: h.name,
@@ -219,7 +219,7 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: Si
   return {
     name: 'nat-chat',
     users: users.length,
-    relays: relays.length,
+    relays,
     sent: sends.length,
     stored,
     delivered,
@@ -235,6 +235,36 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: Si
   }
 }
 
+interface RelayBehindNat {
+  /** a relay in a private LAN, no port forward: expected to refuse (exit 1, UNREACHABLE) */
+  withoutForward: { outcome: 'refused' | 'became a relay' | 'failed otherwise', message: string, ms: number }
+  /** the same relay after a port forward on the router and --announce <router's public address>: expected to become a relay */
+  withForward: { outcome: 'became a relay' | 'refused' | 'failed otherwise', announced: string[], message: string, ms: number }
+}
+
+/** Scenario relay-behind-nat: reachability before volunteering, checked by dial-back from relays in other /16s. */
+async function relayBehindNat (lab: Lab, bootstrapAddr: string, host: Host): Promise<RelayBehindNat> {
+  const args = ['start', '--relay', '--json', '--listen', `/ip4/${host.addr}/tcp/${PORT}`, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(host.name)]
+  // a relay that comes up stays: it is a relay of the network from then on
+  const attempt = async (extra: string[]): Promise<{ outcome: 'refused' | 'became a relay' | 'failed otherwise', obj: Json, ms: number }> => {
+    const p = lab.spawn(host.name, host.ns, [...args, ...extra])
+    const r = await p.waitFor(o => o.event === 'ready' || o.event === 'error', 120_000)
+    const ms = r.at - p.startedAt
+    if (r.obj.event !== 'ready') await p.stop()
+    if (r.obj.event === 'ready') return { outcome: 'became a relay', obj: r.obj, ms }
+    return { outcome: r.obj.code === 'UNREACHABLE' ? 'refused' : 'failed otherwise', obj: r.obj, ms }
+  }
+  const without = await attempt([])
+  log(`relay behind NAT, no port forward: ${without.outcome}${without.obj.message != null ? ` (${String(without.obj.message).slice(0, 160)}...)` : ''}`)
+  lab.net.portForward(host.lan, host, PORT)
+  const withFwd = await attempt(['--announce', `/ip4/${host.lan.router.addr}/tcp/${PORT}`])
+  log(`relay behind NAT with a port forward and --announce /ip4/${host.lan.router.addr}/tcp/${PORT}: ${withFwd.outcome}`)
+  return {
+    withoutForward: { outcome: without.outcome, message: String(without.obj.message ?? ''), ms: without.ms },
+    withForward: { outcome: withFwd.outcome, announced: (withFwd.obj.announced as string[] | undefined) ?? [], message: String(withFwd.obj.message ?? ''), ms: withFwd.ms }
+  }
+}
+
 function fmt (v: number): string {
   if (!Number.isFinite(v)) return '-'
   return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
@@ -243,9 +273,9 @@ function fmt (v: number): string {
 function mib (bytes: number): string { return `${(bytes / 2 ** 20).toFixed(2)} MiB` }
 
 function tableOf (results: ScenarioResult[]): string {
-  const head = ['scenario', 'users', 'relays', 'sent', 'stored', 'delivered', 'shown', 'lost', 'duplicated', 'latency p50 ms', 'p95 ms', 'receipt p50 ms', 'first message ms', 'bytes/user/hour']
+  const head = ['scenario', 'users', 'relays', 'sent', 'stored', 'delivered', 'shown', 'lost', 'duplicated', 'latency p50 ms', 'p95 ms', 'receipt p50 ms', 'start -> ready ms', 'start -> first message shown ms', 'bytes/user/hour']
   const rows = results.map(r => [r.name, r.users, r.relays, r.sent, r.stored, r.delivered, r.shown, r.lost, r.duplicated,
-    fmt(r.latencyMs.median), fmt(r.latencyMs.p95), fmt(r.receiptMs.median), fmt(r.firstMessageMs.median), mib(r.bytesPerUserPerHour)].map(String))
+    fmt(r.latencyMs.median), fmt(r.latencyMs.p95), fmt(r.receiptMs.median), fmt(r.startToReadyMs.median), fmt(r.firstMessageMs.median), mib(r.bytesPerUserPerHour)].map(String))
   return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
 }
 
@@ -269,6 +299,8 @@ async function runLab (cfg: Config): Promise<number> {
     const names = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi']
     let u = 0
     const lans = cfg.lans.map((l, i) => net.natLan(`nat${i + 1}`, site++, i + 1, l.symmetric))
+    const relayLan = net.natLan('natrelay', site++, 9, false)
+    const relayHost = net.host('natrelay-host', relayLan)
     // users alternate between LANs, so that partners (0<->1, 2<->3) sit behind different NATs
     for (let k = 0; k < Math.max(...cfg.lans.map(l => l.users)); k++) {
       for (const [i, l] of cfg.lans.entries()) if (k < l.users) hosts.push(net.host(names[u++], lans[i]))
@@ -290,7 +322,8 @@ async function runLab (cfg: Config): Promise<number> {
     const natted = probe(net, hosts[0].ns, relaySites[1 % relaySites.length].addr, 20)
     log(`measured TCP round trip, site to site: p50 ${fmt(summarize(direct.connectMs).median)} ms; user behind NAT to a relay: p50 ${fmt(summarize(natted.connectMs).median)} ms`)
 
-    const results = [await natChat(lab, cfg, bootstrapAddr, relaySites, hosts)]
+    const natRelay = await relayBehindNat(lab, bootstrapAddr, relayHost)
+    const results = [await natChat(lab, cfg, bootstrapAddr, relaySites.length + (natRelay.withForward.outcome === 'became a relay' ? 1 : 0), hosts)]
     await lab.stopAll()
     const link = await net.stopDelay()
     const report = {
@@ -304,19 +337,25 @@ async function runLab (cfg: Config): Promise<number> {
         measuredLoss: Number(link.packets) > 0 ? Number(link.dropped) / Number(link.packets) : null,
         tcpRoundTripMs: { siteToSite: summarize(direct.connectMs), userBehindNatToRelay: summarize(natted.connectMs), failed: direct.failed + natted.failed }
       },
-      scenarios: results
+      scenarios: results,
+      relayBehindNat: natRelay
     }
     const table = tableOf(results)
-    process.stdout.write(`\np2pchat lab (${cfg.name}): ${lab.procs.length} p2pchat processes in ${hosts.length + relaySites.length + lans.length + 2} namespaces\n` +
+    process.stdout.write(`\np2pchat lab (${cfg.name}): ${lab.procs.length} p2pchat processes in ${net.size} namespaces\n` +
       `links: configured ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms one way, ${(cfg.shape.loss * 100).toFixed(1)} % loss; applied by the forwarder: p50 ${fmt(Number(link.delay_p50_ms))} ms (p5 ${fmt(Number(link.delay_p05_ms))}, p95 ${fmt(Number(link.delay_p95_ms))}), ` +
       `dropped ${String(link.dropped)} of ${String(link.packets)} packets (${((report.link.measuredLoss ?? 0) * 100).toFixed(2)} %); TCP handshake round trip p50 ${fmt(report.link.tcpRoundTripMs.siteToSite.median)} ms site to site, ${fmt(report.link.tcpRoundTripMs.userBehindNatToRelay.median)} ms from behind NAT\n\n${table}\n`)
     mkdirSync(RESULTS, { recursive: true })
     writeFileSync(join(RESULTS, `lab-${cfg.name}.json`), JSON.stringify(report, null, 2) + '\n')
     writeFileSync(join(RESULTS, `lab-${cfg.name}.svg`), drawing(report.link.tcpRoundTripMs.siteToSite, results, cfg))
+    process.stdout.write(`\nrelay behind NAT (${relayHost.addr}, router ${relayLan.router.addr}): without a port forward it ${natRelay.withoutForward.outcome === 'refused' ? 'refused to announce itself (UNREACHABLE)' : natRelay.withoutForward.outcome}; ` +
+      `with a port forward and --announce it ${natRelay.withForward.outcome === 'became a relay' ? `became a relay announcing ${natRelay.withForward.announced.map(a => a.replace(/\/p2p\/.*$/, '')).join(' ')}` : natRelay.withForward.outcome}\n`)
     process.stdout.write(`wrote bench/results/lab-${cfg.name}.json and .svg\n`)
     const bad = results.filter(r => r.lost > 0 || r.duplicated > 0 || r.shown === 0)
     for (const r of bad) process.stderr.write(`p2pchat lab: scenario ${r.name}: ${r.lost} lost, ${r.duplicated} duplicated of ${r.sent}\n`)
-    return bad.length === 0 ? 0 : 1
+    const natOk = natRelay.withoutForward.outcome === 'refused' && natRelay.withForward.outcome === 'became a relay' &&
+      natRelay.withForward.announced.every(a => a.startsWith(`/ip4/${relayLan.router.addr}/`)) && natRelay.withForward.announced.length > 0
+    if (!natOk) process.stderr.write(`p2pchat lab: scenario relay-behind-nat: ${JSON.stringify(natRelay)}\n`)
+    return bad.length === 0 && natOk ? 0 : 1
   } finally {
     await lab.stopAll().catch(() => {})
     lab.killAll()

@@ -43,7 +43,7 @@ import { DEFAULT_ANNOUNCE_INTERVAL_MS, RELAY_TOPIC, RelayDirectory } from '../pr
 import { answeringService, ServiceDispatcher } from '../protocols/onion/relay-services.ts'
 import { SERVICE_DIRECTORY, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
 import { packetFromSurb } from '../protocols/onion/sphinx.ts'
-import { checkReachability, DialbackService, NoDialbackHelperError } from '../protocols/reachability/dialback.ts'
+import { checkReachability, DialbackService, NoDialbackHelperError, recruitHelpers } from '../protocols/reachability/dialback.ts'
 import type { ReachabilityReport } from '../protocols/reachability/dialback.ts'
 
 export interface RelayNodeOptions {
@@ -266,6 +266,7 @@ export class RelayNode {
     this.emit({ type: 'status', stage: 'checking', detail: `asking peers in other networks to dial ${addrs.length} address${addrs.length === 1 ? '' : 'es'} back` })
     let report: ReachabilityReport
     try {
+      await recruitHelpers(this.node, AbortSignal.any([this.stopSignal.signal, ...(signal == null ? [] : [signal])]))
       report = await checkReachability(this.node, addrs, { signal })
     } catch (err) {
       if (err instanceof NoDialbackHelperError) throw new RelayUnreachableError('cannot check that this relay is reachable: no relay or bootstrap node answered a dial-back request; it will not announce itself (check --bootstrap)')

@@ -23,6 +23,7 @@ import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { byteStream } from '@libp2p/utils'
+import { fetchRelayList } from '../directory/relay-list.ts'
 
 const log = logger('p2pchat:dialback')
 
@@ -322,4 +323,50 @@ export async function checkReachability (node: Pick<Libp2p, 'getConnections'>, a
     required,
     observed
   }
+}
+
+/**
+ * Connects to relays in network groups this node has no connection to yet, so that the check hears
+ * from several /16s: a relay starting up is connected to its bootstrap nodes and a few DHT peers. Asks
+ * the connected peers for their relay lists (verified descriptors), then dials up to MAX_HELPERS - 1
+ * relays of distinct new groups at their descriptor addresses. Failures are skipped: the check then
+ * has fewer helpers, and says so. Returns how many connections it opened.
+ */
+export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dialProtocol' | 'dial' | 'peerId'>, signal: AbortSignal): Promise<number> {
+  const groups = new Set(node.getConnections().map(c => groupOf(c.remoteAddr)))
+  if (groups.size >= REQUIRED_GROUPS) return 0
+  const self = node.peerId.toString()
+  const peers = [...new Set(node.getConnections().map(c => c.remotePeer))].slice(0, 2)
+  const targets: Multiaddr[] = []
+  for (const peer of peers) {
+    let relays
+    try {
+      relays = (await fetchRelayList(node, peer, AbortSignal.any([signal, AbortSignal.timeout(10_000)]))).relays
+    } catch (err) {
+      log('no relay list for recruiting helpers: %s', (err as Error).message)
+      continue
+    }
+    for (const r of relays) {
+      if (r.peerId === self || targets.length >= MAX_HELPERS - 1) continue
+      for (const a of r.addrs) {
+        let ma: Multiaddr
+        try { ma = multiaddr(a) } catch { continue }
+        const g = groupOf(ma)
+        if (groups.has(g) || ma.getComponents().some(c => c.name === 'ws')) continue
+        groups.add(g)
+        targets.push(ma.getComponents().some(c => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${r.peerId}`))
+        break
+      }
+    }
+  }
+  const opened = await Promise.all(targets.map(async ma => {
+    try {
+      await node.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+      return 1
+    } catch (err) {
+      log('dialling a relay to help the check failed: %s', (err as Error).message)
+      return 0
+    }
+  }))
+  return opened.reduce<number>((a, b) => a + b, 0)
 }
