@@ -35,6 +35,8 @@ const RESULTS = fileURLToPath(new URL('../bench/results/', import.meta.url))
 const PROBE = fileURLToPath(new URL('./probe.ts', import.meta.url))
 /** Relays and the bootstrap node listen here on their site address (a fixed port, as an operator would open). */
 const PORT = 4001
+/** Relays and the bootstrap node serve metrics here, inside their own namespace (the lab scrapes them there). */
+const METRICS = '127.0.0.1:9464'
 /**
  * Timers for the lab's processes (P2PCHAT_TIMING): as the tests' (announce every second, outbox retried
  * every 2 s, an onion request gives up after 8 s: a 4-hop request over 50 ms links with 1 % loss takes
@@ -51,11 +53,13 @@ interface Config {
   messages: number
   /** between two rounds of sends */
   intervalMs: number
+  /** newcomers started one at a time after the chat, each timed from start to its first message shown */
+  newcomers: number
   shape: LinkShape
 }
 
-const QUICK: Config = { name: 'quick', relays: 4, lans: [{ users: 1, symmetric: false }, { users: 1, symmetric: true }], messages: 10, intervalMs: 500, shape: { delayMs: 50, jitterMs: 10, loss: 0.01 } }
-const FULL: Config = { name: 'full', relays: 8, lans: [{ users: 2, symmetric: false }, { users: 2, symmetric: true }, { users: 2, symmetric: false }], messages: 40, intervalMs: 500, shape: { delayMs: 50, jitterMs: 10, loss: 0.01 } }
+const QUICK: Config = { name: 'quick', relays: 4, lans: [{ users: 1, symmetric: false }, { users: 1, symmetric: true }], messages: 10, intervalMs: 500, newcomers: 1, shape: { delayMs: 50, jitterMs: 10, loss: 0.01 } }
+const FULL: Config = { name: 'full', relays: 8, lans: [{ users: 2, symmetric: false }, { users: 2, symmetric: true }, { users: 2, symmetric: false }], messages: 40, intervalMs: 500, newcomers: 3, shape: { delayMs: 50, jitterMs: 10, loss: 0.01 } }
 
 const t0 = performance.now()
 function log (msg: string): void {
@@ -147,11 +151,38 @@ interface ScenarioResult {
   receiptMs: Summary
   firstMessageMs: Summary
   startToReadyMs: Summary
+  /** bytes through a user's link while messaging (rx + tx), per hour */
   bytesPerUserPerHour: number
+  /** the same in the idle window before: online, sending nothing */
+  idleBytesPerUserPerHour: number
   windowS: number
+  /** relays' own figures over the scenario's window, from their Prometheus metrics */
+  relayLoad: RelayLoad
 }
 
-async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: number, hosts: Host[]): Promise<ScenarioResult> {
+interface RelayLoad {
+  /** onion packets all relays read per second in the idle window (users online, nobody sending) */
+  idlePacketsPerSecond: number
+  /** onion packets all relays read in the messaging window beyond the idle rate, per chat message sent */
+  packetsPerMessage: number
+  /** per relay: packets read, CPU seconds used, resident memory at the end */
+  relays: Array<{ name: string, packetsIn: number, cpuSeconds: number, rssMiB: number, mailboxItems: number }>
+}
+
+/** One relay's metrics, scraped inside its namespace. */
+function scrape (lab: Lab, ns: string): Map<string, number> {
+  const text = lab.net.sh(ns, process.execPath, ['-e', `fetch('http://${METRICS}/metrics', { signal: AbortSignal.timeout(10000) }).then(r => r.text()).then(t => process.stdout.write(t))`])
+  const out = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const i = line.lastIndexOf(' ')
+    const name = line.slice(0, i).replace(/\{.*$/, '')
+    out.set(name, (out.get(name) ?? 0) + Number(line.slice(i + 1)))
+  }
+  return out
+}
+
+async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites: Array<{ name: string, ns: string }>, hosts: Host[], newcomers: Host[]): Promise<ScenarioResult> {
   const users = hosts.map(h => ({
     host: h,
     nick: h.name,
@@ -160,8 +191,6 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: nu
   const readyAt = new Map<string, number>()
   await Promise.all(users.map(async u => { readyAt.set(u.nick, (await ready(u.proc)).at) }))
   log(`${users.length} users ready (behind NAT, listening nowhere)`)
-  const countersAtReady = new Map(users.map(u => [u.nick, lab.net.counters(u.host.ns)]))
-  const windowStart = performance.now()
   // partners: 0<->1, 2<->3, ... (each pair in different LANs where the layout allows)
   const partner = (i: number): number => (i % 2 === 0 ? i + 1 : i - 1)
   await Promise.all(users.map(async (u, i) => {
@@ -169,6 +198,16 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: nu
     await until(async () => (await u.proc.ask({ cmd: 'whois', nick: to })).found === true, `${u.nick} to find ${to}`, 60_000, 500)
   }))
   log('every user found its partner in the directory')
+  // an idle window as long as the sending phase: the baseline of background traffic (reply-block
+  // stocking, announcements) that the messaging window is compared with
+  const userBytes = (): number => users.reduce((n, u) => { const c = lab.net.counters(u.host.ns); return n + c.rx + c.tx }, 0)
+  const relayPackets = (m: Map<string, number>): number => (m.get('p2pchat_onion_packets_in_total') ?? 0) + (m.get('p2pchat_client_packets_in_total') ?? 0)
+  const idle0 = { at: performance.now(), bytes: userBytes(), relays: relaySites.map(r => scrape(lab, r.ns)) }
+  await new Promise(resolve => setTimeout(resolve, cfg.messages * cfg.intervalMs))
+  const idle1 = { at: performance.now(), bytes: userBytes(), relays: relaySites.map(r => scrape(lab, r.ns)) }
+  const idleS = (idle1.at - idle0.at) / 1000
+  log(`idle baseline over ${idleS.toFixed(1)} s measured`)
+  const windowStart = performance.now()
   const sends: Array<{ token: string, from: number, to: number, at: number, id?: string }> = []
   for (let round = 0; round < cfg.messages; round++) {
     for (const [i, u] of users.entries()) {
@@ -202,24 +241,42 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: nu
     const d = evs.find(e => e.obj.event === 'delivered')
     if (d != null) { delivered++; receipt.push(d.at - s.at) }
   }
-  const first: number[] = []
-  const startToReady: number[] = []
-  for (const [i, u] of users.entries()) {
-    const s = sends.find(x => x.from === i)
-    const seen = s == null ? [] : shownOf(s)
-    if (seen.length > 0) first.push(seen[0].at - u.proc.startedAt)
-    startToReady.push((readyAt.get(u.nick) ?? NaN) - u.proc.startedAt)
+  const startToReady = users.map(u => (readyAt.get(u.nick) ?? NaN) - u.proc.startedAt)
+  const relaysAtEnd = relaySites.map(r => scrape(lab, r.ns))
+  const delta = (i: number, name: string): number => (relaysAtEnd[i].get(name) ?? 0) - (idle1.relays[i].get(name) ?? 0)
+  const idlePackets = relaySites.reduce((n, _r, i) => n + relayPackets(idle1.relays[i]) - relayPackets(idle0.relays[i]), 0)
+  const chatPackets = relaySites.reduce((n, _r, i) => n + relayPackets(relaysAtEnd[i]) - relayPackets(idle1.relays[i]), 0)
+  const relayLoad: RelayLoad = {
+    idlePacketsPerSecond: idlePackets / idleS,
+    packetsPerMessage: (chatPackets - idlePackets / idleS * windowS) / Math.max(1, sends.length),
+    relays: relaySites.map((r, i) => ({
+      name: r.name,
+      packetsIn: relayPackets(relaysAtEnd[i]) - relayPackets(idle1.relays[i]),
+      cpuSeconds: delta(i, 'process_cpu_seconds_total'),
+      rssMiB: (relaysAtEnd[i].get('process_resident_memory_bytes') ?? 0) / 2 ** 20,
+      mailboxItems: relaysAtEnd[i].get('p2pchat_mailbox_items') ?? 0
+    }))
   }
-  let bytes = 0
-  for (const u of users) {
-    const a = countersAtReady.get(u.nick) ?? { rx: 0, tx: 0 }
-    const b = lab.net.counters(u.host.ns)
-    bytes += (b.rx - a.rx) + (b.tx - a.tx)
+  const bytes = userBytes() - idle1.bytes
+  // time to first message: a newcomer at a time starts, looks the first user up at once and writes to it
+  const first: number[] = []
+  for (const h of newcomers) {
+    const p = lab.spawn(h.name, h.ns, ['start', '--json', '--nick', h.name, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(h.name)])
+    const r = await ready(p)
+    startToReady.push(r.at - p.startedAt)
+    await until(async () => (await p.ask({ cmd: 'whois', nick: users[0].nick })).found === true, `${h.name} to find ${users[0].nick}`, 60_000, 100)
+    const token = `lab ${h.name} says hello`
+    const from = users[0].proc.events.length
+    p.send({ cmd: 'send', to: users[0].nick, text: token })
+    const shown = await users[0].proc.waitFor(o => o.event === 'message' && o.text === token, 120_000, from)
+    first.push(shown.at - p.startedAt)
+    log(`newcomer ${h.name}: start -> ready ${fmt(r.at - p.startedAt)} ms, -> its first message shown ${fmt(shown.at - p.startedAt)} ms`)
+    await p.stop()
   }
   return {
     name: 'nat-chat',
     users: users.length,
-    relays,
+    relays: relaySites.length,
     sent: sends.length,
     stored,
     delivered,
@@ -231,7 +288,9 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relays: nu
     firstMessageMs: summarize(first),
     startToReadyMs: summarize(startToReady),
     bytesPerUserPerHour: bytes / users.length / windowS * 3600,
-    windowS
+    idleBytesPerUserPerHour: (idle1.bytes - idle0.bytes) / users.length / idleS * 3600,
+    windowS,
+    relayLoad
   }
 }
 
@@ -244,7 +303,7 @@ interface RelayBehindNat {
 
 /** Scenario relay-behind-nat: reachability before volunteering, checked by dial-back from relays in other /16s. */
 async function relayBehindNat (lab: Lab, bootstrapAddr: string, host: Host): Promise<RelayBehindNat> {
-  const args = ['start', '--relay', '--json', '--listen', `/ip4/${host.addr}/tcp/${PORT}`, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(host.name)]
+  const args = ['start', '--relay', '--json', '--listen', `/ip4/${host.addr}/tcp/${PORT}`, '--bootstrap', bootstrapAddr, '--metrics', METRICS, '--data-dir', lab.dataDir(host.name)]
   // a relay that comes up stays: it is a relay of the network from then on
   const attempt = async (extra: string[]): Promise<{ outcome: 'refused' | 'became a relay' | 'failed otherwise', obj: Json, ms: number }> => {
     const p = lab.spawn(host.name, host.ns, [...args, ...extra])
@@ -273,9 +332,9 @@ function fmt (v: number): string {
 function mib (bytes: number): string { return `${(bytes / 2 ** 20).toFixed(2)} MiB` }
 
 function tableOf (results: ScenarioResult[]): string {
-  const head = ['scenario', 'users', 'relays', 'sent', 'stored', 'delivered', 'shown', 'lost', 'duplicated', 'latency p50 ms', 'p95 ms', 'receipt p50 ms', 'start -> ready ms', 'start -> first message shown ms', 'bytes/user/hour']
+  const head = ['scenario', 'users', 'relays', 'sent', 'stored', 'delivered', 'shown', 'lost', 'duplicated', 'latency p50 ms', 'p95 ms', 'receipt p50 ms', 'start -> ready ms', 'newcomer: start -> first message shown ms', 'bytes/user/hour messaging', 'idle']
   const rows = results.map(r => [r.name, r.users, r.relays, r.sent, r.stored, r.delivered, r.shown, r.lost, r.duplicated,
-    fmt(r.latencyMs.median), fmt(r.latencyMs.p95), fmt(r.receiptMs.median), fmt(r.startToReadyMs.median), fmt(r.firstMessageMs.median), mib(r.bytesPerUserPerHour)].map(String))
+    fmt(r.latencyMs.median), fmt(r.latencyMs.p95), fmt(r.receiptMs.median), fmt(r.startToReadyMs.median), fmt(r.firstMessageMs.median), mib(r.bytesPerUserPerHour), mib(r.idleBytesPerUserPerHour)].map(String))
   return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
 }
 
@@ -301,6 +360,7 @@ async function runLab (cfg: Config): Promise<number> {
     const lans = cfg.lans.map((l, i) => net.natLan(`nat${i + 1}`, site++, i + 1, l.symmetric))
     const relayLan = net.natLan('natrelay', site++, 9, false)
     const relayHost = net.host('natrelay-host', relayLan)
+    const newcomers = Array.from({ length: cfg.newcomers }, (_, i) => net.host(`newcomer${i + 1}`, lans[i % lans.length]))
     // users alternate between LANs, so that partners (0<->1, 2<->3) sit behind different NATs
     for (let k = 0; k < Math.max(...cfg.lans.map(l => l.users)); k++) {
       for (const [i, l] of cfg.lans.entries()) if (k < l.users) hosts.push(net.host(names[u++], lans[i]))
@@ -309,9 +369,9 @@ async function runLab (cfg: Config): Promise<number> {
     await net.startDelay(cfg.shape, 1)
     log(`internet links: ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms one way, ${(cfg.shape.loss * 100).toFixed(1)} % loss (user-space forwarder)`)
 
-    const bs = lab.spawn('bootstrap', bsSite.ns, ['bootstrap', '--json', '--listen', `/ip4/${bsSite.addr}/tcp/${PORT}`, '--data-dir', lab.dataDir('bootstrap')])
+    const bs = lab.spawn('bootstrap', bsSite.ns, ['bootstrap', '--json', '--listen', `/ip4/${bsSite.addr}/tcp/${PORT}`, '--metrics', METRICS, '--data-dir', lab.dataDir('bootstrap')])
     const bootstrapAddr = ((await ready(bs)).obj.addrs as string[])[0]
-    const relays = relaySites.map(s => lab.spawn(s.name, s.ns, ['start', '--relay', '--json', '--listen', `/ip4/${s.addr}/tcp/${PORT}`, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(s.name)]))
+    const relays = relaySites.map(s => lab.spawn(s.name, s.ns, ['start', '--relay', '--json', '--listen', `/ip4/${s.addr}/tcp/${PORT}`, '--bootstrap', bootstrapAddr, '--metrics', METRICS, '--data-dir', lab.dataDir(s.name)]))
     await Promise.all(relays.map(async r => await ready(r)))
     await Promise.all(relays.map(async r => {
       await until(async () => Number((await r.ask({ cmd: 'relays' })).count) >= relays.length, `${r.name} to know ${relays.length} relays`, 90_000, 500)
@@ -323,7 +383,7 @@ async function runLab (cfg: Config): Promise<number> {
     log(`measured TCP round trip, site to site: p50 ${fmt(summarize(direct.connectMs).median)} ms; user behind NAT to a relay: p50 ${fmt(summarize(natted.connectMs).median)} ms`)
 
     const natRelay = await relayBehindNat(lab, bootstrapAddr, relayHost)
-    const results = [await natChat(lab, cfg, bootstrapAddr, relaySites.length + (natRelay.withForward.outcome === 'became a relay' ? 1 : 0), hosts)]
+    const results = [await natChat(lab, cfg, bootstrapAddr, [...relaySites, ...(natRelay.withForward.outcome === 'became a relay' ? [{ name: 'natrelay', ns: relayHost.ns }] : [])], hosts, newcomers)]
     await lab.stopAll()
     const link = await net.stopDelay()
     const report = {
@@ -347,6 +407,12 @@ async function runLab (cfg: Config): Promise<number> {
     mkdirSync(RESULTS, { recursive: true })
     writeFileSync(join(RESULTS, `lab-${cfg.name}.json`), JSON.stringify(report, null, 2) + '\n')
     writeFileSync(join(RESULTS, `lab-${cfg.name}.svg`), drawing(report.link.tcpRoundTripMs.siteToSite, results, cfg))
+    process.stdout.write(`(timers are the lab's, P2PCHAT_TIMING ${JSON.stringify(TIMING)}: users re-stock reply blocks every 2 s where the product does every 5 min, so the idle bytes are far above a real user's)\n`)
+    for (const r of results) {
+      const l = r.relayLoad
+      process.stdout.write(`\nrelays over ${r.name} (${r.windowS.toFixed(0)} s): ${fmt(l.packetsPerMessage)} onion packets read by relays per chat message sent, beyond the idle rate of ${fmt(l.idlePacketsPerSecond)}/s; per relay ` +
+        l.relays.map(x => `${x.name} ${x.packetsIn} packets, ${x.cpuSeconds.toFixed(2)} CPU s, ${x.rssMiB.toFixed(0)} MiB RSS`).join('; ') + '\n')
+    }
     process.stdout.write(`\nrelay behind NAT (${relayHost.addr}, router ${relayLan.router.addr}): without a port forward it ${natRelay.withoutForward.outcome === 'refused' ? 'refused to announce itself (UNREACHABLE)' : natRelay.withoutForward.outcome}; ` +
       `with a port forward and --announce it ${natRelay.withForward.outcome === 'became a relay' ? `became a relay announcing ${natRelay.withForward.announced.map(a => a.replace(/\/p2p\/.*$/, '')).join(' ')}` : natRelay.withForward.outcome}\n`)
     process.stdout.write(`wrote bench/results/lab-${cfg.name}.json and .svg\n`)
@@ -379,7 +445,7 @@ function drawing (rtt: Summary, results: ScenarioResult[], cfg: Config): string 
     },
     {
       type: 'bars' as const,
-      title: 'a new user: process start -> ready, -> first message shown',
+      title: 'users: process start -> ready; a newcomer: start -> its first message shown',
       unit: 'ms',
       bars: [
         { label: 'start -> ready', median: r.startToReadyMs.median, p95: r.startToReadyMs.p95, kind: 'figure' as const },

@@ -120,7 +120,7 @@ export class Metrics {
       const k = relay.keyRing
       return [[{ key: 'current' }, k.current.filter.size], [{ key: 'next' }, k.next.filter.size], ...(k.previous == null ? [] : [[{ key: 'previous' }, k.previous.filter.size] as [Record<string, string>, number]])]
     }
-    this.counter('p2pchat_onion_packets_in_total', 'onion packets read from relays and clients\' entry links', [], () => [[{}, s().onion.received]])
+    this.counter('p2pchat_onion_packets_in_total', 'onion packets read from other relays (users\' packets: p2pchat_client_packets_in_total)', [], () => [[{}, s().onion.received]])
     this.counter('p2pchat_onion_packets_out_total', 'onion packets passed on, by where to (relay: the next mix; client: down a client link; service: handled here)', ['to'], () => {
       const st = s()
       return [[{ to: 'relay' }, st.onion.forwarded], [{ to: 'client' }, st.clients.delivered], [{ to: 'service' }, st.onion.delivered]]
