@@ -76,7 +76,8 @@ test('lab network: 50 ms each way across the internet, NAT lets users dial out o
   assert.equal(probe(a.ns, lan.router.addr, 1).failed, 1)
   const stats = await net.stopDelay()
   assert.ok(Number(stats.forwarded) > 0)
-  assert.ok(Number(stats.delay_p50_ms) >= 40 && Number(stats.delay_p50_ms) <= 70, `applied delay p50 ${String(stats.delay_p50_ms)} ms`)
+  // at least the configured delay; a loaded machine may hold packets longer, never shorter
+  assert.ok(Number(stats.delay_p50_ms) >= 40 && Number(stats.delay_p50_ms) <= 150, `applied delay p50 ${String(stats.delay_p50_ms)} ms`)
   const ours = net.prefix
   net.teardown()
   const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter(l => l.startsWith(ours))

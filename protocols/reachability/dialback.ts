@@ -119,6 +119,14 @@ export function ipOf (ma: Multiaddr): string | undefined {
   return c != null && (c.name === 'ip4' || c.name === 'ip6') ? c.value : undefined
 }
 
+/** 0 public, 1 private or link-local, 2 loopback, 3 no IP: the order addresses are checked in. */
+function rankOf (ip: string | undefined): number {
+  if (ip == null) return 3
+  if (isLoopback(ip)) return 2
+  if (/^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.)/.test(ip) || /^f[cd]|^fe80/i.test(ip)) return 1
+  return 0
+}
+
 function isLoopback (ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1'
 }
@@ -264,7 +272,13 @@ export interface ReachabilityReport {
  * network's first relays know only its bootstrap node). Throws NoDialbackHelperError when no peer answers.
  */
 export async function checkReachability (node: Pick<Libp2p, 'getConnections'>, addrs: Multiaddr[], options: { signal?: AbortSignal, requiredGroups?: number } = {}): Promise<ReachabilityReport> {
-  const candidates = addrs.filter(a => a.bytes.length <= MAX_ADDR_BYTES).slice(0, MAX_DIALBACK_ADDRS)
+  // at most 8 go in a request: public addresses first, then private ranges, loopback last (a host with
+  // many interfaces must not crowd out the address that matters)
+  const candidates = addrs.filter(a => a.bytes.length <= MAX_ADDR_BYTES)
+    .map((a, i) => ({ a, i, rank: rankOf(ipOf(a)) }))
+    .sort((x, y) => x.rank - y.rank || x.i - y.i)
+    .map(x => x.a)
+    .slice(0, MAX_DIALBACK_ADDRS)
   if (candidates.length === 0) throw new DialbackFormatError('no address to check')
   const byPeer = new Map<string, Connection>()
   for (const c of node.getConnections()) if (c.status === 'open' && !byPeer.has(c.remotePeer.toString())) byPeer.set(c.remotePeer.toString(), c)
