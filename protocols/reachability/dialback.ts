@@ -38,6 +38,13 @@ export const MAX_REQUEST_BYTES = 2 + MAX_DIALBACK_ADDRS * (2 + MAX_ADDR_BYTES)
 export const DIAL_TIMEOUT_MS = 10_000
 /** A helper dials for at most this many requests at once: checks are rare (a relay starting), dials are not free. */
 export const MAX_CONCURRENT_REQUESTS = 4
+/**
+ * A helper that answers busy for every address is asked again, at most this many times, after
+ * BUSY_PAUSE_MS x the attempt (plus up to as much again at random): when a network starts, all its
+ * relays ask its bootstrap node at once, and it serves 4 at a time.
+ */
+export const BUSY_RETRIES = 5
+export const BUSY_PAUSE_MS = 500
 /** A requester asks at most this many helpers. */
 export const MAX_HELPERS = 8
 /** Confirmations wanted from helpers in distinct /16s (IPv6: /32s), as Tor wants reachability seen from more than one place. */
@@ -293,7 +300,19 @@ export async function checkReachability (node: Pick<Libp2p, 'getConnections'>, a
   const helpers = [...firsts, ...rest].slice(0, MAX_HELPERS)
   const request = encodeRequest(candidates.map(a => a.bytes))
   const signal = options.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-  const answers = (await Promise.all(helpers.map(async conn => {
+  const ask = async (conn: Connection): Promise<{ group: string, statuses: DialbackStatus[], observed: Uint8Array } | undefined> => {
+    for (let attempt = 1; ; attempt++) {
+      const answer = await askOnce(conn)
+      if (answer == null || attempt > BUSY_RETRIES || !answer.statuses.every(st => st === 'busy')) return answer
+      const pause = BUSY_PAUSE_MS * attempt * (1 + Math.random())
+      const aborted = await new Promise<boolean>(resolve => {
+        const timer = setTimeout(() => { resolve(false) }, pause)
+        signal.addEventListener('abort', () => { clearTimeout(timer); resolve(true) }, { once: true })
+      })
+      if (aborted) return answer
+    }
+  }
+  const askOnce = async (conn: Connection): Promise<{ group: string, statuses: DialbackStatus[], observed: Uint8Array } | undefined> => {
     try {
       const stream = await conn.newStream(DIALBACK_PROTOCOL, { signal })
       stream.send(request)
@@ -310,7 +329,8 @@ export async function checkReachability (node: Pick<Libp2p, 'getConnections'>, a
       log('dial-back request to a peer failed: %s', (err as Error).message)
       return undefined
     }
-  }))).filter(a => a != null)
+  }
+  const answers = (await Promise.all(helpers.map(ask))).filter(a => a != null)
   if (answers.length === 0) throw new NoDialbackHelperError()
   const groups = new Set(answers.map(a => a.group))
   const required = Math.max(1, Math.min(options.requiredGroups ?? REQUIRED_GROUPS, groups.size))
