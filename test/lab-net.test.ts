@@ -14,7 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { LabNet, LabUnavailableError, preflight } from '../lab/net.ts'
+import { LabNet, LabUnavailableError, NS_PREFIX, cleanupLeftovers, preflight } from '../lab/net.ts'
+import { waitFor } from './helpers/wait.ts'
 
 const RUN = fileURLToPath(new URL('../lab/run.ts', import.meta.url))
 const PROBE = fileURLToPath(new URL('../lab/probe.ts', import.meta.url))
@@ -82,6 +83,39 @@ test('lab network: 50 ms each way across the internet, NAT lets users dial out o
   net.teardown()
   const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter(l => l.startsWith(ours))
   assert.deepEqual(left, [])
+})
+
+function labNamespaces (pid: number): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map(l => l.split(' ')[0]).filter(n => n.startsWith(`${NS_PREFIX}${pid}-`))
+}
+
+test('the lab tears its network down on SIGINT, and a SIGKILLed lab\'s namespaces are removed by the next', { skip, timeout: 180_000 }, async () => {
+  for (const signal of ['SIGINT', 'SIGKILL'] as const) {
+    const p = spawn(process.execPath, [RUN, '--quick'], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    p.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+    const exited = new Promise<number | null>(resolve => p.on('exit', (code, sig) => { resolve(code ?? (sig == null ? null : -1)) }))
+    const pid = p.pid ?? 0
+    // interrupted while it starts its processes: its namespaces exist and its bootstrap node is coming up
+    await waitFor(() => /internet links/.test(stderr), 'the lab to build its network', 60_000)
+    assert.ok(labNamespaces(pid).length >= 10)
+    p.kill(signal)
+    const code = await exited
+    if (signal === 'SIGINT') {
+      assert.equal(code, 130)
+      assert.match(stderr, /SIGINT: tearing the lab down/)
+      assert.deepEqual(labNamespaces(pid), [])
+    } else {
+      assert.ok(labNamespaces(pid).length >= 10, 'a SIGKILLed lab cannot clean up')
+      const removed = cleanupLeftovers()
+      assert.ok(removed.length >= 10)
+      assert.deepEqual(labNamespaces(pid), [])
+    }
+    // no p2pchat process of that lab is left either (killed ones may take a moment to be reaped)
+    const left = (): string[] => execFileSync('ps', ['-eo', 'stat=,args='], { encoding: 'utf8' }).split('\n')
+      .filter(l => l.includes(`${NS_PREFIX}${pid}-`) && !l.trim().startsWith('Z'))
+    await waitFor(() => left().length === 0, () => `the lab's processes to be gone: ${left().join('; ')}`, 10_000)
+  }
 })
 
 async function runProcess (args: string[]): Promise<{ code: number | null, stderr: string }> {
