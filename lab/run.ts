@@ -191,7 +191,94 @@ function scrape (lab: Lab, ns: string): Map<string, number> {
   return out
 }
 
-async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites: Array<{ name: string, ns: string }>, hosts: Host[], newcomers: Host[]): Promise<ScenarioResult> {
+interface ChatUser { host: Host, nick: string, proc: LabProcess }
+
+interface Exchange {
+  sent: number
+  stored: number
+  storedShown: number
+  delivered: number
+  shown: number
+  duplicated: number
+  latency: number[]
+  receipt: number[]
+}
+
+/**
+ * Each user sends `rounds` messages to its partner (0<->1, 2<->3, ...), one round every `intervalMs`;
+ * waits (bounded) until every one is shown and its receipt is back, then counts. Every message is a
+ * unique token; times are the lab's clock at the send command and at the recipient's line.
+ */
+async function exchange (users: ChatUser[], rounds: number, intervalMs: number, label = ''): Promise<Exchange> {
+  const partner = (i: number): number => (i % 2 === 0 ? i + 1 : i - 1)
+  const sends: Array<{ token: string, from: number, to: number, at: number, id?: string }> = []
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, u] of users.entries()) {
+      const to = partner(i)
+      const token = `lab ${u.nick} to ${users[to].nick} ${label}#${round}`
+      sends.push({ token, from: i, to, at: performance.now() })
+      u.proc.send({ cmd: 'send', to: users[to].nick, text: token })
+    }
+    await new Promise(resolve => setTimeout(resolve, intervalMs))
+  }
+  log(`${sends.length} messages sent${label === '' ? '' : ` (${label.trim()})`}; waiting for them to be shown and their receipts`)
+  const shownOf = (s: typeof sends[number]): Array<{ at: number }> =>
+    users[s.to].proc.events.filter(e => e.obj.event === 'message' && e.obj.text === s.token)
+  const idOf = (s: typeof sends[number]): string | undefined =>
+    users[s.from].proc.events.find(e => e.obj.event === 'sent' && e.at >= s.at - 1 && typeof e.obj.id === 'string' && !sends.some(o => o !== s && o.id === e.obj.id) && e.obj.to === users[s.to].nick)?.obj.id as string | undefined
+  const settled = (): boolean => sends.every(s => {
+    s.id ??= idOf(s)
+    return shownOf(s).length > 0 && s.id != null && users[s.from].proc.events.some(e => e.obj.id === s.id && (e.obj.event === 'delivered' || e.obj.event === 'failed'))
+  })
+  await until(settled, 'every message shown and its receipt back', 120_000, 500).catch((err: Error) => { log(`${err.message}: counting what arrived`) })
+  const latency: number[] = []
+  const receipt: number[] = []
+  let stored = 0; let storedShown = 0; let delivered = 0; let shown = 0; let duplicated = 0
+  for (const s of sends) {
+    const seen = shownOf(s)
+    if (seen.length > 0) { shown++; latency.push(seen[0].at - s.at) }
+    duplicated += Math.max(0, seen.length - 1)
+    const evs = users[s.from].proc.events.filter(e => s.id != null && e.obj.id === s.id)
+    // a mailbox held it: its ✓, or its ✓✓ when the receipt overtook the stored answer (then ✓ is not shown)
+    if (evs.some(e => e.obj.event === 'stored' || e.obj.event === 'delivered')) stored++
+    if (evs.some(e => e.obj.event === 'stored')) storedShown++
+    const d = evs.find(e => e.obj.event === 'delivered')
+    if (d != null) { delivered++; receipt.push(d.at - s.at) }
+  }
+  return { sent: sends.length, stored, storedShown, delivered, shown, duplicated, latency, receipt }
+}
+
+/**
+ * Scenario bootstrap-lost: the bootstrap node is SIGKILLed after the network formed; the users online
+ * go on chatting through the relays (a newcomer could not join until a bootstrap node is back: not
+ * tried here).
+ */
+async function bootstrapLost (bootstrap: LabProcess, users: ChatUser[], relays: number, cfg: Config): Promise<ScenarioResult> {
+  bootstrap.child.kill('SIGKILL')
+  await bootstrap.exited
+  log('bootstrap node SIGKILLed')
+  const windowStart = performance.now()
+  const ex = await exchange(users, Math.ceil(cfg.messages / 2), cfg.intervalMs, 'without bootstrap ')
+  const none = summarize([])
+  return {
+    name: 'bootstrap-lost',
+    users: users.length,
+    relays,
+    ...ex,
+    lost: ex.sent - ex.shown,
+    latencyMs: summarize(ex.latency),
+    receiptMs: summarize(ex.receipt),
+    firstMessageMs: none,
+    startToReadyMs: none,
+    bytesPerUserPerHour: NaN,
+    idleBytesPerUserPerHour: NaN,
+    windowS: (performance.now() - windowStart) / 1000,
+    relayLoad: { idlePacketsPerSecond: NaN, packetsPerMessage: NaN, relays: [] },
+    startFailures: []
+  }
+}
+
+async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites: Array<{ name: string, ns: string }>, hosts: Host[], newcomers: Host[]): Promise<{ result: ScenarioResult, users: ChatUser[] }> {
   const startFailures: Array<{ user: string, code: string }> = []
   /**
    * `p2pchat start` as a person runs it: when it exits with an error at startup (a loaded machine has
@@ -210,7 +297,7 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
     }
   }
   const readyAt = new Map<string, number>()
-  const users = await Promise.all(hosts.map(async h => {
+  const users: ChatUser[] = await Promise.all(hosts.map(async h => {
     const { proc, readyAt: at } = await startUser(h)
     readyAt.set(h.name, at)
     return { host: h, nick: h.name, proc }
@@ -233,41 +320,9 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
   const idleS = (idle1.at - idle0.at) / 1000
   log(`idle baseline over ${idleS.toFixed(1)} s measured`)
   const windowStart = performance.now()
-  const sends: Array<{ token: string, from: number, to: number, at: number, id?: string }> = []
-  for (let round = 0; round < cfg.messages; round++) {
-    for (const [i, u] of users.entries()) {
-      const to = partner(i)
-      const token = `lab ${u.nick} to ${users[to].nick} #${round}`
-      sends.push({ token, from: i, to, at: performance.now() })
-      u.proc.send({ cmd: 'send', to: users[to].nick, text: token })
-    }
-    await new Promise(resolve => setTimeout(resolve, cfg.intervalMs))
-  }
-  log(`${sends.length} messages sent; waiting for them to be shown and their receipts`)
-  const shownOf = (s: typeof sends[number]): Array<{ at: number }> =>
-    users[s.to].proc.events.filter(e => e.obj.event === 'message' && e.obj.text === s.token)
-  const idOf = (s: typeof sends[number]): string | undefined =>
-    users[s.from].proc.events.find(e => e.obj.event === 'sent' && e.at >= s.at - 1 && typeof e.obj.id === 'string' && !sends.some(o => o !== s && o.id === e.obj.id) && e.obj.to === users[s.to].nick)?.obj.id as string | undefined
-  const settled = (): boolean => sends.every(s => {
-    s.id ??= idOf(s)
-    return shownOf(s).length > 0 && s.id != null && users[s.from].proc.events.some(e => e.obj.id === s.id && (e.obj.event === 'delivered' || e.obj.event === 'failed'))
-  })
-  await until(settled, 'every message shown and its receipt back', 120_000, 500).catch((err: Error) => { log(`${err.message}: counting what arrived`) })
+  const ex = await exchange(users, cfg.messages, cfg.intervalMs)
   const windowS = (performance.now() - windowStart) / 1000
-  const latency: number[] = []
-  const receipt: number[] = []
-  let stored = 0; let storedShown = 0; let delivered = 0; let shown = 0; let duplicated = 0
-  for (const s of sends) {
-    const seen = shownOf(s)
-    if (seen.length > 0) { shown++; latency.push(seen[0].at - s.at) }
-    duplicated += Math.max(0, seen.length - 1)
-    const evs = users[s.from].proc.events.filter(e => s.id != null && e.obj.id === s.id)
-    // a mailbox held it: its ✓, or its ✓✓ when the receipt overtook the stored answer (then ✓ is not shown)
-    if (evs.some(e => e.obj.event === 'stored' || e.obj.event === 'delivered')) stored++
-    if (evs.some(e => e.obj.event === 'stored')) storedShown++
-    const d = evs.find(e => e.obj.event === 'delivered')
-    if (d != null) { delivered++; receipt.push(d.at - s.at) }
-  }
+  const { stored, storedShown, delivered, shown, duplicated, latency, receipt } = ex
   const startToReady = users.map(u => (readyAt.get(u.nick) ?? NaN) - u.proc.startedAt)
   const relaysAtEnd = relaySites.map(r => scrape(lab, r.ns))
   const delta = (i: number, name: string): number => (relaysAtEnd[i].get(name) ?? 0) - (idle1.relays[i].get(name) ?? 0)
@@ -275,7 +330,7 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
   const chatPackets = relaySites.reduce((n, _r, i) => n + relayPackets(relaysAtEnd[i]) - relayPackets(idle1.relays[i]), 0)
   const relayLoad: RelayLoad = {
     idlePacketsPerSecond: idlePackets / idleS,
-    packetsPerMessage: (chatPackets - idlePackets / idleS * windowS) / Math.max(1, sends.length),
+    packetsPerMessage: (chatPackets - idlePackets / idleS * windowS) / Math.max(1, ex.sent),
     relays: relaySites.map((r, i) => ({
       name: r.name,
       packetsIn: relayPackets(relaysAtEnd[i]) - relayPackets(idle1.relays[i]),
@@ -300,16 +355,16 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
     log(`newcomer ${h.name}: start -> ready ${fmt(r.at - p.startedAt)} ms, -> its first message shown ${fmt(shown.at - p.startedAt)} ms`)
     await p.stop()
   }
-  return {
+  const result: ScenarioResult = {
     name: 'nat-chat',
     users: users.length,
     relays: relaySites.length,
-    sent: sends.length,
+    sent: ex.sent,
     stored,
     storedShown,
     delivered,
     shown,
-    lost: sends.length - shown,
+    lost: ex.sent - shown,
     duplicated,
     latencyMs: summarize(latency),
     receiptMs: summarize(receipt),
@@ -321,6 +376,7 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
     relayLoad,
     startFailures
   }
+  return { result, users }
 }
 
 interface RelayBehindNat {
@@ -358,7 +414,7 @@ function fmt (v: number): string {
   return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
 }
 
-function mib (bytes: number): string { return `${(bytes / 2 ** 20).toFixed(2)} MiB` }
+function mib (bytes: number): string { return Number.isFinite(bytes) ? `${(bytes / 2 ** 20).toFixed(2)} MiB` : '-' }
 
 function tableOf (results: ScenarioResult[]): string {
   const head = ['scenario', 'users', 'relays', 'sent', 'stored', 'delivered', 'shown', 'lost', 'duplicated', 'latency p50 ms', 'p95 ms', 'receipt p50 ms', 'start -> ready ms', 'newcomer: start -> first message shown ms', 'bytes/user/hour messaging', 'idle']
@@ -413,7 +469,9 @@ async function runLab (cfg: Config): Promise<number> {
     log(`measured TCP round trip, site to site: p50 ${fmt(summarize(direct.connectMs).median)} ms; user behind NAT to a relay: p50 ${fmt(summarize(natted.connectMs).median)} ms`)
 
     const natRelay = await relayBehindNat(lab, bootstrapAddr, relayHost)
-    const results = [await natChat(lab, cfg, bootstrapAddr, [...relaySites, ...(natRelay.withForward.outcome === 'became a relay' ? [{ name: 'natrelay', ns: relayHost.ns }] : [])], hosts, newcomers)]
+    const allRelays = [...relaySites, ...(natRelay.withForward.outcome === 'became a relay' ? [{ name: 'natrelay', ns: relayHost.ns }] : [])]
+    const chat = await natChat(lab, cfg, bootstrapAddr, allRelays, hosts, newcomers)
+    const results = [chat.result, await bootstrapLost(bs, chat.users, allRelays.length, cfg)]
     await lab.stopAll()
     const link = await net.stopDelay()
     const report = {
@@ -440,6 +498,7 @@ async function runLab (cfg: Config): Promise<number> {
     writeFileSync(join(RESULTS, `lab-${cfg.name}.svg`), drawing(report.link.tcpRoundTripMs.siteToSite, results, cfg))
     process.stdout.write(`(timers are the lab's, P2PCHAT_TIMING ${JSON.stringify(TIMING)}: users re-stock reply blocks every 2 s where the product does every 5 min, so the idle bytes are far above a real user's)\n`)
     for (const r of results) {
+      if (r.relayLoad.relays.length === 0) continue
       if (r.startFailures.length > 0) process.stdout.write(`${r.name}: ${r.startFailures.length} start${r.startFailures.length === 1 ? '' : 's'} failed and ran again: ${r.startFailures.map(f => `${f.user} ${f.code}`).join(', ')}\n`)
       const l = r.relayLoad
       process.stdout.write(`\nrelays over ${r.name} (${r.windowS.toFixed(0)} s): ${fmt(l.packetsPerMessage)} onion packets read by relays per chat message sent, beyond the idle rate of ${fmt(l.idlePacketsPerSecond)}/s; per relay ` +
@@ -484,7 +543,7 @@ function drawing (rtt: Summary, results: ScenarioResult[], cfg: Config): string 
         { label: 'start -> first message shown', median: r.firstMessageMs.median, p95: r.firstMessageMs.p95, kind: 'figure' as const }
       ]
     }
-  ])
+  ].filter(p => p.bars.every(b => Number.isFinite(b.median))))
   return svg(panels, `p2pchat lab (${cfg.name}): ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms links, ${(cfg.shape.loss * 100).toFixed(1)} % loss, real processes in network namespaces`)
 }
 
