@@ -209,15 +209,19 @@ interface Exchange {
  * waits (bounded) until every one is shown and its receipt is back, then counts. Every message is a
  * unique token; times are the lab's clock at the send command and at the recipient's line.
  */
+let exchangeSeq = 0
+
 async function exchange (users: ChatUser[], rounds: number, intervalMs: number, label = ''): Promise<Exchange> {
   const partner = (i: number): number => (i % 2 === 0 ? i + 1 : i - 1)
-  const sends: Array<{ token: string, from: number, to: number, at: number, id?: string }> = []
+  const sends: Array<{ token: string, tag: string, from: number, to: number, at: number, id?: string }> = []
   for (let round = 0; round < rounds; round++) {
     for (const [i, u] of users.entries()) {
       const to = partner(i)
       const token = `lab ${u.nick} to ${users[to].nick} ${label}#${round}`
-      sends.push({ token, from: i, to, at: performance.now() })
-      u.proc.send({ cmd: 'send', to: users[to].nick, text: token })
+      // the tag comes back on the `sent` line with the message's id
+      const tag = `x${++exchangeSeq}`
+      sends.push({ token, tag, from: i, to, at: performance.now() })
+      u.proc.send({ cmd: 'send', to: users[to].nick, text: token, tag })
     }
     await new Promise(resolve => setTimeout(resolve, intervalMs))
   }
@@ -225,12 +229,23 @@ async function exchange (users: ChatUser[], rounds: number, intervalMs: number, 
   const shownOf = (s: typeof sends[number]): Array<{ at: number }> =>
     users[s.to].proc.events.filter(e => e.obj.event === 'message' && e.obj.text === s.token)
   const idOf = (s: typeof sends[number]): string | undefined =>
-    users[s.from].proc.events.find(e => e.obj.event === 'sent' && e.at >= s.at - 1 && typeof e.obj.id === 'string' && !sends.some(o => o !== s && o.id === e.obj.id) && e.obj.to === users[s.to].nick)?.obj.id as string | undefined
+    users[s.from].proc.events.find(e => e.obj.event === 'sent' && e.obj.tag === s.tag && typeof e.obj.id === 'string')?.obj.id as string | undefined
   const settled = (): boolean => sends.every(s => {
     s.id ??= idOf(s)
     return shownOf(s).length > 0 && s.id != null && users[s.from].proc.events.some(e => e.obj.id === s.id && (e.obj.event === 'delivered' || e.obj.event === 'failed'))
   })
-  await until(settled, 'every message shown and its receipt back', 120_000, 500).catch((err: Error) => { log(`${err.message}: counting what arrived`) })
+  await until(settled, 'every message shown and its receipt back', 120_000, 500).catch((err: Error) => {
+    log(`${err.message}: counting what arrived`)
+    for (const u of users) {
+      if (!u.proc.running) log(`${u.nick} exited (${String(u.proc.child.exitCode ?? u.proc.child.signalCode)}): ${u.proc.stderr.slice(-500)}`)
+      const errors = u.proc.events.filter(e => e.obj.event === 'error' || e.obj.event === 'failed' || e.obj.event === 'queued').map(e => `${String(e.obj.event)} ${String(e.obj.code ?? e.obj.reason ?? '')}`)
+      if (errors.length > 0) log(`${u.nick}: ${errors.length} error/failed/queued lines, e.g. ${errors.slice(0, 3).join('; ')}`)
+    }
+    const missing = sends.filter(s => shownOf(s).length === 0)
+    const byPair = new Map<string, number>()
+    for (const s of missing) byPair.set(`${users[s.from].nick} -> ${users[s.to].nick}`, (byPair.get(`${users[s.from].nick} -> ${users[s.to].nick}`) ?? 0) + 1)
+    if (missing.length > 0) log(`not shown: ${[...byPair].map(([k, v]) => `${k}: ${v}`).join(', ')}`)
+  })
   const latency: number[] = []
   const receipt: number[] = []
   let stored = 0; let storedShown = 0; let delivered = 0; let shown = 0; let duplicated = 0

@@ -39,9 +39,10 @@ export const DIAL_TIMEOUT_MS = 10_000
 /** A helper dials for at most this many requests at once: checks are rare (a relay starting), dials are not free. */
 export const MAX_CONCURRENT_REQUESTS = 4
 /**
- * A helper that answers busy for every address is asked again, at most this many times, after
- * BUSY_PAUSE_MS x the attempt (plus up to as much again at random): when a network starts, all its
- * relays ask its bootstrap node at once, and it serves 4 at a time.
+ * A helper that answers busy for every address, or whose answer does not come (a reset stream, a
+ * timeout), is asked again, at most this many times, after BUSY_PAUSE_MS x the attempt (plus up to as
+ * much again at random): when a network starts, all its relays ask its bootstrap node at once, and it
+ * serves 4 at a time.
  */
 export const BUSY_RETRIES = 5
 export const BUSY_PAUSE_MS = 500
@@ -173,7 +174,7 @@ export class DialbackService {
 
   async start (): Promise<void> {
     if (this.started) return
-    await this.node.handle(DIALBACK_PROTOCOL, (stream, connection) => { this.serve(stream, connection).catch(() => {}) }, { maxInboundStreams: 2 })
+    await this.node.handle(DIALBACK_PROTOCOL, (stream, connection) => { this.serve(stream, connection).catch(() => {}) }, { maxInboundStreams: 4 })
     this.started = true
   }
 
@@ -303,7 +304,7 @@ export async function checkReachability (node: Pick<Libp2p, 'getConnections'>, a
   const ask = async (conn: Connection): Promise<{ group: string, statuses: DialbackStatus[], observed: Uint8Array } | undefined> => {
     for (let attempt = 1; ; attempt++) {
       const answer = await askOnce(conn)
-      if (answer == null || attempt > BUSY_RETRIES || !answer.statuses.every(st => st === 'busy')) return answer
+      if (attempt > BUSY_RETRIES || conn.status !== 'open' || (answer != null && !answer.statuses.every(st => st === 'busy'))) return answer
       const pause = BUSY_PAUSE_MS * attempt * (1 + Math.random())
       const aborted = await new Promise<boolean>(resolve => {
         const timer = setTimeout(() => { resolve(false) }, pause)
