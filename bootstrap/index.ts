@@ -9,6 +9,7 @@ import type { P2PNode } from '../node/create.ts'
 import type { Identity } from '../node/identity.ts'
 import { RelayListService } from '../protocols/directory/relay-list.ts'
 import { RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
+import { DialbackService } from '../protocols/reachability/dialback.ts'
 
 export const DEFAULT_BOOTSTRAP_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws']
 
@@ -44,6 +45,9 @@ export async function startBootstrapNode (opts: BootstrapNodeOptions): Promise<B
   pubsub.subscribe(RELAY_TOPIC)
   const relayList = new RelayListService(node, { descriptors: () => relays.list().map(r => r.record.bytes) })
   await relayList.start()
+  // relays starting up ask it to dial them back before they announce themselves
+  const dialback = new DialbackService(node)
+  await dialback.start()
   // joining other bootstrap nodes (redialling them, then looking up its own id) must not hold up
   // this one: newcomers can use it at once
   const joining = new AbortController()

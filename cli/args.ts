@@ -23,6 +23,8 @@ const FLAGS = {
   listen: { value: '<multiaddr>', multiple: true, help: 'listen address (repeatable; relays and bootstrap nodes: a user needs none)' },
   bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
   privacy: { value: '<level>', help: `mixing: ${Object.keys(PRIVACY_LEVELS).join(', ')} (default ${DEFAULT_PRIVACY}; or $P2PCHAT_PRIVACY)` },
+  announce: { value: '<multiaddr>', multiple: true, help: 'relays: the address to announce instead of the listen addresses (behind a port forward: /ip4/<public ip>/tcp/<port>); checked by dial-back like any' },
+  metrics: { value: '<host:port>', help: 'relays and bootstrap nodes: serve Prometheus metrics at http://<host:port>/metrics (host defaults to 127.0.0.1)' },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
   web: { help: 'serve the web app on 127.0.0.1 and print a one-time login URL (start: instead of the terminal chat; demo: for alice and bob)' },
   'web-port': { value: '<port>', help: 'the web app\'s port (default: a free one)' },
@@ -44,8 +46,8 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--data-dir <dir>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'data-dir', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--announce <multiaddr>...] [--data-dir <dir>] [--metrics <host:port>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'announce', 'data-dir', 'metrics', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
@@ -76,8 +78,8 @@ the session is stored in a mailbox, delivered, failed or queued for the next sta
   },
   bootstrap: {
     summary: 'run a bootstrap node (stable peer id, TCP 4001 and WebSockets 4002, DHT server)',
-    usage: 'p2pchat bootstrap [--data-dir <dir>] [--listen <multiaddr>...] [--bootstrap <multiaddr>...] [--json]',
-    flags: ['data-dir', 'listen', 'bootstrap', 'json', 'help'],
+    usage: 'p2pchat bootstrap [--data-dir <dir>] [--listen <multiaddr>...] [--bootstrap <multiaddr>...] [--metrics <host:port>] [--json]',
+    flags: ['data-dir', 'listen', 'bootstrap', 'metrics', 'json', 'help'],
     more: 'Prints its full multiaddrs (ending in /p2p/<peer id>) to paste into --bootstrap. Ctrl-C stops it.\n'
   },
   id: {
@@ -113,7 +115,7 @@ export const USAGE = `usage: p2pchat <command> [options]
 commands:
 ${Object.entries(COMMANDS).filter(([name]) => name !== 'help').map(([name, c]) => `  ${name.padEnd(12)}${c.summary}\n`).join('')}
 options:
-${flagLines(['nick', 'relay', 'data-dir', 'listen', 'bootstrap', 'json', 'help'])}  --version                this program's version
+${flagLines(['nick', 'relay', 'data-dir', 'listen', 'announce', 'bootstrap', 'metrics', 'json', 'help'])}  --version                this program's version
 
 p2pchat <command> --help (or p2pchat help <command>) describes one command.
 in start, type /help for the chat commands. --json reads one command per line on stdin, e.g.
@@ -153,6 +155,10 @@ export interface CliOptions {
   acceptAnyone: boolean
   /** --privacy, else $P2PCHAT_PRIVACY, else undefined (the default level); checked to be a level's name. */
   privacy?: string
+  /** --metrics: where a relay or bootstrap node serves Prometheus metrics */
+  metrics?: string
+  /** --announce: a relay's public addresses behind a port forward */
+  announce?: string[]
 }
 
 /**
@@ -244,7 +250,9 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     webPort: webPort(values['web-port']?.[0]),
     webHost: values['web-host']?.[0],
     acceptAnyone: values['accept-anyone'] != null,
-    privacy
+    privacy,
+    metrics: values.metrics?.[0],
+    announce: values.announce
   }
 }
 

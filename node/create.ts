@@ -88,6 +88,8 @@ export interface CreateNodeOptions {
   /** Lift libp2p's per-host inbound connection rate limit for these multiaddr prefixes (tests on loopback). */
   allow?: string[]
   datastore?: Datastore
+  /** Addresses to announce instead of the listen addresses (a relay behind a port forward: `--announce`). */
+  announce?: string[]
 }
 
 /** Checks every multiaddr so that a typo is a clear error, not a libp2p stack trace. */
@@ -121,7 +123,7 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
   const created = createLibp2p({
     privateKey: opts.privateKey,
     datastore: new GuardedDatastore(opts.datastore ?? new MemoryDatastore()),
-    addresses: { listen },
+    addresses: { listen, ...(opts.announce == null ? {} : { announce: parseMultiaddrs(opts.announce, 'announce') }) },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW } })],

@@ -45,6 +45,8 @@ import { DEFAULT_ANNOUNCE_INTERVAL_MS, RELAY_TOPIC, RelayDirectory } from '../pr
 import { answeringService, ServiceDispatcher } from '../protocols/onion/relay-services.ts'
 import { SERVICE_DIRECTORY, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
 import { packetFromSurb } from '../protocols/onion/sphinx.ts'
+import { checkReachability, DialbackService, NoDialbackHelperError, recruitHelpers } from '../protocols/reachability/dialback.ts'
+import type { ReachabilityReport } from '../protocols/reachability/dialback.ts'
 
 /** A descriptor's gossip verdict (RelayDirectory.gossipVerdict): a stale copy is ignored, a forged one rejected. */
 const gossipResult = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const
@@ -73,10 +75,29 @@ export interface RelayNodeOptions {
    * relay itself knows of its clients (this run's transport key, never a nick or identity key).
    */
   onClientEvent?: (e: { type: 'submit' | 'deliver', client: Uint8Array }) => void
+  /** Addresses to announce instead of the listen addresses (behind a port forward: `--announce`). */
+  announce?: string[]
+  /**
+   * Before announcing itself, have connected relays and bootstrap nodes in other networks dial its
+   * addresses back (protocols/reachability/dialback.ts); refuse to start (RelayUnreachableError) when
+   * none is confirmed, and put only confirmed addresses in the descriptor. `p2pchat start --relay`
+   * always checks; in-process networks on one machine (the demo, tests) may leave it off.
+   */
+  checkReachability?: boolean
+}
+
+/** No address of this relay could be confirmed reachable from outside: it does not announce itself. */
+export class RelayUnreachableError extends UserError {
+  readonly report: ReachabilityReport | undefined
+  constructor (message: string, report?: ReachabilityReport) {
+    super(message, 'UNREACHABLE')
+    this.name = 'RelayUnreachableError'
+    this.report = report
+  }
 }
 
 export type RelayEvent =
-  | { type: 'status', stage: 'listening' | 'connecting' | 'publishing' | 'ready', detail: string }
+  | { type: 'status', stage: 'listening' | 'connecting' | 'checking' | 'publishing' | 'ready', detail: string }
   | { type: 'hop', from: string, to: string, size: number }
   /** A SERVICE layer arrived (with logHops): which service, from which relay. */
   | { type: 'service', service: 'mailbox' | 'directory' | 'drop' | 'other', from: string }
@@ -92,6 +113,9 @@ export class RelayNode {
   readonly exit: DirectoryExit
   readonly services: ServiceDispatcher
   readonly relayList: RelayListService
+  readonly dialback: DialbackService
+  /** The dial-back check's outcome (with checkReachability). */
+  reachability: ReachabilityReport | undefined
   private readonly store: MailboxStore
   private readonly opts: RelayNodeOptions
   private readonly listeners = new Set<(e: RelayEvent) => void>()
@@ -113,7 +137,7 @@ export class RelayNode {
     this.directory = new Directory({ peerId: node.peerId, dht: node.services.dht, contentRouting: node.contentRouting }, {
       signer,
       onionKey: this.keyRing.current.publicKey,
-      addrs: () => node.getMultiaddrs().map(a => a.toString()),
+      addrs: () => this.reachability?.verified ?? node.getMultiaddrs().map(a => a.toString()),
       // the operator's family (protocols/directory/family.ts), certified once for this relay's key
       extensions: opts.family == null ? undefined : ((ext) => () => [ext])(familyExtension(opts.family, signer.publicKey))
     })
@@ -168,6 +192,7 @@ export class RelayNode {
       relayDescriptors: () => this.relays.list().map(r => r.record.bytes)
     })
     this.relayList = new RelayListService(node, { descriptors: () => this.relays.list().map(r => r.record.bytes) })
+    this.dialback = new DialbackService(node)
     this.services = new ServiceDispatcher({
       services: new Map([
         [SERVICE_MAILBOX, this.mailboxes],
@@ -182,7 +207,7 @@ export class RelayNode {
     const signer = ed25519SignerFromSeed(transport.privateKey.raw.subarray(0, 32))
     const store = MailboxStore.open(MailboxStore.pathIn(opts.dataDir))
     try {
-      const node = await createP2PNode({ privateKey: transport.privateKey, listen: opts.listen, bootstrap: opts.bootstrap, allow: opts.allow, dhtServer: true })
+      const node = await createP2PNode({ privateKey: transport.privateKey, listen: opts.listen, bootstrap: opts.bootstrap, allow: opts.allow, dhtServer: true, announce: opts.announce })
       return new RelayNode(opts, node, signer, store)
     } catch (err) {
       store.close()
@@ -227,6 +252,7 @@ export class RelayNode {
     await this.onion.start()
     await this.clients.start()
     await this.relayList.start()
+    await this.dialback.start()
     const pubsub = this.node.services.pubsub
     pubsub.topicValidators.set(RELAY_TOPIC, this.validateGossip)
     pubsub.subscribe(RELAY_TOPIC)
@@ -235,6 +261,7 @@ export class RelayNode {
       !await joinDht(this.node, this.opts.bootstrap ?? [], { timeoutMs: options.connectTimeoutMs ?? 30_000, signal: options.signal })) {
       throw new UserError('could not join the network: no DHT peer answered (check --bootstrap)', 'NO_PEERS')
     }
+    if (this.opts.checkReachability === true) await this.checkReachable(options.signal)
     this.emit({ type: 'status', stage: 'publishing', detail: 'announcing this relay' })
     await this.announce(options)
     // after joining: the mailbox service's first sweep republishes the records of the mailboxes held
@@ -250,6 +277,34 @@ export class RelayNode {
     }, this.opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS)
     this.announceTimer.unref()
     this.emit({ type: 'status', stage: 'ready', detail: `${this.relays.size} relays known` })
+  }
+
+  /** The dial-back check (see checkReachability in RelayNodeOptions); throws RelayUnreachableError. */
+  private async checkReachable (signal?: AbortSignal): Promise<void> {
+    const addrs = this.node.getMultiaddrs()
+    this.emit({ type: 'status', stage: 'checking', detail: `asking peers in other networks to dial ${addrs.length} address${addrs.length === 1 ? '' : 'es'} back` })
+    let report: ReachabilityReport
+    try {
+      await recruitHelpers(this.node, AbortSignal.any([this.stopSignal.signal, ...(signal == null ? [] : [signal])]))
+      report = await checkReachability(this.node, addrs, { signal })
+    } catch (err) {
+      if (err instanceof NoDialbackHelperError) throw new RelayUnreachableError('cannot check that this relay is reachable: no relay or bootstrap node answered a dial-back request; it will not announce itself (check --bootstrap)')
+      throw err
+    }
+    this.reachability = report
+    if (report.verified.length > 0) {
+      this.emit({ type: 'status', stage: 'checking', detail: `reachable: ${report.verified.length} of ${addrs.length} addresses confirmed by peers in ${report.required} network${report.required === 1 ? '' : 's'} (of ${report.groups})` })
+      return
+    }
+    const why = report.addrs.map(v => {
+      const reasons = [...v.failedBy.map(() => 'dial failed'), ...v.refused.map(r => r.status)]
+      return `${v.addr.replace(/\/p2p\/.*$/, '')}: ${reasons.length === 0 ? 'not confirmed' : [...new Set(reasons)].join(', ')}`
+    }).join('; ')
+    const seen = report.observed.map(a => a.replace(/\/p2p\/.*$/, '')).join(', ')
+    const port = /\/tcp\/(\d+)/.exec(addrs[0]?.toString() ?? '')?.[1] ?? '<port>'
+    const publicIp = /^\/ip[46]\/([^/]+)/.exec(report.observed[0] ?? '')?.[1] ?? '<public address>'
+    throw new RelayUnreachableError(`this relay is not reachable from outside, so it will not announce itself: ${report.helpers} peer${report.helpers === 1 ? '' : 's'} in ${report.groups} network${report.groups === 1 ? '' : 's'} could not dial it back (${why}). ` +
+      `They see this machine as ${seen === '' ? 'an unknown address' : seen}. Behind a NAT, forward TCP port ${port} on the router to this machine and pass --announce /ip4/${publicIp}/tcp/${port} (and --listen /ip4/0.0.0.0/tcp/${port}); or run the relay on a machine with a public address.`, report)
   }
 
   /** Publishes the descriptor (DHT and provider record) and gossips it. */
@@ -297,6 +352,7 @@ export class RelayNode {
       pubsub.topicValidators.delete(RELAY_TOPIC)
       try { pubsub.unsubscribe(RELAY_TOPIC) } catch {}
       await this.relayList.stop().catch(() => {})
+      await this.dialback.stop().catch(() => {})
       await this.clients.stop().catch(() => {})
       await this.onion.stop().catch(() => {})
       await this.node.stop()

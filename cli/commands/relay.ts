@@ -18,6 +18,8 @@ import { readLines } from '../lines.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
 import { watchSignals } from '../signals.ts'
+import { Metrics, parseMetricsAddress } from '../../node/metrics.ts'
+import type { MetricsServer } from '../../node/metrics.ts'
 
 /** Where a relay listens unless told otherwise: every interface, TCP and WebSockets, a free port. */
 export const DEFAULT_RELAY_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
@@ -30,10 +32,12 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
   }
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
   const timing = parseTiming(io.env)
+  const metricsAddr = opts.metrics == null ? undefined : parseMetricsAddress(opts.metrics)
   const signals = watchSignals()
   const input: Readable = io.stdin ?? process.stdin
   let relay: RelayNode
   let lock: DataDirLock | undefined
+  let metrics: MetricsServer | undefined
   try {
     const dataDir = prepareDataDir(resolveDataDir(opts.dataDir, io.env))
     lock = lockDataDir(dataDir, 'start --relay')
@@ -41,7 +45,9 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       dataDir,
       listen: opts.listen ?? DEFAULT_RELAY_LISTEN,
       bootstrap: opts.bootstrap,
-      allow: localAllowList([...opts.bootstrap, ...(opts.listen ?? [])]),
+      allow: localAllowList([...opts.bootstrap, ...(opts.listen ?? []), ...(opts.announce ?? [])]),
+      announce: opts.announce,
+      checkReachability: true,
       announceIntervalMs: timing.announceIntervalMs,
       keyRing: { epochMs: timing.relayEpochMs, graceMs: timing.relayGraceMs },
       // a stocked reply block dies when a relay on it rotates its key: with shortened epochs, held blocks
@@ -51,6 +57,12 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
         ...(timing.repushIntervalMs == null ? {} : { repushIntervalMs: timing.repushIntervalMs })
       }
     })
+    if (metricsAddr != null) {
+      const m = new Metrics()
+      m.addNode(relay.node)
+      m.addRelay(relay)
+      metrics = await m.serve(metricsAddr).catch(async (err: unknown) => { await relay.stop(); throw err })
+    }
   } catch (err) {
     lock?.release()
     if (err instanceof UserError && opts.json) emit(io, { event: 'error', code: err.code, message: err.message })
@@ -71,8 +83,9 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       io.stderr.write('p2pchat: interrupted while joining the network, stopping\n')
       return 0
     }
-    if (opts.json) emit(io, { event: 'ready', relay: true, peerId: relay.peerId, addrs: relay.addrs(), relays: relay.relays.size })
-    else io.stdout.write(`p2pchat: relaying as ${relay.peerId}\n  ${relay.addrs().join('\n  ')}\nCtrl-C stops it.\n`)
+    // announced: the addresses its descriptor carries (those peers confirmed by dialling them back)
+    if (opts.json) emit(io, { event: 'ready', relay: true, peerId: relay.peerId, addrs: relay.addrs(), announced: relay.reachability?.verified ?? relay.addrs(), relays: relay.relays.size, ...(metrics == null ? {} : { metrics: metrics.url }) })
+    else io.stdout.write(`p2pchat: relaying as ${relay.peerId}\n  ${relay.addrs().join('\n  ')}\n${metrics == null ? '' : `metrics: ${metrics.url}\n`}Ctrl-C stops it.\n`)
     await Promise.race([serve(relay, input, io, opts.json), signal])
     return 0
   } catch (err) {
@@ -81,6 +94,7 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
   } finally {
     detach()
     input.pause()
+    await metrics?.close()
     let timer: ReturnType<typeof setTimeout> | undefined
     await Promise.race([relay.stop(), new Promise<void>(resolve => { timer = setTimeout(resolve, STOP_TIMEOUT_MS) })])
     clearTimeout(timer)

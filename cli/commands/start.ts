@@ -58,6 +58,8 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   checkWebFlags(opts)
   if (opts.relay) return await runRelay(opts, io)
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
+  if (opts.metrics != null) throw new UserError('--metrics is for relays and bootstrap nodes (start --relay, bootstrap): a user serves nothing', 'USAGE')
+  if (opts.announce != null) throw new UserError('--announce is for relays (start --relay): a user listens nowhere and announces no address', 'USAGE')
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
   const { connectTimeoutMs = CONNECT_TIMEOUT_MS, hopDelayMs, ...timing } = parseTiming(io.env)
   const level = privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)

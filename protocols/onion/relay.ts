@@ -233,6 +233,13 @@ export class OnionService {
     this.stats = { received: 0, forwarded: 0, delivered: 0, dropped: {}, streamErrors: 0, held: 0, holdTimeouts: 0, mixing: this.mix.stats }
   }
 
+  /** Packets waiting in the outbound queues now, and over how many neighbours (operators' metrics). */
+  queueDepth (): { packets: number, neighbours: number } {
+    let packets = 0
+    for (const n of this.neighbours.values()) packets += n.queue.length
+    return { packets, neighbours: this.neighbours.size }
+  }
+
   async start (): Promise<void> {
     if (this.running) return
     await this.node.handle(ONION_PROTOCOL, (stream, connection) => { this.readStream(stream, connection) }, {

@@ -1,0 +1,596 @@
+/**
+ * `npm run lab [-- --quick]`: p2pchat beyond loopback. Builds a network of Linux namespaces
+ * (lab/net.ts: a delaying, lossy "internet", relays and a bootstrap node each in its own /16 of
+ * 172.16/12, users in private LANs behind NAT routers, one of them symmetric), runs every node as a
+ * real `p2pchat` process inside its namespace, runs the scenarios, prints a table and writes
+ * bench/results/lab-<quick|full>.json and .svg. Needs root, `ip netns`, iptables, python3 and
+ * /dev/net/tun; refuses with a message saying what to run otherwise (exit 2). Tears everything down on
+ * exit, on SIGINT/SIGTERM and on an exception; a lab killed with SIGKILL leaves namespaces that the next
+ * run removes (lab/net.ts cleanupLeftovers).
+ *
+ * Scenario `nat-chat`: users behind NAT (no port forward, nothing listening) chat both ways through the
+ * relays; every message is a unique token, so the lab counts what was sent, stored (✓), delivered (✓✓,
+ * the receipt back), shown at the recipient, lost and duplicated, and the delay from the send command
+ * to the recipient's `message` line (all lines timed on the lab's one clock). Links: 50 ms ± 10 ms one
+ * way across the internet, 1 % loss (`--delay`, `--jitter`, `--loss` change them); the lab reports the
+ * delay the forwarder applied and the TCP round trips it measured. Exit 0 when nothing was lost or
+ * duplicated; 1 otherwise.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { fileURLToPath } from 'node:url'
+import { LabNet, LabUnavailableError, NS_PREFIX, cleanupLeftovers, preflight } from './net.ts'
+import type { Host, LinkShape } from './net.ts'
+import { LabProcess } from './proc.ts'
+import type { Json } from './proc.ts'
+import { machine } from '../bench/lib/machine.ts'
+import { summarize } from '../bench/lib/stats.ts'
+import type { Summary } from '../bench/lib/stats.ts'
+import { svg } from '../bench/lib/report.ts'
+import type { Panel } from '../bench/lib/report.ts'
+
+const RESULTS = fileURLToPath(new URL('../bench/results/', import.meta.url))
+const PROBE = fileURLToPath(new URL('./probe.ts', import.meta.url))
+/** Relays and the bootstrap node listen here on their site address (a fixed port, as an operator would open). */
+const PORT = 4001
+/** Relays and the bootstrap node serve metrics here, inside their own namespace (the lab scrapes them there). */
+const METRICS = '127.0.0.1:9464'
+/** How many times a user's `p2pchat start` is run before the lab gives up on it. */
+const START_ATTEMPTS = 3
+/**
+ * Timers for the lab's processes (P2PCHAT_TIMING): as the tests' (announce every second, outbox retried
+ * every 2 s), so a run takes minutes, not hours; epochs stay hourly. An onion request gives up after
+ * 15 s: a 4-hop request over 50 ms links with 1 % loss takes a few hundred ms, but a lost SYN costs TCP
+ * 1 s, and on a loaded 2-core machine (load average 13 seen) 8 s left a user's first mailbox requests
+ * unanswered (NO_MAILBOX at start).
+ */
+const TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000 }
+
+interface Config {
+  name: 'quick' | 'full'
+  relays: number
+  /** NAT LANs: how many users each, and whether its NAT is symmetric */
+  lans: Array<{ users: number, symmetric: boolean }>
+  /** messages each user sends to its partner */
+  messages: number
+  /** between two rounds of sends */
+  intervalMs: number
+  /** newcomers started one at a time after the chat, each timed from start to its first message shown */
+  newcomers: number
+  shape: LinkShape
+}
+
+const QUICK: Config = { name: 'quick', relays: 4, lans: [{ users: 1, symmetric: false }, { users: 1, symmetric: true }], messages: 10, intervalMs: 500, newcomers: 1, shape: { delayMs: 50, jitterMs: 10, loss: 0.01 } }
+const FULL: Config = { name: 'full', relays: 8, lans: [{ users: 2, symmetric: false }, { users: 2, symmetric: true }, { users: 2, symmetric: false }], messages: 40, intervalMs: 500, newcomers: 3, shape: { delayMs: 50, jitterMs: 10, loss: 0.01 } }
+
+const t0 = performance.now()
+function log (msg: string): void {
+  process.stderr.write(`[lab +${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`)
+}
+
+function parseArgs (argv: string[]): Config {
+  const c = structuredClone(argv.includes('--quick') ? QUICK : FULL)
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const num = (): number => {
+      const v = Number(argv[++i])
+      if (!Number.isFinite(v) || v < 0) throw new LabUsageError(`${a} needs a non-negative number`)
+      return v
+    }
+    if (a === '--quick') continue
+    else if (a === '--delay') c.shape.delayMs = num()
+    else if (a === '--jitter') c.shape.jitterMs = num()
+    else if (a === '--loss') c.shape.loss = num()
+    else if (a === '--messages') c.messages = Math.max(1, Math.floor(num()))
+    else throw new LabUsageError(`unknown option ${a}; usage: npm run lab [-- --quick] [--delay ms] [--jitter ms] [--loss 0..1] [--messages n]`)
+  }
+  if (c.shape.jitterMs > c.shape.delayMs) throw new LabUsageError('--jitter must not exceed --delay')
+  if (c.shape.loss >= 1) throw new LabUsageError('--loss is a probability below 1')
+  return c
+}
+
+export class LabUsageError extends Error {
+  override name = 'LabUsageError'
+}
+
+/** The lab's processes and network, torn down once whatever happens. */
+class Lab {
+  readonly root = mkdtempSync(join(tmpdir(), `${NS_PREFIX}${process.pid}-`))
+  readonly net = new LabNet(this.root)
+  readonly procs: LabProcess[] = []
+  readonly env = { P2PCHAT_TIMING: JSON.stringify(TIMING) }
+
+  spawn (name: string, ns: string, args: string[]): LabProcess {
+    const p = new LabProcess(name, ns, args, this.env)
+    this.procs.push(p)
+    return p
+  }
+
+  dataDir (name: string): string { return join(this.root, name) }
+
+  /** Synchronous last resort (exit handlers): SIGKILL every process, delete every namespace. */
+  killAll (): void {
+    for (const p of this.procs) { try { p.child.kill('SIGKILL') } catch {} }
+    this.net.teardown()
+    rmSync(this.root, { recursive: true, force: true })
+  }
+
+  async stopAll (): Promise<void> {
+    await Promise.all(this.procs.map(async p => await p.stop()))
+  }
+}
+
+async function ready (p: LabProcess, timeoutMs = 120_000): Promise<{ obj: Json, at: number }> {
+  const r = await p.waitFor(o => o.event === 'ready' || o.event === 'error', timeoutMs)
+  if (r.obj.event !== 'ready') throw new Error(`${p.name} did not start: ${JSON.stringify(r.obj)}`)
+  return r
+}
+
+async function until (pred: () => boolean | Promise<boolean>, what: string, timeoutMs: number, intervalMs = 250): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!await pred()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, intervalMs))
+  }
+}
+
+function probe (net: LabNet, ns: string, host: string, count: number): { connectMs: number[], failed: number } {
+  const out = net.sh(ns, process.execPath, [PROBE, host, String(PORT), String(count)])
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}')
+}
+
+interface ScenarioResult {
+  name: string
+  users: number
+  relays: number
+  sent: number
+  /** a mailbox held it (✓, or ✓✓ directly) */
+  stored: number
+  /** of which the sender saw ✓ before ✓✓ */
+  storedShown: number
+  delivered: number
+  shown: number
+  lost: number
+  duplicated: number
+  latencyMs: Summary
+  receiptMs: Summary
+  firstMessageMs: Summary
+  startToReadyMs: Summary
+  /** bytes through a user's link while messaging (rx + tx), per hour */
+  bytesPerUserPerHour: number
+  /** the same in the idle window before: online, sending nothing */
+  idleBytesPerUserPerHour: number
+  windowS: number
+  /** relays' own figures over the scenario's window, from their Prometheus metrics */
+  relayLoad: RelayLoad
+  /** `p2pchat start` runs that exited with an error (and were run again) */
+  startFailures: Array<{ user: string, code: string }>
+}
+
+interface RelayLoad {
+  /** onion packets all relays read per second in the idle window (users online, nobody sending) */
+  idlePacketsPerSecond: number
+  /** onion packets all relays read in the messaging window beyond the idle rate, per chat message sent */
+  packetsPerMessage: number
+  /** per relay: packets read, CPU seconds used, resident memory at the end */
+  relays: Array<{ name: string, packetsIn: number, cpuSeconds: number, rssMiB: number, mailboxItems: number }>
+}
+
+/** One relay's metrics, scraped inside its namespace. */
+function scrape (lab: Lab, ns: string): Map<string, number> {
+  const text = lab.net.sh(ns, process.execPath, ['-e', `fetch('http://${METRICS}/metrics', { signal: AbortSignal.timeout(10000) }).then(r => r.text()).then(t => process.stdout.write(t))`])
+  const out = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const i = line.lastIndexOf(' ')
+    const name = line.slice(0, i).replace(/\{.*$/, '')
+    out.set(name, (out.get(name) ?? 0) + Number(line.slice(i + 1)))
+  }
+  return out
+}
+
+interface ChatUser { host: Host, nick: string, proc: LabProcess }
+
+interface Exchange {
+  sent: number
+  stored: number
+  storedShown: number
+  delivered: number
+  shown: number
+  duplicated: number
+  latency: number[]
+  receipt: number[]
+}
+
+/**
+ * Each user sends `rounds` messages to its partner (0<->1, 2<->3, ...), one round every `intervalMs`;
+ * waits (bounded) until every one is shown and its receipt is back, then counts. Every message is a
+ * unique token; times are the lab's clock at the send command and at the recipient's line.
+ */
+let exchangeSeq = 0
+
+async function exchange (users: ChatUser[], rounds: number, intervalMs: number, label = ''): Promise<Exchange> {
+  const partner = (i: number): number => (i % 2 === 0 ? i + 1 : i - 1)
+  const sends: Array<{ token: string, tag: string, from: number, to: number, at: number, id?: string }> = []
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, u] of users.entries()) {
+      const to = partner(i)
+      const token = `lab ${u.nick} to ${users[to].nick} ${label}#${round}`
+      // the tag comes back on the `sent` line with the message's id
+      const tag = `x${++exchangeSeq}`
+      sends.push({ token, tag, from: i, to, at: performance.now() })
+      u.proc.send({ cmd: 'send', to: users[to].nick, text: token, tag })
+    }
+    await new Promise(resolve => setTimeout(resolve, intervalMs))
+  }
+  log(`${sends.length} messages sent${label === '' ? '' : ` (${label.trim()})`}; waiting for them to be shown and their receipts`)
+  const shownOf = (s: typeof sends[number]): Array<{ at: number }> =>
+    users[s.to].proc.events.filter(e => e.obj.event === 'message' && e.obj.text === s.token)
+  const idOf = (s: typeof sends[number]): string | undefined =>
+    users[s.from].proc.events.find(e => e.obj.event === 'sent' && e.obj.tag === s.tag && typeof e.obj.id === 'string')?.obj.id as string | undefined
+  const settled = (): boolean => sends.every(s => {
+    s.id ??= idOf(s)
+    return shownOf(s).length > 0 && s.id != null && users[s.from].proc.events.some(e => e.obj.id === s.id && (e.obj.event === 'delivered' || e.obj.event === 'failed'))
+  })
+  await until(settled, 'every message shown and its receipt back', 120_000, 500).catch((err: Error) => {
+    log(`${err.message}: counting what arrived`)
+    for (const u of users) {
+      if (!u.proc.running) log(`${u.nick} exited (${String(u.proc.child.exitCode ?? u.proc.child.signalCode)}): ${u.proc.stderr.slice(-500)}`)
+      const errors = u.proc.events.filter(e => e.obj.event === 'error' || e.obj.event === 'failed' || e.obj.event === 'queued').map(e => `${String(e.obj.event)} ${String(e.obj.code ?? e.obj.reason ?? '')}`)
+      if (errors.length > 0) log(`${u.nick}: ${errors.length} error/failed/queued lines, e.g. ${errors.slice(0, 3).join('; ')}`)
+    }
+    const missing = sends.filter(s => shownOf(s).length === 0)
+    const byPair = new Map<string, number>()
+    for (const s of missing) byPair.set(`${users[s.from].nick} -> ${users[s.to].nick}`, (byPair.get(`${users[s.from].nick} -> ${users[s.to].nick}`) ?? 0) + 1)
+    if (missing.length > 0) log(`not shown: ${[...byPair].map(([k, v]) => `${k}: ${v}`).join(', ')}`)
+  })
+  const latency: number[] = []
+  const receipt: number[] = []
+  let stored = 0; let storedShown = 0; let delivered = 0; let shown = 0; let duplicated = 0
+  for (const s of sends) {
+    const seen = shownOf(s)
+    if (seen.length > 0) { shown++; latency.push(seen[0].at - s.at) }
+    duplicated += Math.max(0, seen.length - 1)
+    const evs = users[s.from].proc.events.filter(e => s.id != null && e.obj.id === s.id)
+    // a mailbox held it: its ✓, or its ✓✓ when the receipt overtook the stored answer (then ✓ is not shown)
+    if (evs.some(e => e.obj.event === 'stored' || e.obj.event === 'delivered')) stored++
+    if (evs.some(e => e.obj.event === 'stored')) storedShown++
+    const d = evs.find(e => e.obj.event === 'delivered')
+    if (d != null) { delivered++; receipt.push(d.at - s.at) }
+  }
+  return { sent: sends.length, stored, storedShown, delivered, shown, duplicated, latency, receipt }
+}
+
+/**
+ * Scenario bootstrap-lost: the bootstrap node is SIGKILLed after the network formed; the users online
+ * go on chatting through the relays (a newcomer could not join until a bootstrap node is back: not
+ * tried here).
+ */
+async function bootstrapLost (bootstrap: LabProcess, users: ChatUser[], relays: number, cfg: Config): Promise<ScenarioResult> {
+  bootstrap.child.kill('SIGKILL')
+  await bootstrap.exited
+  log('bootstrap node SIGKILLed')
+  const windowStart = performance.now()
+  const ex = await exchange(users, Math.ceil(cfg.messages / 2), cfg.intervalMs, 'without bootstrap ')
+  const none = summarize([])
+  return {
+    name: 'bootstrap-lost',
+    users: users.length,
+    relays,
+    ...ex,
+    lost: ex.sent - ex.shown,
+    latencyMs: summarize(ex.latency),
+    receiptMs: summarize(ex.receipt),
+    firstMessageMs: none,
+    startToReadyMs: none,
+    bytesPerUserPerHour: NaN,
+    idleBytesPerUserPerHour: NaN,
+    windowS: (performance.now() - windowStart) / 1000,
+    relayLoad: { idlePacketsPerSecond: NaN, packetsPerMessage: NaN, relays: [] },
+    startFailures: []
+  }
+}
+
+async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites: Array<{ name: string, ns: string }>, hosts: Host[], newcomers: Host[]): Promise<{ result: ScenarioResult, users: ChatUser[] }> {
+  const startFailures: Array<{ user: string, code: string }> = []
+  /**
+   * `p2pchat start` as a person runs it: when it exits with an error at startup (a loaded machine has
+   * made a name publish time out), the user runs it again, at most START_ATTEMPTS times; each failure is
+   * counted in the report. Times are from the successful attempt's start.
+   */
+  const startUser = async (h: Host): Promise<{ proc: LabProcess, readyAt: number }> => {
+    for (let attempt = 1; ; attempt++) {
+      const proc = lab.spawn(h.name, h.ns, ['start', '--json', '--nick', h.name, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(h.name)])
+      const r = await proc.waitFor(o => o.event === 'ready' || o.event === 'error', 120_000)
+      if (r.obj.event === 'ready') return { proc, readyAt: r.at }
+      startFailures.push({ user: h.name, code: String(r.obj.code) })
+      log(`${h.name} failed to start (${String(r.obj.code)}: ${String(r.obj.message)})${attempt < START_ATTEMPTS ? ', starting it again' : ''}`)
+      await proc.stop()
+      if (attempt >= START_ATTEMPTS) throw new Error(`${h.name} did not start in ${START_ATTEMPTS} attempts: ${JSON.stringify(r.obj)}`)
+    }
+  }
+  const readyAt = new Map<string, number>()
+  const users: ChatUser[] = await Promise.all(hosts.map(async h => {
+    const { proc, readyAt: at } = await startUser(h)
+    readyAt.set(h.name, at)
+    return { host: h, nick: h.name, proc }
+  }))
+  log(`${users.length} users ready (behind NAT, listening nowhere)`)
+  // partners: 0<->1, 2<->3, ... (each pair in different LANs where the layout allows)
+  const partner = (i: number): number => (i % 2 === 0 ? i + 1 : i - 1)
+  await Promise.all(users.map(async (u, i) => {
+    const to = users[partner(i)].nick
+    await until(async () => (await u.proc.ask({ cmd: 'whois', nick: to })).found === true, `${u.nick} to find ${to}`, 60_000, 500)
+  }))
+  log('every user found its partner in the directory')
+  // an idle window as long as the sending phase: the baseline of background traffic (reply-block
+  // stocking, announcements) that the messaging window is compared with
+  const userBytes = (): number => users.reduce((n, u) => { const c = lab.net.counters(u.host.ns); return n + c.rx + c.tx }, 0)
+  const relayPackets = (m: Map<string, number>): number => (m.get('p2pchat_onion_packets_in_total') ?? 0) + (m.get('p2pchat_client_packets_in_total') ?? 0)
+  const idle0 = { at: performance.now(), bytes: userBytes(), relays: relaySites.map(r => scrape(lab, r.ns)) }
+  await new Promise(resolve => setTimeout(resolve, cfg.messages * cfg.intervalMs))
+  const idle1 = { at: performance.now(), bytes: userBytes(), relays: relaySites.map(r => scrape(lab, r.ns)) }
+  const idleS = (idle1.at - idle0.at) / 1000
+  log(`idle baseline over ${idleS.toFixed(1)} s measured`)
+  const windowStart = performance.now()
+  const ex = await exchange(users, cfg.messages, cfg.intervalMs)
+  const windowS = (performance.now() - windowStart) / 1000
+  const { stored, storedShown, delivered, shown, duplicated, latency, receipt } = ex
+  const startToReady = users.map(u => (readyAt.get(u.nick) ?? NaN) - u.proc.startedAt)
+  const relaysAtEnd = relaySites.map(r => scrape(lab, r.ns))
+  const delta = (i: number, name: string): number => (relaysAtEnd[i].get(name) ?? 0) - (idle1.relays[i].get(name) ?? 0)
+  const idlePackets = relaySites.reduce((n, _r, i) => n + relayPackets(idle1.relays[i]) - relayPackets(idle0.relays[i]), 0)
+  const chatPackets = relaySites.reduce((n, _r, i) => n + relayPackets(relaysAtEnd[i]) - relayPackets(idle1.relays[i]), 0)
+  const relayLoad: RelayLoad = {
+    idlePacketsPerSecond: idlePackets / idleS,
+    packetsPerMessage: (chatPackets - idlePackets / idleS * windowS) / Math.max(1, ex.sent),
+    relays: relaySites.map((r, i) => ({
+      name: r.name,
+      packetsIn: relayPackets(relaysAtEnd[i]) - relayPackets(idle1.relays[i]),
+      cpuSeconds: delta(i, 'process_cpu_seconds_total'),
+      rssMiB: (relaysAtEnd[i].get('process_resident_memory_bytes') ?? 0) / 2 ** 20,
+      mailboxItems: relaysAtEnd[i].get('p2pchat_mailbox_items') ?? 0
+    }))
+  }
+  const bytes = userBytes() - idle1.bytes
+  // time to first message: a newcomer at a time starts, looks the first user up at once and writes to it
+  const first: number[] = []
+  for (const h of newcomers) {
+    const { proc: p, readyAt: at } = await startUser(h)
+    const r = { at }
+    startToReady.push(r.at - p.startedAt)
+    await until(async () => (await p.ask({ cmd: 'whois', nick: users[0].nick })).found === true, `${h.name} to find ${users[0].nick}`, 60_000, 100)
+    const token = `lab ${h.name} says hello`
+    const from = users[0].proc.events.length
+    p.send({ cmd: 'send', to: users[0].nick, text: token })
+    const shown = await users[0].proc.waitFor(o => o.event === 'message' && o.text === token, 120_000, from)
+    first.push(shown.at - p.startedAt)
+    log(`newcomer ${h.name}: start -> ready ${fmt(r.at - p.startedAt)} ms, -> its first message shown ${fmt(shown.at - p.startedAt)} ms`)
+    await p.stop()
+  }
+  const result: ScenarioResult = {
+    name: 'nat-chat',
+    users: users.length,
+    relays: relaySites.length,
+    sent: ex.sent,
+    stored,
+    storedShown,
+    delivered,
+    shown,
+    lost: ex.sent - shown,
+    duplicated,
+    latencyMs: summarize(latency),
+    receiptMs: summarize(receipt),
+    firstMessageMs: summarize(first),
+    startToReadyMs: summarize(startToReady),
+    bytesPerUserPerHour: bytes / users.length / windowS * 3600,
+    idleBytesPerUserPerHour: (idle1.bytes - idle0.bytes) / users.length / idleS * 3600,
+    windowS,
+    relayLoad,
+    startFailures
+  }
+  return { result, users }
+}
+
+interface RelayBehindNat {
+  /** a relay in a private LAN, no port forward: expected to refuse (exit 1, UNREACHABLE) */
+  withoutForward: { outcome: 'refused' | 'became a relay' | 'failed otherwise', message: string, ms: number }
+  /** the same relay after a port forward on the router and --announce <router's public address>: expected to become a relay */
+  withForward: { outcome: 'became a relay' | 'refused' | 'failed otherwise', announced: string[], message: string, ms: number }
+}
+
+/** Scenario relay-behind-nat: reachability before volunteering, checked by dial-back from relays in other /16s. */
+async function relayBehindNat (lab: Lab, bootstrapAddr: string, host: Host): Promise<RelayBehindNat> {
+  const args = ['start', '--relay', '--json', '--listen', `/ip4/${host.addr}/tcp/${PORT}`, '--bootstrap', bootstrapAddr, '--metrics', METRICS, '--data-dir', lab.dataDir(host.name)]
+  // a relay that comes up stays: it is a relay of the network from then on
+  const attempt = async (extra: string[]): Promise<{ outcome: 'refused' | 'became a relay' | 'failed otherwise', obj: Json, ms: number }> => {
+    const p = lab.spawn(host.name, host.ns, [...args, ...extra])
+    const r = await p.waitFor(o => o.event === 'ready' || o.event === 'error', 120_000)
+    const ms = r.at - p.startedAt
+    if (r.obj.event !== 'ready') await p.stop()
+    if (r.obj.event === 'ready') return { outcome: 'became a relay', obj: r.obj, ms }
+    return { outcome: r.obj.code === 'UNREACHABLE' ? 'refused' : 'failed otherwise', obj: r.obj, ms }
+  }
+  const without = await attempt([])
+  log(`relay behind NAT, no port forward: ${without.outcome}${without.obj.message != null ? ` (${String(without.obj.message).slice(0, 160)}...)` : ''}`)
+  lab.net.portForward(host.lan, host, PORT)
+  const withFwd = await attempt(['--announce', `/ip4/${host.lan.router.addr}/tcp/${PORT}`])
+  log(`relay behind NAT with a port forward and --announce /ip4/${host.lan.router.addr}/tcp/${PORT}: ${withFwd.outcome}`)
+  return {
+    withoutForward: { outcome: without.outcome, message: String(without.obj.message ?? ''), ms: without.ms },
+    withForward: { outcome: withFwd.outcome, announced: (withFwd.obj.announced as string[] | undefined) ?? [], message: String(withFwd.obj.message ?? ''), ms: withFwd.ms }
+  }
+}
+
+function fmt (v: number): string {
+  if (!Number.isFinite(v)) return '-'
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
+}
+
+function mib (bytes: number): string { return Number.isFinite(bytes) ? `${(bytes / 2 ** 20).toFixed(2)} MiB` : '-' }
+
+function tableOf (results: ScenarioResult[]): string {
+  const head = ['scenario', 'users', 'relays', 'sent', 'stored', 'delivered', 'shown', 'lost', 'duplicated', 'latency p50 ms', 'p95 ms', 'receipt p50 ms', 'start -> ready ms', 'newcomer: start -> first message shown ms', 'bytes/user/hour messaging', 'idle']
+  const rows = results.map(r => [r.name, r.users, r.relays, r.sent, r.stored, r.delivered, r.shown, r.lost, r.duplicated,
+    fmt(r.latencyMs.median), fmt(r.latencyMs.p95), fmt(r.receiptMs.median), fmt(r.startToReadyMs.median), fmt(r.firstMessageMs.median), mib(r.bytesPerUserPerHour), mib(r.idleBytesPerUserPerHour)].map(String))
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+}
+
+async function runLab (cfg: Config): Promise<number> {
+  const loadAtStart = loadavg()[0]
+  const lab = new Lab()
+  const onSignal = (sig: string): void => {
+    log(`${sig}: tearing the lab down`)
+    lab.killAll()
+    process.exit(130)
+  }
+  const onExit = (): void => { lab.killAll() }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  process.once('exit', onExit)
+  try {
+    const net = lab.net
+    let site = 0
+    const bsSite = net.site('bootstrap', site++)
+    const relaySites = Array.from({ length: cfg.relays }, (_, i) => net.site(`relay${i + 1}`, site++))
+    const hosts: Host[] = []
+    const names = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi']
+    let u = 0
+    const lans = cfg.lans.map((l, i) => net.natLan(`nat${i + 1}`, site++, i + 1, l.symmetric))
+    const relayLan = net.natLan('natrelay', site++, 9, false)
+    const relayHost = net.host('natrelay-host', relayLan)
+    const newcomers = Array.from({ length: cfg.newcomers }, (_, i) => net.host(`newcomer${i + 1}`, lans[i % lans.length]))
+    // users alternate between LANs, so that partners (0<->1, 2<->3) sit behind different NATs
+    for (let k = 0; k < Math.max(...cfg.lans.map(l => l.users)); k++) {
+      for (const [i, l] of cfg.lans.entries()) if (k < l.users) hosts.push(net.host(names[u++], lans[i]))
+    }
+    log(`network: bootstrap ${bsSite.addr}, relays ${relaySites.map(r => r.addr).join(' ')}, NAT LANs ${lans.map(l => `${l.router.addr}${l.symmetric ? ' (symmetric)' : ''}`).join(' ')}; users ${hosts.map(h => `${h.name} ${h.addr}`).join(', ')}`)
+    await net.startDelay(cfg.shape, 1)
+    log(`internet links: ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms one way, ${(cfg.shape.loss * 100).toFixed(1)} % loss (user-space forwarder)`)
+
+    const bs = lab.spawn('bootstrap', bsSite.ns, ['bootstrap', '--json', '--listen', `/ip4/${bsSite.addr}/tcp/${PORT}`, '--metrics', METRICS, '--data-dir', lab.dataDir('bootstrap')])
+    const bootstrapAddr = ((await ready(bs)).obj.addrs as string[])[0]
+    const relays = relaySites.map(s => lab.spawn(s.name, s.ns, ['start', '--relay', '--json', '--listen', `/ip4/${s.addr}/tcp/${PORT}`, '--bootstrap', bootstrapAddr, '--metrics', METRICS, '--data-dir', lab.dataDir(s.name)]))
+    await Promise.all(relays.map(async r => await ready(r)))
+    await Promise.all(relays.map(async r => {
+      await until(async () => Number((await r.ask({ cmd: 'relays' })).count) >= relays.length, `${r.name} to know ${relays.length} relays`, 90_000, 500)
+    }))
+    log(`bootstrap and ${relays.length} relays ready; each knows every relay`)
+
+    const direct = probe(net, bsSite.ns, relaySites[0].addr, 20)
+    const natted = probe(net, hosts[0].ns, relaySites[1 % relaySites.length].addr, 20)
+    log(`measured TCP round trip, site to site: p50 ${fmt(summarize(direct.connectMs).median)} ms; user behind NAT to a relay: p50 ${fmt(summarize(natted.connectMs).median)} ms`)
+
+    const natRelay = await relayBehindNat(lab, bootstrapAddr, relayHost)
+    const allRelays = [...relaySites, ...(natRelay.withForward.outcome === 'became a relay' ? [{ name: 'natrelay', ns: relayHost.ns }] : [])]
+    const chat = await natChat(lab, cfg, bootstrapAddr, allRelays, hosts, newcomers)
+    const results = [chat.result, await bootstrapLost(bs, chat.users, allRelays.length, cfg)]
+    await lab.stopAll()
+    const link = await net.stopDelay()
+    const report = {
+      lab: cfg.name,
+      machine: machine(),
+      loadAverage: { start: loadAtStart, end: loadavg()[0] },
+      config: { ...cfg, timing: TIMING },
+      processes: lab.procs.length,
+      link: {
+        configured: cfg.shape,
+        forwarder: link,
+        measuredLoss: Number(link.packets) > 0 ? Number(link.dropped) / Number(link.packets) : null,
+        tcpRoundTripMs: { siteToSite: summarize(direct.connectMs), userBehindNatToRelay: summarize(natted.connectMs), failed: direct.failed + natted.failed }
+      },
+      scenarios: results,
+      relayBehindNat: natRelay
+    }
+    const table = tableOf(results)
+    process.stdout.write(`\np2pchat lab (${cfg.name}): ${lab.procs.length} p2pchat processes in ${net.size} namespaces; load average ${loadAtStart.toFixed(1)} at the start, ${report.loadAverage.end.toFixed(1)} at the end (2 cores)\n` +
+      `links: configured ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms one way, ${(cfg.shape.loss * 100).toFixed(1)} % loss; applied by the forwarder: p50 ${fmt(Number(link.delay_p50_ms))} ms (p5 ${fmt(Number(link.delay_p05_ms))}, p95 ${fmt(Number(link.delay_p95_ms))}), ` +
+      `dropped ${String(link.dropped)} of ${String(link.packets)} packets (${((report.link.measuredLoss ?? 0) * 100).toFixed(2)} %); TCP handshake round trip p50 ${fmt(report.link.tcpRoundTripMs.siteToSite.median)} ms site to site, ${fmt(report.link.tcpRoundTripMs.userBehindNatToRelay.median)} ms from behind NAT\n\n${table}\n`)
+    mkdirSync(RESULTS, { recursive: true })
+    writeFileSync(join(RESULTS, `lab-${cfg.name}.json`), JSON.stringify(report, null, 2) + '\n')
+    writeFileSync(join(RESULTS, `lab-${cfg.name}.svg`), drawing(report.link.tcpRoundTripMs.siteToSite, results, cfg))
+    process.stdout.write(`(timers are the lab's, P2PCHAT_TIMING ${JSON.stringify(TIMING)}: users re-stock reply blocks every 2 s where the product does every 5 min, so the idle bytes are far above a real user's)\n`)
+    for (const r of results) {
+      if (r.relayLoad.relays.length === 0) continue
+      if (r.startFailures.length > 0) process.stdout.write(`${r.name}: ${r.startFailures.length} start${r.startFailures.length === 1 ? '' : 's'} failed and ran again: ${r.startFailures.map(f => `${f.user} ${f.code}`).join(', ')}\n`)
+      const l = r.relayLoad
+      process.stdout.write(`\nrelays over ${r.name} (${r.windowS.toFixed(0)} s): ${fmt(l.packetsPerMessage)} onion packets read by relays per chat message sent, beyond the idle rate of ${fmt(l.idlePacketsPerSecond)}/s; per relay ` +
+        l.relays.map(x => `${x.name} ${x.packetsIn} packets, ${x.cpuSeconds.toFixed(2)} CPU s, ${x.rssMiB.toFixed(0)} MiB RSS`).join('; ') + '\n')
+    }
+    process.stdout.write(`\nrelay behind NAT (${relayHost.addr}, router ${relayLan.router.addr}): without a port forward it ${natRelay.withoutForward.outcome === 'refused' ? 'refused to announce itself (UNREACHABLE)' : natRelay.withoutForward.outcome}; ` +
+      `with a port forward and --announce it ${natRelay.withForward.outcome === 'became a relay' ? `became a relay announcing ${natRelay.withForward.announced.map(a => a.replace(/\/p2p\/.*$/, '')).join(' ')}` : natRelay.withForward.outcome}\n`)
+    process.stdout.write(`wrote bench/results/lab-${cfg.name}.json and .svg\n`)
+    const bad = results.filter(r => r.lost > 0 || r.duplicated > 0 || r.shown === 0)
+    for (const r of bad) process.stderr.write(`p2pchat lab: scenario ${r.name}: ${r.lost} lost, ${r.duplicated} duplicated of ${r.sent}\n`)
+    const natOk = natRelay.withoutForward.outcome === 'refused' && natRelay.withForward.outcome === 'became a relay' &&
+      natRelay.withForward.announced.every(a => a.startsWith(`/ip4/${relayLan.router.addr}/`)) && natRelay.withForward.announced.length > 0
+    if (!natOk) process.stderr.write(`p2pchat lab: scenario relay-behind-nat: ${JSON.stringify(natRelay)}\n`)
+    // one closing line a CI reads: each scenario is a check (nothing lost or duplicated; the relay behind NAT refused, then accepted)
+    const checks = results.length + 1
+    const failed = bad.length + (natOk ? 0 : 1)
+    process.stdout.write(`lab: ${checks - failed} passed, ${failed} failed\n`)
+    return failed === 0 ? 0 : 1
+  } finally {
+    await lab.stopAll().catch(() => {})
+    lab.killAll()
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
+    process.removeListener('exit', onExit)
+  }
+}
+
+function drawing (rtt: Summary, results: ScenarioResult[], cfg: Config): string {
+  const panels: Panel[] = results.flatMap(r => [
+    {
+      type: 'bars' as const,
+      title: `${r.name}: ${r.users} users behind NAT, ${r.relays} relays; ${r.sent} sent, ${r.shown} shown, ${r.lost} lost, ${r.duplicated} duplicated`,
+      unit: 'ms',
+      bars: [
+        { label: 'send -> shown at the recipient', median: r.latencyMs.median, p95: r.latencyMs.p95, kind: 'figure' as const },
+        { label: 'send -> receipt back (✓✓)', median: r.receiptMs.median, p95: r.receiptMs.p95, kind: 'figure' as const },
+        { label: 'TCP round trip across the lab internet', median: rtt.median, p95: rtt.p95, kind: 'baseline' as const }
+      ]
+    },
+    {
+      type: 'bars' as const,
+      title: 'users: process start -> ready; a newcomer: start -> its first message shown',
+      unit: 'ms',
+      bars: [
+        { label: 'start -> ready', median: r.startToReadyMs.median, p95: r.startToReadyMs.p95, kind: 'figure' as const },
+        { label: 'start -> first message shown', median: r.firstMessageMs.median, p95: r.firstMessageMs.p95, kind: 'figure' as const }
+      ]
+    }
+  ].filter(p => p.bars.every(b => Number.isFinite(b.median))))
+  return svg(panels, `p2pchat lab (${cfg.name}): ${cfg.shape.delayMs} ± ${cfg.shape.jitterMs} ms links, ${(cfg.shape.loss * 100).toFixed(1)} % loss, real processes in network namespaces`)
+}
+
+export async function main (argv: string[]): Promise<number> {
+  let cfg: Config
+  try {
+    cfg = parseArgs(argv)
+    preflight()
+  } catch (err) {
+    if (err instanceof LabUnavailableError || err instanceof LabUsageError) {
+      process.stderr.write(`p2pchat lab: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  const gone = cleanupLeftovers()
+  if (gone.length > 0) log(`removed ${gone.length} namespaces left by an earlier lab: ${gone.join(' ')}`)
+  return await runLab(cfg)
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  try {
+    process.exitCode = await main(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`p2pchat lab failed: ${(err as Error).stack ?? String(err)}\n`)
+    process.exitCode = 1
+  }
+  // every child was stopped and every namespace deleted; a stray handle must not keep the lab alive
+  setTimeout(() => { process.exit() }, 2000).unref()
+}
+
