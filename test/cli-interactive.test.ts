@@ -6,6 +6,7 @@ import { parseChatLine } from '../cli/chat-commands.ts'
 import { safeText, splitText } from '../cli/format.ts'
 import { InteractiveSession } from '../cli/interactive.ts'
 import type { ChatEvent, ChatNode } from '../node/chat-node.ts'
+import { privacyLevel } from '../node/privacy.ts'
 import { BIN } from './helpers/cli.ts'
 import { ChatNetwork, eventsOf } from './helpers/chat-network.ts'
 import type { TestUser } from './helpers/chat-network.ts'
@@ -74,6 +75,7 @@ function fakeChat (init: { conversations?: unknown[], requests?: unknown[] } = {
     nick: 'alice',
     fingerprint: 'aaaa-bbbb-cccc-dddd',
     timing: { requestTimeoutMs: 1000 },
+    privacy: privacyLevel('fast'),
     on: (l: (e: ChatEvent) => void) => { listeners.add(l); return () => listeners.delete(l) },
     relays: () => [],
     conversations: () => init.conversations ?? [],
