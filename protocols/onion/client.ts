@@ -48,6 +48,8 @@ export interface OnionClientInit {
   entry: () => EntryLink | undefined
   mixes?: number
   onWarning?: (message: string) => void
+  /** A request's outcome, with every relay on its forward path and reply block (node/relay-health.ts counts it). */
+  onOutcome?: (relays: string[], answered: boolean) => void
   now?: () => number
 }
 
@@ -76,6 +78,8 @@ export interface SentRequest {
   path: string[]
   /** The reply block's id, when an answer was asked for. */
   replyId?: Uint8Array
+  /** Peer ids of the reply block's relays, when an answer was asked for. */
+  replyPath?: string[]
 }
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
@@ -163,7 +167,7 @@ export class OnionClient {
       throw new SubmitFailedError()
     }
     this.stats.sent++
-    return { path: hops.map(h => h.peerId), replyId: block?.id }
+    return { path: hops.map(h => h.peerId), replyId: block?.id, replyPath: block?.path }
   }
 
   /** `send` with an answer: resolves with it, rejects with AnswerTimeoutError after `timeoutMs`. */
@@ -175,11 +179,12 @@ export class OnionClient {
         opts.signal?.removeEventListener('abort', onAbort)
         if (sent?.replyId != null) this.blocks.delete(hex(sent.replyId))
       }
-      const timer = setTimeout(() => { finish(); reject(new AnswerTimeoutError()) }, opts.timeoutMs)
+      const outcome = (answered: boolean): void => { if (sent != null) this.init.onOutcome?.([...sent.path, ...(sent.replyPath ?? [])], answered) }
+      const timer = setTimeout(() => { finish(); outcome(false); reject(new AnswerTimeoutError()) }, opts.timeoutMs)
       const onAbort = (): void => { finish(); reject(opts.signal?.reason ?? new Error('aborted')) }
       opts.signal?.addEventListener('abort', onAbort, { once: true })
       try {
-        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); resolve(answer) }, ttlMs: opts.timeoutMs })
+        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); outcome(true); resolve(answer) }, ttlMs: opts.timeoutMs })
       } catch (err) {
         finish()
         reject(err as Error)
