@@ -16,7 +16,12 @@
  * soon as it announces itself after the evidence (a restarted relay does so at its start). Nothing here
  * sends a packet: liveness costs no traffic and tells no relay anything.
  */
-import type { KnownRelay } from '../protocols/onion/relay-directory.ts'
+/** What liveness needs of a relay directory entry (protocols/onion/relay-directory.ts `KnownRelay`). */
+export interface HeardRelay {
+  record: { peerId: string }
+  /** When its descriptor was last heard (gossip, or a relay list). */
+  lastSeen: number
+}
 
 /** Announce intervals of silence after which a relay is dead (a lost announcement or two is not death). */
 export const SILENT_INTERVALS = 3
@@ -85,7 +90,7 @@ export class RelayHealth {
   }
 
   /** Why `relay` counts as dead now, or undefined while it counts as alive. `freshest`: the latest lastSeen of any relay. */
-  deathOf (relay: KnownRelay, freshest: number): DeathReason | undefined {
+  deathOf (relay: HeardRelay, freshest: number): DeathReason | undefined {
     const now = this.now()
     const interval = this.init.announceIntervalMs
     const e = this.evidence.get(relay.record.peerId)
@@ -98,18 +103,18 @@ export class RelayHealth {
     // our own feed works when some relay was heard within the silence window
     const feedWorks = now - freshest <= SILENT_INTERVALS * interval
     if (feedWorks && now - relay.lastSeen > SILENT_INTERVALS * interval) return 'silent'
-    if (e != null && e.failures >= FAILURES_TO_SUSPECT && relay.lastSeen < e.since && now - e.since > SUSPECT_INTERVALS * interval) return 'no-answer'
+    if (e != null && e.failures >= FAILURES_TO_SUSPECT && relay.lastSeen <= e.since && now - e.since > SUSPECT_INTERVALS * interval) return 'no-answer'
     return undefined
   }
 
   /** `relays` without the dead ones. */
-  filter (relays: KnownRelay[]): KnownRelay[] {
+  filter<T extends HeardRelay> (relays: T[]): T[] {
     const freshest = relays.reduce((m, r) => Math.max(m, r.lastSeen), 0)
     return relays.filter(r => this.deathOf(r, freshest) == null)
   }
 
   /** The dead relays among `relays`, with why. */
-  dead (relays: KnownRelay[]): Array<{ peerId: string, reason: DeathReason }> {
+  dead (relays: HeardRelay[]): Array<{ peerId: string, reason: DeathReason }> {
     const freshest = relays.reduce((m, r) => Math.max(m, r.lastSeen), 0)
     return relays.flatMap(r => { const reason = this.deathOf(r, freshest); return reason == null ? [] : [{ peerId: r.record.peerId, reason }] })
   }

@@ -1,0 +1,80 @@
+/**
+ * node/relay-health.ts on a hand-driven clock: which relays a user counts as dead (silent on gossip
+ * while others are heard, on failed paths and silent since, a failed dial), and that each comes back
+ * as soon as it announces itself again.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { FAILURES_TO_SUSPECT, RelayHealth, SILENT_INTERVALS, SUSPECT_INTERVALS } from '../node/relay-health.ts'
+import type { HeardRelay } from '../node/relay-health.ts'
+
+const INTERVAL = 1_000
+
+function setup (): { health: RelayHealth, relays: HeardRelay[], clock: { now: number }, hear: (...ids: string[]) => void, live: () => string[] } {
+  const clock = { now: 1_000_000 }
+  const health = new RelayHealth({ announceIntervalMs: INTERVAL, now: () => clock.now })
+  const relays: HeardRelay[] = ['a', 'b', 'c', 'd'].map(id => ({ record: { peerId: id }, lastSeen: clock.now }))
+  const hear = (...ids: string[]): void => { for (const r of relays) if (ids.includes(r.record.peerId)) r.lastSeen = clock.now }
+  const live = (): string[] => health.filter(relays).map(r => r.record.peerId)
+  return { health, relays, clock, hear, live }
+}
+
+describe('relay health', () => {
+  it('a relay silent for three announce intervals while the others are heard is dead, and alive again once heard', () => {
+    const { clock, hear, live, health, relays } = setup()
+    for (let t = 0; t < SILENT_INTERVALS * 2; t++) {
+      clock.now += INTERVAL
+      hear('a', 'b', 'c')
+    }
+    assert.deepEqual(live(), ['a', 'b', 'c'])
+    assert.deepEqual(health.dead(relays), [{ peerId: 'd', reason: 'silent' }])
+    hear('d')
+    assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
+  })
+
+  it('when no relay at all was heard for that long, the fault is our own feed: nobody is dead for silence', () => {
+    const { clock, live } = setup()
+    clock.now += 10 * SILENT_INTERVALS * INTERVAL
+    assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
+  })
+
+  it('failed paths count only against relays that stay silent: a live relay on the same paths goes on announcing', () => {
+    const { clock, hear, live, health, relays } = setup()
+    for (let i = 0; i < FAILURES_TO_SUSPECT; i++) health.unanswered(['b', 'd'])
+    // within an interval and a half nobody is dead yet: a live relay may not have announced since
+    clock.now += INTERVAL
+    assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
+    clock.now += SUSPECT_INTERVALS * INTERVAL
+    hear('a', 'b', 'c')
+    assert.deepEqual(live(), ['a', 'b', 'c'], 'd is dead sooner than by silence alone')
+    assert.deepEqual(health.dead(relays), [{ peerId: 'd', reason: 'no-answer' }])
+    assert.ok(SUSPECT_INTERVALS < SILENT_INTERVALS)
+  })
+
+  it('an answer through a relay clears the failures counted against it', () => {
+    const { clock, live, health } = setup()
+    for (let i = 0; i < FAILURES_TO_SUSPECT; i++) health.unanswered(['d'])
+    health.answered(['c', 'd'])
+    clock.now += 2 * INTERVAL
+    assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
+  })
+
+  it('fewer failed paths than the threshold are not evidence', () => {
+    const { clock, live, health } = setup()
+    for (let i = 0; i < FAILURES_TO_SUSPECT - 1; i++) health.unanswered(['d'])
+    clock.now += 2 * INTERVAL
+    assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
+  })
+
+  it('a relay whose dial failed is dead until it is heard after the failure', () => {
+    const { clock, hear, live, health, relays } = setup()
+    clock.now += 10
+    health.dialFailed('a')
+    assert.deepEqual(live(), ['b', 'c', 'd'])
+    assert.deepEqual(health.dead(relays), [{ peerId: 'a', reason: 'dial-failed' }])
+    clock.now += 10
+    hear('a')
+    assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
+    assert.deepEqual(health.dead(relays), [])
+  })
+})
