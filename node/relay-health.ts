@@ -3,18 +3,19 @@
  * relay but its entry relay, so it learns that another relay died only from what it sees:
  *
  * - silence: every relay announces its descriptor on gossip every announce interval. A relay not heard
- *   for SILENT_INTERVALS intervals, while another relay was heard within them (so our own gossip feed
- *   works), is dead;
+ *   for SILENT_INTERVALS intervals before the latest announcement of any relay (so our own gossip feed
+ *   works: when it stalls, nobody is found dead for it) is dead;
  * - failed paths: an onion request that got no answer counts against every relay on its path (forward
  *   hops and reply block); an answer clears every relay on its path. A relay on FAILURES_TO_SUSPECT
- *   failed paths with no answer through it since, and not heard on gossip since the first of those
- *   failures for more than SUSPECT_INTERVALS intervals, is dead: a live relay on the same failed paths
- *   is told apart by its announcements, which go on;
+ *   failed paths with no answer through it since, not heard on gossip since the first of those failures
+ *   while other relays were heard more than SUSPECT_INTERVALS intervals after it, is dead: a live relay
+ *   on the same failed paths is told apart by its announcements, which go on;
  * - a failed dial (the entry relay): dead until the relay is heard on gossip again after the failure.
  *
- * A dead relay is left out of paths, reply blocks, exits and mailboxes (`filter`), and is alive again as
- * soon as it announces itself after the evidence (a restarted relay does so at its start). Nothing here
- * sends a packet: liveness costs no traffic and tells no relay anything.
+ * A dead relay is left out of paths, reply blocks, exits and mailboxes (`filter`), and stays dead until
+ * it is heard on gossip after it was found dead (a restarted relay announces itself at its start) or an
+ * answer comes back over it. Nothing here sends a packet: liveness costs no traffic and tells no relay
+ * anything.
  */
 /** What liveness needs of a relay directory entry (protocols/onion/relay-directory.ts `KnownRelay`). */
 export interface HeardRelay {
@@ -41,8 +42,9 @@ interface Evidence {
   failures: number
   /** When the first of those failures was seen. */
   since: number
-  /** When a dial to it last failed. */
-  dialFailedAt?: number
+  /** When the relay was found dead, and why: it stays dead until it is heard after that. */
+  deadAt?: number
+  reason?: DeathReason
 }
 
 export type DeathReason = 'silent' | 'no-answer' | 'dial-failed'
@@ -61,12 +63,7 @@ export class RelayHealth {
   /** An answer came back over these relays (peer ids): each of them is alive. */
   answered (path: string[]): void {
     this.stats.answered++
-    for (const peerId of path) {
-      const e = this.evidence.get(peerId)
-      if (e == null) continue
-      if (e.dialFailedAt == null) this.evidence.delete(peerId)
-      else { e.failures = 0; e.since = 0 }
-    }
+    for (const peerId of path) this.evidence.delete(peerId)
   }
 
   /** No answer came back over these relays: one of them (at least) may be dead. */
@@ -85,26 +82,32 @@ export class RelayHealth {
   dialFailed (peerId: string): void {
     this.stats.dialFailures++
     const e = this.evidence.get(peerId) ?? { failures: 0, since: 0 }
-    e.dialFailedAt = this.now()
+    e.deadAt = this.now()
+    e.reason = 'dial-failed'
     this.evidence.set(peerId, e)
   }
 
-  /** Why `relay` counts as dead now, or undefined while it counts as alive. `freshest`: the latest lastSeen of any relay. */
+  /**
+   * Why `relay` counts as dead now, or undefined while it counts as alive. `freshest`: the latest
+   * lastSeen of any relay. Silence is measured against `freshest`, not the clock: when our own gossip
+   * feed stalls (a link down, a loaded machine), no relay is heard and none is found dead for it.
+   */
   deathOf (relay: HeardRelay, freshest: number): DeathReason | undefined {
-    const now = this.now()
     const interval = this.init.announceIntervalMs
-    const e = this.evidence.get(relay.record.peerId)
-    if (e?.dialFailedAt != null) {
-      if (relay.lastSeen <= e.dialFailedAt) return 'dial-failed'
-      // heard again after the failed dial: that evidence is spent
-      e.dialFailedAt = undefined
-      if (e.failures === 0) this.evidence.delete(relay.record.peerId)
+    const id = relay.record.peerId
+    const e = this.evidence.get(id)
+    if (e?.deadAt != null) {
+      if (relay.lastSeen <= e.deadAt) return e.reason
+      // heard after it was found dead: alive again, the evidence is spent
+      this.evidence.delete(id)
+      return undefined
     }
-    // our own feed works when some relay was heard within the silence window
-    const feedWorks = now - freshest <= SILENT_INTERVALS * interval
-    if (feedWorks && now - relay.lastSeen > SILENT_INTERVALS * interval) return 'silent'
-    if (e != null && e.failures >= FAILURES_TO_SUSPECT && relay.lastSeen <= e.since && now - e.since > SUSPECT_INTERVALS * interval) return 'no-answer'
-    return undefined
+    let reason: DeathReason | undefined
+    if (freshest - relay.lastSeen > SILENT_INTERVALS * interval) reason = 'silent'
+    else if (e != null && e.failures >= FAILURES_TO_SUSPECT && relay.lastSeen <= e.since && freshest - e.since > SUSPECT_INTERVALS * interval) reason = 'no-answer'
+    if (reason == null) return undefined
+    this.evidence.set(id, { failures: e?.failures ?? 0, since: e?.since ?? 0, deadAt: this.now(), reason })
+    return reason
   }
 
   /** `relays` without the dead ones. */

@@ -28,7 +28,11 @@ describe('relay health', () => {
     }
     assert.deepEqual(live(), ['a', 'b', 'c'])
     assert.deepEqual(health.dead(relays), [{ peerId: 'd', reason: 'silent' }])
-    hear('d')
+    // found dead, it stays dead while nothing is heard of it, even when our own feed then stalls
+    clock.now += 10 * SILENT_INTERVALS * INTERVAL
+    assert.deepEqual(live(), ['a', 'b', 'c'])
+    clock.now += 1
+    hear('a', 'b', 'c', 'd')
     assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
   })
 
@@ -52,17 +56,26 @@ describe('relay health', () => {
   })
 
   it('an answer through a relay clears the failures counted against it', () => {
-    const { clock, live, health } = setup()
+    const { clock, hear, live, health } = setup()
     for (let i = 0; i < FAILURES_TO_SUSPECT; i++) health.unanswered(['d'])
     health.answered(['c', 'd'])
     clock.now += 2 * INTERVAL
+    hear('a', 'b', 'c')
     assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
   })
 
   it('fewer failed paths than the threshold are not evidence', () => {
-    const { clock, live, health } = setup()
+    const { clock, hear, live, health } = setup()
     for (let i = 0; i < FAILURES_TO_SUSPECT - 1; i++) health.unanswered(['d'])
     clock.now += 2 * INTERVAL
+    hear('a', 'b', 'c')
+    assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
+  })
+
+  it('failed paths while our own feed stalls (nobody heard since) are not evidence against anyone', () => {
+    const { clock, live, health } = setup()
+    for (let i = 0; i < 10 * FAILURES_TO_SUSPECT; i++) health.unanswered(['a', 'b', 'c', 'd'])
+    clock.now += 10 * SILENT_INTERVALS * INTERVAL
     assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
   })
 
