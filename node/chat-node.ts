@@ -196,8 +196,12 @@ export class ChatNode {
   /** What arrived and what went out, for tests and `/status`. */
   readonly stats = { itemsReceived: 0, replaysDropped: 0, unopenable: 0, receiptsDeposited: 0, receiptsReceived: 0 }
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
-  private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
-    this.relayDirectory.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+  private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult => {
+    const record = this.relayDirectory.add(msg.data)
+    if (record == null) return TopicValidatorResult.Reject
+    this.health.heard(record.peerId)
+    return TopicValidatorResult.Accept
+  }
 
   private constructor (opts: ChatNodeOptions, identity: Identity, node: ClientNode, store: ChatStore) {
     this.nick = opts.nick
@@ -232,7 +236,11 @@ export class ChatNode {
       onDeliver: (packet) => { this.onion.deliver(packet) },
       // a new entry relay: every block stocked at the mailboxes ends at the old one; register anew
       // (the relays drop those blocks and push again what they hold) and stock new ones
-      onChange: () => { if (this.started) this.mailboxes.refreshRecord().catch(() => {}) },
+      onChange: () => {
+        // a new link is a new gossip feed: silence counts again once it carries other relays
+        this.health.feedRestarted()
+        if (this.started) this.mailboxes.refreshRecord().catch(() => {})
+      },
       onWarning: warn,
       allRelays: () => pathRelays(this.relayDirectory.list(), Date.now()),
       onDialFailed: (peerId) => { this.health.dialFailed(peerId); this.checkRelays() },

@@ -12,6 +12,13 @@
  *   on the same failed paths is told apart by its announcements, which go on;
  * - a failed dial (the entry relay): dead until the relay is heard on gossip again after the failure.
  *
+ * Silence means something only once our gossip feed carries other relays' announcements: a client new
+ * to its entry relay hears at first only the entry relay's own (gossipsub publishes its own messages to
+ * every subscriber, forwards others' only to its mesh, which the client joins a heartbeat or more later).
+ * So the two silence rules apply from the moment announcements of two distinct relays have been heard
+ * (`heard`) since the feed (re)started (`feedRestarted`: a new entry relay, a reopened link), and a
+ * relay's silence is counted from then at the earliest.
+ *
  * A dead relay is left out of paths, reply blocks, exits and mailboxes (`filter`), and stays dead until
  * it is heard on gossip after it was found dead (a restarted relay announces itself at its start) or an
  * answer comes back over it. Nothing here sends a packet: liveness costs no traffic and tells no relay
@@ -53,11 +60,27 @@ export class RelayHealth {
   private readonly init: RelayHealthInit
   private readonly now: () => number
   private readonly evidence = new Map<string, Evidence>()
+  /** Relays heard on gossip since the feed (re)started, and when the second of them was. */
+  private readonly heardSince = new Set<string>()
+  private feedStart: number | undefined
   readonly stats = { answered: 0, unanswered: 0, dialFailures: 0 }
 
   constructor (init: RelayHealthInit) {
     this.init = init
     this.now = init.now ?? Date.now
+  }
+
+  /** An announcement of this relay arrived on gossip. */
+  heard (peerId: string): void {
+    if (this.feedStart != null) return
+    this.heardSince.add(peerId)
+    if (this.heardSince.size >= 2) this.feedStart = this.now()
+  }
+
+  /** Our gossip feed starts again (a new link to an entry relay): silence counts anew once it carries other relays. */
+  feedRestarted (): void {
+    this.heardSince.clear()
+    this.feedStart = undefined
   }
 
   /** An answer came back over these relays (peer ids): each of them is alive. */
@@ -102,9 +125,12 @@ export class RelayHealth {
       this.evidence.delete(id)
       return undefined
     }
+    if (this.feedStart == null) return undefined
+    // silence is counted from the start of a feed that carries other relays, at the earliest
+    const heardAt = Math.max(relay.lastSeen, this.feedStart)
     let reason: DeathReason | undefined
-    if (freshest - relay.lastSeen > SILENT_INTERVALS * interval) reason = 'silent'
-    else if (e != null && e.failures >= FAILURES_TO_SUSPECT && relay.lastSeen <= e.since && freshest - e.since > SUSPECT_INTERVALS * interval) reason = 'no-answer'
+    if (freshest - heardAt > SILENT_INTERVALS * interval) reason = 'silent'
+    else if (e != null && e.failures >= FAILURES_TO_SUSPECT && relay.lastSeen <= e.since && freshest - Math.max(e.since, this.feedStart) > SUSPECT_INTERVALS * interval) reason = 'no-answer'
     if (reason == null) return undefined
     this.evidence.set(id, { failures: e?.failures ?? 0, since: e?.since ?? 0, deadAt: this.now(), reason })
     return reason

@@ -14,7 +14,9 @@ function setup (): { health: RelayHealth, relays: HeardRelay[], clock: { now: nu
   const clock = { now: 1_000_000 }
   const health = new RelayHealth({ announceIntervalMs: INTERVAL, now: () => clock.now })
   const relays: HeardRelay[] = ['a', 'b', 'c', 'd'].map(id => ({ record: { peerId: id }, lastSeen: clock.now }))
-  const hear = (...ids: string[]): void => { for (const r of relays) if (ids.includes(r.record.peerId)) r.lastSeen = clock.now }
+  const hear = (...ids: string[]): void => { for (const r of relays) if (ids.includes(r.record.peerId)) { r.lastSeen = clock.now; health.heard(r.record.peerId) } }
+  // the feed carries every relay from the start, as it does once the client is in its entry relay's mesh
+  hear('a', 'b', 'c', 'd')
   const live = (): string[] => health.filter(relays).map(r => r.record.peerId)
   return { health, relays, clock, hear, live }
 }
@@ -77,6 +79,34 @@ describe('relay health', () => {
     for (let i = 0; i < 10 * FAILURES_TO_SUSPECT; i++) health.unanswered(['a', 'b', 'c', 'd'])
     clock.now += 10 * SILENT_INTERVALS * INTERVAL
     assert.deepEqual(live(), ['a', 'b', 'c', 'd'])
+  })
+
+  it('while the feed carries only one relay (a new client hears its entry relay\'s own announcements first), nobody is found dead for silence', () => {
+    const clock = { now: 1_000_000 }
+    const health = new RelayHealth({ announceIntervalMs: INTERVAL, now: () => clock.now })
+    const relays: HeardRelay[] = ['entry', 'b', 'c'].map(id => ({ record: { peerId: id }, lastSeen: clock.now }))
+    const live = (): string[] => health.filter(relays).map(r => r.record.peerId)
+    for (let t = 0; t < 10 * SILENT_INTERVALS; t++) {
+      clock.now += INTERVAL
+      relays[0].lastSeen = clock.now
+      health.heard('entry')
+    }
+    assert.deepEqual(live(), ['entry', 'b', 'c'])
+    // the mesh forms: b is heard; c gets three intervals from then before its silence counts
+    relays[1].lastSeen = clock.now
+    health.heard('b')
+    clock.now += SILENT_INTERVALS * INTERVAL
+    for (const r of relays.slice(0, 2)) { r.lastSeen = clock.now; health.heard(r.record.peerId) }
+    assert.deepEqual(live(), ['entry', 'b', 'c'])
+    clock.now += INTERVAL
+    for (const r of relays.slice(0, 2)) { r.lastSeen = clock.now; health.heard(r.record.peerId) }
+    assert.deepEqual(live(), ['entry', 'b'])
+    // a new entry link: the feed starts again, and silence waits for it again
+    health.feedRestarted()
+    clock.now += 10 * SILENT_INTERVALS * INTERVAL
+    relays[0].lastSeen = clock.now
+    health.heard('entry')
+    assert.deepEqual(live(), ['entry', 'b'], 'c stays dead until heard; b is not judged while the feed carries one relay')
   })
 
   it('a relay whose dial failed is dead until it is heard after the failure', () => {
