@@ -143,7 +143,14 @@ export class MailboxClient {
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
     for (let round = 0; round < want * 3 && this.addresses().length < want; round++) {
       const relay = this.pickRelay()
-      if (relay == null) break
+      if (relay == null) {
+        // every candidate already holds a mailbox of ours: one that did not answer in time (a loaded
+        // network) is asked again rather than the start failing
+        const pending = [...this.live.values()].filter(l => !l.registered)
+        if (pending.length === 0) break
+        await this.register(pending[round % pending.length]).catch((err: Error) => { this.log('registering a mailbox again failed: %s', err.message) })
+        continue
+      }
       const pair = generateMailboxKeyPair()
       const key = this.init.keys.add({ id: pair.mailboxId, relay: relay.address, seed: pair.seed, publicKey: pair.publicKey }, this.now())
       const l: Live = { key, pair, stocked: [], registered: false }
