@@ -82,11 +82,11 @@ describe('a relay lost: users are told, paths avoid it, nothing fails, the outbo
       assert.equal(events(alice, 'attempt').some(o => o.id === id), false, 'no attempt over a path that cannot be built')
     }
 
+    const restartedAt = Date.now()
     for (const i of [0, 1]) {
       const r = relays[i]
       relays[i] = await net.relay({ name: `relay${i + 1}`, listen: listenAddrOf(r.ready), env: relayEnv })
     }
-    const restartedAt = Date.now()
     await waitFor(async () => (await listed(alice)).length === 3, 'alice to list the 3 relays again', 60_000, 250)
     await waitFor(() => waiting.every(id => events(alice, 'delivered').some(o => o.id === id)),
       () => `the 3 queued messages delivered (${waiting.filter(id => events(alice, 'stored').some(o => o.id === id)).length} stored)`, 180_000, 250)
