@@ -47,6 +47,7 @@ import { GuardSet } from './guards.ts'
 import { MailboxClient } from './mailboxes.ts'
 import type { MailboxTiming } from './mailboxes.ts'
 import { DirectoryClient } from './directory-client.ts'
+import { RelayHealth } from './relay-health.ts'
 import { fetchRelayList } from '../protocols/directory/relay-list.ts'
 import { bytesEqual, KIND_NAME, nameKey, signRecord, verifyRecord } from '../protocols/directory/record.ts'
 import type { SignedRecord } from '../protocols/directory/record.ts'
@@ -186,6 +187,12 @@ export class ChatNode {
   readonly privacy: PrivacyLevel
   readonly mailboxes: MailboxClient
   readonly directory: DirectoryClient
+  /** Which relays count as dead (silent on gossip, on failed paths, a failed dial): left out of every path. */
+  readonly health: RelayHealth
+  /** The dead relays last told to the user (peer ids), to tell only changes. */
+  private toldDead = new Set<string>()
+  /** The `queued` reason last shown per message: the same reason is not repeated every retry. */
+  private readonly lastQueued = new Map<string, string>()
   private readonly onionKeys: UserOnionKeys
   private readonly mailboxKeys: MailboxKeys
   /** The onion keys of the record, rotated when the epoch changes. */
@@ -216,8 +223,11 @@ export class ChatNode {
   /** What arrived and what went out, for tests and `/status`. */
   get stats (): ReceiveStats { return this.receiver.stats }
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
-  private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult =>
-    gossipResult[this.relayDirectory.gossipVerdict(msg.data)]
+  private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult => {
+    const { verdict, record } = this.relayDirectory.gossipCheck(msg.data)
+    if (record != null) this.health.heard(record.peerId)
+    return gossipResult[verdict]
+  }
 
   private constructor (opts: ChatNodeOptions, identity: Identity, node: ClientNode, store: ChatStore) {
     this.nick = opts.nick
@@ -233,9 +243,9 @@ export class ChatNode {
     this.seenSeals = new SeenSeals(store.database)
     this.mailboxKeys = new MailboxKeys(store.database)
     this.relayDirectory = new RelayDirectory({ announceIntervalMs: this.timing.announceIntervalMs })
-    // relays not heard on gossip for three announce intervals are left out while enough others are
-    // fresh: a relay that died stops announcing, and paths through it would fail
-    const usable = (): PathRelay[] => pathRelays(this.relayDirectory.list(), Date.now(), 3 * this.timing.announceIntervalMs)
+    this.health = new RelayHealth({ announceIntervalMs: this.timing.announceIntervalMs })
+    // dead relays (node/relay-health.ts) are left out of every path, reply block, exit and mailbox
+    const usable = (): PathRelay[] => pathRelays(this.health.filter(this.relayDirectory.list()), Date.now(), 3 * this.timing.announceIntervalMs)
     const subnetOf = (r: PathRelay): string | undefined => subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
     const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
     this.onion = new OnionClient({
@@ -243,7 +253,11 @@ export class ChatNode {
       hopDelay: this.privacy.meanDelayMs > 0 ? hopDelays(this.privacy.meanDelayMs) : undefined,
       relays: usable,
       entry: () => this.entry.link,
-      onWarning: warn
+      onWarning: warn,
+      onOutcome: (relays, answered) => {
+        if (answered) this.health.answered(relays)
+        else { this.health.unanswered(relays); this.checkRelays() }
+      }
     })
     this.entry = new EntryRelay({
       node,
@@ -252,8 +266,14 @@ export class ChatNode {
       onDeliver: (packet) => { this.onion.deliver(packet) },
       // a new entry relay: every block stocked at the mailboxes ends at the old one; register anew
       // (the relays drop those blocks and push again what they hold) and stock new ones
-      onChange: () => { if (this.started) this.mailboxes.refreshRecord().catch(() => {}) },
+      onChange: () => {
+        // a new link is a new gossip feed: silence counts again once it carries other relays
+        this.health.feedRestarted()
+        if (this.started) this.mailboxes.refreshRecord().catch(() => {})
+      },
       onWarning: warn,
+      allRelays: () => pathRelays(this.relayDirectory.list(), Date.now()),
+      onDialFailed: (peerId) => { this.health.dialFailed(peerId); this.checkRelays() },
       avoid: () => this.mailboxes.relayPeerIds(),
       guards: new GuardSet({ dataDir: opts.dataDir, onWarning: warn })
     })
@@ -420,10 +440,50 @@ export class ChatNode {
     await this.publish()
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
     every(this.timing.retryIntervalMs, () => { this.retryOutbox(); this.receiver.sendReceipts().catch(() => {}); this.onion.expire() })
+    every(this.timing.announceIntervalMs, () => { this.checkRelays() })
     every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).name) }) })
     this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes; privacy ${this.privacy.summary}` })
     this.retryOutbox()
     this.receiver.sendReceipts().catch(() => {})
+  }
+
+  /**
+   * Tells the user at once which relays stopped answering or came back, and when too few are left to
+   * build a path; has the mailboxes re-stock blocks that avoid the dead ones; sends the outbox again
+   * when relays come back. Runs every announce interval and after every unanswered request.
+   */
+  private checkRelays (): void {
+    if (!this.started || this.stopping != null) return
+    const known = this.relayDirectory.list()
+    const dead = this.health.dead(known)
+    const deadNow = new Set(dead.map(d => d.peerId))
+    const newlyDead = dead.filter(d => !this.toldDead.has(d.peerId))
+    const back = [...this.toldDead].filter(p => !deadNow.has(p))
+    if (newlyDead.length === 0 && back.length === 0) return
+    this.toldDead = deadNow
+    const live = `${known.length - deadNow.size} of ${known.length} relays live`
+    const why = { silent: 'no announcement heard', 'no-answer': 'no answer through it', 'dial-failed': 'could not be dialled' }
+    for (const d of newlyDead) this.emit({ type: 'warning', message: `relay ${d.peerId} stopped answering (${why[d.reason]}): left out of paths, reply blocks and mailboxes; ${live}` })
+    for (const p of back) this.emit({ type: 'warning', message: `relay ${p} is back; ${live}` })
+    if (newlyDead.length > 0) {
+      const few = this.tooFewRelays()
+      if (few != null) this.emit({ type: 'warning', message: `${few}: messages wait in the outbox until relays are back` })
+      this.mailboxes.avoid(deadNow)
+    }
+    if (back.length > 0) {
+      this.mailboxes.topUp().catch(() => {})
+      this.retryOutbox()
+      this.receiver.sendReceipts().catch(() => {})
+    }
+  }
+
+  /** Why no path can be built now (no entry relay, or no live relay beside it), or undefined. */
+  private tooFewRelays (): string | undefined {
+    const known = this.relayDirectory.list().length
+    const live = this.relays().length
+    if (this.entry.link == null) return `not connected to an entry relay (${live} of ${known} relays live)`
+    if (live < 2) return `too few live relays to build a path (${live} of ${known} relays live)`
+    return undefined
   }
 
   private async publish (): Promise<void> {
@@ -504,7 +564,10 @@ export class ChatNode {
     const expiring = this.store.outbox(0).filter(m => m.expiresAt != null && m.expiresAt <= now)
     this.store.expireOutgoing(now)
     for (const m of expiring) this.emit({ type: 'failed', id: m.id, to: m.peerNick, reason: 'expired' })
-    for (const m of this.store.outbox(now)) this.launch(m.id)
+    const outbox = this.store.outbox(now)
+    const waiting = new Set(outbox.map(m => m.id))
+    for (const id of this.lastQueued.keys()) if (!waiting.has(id)) this.lastQueued.delete(id)
+    for (const m of outbox) this.launch(m.id)
     this.seenSeals.expire(now)
   }
 
@@ -598,7 +661,14 @@ export class ChatNode {
   private async attempt (id: string): Promise<void> {
     const msg = this.store.get(id)
     if (msg == null || msg.direction !== 'out' || (msg.state !== 'queued' && msg.state !== 'sent')) return
-    const queue = (reason: string): void => { this.emit({ type: 'queued', id, to: msg.peerNick, reason }) }
+    // a reason is shown once: the same one again at every retry would only repeat itself
+    const queue = (reason: string): void => {
+      if (this.lastQueued.get(id) === reason) return
+      this.lastQueued.set(id, reason)
+      this.emit({ type: 'queued', id, to: msg.peerNick, reason })
+    }
+    const few = this.tooFewRelays()
+    if (few != null) { queue(`${few}; it waits in the outbox and goes when relays are back`); return }
     let record: SignedRecord
     try {
       // a retry looks the contact up again only if its record is older than a retry interval or two:
@@ -647,6 +717,7 @@ export class ChatNode {
       try {
         const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed)
         if (kind === 'stored') {
+          this.lastQueued.delete(id)
           if (this.store.markStored(id)) this.emit({ type: 'stored', id, to: msg.peerNick })
           return
         }
@@ -786,7 +857,8 @@ export class ChatNode {
     return found.length === 1 ? found[0] : undefined
   }
 
+  /** The live relays (a relay found dead is not listed until it is heard again). */
   relays (): Array<{ peerId: string, lastSeen: number, expiry: number }> {
-    return this.relayDirectory.list().map(r => ({ peerId: r.record.peerId, lastSeen: r.lastSeen, expiry: r.record.expiry }))
+    return this.health.filter(this.relayDirectory.list()).map(r => ({ peerId: r.record.peerId, lastSeen: r.lastSeen, expiry: r.record.expiry }))
   }
 }

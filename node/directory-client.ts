@@ -19,6 +19,8 @@ import { relayRole } from './roles.ts'
 export const DEFAULT_DIRECTORY_TIMEOUT_MS = 20_000
 /** Exits asked per lookup. */
 export const LOOKUP_EXITS = 2
+/** Exits tried, one after the other, to publish a record: a slow or dead exit does not fail a start. */
+export const PUBLISH_TRIES = 4
 
 export interface DirectoryClientInit {
   onion: OnionClient
@@ -112,11 +114,15 @@ export class DirectoryClient {
     }
   }
 
-  /** Publishes our signed name record through an exit (a second one if the first fails). Throws NickTakenError, PublishError. */
+  /**
+   * Publishes our signed name record through an exit (another one if the first fails, up to
+   * PUBLISH_TRIES; publishing the same record again is harmless). Throws NickTakenError, PublishError.
+   */
   async publish (record: Uint8Array, nick: string): Promise<number> {
     this.stats.publishes++
     let last = 'no exit relay available'
-    for (const exit of this.exits(LOOKUP_EXITS)) {
+    const tries = [...this.exits(LOOKUP_EXITS), ...this.exits(LOOKUP_EXITS)].slice(0, PUBLISH_TRIES)
+    for (const exit of tries) {
       const bytes = await this.ask(exit, encodePublish(record))
       if (bytes == null) { last = 'no answer in time'; continue }
       const d = decodeExitAnswer(bytes)

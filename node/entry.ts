@@ -9,6 +9,10 @@
  * reachable one in the order they were chosen; a guard whose link cannot be reopened is marked down (a
  * lost packet never is) and the next guard is used. Only when no relay of the entry role is live at all
  * does the link fall back to any relay, with a warning.
+ * A failed dial is reported (`onDialFailed`: node/relay-health.ts leaves the relay out until it announces
+ * itself again). With no relay reachable at all, connecting is tried again at growing pauses (up to
+ * `reconnectMaxDelayMs`) until one answers or the node stops: a user whose relays all restarted gets
+ * its link back without restarting.
  */
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -24,6 +28,8 @@ import { relayRole } from './roles.ts'
 export const ENTRY_RETRIES = 3
 export const ENTRY_RETRY_DELAY_MS = 500
 export const ENTRY_DIAL_TIMEOUT_MS = 10_000
+/** With no relay reachable, connecting is tried again at pauses that double up to this (a relay's announce interval). */
+export const ENTRY_RECONNECT_MAX_DELAY_MS = 30_000
 
 export interface EntryInit {
   node: Libp2p
@@ -32,9 +38,19 @@ export interface EntryInit {
   addrsOf: (peerId: string) => string[]
   /** A packet the entry relay delivered. */
   onDeliver: (packet: Uint8Array) => void
-  /** The entry relay changed (a new link is up): reply blocks through the old one are dead. */
+  /**
+   * The entry relay changed, or its link was reopened (the relay may have restarted with new onion
+   * keys): reply blocks through the old link may be dead.
+   */
   onChange?: (relay: PathRelay) => void
   onWarning?: (message: string) => void
+  /**
+   * Every known relay, dead ones included: tried last, after the live ones (a user with no link hears
+   * no announcement, so a relay found dead could never count as alive again without a dial).
+   */
+  allRelays?: () => PathRelay[]
+  /** A dial to this relay failed (it may be dead). */
+  onDialFailed?: (peerId: string) => void
   /** Prefer this relay (the previous run's). */
   preferred?: string
   /** Relays to choose only when no other is reachable (the user's mailbox relays). */
@@ -43,6 +59,8 @@ export interface EntryInit {
   retryDelayMs?: number
   /** The user's guards: the entry relay is always one of them (while any entry-role relay is live). */
   guards?: GuardSet
+  /** The longest pause between two rounds of connecting when no relay could be reached. */
+  reconnectMaxDelayMs?: number
 }
 
 export class NoRelayReachableError extends Error {
@@ -55,7 +73,6 @@ export class EntryRelay {
   private current: { relay: PathRelay, link: ClientLink } | undefined
   private stopped = false
   private reconnecting: Promise<void> | undefined
-  private readonly failed = new Set<string>()
 
   constructor (init: EntryInit) {
     this.init = init
@@ -65,14 +82,20 @@ export class EntryRelay {
   get link (): EntryLink | undefined {
     const c = this.current
     if (c == null || !c.link.isOpen) return undefined
-    return { relay: c.relay, submit: (address, packet) => c.link.submit(address, packet) }
+    return { relay: this.fresh(c.relay), submit: (address, packet) => c.link.submit(address, packet) }
   }
 
-  get relay (): PathRelay | undefined { return this.current?.relay }
+  get relay (): PathRelay | undefined { const c = this.current; return c == null ? undefined : this.fresh(c.relay) }
+
+  /** The relay as its latest descriptor has it (a restarted relay announces new onion keys). */
+  private fresh (relay: PathRelay): PathRelay {
+    return this.init.allRelays?.().find(r => r.peerId === relay.peerId) ?? relay
+  }
 
   /** Connects to the preferred relay if it is live, else to a random live relay. */
   async connect (signal?: AbortSignal): Promise<PathRelay> {
-    const candidates = this.init.relays()
+    const live = this.init.relays()
+    const candidates = [...live, ...(this.init.allRelays?.() ?? []).filter(r => !live.some(l => l.peerId === r.peerId))]
     if (candidates.length === 0) throw new NoRelayReachableError('no relay known yet')
     const guards = this.init.guards
     if (guards != null) {
@@ -87,19 +110,19 @@ export class EntryRelay {
     const preferred = candidates.find(r => r.peerId === (this.current?.relay.peerId ?? this.init.preferred))
     // entry-role relays first (roles.ts: they are never exits), the mailbox relays last
     const avoid = new Set(this.init.avoid?.() ?? [])
-    const rest = shuffle(candidates.filter(r => r !== preferred && !this.failed.has(r.peerId)))
-    const rank = (r: PathRelay): number => (relayRole(r.peerId) === 'entry' ? 0 : 2) + (avoid.has(r.peerId) ? 1 : 0)
+    const rest = shuffle(candidates.filter(r => r !== preferred))
+    const rank = (r: PathRelay): number => (live.includes(r) ? 0 : 4) + (relayRole(r.peerId) === 'entry' ? 0 : 2) + (avoid.has(r.peerId) ? 1 : 0)
     const order = [...(preferred != null && relayRole(preferred.peerId) === 'entry' ? [preferred] : []), ...rest.sort((a, b) => rank(a) - rank(b))]
     if (preferred != null && !order.includes(preferred)) order.push(preferred)
     for (const relay of order) {
       signal?.throwIfAborted()
       if (this.stopped) break
       try {
-        await this.open(relay, signal)
+        await this.open(relay, { signal })
         if (relayRole(relay.peerId) !== 'entry') this.init.onWarning?.('no entry relay could be reached: connected to an exit relay, which may then run a lookup of your own nick and see that you are its client (start more relays)')
         return relay
       } catch (err) {
-        this.failed.add(relay.peerId)
+        this.init.onDialFailed?.(relay.peerId)
         this.log('entry relay %s unreachable: %s', relay.peerId, (err as Error).message)
       }
     }
@@ -113,19 +136,20 @@ export class EntryRelay {
       if (this.stopped) break
       guards.attempted(relay.peerId)
       try {
-        await this.open(relay, signal)
+        await this.open(relay, { signal })
         guards.succeeded(relay.peerId)
         return relay
       } catch (err) {
         signal?.throwIfAborted()
         guards.failed(relay.peerId)
+        this.init.onDialFailed?.(relay.peerId)
         this.log('guard %s unreachable: %s', relay.peerId, (err as Error).message)
       }
     }
     throw new NoRelayReachableError(`none of the ${order.length} guards tried could be reached`)
   }
 
-  private async open (relay: PathRelay, signal?: AbortSignal): Promise<void> {
+  private async open (relay: PathRelay, { signal, reopened = false }: { signal?: AbortSignal, reopened?: boolean } = {}): Promise<void> {
     const peer = peerIdFromString(relay.peerId)
     const addrs = this.init.addrsOf(relay.peerId).map(a => multiaddr(a))
     if (addrs.length > 0) await this.init.node.peerStore.merge(peer, { multiaddrs: addrs })
@@ -137,8 +161,7 @@ export class EntryRelay {
     })
     const changed = this.current?.relay.peerId !== relay.peerId
     this.current = { relay, link }
-    this.failed.delete(relay.peerId)
-    if (changed) this.init.onChange?.(relay)
+    if (changed || reopened) this.init.onChange?.(relay)
   }
 
   private lost (relay: PathRelay): void {
@@ -152,21 +175,29 @@ export class EntryRelay {
       await new Promise(resolve => setTimeout(resolve, (this.init.retryDelayMs ?? ENTRY_RETRY_DELAY_MS) * i))
       if (this.stopped) return
       try {
-        await this.open(relay)
+        await this.open(this.fresh(relay), { reopened: true })
         return
       } catch (err) {
         this.log('reopening the entry link failed (%d/%d): %s', i, retries, (err as Error).message)
       }
     }
     if (this.stopped) return
-    this.failed.add(relay.peerId)
+    this.init.onDialFailed?.(relay.peerId)
     this.init.guards?.failed(relay.peerId)
     this.init.onWarning?.(this.init.guards?.has(relay.peerId) === true ? 'the guard in use is unreachable; using the next guard' : 'the entry relay is unreachable; choosing another')
     this.current = undefined
-    try {
-      await this.connect()
-    } catch (err) {
-      this.init.onWarning?.(`no entry relay: ${(err as Error).message}`)
+    const maxDelay = this.init.reconnectMaxDelayMs ?? ENTRY_RECONNECT_MAX_DELAY_MS
+    let delay = this.init.retryDelayMs ?? ENTRY_RETRY_DELAY_MS
+    for (let round = 0; !this.stopped; round++) {
+      try {
+        await this.connect()
+        return
+      } catch (err) {
+        if (round === 0) this.init.onWarning?.(`no entry relay: ${(err as Error).message}; trying again until one answers`)
+        this.log('no entry relay (round %d): %s', round, (err as Error).message)
+      }
+      await new Promise(resolve => { const t = setTimeout(resolve, delay); t.unref() })
+      delay = Math.min(maxDelay, delay * 2)
     }
   }
 

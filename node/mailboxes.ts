@@ -6,7 +6,12 @@
  * - REGISTERs each with the current signed name record (the relay republishes it while the user is
  *   away), through an onion request;
  * - keeps reply blocks STOCKed at each (the relay pushes what waits through them: the relay never learns
- *   where the user is), topping them up as pushes use them and as they age out;
+ *   where the user is), topping them up as pushes use them and as they age out. Its own count of the
+ *   blocks a relay holds can only be a guess (a relay that restarted holds none; a push through a block
+ *   over a dead relay uses the block up and never arrives), so every upkeep round STOCKs at least one
+ *   block, and the relay's STOCKED answer (how many it holds) corrects the count; a STOCK with no
+ *   answer counts the stock as gone. Blocks over a relay found dead are counted gone (`avoid`) and
+ *   replaced by blocks that avoid it;
  * - hands every pushed item to `onItem` and ACKs it once `onItem` says it is safely handled;
  * - DEPOSITs items into other users' mailboxes (`deposit`), for messages and receipts.
  */
@@ -75,8 +80,11 @@ export class MailboxUnavailableError extends Error {
   constructor (message: string) { super(message); this.name = 'MailboxUnavailableError' }
 }
 
-/** A mailbox in use: `stocked` holds, per block we believe the relay holds, the time it stops working. */
-interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: number[], registered: boolean }
+/** A reply block we believe a mailbox relay holds: when it stops working, and the relays it goes over. */
+interface Stocked { expires: number, path: string[] }
+
+/** A mailbox in use. */
+interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: Stocked[], registered: boolean }
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
@@ -136,7 +144,14 @@ export class MailboxClient {
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
     for (let round = 0; round < want * 3 && this.addresses().length < want; round++) {
       const relay = this.pickRelay()
-      if (relay == null) break
+      if (relay == null) {
+        // every candidate already holds a mailbox of ours: one that did not answer in time (a loaded
+        // network) is asked again rather than the start failing
+        const pending = [...this.live.values()].filter(l => !l.registered)
+        if (pending.length === 0) break
+        await this.register(pending[round % pending.length]).catch((err: Error) => { this.log('registering a mailbox again failed: %s', err.message) })
+        continue
+      }
       const pair = generateMailboxKeyPair()
       const key = this.init.keys.add({ id: pair.mailboxId, relay: relay.address, seed: pair.seed, publicKey: pair.publicKey }, this.now())
       const l: Live = { key, pair, stocked: [], registered: false }
@@ -209,16 +224,31 @@ export class MailboxClient {
     for (const l of this.live.values()) {
       if (!l.registered || (l.key.registeredAt ?? 0) + this.timing.reregisterMs < now) await this.register(l).catch(() => {})
     }
-    await this.topUp()
+    // at least one block each round: the relay's answer tells how many it really holds
+    await this.topUp(1)
   }
 
-  /** Stocks every registered mailbox up to the stock level. */
-  async topUp (): Promise<void> {
+  /**
+   * Relays found dead (peer ids): blocks over them are counted gone, and the stock is topped up with
+   * blocks that avoid them (the relay pushes through its newest blocks first).
+   */
+  avoid (dead: Set<string>): void {
+    let dropped = 0
+    for (const l of this.live.values()) {
+      const before = l.stocked.length
+      l.stocked = l.stocked.filter(b => !b.path.some(p => dead.has(p)))
+      dropped += before - l.stocked.length
+    }
+    if (dropped > 0) this.topUp().catch(() => {})
+  }
+
+  /** Stocks every registered mailbox up to the stock level, and at least `atLeast` blocks each. */
+  async topUp (atLeast = 0): Promise<void> {
     const now = this.now()
     for (const l of this.live.values()) {
-      l.stocked = l.stocked.filter(expires => expires > now)
+      l.stocked = l.stocked.filter(b => b.expires > now)
       if (!l.registered) continue
-      let missing = this.timing.stockLevel - l.stocked.length
+      let missing = Math.max(atLeast, this.timing.stockLevel - l.stocked.length)
       while (missing > 0 && !this.stopped) {
         const n = Math.min(missing, MAX_STOCK_BLOCKS_WITH_REPLY)
         try {
@@ -237,32 +267,34 @@ export class MailboxClient {
     const relay = this.relay(l.key.relay)
     if (relay == null) throw new MailboxUnavailableError('the mailbox relay is not live')
     const blocks: Uint8Array[] = []
-    const expiries: number[] = []
+    const made: Stocked[] = []
     for (let i = 0; i < n; i++) {
-      const made = this.init.onion.replyBlock((payload) => { this.onPush(l, payload, made.id) }, this.timing.stockTtlMs, [relay.peerId])
-      blocks.push(made.surb)
-      expiries.push(Math.min(this.now() + this.timing.stockTtlMs, this.init.blockExpiry?.(made.path) ?? Number.POSITIVE_INFINITY))
+      const block = this.init.onion.replyBlock((payload) => { this.onPush(l, payload, block.id) }, this.timing.stockTtlMs, [relay.peerId])
+      blocks.push(block.surb)
+      made.push({ expires: Math.min(this.now() + this.timing.stockTtlMs, this.init.blockExpiry?.(block.path) ?? Number.POSITIVE_INFINITY), path: block.path })
     }
     // the STOCKED answer says how many blocks the relay holds for us: if it holds fewer than we count
-    // (it restarted, or dropped them at a REGISTER), our count follows it and the stock is topped up
-    this.init.onion.send(relay, SERVICE_MAILBOX, buildStock(l.pair, blocks, this.now()), {
-      ttlMs: this.timing.requestTimeoutMs,
-      onAnswer: (payload) => {
-        const d = decodeMailboxPayload(payload)
-        if (!d.ok || d.answer.kind !== 'stocked') return
-        if (d.answer.blocks < l.stocked.length) {
-          l.stocked = l.stocked.sort((a, b) => b - a).slice(0, d.answer.blocks)
-          this.topUp().catch(() => {})
-        }
+    // (it restarted, or pushes through blocks over a dead relay used them up), our count follows it and
+    // the stock is topped up. No answer at all: nothing is known to be held, the next round stocks anew.
+    this.init.onion.request(relay, SERVICE_MAILBOX, buildStock(l.pair, blocks, this.now()), { timeoutMs: this.timing.requestTimeoutMs }).then(payload => {
+      const d = decodeMailboxPayload(payload)
+      if (!d.ok || d.answer.kind !== 'stocked') return
+      if (d.answer.blocks < l.stocked.length) {
+        l.stocked = l.stocked.sort((a, b) => b.expires - a.expires).slice(0, d.answer.blocks)
+        this.topUp().catch(() => {})
       }
+    }, (err: Error) => {
+      this.stats.failures++
+      this.log('a STOCK got no answer: %s', err.name)
+      l.stocked = l.stocked.filter(b => !made.includes(b))
     })
-    l.stocked.push(...expiries)
+    l.stocked.push(...made)
     this.stats.stocked += n
   }
 
   private onPush (l: Live, payload: Uint8Array, _blockId: Uint8Array): void {
     // a block was used: the relay pushes through its newest block first
-    if (l.stocked.length > 0) l.stocked.splice(l.stocked.indexOf(Math.max(...l.stocked)), 1)
+    if (l.stocked.length > 0) l.stocked.splice(l.stocked.indexOf(l.stocked.reduce((a, b) => b.expires > a.expires ? b : a)), 1)
     const decoded = decodeMailboxPayload(payload)
     if (!decoded.ok || decoded.answer.kind !== 'push' || Buffer.compare(decoded.answer.mailboxId, l.key.id) !== 0) {
       this.log('dropped a push that did not decode')

@@ -57,6 +57,8 @@ export interface OnionClientInit {
    */
   hopDelay?: () => number
   onWarning?: (message: string) => void
+  /** A request's outcome, with every relay on its forward path and reply block (node/relay-health.ts counts it). */
+  onOutcome?: (relays: string[], answered: boolean) => void
   now?: () => number
 }
 
@@ -206,11 +208,12 @@ export class OnionClient {
         opts.signal?.removeEventListener('abort', onAbort)
         if (sent?.replyId != null) this.blocks.delete(hex(sent.replyId))
       }
-      const timer = setTimeout(() => { finish(); reject(new AnswerTimeoutError()) }, opts.timeoutMs)
+      const outcome = (answered: boolean): void => { if (sent != null) this.init.onOutcome?.([...sent.path, ...(sent.replyPath ?? [])], answered) }
+      const timer = setTimeout(() => { finish(); outcome(false); reject(new AnswerTimeoutError()) }, opts.timeoutMs)
       const onAbort = (): void => { finish(); reject(opts.signal?.reason ?? new Error('aborted')) }
       opts.signal?.addEventListener('abort', onAbort, { once: true })
       try {
-        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); resolve(answer) }, ttlMs: opts.timeoutMs })
+        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); outcome(true); resolve(answer) }, ttlMs: opts.timeoutMs })
       } catch (err) {
         finish()
         reject(err as Error)

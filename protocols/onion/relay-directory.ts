@@ -53,8 +53,13 @@ export class RelayDirectory {
    * relayed it late is not penalised, but it goes no further); reject anything that does not verify.
    */
   gossipVerdict (bytes: Uint8Array, seenAt = this.now()): 'accept' | 'ignore' | 'reject' {
+    return this.gossipCheck(bytes, seenAt).verdict
+  }
+
+  /** `gossipVerdict` with the accepted descriptor (its relay was just heard from). */
+  gossipCheck (bytes: Uint8Array, seenAt = this.now()): { verdict: 'accept' | 'ignore' | 'reject', record?: SignedRecord } {
     const { record, fault } = this.check(bytes, seenAt)
-    return record != null ? 'accept' : fault === 'stale' ? 'ignore' : 'reject'
+    return record != null ? { verdict: 'accept', record } : { verdict: fault === 'stale' ? 'ignore' : 'reject' }
   }
 
   private check (bytes: Uint8Array, seenAt: number): { record?: SignedRecord, fault?: string } {
