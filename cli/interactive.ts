@@ -274,7 +274,9 @@ export class InteractiveSession {
         const lines = convs.map(c => {
           const unread = c.unread > 0 ? this.paint(`${c.unread} unread`.padEnd(10), '1') : ''.padEnd(10)
           const last = c.last == null ? '' : `${clock(c.last.ts)} ${c.last.direction === 'out' ? 'you: ' : ''}${safeText(c.last.text).slice(0, 60)}${c.last.direction === 'out' ? ` (${c.last.state})` : ''}`
-          return `  ${c.nick.padEnd(16)} ${(c.trust ?? '-').padEnd(10)} ${unread} ${last}`
+          // presence is only what reached us (a message, a receipt): p2pchat sends no beacon to learn it
+          const heard = c.heard == null ? '  (not heard from yet)' : `  (heard ${day(c.heard.at)} ${clock(c.heard.at)}, ${c.heard.by})`
+          return `  ${c.nick.padEnd(16)} ${(c.trust ?? '-').padEnd(10)} ${unread} ${last}${heard}`
         })
         if (reqs.length > 0) lines.push(this.paint(`  ${reqs.length} contact request${reqs.length === 1 ? '' : 's'}: /requests`, '33'))
         this.print(lines.join('\n'))

@@ -168,7 +168,7 @@ export class JsonSession {
         out({
           event: 'conversations',
           conversations: this.chat.conversations().map(c => ({
-            nick: c.nick, fingerprint: c.fingerprint, trust: c.trust, unread: c.unread,
+            nick: c.nick, fingerprint: c.fingerprint, trust: c.trust, unread: c.unread, heard: c.heard,
             last: c.last == null ? null : { id: c.last.id, direction: c.last.direction, text: c.last.text, ts: c.last.ts, state: c.last.state }
           }))
         })

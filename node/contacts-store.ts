@@ -44,6 +44,12 @@ export interface Conversation {
   nick: string
   unread: number
   last: { id: string, direction: 'in' | 'out', text: string, ts: number, state: string } | null
+  /**
+   * Presence as the network told it (issue 15): when the newest sign of this contact reached us, a
+   * message from it or its receipt for one of ours, by our clock. Nothing is ever sent to learn it:
+   * no beacon, no probe, so no relay learns who is online from presence.
+   */
+  heard: { at: number, by: 'message' | 'receipt' } | null
 }
 
 type Row = Record<string, SQLOutputValue>
@@ -82,7 +88,9 @@ export class ContactsStore {
       nicks: db.prepare(`SELECT nick FROM pins UNION SELECT DISTINCT peer_nick FROM messages WHERE request = 0`),
       unread: db.prepare(`SELECT count(*) AS n FROM messages WHERE peer_nick = ? AND direction = 'in' AND request = 0
         AND stored_at > coalesce((SELECT read_at FROM read_marks WHERE nick = ?), 0)`),
-      last: db.prepare(`SELECT id, direction, text, timestamp, state FROM messages WHERE peer_nick = ? AND request = 0 ORDER BY timestamp DESC, rowid DESC LIMIT 1`)
+      last: db.prepare(`SELECT id, direction, text, timestamp, state FROM messages WHERE peer_nick = ? AND request = 0 ORDER BY timestamp DESC, rowid DESC LIMIT 1`),
+      heard: db.prepare(`SELECT (SELECT max(stored_at) FROM messages WHERE peer_nick = ? AND direction = 'in' AND request = 0) AS message,
+        (SELECT max(delivered_at) FROM messages WHERE peer_nick = ? AND direction = 'out' AND state = 'delivered') AS receipt`)
     }
   }
 
@@ -149,6 +157,15 @@ export class ContactsStore {
 
   unread (nick: string): number { return Number((this.sql.unread.get(nick, nick) as Row).n) }
 
+  /** The newest message from `nick` or receipt by it that reached us (Conversation.heard). */
+  heard (nick: string): Conversation['heard'] {
+    const h = this.sql.heard.get(nick, nick) as Row
+    const message = h.message == null ? null : Number(h.message)
+    const receipt = h.receipt == null ? null : Number(h.receipt)
+    if (message == null && receipt == null) return null
+    return receipt != null && (message == null || receipt > message) ? { at: receipt, by: 'receipt' } : { at: message as number, by: 'message' }
+  }
+
   /** Every conversation (a contact, or anyone a message was exchanged with outside requests), by nick. */
   conversations (): Conversation[] {
     const nicks = this.sql.nicks.all().map(r => String(r.nick)).sort()
@@ -157,7 +174,8 @@ export class ContactsStore {
       return {
         nick,
         unread: this.unread(nick),
-        last: l == null ? null : { id: String(l.id), direction: String(l.direction) as 'in' | 'out', text: String(l.text), ts: Number(l.timestamp), state: String(l.state) }
+        last: l == null ? null : { id: String(l.id), direction: String(l.direction) as 'in' | 'out', text: String(l.text), ts: Number(l.timestamp), state: String(l.state) },
+        heard: this.heard(nick)
       }
     })
   }

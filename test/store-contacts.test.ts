@@ -74,6 +74,22 @@ describe('store migration 3 and contacts', () => {
     assert.deepEqual(contacts.conversations().map(c => [c.nick, c.unread, c.last?.text]), [['dave', 1, 'hi, it is dave']])
   })
 
+  it('presence is what reached us: the newest message from a contact or receipt by it, by our clock; a request is none', () => {
+    contacts.table.noteRequest('mallory', key(6), Uint8Array.of(1))
+    store.addIncoming({ id: id(), peerNick: 'mallory', peerFingerprint: 'x', text: 'hello?', timestamp: 5, verified: true, request: true, storedAt: 900 })
+    store.addIncoming({ id: id(), peerNick: 'bob', peerFingerprint: 'x', text: 'hi', timestamp: 10, verified: true, storedAt: 200 })
+    const heard = (): unknown => contacts.conversations().find(c => c.nick === 'bob')?.heard
+    assert.deepEqual(heard(), { at: 200, by: 'message' })
+    const out = id()
+    store.addOutgoing({ id: out, peerNick: 'bob', peerFingerprint: '', text: 'yo', timestamp: 300, expiresAt: null }, 300)
+    assert.deepEqual(heard(), { at: 200, by: 'message' }, 'our own message says nothing of bob')
+    store.markDelivered(out, 450)
+    assert.deepEqual(heard(), { at: 450, by: 'receipt' })
+    store.addOutgoing({ id: id(), peerNick: 'carol', peerFingerprint: '', text: 'anyone?', timestamp: 500, expiresAt: null }, 500)
+    assert.equal(contacts.conversations().find(c => c.nick === 'carol')?.heard, null, 'never heard from carol')
+    assert.equal(contacts.conversations().some(c => c.nick === 'mallory'), false)
+  })
+
   it('deny deletes a request and its messages; block drops its key for good', () => {
     contacts.table.noteRequest('eve', key(5), Uint8Array.of(1))
     const m = id()
