@@ -61,6 +61,17 @@ export interface ChatBenchResult {
   direct: Summary
   oneWay: Summary
   roundTrip: Summary
+  /**
+   * Sphinx packets the network's relays received between send and the recipient showing the message,
+   * per timed message: the relay hops of the message itself (deposit path and the push through the
+   * recipient's reply block), plus those of any other packet of the same exchange in that interval
+   * (the deposit's 'stored' answer to the sender, when it crossed a relay first).
+   */
+  relayHopsOneWay: Summary
+  /** the same from send to the sender's 'delivered' (the receipt's packets too) */
+  relayHopsRoundTrip: Summary
+  /** ChatNode.send's synchronous part: checks, the outbox row in the database, the launch (ms) */
+  sendCall: Summary
   firstMessage: FirstMessage[]
   total: Summary
   stages: Record<'start' | 'lookup' | 'sendToShown' | 'shownToReceipt', Summary>
@@ -112,16 +123,27 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       await arrived
       return performance.now() - t0
     }
+    const relayReceived = (): number => net.relays.reduce((n, r) => n + r.relay.onion.stats.received, 0)
+    const hops: { oneWay: number[], roundTrip: number[], sendCall: number[] } = { oneWay: [], roundTrip: [], sendCall: [] }
     const chatOnce = async (i: number): Promise<[number, number]> => {
       const text = `bench message ${i}`
-      const t0 = performance.now()
       const shown = waitEvent(bob, 'message', e => e.text === text)
+      const r0 = relayReceived()
+      const t0 = performance.now()
       const { id } = alice.chat.send('bob', text)
+      const tSent = performance.now()
       const delivered = waitEvent(alice, 'delivered', e => e.id === id)
       await shown
       const t1 = performance.now()
+      const r1 = relayReceived()
       await delivered
-      return [t1 - t0, performance.now() - t0]
+      const t2 = performance.now()
+      if (i >= 0) {
+        hops.oneWay.push(r1 - r0)
+        hops.roundTrip.push(relayReceived() - r0)
+        hops.sendCall.push(tSent - t0)
+      }
+      return [t1 - t0, t2 - t0]
     }
     log(`  end to end: ${opts.messages} chat messages alice -> bob through mailboxes, ${opts.messages} direct frames`)
     for (let i = 0; i < 10; i++) { await directOnce(); await chatOnce(-i - 1) } // connections, caches, JIT
@@ -179,6 +201,9 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       direct: summarize(directMs),
       oneWay: summarize(oneWayMs),
       roundTrip: summarize(roundTripMs),
+      relayHopsOneWay: summarize(hops.oneWay),
+      relayHopsRoundTrip: summarize(hops.roundTrip),
+      sendCall: summarize(hops.sendCall),
       firstMessage,
       total: summarize(firstMessage.map(f => f.totalMs)),
       stages: {

@@ -164,7 +164,10 @@ async function main (): Promise<void> {
   })
 }
 
-main().catch((err: Error) => {
-  send({ type: 'error', message: err.stack ?? err.message })
-  process.exit(1)
-})
+// only when spawned: bench/forwarding.ts imports this module's constants, and bench/run.ts imports that
+if (import.meta.main) {
+  main().catch((err: Error) => {
+    send({ type: 'error', message: err.stack ?? err.message })
+    process.exit(1)
+  })
+}

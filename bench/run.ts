@@ -4,7 +4,7 @@
  * run in child processes started with --expose-gc), prints one table, writes bench/results/latest.json,
  * latest.md and latest.svg. Every figure stands beside a baseline measured in the same run.
  *
- *   npm run bench -- --only=sphinx,forwarding,chat,first,lookup,paths   (a subset)
+ *   npm run bench -- --only=sphinx,forwarding,chat,first,idle,lookup,paths   (a subset)
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { chatBench, MESSAGE_GAP_MS } from './chat.ts'
 import { firstMessageBench } from './first-message.ts'
 import { forwardingBench } from './forwarding.ts'
+import { idleBench, roleSummary } from './idle.ts'
 import { lookupBench } from './lookup.ts'
 import { pathSecurityBench } from './path-security.ts'
 import { sphinxBench } from './sphinx.ts'
@@ -27,8 +28,8 @@ const RESULTS = fileURLToPath(new URL('./results/', import.meta.url))
 
 // quick runs keep 5 relays: a full v2 path needs 4 distinct ones (entry, 2 mixes, final) and a mailbox off the entry
 const settings = quick
-  ? { pathSamples: 2000, pathUsers: 100, sphinxSamples: 500, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 5, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
-  : { pathSamples: 10_000, pathUsers: 400, sphinxSamples: 2000, packets: 100_000, onionSecondsMax: 55, plainSeconds: 5, checkpoints: 10, messages: 60, newcomers: 0, procNewcomers: 3, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 10, names: 6 }
+  ? { pathSamples: 2000, pathUsers: 100, sphinxSamples: 500, idleRelays: 4, idleUsers: 1, idleSettleMs: 5_000, idleWindowMs: 10_000, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 5, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
+  : { pathSamples: 10_000, pathUsers: 400, sphinxSamples: 2000, idleRelays: 5, idleUsers: 3, idleSettleMs: 15_000, idleWindowMs: 30_000, packets: 100_000, onionSecondsMax: 55, plainSeconds: 5, checkpoints: 10, messages: 60, newcomers: 0, procNewcomers: 3, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 10, names: 6 }
 
 const started = performance.now()
 const log = (line: string): void => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`) }
@@ -168,6 +169,15 @@ if (enabled('chat')) {
     id: 'e2e.receipt', section: 'end-to-end', name: 'send -> signed receipt back (deposited in a mailbox of the sender, pushed)', unit: 'ms',
     figure: m('round trip', r.roundTrip), baseline: m('direct one-hop, one way', r.direct), target: 'context', pass: null
   })
+  const hopsNeeded = r.relayHopsOneWay.median
+  const perHopRatio = r.oneWay.median / (Math.max(1, hopsNeeded) * r.direct.median)
+  fig({
+    id: 'e2e.perhop', section: 'end-to-end', name: `end-to-end p50 against (relay hops x direct one-hop): ${hopsNeeded} relay hops between send and shown`, unit: 'ms',
+    figure: m('ChatNode.send -> recipient shows it', r.oneWay), baseline: one(`${hopsNeeded} x direct one-hop p50`, Math.max(1, hopsNeeded) * r.direct.median, r.direct.n), ratio: perHopRatio,
+    target: 'ratio <= 1.5 (fast mode)', pass: perHopRatio <= 1.5,
+    notes: `relay hops = Sphinx packets the relays received between send and shown (median; p95 ${r.relayHopsOneWay.p95}); send -> receipt: ${r.relayHopsRoundTrip.median}. ` +
+      `ChatNode.send's synchronous part (checks, outbox row, launch): ${r.sendCall.median.toFixed(2)} ms median, p95 ${r.sendCall.p95.toFixed(2)}`
+  })
   if (r.total.n > 0) {
     fig({
       id: 'first.inprocess', section: 'first message', name: `time to first message, in-process newcomer (${r.nodes} nodes on one event loop)`, unit: 'ms',
@@ -210,6 +220,33 @@ if (enabled('first')) {
       { label: 'total, from listening', median: r.fromListening.median, p95: r.fromListening.p95, kind: 'figure' }
     ]
   })
+}
+
+// ---- 4b. what an idle node costs, each a p2pchat process (issue 13 item 4) ----
+if (enabled('idle')) {
+  log(`idle cost: bootstrap, ${settings.idleRelays} relays, ${settings.idleUsers} users and one installed user as processes; ${settings.idleSettleMs / 1000} s settle, ${settings.idleWindowMs / 1000} s window`)
+  const r = await idleBench({ relays: settings.idleRelays, users: settings.idleUsers, settleMs: settings.idleSettleMs, windowMs: settings.idleWindowMs, log })
+  const bare = one('idle Node, nothing loaded', r.bareNode.rss.median, 1)
+  const bareAnon = one('idle Node, nothing loaded', r.bareNode.anon.median, 1)
+  const loaded = `idle Node alone ${r.bareNode.rss.median.toFixed(0)} MiB RSS (${r.bareNode.anon.median.toFixed(0)} private); with p2pchat's modules imported and no node built ${r.modulesOnly.rss.median.toFixed(0)} MiB (${r.modulesOnly.anon.median.toFixed(0)} private)`
+  const roles = [['user', 'idle user (p2pchat start, from the sources)', r.user], ['relay', 'idle relay (p2pchat start --relay)', r.relay], ['bootstrap', 'idle bootstrap node (p2pchat bootstrap)', r.bootstrap]] as const
+  for (const [id, name, costs] of roles) {
+    const s = roleSummary(costs)
+    const isUser = id === 'user'
+    fig({
+      id: `idle.${id}.rss`, section: 'idle cost', name: `${name}, RSS`, unit: 'MiB', figure: m(`${costs.length} process(es), median of 1 s samples`, s.rss), baseline: bare,
+      target: isUser ? '< 80 MiB' : 'context', pass: isUser ? s.rss.median < 80 : null,
+      notes: `peak RSS since start ${s.peak.median.toFixed(0)} MiB; ${loaded}`
+    })
+    fig({ id: `idle.${id}.private`, section: 'idle cost', name: `${name}, private memory (RssAnon: RSS less the shared pages of the Node binary and libraries)`, unit: 'MiB', figure: m(`${costs.length} process(es)`, s.anon), baseline: bareAnon, target: 'context', pass: null })
+    fig({ id: `idle.${id}.cpu`, section: 'idle cost', name: `${name}, CPU (share of one core over ${r.windowMs / 1000} s)`, unit: '%', figure: m(`${costs.length} process(es)`, s.cpu), baseline: one('idle Node, nothing loaded', r.bareNode.cpuPercent, 1), ratio: null, target: 'context', pass: null })
+  }
+  fig({
+    id: 'idle.installed.rss', section: 'idle cost', name: 'idle user, installed package (compiled dist/, no type stripping), RSS', unit: 'MiB',
+    figure: m('1 process, median of 1 s samples', r.installedUser.rss), baseline: bare, target: '< 80 MiB', pass: r.installedUser.rss.median < 80,
+    notes: `private memory (RssAnon) ${r.installedUser.anon.median.toFixed(0)} MiB; CPU ${r.installedUser.cpuPercent.toFixed(2)} %; peak RSS ${r.installedUser.peakRss.toFixed(0)} MiB`
+  })
+  details.idle = r
 }
 
 // ---- 5. name lookups at growing network sizes ----

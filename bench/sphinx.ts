@@ -16,7 +16,7 @@ import { BODY_LENGTH, PACKET_SIZE, PACKET_VERSION, ROUTING_INFO_LENGTH, SLOT_SIZ
 import { x25519Raw } from '../protocols/crypto/keys.ts'
 import { chacha20, deriveKey, hmacSha256, sha256 } from '../protocols/onion/keys.ts'
 import { lionessDecrypt, lionessKey } from '../protocols/onion/lioness.ts'
-import { createPacket, generateOnionKey, onionPrivateKeyFromRaw, processPacket } from '../protocols/onion/sphinx.ts'
+import { createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb, processPacket } from '../protocols/onion/sphinx.ts'
 import type { OnionPrivateKey } from '../protocols/onion/sphinx.ts'
 import { timeSync } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
@@ -94,7 +94,7 @@ export function sphinxBench (samples: number): SphinxRows {
     hmacSha256(key, beta, mac, PACKET_VERSION); hmacSha256(key, right, mac); hmacSha256(key, right, mac)
     sha256(blindInput, blinder)
   }
-  const allocOut = () => { new Uint8Array(Buffer.allocUnsafeSlow(PACKET_SIZE).buffer, 0, PACKET_SIZE) }
+  const allocOut = () => { new Uint8Array(PACKET_SIZE) } // as processPacket does
   const rawHop = (i: number) => { x25519Ops(i); chachaOps(); hmacOps(); allocOut() }
 
   // ---- each step of a middle hop, in processPacket's order ----
@@ -119,9 +119,24 @@ export function sphinxBench (samples: number): SphinxRows {
     const b: KeyObject = quiet(() => createPrivateKey({ key: scalars[i % DISTINCT_PACKETS], format: 'raw-private', asymmetricKeyType: 'x25519' }))
     diffieHellman({ privateKey: b, publicKey: alpha })
   }
+  const alphaKeys = alphas.map((a) => createPublicKey({ key: Buffer.from(a), format: 'raw-public', asymmetricKeyType: 'x25519' }))
   const labelKey = createSecretKey(Buffer.from('mu'))
   const zeroIv = Buffer.alloc(16)
   const key32 = randomBytes(32)
+
+  // ---- the sender's and the reply block creator's side (issue 13 item 3: what precomputing could save) ----
+  const payload = new Uint8Array(randomBytes(1800))
+  const surbs = Array.from({ length: DISTINCT_PACKETS }, () => createSurb(hops))
+  const replies = surbs.map(({ surb, secret }) => {
+    let packet = packetFromSurb(surb, payload).packet
+    for (let h = 0; h < HOPS; h++) {
+      const r = processPacket(packet, hops[h].key)
+      if (!r.ok) throw new Error(`fixture reply dropped at hop ${h}: ${r.reason}`)
+      if (r.type === 'final') return { body: r.payload, secret }
+      packet = r.packet
+    }
+    throw new Error('fixture reply never reached its creator')
+  })
 
   // JIT and GC settle after the fixture build before anything is timed.
   for (let i = 0; i < 3 * WARMUP; i++) for (let h = 0; h < HOPS; h++) hopProcess(h, hops[h].key)(i)
@@ -142,7 +157,12 @@ export function sphinxBench (samples: number): SphinxRows {
     ['step 4: replay tag + key_pi + LIONESS subkeys', measure(stepKeys)],
     ['step 5: blinding SHA-256 + X25519', measure(stepBlind)],
     ['step 6: LIONESS decrypt (2607 B)', measure(stepBody)],
+    [`sender: createPacket (${HOPS} hops, 1800 B payload)`, measure(() => { createPacket(hops, payload) })],
+    [`sender: createSurb (${HOPS} hops)`, measure(() => { createSurb(hops) })],
+    ['replier: packetFromSurb (1800 B payload)', measure((i) => { packetFromSurb(surbs[i % DISTINCT_PACKETS].surb, payload) })],
+    [`creator: openReply (${HOPS} layers)`, measure((i) => { const r = replies[i % DISTINCT_PACKETS]; openReply(r.body, r.secret) })],
     ['v1 route: 2 X25519 via node:crypto key imports', measure(nodeX25519)],
+    ['node:crypto: 1 X25519, both keys imported beforehand (its floor)', measure((i) => { diffieHellman({ privateKey: relayKeyObject, publicKey: alphaKeys[i % DISTINCT_PACKETS] }) })],
     ['v1 route: ChaCha20 2575 B, createCipheriv + KeyObject', measure(() => { createCipheriv('chacha20', createSecretKey(key32), zeroIv).update(right) })],
     ['v1 route: HMAC-SHA256 2575 B, createHmac + KeyObject', measure(() => { createHmac('sha256', createSecretKey(key32)).update(right).digest() })],
     ['v1 route: HMAC-SHA256 32 B, label KeyObject reused', measure(() => { createHmac('sha256', labelKey).update(key32).digest() })]

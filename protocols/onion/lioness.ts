@@ -29,8 +29,10 @@ export type LionessKey = Uint8Array
 const SUBKEYS_LENGTH = 4 * HALF
 const ZERO_SUBKEYS = new Uint8Array(SUBKEYS_LENGTH)
 
-const roundKey = new Uint8Array(HALF)
-const mac = new Uint8Array(HALF)
+/** The two temporaries in one buffer: one wipe call per pass. */
+const temporaries = new Uint8Array(2 * HALF)
+const roundKey = temporaries.subarray(0, HALF)
+const mac = temporaries.subarray(HALF)
 
 /** Expand a 32-byte master key into the four subkeys, into `out` when given (128 bytes). */
 export function lionessKey (master: Uint8Array, out: LionessKey = new Uint8Array(SUBKEYS_LENGTH)): LionessKey {
@@ -68,7 +70,7 @@ export function lionessEncrypt (key: LionessKey, block: Uint8Array, out: Uint8Ar
   hashRound(key, 1, left, right)
   streamRound(key, 2, left, right)
   hashRound(key, 3, left, right)
-  wipe(roundKey, mac)
+  wipe(temporaries)
   return out
 }
 
@@ -81,6 +83,6 @@ export function lionessDecrypt (key: LionessKey, block: Uint8Array, out: Uint8Ar
   streamRound(key, 2, left, right)
   hashRound(key, 1, left, right)
   streamRound(key, 0, left, right)
-  wipe(roundKey, mac)
+  wipe(temporaries)
   return out
 }
