@@ -10,10 +10,10 @@
  * `npm run bench` (bench/run.ts) calls sphinxBench() for its per-hop row.
  */
 
-import { createCipheriv, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, randomBytes } from 'node:crypto'
+import { createCipheriv, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, randomBytes, sign, verify } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { BODY_LENGTH, PACKET_SIZE, PACKET_VERSION, ROUTING_INFO_LENGTH, SLOT_SIZE } from '../protocols/onion/constants.ts'
-import { x25519Raw } from '../protocols/crypto/keys.ts'
+import { ed25519PrivateKeyObject, ed25519PublicKeyObject, ed25519SignerFromSeed, ed25519Verify, generateEd25519Seed, x25519Raw } from '../protocols/crypto/keys.ts'
 import { chacha20, deriveKey, hmacSha256, sha256 } from '../protocols/onion/keys.ts'
 import { lionessDecrypt, lionessKey } from '../protocols/onion/lioness.ts'
 import { createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb, processPacket } from '../protocols/onion/sphinx.ts'
@@ -138,6 +138,13 @@ export function sphinxBench (samples: number): SphinxRows {
     throw new Error('fixture reply never reached its creator')
   })
 
+  // ---- Ed25519, on every message, receipt and directory record (protocols/crypto/keys.ts) ----
+  const edSeed = generateEd25519Seed()
+  const edSigner = ed25519SignerFromSeed(edSeed)
+  const edKeyObject = ed25519PrivateKeyObject(edSeed)
+  const edMessage = new Uint8Array(randomBytes(300))
+  const edSignature = edSigner.sign(edMessage)
+
   // JIT and GC settle after the fixture build before anything is timed.
   for (let i = 0; i < 3 * WARMUP; i++) for (let h = 0; h < HOPS; h++) hopProcess(h, hops[h].key)(i)
 
@@ -161,6 +168,10 @@ export function sphinxBench (samples: number): SphinxRows {
     [`sender: createSurb (${HOPS} hops)`, measure(() => { createSurb(hops) })],
     ['replier: packetFromSurb (1800 B payload)', measure((i) => { packetFromSurb(surbs[i % DISTINCT_PACKETS].surb, payload) })],
     [`creator: openReply (${HOPS} layers)`, measure((i) => { const r = replies[i % DISTINCT_PACKETS]; openReply(r.body, r.secret) })],
+    ['Ed25519 sign 300 B (libsodium, raw seed)', measure(() => { edSigner.sign(edMessage) })],
+    ['Ed25519 sign 300 B (node:crypto, KeyObject made once)', measure(() => { sign(null, edMessage, edKeyObject) })],
+    ['Ed25519 verify 300 B (libsodium, raw key)', measure(() => { ed25519Verify(edSigner.publicKey, edMessage, edSignature) })],
+    ['Ed25519 verify 300 B (node:crypto, key imported per call)', measure(() => { verify(null, edMessage, ed25519PublicKeyObject(edSigner.publicKey), edSignature) })],
     ['v1 route: 2 X25519 via node:crypto key imports', measure(nodeX25519)],
     ['node:crypto: 1 X25519, both keys imported beforehand (its floor)', measure((i) => { diffieHellman({ privateKey: relayKeyObject, publicKey: alphaKeys[i % DISTINCT_PACKETS] }) })],
     ['v1 route: ChaCha20 2575 B, createCipheriv + KeyObject', measure(() => { createCipheriv('chacha20', createSecretKey(key32), zeroIv).update(right) })],
