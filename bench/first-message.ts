@@ -41,6 +41,14 @@ export interface NewcomerTimes {
   relaysKnown: number
   /** ms from the first status line to each status line of start() (connecting, entry, mailboxes, publishing, ready) */
   startStages: Record<string, number>
+  /**
+   * Sphinx packets the relays received (the sum of their `status` counters) between the send and bob
+   * showing the message: the relay hops of the message, plus those of any other packet in that
+   * interval (the deposit's 'stored' answer, other users' traffic: the network is otherwise idle)
+   */
+  relayHopsToShown: number
+  /** the same, from the send to the newcomer's 'delivered' (the receipt's packets too) */
+  relayHopsToReceipt: number
 }
 
 export interface FirstMessageResult {
@@ -51,6 +59,8 @@ export interface FirstMessageResult {
   total: Summary
   fromListening: Summary
   stages: Record<'boot' | 'start' | 'lookup' | 'sendToShown' | 'shownToReceipt', Summary>
+  relayHopsToShown: Summary
+  relayHopsToReceipt: Summary
 }
 
 /** ms after `from` at which each status line arrived, keyed by stage and the first words of its detail */
@@ -102,6 +112,11 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
     }
     const bob = users[0]
     await net.waitForRelays(bob, opts.relays)
+    const relayProcs = net.procs.slice(1, 1 + opts.relays)
+    const relayReceived = async (): Promise<number> => {
+      const all = await Promise.all(relayProcs.map(async p => await p.ask({ cmd: 'status' })))
+      return all.reduce((n, st) => n + Number((st.onion as { received?: unknown } | undefined)?.received ?? NaN), 0)
+    }
     const buildSeconds = (performance.now() - t0) / 1000
     opts.log(`  ${1 + opts.relays + opts.users} processes up in ${buildSeconds.toFixed(1)} s; ${opts.newcomers} newcomers, one at a time`)
 
@@ -116,10 +131,13 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
       if (ready.obj.event !== 'ready') throw new Error(`${nick} did not start: ${JSON.stringify(ready.obj)}`)
       const whois = await proc.ask({ cmd: 'whois', nick: 'bob' })
       if (whois.found !== true) throw new Error(`${nick} could not find bob: ${JSON.stringify(whois)}`)
+      const r0 = await relayReceived()
       const looked = performance.now()
       proc.send({ cmd: 'send', to: 'bob', text })
       const shown = await bob.waitForLine(o => o.event === 'message' && o.text === text, 30_000)
+      const r1 = await relayReceived()
       const delivered = await proc.waitForLine(o => o.event === 'delivered', 30_000)
+      const r2 = await relayReceived()
       newcomers.push({
         bootMs: listening.at - spawned,
         startMs: ready.at - listening.at,
@@ -129,7 +147,9 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
         fromListeningMs: delivered.at - listening.at,
         totalMs: delivered.at - spawned,
         relaysKnown: Number(ready.obj.relays),
-        startStages: statusTimes(proc, listening.at)
+        startStages: statusTimes(proc, listening.at),
+        relayHopsToShown: r1 - r0,
+        relayHopsToReceipt: r2 - r0
       })
       await proc.stop()
     }
@@ -147,7 +167,9 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
         lookup: of(n => n.lookupMs),
         sendToShown: of(n => n.sendToShownMs),
         shownToReceipt: of(n => n.shownToReceiptMs)
-      }
+      },
+      relayHopsToShown: of(n => n.relayHopsToShown),
+      relayHopsToReceipt: of(n => n.relayHopsToReceipt)
     }
   } finally {
     await net.teardown()

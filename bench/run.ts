@@ -210,6 +210,11 @@ if (enabled('first')) {
   for (const [k, label] of stages) {
     fig({ id: `first.${k}`, section: 'first message', name: `  first message stage: ${label}`, unit: 'ms', figure: m(label, r.stages[k]), baseline: null, ratio: null, target: 'context', pass: null })
   }
+  fig({
+    id: 'first.hops', section: 'first message', name: '  first message: relay hops between send and shown (Sphinx packets the relays received)', unit: 'hops',
+    figure: m('relay hops', r.relayHopsToShown), baseline: null, ratio: null, target: 'context', pass: null,
+    notes: `to the receipt back: ${r.relayHopsToReceipt.median}; counted from every relay's status counters, so packets of the same exchange in that interval count too (the deposit's 'stored' answer)`
+  })
   details.firstMessage = r
   panels.push({
     type: 'bars', title: `Time to first message for a new user, ms (${r.total.n} newcomers, each a fresh p2pchat process; ${r.nodes} processes)`, unit: 'ms',
