@@ -12,7 +12,6 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
@@ -114,6 +113,9 @@ export function bootstrapPeersWithId (addrs: string[]): string[] {
 }
 
 export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> {
+  // loaded here, not at the top: a user's process (createClientNode) runs no DHT and so does not pay
+  // for kad-dht's code (~6 MiB of RSS, bench/idle.ts; issue 13)
+  const { kadDHT, passthroughMapper } = await import('@libp2p/kad-dht')
   const listen = parseMultiaddrs(opts.listen ?? DEFAULT_LISTEN, 'listen')
   const bootstrapList = bootstrapPeersWithId(parseMultiaddrs(opts.bootstrap ?? [], 'bootstrap'))
   const peerDiscovery: Array<ReturnType<typeof bootstrap>> = []
