@@ -27,11 +27,15 @@ import { ChatNetwork, TEST_CHAT_TIMING } from '../test/helpers/chat-network.ts'
 import type { TestUser } from '../test/helpers/chat-network.ts'
 import { LOOPBACK_ALLOW } from '../test/helpers/network.ts'
 import { DIRECT_PROTOCOL, FRAME_HEADER, readFrames } from './lib/frames.ts'
+import { cpuSplit } from './lib/cpu-split.ts'
+import type { CpuCategory } from './lib/cpu-split.ts'
 import { summarize, within } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
 
 /** The pause between timed messages (a chat, not a flood); the direct baseline gets the same pause. */
 export const MESSAGE_GAP_MS = 250
+/** Messages sent again under the CPU profiler, after the timed ones (the profiler slows what it samples). */
+export const PROFILED_MESSAGES = 10
 
 export interface ChatBenchOptions {
   /** messages timed end to end (and as many direct ones) */
@@ -72,6 +76,12 @@ export interface ChatBenchResult {
   relayHopsRoundTrip: Summary
   /** ChatNode.send's synchronous part: checks, the outbox row in the database, the launch (ms) */
   sendCall: Summary
+  /**
+   * The whole network's CPU per message (send -> shown -> receipt back), ms by category
+   * (bench/lib/cpu-split.ts), over PROFILED_MESSAGES messages sent under the sampling profiler after
+   * the timed ones; `wall` is the wall time per message, gaps excluded.
+   */
+  cpuPerMessage: Record<CpuCategory | 'wall', number>
   firstMessage: FirstMessage[]
   total: Summary
   stages: Record<'start' | 'lookup' | 'sendToShown' | 'shownToReceipt', Summary>
@@ -159,6 +169,19 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
     }
     await direct.close().catch(() => {})
 
+    // ---- where the CPU goes, per message (whole network: every node runs in this process) ----
+    let profiledWall = 0
+    const split = await cpuSplit(async () => {
+      for (let i = 0; i < PROFILED_MESSAGES; i++) {
+        const [, roundTrip] = await chatOnce(-1000 - i)
+        profiledWall += roundTrip
+      }
+    })
+    const gaps = split.wallMs - profiledWall
+    const cpuPerMessage = Object.fromEntries(Object.entries(split.ms).map(([k, v]) => [k, v / PROFILED_MESSAGES])) as Record<CpuCategory, number>
+    // idle covers the profiled messages only: the time between them is not a message's
+    cpuPerMessage.idle = Math.max(0, cpuPerMessage.idle - gaps / PROFILED_MESSAGES)
+
     // ---- newcomers: the 20th node, one at a time ----
     if (opts.newcomers > 0) log(`  in-process newcomers: ${opts.newcomers}, one at a time, each the last node`)
     const firstMessage: FirstMessage[] = []
@@ -204,6 +227,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       relayHopsOneWay: summarize(hops.oneWay),
       relayHopsRoundTrip: summarize(hops.roundTrip),
       sendCall: summarize(hops.sendCall),
+      cpuPerMessage: { ...cpuPerMessage, wall: profiledWall / PROFILED_MESSAGES },
       firstMessage,
       total: summarize(firstMessage.map(f => f.totalMs)),
       stages: {

@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { chatBench, MESSAGE_GAP_MS } from './chat.ts'
+import { chatBench, MESSAGE_GAP_MS, PROFILED_MESSAGES } from './chat.ts'
 import { firstMessageBench } from './first-message.ts'
 import { forwardingBench } from './forwarding.ts'
 import { idleBench, roleSummary } from './idle.ts'
@@ -177,6 +177,15 @@ if (enabled('chat')) {
     target: 'ratio <= 1.5 (fast mode)', pass: perHopRatio <= 1.5,
     notes: `relay hops = Sphinx packets the relays received between send and shown (median; p95 ${r.relayHopsOneWay.p95}); send -> receipt: ${r.relayHopsRoundTrip.median}. ` +
       `ChatNode.send's synchronous part (checks, outbox row, launch): ${r.sendCall.median.toFixed(2)} ms median, p95 ${r.sendCall.p95.toFixed(2)}`
+  })
+  const cpu = r.cpuPerMessage
+  const busy = cpu.build + cpu.hop + cpu.seal + cpu.sign + cpu.store + cpu.gossip + cpu.transport + cpu.gc + cpu.other
+  fig({
+    id: 'e2e.cpu', section: 'end-to-end', name: 'CPU of the whole in-process network per message (send -> shown -> receipt), profiled', unit: 'ms',
+    figure: one('sampled CPU, all categories but idle', busy, PROFILED_MESSAGES), baseline: one('wall time per profiled message', cpu.wall, PROFILED_MESSAGES), target: 'context', pass: null,
+    notes: `split (ms per message): build (createPacket, createSurb, packetFromSurb) ${cpu.build.toFixed(2)}, per hop (processPacket, openReply) ${cpu.hop.toFixed(2)}, ` +
+      `seal ${cpu.seal.toFixed(2)}, our signatures ${cpu.sign.toFixed(2)}, store (SQLite with fsync) ${cpu.store.toFixed(2)}, gossipsub ${cpu.gossip.toFixed(2)}, ` +
+      `transport (Noise, Yamux, TCP, streams) ${cpu.transport.toFixed(2)}, GC ${cpu.gc.toFixed(2)}, other ${cpu.other.toFixed(2)}, idle ${cpu.idle.toFixed(2)}; bench/lib/cpu-split.ts says what each holds`
   })
   if (r.total.n > 0) {
     fig({
