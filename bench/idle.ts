@@ -2,12 +2,13 @@
  * What an idle node costs, as people run it (issue 13 item 4): every node a real `p2pchat` process
  * (test/helpers/cli-network.ts spawns them) on loopback: a bootstrap node, relays, and users that are
  * ready (entry relay, mailboxes, name published) and then do nothing. After `settleMs` of quiet the
- * bench reads, from /proc (Linux only), each process's resident set (VmRSS) and its CPU time
- * (utime + stime) over a window of `windowMs`:
+ * bench reads, from /proc (Linux only), each process's resident set (VmRSS), its private part
+ * (RssAnon: without the pages of the Node binary and shared libraries, which all Node processes
+ * share) and its CPU time (utime + stime) over a window of `windowMs`:
  *
  * - a user (`p2pchat start --nick`), a relay (`start --relay`) and the bootstrap node (`bootstrap`),
  *   run from the sources as in a checkout (Node strips the TypeScript types, which loads its type
- *   stripper, ~17 MiB);
+ *   stripper, ~17 MiB); a user's process asks V8 to optimize for size (cli/commands/start.ts);
  * - a user run as installed from a package: the compiled JavaScript that `npm pack` puts in dist/
  *   (built here with tsconfig.build.json into a temporary directory, as prepack does);
  * - beside them, in the same run, two baselines: an idle Node process that loaded nothing (the floor
