@@ -54,7 +54,7 @@ if (enabled('sphinx')) {
     id: 'hop.middle', section: 'per-hop', name: 'per-hop processing, middle hop (processPacket)', unit: 'us',
     figure: m('processPacket', r.middle), baseline: m('raw X25519 + cipher + MAC ops of one hop', r.rawHop),
     target: 'ratio <= 1.5; < 100 us', pass: rat <= 1.5 && r.middle.median < 100,
-    notes: `X25519 and key imports alone: ${r.x25519.median.toFixed(0)} us median (${(100 * r.x25519.median / r.middle.median).toFixed(0)}% of the hop)`
+    notes: `the two X25519 alone (libsodium, raw bytes): ${r.x25519.median.toFixed(0)} us median (${(100 * r.x25519.median / r.middle.median).toFixed(0)}% of the hop)`
   })
   for (const [label, name] of [['first hop', 'processPacket, first hop'], ['final hop (recipient)', 'processPacket, final hop'], ['garbage, dropped at the MAC', 'processPacket, garbage']]) {
     fig({ id: `hop.${label.split(' ')[0]}`, section: 'per-hop', name: `per-hop processing, ${label}`, unit: 'us', figure: m('processPacket', row(name)), baseline: m('raw ops of one forward hop', r.rawHop), target: 'context', pass: null })
@@ -69,7 +69,7 @@ if (enabled('sphinx')) {
       { label: 'processPacket, final hop', median: row('processPacket, final hop').median, p95: row('processPacket, final hop').p95, kind: 'figure' },
       { label: 'processPacket, garbage (MAC drop)', median: row('processPacket, garbage').median, p95: row('processPacket, garbage').p95, kind: 'figure' },
       { label: 'raw: all ops of one forward hop', median: r.rawHop.median, p95: r.rawHop.p95, kind: 'baseline' },
-      { label: 'raw: 2 X25519 + 2 key imports', median: r.x25519.median, p95: r.x25519.p95, kind: 'baseline' },
+      { label: 'raw: 2 X25519 (libsodium)', median: r.x25519.median, p95: r.x25519.p95, kind: 'baseline' },
       { label: 'raw: 4 ChaCha20', median: row('raw: 4 ChaCha20').median, p95: row('raw: 4 ChaCha20').p95, kind: 'baseline' },
       { label: 'raw: 7 HMAC + 1 SHA-256', median: row('raw: 7 HMAC').median, p95: row('raw: 7 HMAC').p95, kind: 'baseline' }
     ]
