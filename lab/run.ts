@@ -48,7 +48,7 @@ const METRICS = '127.0.0.1:9464'
 /**
  * Scenarios that fail for a known fault of the product, not of the lab: still run, counted and printed
  * (`TODO <name>: ...` and in the closing line), but they fail the run only with --strict. Churn: in 2 of
- * 3 quick runs on 2026-12-01 (seed 1, load 12-25) 10-14 of ~45 messages bob sent alice while relays
+ * 4 quick runs on 2026-12-01 (seed 1, load 12-25) 10-14 of ~45 messages bob sent alice while relays
  * and alice were restarted were stored in a mailbox of alice (✓) and never shown to her, even 90-180 s
  * after everything was up again (issue 15: nothing the user sent is lost).
  */
