@@ -82,6 +82,16 @@ the session is stored in a mailbox, delivered, failed or queued for the next sta
     flags: ['data-dir', 'listen', 'bootstrap', 'metrics', 'json', 'help'],
     more: 'Prints its full multiaddrs (ending in /p2p/<peer id>) to paste into --bootstrap. Ctrl-C stops it.\n'
   },
+  relay: {
+    summary: "a running relay's health at a glance: p2pchat relay status (read from its --metrics endpoint)",
+    usage: 'p2pchat relay status [--metrics <host:port>] [--json]',
+    flags: ['metrics', 'json', 'help'],
+    more: `Reads the Prometheus endpoint the relay serves (p2pchat start --relay --metrics <host:port>; default
+127.0.0.1:9464) and shows its uptime, the reachability verdict it started with, connections, packets
+in and out, drops by reason, packets held for mixing, mailbox items and bytes, and its memory and CPU.
+Exits 1 when nothing answers there or the endpoint is not a relay's (a bootstrap node's, say).
+`
+  },
   id: {
     summary: "print this data directory's peer id, onion key and fingerprint",
     usage: 'p2pchat id [--data-dir <dir>] [--json]',
@@ -139,6 +149,8 @@ export interface CliOptions {
   command: string
   /** `help <command>`: the command whose help was asked for */
   topic?: string
+  /** `relay status`: the relay command's subcommand */
+  subcommand?: string
   dataDir?: string
   listen?: string[]
   bootstrap: string[]
@@ -218,6 +230,13 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     topic = extra.shift()
     if (!Object.hasOwn(COMMANDS, topic as string)) throw unknownCommand(topic as string)
   }
+  let subcommand: string | undefined
+  if (command === 'relay') {
+    subcommand = extra.shift()
+    if (subcommand !== 'status' && !(subcommand == null && seen.some(s => s.name === 'help'))) {
+      throw new UserError(`${subcommand == null ? 'relay needs a subcommand' : `unknown relay subcommand "${shown(subcommand)}"`}: p2pchat relay status (to run a relay: p2pchat start --relay)`, 'USAGE')
+    }
+  }
   if (extra.length > 0) throw new UserError(`unexpected argument "${shown(extra[0])}": ${command} takes only options (p2pchat ${command} --help)`, 'USAGE')
 
   const values: Partial<Record<FlagName, string[]>> = {}
@@ -238,6 +257,7 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
   return {
     command,
     topic,
+    subcommand,
     dataDir: values['data-dir']?.[0],
     listen: values.listen,
     bootstrap: values.bootstrap ?? fromEnv,

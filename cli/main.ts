@@ -5,6 +5,7 @@ import { commandUsage, parseCli, USAGE } from './args.ts'
 import { runBootstrap } from './commands/bootstrap.ts'
 import { runDemo } from './commands/demo.ts'
 import { runId } from './commands/id.ts'
+import { runRelayStatus } from './commands/relay-status.ts'
 import { runStart } from './commands/start.ts'
 import type { CliOptions } from './args.ts'
 import type { CliIO } from './output.ts'
@@ -13,6 +14,7 @@ const commands: Record<string, (opts: CliOptions, io: CliIO) => Promise<number>>
   bootstrap: runBootstrap,
   demo: runDemo,
   id: runId,
+  relay: runRelayStatus,
   start: runStart
 }
 

@@ -130,6 +130,7 @@ export class LabNet {
   private readonly namespaces: string[] = []
   private delay: ChildProcess | undefined
   private torn = false
+  private splitChain = false
   readonly statsFile: string
 
   constructor (statsDir: string) {
@@ -209,6 +210,37 @@ export class LabNet {
     const r = lan.router.ns
     this.sh(r, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-i', 'eth0', '-p', 'tcp', '--dport', String(port), '-j', 'DNAT', '--to-destination', `${host.addr}:${port}`])
     this.sh(r, 'iptables', ['-I', 'FORWARD', '1', '-i', 'eth0', '-p', 'tcp', '-d', host.addr, '--dport', String(port), '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'ACCEPT'])
+  }
+
+  /**
+   * A network split: the internet drops every packet between a site of `a` and a site of `b` (both
+   * ways, connections already open included), as a cut between two providers would; sites within one
+   * half still reach each other. Rules live in their own chain `p2psplit` of `inet`'s FORWARD, so
+   * `heal()` removes them all at once. Packets are dropped, not refused: TCP on both sides only learns
+   * of the split by its own timeouts.
+   */
+  split (a: Site[], b: Site[]): void {
+    if (!this.splitChain) {
+      this.sh(this.inet, 'iptables', ['-N', 'p2psplit'])
+      this.sh(this.inet, 'iptables', ['-I', 'FORWARD', '1', '-j', 'p2psplit'])
+      this.splitChain = true
+    }
+    const net = (s: Site): string => `172.${16 + s.index}.0.0/16`
+    for (const x of a) {
+      for (const y of b) {
+        this.sh(this.inet, 'iptables', ['-A', 'p2psplit', '-s', net(x), '-d', net(y), '-j', 'DROP'])
+        this.sh(this.inet, 'iptables', ['-A', 'p2psplit', '-s', net(y), '-d', net(x), '-j', 'DROP'])
+      }
+    }
+  }
+
+  /** Ends every split; returns how many packets the split dropped. */
+  heal (): number {
+    if (!this.splitChain) return 0
+    const counts = this.sh(this.inet, 'iptables', ['-L', 'p2psplit', '-v', '-n', '-x'])
+    const dropped = counts.split('\n').map(l => /^\s*(\d+)\s+\d+\s+DROP/.exec(l)).reduce((n, m) => n + (m == null ? 0 : Number(m[1])), 0)
+    this.sh(this.inet, 'iptables', ['-F', 'p2psplit'])
+    return dropped
   }
 
   /** Starts the delaying forwarder; resolves once it is attached to dly0. */

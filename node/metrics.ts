@@ -151,6 +151,12 @@ export class Metrics {
     this.gauge('p2pchat_replay_filter_capacity', 'entries one epoch\'s filter holds before the key rotates early', [], () => [[{}, relay.keyRing.current.filter.capacity]])
     this.gauge('p2pchat_replay_filter_bytes', 'memory of the replay filters held now', [], () => [[{}, relay.keyRing.replayBytes]])
     this.gauge('p2pchat_relays_known', 'relays with a live descriptor known to this relay', [], () => [[{}, s().relaysKnown]])
+    // for `p2pchat relay status`: packets held for their mixing delay, and the dial-back verdict at start
+    this.gauge('p2pchat_mix_held_packets', 'onion packets held now for their mixing delay', [], () => [[{}, relay.onion.stats.mixing?.held ?? 0]])
+    this.gauge('p2pchat_reachability_verified_addresses', 'addresses peers confirmed by dialling back at start (announced), -1 when unchecked', [],
+      () => [[{}, relay.reachability?.verified.length ?? -1]])
+    this.gauge('p2pchat_reachability_networks', 'network groups of the peers that answered the dial-back check (helpers), and how many had to confirm an address (required)', ['kind'],
+      () => relay.reachability == null ? [] : [[{ kind: 'helpers' }, relay.reachability.groups], [{ kind: 'required' }, relay.reachability.required]])
   }
 
   async text (): Promise<string> { return await this.registry.metrics() }

@@ -142,8 +142,8 @@ describe('p2pchat startup failures and the data-directory lock, as real processe
       [['start', '--nick', 'a', '--nick', 'b'], 'p2pchat: --nick given twice; give it once'],
       [['id', 'extra'], 'p2pchat: unexpected argument "extra": id takes only options (p2pchat id --help)'],
       [['-x'], 'p2pchat: unknown option -x (p2pchat --help lists the options)'],
-      [['chat'], 'p2pchat: unknown command "chat"; the commands are start, demo, bootstrap, id, help (p2pchat --help)'],
-      [['help', 'chat'], 'p2pchat: unknown command "chat"; the commands are start, demo, bootstrap, id, help (p2pchat --help)']
+      [['chat'], 'p2pchat: unknown command "chat"; the commands are start, demo, bootstrap, relay, id, help (p2pchat --help)'],
+      [['help', 'chat'], 'p2pchat: unknown command "chat"; the commands are start, demo, bootstrap, relay, id, help (p2pchat --help)']
     ]
     const results = await Promise.all(cases.map(async ([args]) => await runCli(args)))
     for (const [i, [args, want]] of cases.entries()) {

@@ -3,7 +3,7 @@
  * two public sites and a NAT LAN in namespaces of its own, and checks what the lab's figures rest on:
  * the delaying forwarder adds the configured latency (measured as TCP handshake round trips), a host
  * behind the NAT dials out, nothing on the internet can dial the host or the router (no port forward),
- * and teardown leaves no namespace. Without those rights the tests skip, saying why (`npm test` runs
+ * a split cuts one half of the sites from the other until it heals, and teardown leaves no namespace. Without those rights the tests skip, saying why (`npm test` runs
  * unprivileged too). The lab's refusal message is checked everywhere.
  */
 import { test } from 'node:test'
@@ -39,7 +39,7 @@ test('the lab refuses an unknown option, and without root says what to run (exit
   }
 })
 
-test('lab network: 50 ms each way across the internet, NAT lets users dial out only, teardown removes it all', { skip, timeout: 120_000 }, async (t) => {
+test('lab network: 50 ms each way across the internet, NAT lets users dial out only, a split cuts and heals, teardown removes it all', { skip, timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'p2pchat-labnet-'))
   const net = new LabNet(dir)
   const servers: ChildProcess[] = []
@@ -75,6 +75,14 @@ test('lab network: 50 ms each way across the internet, NAT lets users dial out o
   // nothing on the internet reaches the host: no route to its LAN, and the router takes no new connection
   assert.equal(probe(a.ns, h.addr, 1).failed, 1)
   assert.equal(probe(a.ns, lan.router.addr, 1).failed, 1)
+  // a split between a and b: a cannot reach b; the NAT'd host (its router in neither half) still can;
+  // the heal counts what the cut dropped and a reaches b again
+  net.split([a], [b])
+  assert.equal(probe(a.ns, b.addr, 1).failed, 1, 'the split cuts a from b')
+  assert.equal(probe(h.ns, b.addr, 1).failed, 0, 'sites outside both halves are not cut')
+  assert.ok(net.heal() >= 1, 'the split dropped the SYNs')
+  assert.equal(probe(a.ns, b.addr, 2).failed, 0, 'healed')
+  assert.equal(net.heal(), 0, 'nothing left to heal')
   const stats = await net.stopDelay()
   assert.ok(Number(stats.forwarded) > 0)
   // at least the configured delay; a loaded machine may hold packets longer, never shorter
