@@ -14,11 +14,9 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { loadTransportKey, TRANSPORT_FILE } from '../node/identity.ts'
 import { relayRole } from '../node/roles.ts'
 import type { RelayRole } from '../node/roles.ts'
+import { writeTransportKeyWithRole } from './helpers/chat-network.ts'
 import { CliNetwork, TEST_RELAY_TIMING } from './helpers/cli-network.ts'
 import type { Json } from './helpers/cli-network.ts'
 import type { CliProcess } from './helpers/cli.ts'
@@ -27,15 +25,6 @@ import { waitFor, within } from './helpers/wait.ts'
 function events (p: CliProcess, event: string): Json[] { return p.json().filter(o => o.event === event) }
 function peerIdOf (ready: Json): string { return String((ready.addrs as string[])[0]).replace(/^.*\/p2p\//, '') }
 function listenAddrOf (ready: Json): string { return String((ready.addrs as string[])[0]).replace(/\/p2p\/.*$/, '') }
-/** Gives a relay's data directory a transport key of `role` (each draw is one role or the other with even odds; 64 draws). */
-async function keyOfRole (dataDir: string, role: RelayRole): Promise<string> {
-  for (let i = 0; i < 64; i++) {
-    const { peerId } = await loadTransportKey(dataDir)
-    if (relayRole(peerId.toString()) === role) return peerId.toString()
-    rmSync(join(dataDir, TRANSPORT_FILE))
-  }
-  throw new Error(`no transport key of role ${role} in 64 draws`)
-}
 async function listed (p: CliProcess): Promise<string[]> { return ((await p.ask({ cmd: 'relays' })).relays as Json[]).map(r => String(r.peerId)) }
 
 describe('a relay lost: users are told, paths avoid it, nothing fails, the outbox goes when relays are back', { timeout: 600_000 }, () => {
@@ -50,7 +39,7 @@ describe('a relay lost: users are told, paths avoid it, nothing fails, the outbo
     await net.bootstrap()
     // relay1 (killed first) is the only relay of the entry role: every user's only guard (see above)
     const roles: RelayRole[] = ['entry', 'exit', 'exit']
-    for (const [i, role] of roles.entries()) await keyOfRole(net.dataDir(`relay${i + 1}`), role)
+    for (const [i, role] of roles.entries()) await writeTransportKeyWithRole(net.dataDir(`relay${i + 1}`), role)
     relays = await net.relays(3, { env: relayEnv })
     assert.deepEqual(relays.map(r => relayRole(peerIdOf(r.ready))), roles, 'the relays run with the keys given')
     ;[{ proc: alice }, { proc: bob }] = await Promise.all([net.start('alice'), net.start('bob')])
@@ -71,10 +60,15 @@ describe('a relay lost: users are told, paths avoid it, nothing fails, the outbo
   }
 
   it('one of three relays SIGKILLed: both users say so at once and stop listing it; messages both ways are still delivered', async () => {
+    for (const p of [alice, bob]) {
+      const entry = events(p, 'status').find(o => o.stage === 'mailboxes')
+      assert.ok(String(entry?.detail).includes(peerIdOf(relays[0].ready)), 'the relay about to die is the entry relay (the only guard)')
+    }
     const deadId = await kill(0)
     const killedAt = Date.now()
     for (const p of [alice, bob]) {
       await p.waitForJson(o => o.event === 'warning' && String(o.message).includes(deadId) && String(o.message).includes('stopped answering'), 60_000)
+      await p.waitForJson(o => o.event === 'warning' && String(o.message).includes('none of your 1 guards could be reached'), 60_000)
       assert.equal((await listed(p)).includes(deadId), false, 'the dead relay is not listed as live')
     }
     figures.noticedMs = Date.now() - killedAt
