@@ -217,6 +217,7 @@ export class EntryRelay {
         return relay
       } catch (err) {
         signal?.throwIfAborted()
+        if (this.stopped) break // a link that came up as the node stopped: the guard did not fail
         guards.failed(relay.peerId)
         this.init.onDialFailed?.(relay.peerId)
         this.log('a guard could not be reached: %s', why(err))
@@ -258,6 +259,7 @@ export class EntryRelay {
       try {
         await this.open(relay)
       } catch (err) {
+        if (this.stopped) return false
         guards.failed(relay.peerId)
         this.init.onDialFailed?.(relay.peerId)
         this.log('a guard alive again could not be reached: %s', why(err))
@@ -286,9 +288,12 @@ export class EntryRelay {
       onClose: () => { this.lost(relay) }
     })
     if (this.stopped) { await link.close().catch(() => {}); throw new NoRelayReachableError('stopped') }
-    const changed = this.current?.relay.peerId !== relay.peerId
+    const previous = this.current
+    const changed = previous?.relay.peerId !== relay.peerId
     this.current = { relay, link }
     this.freshCache = undefined
+    // a link to another relay still open (a move back to a guard racing a reopen): one link at a time
+    if (changed && previous != null && previous.link.isOpen) previous.link.close().catch(() => {})
     if (changed || reopened) this.init.onChange?.(relay)
   }
 
