@@ -98,7 +98,7 @@ export class EntryRelay {
   private guardTimer: ReturnType<typeof setInterval> | undefined
   private upgrading: Promise<unknown> | undefined
   private readonly now: () => number
-  /** For tests and `/status`: directory walks for `fresh`, links to a fallback relay, guards dialled to leave one, moves back to a guard. */
+  /** Counted for tests and diagnostics: directory walks for `fresh`, links to a fallback relay, guards dialled to leave one, moves back to a guard. */
   readonly stats = { freshLookups: 0, guardRetries: 0, guardSwitches: 0, fallbacks: 0 }
 
   constructor (init: EntryInit) {

@@ -104,7 +104,7 @@ export class GuardSet {
   private readonly now: () => number
   private readonly log = logger('p2pchat:guards')
   private readonly onWarning: ((message: string) => void) | undefined
-  /** Writes of the file (each a temporary file and a rename), for tests and `/status`. */
+  /** Writes of the file (each a temporary file, flushed, then renamed), counted for tests. */
   readonly stats = { saves: 0 }
 
   constructor (init: GuardSetInit = {}) {
@@ -240,7 +240,8 @@ export class GuardSet {
     if (this.file == null) return
     const tmp = `${this.file}.${process.pid}.tmp`
     try {
-      writeFileSync(tmp, JSON.stringify({ v: FORMAT_VERSION, guards: this.list }) + '\n', { mode: 0o600 })
+      // flushed before the rename: a crash leaves the old file or the new one, never a torn one
+      writeFileSync(tmp, JSON.stringify({ v: FORMAT_VERSION, guards: this.list }) + '\n', { mode: 0o600, flush: true })
       renameSync(tmp, this.file)
       this.stats.saves++
     } catch (err) {
