@@ -225,7 +225,7 @@ export class ChatNode {
   /** Gossip validator: a descriptor that does not verify is rejected and not passed on. */
   private readonly validateGossip = (_peer: PeerId, msg: Message): TopicValidatorResult => {
     const { verdict, record } = this.relayDirectory.gossipCheck(msg.data)
-    if (record != null) this.health.heard(record.peerId)
+    if (record != null) { this.health.heard(record.peerId); this.entry.relaysChanged(record.peerId) }
     return gossipResult[verdict]
   }
 
@@ -275,7 +275,8 @@ export class ChatNode {
       allRelays: () => pathRelays(this.relayDirectory.list(), Date.now()),
       onDialFailed: (peerId) => { this.health.dialFailed(peerId); this.checkRelays() },
       avoid: () => this.mailboxes.relayPeerIds(),
-      guards: new GuardSet({ dataDir: opts.dataDir, onWarning: warn })
+      guards: new GuardSet({ dataDir: opts.dataDir, onWarning: warn }),
+      guardCheckMs: this.timing.announceIntervalMs
     })
     this.mailboxes = new MailboxClient({
       onion: this.onion,

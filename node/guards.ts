@@ -7,6 +7,9 @@
  * File `guards.json` in the data directory (mode 0600, written whole by a temporary file and a rename):
  *   { "v": 1, "guards": [ { "peerId", "chosenAt", "expiresAt", "confirmedAt"?, "unreachableSince"?,
  *                           "lastTriedAt"?, "unlistedSince"? }, ... ] }   (times in ms since the epoch)
+ * `lastTriedAt` is the last failed try, or the success that ended a guard's time down; a link that
+ * comes up on a guard already known reachable changes nothing and writes nothing, so a connection
+ * writes the file at most once (its outcome), a reopened link to a reachable guard not at all.
  * A file that does not parse is set aside as `guards.json.bad` and the list starts empty (a warning),
  * never a crash.
  *
@@ -24,7 +27,11 @@
  *   GUARD_LIFETIME_JITTER_MS, drawn when chosen: rotation after weeks), or when it has not been listed
  *   for REMOVE_UNLISTED_AFTER_MS.
  * - When every guard held is down (the user's network is down, say), all of them are tried again in
- *   order rather than new ones sampled beyond the cap.
+ *   order rather than new ones sampled beyond the cap. A new guard is sampled only among relays that
+ *   relay health counts alive. When no guard answers and no live entry-role relay is left to sample,
+ *   node/entry.ts links to another relay for now (with a warning) and moves back to a guard as soon as
+ *   one is alive again. Not from guard-spec: a link on a later guard does not move back
+ *   to an earlier one that comes back (moving the link re-registers the mailboxes).
  */
 import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { randomInt } from 'node:crypto'
@@ -97,6 +104,8 @@ export class GuardSet {
   private readonly now: () => number
   private readonly log = logger('p2pchat:guards')
   private readonly onWarning: ((message: string) => void) | undefined
+  /** Writes of the file (each a temporary file, flushed, then renamed), counted for tests. */
+  readonly stats = { saves: 0 }
 
   constructor (init: GuardSetInit = {}) {
     this.file = init.dataDir != null ? join(init.dataDir, GUARDS_FILE) : undefined
@@ -119,49 +128,52 @@ export class GuardSet {
    * The relays to try as the entry link, best first: guards expire and are dropped as the rules say,
    * new ones are sampled while fewer than NUM_PRIMARY_GUARDS usable guards are up (within the cap),
    * then reachable (or due for a retry) primary guards, then the other guards; when none is usable,
-   * every listed guard. Empty only when no relay of the entry role is live. `avoid`: the user's
-   * mailbox relays, sampled only when nothing else is left.
+   * every listed guard. Empty only when no relay of the entry role is listed. `listed`: every relay
+   * with a live descriptor (dead ones too: a guard that is down stays in its place); `avoid`: the
+   * user's mailbox relays, sampled only when nothing else is left; `alive`: the relays a new guard may
+   * be sampled from (relay health's live ones; default `listed`), so no relay already found dead is
+   * ever sampled.
    */
-  order (live: PathRelay[], avoid: Iterable<string> = []): PathRelay[] {
+  order (listed: PathRelay[], avoid: Iterable<string> = [], alive: PathRelay[] = listed): PathRelay[] {
     this.load()
     const now = this.now()
-    let changed = this.maintain(live, now)
-    const byId = new Map(live.map(r => [r.peerId, r]))
+    let changed = this.maintain(listed, now)
+    const byId = new Map(listed.map(r => [r.peerId, r]))
     const usable = (): GuardRecord[] => this.list.filter(g => byId.has(g.peerId) && g.expiresAt > now && this.due(g, now))
     while (usable().length < NUM_PRIMARY_GUARDS && this.list.length < MAX_SAMPLED_GUARDS) {
-      const drawn = this.sample(live, new Set(avoid))
+      const drawn = this.sample(alive.filter(r => byId.has(r.peerId)), new Set(avoid))
       if (drawn == null) break
       this.list.push({ peerId: drawn.peerId, chosenAt: now, expiresAt: now + GUARD_LIFETIME_MS + randomInt(GUARD_LIFETIME_JITTER_MS) })
       this.log('sampled a new guard (%d held)', this.list.length)
       changed = true
     }
     if (changed) this.save()
-    const listed = this.list.filter(g => byId.has(g.peerId) && g.expiresAt > now)
-    const ready = listed.filter(g => this.due(g, now))
-    const chosen = ready.length > 0 ? ready : listed
+    const held = this.list.filter(g => byId.has(g.peerId) && g.expiresAt > now)
+    const ready = held.filter(g => this.due(g, now))
+    const chosen = ready.length > 0 ? ready : held
     return chosen.map(g => byId.get(g.peerId) as PathRelay)
   }
 
-  /** A connection attempt to this guard starts. */
-  attempted (peerId: string): void {
-    const g = this.find(peerId)
-    if (g == null) return
-    g.lastTriedAt = this.now()
-    this.save()
-  }
-
-  /** A link to this guard is up: it is reachable (and confirmed). */
+  /**
+   * A link to this guard is up: it is reachable (and confirmed). Written only when that changes what
+   * the file says (a guard newly confirmed or back from down): one write per connection at most, none
+   * for a link reopened to a guard known reachable.
+   */
   succeeded (peerId: string): void {
     const g = this.find(peerId)
     if (g == null) return
     const now = this.now()
+    const changed = g.confirmedAt == null || g.unreachableSince != null
     g.confirmedAt ??= now
     delete g.unreachableSince
     g.lastTriedAt = now
-    this.save()
+    if (changed) this.save()
   }
 
-  /** Connecting to this guard failed (not a lost packet: a dial or a reopen). */
+  /**
+   * Connecting to this guard failed (not a lost packet: a dial or a reopen): down since now, or still
+   * down; the try is recorded (the retry schedule counts from it). One write per failed connection.
+   */
   failed (peerId: string): void {
     const g = this.find(peerId)
     if (g == null) return
@@ -228,8 +240,10 @@ export class GuardSet {
     if (this.file == null) return
     const tmp = `${this.file}.${process.pid}.tmp`
     try {
-      writeFileSync(tmp, JSON.stringify({ v: FORMAT_VERSION, guards: this.list }) + '\n', { mode: 0o600 })
+      // flushed before the rename: a crash leaves the old file or the new one, never a torn one
+      writeFileSync(tmp, JSON.stringify({ v: FORMAT_VERSION, guards: this.list }) + '\n', { mode: 0o600, flush: true })
       renameSync(tmp, this.file)
+      this.stats.saves++
     } catch (err) {
       try { unlinkSync(tmp) } catch { /* nothing written */ }
       this.log.error('saving the guard list failed: %s', (err as Error).message)

@@ -5,7 +5,7 @@
  * 8 held. Times are driven by an injected clock; no timer runs.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -66,7 +66,6 @@ describe('guards', () => {
     let now = 1_000 * DAY
     const g = new GuardSet({ now: () => now })
     const [a, b] = g.order(live)
-    g.attempted(a.peerId)
     g.failed(a.peerId)
     const order = g.order(live)
     assert.equal(order[0].peerId, b.peerId, 'the second primary guard is used')
@@ -136,5 +135,48 @@ describe('guards', () => {
     for (const bad of ['', 'null', '[]', '{"v":2,"guards":[]}', '{"v":1,"guards":[{"peerId":"12D3KooWAbcdefghijkmnopqrstuvwxyz","chosenAt":-1,"expiresAt":5}]}']) {
       assert.throws(() => parseGuards(bad), { name: 'GuardFileError' })
     }
+  })
+
+  it('the file is written once per connection at most (its outcome), none for a link reopened to a reachable guard; 0600, no temporary file left', async () => {
+    const live = await relays(20)
+    const dataDir = tempDir()
+    let now = 1_000 * DAY
+    const g = new GuardSet({ dataDir, now: () => now })
+    const [a, b] = g.order(live)
+    const sampled = g.stats.saves
+    assert.equal(sampled, 1, 'the guards sampled: one write')
+    g.succeeded(a.peerId)
+    assert.equal(g.stats.saves, sampled + 1, 'first link up: confirmed, one write')
+    for (let i = 0; i < 5; i++) { now += 1_000; g.order(live); g.succeeded(a.peerId) }
+    assert.equal(g.stats.saves, sampled + 1, 'links reopened to a reachable guard: nothing written')
+    g.failed(b.peerId)
+    assert.equal(g.stats.saves, sampled + 2, 'a failed connection: one write')
+    now += retryIntervalMs(0, true)
+    g.succeeded(b.peerId)
+    assert.equal(g.stats.saves, sampled + 3, 'back from down: one write')
+    assert.equal(statSync(join(dataDir, GUARDS_FILE)).mode & 0o777, 0o600)
+    assert.deepEqual(readdirSync(dataDir), [GUARDS_FILE], 'written by a temporary file and a rename: nothing else left')
+    const saved = parseGuards(readFileSync(join(dataDir, GUARDS_FILE), 'utf8'))
+    assert.equal(saved.find(x => x.peerId === b.peerId)?.unreachableSince, undefined)
+    assert.ok(saved.every(x => x.confirmedAt != null))
+  })
+
+  it('a relay found dead is never sampled; with every guard down and no live entry-role relay left, the down guards are all there is', async () => {
+    const live = await relays(30)
+    const entries = live.filter(r => relayRole(r.peerId) === 'entry')
+    const exits = live.filter(r => relayRole(r.peerId) === 'exit')
+    assert.ok(entries.length >= 2 && exits.length >= 2)
+    const g = new GuardSet({ now: () => 7 })
+    // the network of the relay-loss test: one relay of the entry role, the others exits
+    const [only] = g.order([entries[0], ...exits])
+    assert.equal(only.peerId, entries[0].peerId)
+    assert.equal(g.guards.length, 1)
+    g.failed(only.peerId)
+    // it died: relay health leaves it out of `alive`; another entry-role relay listed but dead is not sampled either
+    const order = g.order([entries[0], entries[1], ...exits], [], exits)
+    assert.deepEqual(order.map(r => r.peerId), [entries[0].peerId], 'only the down guard: tried again, nothing dead sampled')
+    assert.equal(g.guards.length, 1)
+    // the other entry-role relay counts alive: sampled as the next guard, tried first (the first is down)
+    assert.equal(g.order([entries[0], entries[1], ...exits], [], [entries[1], ...exits])[0].peerId, entries[1].peerId)
   })
 })
