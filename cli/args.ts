@@ -288,7 +288,7 @@ export type CliTiming = ChatTiming & {
 }
 
 const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
-  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs']
+  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs', 'relayMinAgeMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

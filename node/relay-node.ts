@@ -26,6 +26,7 @@ import { createP2PNode, joinDht } from './create.ts'
 import type { P2PNode } from './create.ts'
 import { loadTransportKey } from './identity.ts'
 import { UserError } from './errors.ts'
+import { RelayAttester } from './admission.ts'
 import { ed25519SignerFromSeed } from '../protocols/crypto/keys.ts'
 import type { Signer } from '../protocols/crypto/keys.ts'
 import { Directory } from '../protocols/directory/index.ts'
@@ -114,6 +115,8 @@ export class RelayNode {
   readonly services: ServiceDispatcher
   readonly relayList: RelayListService
   readonly dialback: DialbackService
+  /** What this relay attests about the others (node/admission.ts), carried in its descriptor. */
+  readonly attester: RelayAttester
   /** The dial-back check's outcome (with checkReachability). */
   reachability: ReachabilityReport | undefined
   private readonly store: MailboxStore
@@ -138,8 +141,9 @@ export class RelayNode {
       signer,
       onionKey: this.keyRing.current.publicKey,
       addrs: () => this.reachability?.verified ?? node.getMultiaddrs().map(a => a.toString()),
-      // the operator's family (protocols/directory/family.ts), certified once for this relay's key
-      extensions: opts.family == null ? undefined : ((ext) => () => [ext])(familyExtension(opts.family, signer.publicKey))
+      // the operator's family (protocols/directory/family.ts), certified once for this relay's key, and
+      // the attestations about the other relays (node/admission.ts), fewer on each oversize attempt
+      extensions: ((family) => (attempt: number) => [...family, this.attester.extension(attempt)])(opts.family == null ? [] : [familyExtension(opts.family, signer.publicKey)])
     })
     const self = node.peerId.toString()
     const sendThroughReplyBlock = (block: Uint8Array, payload: Uint8Array): void => {
@@ -164,6 +168,8 @@ export class RelayNode {
       },
       onDeliver: (res, from) => {
         if (res.command !== 'service') return
+        // one of this relay's loop probes back (node/admission.ts): nothing for the services
+        if (this.attester.delivered(res.id)) return
         if (opts.logHops === true) {
           const service = res.payload[0] === SERVICE_MAILBOX ? 'mailbox' : res.payload[0] === SERVICE_DIRECTORY ? 'directory' : res.payload[0] === 0x03 ? 'drop' : 'other'
           this.emit({ type: 'service', service, from: this.relays.has(from) || from === self ? from : 'client' })
@@ -193,6 +199,15 @@ export class RelayNode {
     })
     this.relayList = new RelayListService(node, { descriptors: () => this.relays.list().map(r => r.record.bytes) })
     this.dialback = new DialbackService(node)
+    this.attester = new RelayAttester({
+      node,
+      dataDir: opts.dataDir,
+      selfPeerId: self,
+      self: () => ({ address: signer.publicKey, onionKey: this.keyRing.current.publicKey }),
+      send: (firstHop, packet) => { this.onion.send(firstHop, packet) },
+      relays: () => this.relays.list(),
+      announceIntervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS
+    })
     this.services = new ServiceDispatcher({
       services: new Map([
         [SERVICE_MAILBOX, this.mailboxes],
@@ -273,6 +288,16 @@ export class RelayNode {
     this.keyRing.onRotate = () => { this.announce().catch(err => { this.log.error('announce after rotation failed: %s', (err as Error).message) }) }
     this.announceTimer = setInterval(() => {
       this.keyRing.tick()
+      this.attester.tick()
+      // changed attestations: a new descriptor for gossip (the DHT copy waits for the next announce)
+      if (this.attester.dirty && this.descriptor != null) {
+        try {
+          this.descriptor = this.directory.resignRelay(this.keyRing.descriptorKeys())
+          this.relays.add(this.descriptor.bytes)
+        } catch (err) {
+          this.log.error('re-signing the descriptor failed: %s', (err as Error).message)
+        }
+      }
       this.gossip().catch(() => {})
     }, this.opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS)
     this.announceTimer.unref()
@@ -338,6 +363,7 @@ export class RelayNode {
       mailboxes: this.mailboxes.stats(),
       exit: this.exit.stats,
       services: this.services.stats,
+      attester: this.attester.stats,
       relaysKnown: this.relays.size
     }
   }
@@ -346,6 +372,7 @@ export class RelayNode {
     this.stopping ??= (async () => {
       this.stopSignal.abort()
       clearInterval(this.announceTimer)
+      this.attester.stop()
       this.directory.stop()
       this.mailboxes.stop()
       const pubsub = this.node.services.pubsub

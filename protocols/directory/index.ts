@@ -105,7 +105,7 @@ export interface DirectoryInit {
   /** The addresses to advertise in relay descriptors (name records carry none). */
   addrs: () => string[]
   /** Optional fields of the relay descriptors this node signs (family.ts: the family declaration). */
-  extensions?: () => RecordExtension[]
+  extensions?: (attempt: number) => RecordExtension[]
   /** Lifetime of relay descriptors this node signs. */
   recordTtlMs?: number
   /** Lifetime of name records this node signs. */
@@ -236,17 +236,37 @@ export class Directory {
     return { record, stored }
   }
 
+  /**
+   * Signs this relay's descriptor with a new sequence. `extensions(attempt)` is asked again with a
+   * higher attempt while the record is over MAX_RECORD_SIZE (an extension that can shrink, such as the
+   * attestations, gives fewer entries), at most 8 times.
+   */
   private signRelay (onionKeys: OnionKeyEntry[]): SignedRecord {
-    return signRecord({
-      kind: KIND_RELAY,
-      nick: '',
-      identityKey: this.init.signer.publicKey,
-      onionKeys,
-      addrs: this.init.addrs().slice(0, 16),
-      extensions: this.init.extensions(),
-      sequence: this.nextSequence(),
-      expiry: this.init.now() + this.init.recordTtlMs
-    }, this.init.signer)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return signRecord({
+          kind: KIND_RELAY,
+          nick: '',
+          identityKey: this.init.signer.publicKey,
+          onionKeys,
+          addrs: this.init.addrs().slice(0, 16),
+          extensions: this.init.extensions(attempt),
+          sequence: this.nextSequence(),
+          expiry: this.init.now() + this.init.recordTtlMs
+        }, this.init.signer)
+      } catch (err) {
+        if (!(err instanceof RecordError) || err.fault !== 'oversize' || attempt >= 8) throw err
+      }
+    }
+  }
+
+  /**
+   * A new descriptor of this relay (a new sequence) for gossip only, without the DHT put: for changes
+   * its readers want soon but the DHT copy can wait for (the attestations); the next announceRelay
+   * publishes the then newest.
+   */
+  resignRelay (onionKeys: OnionKeyEntry[]): SignedRecord {
+    return this.signRelay(onionKeys)
   }
 
   /** Looks a nick up; throws NameNotFoundError when no live, valid record arrives in time. */
