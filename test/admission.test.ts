@@ -15,9 +15,11 @@ import type { Signer } from '../protocols/crypto/keys.ts'
 import { AttestError, attestationsOf, attestExtension, FIELD_ATTEST, MAX_ATTESTED, relayTag } from '../protocols/directory/attest.ts'
 import type { Attestation } from '../protocols/directory/attest.ts'
 import { familyExtension } from '../protocols/directory/family.ts'
+import { Directory, MAX_PROVIDERS_PER_SUBNET } from '../protocols/directory/index.ts'
+import type { DirectoryComponents } from '../protocols/directory/index.ts'
 import { decodeRecord, KIND_RELAY, MAX_RECORD_SIZE, relayKey, signRecord, verifyRecord } from '../protocols/directory/record.ts'
 import type { RecordExtension } from '../protocols/directory/record.ts'
-import { admitRelays, judgeRelays, MIN_ADMITTED_RELAYS } from '../protocols/onion/admission.ts'
+import { admitRelays, judgeRelays, MAX_ADMITTED_PER_GROUP, MIN_ADMITTED_RELAYS } from '../protocols/onion/admission.ts'
 import { chooseMixes, pathRelays } from '../protocols/onion/paths.ts'
 import type { KnownRelay } from '../protocols/onion/relay-directory.ts'
 import { attestVectorInputs, ATTEST_VECTOR_NOW } from './vectors/make-attest-vector.ts'
@@ -220,7 +222,8 @@ describe('relay admission (protocols/onion/admission.ts)', () => {
       // and once the honest relays have known 20 of them for a week (probed, reached), those are admitted
       const met = sybils.slice(0, 20)
       const metRelays = [...network(now, met, () => ({ firstSeen: now - 7 * DAY })).filter(r => !met.some(s => known(s, now).record.peerId === r.record.peerId)), ...sybilRelays]
-      assert.equal(admitRelays(metRelays, { minAgeMs: DAY, now }).admitted, 40)
+      // at most MAX_ADMITTED_PER_GROUP of one /16 enter the candidate set
+      assert.equal(admitRelays(metRelays, { minAgeMs: DAY, now }).admitted, 20 + Math.min(20, spread * MAX_ADMITTED_PER_GROUP))
     }
   })
 
@@ -267,5 +270,41 @@ describe('relay admission (protocols/onion/admission.ts)', () => {
     const admission = admitRelays([...relays, known(fresh, now)], { minAgeMs: DAY, now })
     assert.equal(admission.relaxed, true)
     assert.equal(admission.relays.length, MIN_ADMITTED_RELAYS)
+  })
+})
+
+describe('cold start (Directory.findRelays)', () => {
+  it('samples the providers widely: a hundred of one /16 answering first fill a few of the 20 places', async () => {
+    const now = Date.now()
+    const sybils = Array.from({ length: 100 }, (_, i) => sim(`/ip4/10.200.${i >> 8}.${(i & 0xff) + 1}/tcp/1`))
+    const honest = Array.from({ length: 30 }, (_, i) => sim(`/ip4/10.${i + 1}.0.1/tcp/1`))
+    const byId = new Map([...sybils, ...honest].map(x => { const r = known(x, now); return [r.record.peerId, { sim: x, bytes: r.record.bytes }] }))
+    const looked: string[] = []
+    const components = {
+      peerId: { toString: () => 'self' },
+      contentRouting: {
+        // the Sybils answer first, as the closest (or fastest) operator would
+        async * findProviders () {
+          for (const [id, { sim: x }] of byId) yield { id: { toString: () => id }, multiaddrs: [{ toString: () => x.addr }] }
+        }
+      },
+      dht: {
+        async * get (key: Uint8Array) {
+          const id = new TextDecoder().decode(key).replace('/p2pchat/relay/', '')
+          looked.push(id)
+          const found = byId.get(id)
+          if (found != null) yield { name: 'VALUE', value: found.bytes }
+        }
+      }
+    } as unknown as DirectoryComponents
+    const dir = new Directory(components, { signer: ed25519SignerFromSeed(generateEd25519Seed()), onionKey: new Uint8Array(32), addrs: () => [] })
+    for (let round = 0; round < 5; round++) {
+      looked.length = 0
+      const found = await dir.findRelays({ limit: 20 })
+      assert.equal(found.length, 20)
+      const inSybilNet = found.filter(r => r.addrs[0].startsWith('/ip4/10.200.')).length
+      assert.ok(inSybilNet <= MAX_PROVIDERS_PER_SUBNET, `${inSybilNet} of one /16`)
+      assert.equal(looked.length, 20, 'only the chosen providers are looked up')
+    }
   })
 })

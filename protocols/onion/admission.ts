@@ -11,7 +11,8 @@
  * - more than half of the attesting groups **reached X at an address in the same /16** (a new,
  *   Noise-authenticated connection to an address of its descriptor): that /16 becomes X's sampling group
  *   on paths, whatever else X's descriptor claims (claims only add constraints on X);
- * - at least MIN_ATTESTING_GROUPS groups vote.
+ * - at least MIN_ATTESTING_GROUPS groups vote;
+ * - at most MAX_ADMITTED_PER_GROUP relays of one verified /16 are admitted, the oldest attested first.
  *
  * Who votes for X: every other relay with a live descriptor and a well-formed field 0x81, except X itself,
  * relays of X's declared family and relays whose claimed /16 is one X's descriptor names (an operator's own
@@ -42,6 +43,11 @@ export const MIN_ATTESTING_GROUPS = 2
  * client uses every relay, with a warning (a new network, the demo).
  */
 export const MIN_ADMITTED_RELAYS = 6
+/**
+ * Admitted relays per verified /16 (IPv6 /32), the oldest attested first: a few, as in a newcomer's first
+ * relay list (relay-list.ts MAX_PER_SUBNET), so a large operator in one /16 fills a few places.
+ */
+export const MAX_ADMITTED_PER_GROUP = 4
 /** Rounds of recounting without attesters whose own /16 did not verify (each round drops at least one). */
 const MAX_ROUNDS = 8
 
@@ -60,8 +66,8 @@ export interface RelayVerdict {
   /** Groups that voted. */
   groups: number
   admitted: boolean
-  /** Why not admitted: 'few-attesters' | 'age' | 'probe' | 'address'. */
-  reason?: 'few-attesters' | 'age' | 'probe' | 'address'
+  /** Why not admitted: too few groups voted, too young, no probe back, no address reached, or its /16 has MAX_ADMITTED_PER_GROUP older relays. */
+  reason?: 'few-attesters' | 'age' | 'probe' | 'address' | 'group-full'
 }
 
 interface Attester {
@@ -127,6 +133,17 @@ export function judgeRelays (relays: KnownRelay[], cfg: AdmissionConfig): Map<st
     const still = voting.filter(a => verdicts.get(a.peerId)?.group === a.group)
     if (still.length === voting.length) break
     voting = still
+  }
+  // at most MAX_ADMITTED_PER_GROUP per /16: the oldest attested (then the lowest peer id: every client agrees)
+  const byGroup = new Map<string, RelayVerdict[]>()
+  for (const v of verdicts.values()) {
+    if (!v.admitted || v.group == null) continue
+    const list = byGroup.get(v.group)
+    if (list == null) byGroup.set(v.group, [v]); else list.push(v)
+  }
+  for (const list of byGroup.values()) {
+    list.sort((a, b) => b.ageMs - a.ageMs || (a.peerId < b.peerId ? -1 : 1))
+    for (const v of list.slice(MAX_ADMITTED_PER_GROUP)) { v.admitted = false; v.reason = 'group-full' }
   }
   return verdicts
 }
