@@ -308,3 +308,24 @@ describe('cold start (Directory.findRelays)', () => {
     }
   })
 })
+
+describe('a relay descriptor with attestations (Directory.resignRelay)', () => {
+  it('signs again with fewer entries when the record would be over 2048 bytes', () => {
+    const now = Date.now()
+    const attempts: number[] = []
+    const entries = Array.from({ length: MAX_ATTESTED }, (_, i) => ({ tag: relayTag(Uint8Array.from({ length: 32 }, () => i)), firstSeen: now, probed: true, reached: 'ip4:10.1' }))
+    const addrs = Array.from({ length: 16 }, (_, i) => `/dns4/relay-${i}.${'a'.repeat(40)}.example/tcp/65535/ws`)
+    const dir = new Directory({ peerId: { toString: () => 'self' } } as unknown as DirectoryComponents, {
+      signer: ed25519SignerFromSeed(generateEd25519Seed()),
+      onionKey: new Uint8Array(32),
+      addrs: () => addrs,
+      extensions: (attempt) => { attempts.push(attempt); return [attestExtension({ complete: false, entries: entries.slice(0, MAX_ATTESTED >> attempt) })] }
+    })
+    const keys = [0, 1, 2].map(e => ({ epoch: e, notBefore: now, notAfter: now + HOUR, key: new Uint8Array(32).fill(e) }))
+    const rec = dir.resignRelay(keys)
+    assert.ok(rec.bytes.length <= MAX_RECORD_SIZE)
+    assert.ok(attempts.length > 1, 'the full list did not fit: it was asked again')
+    assert.equal(attestationsOf(rec)?.entries.length, MAX_ATTESTED >> attempts[attempts.length - 1])
+    assert.ok(dir.resignRelay(keys).sequence > rec.sequence, 'each signature a new sequence')
+  })
+})
