@@ -7,8 +7,8 @@
  *   directory (mode 0600) so that a restart does not make every relay look new; entries of relays not
  *   heard of for FORGET_AFTER_MS are dropped;
  * - **reached**: the /16 of the first descriptor address it connected to (a new connection, `force`,
- *   to `<address>/p2p/<relay>`: the Noise handshake proves it is that relay), checked again when the
- *   descriptor's addresses change; never the source address of a connection from it;
+ *   to `<address>/p2p/<relay>`: the Noise handshake proves it is that relay), checked again only when
+ *   the descriptor's addresses change (relays re-sign often; each check opens and closes a connection); never the source address of a connection from it;
  * - **probed**: a loop probe came back: a Sphinx packet this relay builds through the other one and back
  *   to itself (path [X, self], a drop-service body, a random 16-byte id), within PROBE_TIMEOUT_MS. It is
  *   repeated every `probeIntervalMs`; after PROBE_FAILURES lost probes in a row the flag is cleared.
@@ -57,8 +57,8 @@ interface Tracked {
   firstSeen: number
   lastHeard: number
   reached?: string
-  /** The descriptor sequence whose addresses were checked. */
-  checkedSequence?: bigint
+  /** The descriptor addresses checked (joined): checked again only when they change, not at every re-signing. */
+  checkedAddrs?: string
   checking: boolean
   probed: boolean
   lastProbe: number
@@ -157,7 +157,7 @@ export class RelayAttester {
     for (const r of live) {
       const t = this.tracked.get(r.record.peerId)
       if (t == null) continue
-      if (!t.checking && t.checkedSequence !== r.record.sequence && checks < MAX_CHECKS_PER_TICK) {
+      if (!t.checking && t.checkedAddrs !== r.record.addrs.join(' ') && checks < MAX_CHECKS_PER_TICK) {
         checks++
         this.check(r, t).catch(() => {})
       }
@@ -171,7 +171,7 @@ export class RelayAttester {
   /** Dials the relay at its descriptor addresses; the first reached gives its /16. */
   private async check (r: KnownRelay, t: Tracked): Promise<void> {
     t.checking = true
-    const sequence = r.record.sequence
+    const addrs = r.record.addrs.join(' ')
     let reached: string | undefined
     try {
       for (const addr of r.record.addrs.slice(0, MAX_ADDRS_TRIED)) {
@@ -191,7 +191,7 @@ export class RelayAttester {
       t.checking = false
     }
     if (reached != null) this.stats.reached++; else this.stats.unreachable++
-    t.checkedSequence = sequence
+    t.checkedAddrs = addrs
     if (t.reached !== reached) { t.reached = reached; this.dirty = true }
   }
 
