@@ -66,7 +66,7 @@ interface Tracked {
 }
 
 export interface RelayAttesterInit {
-  node: Pick<Libp2p, 'dial'>
+  node: Pick<Libp2p, 'dial' | 'getConnections'>
   dataDir: string
   selfPeerId: string
   /** This relay's transport key and current onion key: the probe's last hop. */
@@ -173,12 +173,22 @@ export class RelayAttester {
     t.checking = true
     const addrs = r.record.addrs.join(' ')
     let reached: string | undefined
+    const strip = (a: string): string => a.replace(/\/p2p\/[^/]+$/, '')
+    const tried = r.record.addrs.slice(0, MAX_ADDRS_TRIED)
+    // a connection this relay already dialled to it at one of those addresses proves as much as a new
+    // one (Noise-authenticated, at an address it dialled); never an inbound one (its source address)
+    for (const c of this.init.node.getConnections()) {
+      if (c.remotePeer.toString() !== r.record.peerId || c.direction !== 'outbound' || c.status !== 'open') continue
+      const remote = strip(c.remoteAddr.toString())
+      const match = tried.find(a => strip(a) === remote)
+      if (match != null && subnetOfAddr(match) != null) { reached = subnetOfAddr(match); break }
+    }
     try {
-      for (const addr of r.record.addrs.slice(0, MAX_ADDRS_TRIED)) {
+      for (const addr of reached != null ? [] : tried) {
         const group = subnetOfAddr(addr)
         if (group == null || this.stopped) continue
         try {
-          const base = addr.replace(/\/p2p\/[^/]+$/, '')
+          const base = strip(addr)
           const conn = await this.init.node.dial(multiaddr(`${base}/p2p/${r.record.peerId}`), { force: true, signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
           await conn.close().catch(() => {})
           reached = group
