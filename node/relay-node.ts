@@ -27,7 +27,9 @@ import type { P2PNode } from './create.ts'
 import { loadTransportKey } from './identity.ts'
 import { UserError } from './errors.ts'
 import { RelayAttester } from './admission.ts'
-import { ed25519SignerFromSeed } from '../protocols/crypto/keys.ts'
+import { existsSync, readFileSync } from 'node:fs'
+import { checkSecretFile, writeNewSecretFile } from './datadir.ts'
+import { ed25519SignerFromSeed, generateEd25519Seed } from '../protocols/crypto/keys.ts'
 import type { Signer } from '../protocols/crypto/keys.ts'
 import { Directory } from '../protocols/directory/index.ts'
 import type { SignedRecord } from '../protocols/directory/index.ts'
@@ -85,6 +87,12 @@ export interface RelayNodeOptions {
    * always checks; in-process networks on one machine (the demo, tests) may leave it off.
    */
   checkReachability?: boolean
+  /**
+   * Attest the other relays (node/admission.ts: reach them, probe them, sign what was seen into the
+   * descriptor); default true. Only instrumented tests of client paths turn it off: a relay's own loop
+   * probes are traffic that no client's path explains.
+   */
+  attest?: boolean
 }
 
 /** No address of this relay could be confirmed reachable from outside: it does not announce itself. */
@@ -143,7 +151,7 @@ export class RelayNode {
       addrs: () => this.reachability?.verified ?? node.getMultiaddrs().map(a => a.toString()),
       // the operator's family (protocols/directory/family.ts), certified once for this relay's key, and
       // the attestations about the other relays (node/admission.ts), fewer on each oversize attempt
-      extensions: ((family) => (attempt: number) => [...family, this.attester.extension(attempt)])(opts.family == null ? [] : [familyExtension(opts.family, signer.publicKey)])
+      extensions: ((family) => (attempt: number) => [...family, ...(opts.attest === false ? [] : [this.attester.extension(attempt)])])(opts.family == null ? [] : [familyExtension(opts.family, signer.publicKey)])
     })
     const self = node.peerId.toString()
     const sendThroughReplyBlock = (block: Uint8Array, payload: Uint8Array): void => {
@@ -288,7 +296,7 @@ export class RelayNode {
     this.keyRing.onRotate = () => { this.announce().catch(err => { this.log.error('announce after rotation failed: %s', (err as Error).message) }) }
     this.announceTimer = setInterval(() => {
       this.keyRing.tick()
-      this.attester.tick()
+      if (this.opts.attest !== false) this.attester.tick()
       // changed attestations: a new descriptor for gossip (the DHT copy waits for the next announce)
       if (this.attester.dirty && this.descriptor != null) {
         try {
@@ -395,3 +403,31 @@ export function peerIdOfTransportKey (key: Uint8Array): string {
 }
 
 export { transportKeyOf }
+
+/**
+ * A relay operator's family key (protocols/directory/FAMILY.md) from `path` (`--family`): the JSON
+ * `{"v":1,"type":"p2pchat-family-ed25519","seed":"<base64 of 32 bytes>"}`, mode 0600. A missing file is
+ * created with a new key (`created`), which the operator copies to each relay it runs. Throws UserError
+ * (FAMILY_KEY) for an unreadable file, and datadir.ts's errors for one other users can read.
+ */
+export function loadFamilyKey (path: string): { signer: Signer, created: boolean } {
+  let created = false
+  if (!existsSync(path)) {
+    writeNewSecretFile(path, JSON.stringify({ v: 1, type: FAMILY_KEY_TYPE, seed: Buffer.from(generateEd25519Seed()).toString('base64') }) + '\n')
+    created = true
+  }
+  checkSecretFile(path)
+  let seed: Buffer
+  try {
+    const data = JSON.parse(readFileSync(path, 'utf8')) as { v?: unknown, type?: unknown, seed?: unknown }
+    if (data.v !== 1 || data.type !== FAMILY_KEY_TYPE || typeof data.seed !== 'string') throw new Error('not a family key file of version 1')
+    seed = Buffer.from(data.seed, 'base64')
+    if (seed.length !== 32) throw new Error('the seed is not 32 bytes')
+  } catch (err) {
+    throw new UserError(`${path} is not a p2pchat family key (${(err as Error).message}); pass the file --family created on your first relay`, 'FAMILY_KEY')
+  }
+  return { signer: ed25519SignerFromSeed(seed), created }
+}
+
+/** The `type` of a family key file. */
+export const FAMILY_KEY_TYPE = 'p2pchat-family-ed25519'

@@ -9,7 +9,11 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { readFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseCli } from '../cli/args.ts'
+import { loadFamilyKey } from '../node/relay-node.ts'
 import { ed25519SignerFromSeed, generateEd25519Seed } from '../protocols/crypto/keys.ts'
 import type { Signer } from '../protocols/crypto/keys.ts'
 import { AttestError, attestationsOf, attestExtension, FIELD_ATTEST, MAX_ATTESTED, relayTag } from '../protocols/directory/attest.ts'
@@ -327,5 +331,28 @@ describe('a relay descriptor with attestations (Directory.resignRelay)', () => {
     assert.ok(attempts.length > 1, 'the full list did not fit: it was asked again')
     assert.equal(attestationsOf(rec)?.entries.length, MAX_ATTESTED >> attempts[attempts.length - 1])
     assert.ok(dir.resignRelay(keys).sequence > rec.sequence, 'each signature a new sequence')
+  })
+})
+
+describe('--family <file> (a relay operator\'s family key)', () => {
+  it('creates the key file 0600 once, gives the same key after, refuses a bad or readable file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'p2pchat-family-'))
+    try {
+      const path = join(dir, 'family.key')
+      const first = loadFamilyKey(path)
+      assert.equal(first.created, true)
+      assert.equal(statSync(path).mode & 0o777, 0o600)
+      const again = loadFamilyKey(path)
+      assert.equal(again.created, false)
+      assert.deepEqual(again.signer.publicKey, first.signer.publicKey, 'a second relay given the file declares the same family')
+      chmodSync(path, 0o644)
+      assert.throws(() => loadFamilyKey(path), (err: Error & { code?: string }) => err.code === 'KEY_PERMISSIONS')
+      const bad = join(dir, 'bad.key')
+      writeFileSync(bad, '{"v":1,"type":"p2pchat-family-ed25519","seed":"AAAA"}\n', { mode: 0o600 })
+      assert.throws(() => loadFamilyKey(bad), (err: Error & { code?: string }) => err.code === 'FAMILY_KEY')
+      assert.equal(parseCli(['start', '--relay', '--family', path, '--bootstrap', '/ip4/127.0.0.1/tcp/1/p2p/x']).family, path)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
