@@ -94,7 +94,7 @@ describe('relay admission', () => {
 const HOUR = 3600_000
 const DAY = 24 * HOUR
 
-interface Sim { signer: Signer, addr: string, family?: Signer }
+interface Sim { signer: Signer, addr: string, family?: Signer, more?: string[] }
 
 /** A verified KnownRelay: a descriptor of `sim` carrying `att` (and its family), signed at `now`. */
 function known (sim: Sim, now: number, att?: { complete: boolean, entries: Attestation[] }, sequence = 1n): KnownRelay {
@@ -106,7 +106,7 @@ function known (sim: Sim, now: number, att?: { complete: boolean, entries: Attes
     nick: '',
     identityKey: sim.signer.publicKey,
     onionKeys: [{ epoch: 1, notBefore: now - 1000, notAfter: now + HOUR, key: new Uint8Array(32).fill(9) }],
-    addrs: [sim.addr],
+    addrs: [sim.addr, ...(sim.more ?? [])],
     extensions,
     sequence,
     expiry: now + HOUR
@@ -114,7 +114,7 @@ function known (sim: Sim, now: number, att?: { complete: boolean, entries: Attes
   return { record: verifyRecord(relayKey(rec.peerId), rec.bytes, now), lastSeen: now }
 }
 
-function sim (addr: string, family?: Signer): Sim { return { signer: ed25519SignerFromSeed(generateEd25519Seed()), addr, family } }
+function sim (addr: string, family?: Signer, more: string[] = []): Sim & { more: string[] } { return { signer: ed25519SignerFromSeed(generateEd25519Seed()), addr, family, more } }
 const group = (addr: string): string => { const m = /^\/ip4\/(\d+)\.(\d+)\./.exec(addr) as RegExpExecArray; return `ip4:${m[1]}.${m[2]}` }
 
 /** What an honest relay attests about `others`: first seen at `firstSeen(o)`, probed and reached at their true /16 unless told. */
@@ -264,6 +264,25 @@ describe('relay admission (protocols/onion/admission.ts)', () => {
     const att = (others: Sim[]): { complete: boolean, entries: Attestation[] } => honestView(others, () => start - 7 * DAY)
     const v2 = judgeRelays([known(a, now, att([b, c])), known(b, now, att([a, c])), known(c, now, att([a, b]))], { minAgeMs: DAY, now })
     assert.equal(v2.get(known(a, now).record.peerId)?.reason, 'few-attesters', 'only c votes for a: its family member b does not')
+  })
+
+  it('a relay naming the honest /16s in its descriptor does not silence their votes', () => {
+    const now = start + 30 * DAY
+    // X names 15 honest /16s after its own; six Sybils in six other /16s swear it is a year old (if the
+    // 15 honest /16s were silenced, 6 of the 11 left would admit it)
+    const x = sim('/ip4/10.210.0.1/tcp/1', undefined, honest.slice(0, 15).map(h => h.addr.replace('.0.1/', '.0.9/')))
+    const xId = known(x, now).record.peerId
+    const liars = Array.from({ length: 6 }, (_, i) => sim(`/ip4/10.${220 + i}.0.1/tcp/1`))
+    const liarRelays = liars.map(l => known(l, now, { complete: true, entries: [
+      { tag: relayTag(x.signer.publicKey), firstSeen: start - 365 * DAY, probed: true, reached: 'ip4:10.210' },
+      ...liars.filter(o => o !== l).map(o => ({ tag: relayTag(o.signer.publicKey), firstSeen: start - 365 * DAY, probed: true, reached: group(o.addr) })),
+      ...honest.map(h => ({ tag: relayTag(h.signer.publicKey), firstSeen: start - 365 * DAY, probed: true, reached: group(h.addr) }))
+    ] }))
+    // the honest relays have known the liars for a week, and have not met X (complete lists)
+    const liarIds = new Set(liarRelays.map(r => r.record.peerId))
+    const v = judgeRelays([...network(now, liars, () => ({})).filter(r => !liarIds.has(r.record.peerId)), known(x, now), ...liarRelays], { minAgeMs: DAY, now }).get(xId)
+    assert.equal(v?.admitted, false, JSON.stringify(v))
+    assert.equal(v?.groups, 26, 'every honest /16 votes, and the six liars')
   })
 
   it('relaxes below MIN_ADMITTED_RELAYS: every relay is used, and says so', () => {

@@ -15,8 +15,9 @@
  * - at most MAX_ADMITTED_PER_GROUP relays of one verified /16 are admitted, the oldest attested first.
  *
  * Who votes for X: every other relay with a live descriptor and a well-formed field 0x81, except X itself,
- * relays of X's declared family and relays whose claimed /16 is one X's descriptor names (an operator's own
- * /16 does not vouch for its relays). An attester's group is the /16 of its own first descriptor address,
+ * relays of X's declared family and relays in X's own /16 (an operator's own /16 does not vouch for its
+ * relays): the /16 X's descriptor names first and, counted again without it, the /16 the others reached
+ * X at. Not every /16 X names: naming the honest relays' /16s would silence them. An attester's group is the /16 of its own first descriptor address,
  * and it votes only while that /16 is itself verified by the others (the votes are recounted without the
  * attesters whose /16 did not verify, until nothing changes). A group's member that does not name X in a
  * COMPLETE list says "not known" (age 0, no probe, no address); in a partial list it abstains.
@@ -149,14 +150,23 @@ export function judgeRelays (relays: KnownRelay[], cfg: AdmissionConfig): Map<st
 }
 
 function judgeOne (relay: KnownRelay, attesters: Attester[], cfg: AdmissionConfig): RelayVerdict {
+  // X's own /16 does not vouch for X: first the one its descriptor names first, then (counted again)
+  // also the one the others reached it at. Not every /16 it names: naming the honest /16s would
+  // silence their relays.
+  const own = factsOf(relay).claimed[0]
+  const first = countVotes(relay, attesters, cfg, new Set([own]))
+  if (first.group == null || first.group === own) return first
+  return countVotes(relay, attesters, cfg, new Set([own, first.group]))
+}
+
+function countVotes (relay: KnownRelay, attesters: Attester[], cfg: AdmissionConfig, silent: Set<string>): RelayVerdict {
   const peerId = relay.record.peerId
   const facts = factsOf(relay)
   const tag = facts.tag
-  const claimed = new Set(facts.claimed)
   const family = facts.family
   const byGroup = new Map<string, Array<{ age: number, probed: boolean, reached?: string }>>()
   for (const a of attesters) {
-    if (a.peerId === peerId || claimed.has(a.group) || (family != null && a.family === family)) continue
+    if (a.peerId === peerId || silent.has(a.group) || (family != null && a.family === family)) continue
     const e = a.byTag.get(tag)
     let vote: { age: number, probed: boolean, reached?: string }
     if (e != null) vote = { age: Math.max(0, cfg.now - e.firstSeen), probed: e.probed, reached: e.reached }
