@@ -8,16 +8,20 @@
  *   heard of for FORGET_AFTER_MS are dropped;
  * - **reached**: the /16 of the first descriptor address it connected to (a new connection, `force`,
  *   to `<address>/p2p/<relay>`: the Noise handshake proves it is that relay), checked again only when
- *   the descriptor's addresses change (relays re-sign often; each check opens and closes a connection); never the source address of a connection from it;
- * - **probed**: a loop probe came back: a Sphinx packet this relay builds through the other one and back
- *   to itself (path [X, self], a drop-service body, a random 16-byte id), within PROBE_TIMEOUT_MS. It is
- *   repeated every `probeIntervalMs`; after PROBE_FAILURES lost probes in a row the flag is cleared.
+ *   the descriptor's addresses change (relays re-sign often; each check opens and closes a connection),
+ *   or every PROBE_INTERVALS announce intervals while none was reached; never the source address of a connection from it;
+ * - **probed**: a loop probe came back: a Sphinx packet this relay builds through the other one, then a
+ *   third relay in another /16, and back to itself (path [X, B, self], exponential delays in X's and B's
+ *   slots, a drop-service body, a random 16-byte id), within PROBE_TIMEOUT_MS. To X it looks like a
+ *   user's packet: it comes from a relay and goes on to another relay, after a delay. Without a third
+ *   relay the path is [X, self]. It is repeated every PROBE_INTERVALS announce intervals; after
+ *   PROBE_FAILURES lost probes in a row (each through another random B) the flag is cleared.
  *
  * Limits: at most MAX_CHECKS_PER_TICK address checks and MAX_PROBES_PER_TICK probes start per tick (one
  * tick per announce interval), each dial gives up after DIAL_TIMEOUT_MS; at most MAX_TRACKED relays are
  * tracked. `dirty` says the attestations changed: the relay re-signs its descriptor (node/relay-node.ts).
  */
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
@@ -26,17 +30,24 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { attestExtension, MAX_ATTESTED, relayTag } from '../protocols/directory/attest.ts'
 import type { Attestation } from '../protocols/directory/attest.ts'
 import type { RecordExtension } from '../protocols/directory/record.ts'
-import { subnetOfAddr } from '../protocols/directory/subnet.ts'
 import { onionKeyFor } from '../protocols/onion/relay-directory.ts'
 import type { KnownRelay } from '../protocols/onion/relay-directory.ts'
 import { encodeServiceBody, SERVICE_DROP } from '../protocols/onion/service-body.ts'
 import { createPacket } from '../protocols/onion/sphinx.ts'
+import type { Hop } from '../protocols/onion/sphinx.ts'
+import { hopDelays } from '../protocols/onion/delays.ts'
+import { subnetOfAddr, subnetsOfAddrs } from '../protocols/directory/subnet.ts'
 
 export const ATTESTED_FILE = 'attested.json'
 /** A relay not heard of for this long is forgotten: two weeks, past any client's minimum age. */
 export const FORGET_AFTER_MS = 14 * 24 * 3600_000
-/** A probe not back in this time is lost: it crosses two relays and no mixing delay. */
+/** A probe not back in this time is lost: it crosses three relays and two mixing delays (a mean of PROBE_HOP_DELAY_MS each). */
 export const PROBE_TIMEOUT_MS = 20_000
+/**
+ * The mean delay a probe asks of each relay it crosses: the `standard` privacy level's (node/privacy.ts),
+ * the most common one, so a probe looks like a user's packet to the relay probed.
+ */
+export const PROBE_HOP_DELAY_MS = 500
 /** Lost probes in a row before the PROBED flag is cleared: one lost packet is not a dead relay. */
 export const PROBE_FAILURES = 3
 /** Probes between two announcements: announcements come every 30 s, so one relay is probed every 10 min. */
@@ -59,6 +70,7 @@ interface Tracked {
   reached?: string
   /** The descriptor addresses checked (joined): checked again only when they change, not at every re-signing. */
   checkedAddrs?: string
+  checkedAt: number
   checking: boolean
   probed: boolean
   lastProbe: number
@@ -85,6 +97,7 @@ export class RelayAttester {
   private readonly log = logger('p2pchat:relay:attest')
   private readonly now: () => number
   private readonly probeIntervalMs: number
+  private readonly delay = hopDelays(PROBE_HOP_DELAY_MS)
   private stopped = false
   /** The attestations changed since `extension()` was last taken. */
   dirty = false
@@ -106,7 +119,7 @@ export class RelayAttester {
       if (data.v !== 1) throw new Error('version')
       for (const [peerId, [tag, firstSeen]] of Object.entries(data.firstSeen)) {
         if (typeof tag !== 'string' || typeof firstSeen !== 'number') continue
-        this.tracked.set(peerId, { tag, firstSeen, lastHeard: firstSeen, checking: false, probed: false, lastProbe: 0, failures: 0 })
+        this.tracked.set(peerId, { tag, firstSeen, lastHeard: firstSeen, checking: false, checkedAt: 0, probed: false, lastProbe: 0, failures: 0 })
       }
     } catch (err) {
       // an unreadable file: every relay looks new to this relay, which only delays their admission
@@ -136,7 +149,7 @@ export class RelayAttester {
       let t = this.tracked.get(r.record.peerId)
       if (t == null) {
         if (this.tracked.size >= MAX_TRACKED) continue
-        t = { tag: relayTag(r.record.identityKey), firstSeen: now, lastHeard: now, checking: false, probed: false, lastProbe: 0, failures: 0 }
+        t = { tag: relayTag(r.record.identityKey), firstSeen: now, lastHeard: now, checking: false, checkedAt: 0, probed: false, lastProbe: 0, failures: 0 }
         this.tracked.set(r.record.peerId, t)
         added = true
         this.dirty = true
@@ -157,7 +170,10 @@ export class RelayAttester {
     for (const r of live) {
       const t = this.tracked.get(r.record.peerId)
       if (t == null) continue
-      if (!t.checking && t.checkedAddrs !== r.record.addrs.join(' ') && checks < MAX_CHECKS_PER_TICK) {
+      // again when its addresses change, or, while none was reached, every probe interval (a dial can
+      // fail on a busy link)
+      const due = t.checkedAddrs !== r.record.addrs.join(' ') || (t.reached == null && now - t.checkedAt >= this.probeIntervalMs)
+      if (!t.checking && due && checks < MAX_CHECKS_PER_TICK) {
         checks++
         this.check(r, t).catch(() => {})
       }
@@ -202,6 +218,7 @@ export class RelayAttester {
     }
     if (reached != null) this.stats.reached++; else this.stats.unreachable++
     t.checkedAddrs = addrs
+    t.checkedAt = this.now()
     if (t.reached !== reached) { t.reached = reached; this.dirty = true }
   }
 
@@ -211,9 +228,19 @@ export class RelayAttester {
     if (key == null) return false
     const self = this.init.self()
     const id = randomBytes(16)
+    // a third relay, outside X's /16 and ours, so that X forwards it to another relay as on a user's path
+    const avoid = new Set([...subnetsOfAddrs(r.record.addrs)])
+    const thirds = this.init.relays().filter(o => o.record.peerId !== r.record.peerId && o.record.peerId !== this.init.selfPeerId &&
+      onionKeyFor(o.record, now) != null && !subnetsOfAddrs(o.record.addrs).some(g => avoid.has(g)))
+    // one whose own probe came back where there is one: a lost probe then points at X, not at B
+    const good = thirds.filter(o => this.tracked.get(o.record.peerId)?.probed === true)
+    const pool = good.length > 0 ? good : thirds
+    const third = pool.length > 0 ? pool[randomInt(pool.length)] : undefined
+    const hops: Hop[] = [{ address: r.record.identityKey, onionKey: key.key, delayMs: this.delay() }]
+    if (third != null) hops.push({ address: third.record.identityKey, onionKey: (onionKeyFor(third.record, now) as { key: Uint8Array }).key, delayMs: this.delay() })
+    hops.push({ address: self.address, onionKey: self.onionKey })
     try {
-      const { firstHop, packet } = createPacket(
-        [{ address: r.record.identityKey, onionKey: key.key }, { address: self.address, onionKey: self.onionKey }],
+      const { firstHop, packet } = createPacket(hops,
         encodeServiceBody({ service: SERVICE_DROP, replyBlock: undefined, request: new Uint8Array(0) }),
         { id })
       this.pending.set(Buffer.from(id).toString('hex'), { peerId: r.record.peerId, sentAt: now })
