@@ -115,11 +115,16 @@ export class RelayAttester {
   private load (): void {
     if (!existsSync(this.file)) return
     try {
-      const data = JSON.parse(readFileSync(this.file, 'utf8')) as { v: number, firstSeen: Record<string, [string, number]> }
-      if (data.v !== 1) throw new Error('version')
-      for (const [peerId, [tag, firstSeen]] of Object.entries(data.firstSeen)) {
-        if (typeof tag !== 'string' || typeof firstSeen !== 'number') continue
-        this.tracked.set(peerId, { tag, firstSeen, lastHeard: firstSeen, checking: false, checkedAt: 0, probed: false, lastProbe: 0, failures: 0 })
+      const data = JSON.parse(readFileSync(this.file, 'utf8')) as { v?: unknown, firstSeen?: Record<string, unknown> }
+      if (data.v !== 1 || data.firstSeen == null || typeof data.firstSeen !== 'object') throw new Error('not version 1')
+      const now = this.now()
+      for (const [peerId, entry] of Object.entries(data.firstSeen)) {
+        if (!Array.isArray(entry)) continue
+        const [tag, firstSeen] = entry as unknown[]
+        // an entry that would not encode (attest.ts) is dropped: the relay is then new to us again
+        if (typeof tag !== 'string' || !/^[0-9a-f]{32}$/.test(tag) || typeof firstSeen !== 'number' || !(firstSeen >= 0 && firstSeen <= now)) continue
+        // heard of "now": a restart gives every relay FORGET_AFTER_MS to be heard again
+        this.tracked.set(peerId, { tag, firstSeen, lastHeard: now, checking: false, checkedAt: 0, probed: false, lastProbe: 0, failures: 0 })
       }
     } catch (err) {
       // an unreadable file: every relay looks new to this relay, which only delays their admission

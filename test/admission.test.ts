@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseCli } from '../cli/args.ts'
 import { loadFamilyKey } from '../node/relay-node.ts'
+import { ATTESTED_FILE, PROBE_FAILURES, PROBE_INTERVALS, PROBE_TIMEOUT_MS, RelayAttester } from '../node/admission.ts'
+import { generateOnionKey, onionPrivateKeyFromRaw, processPacket } from '../protocols/onion/sphinx.ts'
 import { ed25519SignerFromSeed, generateEd25519Seed } from '../protocols/crypto/keys.ts'
 import type { Signer } from '../protocols/crypto/keys.ts'
 import { AttestError, attestationsOf, attestExtension, FIELD_ATTEST, MAX_ATTESTED, relayTag } from '../protocols/directory/attest.ts'
@@ -27,6 +29,7 @@ import { admitRelays, judgeRelays, MAX_ADMITTED_PER_GROUP, MIN_ADMITTED_RELAYS }
 import { chooseMixes, pathRelays } from '../protocols/onion/paths.ts'
 import type { KnownRelay } from '../protocols/onion/relay-directory.ts'
 import { attestVectorInputs, ATTEST_VECTOR_NOW } from './vectors/make-attest-vector.ts'
+import { waitFor } from './helpers/wait.ts'
 import { MAX_PER_SUBNET, MAX_RELAY_LIST, RelayListService } from '../protocols/directory/relay-list.ts'
 import { subnetsOfAddrs } from '../protocols/directory/subnet.ts'
 import { RelayDirectory } from '../protocols/onion/relay-directory.ts'
@@ -375,3 +378,69 @@ describe('--family <file> (a relay operator\'s family key)', () => {
     }
   })
 })
+
+describe('what a relay attests (node/admission.ts RelayAttester)', () => {
+  it('notes relays, probes them, marks them probed when the probe comes back and not after three lost, keeps first-seen in attested.json', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'p2pchat-attest-'))
+    try {
+      let now = 1_800_000_000_000
+      const selfSigner = ed25519SignerFromSeed(generateEd25519Seed())
+      const selfOnion = generateOnionKey()
+      const xSigner = ed25519SignerFromSeed(generateEd25519Seed())
+      const xOnion = generateOnionKey()
+      const xRec = signRecord({ kind: KIND_RELAY, nick: '', identityKey: xSigner.publicKey, onionKeys: [{ epoch: 1, notBefore: now - 1000, notAfter: now + DAY, key: xOnion.publicKey }], addrs: ['/ip4/10.9.0.1/tcp/1'], sequence: 1n, expiry: now + DAY }, xSigner)
+      const sent: Uint8Array[] = []
+      const dials: string[] = []
+      const init = {
+        node: {
+          dial: async (ma: { toString: () => string }) => { dials.push(ma.toString()); return { close: async () => {} } },
+          getConnections: () => []
+        } as unknown as ConstructorParameters<typeof RelayAttester>[0]['node'],
+        dataDir: dir,
+        selfPeerId: 'self',
+        self: () => ({ address: selfSigner.publicKey, onionKey: selfOnion.publicKey }),
+        send: (_first: Uint8Array, packet: Uint8Array) => { sent.push(packet) },
+        relays: () => [{ record: verifyRecord(relayKey(xRec.peerId), xRec.bytes, now), lastSeen: now }],
+        announceIntervalMs: 1000,
+        now: () => now
+      }
+      const a = new RelayAttester(init)
+      a.tick()
+      assert.equal(a.view().get(xRec.peerId)?.firstSeen, now)
+      assert.equal(statSync(join(dir, ATTESTED_FILE)).mode & 0o777, 0o600)
+      await waitFor(() => a.view().get(xRec.peerId)?.reached != null, 'the address check')
+      assert.deepEqual(dials, [`/ip4/10.9.0.1/tcp/1/p2p/${xRec.peerId}`], 'it dials the descriptor address, as that relay')
+      assert.equal(sent.length, 1, 'one probe')
+      // the probe through X comes back to us: peel X's layer, then ours
+      const atX = processPacket(sent[0], onionPrivateKeyFromRaw(xOnion.privateKey))
+      assert.ok(atX.ok && atX.type === 'forward')
+      const atSelf = processPacket(atX.packet, onionPrivateKeyFromRaw(selfOnion.privateKey))
+      assert.ok(atSelf.ok && atSelf.type === 'final')
+      assert.equal(a.delivered(randomId()), false, 'an id that is no probe of ours')
+      assert.equal(a.delivered(atSelf.id), true)
+      const att = attestationsOf({ extensions: [a.extension()] })
+      assert.deepEqual(att, { complete: true, entries: [{ tag: relayTag(xSigner.publicKey), firstSeen: Math.floor(now / 1000) * 1000, probed: true, reached: 'ip4:10.9' }] })
+      // later probes are lost: after PROBE_FAILURES in a row it is no longer attested as probed
+      for (let i = 0; i < PROBE_FAILURES; i++) {
+        now += PROBE_INTERVALS * 1000
+        a.tick() // sends a probe (the interval passed)
+        now += PROBE_TIMEOUT_MS
+        a.tick() // it is lost
+      }
+      assert.equal(attestationsOf({ extensions: [a.extension()] })?.entries[0].probed, false)
+      // a restart keeps when X was first seen; junk entries in the file are dropped
+      const saved = JSON.parse(readFileSync(join(dir, ATTESTED_FILE), 'utf8'))
+      saved.firstSeen.junk = ['not hex', 5]
+      saved.firstSeen.later = ['ab'.repeat(16), now + DAY]
+      writeFileSync(join(dir, ATTESTED_FILE), JSON.stringify(saved), { mode: 0o600 })
+      const b = new RelayAttester(init)
+      assert.equal(b.view().get(xRec.peerId)?.firstSeen, 1_800_000_000_000)
+      assert.equal(b.view().size, 1)
+      a.stop(); b.stop()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+function randomId (): Uint8Array { return ed25519SignerFromSeed(generateEd25519Seed()).publicKey.subarray(0, 16) }
