@@ -260,7 +260,8 @@ export class ChatNode {
       }
       return pathRelays(admission.relays, now, 3 * this.timing.announceIntervalMs, admission.groupOf)
     }
-    const subnetOf = (r: PathRelay): string | undefined => subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
+    // a relay's sampling /16: the one other relays reached it at once it is admitted (pathRelays puts it first)
+    const subnetOf = (r: PathRelay): string | undefined => r.subnets?.[0] ?? subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
     const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
     this.onion = new OnionClient({
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
