@@ -8,8 +8,8 @@
  *   heard of for FORGET_AFTER_MS are dropped;
  * - **reached**: the /16 of the first descriptor address it connected to (a new connection, `force`,
  *   to `<address>/p2p/<relay>`: the Noise handshake proves it is that relay), checked again only when
- *   the descriptor's addresses change (relays re-sign often; each check opens and closes a connection),
- *   or every PROBE_INTERVALS announce intervals while none was reached; never the source address of a connection from it;
+ *   the descriptor's addresses change (relays re-sign often; a check may open a connection),
+ *   or every PROBE_INTERVALS announce intervals while none was reached; a new connection stays open; never the source address of a connection from it;
  * - **probed**: a loop probe came back: a Sphinx packet this relay builds through the other one, then a
  *   third relay in another /16, and back to itself (path [X, B, self], exponential delays in X's and B's
  *   slots, a drop-service body, a random 16-byte id), within PROBE_TIMEOUT_MS. To X it looks like a
@@ -210,8 +210,10 @@ export class RelayAttester {
         if (group == null || this.stopped) continue
         try {
           const base = strip(addr)
-          const conn = await this.init.node.dial(multiaddr(`${base}/p2p/${r.record.peerId}`), { force: true, signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
-          await conn.close().catch(() => {})
+          // kept open, not closed: either side may already have opened a stream on it (libp2p does not
+          // order a peer's connections), and closing it would lose what that stream carried; the next
+          // check then finds it as an outbound connection at that address
+          await this.init.node.dial(multiaddr(`${base}/p2p/${r.record.peerId}`), { force: true, signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
           reached = group
           break
         } catch (err) {
