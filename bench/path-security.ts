@@ -57,13 +57,16 @@ function nameWithRole (base: string, role: 'entry' | 'exit'): string {
   for (let i = 0; ; i++) if (relayRole(`${base}-${i}`) === role) return `${base}-${i}`
 }
 
-function network (hostile: number, k: number, opts: { family?: boolean, grind?: boolean }): { relays: PathRelay[], bad: Set<string> } {
+function network (hostile: number, k: number, opts: { family?: boolean, grind?: boolean, claim?: number }): { relays: PathRelay[], bad: Set<string> } {
   const relays: PathRelay[] = []
   for (let i = 0; i < HONEST; i++) relays.push(relay(`honest-${i}-${randomInt(1e9)}`, `ip4:10.${i + 1}`))
   const bad = new Set<string>()
   for (let i = 0; i < hostile; i++) {
     const base = `sybil-${i}-${randomInt(1e9)}`
-    const r = relay(opts.grind === true ? nameWithRole(base, 'entry') : base, `ip4:11.${i % k}`, opts.family === true ? 'f'.repeat(64) : undefined)
+    // `claim`: the relays name addresses in `claim` /16s they do not hold, and the client believes them
+    // (no admission: protocols/onion/admission.ts samples a relay under the /16 others reached it at)
+    const subnet = opts.claim != null ? `ip4:12.${i % opts.claim}` : `ip4:11.${i % k}`
+    const r = relay(opts.grind === true ? nameWithRole(base, 'entry') : base, subnet, opts.family === true ? 'f'.repeat(64) : undefined)
     relays.push(r)
     bad.add(r.peerId)
   }
@@ -140,11 +143,12 @@ function perUser (users: number, user: () => { entry: () => PathRelay, contacts:
 }
 
 export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[] {
-  const configs: Array<{ label: string, k: number, family?: boolean, grind?: boolean }> = [
+  const configs: Array<{ label: string, k: number, family?: boolean, grind?: boolean, claim?: number }> = [
     ...[1, 2, 5, 10, 20].map(k => ({ label: `${opts.hostile} hostile relays in ${k} /16${k > 1 ? 's' : ''}`, k })),
     { label: `${opts.hostile} hostile relays in 20 /16s, one declared family`, k: 20, family: true },
     { label: `${opts.hostile} hostile relays in 1 /16, all of the entry role (ground peer ids)`, k: 1, grind: true },
-    { label: `${opts.hostile} hostile relays in 20 /16s, all of the entry role (ground peer ids)`, k: 20, grind: true }
+    { label: `${opts.hostile} hostile relays in 20 /16s, all of the entry role (ground peer ids)`, k: 20, grind: true },
+    { label: `${opts.hostile} hostile relays in 1 /16, claiming 20 /16s, believed (no admission; with it, the row of 1 /16)`, k: 1, claim: 20 }
   ]
   const rows: PathSecurityRow[] = []
   for (const c of configs) {

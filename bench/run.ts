@@ -317,19 +317,21 @@ if (enabled('paths')) {
   for (const r of rows) {
     const bound = r.entryShare * r.share
     const sq = r.share * r.share
-    const sybilRow = r.k === 1
+    const sybilRow = r.k === 1 && !r.label.includes('claiming')
+    const suffix = `${r.label.includes('family') ? '.family' : ''}${r.label.includes('ground') ? '.grind' : ''}${r.label.includes('claiming') ? '.claim' : ''}`
     fig({
-      id: `paths.both.${r.k}${r.label.includes('family') ? '.family' : ''}${r.label.includes('ground') ? '.grind' : ''}`, section: 'path security',
+      id: `paths.both.${r.k}${suffix}`, section: 'path security',
       name: `paths with a hostile first and last hop, 20 honest relays + ${r.label}`, unit: '%',
       figure: one('guards + /16 and family rules', pct(r.guards.bothEnds), settings.pathSamples), baseline: one('main: uniform choice', pct(r.main.bothEnds), settings.pathSamples),
       target: `${sybilRow ? '< 5 %; ' : ''}<= share of /16s² = ${pct(sq).toFixed(1)} %`,
       // the guard figure varies by user (one guard each, paths / 10 users): judged within 3 standard errors
-      pass: (!sybilRow || pct(r.guards.bothEnds) < 5) && r.guards.bothEnds <= sq + 3 * Math.sqrt(Math.max(sq, 0.001) * (1 - sq) / (settings.pathSamples / 10)),
+      // the claiming row shows what believing unverified /16s would give (context: admission prevents it)
+      pass: r.label.includes('claiming') ? null : (!sybilRow || pct(r.guards.bothEnds) < 5) && r.guards.bothEnds <= sq + 3 * Math.sqrt(Math.max(sq, 0.001) * (1 - sq) / (settings.pathSamples / 10)),
       notes: `rules without guards ${pct(r.rules.bothEnds).toFixed(1)} %; the adversary holds ${pct(r.share).toFixed(0)} % of the /16s and ${pct(r.entryShare).toFixed(0)} % of the /16s with an entry-role relay, so a guard is hostile that often: share of entry /16s x share of /16s = ${pct(bound).toFixed(1)} %` +
         (r.guards.bothEnds > sq ? ' (above share²: only entry-role relays may be guards, and only about half the honest /16s have one)' : '')
     })
     fig({
-      id: `paths.linked.${r.k}${r.label.includes('family') ? '.family' : ''}${r.label.includes('ground') ? '.grind' : ''}`, section: 'path security',
+      id: `paths.linked.${r.k}${suffix}`, section: 'path security',
       name: `users linked at least once within 1,000 messages (100 messages), ${r.label}`, unit: '%',
       figure: one('with guards', pct(r.guards.linked1000), settings.pathUsers), baseline: one('same rules, no guards', pct(r.rules.linked1000), settings.pathUsers),
       target: 'far below without guards (context)', pass: null,

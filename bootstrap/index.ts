@@ -41,7 +41,10 @@ export async function startBootstrapNode (opts: BootstrapNodeOptions): Promise<B
   // newcomers ask for a first list of relays (users run no DHT): the relays heard on gossip
   const relays = new RelayDirectory()
   const pubsub = node.services.pubsub
-  pubsub.topicValidators.set(RELAY_TOPIC, (_peer, msg) => relays.add(msg.data) != null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
+  // a stale copy (relays re-sign as their attestations change: two versions may cross) is ignored, not
+  // rejected: the honest peer that relayed it late is not penalised
+  const verdicts = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const
+  pubsub.topicValidators.set(RELAY_TOPIC, (_peer, msg) => verdicts[relays.gossipVerdict(msg.data)])
   pubsub.subscribe(RELAY_TOPIC)
   const relayList = new RelayListService(node, { descriptors: () => relays.list().map(r => r.record.bytes) })
   await relayList.start()

@@ -24,6 +24,7 @@ const FLAGS = {
   bootstrap: { value: '<multiaddr>', multiple: true, help: 'bootstrap peer with /p2p/<peer id> (repeatable; or P2PCHAT_BOOTSTRAP, comma-separated)' },
   privacy: { value: '<level>', help: `mixing: ${Object.keys(PRIVACY_LEVELS).join(', ')} (default ${DEFAULT_PRIVACY}; or $P2PCHAT_PRIVACY)` },
   announce: { value: '<multiaddr>', multiple: true, help: 'relays: the address to announce instead of the listen addresses (behind a port forward: /ip4/<public ip>/tcp/<port>); checked by dial-back like any' },
+  family: { value: '<file>', help: "relays: the operator's family key file (created, mode 0600, if missing; copy it to each relay you run): clients put one of your relays per path" },
   metrics: { value: '<host:port>', help: 'relays and bootstrap nodes: serve Prometheus metrics at http://<host:port>/metrics (host defaults to 127.0.0.1)' },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
   web: { help: 'serve the web app on 127.0.0.1 and print a one-time login URL (start: instead of the terminal chat; demo: for alice and bob)' },
@@ -46,8 +47,8 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--announce <multiaddr>...] [--data-dir <dir>] [--metrics <host:port>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'announce', 'data-dir', 'metrics', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--announce <multiaddr>...] [--family <file>] [--data-dir <dir>] [--metrics <host:port>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'announce', 'family', 'data-dir', 'metrics', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
@@ -171,6 +172,8 @@ export interface CliOptions {
   metrics?: string
   /** --announce: a relay's public addresses behind a port forward */
   announce?: string[]
+  /** --family: a relay operator's family key file (protocols/directory/FAMILY.md) */
+  family?: string
 }
 
 /**
@@ -272,7 +275,8 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     acceptAnyone: values['accept-anyone'] != null,
     privacy,
     metrics: values.metrics?.[0],
-    announce: values.announce
+    announce: values.announce,
+    family: values.family?.[0]
   }
 }
 
@@ -308,7 +312,7 @@ export type CliTiming = ChatTiming & {
 }
 
 const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
-  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs']
+  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs', 'relayMinAgeMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

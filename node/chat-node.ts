@@ -57,6 +57,7 @@ import { hopDelays } from '../protocols/onion/delays.ts'
 import { DEFAULT_PRIVACY, privacyLevel, roundTripAllowanceMs } from './privacy.ts'
 import type { PrivacyLevel } from './privacy.ts'
 import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
+import { admitRelays, DEFAULT_MIN_RELAY_AGE_MS, MIN_ADMITTED_RELAYS } from '../protocols/onion/admission.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
 
@@ -83,6 +84,8 @@ export interface ChatTiming {
   stockTtlMs: number
   /** A contact first seen through its own message is cross-checked in the directory after a random delay up to this. */
   crossCheckMaxDelayMs: number
+  /** Relay admission (protocols/onion/admission.ts): the age other relays must attest before a relay carries paths. */
+  relayMinAgeMs: number
 }
 
 export const DEFAULT_TIMING: ChatTiming = {
@@ -95,7 +98,8 @@ export const DEFAULT_TIMING: ChatTiming = {
   onionEpochMs: 24 * 3600_000,
   stockIntervalMs: 5 * 60_000,
   stockTtlMs: 40 * 60_000,
-  crossCheckMaxDelayMs: 10 * 60_000
+  crossCheckMaxDelayMs: 10 * 60_000,
+  relayMinAgeMs: DEFAULT_MIN_RELAY_AGE_MS
 }
 
 /** Names in the record live this long (a week of mailbox waiting and a margin; republished while we are online). */
@@ -181,6 +185,7 @@ export class ChatNode {
   readonly store: ChatStore
   readonly timing: ChatTiming
   readonly relayDirectory: RelayDirectory
+  private admissionWarnedAt = 0
   readonly entry: EntryRelay
   readonly onion: OnionClient
   /** How this node mixes its packets (node/privacy.ts). */
@@ -245,8 +250,18 @@ export class ChatNode {
     this.relayDirectory = new RelayDirectory({ announceIntervalMs: this.timing.announceIntervalMs })
     this.health = new RelayHealth({ announceIntervalMs: this.timing.announceIntervalMs })
     // dead relays (node/relay-health.ts) are left out of every path, reply block, exit and mailbox
-    const usable = (): PathRelay[] => pathRelays(this.health.filter(this.relayDirectory.list()), Date.now(), 3 * this.timing.announceIntervalMs)
-    const subnetOf = (r: PathRelay): string | undefined => subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
+    // and only admitted relays (attested age, loop probe, verified /16) while enough are admitted
+    const usable = (): PathRelay[] => {
+      const now = Date.now()
+      const admission = admitRelays(this.health.filter(this.relayDirectory.list()), { minAgeMs: this.timing.relayMinAgeMs, now })
+      if (admission.relaxed && now - this.admissionWarnedAt > 60_000) {
+        this.admissionWarnedAt = now
+        this.emit({ type: 'warning', message: `only ${admission.admitted} of ${admission.verdicts.size} relays are admitted (attested age, loop probe, verified address): paths also use relays not yet admitted until ${MIN_ADMITTED_RELAYS} are` })
+      }
+      return pathRelays(admission.relays, now, 3 * this.timing.announceIntervalMs, admission.groupOf)
+    }
+    // a relay's sampling /16: the one other relays reached it at once it is admitted (pathRelays puts it first)
+    const subnetOf = (r: PathRelay): string | undefined => r.subnets?.[0] ?? subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
     const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
     this.onion = new OnionClient({
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,

@@ -26,7 +26,10 @@ import { createP2PNode, joinDht } from './create.ts'
 import type { P2PNode } from './create.ts'
 import { loadTransportKey } from './identity.ts'
 import { UserError } from './errors.ts'
-import { ed25519SignerFromSeed } from '../protocols/crypto/keys.ts'
+import { RelayAttester } from './admission.ts'
+import { existsSync, readFileSync } from 'node:fs'
+import { checkSecretFile, writeNewSecretFile } from './datadir.ts'
+import { ed25519SignerFromSeed, generateEd25519Seed } from '../protocols/crypto/keys.ts'
 import type { Signer } from '../protocols/crypto/keys.ts'
 import { Directory } from '../protocols/directory/index.ts'
 import type { SignedRecord } from '../protocols/directory/index.ts'
@@ -84,6 +87,12 @@ export interface RelayNodeOptions {
    * always checks; in-process networks on one machine (the demo, tests) may leave it off.
    */
   checkReachability?: boolean
+  /**
+   * Attest the other relays (node/admission.ts: reach them, probe them, sign what was seen into the
+   * descriptor); default true. Only instrumented tests of client paths turn it off: a relay's own loop
+   * probes are traffic that no client's path explains.
+   */
+  attest?: boolean
 }
 
 /** No address of this relay could be confirmed reachable from outside: it does not announce itself. */
@@ -114,6 +123,8 @@ export class RelayNode {
   readonly services: ServiceDispatcher
   readonly relayList: RelayListService
   readonly dialback: DialbackService
+  /** What this relay attests about the others (node/admission.ts), carried in its descriptor. */
+  readonly attester: RelayAttester
   /** The dial-back check's outcome (with checkReachability). */
   reachability: ReachabilityReport | undefined
   private readonly store: MailboxStore
@@ -138,8 +149,9 @@ export class RelayNode {
       signer,
       onionKey: this.keyRing.current.publicKey,
       addrs: () => this.reachability?.verified ?? node.getMultiaddrs().map(a => a.toString()),
-      // the operator's family (protocols/directory/family.ts), certified once for this relay's key
-      extensions: opts.family == null ? undefined : ((ext) => () => [ext])(familyExtension(opts.family, signer.publicKey))
+      // the operator's family (protocols/directory/family.ts), certified once for this relay's key, and
+      // the attestations about the other relays (node/admission.ts), fewer on each oversize attempt
+      extensions: ((family) => (attempt: number) => [...family, ...(opts.attest === false ? [] : [this.attester.extension(attempt)])])(opts.family == null ? [] : [familyExtension(opts.family, signer.publicKey)])
     })
     const self = node.peerId.toString()
     const sendThroughReplyBlock = (block: Uint8Array, payload: Uint8Array): void => {
@@ -164,6 +176,8 @@ export class RelayNode {
       },
       onDeliver: (res, from) => {
         if (res.command !== 'service') return
+        // one of this relay's loop probes back (node/admission.ts): nothing for the services
+        if (this.attester.delivered(res.id)) return
         if (opts.logHops === true) {
           const service = res.payload[0] === SERVICE_MAILBOX ? 'mailbox' : res.payload[0] === SERVICE_DIRECTORY ? 'directory' : res.payload[0] === 0x03 ? 'drop' : 'other'
           this.emit({ type: 'service', service, from: this.relays.has(from) || from === self ? from : 'client' })
@@ -193,6 +207,15 @@ export class RelayNode {
     })
     this.relayList = new RelayListService(node, { descriptors: () => this.relays.list().map(r => r.record.bytes) })
     this.dialback = new DialbackService(node)
+    this.attester = new RelayAttester({
+      node,
+      dataDir: opts.dataDir,
+      selfPeerId: self,
+      self: () => ({ address: signer.publicKey, onionKey: this.keyRing.current.publicKey }),
+      send: (firstHop, packet) => { this.onion.send(firstHop, packet) },
+      relays: () => this.relays.list(),
+      announceIntervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS
+    })
     this.services = new ServiceDispatcher({
       services: new Map([
         [SERVICE_MAILBOX, this.mailboxes],
@@ -273,6 +296,16 @@ export class RelayNode {
     this.keyRing.onRotate = () => { this.announce().catch(err => { this.log.error('announce after rotation failed: %s', (err as Error).message) }) }
     this.announceTimer = setInterval(() => {
       this.keyRing.tick()
+      if (this.opts.attest !== false) this.attester.tick()
+      // changed attestations: a new descriptor for gossip (the DHT copy waits for the next announce)
+      if (this.attester.dirty && this.descriptor != null) {
+        try {
+          this.descriptor = this.directory.resignRelay(this.keyRing.descriptorKeys())
+          this.relays.add(this.descriptor.bytes)
+        } catch (err) {
+          this.log.error('re-signing the descriptor failed: %s', (err as Error).message)
+        }
+      }
       this.gossip().catch(() => {})
     }, this.opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS)
     this.announceTimer.unref()
@@ -338,6 +371,7 @@ export class RelayNode {
       mailboxes: this.mailboxes.stats(),
       exit: this.exit.stats,
       services: this.services.stats,
+      attester: this.attester.stats,
       relaysKnown: this.relays.size
     }
   }
@@ -346,6 +380,7 @@ export class RelayNode {
     this.stopping ??= (async () => {
       this.stopSignal.abort()
       clearInterval(this.announceTimer)
+      this.attester.stop()
       this.directory.stop()
       this.mailboxes.stop()
       const pubsub = this.node.services.pubsub
@@ -368,3 +403,31 @@ export function peerIdOfTransportKey (key: Uint8Array): string {
 }
 
 export { transportKeyOf }
+
+/**
+ * A relay operator's family key (protocols/directory/FAMILY.md) from `path` (`--family`): the JSON
+ * `{"v":1,"type":"p2pchat-family-ed25519","seed":"<base64 of 32 bytes>"}`, mode 0600. A missing file is
+ * created with a new key (`created`), which the operator copies to each relay it runs. Throws UserError
+ * (FAMILY_KEY) for an unreadable file, and datadir.ts's errors for one other users can read.
+ */
+export function loadFamilyKey (path: string): { signer: Signer, created: boolean } {
+  let created = false
+  if (!existsSync(path)) {
+    writeNewSecretFile(path, JSON.stringify({ v: 1, type: FAMILY_KEY_TYPE, seed: Buffer.from(generateEd25519Seed()).toString('base64') }) + '\n')
+    created = true
+  }
+  checkSecretFile(path)
+  let seed: Buffer
+  try {
+    const data = JSON.parse(readFileSync(path, 'utf8')) as { v?: unknown, type?: unknown, seed?: unknown }
+    if (data.v !== 1 || data.type !== FAMILY_KEY_TYPE || typeof data.seed !== 'string') throw new Error('not a family key file of version 1')
+    seed = Buffer.from(data.seed, 'base64')
+    if (seed.length !== 32) throw new Error('the seed is not 32 bytes')
+  } catch (err) {
+    throw new UserError(`${path} is not a p2pchat family key (${(err as Error).message}); pass the file --family created on your first relay`, 'FAMILY_KEY')
+  }
+  return { signer: ed25519SignerFromSeed(seed), created }
+}
+
+/** The `type` of a family key file. */
+export const FAMILY_KEY_TYPE = 'p2pchat-family-ed25519'

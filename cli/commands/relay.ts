@@ -6,7 +6,7 @@
  * `{"cmd":"relays"}` / `{"cmd":"status"}`; the relay logs no per-packet event and names no user.
  */
 import type { Readable } from 'node:stream'
-import { RelayNode } from '../../node/relay-node.ts'
+import { loadFamilyKey, RelayNode } from '../../node/relay-node.ts'
 import { lockDataDir, prepareDataDir, resolveDataDir } from '../../node/datadir.ts'
 import type { DataDirLock } from '../../node/datadir.ts'
 import { UserError } from '../../node/errors.ts'
@@ -41,7 +41,14 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
   try {
     const dataDir = prepareDataDir(resolveDataDir(opts.dataDir, io.env))
     lock = lockDataDir(dataDir, 'start --relay')
+    // --family: the operator's key, declared in the descriptor (protocols/directory/FAMILY.md)
+    const family = opts.family == null ? undefined : loadFamilyKey(opts.family)
+    if (family?.created === true) {
+      if (opts.json) emit(io, { event: 'status', stage: 'family', detail: `created a new family key in ${opts.family}: copy it (mode 0600) to each relay you run` })
+      else io.stdout.write(`… family: created a new family key in ${opts.family}: copy it (mode 0600) to each relay you run\n`)
+    }
     relay = await RelayNode.create({
+      family: family?.signer,
       dataDir,
       listen: opts.listen ?? DEFAULT_RELAY_LISTEN,
       bootstrap: opts.bootstrap,

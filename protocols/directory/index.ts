@@ -21,6 +21,8 @@ import { spreadByGroup, subnetsOfAddrs, UNKNOWN_SUBNET } from './subnet.ts'
 export const WIDE_SAMPLE_FACTOR = 5
 /** Providers of one /16 (by the addresses the DHT gave) among those a cold start looks up. */
 export const MAX_PROVIDERS_PER_SUBNET = 4
+/** Providers a cold start reads at most, skipped ones included: bounds the walk over a flooded provider list. */
+export const MAX_PROVIDERS_SEEN = 2000
 
 export * from './record.ts'
 export { directorySelectors, directoryValidators, GuardedDatastore, selectRecord } from './dht.ts'
@@ -105,7 +107,7 @@ export interface DirectoryInit {
   /** The addresses to advertise in relay descriptors (name records carry none). */
   addrs: () => string[]
   /** Optional fields of the relay descriptors this node signs (family.ts: the family declaration). */
-  extensions?: () => RecordExtension[]
+  extensions?: (attempt: number) => RecordExtension[]
   /** Lifetime of relay descriptors this node signs. */
   recordTtlMs?: number
   /** Lifetime of name records this node signs. */
@@ -236,17 +238,37 @@ export class Directory {
     return { record, stored }
   }
 
+  /**
+   * Signs this relay's descriptor with a new sequence. `extensions(attempt)` is asked again with a
+   * higher attempt while the record is over MAX_RECORD_SIZE (an extension that can shrink, such as the
+   * attestations, gives fewer entries), at most 8 times.
+   */
   private signRelay (onionKeys: OnionKeyEntry[]): SignedRecord {
-    return signRecord({
-      kind: KIND_RELAY,
-      nick: '',
-      identityKey: this.init.signer.publicKey,
-      onionKeys,
-      addrs: this.init.addrs().slice(0, 16),
-      extensions: this.init.extensions(),
-      sequence: this.nextSequence(),
-      expiry: this.init.now() + this.init.recordTtlMs
-    }, this.init.signer)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return signRecord({
+          kind: KIND_RELAY,
+          nick: '',
+          identityKey: this.init.signer.publicKey,
+          onionKeys,
+          addrs: this.init.addrs().slice(0, 16),
+          extensions: this.init.extensions(attempt),
+          sequence: this.nextSequence(),
+          expiry: this.init.now() + this.init.recordTtlMs
+        }, this.init.signer)
+      } catch (err) {
+        if (!(err instanceof RecordError) || err.fault !== 'oversize' || attempt >= 8) throw err
+      }
+    }
+  }
+
+  /**
+   * A new descriptor of this relay (a new sequence) for gossip only, without the DHT put: for changes
+   * its readers want soon but the DHT copy can wait for (the attestations); the next announceRelay
+   * publishes the then newest.
+   */
+  resignRelay (onionKeys: OnionKeyEntry[]): SignedRecord {
+    return this.signRelay(onionKeys)
   }
 
   /** Looks a nick up; throws NameNotFoundError when no live, valid record arrives in time. */
@@ -306,7 +328,8 @@ export class Directory {
   /**
    * Finds relays through the provider CID and returns their verified descriptors (at most `limit`).
    * A cold start samples widely (issue 12): it gathers up to WIDE_SAMPLE_FACTOR x `limit` providers (or
-   * all the query finds), then looks up `limit` of them spread over the /16s of the addresses the DHT
+   * all the query finds, reading at most MAX_PROVIDERS_SEEN), at most MAX_PROVIDERS_PER_SUBNET of a /16
+   * (the others of that /16 are skipped, not counted), then looks up `limit` of them spread over the /16s of the addresses the DHT
    * gave for them, at most MAX_PROVIDERS_PER_SUBNET of one, rather than the first `limit` to answer
    * (which the closest, or fastest, operator would fill).
    */
@@ -314,11 +337,20 @@ export class Directory {
     const limit = options?.limit ?? 20
     const signal = withTimeout(options, this.init.lookupTimeoutMs)
     const providers = new Map<string, string>()
+    const perGroup = new Map<string, number>()
+    let seen = 0
     try {
       for await (const provider of this.components.contentRouting.findProviders(await relayProviderCid(), { signal })) {
+        // providers of a /16 that already has MAX_PROVIDERS_PER_SUBNET are skipped, not counted: a
+        // hundred of one operator answering first do not end the sampling
+        if (++seen > MAX_PROVIDERS_SEEN) break
         const id = provider.id.toString()
         if (providers.has(id)) continue
-        providers.set(id, subnetsOfAddrs(provider.multiaddrs.map(a => a.toString()))[0])
+        const group = subnetsOfAddrs(provider.multiaddrs.map(a => a.toString()))[0]
+        const n = perGroup.get(group) ?? 0
+        if (n >= MAX_PROVIDERS_PER_SUBNET) continue
+        perGroup.set(group, n + 1)
+        providers.set(id, group)
         if (providers.size >= WIDE_SAMPLE_FACTOR * limit) break
       }
     } catch (err) {

@@ -70,10 +70,11 @@ export function sameGroup (a: PathRelay, b: PathRelay): boolean {
  * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first,
  * each with the network groups of its descriptor addresses and its verified family (family.ts); a relay
  * whose family declaration does not verify is left out.
+ * With `verifiedGroup` (admission.ts `admitRelays`), a relay's first group is its verified /16.
  * With `freshWithinMs`, relays not heard from for longer are left out, as long as at least
  * MIN_FRESH_RELAYS others were (a dead relay stops announcing; a new client has heard few yet).
  */
-export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinMs?: number): PathRelay[] {
+export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinMs?: number, verifiedGroup?: Map<string, string>): PathRelay[] {
   if (freshWithinMs != null) {
     const fresh = relays.filter(r => now - r.lastSeen <= freshWithinMs)
     if (fresh.length >= MIN_FRESH_RELAYS) relays = fresh
@@ -88,7 +89,12 @@ export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinM
     } catch {
       continue // a family declaration that does not verify: the relay lies about its operator; left out
     }
-    out.push({ address: r.record.identityKey, onionKey: key.key, peerId: r.record.peerId, subnets: subnetsOfAddrs(r.record.addrs), family, lastSeen: r.lastSeen })
+    // an admitted relay (admission.ts) is sampled under the /16 other relays reached it at; the other
+    // groups its descriptor claims still count against it (they only add constraints)
+    const claimed = subnetsOfAddrs(r.record.addrs)
+    const verified = verifiedGroup?.get(r.record.peerId)
+    const subnets = verified == null ? claimed : [verified, ...claimed.filter(g => g !== verified)]
+    out.push({ address: r.record.identityKey, onionKey: key.key, peerId: r.record.peerId, subnets, family, lastSeen: r.lastSeen })
   }
   return out.sort((a, b) => b.lastSeen - a.lastSeen).map(({ lastSeen: _l, ...r }) => r)
 }

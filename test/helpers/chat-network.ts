@@ -30,7 +30,9 @@ export const TEST_CHAT_TIMING: Partial<ChatTiming> = {
   announceIntervalMs: 1_000,
   requestTimeoutMs: 5_000,
   stockIntervalMs: 2_000,
-  crossCheckMaxDelayMs: 2_000
+  crossCheckMaxDelayMs: 2_000,
+  // relay admission (protocols/onion/admission.ts): an attested age of one second, not a day
+  relayMinAgeMs: 1_000
 }
 
 export interface TestUser {
