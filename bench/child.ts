@@ -25,6 +25,8 @@ import { ephemeralIdentity } from '../node/identity.ts'
 import { OnionKeyRing } from '../protocols/onion/keyring.ts'
 import { ONION_PROTOCOL, OnionService } from '../protocols/onion/relay.ts'
 import { PLAIN_SINK_PROTOCOL, PlainForwarder, readFrames } from './lib/frames.ts'
+import { PhaseProfiler } from './lib/profile.ts'
+import type { ProfileSplit } from './lib/profile.ts'
 
 export type ChildRole = 'bare' | 'user' | 'relay' | 'sink'
 
@@ -37,6 +39,9 @@ export type ToChild =
   | { cmd: 'checkpoints', every: number }
   | { cmd: 'cpu' }
   | { cmd: 'arrivals' }
+  /** a CPU profile of this process from 'profile-start' to 'profile-stop', split by component (lib/profile.ts) */
+  | { cmd: 'profile-start' }
+  | { cmd: 'profile-stop' }
   | { cmd: 'stop' }
 
 export type FromChild =
@@ -47,6 +52,7 @@ export type FromChild =
   | { type: 'checkpoint', received: number, mem: MemorySample, replayBytes: number }
   | { type: 'cpu', userMs: number, systemMs: number, wallMs: number }
   | { type: 'arrivals', onion: number[], plain: number[] }
+  | { type: 'profile', split: ProfileSplit }
   | { type: 'stopped' }
   | { type: 'error', message: string }
 
@@ -103,6 +109,7 @@ async function main (): Promise<void> {
   }
 
   let checkpointTimer: ReturnType<typeof setInterval> | undefined
+  const profiler = new PhaseProfiler()
   const cpuStart = { usage: process.cpuUsage(), at: performance.now() }
 
   // the parent is gone (it crashed, or the run was interrupted): do not linger
@@ -143,6 +150,8 @@ async function main (): Promise<void> {
           break
         }
         case 'arrivals': send({ type: 'arrivals', onion: arrivals.onion, plain: arrivals.plain }); break
+        case 'profile-start': await profiler.start(); send({ type: 'profile', split: { ms: {}, wallMs: 0, samples: 0 } }); break
+        case 'profile-stop': send({ type: 'profile', split: await profiler.stop() }); break
         case 'stop':
           clearInterval(checkpointTimer)
           await service?.stop()
