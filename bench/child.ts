@@ -150,7 +150,7 @@ async function main (): Promise<void> {
           break
         }
         case 'arrivals': send({ type: 'arrivals', onion: arrivals.onion, plain: arrivals.plain }); break
-        case 'profile-start': await profiler.start(); send({ type: 'profile', split: { ms: {}, wallMs: 0, samples: 0 } }); break
+        case 'profile-start': await profiler.start(); send({ type: 'profile', split: { ms: {}, wallMs: 0, cpuMs: 0, samples: 0, top: [] } }); break
         case 'profile-stop': send({ type: 'profile', split: await profiler.stop() }); break
         case 'stop':
           clearInterval(checkpointTimer)

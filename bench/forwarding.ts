@@ -39,6 +39,8 @@ export interface ForwardingOptions {
   onionSecondsMax: number
   /** memory checkpoints during the onion run */
   checkpoints: number
+  /** frames per send from each sender (1: every frame alone; 16: as a saturated upstream relay batches) */
+  senderBatch?: number
   log: (line: string) => void
 }
 
@@ -180,7 +182,7 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
     const opened: Stream[] = []
     const plainLoops = senders.map(async (s, k) => {
       let i = k * 250
-      await pumpFrames(async () => await s.dialProtocol(relayPeer, PLAIN_FORWARD_PROTOCOL), () => running ? packets[i++ % pool] : undefined, resets.plain, opened)
+      await pumpFrames(async () => await s.dialProtocol(relayPeer, PLAIN_FORWARD_PROTOCOL), () => running ? packets[i++ % pool] : undefined, resets.plain, opened, opts.senderBatch)
     })
     await new Promise(resolve => setTimeout(resolve, opts.plainSeconds * 1000))
     running = false
@@ -212,7 +214,7 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
         const f = packets[i]
         i += senders.length
         return f
-      }, resets.onion, opened)
+      }, resets.onion, opened, opts.senderBatch)
     }))
     clearInterval(progress)
     // every packet the relay got is processed and its queue is empty (or nothing moves for 3 s)
@@ -268,9 +270,15 @@ export function describeForwarding (r: ForwardingResult): string[] {
 
 if (import.meta.main) {
   const packets = Number(process.env.PACKETS ?? 5000)
-  const r = await forwardingBench({ packets, onionSecondsMax: 60, plainSeconds: Number(process.env.PLAIN_SECONDS ?? 3), senders: 4, checkpoints: Number(process.env.CHECKPOINTS ?? 5), log: console.log })
+  const r = await forwardingBench({ packets, onionSecondsMax: 60, plainSeconds: Number(process.env.PLAIN_SECONDS ?? 3), senders: 4, checkpoints: Number(process.env.CHECKPOINTS ?? 5), senderBatch: Number(process.env.SENDER_BATCH ?? 1), log: console.log })
   if (process.env.JSON === '1') console.log(JSON.stringify(r, null, 1))
   for (const line of describeForwarding(r)) console.log(line)
+  if (process.env.TOP === '1') {
+    for (const [name, rate] of [['plain', r.plain], ['onion', r.onion]] as const) {
+      console.log(`${name}: top functions by self time (share of busy samples)`)
+      for (const [f, share] of rate.profile?.top ?? []) console.log(`  ${(100 * share).toFixed(1).padStart(5)}%  ${f}`)
+    }
+  }
   console.log(`relay drops ${JSON.stringify(r.relayDrops)}, held ${JSON.stringify(r.relayHeld)}, stream resets ${JSON.stringify(r.streamResets)}`)
   process.exit(0)
 }

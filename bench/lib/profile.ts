@@ -21,8 +21,20 @@ export type Component =
   | 'ours-framing' | 'ours-sphinx' | 'ours-other' | 'bench'
   | 'runtime' | 'gc' | 'program' | 'idle'
 
-/** Milliseconds of CPU per component over the profiled phase, and the phase's wall time. */
-export interface ProfileSplit { ms: Partial<Record<Component, number>>, wallMs: number, samples: number }
+/**
+ * Milliseconds of CPU per component over the profiled phase, and the phase's wall time. A sample's
+ * time delta is wall time (a process that waits for a core still has its stack sampled), so each
+ * component's share of the busy samples is applied to the process's CPU time (process.cpuUsage) over
+ * the phase; `idle` is the idle samples' share of the wall time.
+ */
+export interface ProfileSplit {
+  ms: Partial<Record<Component, number>>
+  wallMs: number
+  cpuMs: number
+  samples: number
+  /** the functions with the most self samples: "component function (file:line)" and their share of the busy samples */
+  top: Array<[string, number]>
+}
 
 interface CallFrame { functionName: string, url: string }
 interface ProfileNode { id: number, callFrame: CallFrame, children?: number[] }
@@ -47,7 +59,7 @@ export function componentOf (url: string): Component {
 }
 
 /** Splits a V8 CPU profile by component (see the module comment). */
-export function splitProfile (profile: CpuProfile): ProfileSplit {
+export function splitProfile (profile: CpuProfile, cpuMs: number): ProfileSplit {
   const byId = new Map<number, ProfileNode>()
   const parent = new Map<number, number>()
   for (const n of profile.nodes) {
@@ -80,20 +92,41 @@ export function splitProfile (profile: CpuProfile): ProfileSplit {
     for (const c of chain) owner.set(c, found)
     return found
   }
-  const ms: Partial<Record<Component, number>> = {}
-  for (let i = 0; i < profile.samples.length; i++) {
-    const c = ownerOf(profile.samples[i])
-    ms[c] = (ms[c] ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000
+  const counts: Partial<Record<Component, number>> = {}
+  const self = new Map<number, number>()
+  let busy = 0
+  for (const id of profile.samples) {
+    const c = ownerOf(id)
+    counts[c] = (counts[c] ?? 0) + 1
+    if (c !== 'idle') { busy++; self.set(id, (self.get(id) ?? 0) + 1) }
   }
-  return { ms, wallMs: (profile.endTime - profile.startTime) / 1000, samples: profile.samples.length }
+  const wallMs = (profile.endTime - profile.startTime) / 1000
+  const ms: Partial<Record<Component, number>> = {}
+  for (const [c, n] of Object.entries(counts) as Array<[Component, number]>) {
+    ms[c] = c === 'idle' ? wallMs * n / Math.max(1, profile.samples.length) : cpuMs * n / Math.max(1, busy)
+  }
+  const byName = new Map<string, number>()
+  for (const [id, n] of self) {
+    const label = (node: ProfileNode | undefined): string => {
+      const f = node?.callFrame
+      return `${f?.functionName === '' ? '(anonymous)' : f?.functionName} (${(f?.url ?? '').split('/').slice(-2).join('/')})`
+    }
+    const up = parent.get(id)
+    const name = `${ownerOf(id)} ${label(byId.get(id))} <- ${label(up === undefined ? undefined : byId.get(up))}`
+    byName.set(name, (byName.get(name) ?? 0) + n)
+  }
+  const top = [...byName].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([name, n]): [string, number] => [name, n / Math.max(1, busy)])
+  return { ms, wallMs, cpuMs, samples: profile.samples.length, top }
 }
 
 /** A profile of this process between start() and stop(). */
 export class PhaseProfiler {
   private session: Session | undefined
+  private cpuAtStart = process.cpuUsage()
 
   async start (): Promise<void> {
     if (this.session != null) await this.stop()
+    this.cpuAtStart = process.cpuUsage()
     const session = new Session()
     session.connect()
     await session.post('Profiler.enable')
@@ -104,12 +137,13 @@ export class PhaseProfiler {
 
   async stop (): Promise<ProfileSplit> {
     const session = this.session
-    if (session == null) return { ms: {}, wallMs: 0, samples: 0 }
+    if (session == null) return { ms: {}, wallMs: 0, cpuMs: 0, samples: 0, top: [] }
     this.session = undefined
     const { profile } = await session.post('Profiler.stop') as unknown as { profile: CpuProfile }
+    const used = process.cpuUsage(this.cpuAtStart)
     await session.post('Profiler.disable')
     session.disconnect()
-    return splitProfile(profile)
+    return splitProfile(profile, (used.user + used.system) / 1000)
   }
 }
 
