@@ -73,6 +73,8 @@ export interface ForwardingResult {
   checkpoints: Array<{ received: number, rss: number, heapUsed: number, heapTotal: number, external: number, arrayBuffers: number, replayBytes: number }>
   packets: number
   senders: number
+  /** frames per send from each sender */
+  senderBatch: number
   rateLimit: { packetsPerSecond: number, burst: number }
 }
 
@@ -248,6 +250,7 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
       checkpoints: relay.child.checkpoints.map(c => ({ received: c.received, rss: c.mem.rss, heapUsed: c.mem.heapUsed, heapTotal: c.mem.heapTotal, external: c.mem.external, arrayBuffers: c.mem.arrayBuffers, replayBytes: c.replayBytes })),
       packets: packets.length,
       senders: opts.senders,
+      senderBatch: opts.senderBatch ?? 1,
       rateLimit: { packetsPerSecond: SATURATION_PACKETS_PER_SECOND, burst: SATURATION_BURST }
     }
   } finally {
