@@ -19,7 +19,7 @@ import { PACKET_SIZE } from '../protocols/onion/constants.ts'
 import { ONION_PROTOCOL } from '../protocols/onion/relay.ts'
 import { addressFromPeerId } from '../protocols/onion/sphinx.ts'
 import type { Hop } from '../protocols/onion/sphinx.ts'
-import { Child } from './lib/children.ts'
+import { BENCH_STREAM_WINDOW, Child } from './lib/children.ts'
 import type { Stream } from '@libp2p/interface'
 import { FRAME_HEADER, PLAIN_FORWARD_PROTOCOL, pumpFrames } from './lib/frames.ts'
 import type { MemorySample } from './child.ts'
@@ -84,7 +84,7 @@ const BIN_MS = 100
 
 async function node (): Promise<P2PNode> {
   const identity = await ephemeralIdentity()
-  return await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, allow: ALLOW })
+  return await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, allow: ALLOW, maxStreamWindow: BENCH_STREAM_WINDOW })
 }
 
 function rateOf (arrivals: number[], relayCpu: number): Rate {

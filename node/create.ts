@@ -92,6 +92,8 @@ export interface CreateNodeOptions {
   datastore?: Datastore
   /** Addresses to announce instead of the listen addresses (a relay behind a port forward: `--announce`). */
   announce?: string[]
+  /** Yamux's largest stream window (default MAX_STREAM_WINDOW); benchmarks measure others. */
+  maxStreamWindow?: number
 }
 
 /** Checks every multiaddr so that a typo is a clear error, not a libp2p stack trace. */
@@ -128,7 +130,7 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
     addresses: { listen, ...(opts.announce == null ? {} : { announce: parseMultiaddrs(opts.announce, 'announce') }) },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise({ crypto: sodiumNoiseCrypto })],
-    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW } })],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: opts.maxStreamWindow ?? MAX_STREAM_WINDOW } })],
     peerDiscovery,
     connectionManager: {
       allow: opts.allow ?? []
