@@ -268,6 +268,12 @@ export function describeForwarding (r: ForwardingResult): string[] {
     const parts = perFrame(rate.profile, rate.relayForwarded).map(([c, us]) => `${c} ${us.toFixed(1)}`).join(', ')
     lines.push(`${name}: relay CPU/wall ${rate.relayCpu.toFixed(2)}, ${rate.relayForwarded} frames forwarded; per frame ${s.busy.toFixed(1)} us busy = stack ${s.stack.toFixed(1)} + ours ${s.ours.toFixed(1)} (Sphinx ${s.sphinx.toFixed(1)}, framing/queues ${s.framing.toFixed(1)}) + bench ${s.bench.toFixed(1)}; by component (us/frame): ${parts}`)
   }
+  if (r.onion.profile != null && r.plain.profile != null && (r.onion.relayForwarded ?? 0) > 0 && (r.plain.relayForwarded ?? 0) > 0) {
+    // what the rates' ratio would be if the relay had a core to itself: the same CPU buys this many more plain frames
+    const on = stackVsOurs(r.onion.profile, r.onion.relayForwarded ?? 0).busy
+    const pl = stackVsOurs(r.plain.profile, r.plain.relayForwarded ?? 0).busy
+    lines.push(`CPU-bound ratio (plain us/frame over onion us/frame): ${(pl / on).toFixed(2)}; one core would forward ~${(1e6 / on).toFixed(0)} onion packets/s, ~${(1e6 / pl).toFixed(0)} plain frames/s`)
+  }
   return lines
 }
 
