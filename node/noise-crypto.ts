@@ -47,6 +47,12 @@ function contiguous (data: Bytes): Uint8Array {
   return data instanceof Uint8Array ? data : data.subarray()
 }
 
+/** Do `a` and `b` share bytes without starting at the same one? (libsodium may write in place only at the same start.) */
+function overlapsShifted (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.buffer !== b.buffer || a.byteOffset === b.byteOffset) return false
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength
+}
+
 export const sodiumNoiseCrypto: ICryptoInterface = {
   hashSHA256 (data) {
     const h = createHash('sha256')
@@ -81,7 +87,7 @@ export const sodiumNoiseCrypto: ICryptoInterface = {
   chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
     const c = contiguous(ciphertext)
     if (c.byteLength < TAG_BYTES) throw new NoiseDecryptError('Noise message shorter than its tag')
-    const m = dst != null && dst.byteLength === c.byteLength - TAG_BYTES && dst.buffer === c.buffer && dst.byteOffset === c.byteOffset
+    const m = dst != null && dst.byteLength === c.byteLength - TAG_BYTES && !overlapsShifted(dst, c)
       ? dst
       : Buffer.allocUnsafe(c.byteLength - TAG_BYTES)
     try {

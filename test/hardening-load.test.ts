@@ -21,6 +21,8 @@ const gc = runInNewContext('gc') as () => void
 
 /** The mailbox's re-push timers for this test (see before()): seconds instead of minutes. */
 const RELAY_MAILBOX_TIMING = { repushIntervalMs: 10_000, sweepIntervalMs: 1_000 }
+/** Relays' gossip announce interval, and the users' idea of it (see before()). */
+const LOAD_ANNOUNCE_INTERVAL_MS = 5_000
 const SENDERS = 10
 const PER_SENDER = Number(process.env.P2PCHAT_LOAD_MESSAGES ?? 100)
 
@@ -39,7 +41,11 @@ describe(`load: ${SENDERS} senders x ${PER_SENDER} messages through 5 relays`, {
     // a loaded run answers slowly: a deposit without an answer in requestTimeoutMs is retried. A sender
     // starts at most maxInFlight (16) deposits and the next queued ones only at its retry timer, so
     // the timer sets the pace of a burst: 2 s here
-    const timing = { requestTimeoutMs: 20_000, retryIntervalMs: 2_000 }
+    // Relays announce every 5 s here, not the harness's 1 s: users count a relay dead after 3 announce
+    // intervals of silence (node/relay-health.ts), and with 16 nodes saturating one process on a loaded
+    // machine the gossip feed lags by seconds, so at 1 s senders found 4 of 5 relays dead and held their
+    // messages ("too few live relays"; seen in warm-ups that timed out with 6 or 8 of 10 receipts).
+    const timing = { requestTimeoutMs: 20_000, retryIntervalMs: 2_000, announceIntervalMs: LOAD_ANNOUNCE_INTERVAL_MS }
     // A push the recipient's entry relay could not hand over (its client-link queue full while the
     // recipient works through the burst: 'queue-full') stays in the mailbox until the mailbox pushes it
     // again. The product waits repushIntervalMs = 5 min for an ACK (sized for mixing delays) and sweeps
@@ -47,7 +53,7 @@ describe(`load: ${SENDERS} senders x ${PER_SENDER} messages through 5 relays`, {
     // messages arrived 5 min after the rest). Test timers here, as the process tests' relays have
     // (helpers/cli-network.ts TEST_RELAY_TIMING); a re-push of an item whose ACK is merely late is a
     // duplicate the recipient must drop, which this test also checks.
-    await net.startRelays(5, { mailbox: RELAY_MAILBOX_TIMING })
+    await net.startRelays(5, { mailbox: RELAY_MAILBOX_TIMING, announceIntervalMs: LOAD_ANNOUNCE_INTERVAL_MS })
     sink = await net.user('sink', { timing })
     for (let i = 0; i < SENDERS; i++) senders.push(await net.user(`sender${i}`, { timing }))
   })
@@ -64,7 +70,8 @@ describe(`load: ${SENDERS} senders x ${PER_SENDER} messages through 5 relays`, {
       const outbox = senders.reduce((n, s) => n + s.chat.store.outbox().length, 0)
       const delivered = senders.reduce((n, s) => n + eventsOf(s, 'delivered').length, 0)
       const relays = net.relays.map(r => ({ in: r.relay.onion.stats.received, fwd: r.relay.onion.stats.forwarded, del: r.relay.onion.stats.delivered, q: r.relay.onion.queuedPackets, drop: r.relay.onion.stats.dropped, cdrop: r.relay.clients.stats.dropped }))
-      appendFileSync(file, `${((Date.now() - t0) / 1000).toFixed(0)} s ${phase()}: sent ${sent} (resent ${resent}), outbox ${outbox}, received ${eventsOf(sink, 'message').length}, delivered ${delivered}; relays ${JSON.stringify(relays)}\n`)
+      const queued = [...new Set(senders.filter(s => s.chat.store.outbox().length > 0).map(s => eventsOf(s, 'queued').at(-1)?.reason ?? 'none'))]
+      appendFileSync(file, `${((Date.now() - t0) / 1000).toFixed(0)} s ${phase()}: sent ${sent} (resent ${resent}), outbox ${outbox}, received ${eventsOf(sink, 'message').length}, delivered ${delivered}; queued because ${JSON.stringify(queued)}; relays ${JSON.stringify(relays)}\n`)
     }, 5_000)
     return () => { clearInterval(timer) }
   }
@@ -84,7 +91,8 @@ describe(`load: ${SENDERS} senders x ${PER_SENDER} messages through 5 relays`, {
     for (const s of senders) s.chat.send('sink', 'warm-up')
     // long enough for a retry or two (requestTimeoutMs 20 s) should a warm-up packet be lost while
     // the whole test suite loads the machine
-    await waitFor(() => senders.every(s => eventsOf(s, 'delivered').length === 1), () => `the warm-up receipts (${senders.filter(s => eventsOf(s, 'delivered').length === 1).length} of ${SENDERS})`, 150_000)
+    await waitFor(() => senders.every(s => eventsOf(s, 'delivered').length === 1), () => `the warm-up receipts (${senders.filter(s => eventsOf(s, 'delivered').length === 1).length} of ${SENDERS}; ` +
+      `the others: ${senders.filter(s => eventsOf(s, 'delivered').length !== 1).map(s => `sent ${eventsOf(s, 'sent').length}, outbox ${s.chat.store.outbox().length}, last queued reason: ${eventsOf(s, 'queued').at(-1)?.reason ?? 'none'}`).join(' | ')})`, 150_000)
     const heapBefore = heapMB()
     const started = Date.now()
     setPhase('load')

@@ -38,6 +38,15 @@ describe('Noise crypto (libsodium)', () => {
       const opened = sodiumNoiseCrypto.chaCha20Poly1305Decrypt(copy, nonce, ad, k, copy.subarray(0, size)).subarray()
       assert.deepEqual(new Uint8Array(opened), pt)
       assert.deepEqual(new Uint8Array(sodiumNoiseCrypto.chaCha20Poly1305Decrypt(new Uint8ArrayList(expected.subarray(0, 5), expected.subarray(5)), nonce, ad, k).subarray()), pt)
+      // a destination elsewhere (the library copies a list first) is written; one shifted over the ciphertext is not used
+      const elsewhere = new Uint8Array(size)
+      assert.deepEqual(new Uint8Array(sodiumNoiseCrypto.chaCha20Poly1305Decrypt(expected, nonce, ad, k, elsewhere).subarray()), pt)
+      assert.deepEqual(elsewhere, pt)
+      if (size > 0) {
+        const shared = new Uint8Array(expected.length + 1)
+        shared.set(expected, 1)
+        assert.deepEqual(new Uint8Array(sodiumNoiseCrypto.chaCha20Poly1305Decrypt(shared.subarray(1), nonce, ad, k, shared.subarray(0, size)).subarray()), pt)
+      }
     }
   })
 
