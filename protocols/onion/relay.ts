@@ -24,8 +24,8 @@
  * queue per outbound neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
  *
  * Writes: each neighbour's queue is written in batches: every frame queued when its writer runs (it
- * runs one event-loop turn after the first frame arrives, so everything read in that turn is there)
- * goes out in one send of at most MAX_BATCH_BYTES, i.e. one Yamux frame, one Noise message and one
+ * runs one event-loop turn after the first frame arrives, so everything read in that turn is there;
+ * a full batch goes at once) goes out in one send of at most MAX_BATCH_BYTES, i.e. one Yamux frame, one Noise message and one
  * socket write for up to 21 packets instead of one each (the stack's cost is per send, not per byte;
  * bench/forwarding.ts profiles it). Nothing waits for a batch to fill: a lone packet goes alone.
  * The frames on the wire are the same; a reader cannot tell batches apart. `forward` takes ownership of
@@ -70,9 +70,11 @@ const FRAME_LENGTH = FRAME_HEADER.length + PACKET_SIZE
 /**
  * The most bytes one send carries: a Noise transport message holds 65,535 bytes, less its 16-byte tag
  * and Yamux's 12-byte frame header, so a batch of this size is one Noise message (21 onion frames,
- * 20 client-link frames). Larger sends would only be split again by the stack.
+ * 21 client-link frames). Larger sends would only be split again by the stack.
  */
 export const MAX_BATCH_BYTES = 65_535 - 16 - 12
+/** Onion frames in a full batch (21). */
+const FULL_BATCH = Math.floor(MAX_BATCH_BYTES / FRAME_LENGTH)
 /** How long a neighbour may hold back our writes (flow control) before its stream is given up. */
 export const DRAIN_TIMEOUT_MS = 30_000
 /** How long one neighbour's full queue may keep inbound reading paused before it is treated as slow. */
@@ -238,6 +240,8 @@ class Neighbour {
   readonly queue: Uint8Array[] = []
   stream: Stream | undefined
   pumping = false
+  /** The writer is waiting out the turn to gather packets (a full batch may be sent meanwhile). */
+  gathering = false
   dialFailures = 0
   /** Its queue is past high water and inbound reading is paused on its account. */
   holding = false
@@ -482,12 +486,34 @@ export class OnionService {
     }
     if (n.queue.length >= this.init.queueLength) { this.drop(from, 'queue-full'); return }
     n.queue.push(packet)
+    if (n.gathering && n.queue.length >= FULL_BATCH && usable(n.stream)) this.sendFullBatch(n, n.stream)
     if (n.queue.length >= this.init.queueLength / 2 && !n.holding && !n.slow) this.hold(n)
     if (relayed) {
       this.stats.forwarded++
       this.init.onEvent?.({ type: 'forward', from, to, size: packet.length, packet })
     }
     if (!n.pumping) this.pump(n).catch(() => {})
+  }
+
+  /**
+   * While the writer gathers a turn's packets, a full batch goes at once: a burst larger than a batch
+   * in one turn then leaves the queue as it comes instead of piling up (and overflowing) until the
+   * turn ends. A stream that refuses it is given up as in pump(), its packets counted as send-failed.
+   */
+  private sendFullBatch (n: Neighbour, stream: Stream): void {
+    const batch = takeBatch(n.queue, FRAME_HEADER)
+    try {
+      // false: the stream is full now; no more batches this turn (the queue's bound and backpressure
+      // apply again), the writer waits for it when its turn comes
+      if (!stream.send(batch.bytes)) n.gathering = false
+    } catch (err) {
+      n.gathering = false
+      const unsent = batch.count + Math.ceil(stream.writeBufferLength / FRAME_LENGTH)
+      this.log('sending to %s failed: %s (%d packets lost)', n.peer.toString(), (err as Error).message, unsent)
+      for (let i = 0; i < unsent; i++) this.drop(n.peer.toString(), 'send-failed')
+      stream.abort(err as Error)
+      n.stream = undefined
+    }
   }
 
   private async openStream (n: Neighbour): Promise<Stream> {
@@ -504,8 +530,11 @@ export class OnionService {
     n.pumping = true
     const to = n.peer.toString()
     try {
-      // let the rest of this turn's packets join the queue: they go in the same send
+      // let the rest of this turn's packets join the queue: they go in the same send (a full batch
+      // goes at once meanwhile: forward())
+      n.gathering = true
       await nextTurn()
+      n.gathering = false
       while (n.queue.length > 0 && this.running) {
         let stream: Stream
         try {
