@@ -25,6 +25,9 @@ import { ephemeralIdentity } from '../node/identity.ts'
 import { OnionKeyRing } from '../protocols/onion/keyring.ts'
 import { ONION_PROTOCOL, OnionService } from '../protocols/onion/relay.ts'
 import { PLAIN_SINK_PROTOCOL, PlainForwarder, readFrames } from './lib/frames.ts'
+import { PhaseProfiler } from './lib/profile.ts'
+import { BENCH_STREAM_WINDOW } from './lib/children.ts'
+import type { ProfileSplit } from './lib/profile.ts'
 
 export type ChildRole = 'bare' | 'user' | 'relay' | 'sink'
 
@@ -37,6 +40,9 @@ export type ToChild =
   | { cmd: 'checkpoints', every: number }
   | { cmd: 'cpu' }
   | { cmd: 'arrivals' }
+  /** a CPU profile of this process from 'profile-start' to 'profile-stop', split by component (lib/profile.ts) */
+  | { cmd: 'profile-start' }
+  | { cmd: 'profile-stop' }
   | { cmd: 'stop' }
 
 export type FromChild =
@@ -47,6 +53,7 @@ export type FromChild =
   | { type: 'checkpoint', received: number, mem: MemorySample, replayBytes: number }
   | { type: 'cpu', userMs: number, systemMs: number, wallMs: number }
   | { type: 'arrivals', onion: number[], plain: number[] }
+  | { type: 'profile', split: ProfileSplit }
   | { type: 'stopped' }
   | { type: 'error', message: string }
 
@@ -56,10 +63,16 @@ const ALLOW = ['/ip4/127.0.0.1/ipcidr/8']
 export const SATURATION_PACKETS_PER_SECOND = 1_000_000_000
 export const SATURATION_BURST = 1_000_000_000
 
+/** CPU milliseconds this process spent in the forced GCs of memory() (the profile leaves them out of the relay's cost). */
+let forcedGcMs = 0
+
 function memory (): MemorySample {
   const gc = (globalThis as { gc?: () => void }).gc
+  const before = process.cpuUsage()
   gc?.()
   gc?.()
+  const used = process.cpuUsage(before)
+  forcedGcMs += (used.user + used.system) / 1000
   const m = process.memoryUsage()
   return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
 }
@@ -82,7 +95,7 @@ async function main (): Promise<void> {
     chat = await ChatNode.create({ dataDir, nick: `idle${process.pid}`, identity, bootstrap: [bootstrap], allow: ALLOW, privacy: 'fast' })
     node = chat.node
   } else {
-    node = await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, bootstrap: bootstrap === '' ? [] : [bootstrap], allow: ALLOW })
+    node = await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, bootstrap: bootstrap === '' ? [] : [bootstrap], allow: ALLOW, maxStreamWindow: BENCH_STREAM_WINDOW })
   }
   if (role === 'relay') {
     keyRing = new OnionKeyRing()
@@ -103,6 +116,7 @@ async function main (): Promise<void> {
   }
 
   let checkpointTimer: ReturnType<typeof setInterval> | undefined
+  const profiler = new PhaseProfiler()
   const cpuStart = { usage: process.cpuUsage(), at: performance.now() }
 
   // the parent is gone (it crashed, or the run was interrupted): do not linger
@@ -143,6 +157,8 @@ async function main (): Promise<void> {
           break
         }
         case 'arrivals': send({ type: 'arrivals', onion: arrivals.onion, plain: arrivals.plain }); break
+        case 'profile-start': forcedGcMs = 0; await profiler.start(); send({ type: 'profile', split: { ms: {}, wallMs: 0, cpuMs: 0, samples: 0, top: [] } }); break
+        case 'profile-stop': send({ type: 'profile', split: await profiler.stop(forcedGcMs) }); break
         case 'stop':
           clearInterval(checkpointTimer)
           await service?.stop()
@@ -164,7 +180,8 @@ async function main (): Promise<void> {
   })
 }
 
-// only when spawned: bench/forwarding.ts imports this module's constants, and bench/run.ts imports that
+// only as a forked child: bench/forwarding.ts imports this module's constants, and running main() there
+// built a node in the bench's own process from its arguments (`--only=...` made it exit with code 1)
 if (import.meta.main) {
   main().catch((err: Error) => {
     send({ type: 'error', message: err.stack ?? err.message })

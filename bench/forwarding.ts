@@ -19,12 +19,14 @@ import { PACKET_SIZE } from '../protocols/onion/constants.ts'
 import { ONION_PROTOCOL } from '../protocols/onion/relay.ts'
 import { addressFromPeerId } from '../protocols/onion/sphinx.ts'
 import type { Hop } from '../protocols/onion/sphinx.ts'
-import { Child } from './lib/children.ts'
+import { BENCH_STREAM_WINDOW, Child } from './lib/children.ts'
 import type { Stream } from '@libp2p/interface'
 import { FRAME_HEADER, PLAIN_FORWARD_PROTOCOL, pumpFrames } from './lib/frames.ts'
 import type { MemorySample } from './child.ts'
 import { SATURATION_BURST, SATURATION_PACKETS_PER_SECOND } from './child.ts'
 import { summarize, within } from './lib/stats.ts'
+import { perFrame, stackVsOurs } from './lib/profile.ts'
+import type { ProfileSplit } from './lib/profile.ts'
 import type { Summary } from './lib/stats.ts'
 
 export interface ForwardingOptions {
@@ -37,6 +39,8 @@ export interface ForwardingOptions {
   onionSecondsMax: number
   /** memory checkpoints during the onion run */
   checkpoints: number
+  /** frames per send from each sender (1: every frame alone; 16: as a saturated upstream relay batches) */
+  senderBatch?: number
   log: (line: string) => void
 }
 
@@ -49,6 +53,10 @@ export interface Rate {
   delivered: number
   /** relay CPU time / wall time while it was driven (1.0 = one core saturated) */
   relayCpu: number
+  /** the relay's CPU profile over the phase, split by component (bench/lib/profile.ts) */
+  profile?: ProfileSplit
+  /** frames the relay forwarded during the phase (the profile's per-frame divisor) */
+  relayForwarded?: number
 }
 
 export interface ForwardingResult {
@@ -65,6 +73,8 @@ export interface ForwardingResult {
   checkpoints: Array<{ received: number, rss: number, heapUsed: number, heapTotal: number, external: number, arrayBuffers: number, replayBytes: number }>
   packets: number
   senders: number
+  /** frames per send from each sender */
+  senderBatch: number
   rateLimit: { packetsPerSecond: number, burst: number }
 }
 
@@ -74,7 +84,7 @@ const BIN_MS = 100
 
 async function node (): Promise<P2PNode> {
   const identity = await ephemeralIdentity()
-  return await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, allow: ALLOW })
+  return await createP2PNode({ privateKey: identity.privateKey, listen: LOOPBACK, allow: ALLOW, maxStreamWindow: BENCH_STREAM_WINDOW })
 }
 
 function rateOf (arrivals: number[], relayCpu: number): Rate {
@@ -164,6 +174,8 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
 
     // ---- baseline: the plain forwarder, same hosts, same frames, no onion work ----
     log(`  plain forwarder: ${opts.senders} senders for ${opts.plainSeconds} s`)
+    const plainBefore = (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded
+    await relay.child.ask({ cmd: 'profile-start' }, 'profile')
     await relay.child.ask({ cmd: 'cpu' }, 'cpu')
     let running = true
     const resets = { plain: { count: 0 }, onion: { count: 0 } }
@@ -172,19 +184,24 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
     const opened: Stream[] = []
     const plainLoops = senders.map(async (s, k) => {
       let i = k * 250
-      await pumpFrames(async () => await s.dialProtocol(relayPeer, PLAIN_FORWARD_PROTOCOL), () => running ? packets[i++ % pool] : undefined, resets.plain, opened)
+      await pumpFrames(async () => await s.dialProtocol(relayPeer, PLAIN_FORWARD_PROTOCOL), () => running ? packets[i++ % pool] : undefined, resets.plain, opened, opts.senderBatch)
     })
     await new Promise(resolve => setTimeout(resolve, opts.plainSeconds * 1000))
     running = false
     await Promise.all(plainLoops)
+    await settle(async () => (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded, 200)
     const plainCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+    const plainProfile = (await relay.child.ask({ cmd: 'profile-stop' }, 'profile')).split
+    const plainForwarded = (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded - plainBefore
     await settle(async () => await count('plain'))
     for (const st of opened.splice(0)) await st.close().catch(() => {})
-    const plain = rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).plain, (plainCpu.userMs + plainCpu.systemMs) / plainCpu.wallMs)
+    const plain = { ...rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).plain, (plainCpu.userMs + plainCpu.systemMs) / plainCpu.wallMs), profile: plainProfile, relayForwarded: plainForwarded }
 
     // ---- the relay: every distinct packet once, from all senders at once ----
     log(`  onion relay: ${packets.length} packets from ${opts.senders} senders (rate limit raised to ${SATURATION_PACKETS_PER_SECOND}/s, burst ${SATURATION_BURST})`)
     relay.child.tell({ cmd: 'checkpoints', every: Math.max(1, Math.floor(packets.length / opts.checkpoints)) })
+    const onionBefore = (await relay.child.ask({ cmd: 'stats' }, 'stats')).onion.forwarded
+    await relay.child.ask({ cmd: 'profile-start' }, 'profile')
     await relay.child.ask({ cmd: 'cpu' }, 'cpu')
     const deadline = Date.now() + opts.onionSecondsMax * 1000
     const progress = setInterval(() => {
@@ -199,7 +216,7 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
         const f = packets[i]
         i += senders.length
         return f
-      }, resets.onion, opened)
+      }, resets.onion, opened, opts.senderBatch)
     }))
     clearInterval(progress)
     // every packet the relay got is processed and its queue is empty (or nothing moves for 3 s)
@@ -213,9 +230,11 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
       last = stats.onion.received
     }
     const onionCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+    const onionProfile = (await relay.child.ask({ cmd: 'profile-stop' }, 'profile')).split
+    const onionForwarded = stats.onion.forwarded - onionBefore
     for (const st of opened.splice(0)) await st.close().catch(() => {})
     await settle(async () => await count('onion'))
-    const onion = rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion, (onionCpu.userMs + onionCpu.systemMs) / onionCpu.wallMs)
+    const onion = { ...rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion, (onionCpu.userMs + onionCpu.systemMs) / onionCpu.wallMs), profile: onionProfile, relayForwarded: onionForwarded }
     await new Promise(resolve => setTimeout(resolve, 100)) // let the last checkpoint land
     const memRelayAfter = await relay.child.ask({ cmd: 'mem' }, 'mem')
     stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
@@ -231,6 +250,7 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
       checkpoints: relay.child.checkpoints.map(c => ({ received: c.received, rss: c.mem.rss, heapUsed: c.mem.heapUsed, heapTotal: c.mem.heapTotal, external: c.mem.external, arrayBuffers: c.mem.arrayBuffers, replayBytes: c.replayBytes })),
       packets: packets.length,
       senders: opts.senders,
+      senderBatch: opts.senderBatch ?? 1,
       rateLimit: { packetsPerSecond: SATURATION_PACKETS_PER_SECOND, burst: SATURATION_BURST }
     }
   } finally {
@@ -239,9 +259,35 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
   }
 }
 
+/** One line per phase: rate, relay CPU, and the relay's CPU per forwarded frame by component (stack vs ours). */
+export function describeForwarding (r: ForwardingResult): string[] {
+  const lines = [`onion relay ${r.onion.rate.toFixed(0)} packets/s, plain forwarder ${r.plain.rate.toFixed(0)} packets/s: ratio ${(r.onion.rate / r.plain.rate).toFixed(2)} (same run, same senders, batching and windows)`]
+  for (const [name, rate] of [['plain', r.plain], ['onion', r.onion]] as const) {
+    if (rate.profile == null || rate.relayForwarded == null) continue
+    const s = stackVsOurs(rate.profile, rate.relayForwarded)
+    const parts = perFrame(rate.profile, rate.relayForwarded).map(([c, us]) => `${c} ${us.toFixed(1)}`).join(', ')
+    lines.push(`${name}: relay CPU/wall ${rate.relayCpu.toFixed(2)}, ${rate.relayForwarded} frames forwarded; per frame ${s.busy.toFixed(1)} us busy = stack ${s.stack.toFixed(1)} + ours ${s.ours.toFixed(1)} (Sphinx ${s.sphinx.toFixed(1)}, framing/queues ${s.framing.toFixed(1)}) + bench ${s.bench.toFixed(1)}; by component (us/frame): ${parts}`)
+  }
+  if (r.onion.profile != null && r.plain.profile != null && (r.onion.relayForwarded ?? 0) > 0 && (r.plain.relayForwarded ?? 0) > 0) {
+    // what the rates' ratio would be if the relay had a core to itself: the same CPU buys this many more plain frames
+    const on = stackVsOurs(r.onion.profile, r.onion.relayForwarded ?? 0).busy
+    const pl = stackVsOurs(r.plain.profile, r.plain.relayForwarded ?? 0).busy
+    lines.push(`CPU-bound ratio (plain us/frame over onion us/frame): ${(pl / on).toFixed(2)}; one core would forward ~${(1e6 / on).toFixed(0)} onion packets/s, ~${(1e6 / pl).toFixed(0)} plain frames/s`)
+  }
+  return lines
+}
+
 if (import.meta.main) {
   const packets = Number(process.env.PACKETS ?? 5000)
-  const r = await forwardingBench({ packets, onionSecondsMax: 60, plainSeconds: 3, senders: 4, checkpoints: Number(process.env.CHECKPOINTS ?? 5), log: console.log })
-  console.log(JSON.stringify(r, null, 1))
+  const r = await forwardingBench({ packets, onionSecondsMax: 60, plainSeconds: Number(process.env.PLAIN_SECONDS ?? 3), senders: 4, checkpoints: Number(process.env.CHECKPOINTS ?? 5), senderBatch: Number(process.env.SENDER_BATCH ?? 1), log: console.log })
+  if (process.env.JSON === '1') console.log(JSON.stringify(r, null, 1))
+  for (const line of describeForwarding(r)) console.log(line)
+  if (process.env.TOP === '1') {
+    for (const [name, rate] of [['plain', r.plain], ['onion', r.onion]] as const) {
+      console.log(`${name}: top functions by self time (share of busy samples)`)
+      for (const [f, share] of rate.profile?.top ?? []) console.log(`  ${(100 * share).toFixed(1).padStart(5)}%  ${f}`)
+    }
+  }
+  console.log(`relay drops ${JSON.stringify(r.relayDrops)}, held ${JSON.stringify(r.relayHeld)}, stream resets ${JSON.stringify(r.streamResets)}`)
   process.exit(0)
 }

@@ -67,3 +67,9 @@ export class Child {
     await this.ask({ cmd: 'stop' }, 'stopped', 15_000).catch(() => { this.proc.kill() })
   }
 }
+
+/**
+ * Yamux's largest stream window for every node of the forwarding bench (the parent's senders and the
+ * children inherit the environment): BENCH_STREAM_WINDOW=<bytes>; unset, the product's MAX_STREAM_WINDOW.
+ */
+export const BENCH_STREAM_WINDOW: number | undefined = process.env.BENCH_STREAM_WINDOW == null ? undefined : Number(process.env.BENCH_STREAM_WINDOW)

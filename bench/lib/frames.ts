@@ -5,7 +5,7 @@
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { PACKET_SIZE } from '../../protocols/onion/constants.ts'
-import { DEFAULT_QUEUE_LENGTH, frameOf, pauseStream, readFrames as readRelayFrames, resumeStream, waitWritable } from '../../protocols/onion/relay.ts'
+import { DEFAULT_QUEUE_LENGTH, MAX_BATCH_BYTES, nextTurn, pauseStream, readFrames as readRelayFrames, resumeStream, takeBatch, varint, waitWritable } from '../../protocols/onion/relay.ts'
 
 /** The plain forwarder: frames in, the same frames out to one fixed next host. */
 export const PLAIN_FORWARD_PROTOCOL = '/p2pchat-bench/plain-forward/1.0'
@@ -14,14 +14,9 @@ export const PLAIN_SINK_PROTOCOL = '/p2pchat-bench/plain-sink/1.0'
 /** A direct one-hop message between two users (the end-to-end baseline). */
 export const DIRECT_PROTOCOL = '/p2pchat-bench/direct/1.0'
 
-export function varint (n: number): Uint8Array {
-  const out: number[] = []
-  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n >>>= 7 }
-  out.push(n)
-  return Uint8Array.from(out)
-}
-
 export const FRAME_HEADER = varint(PACKET_SIZE)
+const FRAME_LENGTH = FRAME_HEADER.length + PACKET_SIZE
+const NO_HEADER = new Uint8Array(0)
 
 /**
  * Reads frames from `stream` exactly as the relay does (protocols/onion/relay.ts readFrames) and calls
@@ -33,24 +28,17 @@ export async function readFrames (stream: Stream, onFrame: (frame: Uint8Array) =
 }
 
 /**
- * Writes one frame as the relay does (protocols/onion/relay.ts pump): header and packet in one send,
- * then, if the stream's buffer is full, wait until at most one frame is unsent (waitWritable: waiting
- * for one onDrain let this forwarder's write buffer grow to 30 MB, whose backlog then drained for a
- * minute into the onion phase).
- */
-export async function writeFrame (stream: Stream, packet: Uint8Array): Promise<void> {
-  const whole = frameOf(packet)
-  if (!stream.send(whole)) await waitWritable(stream, whole.length, DRAIN_TIMEOUT_MS)
-}
-
-/**
  * A sender's loop: writes whole frames (header included) until `frame` returns undefined, on one
  * long-lived stream (every stream it opens is pushed to `opened`). A stream the far end resets (a relay that cannot keep up may reset a stream whose
- * read buffer overflows) is counted in `resets` and replaced; the frame in flight is lost.
+ * read buffer overflows) is counted in `resets` and replaced; the frames in flight are lost.
+ * `batch` frames go in one send (at most MAX_BATCH_BYTES), as a saturated upstream relay writes its
+ * queue (protocols/onion/relay.ts); 1 writes every frame on its own.
  * A stream accepts writes into its buffer without a macrotask in between, so the loop yields to the
- * event loop every few frames; otherwise it would starve the socket and its own stop timer.
+ * event loop every few sends; otherwise it would starve the socket and its own stop timer.
  */
-export async function pumpFrames (open: () => Promise<Stream>, frame: () => Uint8Array | undefined, resets: { count: number }, opened: Stream[]): Promise<void> {
+export async function pumpFrames (open: () => Promise<Stream>, frame: () => Uint8Array | undefined, resets: { count: number }, opened: Stream[], batch = 1): Promise<void> {
+  const perSend = Math.max(1, Math.min(batch, Math.floor(MAX_BATCH_BYTES / FRAME_LENGTH)))
+  const pending: Uint8Array[] = []
   while (true) {
     let stream: Stream
     try {
@@ -63,13 +51,21 @@ export async function pumpFrames (open: () => Promise<Stream>, frame: () => Uint
       continue
     }
     try {
-      for (let i = 0; ; i++) {
-        const f = frame()
+      let sinceYield = 0
+      while (true) {
+        pending.length = 0
+        while (pending.length < perSend) {
+          const f = frame()
+          if (f === undefined) break
+          pending.push(f)
+        }
         // left open: closing right away can lose frames the far end has not read yet; the caller
         // closes `opened` once the far end has read everything
-        if (f === undefined) return
-        if (!stream.send(f)) await waitWritable(stream, f.length, DRAIN_TIMEOUT_MS)
-        if ((i & 15) === 15) await new Promise(resolve => setImmediate(resolve))
+        if (pending.length === 0) return
+        sinceYield += pending.length
+        const { bytes } = takeBatch(pending, NO_HEADER)
+        if (!stream.send(bytes)) await waitWritable(stream, FRAME_LENGTH, DRAIN_TIMEOUT_MS)
+        if (sinceYield >= 16) { sinceYield = 0; await nextTurn() }
       }
     } catch (err) {
       resets.count++
@@ -82,7 +78,8 @@ export async function pumpFrames (open: () => Promise<Stream>, frame: () => Uint
 export const DRAIN_TIMEOUT_MS = 5_000
 /**
  * The baseline forwarder: what OnionService does around processPacket (read frames, queue per
- * neighbour with the same bound, one long-lived outbound stream, wait on drain), without the onion.
+ * neighbour with the same bound, one long-lived outbound stream written in the same batches, wait on
+ * drain), without the onion.
  */
 export class PlainForwarder {
   private readonly node: Libp2p
@@ -120,15 +117,16 @@ export class PlainForwarder {
   private async pump (): Promise<void> {
     this.pumping = true
     try {
+      // as the relay's pump: the frames read in this turn go out in one send
+      await nextTurn()
       while (this.queue.length > 0 && this.next != null) {
         if (this.out == null || this.out.status !== 'open') {
           this.out = await this.node.dialProtocol(this.next, PLAIN_SINK_PROTOCOL)
         }
-        const frame = this.queue.shift()
-        if (frame == null) break
+        const { bytes, count } = takeBatch(this.queue, FRAME_HEADER)
         if (this.paused && this.queue.length <= DEFAULT_QUEUE_LENGTH / 4) this.setPaused(false)
-        await writeFrame(this.out, frame)
-        this.forwarded++
+        if (!this.out.send(bytes)) await waitWritable(this.out, FRAME_LENGTH, DRAIN_TIMEOUT_MS)
+        this.forwarded += count
       }
     } finally {
       this.pumping = false

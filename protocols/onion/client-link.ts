@@ -21,7 +21,7 @@
 import { logger } from '@libp2p/logger'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { PACKET_SIZE } from './constants.ts'
-import { pauseStream, readFrames, resumeStream, varint, waitWritable } from './relay.ts'
+import { MAX_BATCH_BYTES, nextTurn, pauseStream, readFrames, resumeStream, takeBatch, varint, waitWritable } from './relay.ts'
 
 export const CLIENT_PROTOCOL = '/onion-chat/2.0/client'
 /** A transport key: the raw Ed25519 public key of a libp2p peer id. */
@@ -85,10 +85,21 @@ export function parseClientFrame (bytes: Uint8Array): ParsedFrame {
   return { ok: true, kind, address: bytes.slice(1, 1 + ADDRESS_LENGTH), packet: bytes.slice(1 + ADDRESS_LENGTH) }
 }
 
-/** A bounded queue of frames written to one stream in order, waiting for the reader when it is slow. */
+const NO_HEADER = new Uint8Array(0)
+/** Client-link frames in a full batch (21). */
+const FULL_CLIENT_BATCH = Math.floor(MAX_BATCH_BYTES / (FRAME_HEADER.length + CLIENT_FRAME_LENGTH))
+
+/**
+ * A bounded queue of frames written to one stream in order, waiting for the reader when it is slow.
+ * The frames queued when it runs (one event-loop turn after the first) go in one send of at most
+ * MAX_BATCH_BYTES (relay.ts takeBatch: one Yamux frame and one Noise message for up to 21 frames);
+ * a full batch goes at once.
+ */
 class FrameWriter {
   readonly queue: Uint8Array[] = []
   private pumping = false
+  /** The writer is waiting out the turn to gather frames (a full batch may be sent meanwhile). */
+  private gathering = false
   private readonly stream: Stream
   private readonly limit: number
   private readonly onLost: (count: number, err: Error) => void
@@ -104,18 +115,42 @@ class FrameWriter {
     if (this.queue.length >= this.limit) return false
     this.queue.push(frame)
     if (!this.pumping) this.pump().catch(() => {})
+    else if (this.gathering && this.queue.length >= FULL_CLIENT_BATCH) this.sendFullBatch()
     return true
+  }
+
+  /** While the writer gathers a turn's frames, a full batch goes at once (as relay.ts sendFullBatch). */
+  private sendFullBatch (): void {
+    const batch = takeBatch(this.queue, NO_HEADER)
+    try {
+      // false: the stream is full now; no more batches this turn (the queue's bound applies again),
+      // the writer waits for it when its turn comes
+      if (!this.stream.send(batch.bytes)) this.gathering = false
+    } catch (err) {
+      this.gathering = false
+      const lost = this.queue.length + batch.count
+      this.queue.length = 0
+      this.onLost(lost, err as Error)
+      this.stream.abort(err as Error)
+    }
   }
 
   private async pump (): Promise<void> {
     this.pumping = true
     try {
+      this.gathering = true
+      await nextTurn()
+      this.gathering = false
       while (this.queue.length > 0) {
-        const frame = this.queue.shift() as Uint8Array
+        const batch = takeBatch(this.queue, NO_HEADER)
+        let taken = false
         try {
-          if (!this.stream.send(frame)) await waitWritable(this.stream, frame.length, CLIENT_DRAIN_TIMEOUT_MS)
+          const more = this.stream.send(batch.bytes)
+          taken = true
+          if (!more) await waitWritable(this.stream, FRAME_HEADER.length + CLIENT_FRAME_LENGTH, CLIENT_DRAIN_TIMEOUT_MS)
         } catch (err) {
-          const lost = this.queue.length + 1
+          // what the stream still held, what it refused and what waited behind it
+          const lost = this.queue.length + (taken ? 0 : batch.count) + (Math.ceil(this.stream.writeBufferLength / (FRAME_HEADER.length + CLIENT_FRAME_LENGTH)) || (taken ? 1 : 0))
           this.queue.length = 0
           this.onLost(lost, err as Error)
           this.stream.abort(err as Error)

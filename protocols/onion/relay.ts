@@ -23,6 +23,14 @@
  * Limits: packets per second per inbound peer (a token bucket), a bounded mix scheduler, and a bounded
  * queue per outbound neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
  *
+ * Writes: each neighbour's queue is written in batches: every frame queued when its writer runs (it
+ * runs one event-loop turn after the first frame arrives, so everything read in that turn is there;
+ * a full batch goes at once) goes out in one send of at most MAX_BATCH_BYTES, i.e. one Yamux frame, one Noise message and one
+ * socket write for up to 21 packets instead of one each (the stack's cost is per send, not per byte;
+ * bench/forwarding.ts profiles it). Nothing waits for a batch to fill: a lone packet goes alone.
+ * The frames on the wire are the same; a reader cannot tell batches apart. `forward` takes ownership of
+ * the packet it is handed (it is queued as is, copied only into the batch).
+ *
  * Backpressure: when a neighbour's queue passes half of queueLength, the relay pauses reading from
  * every inbound stream (Yamux then stops granting window, so senders wait instead of their packets
  * being dropped here) until the queue is back under a quarter. A neighbour may hold inbound reading
@@ -57,8 +65,16 @@ export const DIAL_RETRY_DELAY_MS = 250
 const MAX_TRACKED_PEERS = 10_000
 
 const FRAME_HEADER = varint(PACKET_SIZE)
-/** A packet on the wire: its varint length and the packet, written with one send. */
+/** A packet as it goes on the wire: its varint length and the packet. */
 const FRAME_LENGTH = FRAME_HEADER.length + PACKET_SIZE
+/**
+ * The most bytes one send carries: a Noise transport message holds 65,535 bytes, less its 16-byte tag
+ * and Yamux's 12-byte frame header, so a batch of this size is one Noise message (21 onion frames,
+ * 21 client-link frames). Larger sends would only be split again by the stack.
+ */
+export const MAX_BATCH_BYTES = 65_535 - 16 - 12
+/** Onion frames in a full batch (21). */
+const FULL_BATCH = Math.floor(MAX_BATCH_BYTES / FRAME_LENGTH)
 /** How long a neighbour may hold back our writes (flow control) before its stream is given up. */
 export const DRAIN_TIMEOUT_MS = 30_000
 /** How long one neighbour's full queue may keep inbound reading paused before it is treated as slow. */
@@ -70,6 +86,36 @@ export function frameOf (packet: Uint8Array): Uint8Array {
   frame.set(FRAME_HEADER, 0)
   frame.set(packet, FRAME_HEADER.length)
   return frame
+}
+
+/**
+ * Takes the first items of `queue` that fit in `maxBytes` (at least one) and returns them as one
+ * buffer, `header` before each: one allocation and one copy per item, and one send for all of them.
+ * A single item without a header is returned as is.
+ */
+export function takeBatch (queue: Uint8Array[], header: Uint8Array, maxBytes: number = MAX_BATCH_BYTES): { bytes: Uint8Array, count: number } {
+  let count = 0
+  let total = 0
+  while (count < queue.length) {
+    const size = header.length + queue[count].length
+    if (count > 0 && total + size > maxBytes) break
+    total += size
+    count++
+  }
+  if (count === 1 && header.length === 0) return { bytes: queue.shift() as Uint8Array, count }
+  const bytes = new Uint8Array(total)
+  let at = 0
+  for (const item of queue.splice(0, count)) {
+    bytes.set(header, at)
+    bytes.set(item, at + header.length)
+    at += header.length + item.length
+  }
+  return { bytes, count }
+}
+
+/** Resolves after the current event-loop turn: a writer started now sees everything read in this turn. */
+export async function nextTurn (): Promise<void> {
+  await new Promise(resolve => setImmediate(resolve))
 }
 
 /** Pausing or resuming a stream that is closing throws; such a stream has nothing left to read. */
@@ -181,12 +227,21 @@ export interface OnionServiceInit {
 }
 
 interface Bucket { tokens: number, last: number }
+interface NextHop { peer: PeerId, id: string, self: boolean }
+
+/** An open stream we may still write to. */
+function usable (stream: Stream | undefined): stream is Stream {
+  return stream != null && stream.status === 'open' && stream.writeStatus === 'writable'
+}
 
 class Neighbour {
   readonly peer: PeerId
+  /** Packets (without their frame header) waiting for the stream, oldest first. */
   readonly queue: Uint8Array[] = []
   stream: Stream | undefined
   pumping = false
+  /** The writer is waiting out the turn to gather packets (a full batch may be sent meanwhile). */
+  gathering = false
   dialFailures = 0
   /** Its queue is past high water and inbound reading is paused on its account. */
   holding = false
@@ -204,6 +259,8 @@ export class OnionService {
   private readonly mix: MixScheduler<() => void>
   private readonly buckets = new Map<string, Bucket>()
   private readonly neighbours = new Map<string, Neighbour>()
+  /** Next hops by their address in hex (see hop()); at most MAX_TRACKED_PEERS, then forgotten at once. */
+  private readonly hops = new Map<string, NextHop>()
   private readonly inbound = new Set<Stream>()
   /** Neighbours holding inbound reading paused; reading resumes when none is left. */
   private holders = 0
@@ -374,31 +431,49 @@ export class OnionService {
    * known one only). `from` names the client in counts and events. Never throws.
    */
   submit (address: Uint8Array, packet: Uint8Array, from: string): void {
-    let peer: PeerId
-    try {
-      peer = peerIdFromAddress(address)
-    } catch {
+    const hop = this.hop(address)
+    if (hop == null) {
       this.drop(from, 'next-hop')
       return
     }
-    if (peer.equals(this.node.peerId)) { this.receive(packet, from); return }
+    if (hop.self) { this.receive(packet, from); return }
     this.forward(address, packet, from)
   }
 
+  /**
+   * The peer behind a 32-byte address, its string form and whether it is this node, remembered: making
+   * a PeerId and its base58 string cost ~20 us per packet (bench/forwarding.ts profile), and a relay
+   * forwards to few distinct neighbours. Undefined for an address that is no Ed25519 key.
+   */
+  private hop (next: Uint8Array): NextHop | undefined {
+    const key = Buffer.from(next.buffer, next.byteOffset, next.byteLength).toString('hex')
+    let hop = this.hops.get(key)
+    if (hop == null) {
+      let peer: PeerId
+      try {
+        peer = peerIdFromAddress(next)
+      } catch {
+        return undefined
+      }
+      if (this.hops.size >= MAX_TRACKED_PEERS) this.hops.clear()
+      hop = { peer, id: peer.toString(), self: peer.equals(this.node.peerId) }
+      this.hops.set(key, hop)
+    }
+    return hop
+  }
+
   private forward (next: Uint8Array, packet: Uint8Array, from: string, relayed = true): void {
-    let peer: PeerId
-    try {
-      peer = peerIdFromAddress(next)
-    } catch {
+    const hop = this.hop(next)
+    if (hop == null) {
       this.drop(from, 'next-hop')
       return
     }
-    const to = peer.toString()
-    if (this.init.isKnownRelay != null && !peer.equals(this.node.peerId) && !this.init.isKnownRelay(peer)) {
+    const { peer, id: to } = hop
+    if (this.init.isKnownRelay != null && !hop.self && !this.init.isKnownRelay(peer)) {
       this.drop(from, 'unknown-relay')
       return
     }
-    if (peer.equals(this.node.peerId)) {
+    if (hop.self) {
       // A path through this node twice (or to itself): handle locally, no network hop.
       if (!relayed) { this.receive(packet, to); return }
       this.drop(from, 'loop')
@@ -410,7 +485,8 @@ export class OnionService {
       this.neighbours.set(to, n)
     }
     if (n.queue.length >= this.init.queueLength) { this.drop(from, 'queue-full'); return }
-    n.queue.push(frameOf(packet))
+    n.queue.push(packet)
+    if (n.gathering && n.queue.length >= FULL_BATCH && usable(n.stream)) this.sendFullBatch(n, n.stream)
     if (n.queue.length >= this.init.queueLength / 2 && !n.holding && !n.slow) this.hold(n)
     if (relayed) {
       this.stats.forwarded++
@@ -419,8 +495,29 @@ export class OnionService {
     if (!n.pumping) this.pump(n).catch(() => {})
   }
 
+  /**
+   * While the writer gathers a turn's packets, a full batch goes at once: a burst larger than a batch
+   * in one turn then leaves the queue as it comes instead of piling up (and overflowing) until the
+   * turn ends. A stream that refuses it is given up as in pump(), its packets counted as send-failed.
+   */
+  private sendFullBatch (n: Neighbour, stream: Stream): void {
+    const batch = takeBatch(n.queue, FRAME_HEADER)
+    try {
+      // false: the stream is full now; no more batches this turn (the queue's bound and backpressure
+      // apply again), the writer waits for it when its turn comes
+      if (!stream.send(batch.bytes)) n.gathering = false
+    } catch (err) {
+      n.gathering = false
+      const unsent = batch.count + Math.ceil(stream.writeBufferLength / FRAME_LENGTH)
+      this.log('sending to %s failed: %s (%d packets lost)', n.peer.toString(), (err as Error).message, unsent)
+      for (let i = 0; i < unsent; i++) this.drop(n.peer.toString(), 'send-failed')
+      stream.abort(err as Error)
+      n.stream = undefined
+    }
+  }
+
   private async openStream (n: Neighbour): Promise<Stream> {
-    if (n.stream != null && n.stream.status === 'open' && n.stream.writeStatus === 'writable') return n.stream
+    if (usable(n.stream)) return n.stream
     n.stream = undefined
     const stream = await this.node.dialProtocol(n.peer, ONION_PROTOCOL, { signal: AbortSignal.timeout(this.init.dialTimeoutMs) })
     // The remote never writes back on this stream; read it so its end is noticed.
@@ -433,10 +530,15 @@ export class OnionService {
     n.pumping = true
     const to = n.peer.toString()
     try {
+      // let the rest of this turn's packets join the queue: they go in the same send (a full batch
+      // goes at once meanwhile: forward())
+      n.gathering = true
+      await nextTurn()
+      n.gathering = false
       while (n.queue.length > 0 && this.running) {
         let stream: Stream
         try {
-          stream = await this.openStream(n)
+          stream = usable(n.stream) ? n.stream : await this.openStream(n)
           n.dialFailures = 0
         } catch (err) {
           this.log('cannot reach %s: %s', to, (err as Error).message)
@@ -451,17 +553,21 @@ export class OnionService {
           this.drained(n)
           break
         }
-        const frame = n.queue.shift()
-        if (frame == null) break
+        if (n.queue.length === 0) break
+        const batch = takeBatch(n.queue, FRAME_HEADER)
         if (n.queue.length <= this.init.queueLength / 4) this.drained(n)
+        let taken = false
         try {
           // false means the stream's buffer is full: wait for the neighbour to read (backpressure;
           // meanwhile the queue fills and what exceeds it is dropped as queue-full)
-          if (!stream.send(frame)) await waitWritable(stream, FRAME_LENGTH, DRAIN_TIMEOUT_MS)
+          const more = stream.send(batch.bytes)
+          taken = true
+          if (!more) await waitWritable(stream, FRAME_LENGTH, DRAIN_TIMEOUT_MS)
         } catch (err) {
           // Give the stream up: abort it so neither side keeps its resources (a neighbour accepts
-          // only MAX_INBOUND_STREAMS per connection). What it still buffered is lost and counted.
-          const unsent = Math.max(1, Math.ceil(stream.writeBufferLength / FRAME_LENGTH))
+          // only MAX_INBOUND_STREAMS per connection). What it still buffered is lost and counted,
+          // and the whole batch when the stream refused it.
+          const unsent = (taken ? 0 : batch.count) + Math.ceil(stream.writeBufferLength / FRAME_LENGTH) || 1
           this.log('sending to %s failed: %s (%d packets lost)', to, (err as Error).message, unsent)
           for (let i = 0; i < unsent; i++) this.drop(to, 'send-failed')
           stream.abort(err as Error)
