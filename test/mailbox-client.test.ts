@@ -16,6 +16,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
+import type { MailboxAddress } from '../node/mailboxes.ts'
 import { buildDeposit, decodeMailboxPayload } from '../protocols/mailbox/client.ts'
 import { SURB_SIZE } from '../protocols/mailbox/constants.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
@@ -37,6 +38,8 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
   let blocks: Map<string, (payload: Uint8Array) => void>
   let db: DatabaseSync
   let clients: MailboxClient[]
+  /** the user's entry relay (peer id) */
+  let entry: string
 
   function startService (r: Omit<FakeRelay, 'service'> & { service?: MailboxService }): MailboxService {
     r.service?.stop()
@@ -80,7 +83,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
       onion: onion as unknown as OnionClient,
       keys: new MailboxKeys(db),
       relays: () => relays.filter(r => !down.has(r.path.peerId)).map(r => r.path),
-      entryPeerId: () => 'entry',
+      entryPeerId: () => entry,
       record: () => new Uint8Array(100).fill(7),
       onItem: async (item) => { received.push(hex(item)); return true },
       timing: { stockIntervalMs: 50, requestTimeoutMs: 1_000 }
@@ -94,6 +97,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     down = new Set()
     blocks = new Map()
     clients = []
+    entry = 'entry'
     relays = []
     for (let i = 0; i < 4; i++) {
       const dir = join(root, `relay-${i}`)
@@ -115,15 +119,8 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     rmSync(root, { recursive: true, force: true })
   })
 
-  it('every item stored in a mailbox of the previous run is fetched once its relay is back, also after the relay restarted', async () => {
-    const before = client([])
-    const boxes = await before.start()
-    assert.equal(boxes.length, 2)
-    // the user is killed: nothing drains her mailboxes, and the blocks she stocked end at a dead address
-    before.stop()
-    blocks.clear()
-
-    // senders holding her record deposit into both mailboxes
+  /** Senders holding her record deposit 3 items into each mailbox; the items (hex). */
+  async function depositInto (boxes: MailboxAddress[]): Promise<string[]> {
     const sent: string[] = []
     for (const box of boxes) {
       const relay = relays.find(r => hex(r.path.address) === hex(box.relay))
@@ -136,6 +133,21 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
         sent.push(hex(item))
       }
     }
+    return sent
+  }
+
+  const acknowledged = (boxes: MailboxAddress[]): boolean =>
+    boxes.every(b => relays.every(r => r.store.getMailbox(b.mailboxId) == null || r.store.items(b.mailboxId).length === 0))
+
+  it('every item stored in a mailbox of the previous run is fetched once its relay is back, also after the relay restarted', async () => {
+    const before = client([])
+    const boxes = await before.start()
+    assert.equal(boxes.length, 2)
+    // the user is killed: nothing drains her mailboxes, and the blocks she stocked end at a dead address
+    before.stop()
+    blocks.clear()
+
+    const sent = await depositInto(boxes)
 
     // one mailbox relay is down (killed, or not yet heard on gossip) while she starts again on her store
     const gone = relays.find(r => hex(r.path.address) === hex(boxes[0].relay))
@@ -153,6 +165,33 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     await waitFor(() => sent.every(s => received.includes(s)),
       () => `all ${sent.length} items (got ${sent.filter(s => received.includes(s)).length}; the relay that was down still holds ${gone.store.items(boxes[0].mailboxId).length})`, 10_000)
     // acknowledged: nothing waits any more (a second copy, if a push went again before its ACK, is the chat layer's to drop)
-    await waitFor(() => boxes.every(b => relays.every(r => r.store.getMailbox(b.mailboxId) == null || r.store.items(b.mailboxId).length === 0)), 'every item acknowledged', 10_000)
+    await waitFor(() => acknowledged(boxes), 'every item acknowledged', 10_000)
+  })
+
+  it('a mailbox on the entry relay of her next run waits, kept, and is fetched once her entry relay is another', async () => {
+    const before = client([])
+    const boxes = await before.start()
+    assert.equal(boxes.length, 2)
+    before.stop()
+    blocks.clear()
+    const sent = await depositInto(boxes)
+
+    // her next run enters through the relay of one of her mailboxes (every other entry failed)
+    const onEntry = relays.find(r => hex(r.path.address) === hex(boxes[0].relay))
+    assert.ok(onEntry != null)
+    entry = onEntry.path.peerId
+    const received: string[] = []
+    const after = client(received)
+    const now = await after.start()
+    assert.ok(!now.some(b => hex(b.mailboxId) === hex(boxes[0].mailboxId)), 'no mailbox on the entry relay is named or registered')
+    await waitFor(() => received.length >= 3, () => `the items of the other mailbox (got ${received.length})`, 10_000)
+    assert.ok(!received.some(r => sent.slice(0, 3).includes(r)), 'nothing fetched through the entry relay')
+
+    // a new entry relay (chat-node.ts registers every mailbox again on that): the kept one is fetched
+    entry = 'another entry'
+    await after.refreshRecord()
+    await waitFor(() => sent.every(s => received.includes(s)),
+      () => `all ${sent.length} items (got ${sent.filter(s => received.includes(s)).length})`, 10_000)
+    await waitFor(() => acknowledged(boxes), 'every item acknowledged', 10_000)
   })
 })
