@@ -201,6 +201,10 @@ export class MailboxClient {
     if (!l.registered && relay.peerId === this.init.entryPeerId()) throw new MailboxUnavailableError('the mailbox relay is our entry relay')
     const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now()))
     if (answer.kind !== 'registered') {
+      // stale: the relay holds a newer REGISTER of ours (two were under way and the mixes reordered
+      // them) or our clocks differ; the mailbox is still ours and items may wait in it: kept, and
+      // registered again by upkeep with a fresh timestamp (retiring it lost every item in it)
+      if (answer.kind === 'refused' && answer.reason === 'stale') throw new MailboxUnavailableError('mailbox refused: stale')
       if (answer.kind === 'refused') this.init.keys.retire(l.key.id, this.now())
       this.live.delete(hex(l.key.id))
       throw new MailboxUnavailableError(`mailbox refused: ${answer.kind === 'refused' ? answer.reason : answer.kind}`)

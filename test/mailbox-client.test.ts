@@ -40,6 +40,8 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
   let clients: MailboxClient[]
   /** the user's entry relay (peer id) */
   let entry: string
+  /** requests to a relay in this map wait here (to deliver them in another order) */
+  let held: Map<string, Array<() => void>>
 
   function startService (r: Omit<FakeRelay, 'service'> & { service?: MailboxService }): MailboxService {
     r.service?.stop()
@@ -69,7 +71,10 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
       const relay = relays.find(r => r.path.peerId === final.peerId)
       if (relay == null || down.has(final.peerId)) throw Object.assign(new Error('no answer'), { name: 'AnswerTimeoutError' })
       return await new Promise<Uint8Array>((resolve) => {
-        relay.service.handle(request, onion.replyBlock(resolve).surb)
+        const deliver = (): void => { relay.service.handle(request, onion.replyBlock(resolve).surb) }
+        const queue = held.get(final.peerId)
+        if (queue != null) queue.push(deliver)
+        else deliver()
       })
     },
     send: (final: PathRelay, _service: number, request: Uint8Array): void => {
@@ -79,7 +84,10 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
   }
 
   function client (received: string[]): MailboxClient {
+    // every reading of the clock a millisecond later: two REGISTERs never carry one timestamp
+    let clock = Date.now()
     const c = new MailboxClient({
+      now: () => Math.max(++clock, Date.now()),
       onion: onion as unknown as OnionClient,
       keys: new MailboxKeys(db),
       relays: () => relays.filter(r => !down.has(r.path.peerId)).map(r => r.path),
@@ -98,6 +106,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     blocks = new Map()
     clients = []
     entry = 'entry'
+    held = new Map()
     relays = []
     for (let i = 0; i < 4; i++) {
       const dir = join(root, `relay-${i}`)
@@ -192,6 +201,31 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     await after.refreshRecord()
     await waitFor(() => sent.every(s => received.includes(s)),
       () => `all ${sent.length} items (got ${sent.filter(s => received.includes(s)).length})`, 10_000)
+    await waitFor(() => acknowledged(boxes), 'every item acknowledged', 10_000)
+  })
+
+  it('a REGISTER refused as stale (a newer one of ours overtook it in the mixes) keeps the mailbox in use', async () => {
+    const received: string[] = []
+    const c = client(received)
+    const boxes = await c.start()
+    assert.equal(boxes.length, 2)
+    const relay = relays.find(r => hex(r.path.address) === hex(boxes[0].relay))
+    assert.ok(relay != null)
+
+    // two re-registrations under way at once (a new entry relay while another is pending); the mixes
+    // deliver the newer first, so the relay refuses the older as stale
+    held.set(relay.path.peerId, [])
+    const first = c.refreshRecord()
+    const second = c.refreshRecord()
+    await waitFor(() => (held.get(relay.path.peerId)?.length ?? 0) >= 2, 'both REGISTERs under way', 5_000)
+    const queue = held.get(relay.path.peerId) ?? []
+    held.delete(relay.path.peerId)
+    for (const deliver of queue.reverse()) deliver()
+    await Promise.all([first, second])
+
+    const sent = await depositInto(boxes)
+    await waitFor(() => sent.every(s => received.includes(s)),
+      () => `all ${sent.length} items (got ${sent.filter(s => received.includes(s)).length}; mailboxes in use ${c.addresses().length})`, 10_000)
     await waitFor(() => acknowledged(boxes), 'every item acknowledged', 10_000)
   })
 })
