@@ -3,6 +3,8 @@
  *
  * - keeps `want` mailboxes (default 2) on relays other than its entry relay, on different /16s where the
  *   network has them; each has its own Ed25519 key (node/mailbox-keys.ts), never the identity key;
+ *   a mailbox of a previous run is never abandoned while its relay is down or is the entry relay (records
+ *   naming it are out there, and items wait in it): it is registered and fetched again once it can be;
  * - REGISTERs each with the current signed name record (the relay republishes it while the user is
  *   away), through an onion request;
  * - keeps reply blocks STOCKed at each (the relay pushes what waits through them: the relay never learns
@@ -133,12 +135,11 @@ export class MailboxClient {
   async start (): Promise<MailboxAddress[]> {
     this.stopped = false
     const want = this.init.want ?? DEFAULT_MAILBOXES
-    const entry = this.init.entryPeerId()
+    // Every mailbox of ours is kept in use, also one whose relay is not live now (killed, restarting, or
+    // not yet heard on gossip) or is our entry relay: senders holding a record of ours that names it keep
+    // depositing there, so it is fetched again once it can be (upkeep registers it then; `register`
+    // refuses one on our entry relay). Meanwhile it is not named in the record and others replace it.
     for (const key of this.init.keys.active()) {
-      const relay = this.relay(key.relay)
-      if (relay == null) continue
-      // never a mailbox on our own entry relay (it would see our packets and our mailbox's): replaced
-      if (relay.peerId === entry) { this.init.keys.retire(key.id, this.now()); continue }
       this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
     }
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
@@ -195,8 +196,15 @@ export class MailboxClient {
   private async register (l: Live): Promise<void> {
     const relay = this.relay(l.key.relay)
     if (relay == null) throw new MailboxUnavailableError('the mailbox relay is not live')
+    // never (re)start a mailbox on our own entry relay (it would see our packets and our mailbox's):
+    // it waits, kept, until our entry relay is another one (a new entry relay registers every mailbox)
+    if (!l.registered && relay.peerId === this.init.entryPeerId()) throw new MailboxUnavailableError('the mailbox relay is our entry relay')
     const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now()))
     if (answer.kind !== 'registered') {
+      // stale: the relay holds a newer REGISTER of ours (two were under way and the mixes reordered
+      // them) or our clocks differ; the mailbox is still ours and items may wait in it: kept, and
+      // registered again by upkeep with a fresh timestamp (retiring it lost every item in it)
+      if (answer.kind === 'refused' && answer.reason === 'stale') throw new MailboxUnavailableError('mailbox refused: stale')
       if (answer.kind === 'refused') this.init.keys.retire(l.key.id, this.now())
       this.live.delete(hex(l.key.id))
       throw new MailboxUnavailableError(`mailbox refused: ${answer.kind === 'refused' ? answer.reason : answer.kind}`)
