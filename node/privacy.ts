@@ -57,20 +57,22 @@ function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPe
  * The levels. `fast` is version 2's behaviour before mixing: packets go on at once, no cover, and
  * whoever sees a message's first and last relay links sender and recipient by timing.
  *
- * The mixing levels share one drop rate, 20 a minute: a real packet waits 3 s on average for its tick,
- * which with `standard`'s 5 x 500 ms of hops keeps a message's median under the issue's 5 s; a higher
- * rate costs ~4.5 MB a day per extra packet a minute (two for a loop: it comes back). Loops, which
- * also test the user's paths, differ: `low` 2 a minute, `standard` 4 (~125 MB a day measured,
- * within the 150 MB target), `high` 8 with 24 drops (~170 MB a day: more packets for others to hide
- * among, for those who value unlinkability over bandwidth). Receipts wait an exponential 2, 5 and 15
- * s on average, so the sender's ✓✓ does not tell the instant its message was read. Nym's default is
- * 50 ms per hop and far more cover, for a network with far more traffic than a young p2pchat has.
+ * The mixing levels share one drop rate at `low` and `standard`, 20 a minute: a real packet waits 3 s
+ * on average for its tick, which with `standard`'s 5 x 500 ms of hops keeps a message's median near
+ * the issue's 5 s. Each packet a minute costs ~4.5 MB a day on the entry link (3.1 kB a frame), a loop
+ * twice that (it comes back), and an idle link carries ~20-25 MB a day of relay gossip besides
+ * (measured with 6 relays; it grows with the relay count). So `low` sends 1 loop a minute, `standard`
+ * 2 (measured ~${STANDARD_MB_PER_DAY} MB a day, under the issue's 150 MB target), `high` 4 loops and
+ * 24 drops (more packets for others to hide among, a 2.5 s wait, ~170 MB a day). Loops also test the
+ * user's paths. Receipts wait an exponential 2, 5 and 15 s on average, so the sender's ✓✓ does not
+ * tell the instant its message arrived. Nym's default is 50 ms per hop and far more cover, for a
+ * network with far more traffic than a young p2pchat has.
  */
 export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
   fast: level('fast', 0, 0, 0, 0),
-  low: level('low', 100, 2, 20, 2_000),
-  standard: level('standard', 500, 4, 20, 5_000),
-  high: level('high', 2000, 8, 24, 15_000)
+  low: level('low', 100, 1, 20, 2_000),
+  standard: level('standard', 500, 2, 20, 5_000),
+  high: level('high', 2000, 4, 24, 15_000)
 }
 
 /**
