@@ -19,6 +19,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { privacyJson } from '../cli/json-session.ts'
 import { privacyLevel, withOverrides } from '../node/privacy.ts'
 import { seededUniform } from '../protocols/onion/delays.ts'
 import { ChatNetwork, eventsOf } from './helpers/chat-network.ts'
@@ -119,6 +120,10 @@ describe('cover traffic on: the stream at the guard is the client\'s Poisson sch
     await waitFor(() => guardCount() >= snapshot, () => `the guard to receive alice's ${snapshot} packets (has ${guardCount()})`, 60_000)
     const status = alice.chat.privacyStatus()
     assert.ok(status.cover != null && status.cover.loopsReturned > 0, 'loop cover came back')
+    // what --json status shows (and /status prints): the level's figures and the cover counts
+    const json = privacyJson(alice.chat)
+    assert.deepEqual([json.level, json.meanDelayMsPerHop, json.loopPerMinute, json.dropPerMinute, json.receiptDelayMs], ['standard', 20, 100, 300, 300])
+    assert.ok((json.cover as { real: number }).real >= real)
     process.stdout.write(`# chat: ${chat.length} ticks, ${real} real; loops sent ${status.cover?.loops}, back ${status.cover?.loopsReturned}\n`)
   })
 })
