@@ -16,9 +16,10 @@
  *   retries come at drawn intervals (node/chat-node.ts).
  *
  * Bandwidth (README "Privacy levels"): every packet is a 3,105-byte frame on the entry link (3,072
- * bytes of Sphinx and its SUBMIT header), and a loop comes back: idle, the entry link carries
- * (2 x loop + drop) frames a minute and the few answers to mailbox upkeep. `standard` measured
- * ~125 MB a day (bench/bandwidth.ts), under the issue's 150 MB target.
+ * bytes of Sphinx and its SUBMIT header; ~3,140 bytes with Noise and yamux), and a loop comes back:
+ * idle, the entry link carries (2 x loop + drop) frames a minute, the few answers to mailbox upkeep
+ * and relay gossip. Measured (bench/bandwidth.ts, 6 relays, 10 minutes idle): fast 22 MB a day,
+ * low 139, standard 124 (the issue's target: at most 150), high 155.
  */
 import { UserError } from './errors.ts'
 
@@ -62,8 +63,8 @@ function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPe
  * the issue's 5 s. Each packet a minute costs ~4.5 MB a day on the entry link (3.1 kB a frame), a loop
  * twice that (it comes back), and an idle link carries ~20-25 MB a day of relay gossip besides
  * (measured with 6 relays; it grows with the relay count). So `low` sends 1 loop a minute, `standard`
- * 2 (measured ~${STANDARD_MB_PER_DAY} MB a day, under the issue's 150 MB target), `high` 4 loops and
- * 24 drops (more packets for others to hide among, a 2.5 s wait, ~170 MB a day). Loops also test the
+ * 2 (measured 124 MB a day, under the issue's 150 MB target), `high` 4 loops and 24 drops (more
+ * packets for others to hide among, a 2.5 s wait, 155 MB a day measured). Loops also test the
  * user's paths. Receipts wait an exponential 2, 5 and 15 s on average, so the sender's ✓✓ does not
  * tell the instant its message arrived. Nym's default is 50 ms per hop and far more cover, for a
  * network with far more traffic than a young p2pchat has.
@@ -90,7 +91,7 @@ export function roundTripAllowanceMs (level: PrivacyLevel): number {
  * Bytes a day on the entry link of an idle user at `standard`, in MB (10^6), as measured by
  * bench/bandwidth.ts (README "Privacy levels" has the run): --help quotes it.
  */
-export const STANDARD_MB_PER_DAY = 125
+export const STANDARD_MB_PER_DAY = 124
 
 /** The level of a user who picks none. */
 export const DEFAULT_PRIVACY = 'standard'
