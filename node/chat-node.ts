@@ -585,10 +585,13 @@ export class ChatNode {
   /** One drop cover packet: mix, mix, a random relay's drop service (discarded and counted there). */
   private sendDrop (): void {
     if (this.tooFewRelays() != null) throw new NoEntryRelayError('too few relays for cover')
-    const entry = this.entry.relay?.peerId
-    const usable = pathRelays(this.health.filter(this.relayDirectory.list()), Date.now(), 3 * this.timing.announceIntervalMs).filter(r => r.peerId !== entry)
-    if (usable.length === 0) throw new NoEntryRelayError('no relay for drop cover')
-    const final = usable[Math.floor(this.uniform() * usable.length)]
+    const entry = this.entry.relay
+    const usable = pathRelays(this.health.filter(this.relayDirectory.list()), Date.now(), 3 * this.timing.announceIntervalMs).filter(r => r.peerId !== entry?.peerId)
+    // a final relay outside the guard's /16 and family, as a real request's exit or mailbox would be
+    const apart = entry == null ? usable : usable.filter(r => !sameGroup(r, entry))
+    const pool = apart.length > 0 ? apart : usable
+    if (pool.length === 0) throw new NoEntryRelayError('no relay for drop cover')
+    const final = pool[Math.floor(this.uniform() * pool.length)]
     this.coverBypass = true
     try {
       this.onion.send(final, SERVICE_DROP, new Uint8Array(0))
@@ -856,6 +859,8 @@ export class ChatNode {
         lastReason = (err as Error).message
       }
     }
+    // stopping abandons packets still waiting for a cover tick: not worth a word, the next start sends it
+    if (this.stopping != null) return
     queue(`no mailbox of ${msg.peerNick} stored it (${lastReason}); will retry`)
   }
 

@@ -79,7 +79,10 @@ describe('correlation attack: an adversary holding every entry relay links sende
   async function addUser (nick: string, level: PrivacyLevel, group: string): Promise<void> {
     // the transport peer id is known only once the node exists; events before that are not needed
     // a loaded machine answers slowly: 20 s per request (as the hardening load test), plus the level's allowance
-    const u = await net.user(nick, { privacy: level, timing: { requestTimeoutMs: 20_000 } })
+    // at a mixing level cover traffic caps a user's real packets at its drop rate (24 a minute at
+    // `high`): mailbox upkeep runs at the product's 5 minutes there, not the tests' 2 s, or upkeep alone
+    // would fill every drop tick
+    const u = await net.user(nick, { privacy: level, timing: { requestTimeoutMs: 20_000, ...(level.dropPerMinute > 0 ? { stockIntervalMs: 300_000 } : {}) } })
     nickOfPeer.set(u.chat.node.peerId.toString(), nick)
     u.chat.on(e => { if (e.type === 'message') received.push({ id: e.id, to: nick, at: performance.now() }) })
     groups[group].push(u)
