@@ -52,8 +52,10 @@ describe('cover traffic on: the stream at the guard is the client\'s Poisson sch
   before(async () => {
     await net.bootstrap()
     await net.startRelays(4, { onClientEvent: (e) => { if (e.type === 'submit') atGuard.set(hex(e.client), (atGuard.get(hex(e.client)) ?? 0) + 1) } })
-    alice = await net.user('alice', { privacy: LEVEL, uniform: seededUniform(seed('alice')), onCoverTick: (t) => ticks.push({ ...t, phase }) })
-    bob = await net.user('bob', { privacy: LEVEL, uniform: seededUniform(seed('bob')) })
+    // a loaded machine answers slowly: 20 s per request (as the hardening load test), not the tests' 5
+    const timing = { requestTimeoutMs: 20_000 }
+    alice = await net.user('alice', { privacy: LEVEL, uniform: seededUniform(seed('alice')), onCoverTick: (t) => ticks.push({ ...t, phase }), timing })
+    bob = await net.user('bob', { privacy: LEVEL, uniform: seededUniform(seed('bob')), timing })
   })
 
   after(async () => { await net.teardown() })
