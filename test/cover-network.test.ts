@@ -4,7 +4,7 @@
  *
  * One network: a bootstrap node, 4 relays (each records the submissions of its clients, as an entry
  * relay sees them), alice and bob at the `standard` level with shortened timers (20 ms per hop, loop
- * cover every 600 ms, drop cover every 200 ms on average, receipts after 300 ms) and seeded generators.
+ * cover every 450 ms, drop cover every 150 ms on average, receipts after 300 ms) and seeded generators.
  *
  * What it shows, exactly (no timing tolerance, so it cannot flake):
  * - after `ready`, every packet alice hands her entry link is a cover tick (loop, drop, or a real
@@ -27,11 +27,11 @@ import type { TestUser } from './helpers/chat-network.ts'
 import { FALSE_ALARM, ksDistanceContinuous, ksThreshold } from './helpers/distribution.ts'
 import { waitFor } from './helpers/wait.ts'
 
-const LOOP_GAP_MS = 600
-const DROP_GAP_MS = 200
+const LOOP_GAP_MS = 450
+const DROP_GAP_MS = 150
 const LEVEL = withOverrides(privacyLevel('standard'), { meanDelayMs: 20, loopGapMs: LOOP_GAP_MS, dropGapMs: DROP_GAP_MS, receiptDelayMs: 300 })
-/** Drop ticks per phase: enough gaps for the KS check to mean something (threshold ~0.2 at 150). */
-const TICKS_PER_PHASE = 150
+/** Drop ticks per phase: enough gaps for the KS check to mean something (threshold ~0.24 at 120). */
+const TICKS_PER_PHASE = 120
 const MESSAGES = 12
 
 const seed = (label: string): Uint8Array => new Uint8Array(createHash('sha256').update(`p2pchat cover-network ${label}`).digest())
@@ -124,7 +124,7 @@ describe('cover traffic on: the stream at the guard is the client\'s Poisson sch
     assert.ok(status.cover != null && status.cover.loopsReturned > 0, 'loop cover came back')
     // what --json status shows (and /status prints): the level's figures and the cover counts
     const json = privacyJson(alice.chat)
-    assert.deepEqual([json.level, json.meanDelayMsPerHop, json.loopPerMinute, json.dropPerMinute, json.receiptDelayMs], ['standard', 20, 100, 300, 300])
+    assert.deepEqual([json.level, json.meanDelayMsPerHop, json.loopPerMinute, json.dropPerMinute, json.receiptDelayMs], ['standard', 20, 60_000 / LOOP_GAP_MS, 60_000 / DROP_GAP_MS, 300])
     assert.ok((json.cover as { real: number }).real >= real)
     process.stdout.write(`# chat: ${chat.length} ticks, ${real} real; loops sent ${status.cover?.loops}, back ${status.cover?.loopsReturned}\n`)
   })
