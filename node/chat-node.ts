@@ -772,7 +772,9 @@ export class ChatNode {
   private checkSendPin (id: string, nick: string, record: SignedRecord, explicit: boolean): 'ok' | 'changed' | 'unconfirmed' {
     const pin = this.store.getPin(nick)
     const sentAt = this.userSent.get(id)
-    const byUser = sentAt != null && Date.now() - sentAt <= USER_PIN_WINDOW * this.timing.retryIntervalMs + this.timing.requestTimeoutMs
+    // with cover traffic each request first waits for a drop tick: 10 mean waits more (30 s at standard)
+    const coverWait = this.cover == null ? 0 : Math.ceil(10 * 60_000 / Math.max(1e-9, this.privacy.dropPerMinute))
+    const byUser = sentAt != null && Date.now() - sentAt <= USER_PIN_WINDOW * this.timing.retryIntervalMs + this.timing.requestTimeoutMs + coverWait
     if (pin == null && !explicit && !byUser) return 'unconfirmed'
     const { result, accepted } = this.contactBook.pinByUser(nick, record.identityKey)
     if (result === 'changed') {
