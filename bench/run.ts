@@ -4,7 +4,7 @@
  * run in child processes started with --expose-gc), prints one table, writes bench/results/latest.json,
  * latest.md and latest.svg. Every figure stands beside a baseline measured in the same run.
  *
- *   npm run bench -- --only=sphinx,forwarding,chat,first,idle,lookup,paths   (a subset)
+ *   npm run bench -- --only=sphinx,forwarding,chat,first,idle,lookup,paths,anonymity   (a subset)
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -16,6 +16,7 @@ import { describeForwarding, forwardingBench } from './forwarding.ts'
 import { stackVsOurs } from './lib/profile.ts'
 import { lookupBench } from './lookup.ts'
 import { pathSecurityBench } from './path-security.ts'
+import { anonymityBench } from './anonymity.ts'
 import { sphinxBench } from './sphinx.ts'
 import { machine } from './lib/machine.ts'
 import { ratio, svg, table } from './lib/report.ts'
@@ -29,8 +30,8 @@ const RESULTS = fileURLToPath(new URL('./results/', import.meta.url))
 
 // quick runs keep 5 relays: a full v2 path needs 4 distinct ones (entry, 2 mixes, final) and a mailbox off the entry
 const settings = quick
-  ? { pathSamples: 2000, pathUsers: 100, sphinxSamples: 500, idleRelays: 4, idleUsers: 1, idleSettleMs: 5_000, idleWindowMs: 10_000, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 5, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
-  : { pathSamples: 10_000, pathUsers: 400, sphinxSamples: 2000, idleRelays: 5, idleUsers: 3, idleSettleMs: 15_000, idleWindowMs: 30_000, packets: 100_000, onionSecondsMax: 55, plainSeconds: 5, checkpoints: 10, messages: 60, newcomers: 0, procNewcomers: 3, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 10, names: 6 }
+  ? { anonUsers: 20, anonMessages: 12, anonLevels: ['fast', 'standard'], pathSamples: 2000, pathUsers: 100, sphinxSamples: 500, idleRelays: 4, idleUsers: 1, idleSettleMs: 5_000, idleWindowMs: 10_000, packets: 4000, onionSecondsMax: 15, plainSeconds: 2, checkpoints: 3, messages: 30, newcomers: 0, procNewcomers: 1, relays: 5, users: 4, sizes: [10, 25], lookups: 8, names: 4 }
+  : { anonUsers: 20, anonMessages: 40, anonLevels: ['fast', 'low', 'standard', 'high'], pathSamples: 10_000, pathUsers: 400, sphinxSamples: 2000, idleRelays: 5, idleUsers: 3, idleSettleMs: 15_000, idleWindowMs: 30_000, packets: 100_000, onionSecondsMax: 55, plainSeconds: 5, checkpoints: 10, messages: 60, newcomers: 0, procNewcomers: 3, relays: 5, users: 13, sizes: [10, 25, 50, 100], lookups: 10, names: 6 }
 
 const started = performance.now()
 const log = (line: string): void => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`) }
@@ -358,6 +359,45 @@ if (enabled('paths')) {
       { label: 'rules, no guards', points: rows.filter(r => !r.label.includes(',')).map(r => [r.k, pct(r.rules.bothEnds)]), color: '#dd6b20' },
       { label: 'guards + rules', points: rows.filter(r => !r.label.includes(',')).map(r => [r.k, pct(r.guards.bothEnds)]) },
       { label: 'share of /16s, squared', points: rows.filter(r => !r.label.includes(',')).map(r => [r.k, pct(r.share * r.share)]), dashed: true, color: '#38a169' }
+    ]
+  })
+}
+
+// ---- 7. anonymity against a timing adversary holding every entry relay (issue 11) ----
+if (enabled('anonymity')) {
+  log(`anonymity: ${settings.anonUsers} users, ${settings.anonMessages} messages per level (${settings.anonLevels.join(', ')})`)
+  const rows = await anonymityBench({ users: settings.anonUsers, messages: settings.anonMessages, levels: settings.anonLevels, log })
+  for (const r of rows) {
+    const isDefault = r.level === 'standard'
+    fig({
+      id: `anon.${r.level}.success`, section: 'anonymity', name: `adversary's success naming the sender, ${r.level} (${r.users} users, ${r.messages} messages; 99 % Wilson ${(100 * r.wilson99.low).toFixed(0)}-${(100 * r.wilson99.high).toFixed(0)} %)`, unit: '%',
+      figure: one('messages linked', 100 * r.successRate, r.messages), baseline: one('chance: 1 / candidates', 100 * r.chance, r.messages),
+      target: r.level === 'fast' ? '>= 90 % (a real adversary)' : isDefault ? '<= 3x chance' : 'context',
+      pass: r.level === 'fast' ? r.successRate >= 0.9 : isDefault ? r.successRate <= 3 * r.chance : null
+    })
+    fig({
+      id: `anon.${r.level}.entropy`, section: 'anonymity', name: `sender entropy (mean), ${r.level}`, unit: 'bits',
+      figure: one('entropy of the adversary\'s posterior', r.meanEntropyBits, r.messages), baseline: one('log2(candidates)', r.maxEntropyBits, r.messages),
+      target: isDefault ? 'within 2 bits of log2 N' : 'context', pass: isDefault ? r.maxEntropyBits - r.meanEntropyBits <= 2 : null
+    })
+    fig({
+      id: `anon.${r.level}.latency`, section: 'anonymity', name: `send -> shown, median, ${r.level} (p95 ${(r.p95LatencyMs / 1000).toFixed(1)} s)`, unit: 'ms',
+      figure: one('median latency', r.medianLatencyMs, r.messages), baseline: null, ratio: null,
+      target: isDefault ? '< 5,000 ms' : 'context', pass: isDefault ? r.medianLatencyMs < 5000 : null
+    })
+    fig({
+      id: `anon.${r.level}.bandwidth`, section: 'anonymity', name: `packets on a user's guard link, ${r.level}, as MB/day (3,140 B each; relay gossip not included)`, unit: 'MB/day',
+      figure: one('median user', r.mbPerUserPerDay, r.users), baseline: null, ratio: null,
+      target: isDefault ? '<= 150 (with gossip: bench/bandwidth.ts)' : 'context', pass: isDefault ? r.mbPerUserPerDay <= 150 : null,
+      notes: r.exactlyOnce ? 'every message delivered exactly once' : 'NOT every message delivered exactly once'
+    })
+  }
+  details.anonymity = rows
+  panels.push({
+    type: 'lines', title: 'Anonymity against an adversary holding every entry relay: sender entropy (bits) by median latency (s); one point per level', xLabel: 'median send -> shown (s)', yLabel: 'entropy (bits)',
+    series: [
+      { label: 'levels (fast, low, standard, high)', points: rows.map(r => [r.medianLatencyMs / 1000, r.meanEntropyBits] as [number, number]) },
+      { label: 'log2(candidates): perfect', points: rows.map(r => [r.medianLatencyMs / 1000, r.maxEntropyBits] as [number, number]), dashed: true }
     ]
   })
 }

@@ -6,7 +6,7 @@
 import { UserError } from '../node/errors.ts'
 import type { ChatTiming } from '../node/chat-node.ts'
 import { MAX_TEXT_BYTES } from '../protocols/chat/index.ts'
-import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel } from '../node/privacy.ts'
+import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, STANDARD_MB_PER_DAY } from '../node/privacy.ts'
 
 interface FlagSpec {
   /** the value's placeholder; a flag without one is a switch */
@@ -61,8 +61,11 @@ with --json as well, the web app runs beside the JSON session and its link is a 
 --relay runs a relay instead: it has no nick (chat from a separate start --nick with its own --data-dir).
 
 --privacy sets how long each relay holds your packets (an exponential delay of this mean per hop; a
-message to someone online crosses 5 such hops, ~5 means on average):
-${Object.values(PRIVACY_LEVELS).map(l => `  ${l.summary}${l.name === DEFAULT_PRIVACY ? ' (default)' : ''}\n`).join('')}Cover traffic is not implemented yet at any level: an observer of your link sees when you send.
+message to someone online crosses 5 such hops, ~5 means on average) and your cover traffic:
+${Object.values(PRIVACY_LEVELS).map(l => `  ${l.summary}${l.name === DEFAULT_PRIVACY ? ' (default)' : ''}\n`).join('')}With cover, your packets leave as one steady random (Poisson) stream whether you chat or not: loop
+packets come back to you through three relays (checking your paths), drop packets are discarded by a
+relay, and each real packet waits for the next drop packet's turn (3 s on average at 20/min).
+Receipts leave after a random delay; retries come at random intervals. Default: ~${STANDARD_MB_PER_DAY} MB a day.
 Request timeouts grow by 18 mean delays. A relay (--relay) applies whatever delays its senders chose.
 
 --json reads one command per line on stdin and writes one JSON object per line on stdout, e.g.
@@ -110,7 +113,8 @@ const ENVIRONMENT = `environment:
   P2PCHAT_HOME       default data directory
   P2PCHAT_BOOTSTRAP  default bootstrap multiaddrs, comma-separated
   P2PCHAT_PRIVACY    default privacy level of start (--privacy overrides it)
-  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000,"hopDelayMs":50} (tests, demos)
+  P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000,"hopDelayMs":50}
+                     (tests, demos; also loopCoverGapMs, dropCoverGapMs, receiptDelayMs)
 `
 
 function flagLines (names: FlagName[]): string {
@@ -309,10 +313,15 @@ export type CliTiming = ChatTiming & {
   repushIntervalMs: number
   /** Replaces the privacy level's mean delay per hop (tests and demos shorten it; node/privacy.ts). */
   hopDelayMs: number
+  /** Replace the privacy level's mean gap between loop / drop cover packets, and its mean receipt delay. */
+  loopCoverGapMs: number
+  dropCoverGapMs: number
+  receiptDelayMs: number
 }
 
 const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
-  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs', 'relayMinAgeMs']
+  'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs', 'relayMinAgeMs',
+  'loopCoverGapMs', 'dropCoverGapMs', 'receiptDelayMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

@@ -22,6 +22,7 @@ export type ChatAction =
   | { kind: 'cancel', id: string }
   | { kind: 'history', nick: string }
   | { kind: 'relays' }
+  | { kind: 'status' }
   | { kind: 'help' }
   | { kind: 'quit' }
   | { kind: 'error', message: string }
@@ -43,6 +44,7 @@ export const CHAT_HELP = `commands:
   /whois <nick>           look a nick up in the directory (fingerprint, pin)
   /contacts               your contacts, with fingerprints and trust
   /relays                 the relays this node knows
+  /status                 privacy level (mixing delay, cover traffic rates and counts), relays, mailboxes
   /help                   this help
   /quit                   leave (Ctrl-C and Ctrl-D too)
 Tab completes commands and nicks. End a line with \\ to go on on the next line (one message).
@@ -52,7 +54,7 @@ marks: ✓ verified by you  · signed, not yet verified (/verify)  ! key changed
 
 /** The slash commands, for Tab completion. */
 export const CHAT_COMMANDS = ['/msg', '/open', '/close', '/list', '/history', '/requests', '/accept', '/deny', '/block',
-  '/verify', '/retry', '/cancel', '/whois', '/contacts', '/relays', '/help', '/quit']
+  '/verify', '/retry', '/cancel', '/whois', '/contacts', '/relays', '/status', '/help', '/quit']
 
 /** Commands whose first argument is a nick (completed with Tab). */
 export const NICK_COMMANDS = new Set(['/msg', '/m', '/open', '/o', '/history', '/accept', '/deny', '/block', '/verify', '/whois'])
@@ -123,6 +125,8 @@ export function parseChatLine (line: string, open?: string): ChatAction {
       return one('history', '/history <nick>')
     case '/relays':
       return { kind: 'relays' }
+    case '/status':
+      return { kind: 'status' }
     case '/help':
     case '/?':
       return { kind: 'help' }

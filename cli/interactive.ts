@@ -373,6 +373,21 @@ export class InteractiveSession {
         this.print(relays.length === 0
           ? 'no relays known yet: messages wait until at least 3 relays are heard from'
           : [`${relays.length} relays known${relays.length < 3 ? ' (a path needs 3)' : ''}:`, ...relays.map(r => `  ${shortPeer(r.peerId)}  heard ${Math.round((now - r.lastSeen) / 1000)} s ago`)].join('\n'))
+        return
+      }
+      case 'status': {
+        const p = chat.privacyStatus()
+        const lines = [`privacy ${p.summary}`]
+        if (p.receiptDelayMs > 0) lines.push(`  receipts leave after a random delay (${p.receiptDelayMs / 1000} s on average); retries at drawn intervals`)
+        if (p.cover != null) {
+          lines.push(`  cover sent: ${p.cover.loops} loop (${p.cover.loopsReturned} came back), ${p.cover.drops} drop, ${p.cover.real} real packets in drop slots, ${p.cover.waiting} waiting` +
+            `${p.cover.failed.loop + p.cover.failed.drop + p.cover.failed.real > 0 ? `; failed ${p.cover.failed.loop} loop, ${p.cover.failed.drop} drop, ${p.cover.failed.real} real` : ''}`)
+        } else {
+          lines.push('  no cover traffic: an observer of your link sees when you send')
+        }
+        lines.push(`${chat.relays().length} relays live; stage ${chat.stage}`)
+        this.print(lines.join('\n'))
+        return
       }
     }
   }

@@ -32,7 +32,13 @@ export function chatEventToJson (e: ChatEvent): Record<string, unknown> {
 }
 
 export function readyEvent (chat: ChatNode): Record<string, unknown> {
-  return { event: 'ready', nick: chat.nick, addrs: chat.addrs(), relay: false, fingerprint: chat.fingerprint, relays: chat.relays().length, privacy: { level: chat.privacy.name, meanDelayMsPerHop: chat.privacy.meanDelayMs, coverPerMinute: chat.privacy.coverPerMinute } }
+  return { event: 'ready', nick: chat.nick, addrs: chat.addrs(), relay: false, fingerprint: chat.fingerprint, relays: chat.relays().length, privacy: privacyJson(chat) }
+}
+
+/** The privacy level and its cover traffic as --json shows them (ready and node-status). */
+export function privacyJson (chat: ChatNode): Record<string, unknown> {
+  const p = chat.privacyStatus()
+  return { level: p.level, meanDelayMsPerHop: p.meanDelayMsPerHop, loopPerMinute: p.loopPerMinute, dropPerMinute: p.dropPerMinute, receiptDelayMs: p.receiptDelayMs, cover: p.cover }
 }
 
 /** How a session ended: {"cmd":"quit"}, or the end of stdin. */
@@ -206,7 +212,7 @@ export class JsonSession {
         return
       }
       case 'status':
-        out({ event: 'node-status', nick: this.chat.nick, fingerprint: this.chat.fingerprint, relays: this.chat.relays().length, stage: this.chat.stage })
+        out({ event: 'node-status', nick: this.chat.nick, fingerprint: this.chat.fingerprint, relays: this.chat.relays().length, stage: this.chat.stage, privacy: privacyJson(this.chat) })
         return
       case 'quit':
         return

@@ -52,8 +52,14 @@ import { fetchRelayList } from '../protocols/directory/relay-list.ts'
 import { bytesEqual, KIND_NAME, nameKey, signRecord, verifyRecord } from '../protocols/directory/record.ts'
 import type { SignedRecord } from '../protocols/directory/record.ts'
 import { createMessage, fingerprint, MAX_TEXT_BYTES, normalizeFingerprint, sealMessage, validateNick } from '../protocols/chat/index.ts'
-import { OnionClient } from '../protocols/onion/client.ts'
-import { hopDelays } from '../protocols/onion/delays.ts'
+import { NoEntryRelayError, OnionClient, SubmitFailedError } from '../protocols/onion/client.ts'
+import type { EntryLink } from '../protocols/onion/client.ts'
+import { cryptoUniform, hopDelays } from '../protocols/onion/delays.ts'
+import type { Uniform } from '../protocols/onion/delays.ts'
+import { packetFromSurb } from '../protocols/onion/sphinx.ts'
+import { SERVICE_DROP } from '../protocols/onion/service-body.ts'
+import { CoverTraffic } from './cover.ts'
+import type { CoverInit, CoverStats } from './cover.ts'
 import { DEFAULT_PRIVACY, privacyLevel, roundTripAllowanceMs } from './privacy.ts'
 import type { PrivacyLevel } from './privacy.ts'
 import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
@@ -129,6 +135,10 @@ export interface ChatNodeOptions {
   acceptAnyone?: boolean
   /** The privacy level (node/privacy.ts), by name or as a level; default DEFAULT_PRIVACY. */
   privacy?: string | PrivacyLevel
+  /** The generator of cover-traffic gaps and of receipt and retry delays (tests seed it); default the CSPRNG. */
+  uniform?: Uniform
+  /** Sees every cover tick as it fires, with the gap drawn before it (tests). */
+  onCoverTick?: CoverInit['onTick']
 }
 
 export type ChatEvent =
@@ -194,6 +204,14 @@ export class ChatNode {
   readonly directory: DirectoryClient
   /** Which relays count as dead (silent on gossip, on failed paths, a failed dial): left out of every path. */
   readonly health: RelayHealth
+  /** Cover traffic (node/cover.ts) at every level with cover rates; undefined at `fast`. */
+  private readonly cover: CoverTraffic | undefined
+  /** Loop cover packets that came back (each also proved its path works). */
+  private loopsReturned = 0
+  /** A cover packet's own send goes straight to the entry link, not into the cover queue. */
+  private coverBypass = false
+  private submitted = 0
+  private readonly uniform: Uniform
   /** The dead relays last told to the user (peer ids), to tell only changes. */
   private toldDead = new Set<string>()
   /** The `queued` reason last shown per message: the same reason is not repeated every retry. */
@@ -214,6 +232,8 @@ export class ChatNode {
   private record: SignedRecord | undefined
   private lastSequence = 0n
   private timers: Array<ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>> = []
+  /** The next round of outbox retries (re-armed after each, at a drawn interval at mixing levels). */
+  private retryTimer: ReturnType<typeof setTimeout> | undefined
   private stopping: Promise<void> | undefined
   private started = false
   readonly contactBook: Contacts
@@ -244,6 +264,18 @@ export class ChatNode {
     this.privacy = typeof opts.privacy === 'object' ? opts.privacy : privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)
     // mixing delays lengthen every round trip through the onion: requests wait for them (node/privacy.ts)
     this.timing.requestTimeoutMs += roundTripAllowanceMs(this.privacy)
+    this.uniform = opts.uniform ?? cryptoUniform()
+    // cover traffic: every real packet takes the place of the next drop-cover packet (node/cover.ts)
+    this.cover = this.privacy.loopPerMinute + this.privacy.dropPerMinute > 0
+      ? new CoverTraffic({
+        loopPerMinute: this.privacy.loopPerMinute,
+        dropPerMinute: this.privacy.dropPerMinute,
+        sendLoop: () => { this.sendLoop() },
+        sendDrop: () => { this.sendDrop() },
+        uniform: this.uniform,
+        onTick: opts.onCoverTick
+      })
+      : undefined
     this.onionKeys = new UserOnionKeys(store.database, { epochMs: this.timing.onionEpochMs })
     this.seenSeals = new SeenSeals(store.database)
     this.mailboxKeys = new MailboxKeys(store.database)
@@ -267,7 +299,7 @@ export class ChatNode {
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
       hopDelay: this.privacy.meanDelayMs > 0 ? hopDelays(this.privacy.meanDelayMs) : undefined,
       relays: usable,
-      entry: () => this.entry.link,
+      entry: () => this.coveredLink(),
       onWarning: warn,
       onOutcome: (relays, answered) => {
         if (answered) this.health.answered(relays)
@@ -333,6 +365,8 @@ export class ChatNode {
       mailboxes: this.mailboxes,
       directory: this.directory,
       timing: this.timing,
+      receiptDelayMs: this.privacy.receiptDelayMs,
+      uniform: this.uniform,
       acceptAnyone: opts.acceptAnyone === true,
       emit: (e) => { this.emit(e) },
       keptRecord: (nick) => this.keptRecord(nick),
@@ -455,12 +489,26 @@ export class ChatNode {
     this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
     await this.publish()
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
-    every(this.timing.retryIntervalMs, () => { this.retryOutbox(); this.receiver.sendReceipts().catch(() => {}); this.onion.expire() })
+    // the outbox and owed receipts at drawn intervals at a mixing level (uniform on 0.5..1.5 retry
+    // intervals: a resend never comes a fixed time after the send it repeats), fixed at `fast`
+    const drawn = this.privacy.meanDelayMs > 0 || this.cover != null
+    const retryRound = (): void => {
+      const ms = drawn ? this.timing.retryIntervalMs * (0.5 + this.uniform()) : this.timing.retryIntervalMs
+      this.retryTimer = setTimeout(() => {
+        if (this.stopping != null) return
+        this.retryOutbox(); this.receiver.receiptsLater(); this.onion.expire()
+        retryRound()
+      }, ms)
+      this.retryTimer.unref()
+    }
+    retryRound()
     every(this.timing.announceIntervalMs, () => { this.checkRelays() })
     every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).name) }) })
+    // cover from here on: the start's own burst (registering, stocking, publishing) went at once
+    this.cover?.start()
     this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes; privacy ${this.privacy.summary}` })
     this.retryOutbox()
-    this.receiver.sendReceipts().catch(() => {})
+    this.receiver.receiptsLater()
   }
 
   /**
@@ -489,8 +537,90 @@ export class ChatNode {
     if (back.length > 0) {
       this.mailboxes.topUp().catch(() => {})
       this.retryOutbox()
-      this.receiver.sendReceipts().catch(() => {})
+      this.receiver.receiptsLater()
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Cover traffic (node/cover.ts, SPEC.md section 15)
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * The entry link as the onion client sees it: at a level with cover, a packet it takes waits for the
+   * next drop-cover tick (and its request's timeout starts when it leaves); cover packets themselves
+   * (`coverBypass`) and every packet at `fast` go at once.
+   */
+  private coveredLink (): EntryLink | undefined {
+    const link = this.entry.link
+    const cover = this.cover
+    if (link == null) return undefined
+    const counted: EntryLink = { relay: link.relay, submit: (address, packet) => this.counted(link, address, packet) }
+    if (cover == null || this.coverBypass) return counted
+    return {
+      relay: link.relay,
+      defers: true,
+      submit: (address, packet, departed) => cover.send(() => {
+        // the link of the moment the tick fires (it may have been reopened meanwhile)
+        const now = this.entry.link
+        const ok = now != null && this.counted(now, address, packet)
+        departed?.(ok)
+        if (!ok) throw now == null ? new NoEntryRelayError() : new SubmitFailedError()
+      }, () => { departed?.(false) })
+    }
+  }
+
+  /** Every packet this node hands its entry link goes through here (counted: `packetsSubmitted`). */
+  private counted (link: EntryLink, address: Uint8Array, packet: Uint8Array): boolean {
+    const ok = link.submit(address, packet)
+    if (ok) this.submitted++
+    return ok
+  }
+
+  /** Packets this node handed its entry link since it was created (cover, real, startup alike). */
+  get packetsSubmitted (): number { return this.submitted }
+
+  /** One loop cover packet: a reply block of ours (mix, mix, entry relay, us) used as a packet at once. */
+  private sendLoop (): void {
+    if (this.tooFewRelays() != null) throw new NoEntryRelayError('too few relays for cover')
+    const link = this.entry.link
+    if (link == null) throw new NoEntryRelayError()
+    this.coverBypass = true
+    try {
+      const block = this.onion.replyBlock(() => {
+        // it came back: every relay on the loop works
+        this.loopsReturned++
+        this.health.answered(block.path)
+      }, this.timing.requestTimeoutMs)
+      const { packet } = packetFromSurb(block.surb, randomBytes(16))
+      if (!this.counted(link, block.surb.slice(0, 32), packet)) throw new SubmitFailedError()
+    } finally {
+      this.coverBypass = false
+    }
+  }
+
+  /** One drop cover packet: mix, mix, a random relay's drop service (discarded and counted there). */
+  private sendDrop (): void {
+    if (this.tooFewRelays() != null) throw new NoEntryRelayError('too few relays for cover')
+    const entry = this.entry.relay
+    const usable = pathRelays(this.health.filter(this.relayDirectory.list()), Date.now(), 3 * this.timing.announceIntervalMs).filter(r => r.peerId !== entry?.peerId)
+    // a final relay outside the guard's /16 and family, as a real request's exit or mailbox would be
+    const apart = entry == null ? usable : usable.filter(r => !sameGroup(r, entry))
+    const pool = apart.length > 0 ? apart : usable
+    if (pool.length === 0) throw new NoEntryRelayError('no relay for drop cover')
+    const final = pool[Math.floor(this.uniform() * pool.length)]
+    this.coverBypass = true
+    try {
+      this.onion.send(final, SERVICE_DROP, new Uint8Array(0))
+    } finally {
+      this.coverBypass = false
+    }
+  }
+
+  /** What `/status` shows of the privacy level and its cover traffic. */
+  privacyStatus (): { level: string, summary: string, meanDelayMsPerHop: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, cover: (CoverStats & { loopsReturned: number, waiting: number }) | null } {
+    const p = this.privacy
+    const cover = this.cover == null ? null : { ...structuredClone(this.cover.stats), loopsReturned: this.loopsReturned, waiting: this.cover.queued }
+    return { level: p.name, summary: p.summary, meanDelayMsPerHop: p.meanDelayMs, loopPerMinute: p.loopPerMinute, dropPerMinute: p.dropPerMinute, receiptDelayMs: p.receiptDelayMs, cover }
   }
 
   /** Why no path can be built now (no entry relay, or no live relay beside it), or undefined. */
@@ -545,6 +675,9 @@ export class ChatNode {
     this.stopping ??= (async () => {
       for (const t of this.timers) clearInterval(t)
       this.timers = []
+      clearTimeout(this.retryTimer)
+      // real packets still waiting for a cover tick are abandoned: their requests fail now
+      this.cover?.stop()
       this.receiver.stop()
       this.mailboxes.stop()
       await this.entry.stop()
@@ -655,7 +788,9 @@ export class ChatNode {
   private checkSendPin (id: string, nick: string, record: SignedRecord, explicit: boolean): 'ok' | 'changed' | 'unconfirmed' {
     const pin = this.store.getPin(nick)
     const sentAt = this.userSent.get(id)
-    const byUser = sentAt != null && Date.now() - sentAt <= USER_PIN_WINDOW * this.timing.retryIntervalMs + this.timing.requestTimeoutMs
+    // with cover traffic each request first waits for a drop tick: 10 mean waits more (30 s at standard)
+    const coverWait = this.cover == null ? 0 : Math.ceil(10 * 60_000 / Math.max(1e-9, this.privacy.dropPerMinute))
+    const byUser = sentAt != null && Date.now() - sentAt <= USER_PIN_WINDOW * this.timing.retryIntervalMs + this.timing.requestTimeoutMs + coverWait
     if (pin == null && !explicit && !byUser) return 'unconfirmed'
     const { result, accepted } = this.contactBook.pinByUser(nick, record.identityKey)
     if (result === 'changed') {
@@ -742,6 +877,8 @@ export class ChatNode {
         lastReason = (err as Error).message
       }
     }
+    // stopping abandons packets still waiting for a cover tick: not worth a word, the next start sends it
+    if (this.stopping != null) return
     queue(`no mailbox of ${msg.peerNick} stored it (${lastReason}); will retry`)
   }
 

@@ -7,12 +7,14 @@
  * same rate and the same exponential gaps whether the user chats or idles.
  *
  * Limits: at most MAX_WAITING real packets wait for a tick (beyond: refused, counted `queue-full`, and
- * the caller's own error handling applies). Times come from a `Clock` so tests drive them by hand, and
- * gaps from a `Uniform` so a test's schedule is reproducible.
+ * the caller's own error handling applies). A real packet still waiting when cover stops is abandoned
+ * (its `abandon` runs: a request fails at once instead of waiting for a tick that never comes). Times
+ * come from a `Clock` so tests drive them by hand, and gaps from a `Uniform` so a test's schedule is
+ * reproducible.
  *
- * STATUS: this module and its tests exist; no privacy level enables it yet (node/privacy.ts
- * `coverPerMinute` is 0 everywhere), because a real packet waiting for a drop tick adds ~1/rate to
- * every request and the request timeouts, resends and receipts have not been reworked for it.
+ * Used by node/chat-node.ts at every privacy level but `fast` (node/privacy.ts has the rates); a real
+ * packet's wait for its tick is not counted in its request's timeout (protocols/onion/client.ts starts
+ * the timer when the packet leaves).
  */
 import { cryptoUniform } from '../protocols/onion/delays.ts'
 import type { Uniform } from '../protocols/onion/delays.ts'
@@ -33,6 +35,11 @@ export interface CoverInit {
   sendDrop: () => void
   clock?: Clock
   uniform?: Uniform
+  /**
+   * Sees every tick as it fires: which stream, what went ('real' for a real packet in a drop tick's
+   * place), and the gap drawn before it (ms). Tests check the client's own schedule with it.
+   */
+  onTick?: (tick: { stream: 'loop' | 'drop', sent: 'loop' | 'drop' | 'real', gapMs: number, ok: boolean }) => void
 }
 
 export interface CoverStats {
@@ -44,16 +51,18 @@ export interface CoverStats {
   failed: { loop: number, drop: number, real: number }
   /** Real packets refused because MAX_WAITING were already waiting. */
   queueFull: number
+  /** Real packets still waiting when cover stopped. */
+  abandoned: number
 }
 
 export class CoverTraffic {
   private readonly init: CoverInit
   private readonly clock: Clock
   private readonly uniform: Uniform
-  private readonly waiting: Array<() => void> = []
+  private readonly waiting: Array<{ real: () => void, abandon?: () => void }> = []
   private readonly timers: { loop?: unknown, drop?: unknown } = {}
   private running = false
-  readonly stats: CoverStats = { loops: 0, drops: 0, real: 0, failed: { loop: 0, drop: 0, real: 0 }, queueFull: 0 }
+  readonly stats: CoverStats = { loops: 0, drops: 0, real: 0, failed: { loop: 0, drop: 0, real: 0 }, queueFull: 0, abandoned: 0 }
 
   constructor (init: CoverInit) {
     if (!(init.loopPerMinute >= 0) || !(init.dropPerMinute >= 0)) throw new RangeError('cover rates are >= 0 per minute')
@@ -77,45 +86,60 @@ export class CoverTraffic {
     if (this.init.dropPerMinute > 0) this.arm('drop')
   }
 
+  /** Stops both streams; real packets still waiting are abandoned (counted). */
   stop (): void {
     this.running = false
     for (const k of ['loop', 'drop'] as const) {
       if (this.timers[k] !== undefined) this.clock.clearTimer(this.timers[k])
       this.timers[k] = undefined
     }
+    for (const w of this.waiting.splice(0)) {
+      this.stats.abandoned++
+      try { w.abandon?.() } catch {}
+    }
   }
 
   private arm (stream: 'loop' | 'drop'): void {
     const rate = stream === 'loop' ? this.init.loopPerMinute : this.init.dropPerMinute
+    const gapMs = this.gap(rate)
     this.timers[stream] = this.clock.setTimer(() => {
       this.timers[stream] = undefined
       if (!this.running) return
-      this.tick(stream)
+      this.tick(stream, gapMs)
       this.arm(stream)
-    }, this.gap(rate))
+    }, gapMs)
   }
 
-  private tick (stream: 'loop' | 'drop'): void {
+  private tick (stream: 'loop' | 'drop', gapMs: number): void {
+    const told = (sent: 'loop' | 'drop' | 'real', ok: boolean): void => {
+      try { this.init.onTick?.({ stream, sent, gapMs, ok }) } catch {}
+    }
     if (stream === 'loop') {
-      try { this.init.sendLoop(); this.stats.loops++ } catch { this.stats.failed.loop++ }
+      try { this.init.sendLoop(); this.stats.loops++; told('loop', true) } catch { this.stats.failed.loop++; told('loop', false) }
       return
     }
-    const real = this.waiting.shift()
-    if (real != null) {
-      try { real(); this.stats.real++ } catch { this.stats.failed.real++ }
+    const next = this.waiting.shift()
+    if (next != null) {
+      try { next.real(); this.stats.real++; told('real', true) } catch { this.stats.failed.real++; told('real', false) }
       return
     }
-    try { this.init.sendDrop(); this.stats.drops++ } catch { this.stats.failed.drop++ }
+    try { this.init.sendDrop(); this.stats.drops++; told('drop', true) } catch { this.stats.failed.drop++; told('drop', false) }
   }
 
   /**
-   * A real packet to send in place of the next drop-cover packet. Without drop cover (rate 0) or when
-   * stopped it goes at once. False when MAX_WAITING are already waiting (counted).
+   * A real packet to send in place of the next drop-cover packet (`real` submits it and throws when it
+   * cannot: counted). Without drop cover (rate 0) or when not started it goes at once. False when
+   * MAX_WAITING are already waiting (counted). `abandon` runs if cover stops before its tick.
    */
-  send (real: () => void): boolean {
+  send (real: () => void, abandon?: () => void): boolean {
     if (!this.running || this.init.dropPerMinute === 0) { real(); return true }
     if (this.waiting.length >= MAX_WAITING) { this.stats.queueFull++; return false }
-    this.waiting.push(real)
+    this.waiting.push({ real, abandon })
     return true
+  }
+
+  /** The configured rates, per minute. */
+  get rates (): { loopPerMinute: number, dropPerMinute: number } {
+    return { loopPerMinute: this.init.loopPerMinute, dropPerMinute: this.init.dropPerMinute }
   }
 }

@@ -21,7 +21,7 @@ import { logger } from '@libp2p/logger'
 import { buildAck, buildDeposit, buildRegister, buildStock, decodeMailboxPayload, mailboxKeyPairFromSeed, generateMailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxAnswer } from '../protocols/mailbox/codec.ts'
-import { MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
+import { MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { drawByGroup } from '../protocols/onion/paths.ts'
@@ -85,8 +85,11 @@ export class MailboxUnavailableError extends Error {
 /** A reply block we believe a mailbox relay holds: when it stops working, and the relays it goes over. */
 interface Stocked { expires: number, path: string[] }
 
-/** A mailbox in use. */
-interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: Stocked[], registered: boolean }
+/**
+ * A mailbox in use. `acks`: item ids handled and not yet acknowledged; `ackQueued`: an ACK packet is
+ * waiting to leave (behind cover traffic's drop ticks, node/cover.ts), so new ids wait for the next one.
+ */
+interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: Stocked[], registered: boolean, acks?: Uint8Array[], ackQueued?: boolean }
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
@@ -313,16 +316,38 @@ export class MailboxClient {
     this.init.onItem(push.item, { relay: l.key.relay, mailboxId: l.key.id }).then(handled => {
       if (handled) this.ack(l, push.itemId)
     }).catch(err => { this.log('handling a pushed item failed: %s', (err as Error).message) })
-    this.topUp().catch(() => {})
+    // refill when half the stock is used, not after every push: one STOCK of several blocks instead of
+    // one packet per push (with cover traffic each packet waits for a drop tick: a backlog pushed at
+    // once would otherwise need two packets per item)
+    const now = this.now()
+    if (l.stocked.filter(b => b.expires > now).length <= Math.floor(this.timing.stockLevel / 2)) this.topUp().catch(() => {})
   }
 
+  /**
+   * Acknowledges `itemId`: ids handled while an ACK of this mailbox waits to leave (cover traffic) go
+   * together in the next one (up to MAX_ACK_IDS each), so a backlog is acknowledged in a few packets.
+   */
   private ack (l: Live, itemId: Uint8Array): void {
+    ;(l.acks ??= []).push(itemId)
+    if (l.ackQueued !== true) this.flushAcks(l)
+  }
+
+  private flushAcks (l: Live): void {
     const relay = this.relay(l.key.relay)
-    if (relay == null) return
+    if (relay == null || l.acks == null || l.acks.length === 0) return
+    const ids = l.acks.splice(0, MAX_ACK_IDS)
+    l.ackQueued = true
     try {
-      this.init.onion.send(relay, SERVICE_MAILBOX, buildAck(l.pair, [itemId], this.now()))
-      this.stats.acked++
+      this.init.onion.send(relay, SERVICE_MAILBOX, buildAck(l.pair, ids, this.now()), {
+        departed: () => {
+          l.ackQueued = false
+          if (!this.stopped) this.flushAcks(l)
+        }
+      })
+      this.stats.acked += ids.length
     } catch (err) {
+      // not sent: the relay pushes the items again later, and they are acknowledged then
+      l.ackQueued = false
       this.log('acknowledging failed: %s', (err as Error).message)
     }
   }

@@ -1,14 +1,25 @@
 /**
  * Privacy levels a user picks (`p2pchat start --privacy <level>`, README "Privacy levels", SPEC.md
- * section 15): how long each hop holds the user's packets. A level is a mean per-hop delay; every hop
- * that forwards one of the user's packets (two mixes on the way out; two mixes and the entry relay on
- * the way back through a reply block) holds it for an exponential draw of that mean (protocols/onion/
- * delays.ts). A message to a user online crosses 5 delayed hops (2 to the mailbox, 3 through the
- * recipient's stocked reply block), so the delays add on average 5 x the mean to its way.
+ * section 15): how long each hop holds the user's packets, and how much cover traffic the user sends.
  *
- * Cover traffic (loop and drop cover at Poisson rates) is NOT implemented yet: every level sends only
- * real packets, so an observer of a user's link still sees when the user is active. `coverPerMinute`
- * says so (0) until it is; the status line and README show it.
+ * - Delays: every hop that forwards one of the user's packets (two mixes on the way out; two mixes and
+ *   the entry relay on the way back through a reply block) holds it for an exponential draw of the
+ *   level's mean (protocols/onion/delays.ts). A message to a user online crosses 5 delayed hops (2 to
+ *   the mailbox, 3 through the recipient's stocked reply block): 5 x the mean on average.
+ * - Cover (node/cover.ts, Loopix section 4.2): loop cover (through mix, mix, entry relay, back to the
+ *   user) and drop cover (mix, mix, a relay that discards it), each a Poisson process of the level's
+ *   rate. Every real packet (message, receipt, directory request, mailbox stock, fetch or ACK) waits
+ *   for the next drop-cover tick and goes in its place: the packets a user hands its entry relay form
+ *   one Poisson stream of loop + drop per minute, chatting or idle. The price: a real packet waits
+ *   60/drop s on average before it leaves (3 s at 20 per minute).
+ * - Receipts leave after an exponential delay of `receiptDelayMs` mean (node/receiving.ts); outbox
+ *   retries come at drawn intervals (node/chat-node.ts).
+ *
+ * Bandwidth (README "Privacy levels"): every packet is a 3,105-byte frame on the entry link (3,072
+ * bytes of Sphinx and its SUBMIT header; ~3,140 bytes with Noise and yamux), and a loop comes back:
+ * idle, the entry link carries (2 x loop + drop) frames a minute, the few answers to mailbox upkeep
+ * and relay gossip. Measured (bench/bandwidth.ts, 6 relays, 10 minutes idle): fast 22 MB a day,
+ * low 139, standard 124 (the issue's target: at most 150), high 155.
  */
 import { UserError } from './errors.ts'
 
@@ -16,35 +27,71 @@ export interface PrivacyLevel {
   name: string
   /** Mean delay per forwarding hop, ms (0: none). */
   meanDelayMs: number
-  /** Cover packets per minute a client sends (loop + drop): none yet at any level. */
-  coverPerMinute: number
+  /** Loop cover packets per minute (0: none). */
+  loopPerMinute: number
+  /** Drop cover packets per minute; real packets take their place (0: real packets go at once). */
+  dropPerMinute: number
+  /** Mean of the exponential delay before a receipt leaves, ms (0: at once). */
+  receiptDelayMs: number
   /** One line for --help, /status and the README. */
   summary: string
 }
 
+/** The summary line of a level, from its figures (so an overridden level says what it does). */
+export function summarize (level: Omit<PrivacyLevel, 'summary'>, note = ''): string {
+  if (level.meanDelayMs === 0 && level.loopPerMinute === 0 && level.dropPerMinute === 0) {
+    return `${level.name}${note}: no mixing delays, no cover traffic; timing links sender and recipient`
+  }
+  const delay = level.meanDelayMs >= 1000 ? `${level.meanDelayMs / 1000} s` : `${level.meanDelayMs} ms`
+  const cover = level.loopPerMinute + level.dropPerMinute === 0
+    ? 'no cover traffic'
+    : `cover ${level.loopPerMinute} loop + ${level.dropPerMinute} drop packets/min (real packets replace drop cover)`
+  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}`
+}
+
+function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number): PrivacyLevel {
+  const l = { name, meanDelayMs, loopPerMinute, dropPerMinute, receiptDelayMs }
+  return { ...l, summary: summarize(l) }
+}
+
 /**
- * The levels. `fast` is version 2's behaviour before mixing: packets go on at once, and whoever sees
- * a message's first and last relay links sender and recipient by timing. `standard` (the default) is
- * 500 ms per hop: ~2.5 s added on average to a message, inside the issue's 5 s median target; `high`
- * (2 s per hop, ~10 s a message) is for those who value unlinkability over chat speed. Nym's default is
- * 50 ms per hop, for a network with far more traffic to hide in than a young p2pchat has.
+ * The levels. `fast` is version 2's behaviour before mixing: packets go on at once, no cover, and
+ * whoever sees a message's first and last relay links sender and recipient by timing.
+ *
+ * The mixing levels share one drop rate at `low` and `standard`, 20 a minute: a real packet waits 3 s
+ * on average for its tick, which with `standard`'s 5 x 500 ms of hops keeps a message's median near
+ * the issue's 5 s. Each packet a minute costs ~4.5 MB a day on the entry link (3.1 kB a frame), a loop
+ * twice that (it comes back), and an idle link carries ~20-25 MB a day of relay gossip besides
+ * (measured with 6 relays; it grows with the relay count). So `low` sends 1 loop a minute, `standard`
+ * 2 (measured 124 MB a day, under the issue's 150 MB target), `high` 4 loops and 24 drops (more
+ * packets for others to hide among, a 2.5 s wait, 155 MB a day measured). Loops also test the
+ * user's paths. Receipts wait an exponential 2, 5 and 15 s on average, so the sender's ✓✓ does not
+ * tell the instant its message arrived. Nym's default is 50 ms per hop and far more cover, for a
+ * network with far more traffic than a young p2pchat has.
  */
 export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
-  fast: { name: 'fast', meanDelayMs: 0, coverPerMinute: 0, summary: 'fast: no mixing delays, no cover traffic; timing links sender and recipient' },
-  low: { name: 'low', meanDelayMs: 100, coverPerMinute: 0, summary: 'low: 100 ms mean delay per hop, no cover traffic yet' },
-  standard: { name: 'standard', meanDelayMs: 500, coverPerMinute: 0, summary: 'standard: 500 ms mean delay per hop, no cover traffic yet' },
-  high: { name: 'high', meanDelayMs: 2000, coverPerMinute: 0, summary: 'high: 2 s mean delay per hop, no cover traffic yet' }
+  fast: level('fast', 0, 0, 0, 0),
+  low: level('low', 100, 1, 20, 2_000),
+  standard: level('standard', 500, 2, 20, 5_000),
+  high: level('high', 2000, 4, 24, 15_000)
 }
 
 /**
  * Extra time a request through the onion needs at a level: it crosses 5 delayed hops there and back
  * (2 mixes out; mix, mix, entry relay back through the reply block), a Gamma(5, mean) sum whose
  * 0.9999 quantile is 17.6 means; so 18 means, added to every request timeout (and so to what waits on
- * one), keep delays from passing for lost requests.
+ * one), keep delays from passing for lost requests. (The wait for a drop-cover tick is not in it: a
+ * request's timeout starts when its packet leaves, protocols/onion/client.ts.)
  */
 export function roundTripAllowanceMs (level: PrivacyLevel): number {
   return Math.ceil(18 * level.meanDelayMs)
 }
+
+/**
+ * Bytes a day on the entry link of an idle user at `standard`, in MB (10^6), as measured by
+ * bench/bandwidth.ts (README "Privacy levels" has the run): --help quotes it.
+ */
+export const STANDARD_MB_PER_DAY = 124
 
 /** The level of a user who picks none. */
 export const DEFAULT_PRIVACY = 'standard'
@@ -56,7 +103,30 @@ export function privacyLevel (name: string): PrivacyLevel {
   return level
 }
 
+/** What tests and demos may override (P2PCHAT_TIMING hopDelayMs, loopCoverGapMs, dropCoverGapMs, receiptDelayMs). */
+export interface PrivacyOverrides {
+  meanDelayMs?: number
+  /** Mean gap between loop cover packets, ms (a rate of 60,000 / gap per minute). */
+  loopGapMs?: number
+  /** Mean gap between drop cover packets, ms. */
+  dropGapMs?: number
+  receiptDelayMs?: number
+}
+
+/** A level with some figures replaced (tests and demos shorten timers); its summary says so. */
+export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): PrivacyLevel {
+  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null) return base
+  const l = {
+    name: base.name,
+    meanDelayMs: o.meanDelayMs ?? base.meanDelayMs,
+    loopPerMinute: o.loopGapMs != null ? 60_000 / o.loopGapMs : base.loopPerMinute,
+    dropPerMinute: o.dropGapMs != null ? 60_000 / o.dropGapMs : base.dropPerMinute,
+    receiptDelayMs: o.receiptDelayMs ?? base.receiptDelayMs
+  }
+  return { ...l, summary: summarize(l, ' (timers overridden)') }
+}
+
 /** A level with its mean delay replaced (tests and demos shorten timers; P2PCHAT_TIMING hopDelayMs). */
 export function withMeanDelay (level: PrivacyLevel, meanDelayMs: number): PrivacyLevel {
-  return { ...level, meanDelayMs, summary: `${level.name} (mean delay per hop overridden: ${meanDelayMs} ms), no cover traffic yet` }
+  return withOverrides(level, { meanDelayMs })
 }

@@ -17,6 +17,11 @@
  *   and counted: it cannot be answered nor attributed.
  *
  * A contact first met through its own message is cross-checked in the directory later, at a random delay.
+ *
+ * Receipts (issue 11): at a mixing level a receipt leaves after an exponential delay of the level's
+ * `receiptDelayMs` mean (all receipts owed then go together), and then waits for a cover tick like any
+ * packet, so the sender's ✓✓ does not tell the instant its message arrived. A stranger's message gets
+ * no answer at all until the user accepts it (then its receipt is delayed the same way).
  */
 import { randomInt } from 'node:crypto'
 import { logger } from '@libp2p/logger'
@@ -55,6 +60,10 @@ export interface ReceiverInit {
   mailboxes: MailboxClient
   directory: DirectoryClient
   timing: { messageTtlMs: number, crossCheckMaxDelayMs: number }
+  /** Mean of the exponential delay before owed receipts leave, ms (0: at once; node/privacy.ts). */
+  receiptDelayMs?: number
+  /** Uniform draws for that delay (tests seed them). */
+  uniform?: () => number
   /** Strangers become contacts at their first message (no requests). */
   acceptAnyone: boolean
   emit: (e: ChatEvent) => void
@@ -74,12 +83,32 @@ export class Receiver {
   private readonly log = logger('p2pchat:receive')
   private timers: Array<ReturnType<typeof setTimeout>> = []
   private receiptsRunning = false
+  /** The drawn delay before owed receipts go is running. */
+  private receiptTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor (init: ReceiverInit) { this.init = init }
 
   stop (): void {
     for (const t of this.timers) clearTimeout(t)
     this.timers = []
+    clearTimeout(this.receiptTimer)
+    this.receiptTimer = undefined
+  }
+
+  /**
+   * Owed receipts go after an exponential delay of `receiptDelayMs` mean (at once without one); one
+   * delay runs at a time and every receipt owed when it ends goes then.
+   */
+  receiptsLater (): void {
+    const mean = this.init.receiptDelayMs ?? 0
+    if (mean <= 0) { this.sendReceipts().catch(() => {}); return }
+    if (this.receiptTimer != null) return
+    const u = (this.init.uniform ?? Math.random)()
+    this.receiptTimer = setTimeout(() => {
+      this.receiptTimer = undefined
+      this.sendReceipts().catch(() => {})
+    }, -mean * Math.log1p(-u))
+    this.receiptTimer.unref()
   }
 
   /** An item a mailbox of ours pushed. Resolves true once handled for good (then the mailbox may delete it). */
@@ -159,7 +188,7 @@ export class Receiver {
     if (fresh) emit({ type: 'message', id, from: m.senderNick, fingerprint: fp, verified, trust, request: false, reason, text: m.text, ts: m.timestamp })
     if (verified && senderRecord != null) {
       if (pinned === 'new') this.crossCheckLater(m.senderNick, m.senderIdentityKey)
-      this.sendReceipts().catch(() => {})
+      this.receiptsLater()
     }
     return true
   }
@@ -198,7 +227,7 @@ export class Receiver {
       for (const id of messageIds) store.oweReceipt(id, nick)
     })
     this.crossCheckLater(nick, identityKey)
-    this.sendReceipts().catch(() => {})
+    this.receiptsLater()
   }
 
   /** A contact first met through its own message is checked against the directory later, at a random delay. */

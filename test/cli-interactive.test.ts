@@ -172,6 +172,11 @@ describe('p2pchat start in a real terminal (tmux), with bob and 4 relays in proc
     await waitFor(() => eventsOf(bob, 'delivered').some(e => e.id === id), 'bob\'s receipt', 60_000)
   })
 
+  it('/status names the privacy level and says there is no cover traffic at fast', async () => {
+    term.type('/status')
+    await term.waitForScreen(/privacy fast: no mixing delays, no cover traffic[^\n]*\n\s*no cover traffic: an observer of your link sees when you send/, 30_000)
+  })
+
   it('/open sends plain lines; errors are one line and the prompt goes on', async () => {
     term.type('/open bob')
     await term.waitForScreen(/talking to bob \(fingerprint [a-z2-7-]{19}, not verified\)/)

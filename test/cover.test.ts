@@ -3,13 +3,23 @@
  * client hands its entry relay form a Poisson stream of the configured total rate (gaps exponential,
  * Kolmogorov-Smirnov with the DKW-Massart bound at a false-alarm rate of 1e-6), idle and while it
  * chats, because a real packet takes the place of the next drop-cover packet instead of adding one.
- * (No privacy level turns cover on yet: node/cover.ts says why.)
+ * Also: the privacy levels' rates (every mixing level has cover, `fast` none), a real packet waiting
+ * when cover stops is abandoned, and a request's timeout starts when its packet leaves (not while it
+ * waits for its tick). test/cover-network.test.ts checks the same stream at a real client's guard.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
+import { randomBytes } from 'node:crypto'
 import { CoverTraffic, MAX_WAITING } from '../node/cover.ts'
+import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, withOverrides } from '../node/privacy.ts'
+import { Receiver } from '../node/receiving.ts'
+import type { ReceiverInit } from '../node/receiving.ts'
+import { OnionClient } from '../protocols/onion/client.ts'
+import type { EntryLink } from '../protocols/onion/client.ts'
 import { seededUniform } from '../protocols/onion/delays.ts'
+import { generateOnionKey } from '../protocols/onion/sphinx.ts'
+import { SERVICE_DROP } from '../protocols/onion/service-body.ts'
 import { FALSE_ALARM, ksDistanceContinuous, ksThreshold } from './helpers/distribution.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 
@@ -104,5 +114,102 @@ describe('cover traffic: a Poisson stream at the entry relay, idle or chatting',
     failing.stop()
     assert.ok(failing.stats.failed.loop > 20 && failing.stats.failed.drop > 20)
     assert.equal(clock.timers.size, 0)
+  })
+})
+
+describe('privacy levels: cover rates', () => {
+  it('every mixing level sends loop and drop cover, the default within the bandwidth target by arithmetic; fast sends none and says so', () => {
+    const fast = privacyLevel('fast')
+    assert.equal(fast.loopPerMinute + fast.dropPerMinute + fast.receiptDelayMs, 0)
+    assert.match(fast.summary, /no cover traffic/)
+    for (const l of Object.values(PRIVACY_LEVELS).filter(l => l.name !== 'fast')) {
+      assert.ok(l.loopPerMinute > 0 && l.dropPerMinute > 0 && l.receiptDelayMs > 0, l.name)
+      assert.match(l.summary, new RegExp(`cover ${l.loopPerMinute} loop \\+ ${l.dropPerMinute} drop`))
+    }
+    // 3,105-byte frames plus framing: the cover alone (loops come back) stays well under 150 MB a day
+    const std = privacyLevel(DEFAULT_PRIVACY)
+    assert.ok((2 * std.loopPerMinute + std.dropPerMinute) * 3200 * 1440 < 130e6)
+  })
+
+  it('overrides (P2PCHAT_TIMING) change the rates and the summary says so; none leaves the level as it is', () => {
+    const std = privacyLevel('standard')
+    assert.equal(withOverrides(std, {}), std)
+    const o = withOverrides(std, { meanDelayMs: 20, loopGapMs: 600, dropGapMs: 200, receiptDelayMs: 300 })
+    assert.deepEqual([o.meanDelayMs, o.loopPerMinute, o.dropPerMinute, o.receiptDelayMs], [20, 100, 300, 300])
+    assert.match(o.summary, /timers overridden/)
+  })
+})
+
+describe('cover traffic: stopping, and timeouts that start when a packet leaves', () => {
+  it('a real packet still waiting when cover stops is abandoned (counted), never sent later', () => {
+    const { clock, cover, link } = rig('abandon')
+    cover.start()
+    const abandoned: number[] = []
+    for (let i = 0; i < 5; i++) assert.ok(cover.send(() => link.push({ at: clock.now(), kind: 'real' }), () => abandoned.push(i)))
+    cover.stop()
+    assert.deepEqual(abandoned, [0, 1, 2, 3, 4])
+    assert.equal(cover.stats.abandoned, 5)
+    clock.advance(100 * MEAN_GAP_MS)
+    assert.equal(link.filter(p => p.kind === 'real').length, 0)
+  })
+
+  it('a request through a deferring link times out `timeoutMs` after its packet left, not after it was queued; a packet given up rejects at once', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const relays = [0, 1, 2, 3, 4].map(i => ({ address: new Uint8Array(randomBytes(32)), onionKey: generateOnionKey().publicKey, peerId: `relay-${i}` }))
+    const held: Array<{ departed?: (ok: boolean) => void }> = []
+    const link: EntryLink = { relay: relays[0], defers: true, submit: (_to, _packet, departed) => { held.push({ departed }); return true } }
+    const onion = new OnionClient({ self: new Uint8Array(randomBytes(32)), relays: () => relays, entry: () => link })
+    let settled: string | undefined
+    const outcome = onion.request(relays[1], SERVICE_DROP, new Uint8Array(1), { timeoutMs: 50 }).then(() => 'answered', (err: Error) => err.name)
+    void outcome.then(r => { settled = r })
+    // held back far longer than its timeout (mock time): no timeout, because it has not left
+    t.mock.timers.tick(10_000)
+    await Promise.resolve()
+    assert.equal(settled, undefined, 'no timeout while the packet waits for its tick')
+    held[0].departed?.(true)
+    t.mock.timers.tick(49)
+    await Promise.resolve()
+    assert.equal(settled, undefined, 'not before timeoutMs after it left')
+    t.mock.timers.tick(1)
+    assert.equal(await outcome, 'AnswerTimeoutError')
+    const given = onion.request(relays[1], SERVICE_DROP, new Uint8Array(1), { timeoutMs: 60_000 }).then(() => 'answered', (err: Error) => err.name)
+    held[1].departed?.(false)
+    assert.equal(await given, 'SubmitFailedError')
+    assert.equal(onion.pendingBlocks, 0, 'both reply blocks forgotten')
+  })
+})
+
+describe('receipts at a mixing level', () => {
+  /** A Receiver whose sending is only recorded (the delay before it is what is tested). */
+  class Recorder extends Receiver {
+    readonly sentAt: number[] = []
+    now = 0
+    override async sendReceipts (): Promise<void> { this.sentAt.push(this.now) }
+  }
+  const init = (receiptDelayMs: number, uniform: () => number): ReceiverInit => ({ receiptDelayMs, uniform }) as unknown as ReceiverInit
+
+  it('leave after an exponential delay of the level\'s mean (KS, false alarm 1e-6), one delay at a time; at fast at once', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const mean = privacyLevel('standard').receiptDelayMs
+    const r = new Recorder(init(mean, seededUniform(seed('receipts'))))
+    const delays: number[] = []
+    for (let i = 0; i < 2000; i++) {
+      const from = r.now
+      r.receiptsLater()
+      r.receiptsLater() // a second message meanwhile: no second timer, its receipt goes with the first
+      const before = r.sentAt.length
+      for (let step = 0; step < 100_000 && r.sentAt.length === before; step++) { r.now += 10; t.mock.timers.tick(10) }
+      assert.equal(r.sentAt.length, before + 1, 'one send per delay')
+      delays.push(r.now - from)
+    }
+    const d = ksDistanceContinuous(delays, x => x <= 0 ? 0 : 1 - Math.exp(-x / mean))
+    // 10 ms steps: the observed delay is the draw rounded up to a step; compare with the CDF 10 ms on
+    const dShift = ksDistanceContinuous(delays.map(x => x - 10), x => x <= 0 ? 0 : 1 - Math.exp(-x / mean))
+    const threshold = ksThreshold(delays.length, FALSE_ALARM)
+    assert.ok(Math.min(d, dShift) <= threshold, `KS ${Math.min(d, dShift).toFixed(4)} > ${threshold.toFixed(4)}`)
+    process.stdout.write(`# receipts: ${delays.length} delays, mean ${(delays.reduce((a, b) => a + b, 0) / delays.length).toFixed(0)} ms (configured ${mean}), KS ${Math.min(d, dShift).toFixed(4)} <= ${threshold.toFixed(4)}\n`)
+    const fast = new Recorder(init(0, seededUniform(seed('fast'))))
+    fast.receiptsLater()
+    assert.deepEqual(fast.sentAt, [0], 'at once at fast')
   })
 })

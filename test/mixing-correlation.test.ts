@@ -5,19 +5,23 @@
  * message from timing alone (test/helpers/adversary.ts: the Gamma posterior of Loopix's entropy
  * measure, knowing the level's mean delay).
  *
- * One network: a bootstrap node, 5 relays, 6 users in two groups of 3. The `fast` group chats first
- * (no delays), then the `high` group (2 s mean per hop, the product level, unshortened). In
- * each phase MESSAGES messages go from a random member of the group to another at gaps of 1.5-2.5 s
- * (a seeded schedule: the workload, not a wait), every message delivered exactly once. The
- * other group idles meanwhile (mailbox upkeep only). Candidates for a message: every user but its
- * recipient (5, chance 20 %).
+ * One network: a bootstrap node, 5 relays, 6 users at a time. The `fast` phase: the `fast` group of 3
+ * chats (no delays, no cover) beside 3 idle users at `fast` (mailbox upkeep only). The `high` phase:
+ * the idle users leave and the `high` group of 3 joins (2 s mean per hop and cover traffic at the
+ * product's rates, unshortened) and chats beside the `fast` group, now idle. In each phase MESSAGES
+ * messages go from a random member of the chatting group to another at gaps of 1.5-2.5 s (a seeded
+ * schedule: the workload, not a wait), every message delivered exactly once. Candidates for a
+ * message: every user present but its recipient (5, chance 20 %). (The `high` group joins only for its
+ * phase: its cover would otherwise be noise in the `fast` phase, which is not what `fast` is tested for.)
  *
- * What it shows: in `fast` the adversary links at least 90 % of messages; at `high` far fewer (the
- * figures, with 99 % Wilson intervals, are printed; asserted: at most 75 % and 20 points under fast).
- * Not shown: cover traffic (not implemented), so an idle user's silence still tells the adversary it
- * is not the sender; and the default `standard` level, whose 2.5 s per message is too short beside
- * 2 s gaps to hide much among 3 senders (at 1 s gaps, over five runs while the adversary was being
- * built: 43-78 % linked, against 78-93 % for fast: SPEC.md section 15).
+ * What it shows: in `fast` the adversary links at least 60 % of messages (3x chance; nearly all on a
+ * quiet machine); at `high` far fewer (the figures, with 99 % Wilson intervals, are printed;
+ * asserted: at most 75 % and 20 points under fast).
+ * The `high` group runs with cover traffic on (its product rates: 4 loop + 24 drop a minute), so every
+ * member submits packets all the time and the adversary's submissions include cover; its model still
+ * assumes a message's latency is Gamma(5, mean) from a submission (the wait for a drop tick is not in
+ * it). Not shown here: the default `standard` level (bench/anonymity.ts measures every level with 20
+ * users).
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -34,6 +38,8 @@ import type { Observation } from './helpers/adversary.ts'
 import { waitFor } from './helpers/wait.ts'
 
 const MESSAGES = 40
+/** Users chatting in a phase; as many others are present and idle (5 candidates, chance 20 %). */
+const GROUP = 3
 /**
  * Gap between two sends of a phase: uniform on [GAP_MIN_MS, GAP_MIN_MS + GAP_SPREAD_MS] (mean 2 s).
  * Without delays a message takes ~5 ms to over 1 s here (in process, on a machine whose other core is
@@ -59,7 +65,7 @@ describe('correlation attack: an adversary holding every entry relay links sende
   const nickOfPeer = new Map<string, string>()
   const sent: Sent[] = []
   const received: Received[] = []
-  const groups: Record<string, TestUser[]> = { fast: [], high: [] }
+  const groups: Record<string, TestUser[]> = { fast: [], high: [], idle: [] }
   const nicks: string[] = []
   const results: Record<string, { linked: number, n: number, entropy: number }> = {}
   const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -79,7 +85,10 @@ describe('correlation attack: an adversary holding every entry relay links sende
   async function addUser (nick: string, level: PrivacyLevel, group: string): Promise<void> {
     // the transport peer id is known only once the node exists; events before that are not needed
     // a loaded machine answers slowly: 20 s per request (as the hardening load test), plus the level's allowance
-    const u = await net.user(nick, { privacy: level, timing: { requestTimeoutMs: 20_000 } })
+    // at a mixing level cover traffic caps a user's real packets at its drop rate (24 a minute at
+    // `high`): mailbox upkeep runs at the product's 5 minutes there, not the tests' 2 s, or upkeep alone
+    // would fill every drop tick
+    const u = await net.user(nick, { privacy: level, timing: { requestTimeoutMs: 20_000, ...(level.dropPerMinute > 0 ? { stockIntervalMs: 300_000 } : {}) } })
     nickOfPeer.set(u.chat.node.peerId.toString(), nick)
     u.chat.on(e => { if (e.type === 'message') received.push({ id: e.id, to: nick, at: performance.now() }) })
     groups[group].push(u)
@@ -93,23 +102,31 @@ describe('correlation attack: an adversary holding every entry relay links sende
   before(async () => {
     await net.bootstrap()
     await net.startRelays(5, { onClientEvent: observe })
-    for (const [group, level] of [['fast', privacyLevel('fast')], ['high', privacyLevel('high')]] as const) {
-      for (let i = 0; i < 3; i++) await addUser(`${group}${i}`, level, group)
-    }
-    // warm-up (not scored): every user sends to each other member of its group, so records are cached
-    // and mailboxes stocked before the timed phases
-    const warm: string[] = []
-    for (const g of Object.values(groups)) {
-      for (const a of g) for (const b of g) if (a !== b) warm.push(a.chat.send(b.chat.nick, 'warm-up').id)
-    }
-    await deliverAll(warm, 180_000)
   })
+
+  /** Users present now (candidates for every message's sender, but its recipient). */
+  const present: TestUser[] = []
+
+  /** The phase's group joins (the fast phase with GROUP idle users beside it); each member sends to each other one (not scored). */
+  async function join (phase: 'fast' | 'high'): Promise<void> {
+    for (let i = 0; i < GROUP; i++) await addUser(`${phase}${i}`, privacyLevel(phase), phase)
+    if (phase === 'fast') for (let i = 0; i < GROUP; i++) await addUser(`idle${i}`, privacyLevel('fast'), 'idle')
+    present.push(...groups[phase], ...(phase === 'fast' ? groups.idle : []))
+    const g = groups[phase]
+    const warm: string[] = []
+    // to nick#fingerprint: the key is pinned by the send itself, however long the lookups take on a
+    // loaded machine (a plain nick is pinned only if its lookup answers within a few retry intervals)
+    for (const a of g) for (const b of g) if (a !== b) warm.push(a.chat.send(`${b.chat.nick}#${b.chat.fingerprint}`, 'warm-up').id)
+    await deliverAll(warm, 300_000)
+  }
 
   after(async () => { await net.teardown() })
 
   for (const phase of ['fast', 'high'] as const) {
     it(`${phase}: ${MESSAGES} messages at ${GAP_MS} ms mean gaps, each delivered exactly once; the adversary's guesses scored`, async () => {
+      await join(phase)
       const g = groups[phase]
+      const members = present.map(x => x.chat.nick)
       const model = mixingModel(g[0].chat.privacy.meanDelayMs)
       const u = seededUniform(new Uint8Array(createHash('sha256').update(`correlation ${phase}`).digest()))
       const ids: string[] = []
@@ -133,7 +150,7 @@ describe('correlation attack: an adversary holding every entry relay links sende
         // the last packet the recipient's entry relay handed it before the message surfaced
         const d = deliveries.filter(x => x.user === m.to && x.at <= r.at).at(-1)
         assert.ok(d != null, 'the entry relay saw the delivery')
-        const guess = guessSender(d.at, nicks.filter(n => n !== m.to), submissions, model, { deliveries, reactionMs: REACTION_MS })
+        const guess = guessSender(d.at, members.filter(n => n !== m.to), submissions, model, { deliveries, reactionMs: REACTION_MS })
         if (guess.guess === m.from) linked++
         else if (process.env.MIXING_DEBUG != null) {
           const last = (who: string): number => d.at - (submissions.filter(x => x.user === who && x.at < d.at).at(-1)?.at ?? Number.NaN)
@@ -142,6 +159,10 @@ describe('correlation attack: an adversary holding every entry relay links sende
         entropy += guess.entropy
       }
       results[phase] = { linked, n: ids.length, entropy: entropy / ids.length }
+      // the idle users leave; the high group takes their places
+      if (phase === 'fast') {
+        for (const x of groups.idle) { await net.stopUser(x); present.splice(present.indexOf(x), 1) }
+      }
       if (process.env.MIXING_DUMP != null) {
         writeFileSync(`${process.env.MIXING_DUMP}-${phase}.json`, JSON.stringify({ nicks, model, sent: sent.filter(x => x.phase === phase), received, submissions, deliveries }))
       }
@@ -154,13 +175,20 @@ describe('correlation attack: an adversary holding every entry relay links sende
     })
   }
 
-  it('fast: the adversary links >= 90 % of messages; high: far fewer (at most 75 %, and 20 points under fast)', () => {
+  it('high, with cover: far fewer than fast (at most 75 %, and 20 points under fast)', () => {
     const f = results.fast
     const s = results.high
     assert.ok(f != null && s != null, 'both phases ran')
-    assert.ok(f.linked / f.n >= 0.9, `fast: ${f.linked}/${f.n} linked`)
-    // measured ~48 % (sd ~8 points at n = 40): the bounds sit 3 standard deviations above it
+    // measured 0 of 40 in three runs with cover (48 % before cover, sd ~8 points at n = 40)
     assert.ok(s.linked / s.n <= 0.75, `high: ${s.linked}/${s.n} linked`)
     assert.ok(s.linked / s.n <= f.linked / f.n - 0.2, `high ${s.linked}/${s.n} is not far under fast ${f.linked}/${f.n}`)
+  })
+
+  // The check that the adversary works at all: 3x chance. Measured 120 of 120 on a quiet machine and
+  // 33-36 of 40 with the other core busy (fast messages then overlap); 24 of 40 is far under both.
+  it('fast: the adversary links >= 60 % of messages (3x chance)', () => {
+    const f = results.fast
+    assert.ok(f != null, 'the fast phase ran')
+    assert.ok(f.linked / f.n >= 0.6, `fast: ${f.linked}/${f.n} linked`)
   })
 })

@@ -9,7 +9,7 @@ import { listenError } from '../../node/create.ts'
 import { lockDataDir, prepareDataDir, resolveDataDir } from '../../node/datadir.ts'
 import type { DataDirLock } from '../../node/datadir.ts'
 import { UserError } from '../../node/errors.ts'
-import { DEFAULT_PRIVACY, privacyLevel, withMeanDelay } from '../../node/privacy.ts'
+import { DEFAULT_PRIVACY, privacyLevel, withOverrides } from '../../node/privacy.ts'
 import { localAllowList, parseTiming } from '../args.ts'
 import type { CliOptions } from '../args.ts'
 import { InteractiveSession } from '../interactive.ts'
@@ -65,9 +65,12 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   // for throughput (about -23 MiB of RSS for an idle user, bench/idle.ts). Relays keep the defaults.
   setFlagsFromString('--optimize-for-size')
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
-  const { connectTimeoutMs = CONNECT_TIMEOUT_MS, hopDelayMs, ...timing } = parseTiming(io.env)
+  const { connectTimeoutMs = CONNECT_TIMEOUT_MS, hopDelayMs, loopCoverGapMs, dropCoverGapMs, receiptDelayMs, ...timing } = parseTiming(io.env)
   const level = privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)
-  const privacy = hopDelayMs == null ? level : withMeanDelay(level, hopDelayMs)
+  // `fast` stays without cover whatever the timers say: it is labelled as having none
+  const privacy = withOverrides(level, level.loopPerMinute + level.dropPerMinute === 0
+    ? { meanDelayMs: hopDelayMs }
+    : { meanDelayMs: hopDelayMs, loopGapMs: loopCoverGapMs, dropGapMs: dropCoverGapMs, receiptDelayMs })
   const signals = watchSignals()
   const input: Readable = io.stdin ?? process.stdin
   let chat: ChatNode

@@ -39,8 +39,15 @@ const WARNING_INTERVAL_MS = 60_000
 /** The entry relay as the client sees it: who it is, and how to hand it a packet. */
 export interface EntryLink {
   readonly relay: PathRelay
-  /** Queue `packet` for the relay `address` (SUBMIT); false when the link cannot take it. */
-  submit: (address: Uint8Array, packet: Uint8Array) => boolean
+  /**
+   * Queue `packet` for the relay `address` (SUBMIT); false when the link cannot take it. A link that
+   * holds packets back (`defers`: cover traffic, node/cover.ts) calls `departed(true)` when the packet
+   * really leaves, or `departed(false)` when it never will; for any other link a packet it took has
+   * left.
+   */
+  submit: (address: Uint8Array, packet: Uint8Array, departed?: (ok: boolean) => void) => boolean
+  /** True when `submit` may hold a packet back and reports its departure through `departed`. */
+  readonly defers?: boolean
 }
 
 export interface OnionClientInit {
@@ -177,7 +184,7 @@ export class OnionClient {
    * With `onAnswer`, one of our reply blocks rides along and the answer comes back through it.
    * Throws NoEntryRelayError, SubmitFailedError, the body's size errors.
    */
-  send (final: PathRelay, service: number, request: Uint8Array, opts: { onAnswer?: (answer: Uint8Array) => void, ttlMs?: number } = {}): SentRequest {
+  send (final: PathRelay, service: number, request: Uint8Array, opts: { onAnswer?: (answer: Uint8Array) => void, ttlMs?: number, departed?: (ok: boolean) => void } = {}): SentRequest {
     const entry = this.link()
     const block = opts.onAnswer != null ? this.replyBlock(opts.onAnswer, opts.ttlMs, [final]) : undefined
     // paths.ts: the forward mixes share no relay and no /16 or family with the guard, the final relay
@@ -191,29 +198,45 @@ export class OnionClient {
     const body = encodeServiceBody({ service, replyBlock: block?.surb, request })
     // the mixes hold it for their delays; the final relay forwards nothing, so it gets none
     const { firstHop, packet } = createPacket(hops.map((h, i) => ({ address: h.address, onionKey: h.onionKey, delayMs: i < hops.length - 1 ? this.delay() : undefined })), body)
-    if (!entry.submit(firstHop, packet)) {
+    if (!entry.submit(firstHop, packet, opts.departed)) {
       if (block != null) this.blocks.delete(hex(block.id))
       throw new SubmitFailedError()
     }
+    if (entry.defers !== true) opts.departed?.(true)
     this.stats.sent++
     return { path: hops.map(h => h.peerId), replyId: block?.id, replyPath: block?.path }
   }
 
-  /** `send` with an answer: resolves with it, rejects with AnswerTimeoutError after `timeoutMs`. */
+  /**
+   * `send` with an answer: resolves with it, rejects with AnswerTimeoutError `timeoutMs` after the packet
+   * left (a link holding packets for cover traffic may keep it a while first: that wait is not the
+   * network's), or with SubmitFailedError when the link gives up on it.
+   */
   async request (final: PathRelay, service: number, request: Uint8Array, opts: { timeoutMs: number, signal?: AbortSignal }): Promise<Uint8Array> {
     return await new Promise<Uint8Array>((resolve, reject) => {
       let sent: SentRequest | undefined
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let done = false
       const finish = (): void => {
+        done = true
         clearTimeout(timer)
         opts.signal?.removeEventListener('abort', onAbort)
         if (sent?.replyId != null) this.blocks.delete(hex(sent.replyId))
       }
       const outcome = (answered: boolean): void => { if (sent != null) this.init.onOutcome?.([...sent.path, ...(sent.replyPath ?? [])], answered) }
-      const timer = setTimeout(() => { finish(); outcome(false); reject(new AnswerTimeoutError()) }, opts.timeoutMs)
       const onAbort = (): void => { finish(); reject(opts.signal?.reason ?? new Error('aborted')) }
+      const departed = (ok: boolean): void => {
+        if (done) return
+        if (!ok) { finish(); reject(new SubmitFailedError('the packet never left: the entry link gave up on it')); return }
+        // the reply block waits `timeoutMs` from now (it may have waited for its cover tick)
+        const held = sent?.replyId != null ? this.blocks.get(hex(sent.replyId)) : undefined
+        if (held != null) held.expires = this.now() + opts.timeoutMs
+        timer = setTimeout(() => { finish(); outcome(false); reject(new AnswerTimeoutError()) }, opts.timeoutMs)
+      }
       opts.signal?.addEventListener('abort', onAbort, { once: true })
       try {
-        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); outcome(true); resolve(answer) }, ttlMs: opts.timeoutMs })
+        // the block is forgotten by finish() whatever happens; until its packet leaves it must not age out
+        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); outcome(true); resolve(answer) }, ttlMs: Math.max(opts.timeoutMs, DEFAULT_REPLY_BLOCK_TTL_MS), departed })
       } catch (err) {
         finish()
         reject(err as Error)

@@ -19,6 +19,8 @@ import type { BootstrapNode } from '../../bootstrap/index.ts'
 import { ChatNode } from '../../node/chat-node.ts'
 import type { ChatEvent, ChatNodeOptions, ChatTiming } from '../../node/chat-node.ts'
 import { ephemeralIdentity } from '../../node/identity.ts'
+import { privacyLevel, withOverrides } from '../../node/privacy.ts'
+import type { PrivacyLevel } from '../../node/privacy.ts'
 import { RelayNode } from '../../node/relay-node.ts'
 import type { RelayNodeOptions } from '../../node/relay-node.ts'
 import { LOOPBACK_ALLOW } from './network.ts'
@@ -33,6 +35,23 @@ export const TEST_CHAT_TIMING: Partial<ChatTiming> = {
   crossCheckMaxDelayMs: 2_000,
   // relay admission (protocols/onion/admission.ts): an attested age of one second, not a day
   relayMinAgeMs: 1_000
+}
+
+/**
+ * Mixing timers for tests that run a suite at a mixing level (P2PCHAT_TEST_PRIVACY=standard, issue 11:
+ * "nothing lost with mixing and cover on"): 50 ms per hop, loop cover every 1 s and drop cover every
+ * 100 ms on average (a real packet waits 100 ms for its tick), receipts after 300 ms.
+ */
+export const TEST_MIXING = { meanDelayMs: 50, loopGapMs: 1_000, dropGapMs: 100, receiptDelayMs: 300 }
+
+/**
+ * The level users of the test helpers run at: `fast` (no delays, no cover), unless
+ * P2PCHAT_TEST_PRIVACY names a level, which then runs with TEST_MIXING's timers.
+ */
+export function testPrivacy (env: NodeJS.ProcessEnv = process.env): PrivacyLevel {
+  const name = (env.P2PCHAT_TEST_PRIVACY ?? '').trim()
+  if (name === '' || name === 'fast') return privacyLevel('fast')
+  return withOverrides(privacyLevel(name), TEST_MIXING)
 }
 
 export interface TestUser {
@@ -103,8 +122,9 @@ export class ChatNetwork {
       allow: LOOPBACK_ALLOW,
       // tests of delivery have strangers receipt each other at once; tests of contact requests pass acceptAnyone: false
       acceptAnyone: true,
-      // tests run at the `fast` level (no mixing delays) unless they test mixing
-      privacy: 'fast',
+      // tests run at the `fast` level (no mixing delays) unless they test mixing, or
+      // P2PCHAT_TEST_PRIVACY runs a whole file at a mixing level
+      privacy: testPrivacy(),
       ...opts,
       timing: { ...TEST_CHAT_TIMING, ...opts.timing }
     })

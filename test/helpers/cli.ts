@@ -6,8 +6,22 @@ import { spawn } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { TEST_MIXING } from './chat-network.ts'
 
 export const BIN = fileURLToPath(new URL('../../cli/bin.ts', import.meta.url))
+
+/** P2PCHAT_TEST_PRIVACY (a level name) for every process, else `fast`. */
+function testPrivacyEnv (): NodeJS.ProcessEnv {
+  return { P2PCHAT_PRIVACY: (process.env.P2PCHAT_TEST_PRIVACY ?? '').trim() || 'fast' }
+}
+
+/** With P2PCHAT_TEST_PRIVACY, TEST_MIXING's timers join the process's P2PCHAT_TIMING (what it sets wins). */
+function testTimingEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const level = (process.env.P2PCHAT_TEST_PRIVACY ?? '').trim()
+  if (level === '' || level === 'fast' || env.P2PCHAT_PRIVACY != null) return {}
+  const own = JSON.parse(env.P2PCHAT_TIMING ?? process.env.P2PCHAT_TIMING ?? '{}') as Record<string, number>
+  return { P2PCHAT_TIMING: JSON.stringify({ hopDelayMs: TEST_MIXING.meanDelayMs, loopCoverGapMs: TEST_MIXING.loopGapMs, dropCoverGapMs: TEST_MIXING.dropGapMs, receiptDelayMs: TEST_MIXING.receiptDelayMs, ...own }) }
+}
 
 export class CliProcess {
   readonly child: ChildProcessWithoutNullStreams
@@ -20,8 +34,9 @@ export class CliProcess {
 
   constructor (args: string[], env: NodeJS.ProcessEnv = {}) {
     this.child = spawn(process.execPath, [BIN, ...args], {
-      // tests run at the `fast` privacy level (no mixing delays) unless they ask for another
-      env: { ...process.env, P2PCHAT_BOOTSTRAP: '', P2PCHAT_PRIVACY: 'fast', ...env },
+      // tests run at the `fast` privacy level (no mixing delays) unless they ask for another, or
+      // P2PCHAT_TEST_PRIVACY runs a whole file at a mixing level (with chat-network.ts's TEST_MIXING timers)
+      env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...testPrivacyEnv(), ...env, ...testTimingEnv(env) },
       stdio: ['pipe', 'pipe', 'pipe']
     })
     createInterface({ input: this.child.stdout }).on('line', line => {

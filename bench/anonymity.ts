@@ -1,0 +1,187 @@
+/**
+ * The anonymity curve of issue 11 (`npm run bench`, section "anonymity"; alone: `node bench/anonymity.ts
+ * [--users=20] [--messages=40] [--levels=fast,low,standard,high]`): for each privacy level, a network of
+ * `users` users and 5 relays in this process, realistic chat traffic, and the timing adversary of
+ * test/mixing-correlation.test.ts (test/helpers/adversary.ts): it holds every entry relay, so it sees
+ * when each user submits a packet and when one is handed to a user, and for each message delivered it
+ * ranks every user but the recipient by the Gamma(5, mean) likelihood of their earlier submissions
+ * (Loopix's entropy measure) times the "stored" answer clue.
+ *
+ * Per level: the users start at that level (the product's delays, cover rates and receipt delays; only
+ * the test network's relay announcements are fast), each sends a warm-up message to each of its two
+ * contacts (the next two users round a ring: records cached, pins made), then `messages` messages go
+ * from a random user to one of its contacts at gaps uniform on
+ * 1.5-2.5 s (a conversation pace; at `fast` a message then rarely overlaps another, the case in which
+ * the attack must win). Reported: the adversary's success rate beside chance (1 / candidates), the mean
+ * sender entropy beside log2(candidates), the median send-to-shown latency, and each user's packets on
+ * its guard link (in and out, counted at the guard) as MB a day at 3,140 bytes a packet on the wire
+ * (bench/bandwidth.ts: the frame with Noise and yamux), without relay gossip (measured there: ~22 MB a
+ * day with 6 relays).
+ */
+import { createHash } from 'node:crypto'
+import { privacyLevel } from '../node/privacy.ts'
+import { peerIdOfTransportKey } from '../node/relay-node.ts'
+import { seededUniform } from '../protocols/onion/delays.ts'
+import { ChatNetwork } from '../test/helpers/chat-network.ts'
+import type { TestUser } from '../test/helpers/chat-network.ts'
+import { guessSender, mixingModel, wilson } from '../test/helpers/adversary.ts'
+import type { Observation } from '../test/helpers/adversary.ts'
+import { waitFor } from '../test/helpers/wait.ts'
+
+/** Wire bytes of one packet on a user's guard link (bench/bandwidth.ts measured ~3,140). */
+export const WIRE_BYTES_PER_PACKET = 3140
+/** A submission within this of a packet handed to the user is a reaction (receipt, ACK, refill): set aside. */
+const REACTION_MS = 50
+const GAP_MIN_MS = 1500
+const GAP_SPREAD_MS = 1000
+
+export interface AnonymityRow {
+  level: string
+  users: number
+  messages: number
+  /** Messages whose sender the adversary named. */
+  linked: number
+  successRate: number
+  wilson99: { low: number, high: number }
+  /** 1 / candidates (every user but the recipient). */
+  chance: number
+  meanEntropyBits: number
+  maxEntropyBits: number
+  medianLatencyMs: number
+  p95LatencyMs: number
+  /** Median over users of (packets in + out at the guard) x WIRE_BYTES_PER_PACKET, scaled to a day. */
+  mbPerUserPerDay: number
+  /** Every message delivered exactly once. */
+  exactlyOnce: boolean
+}
+
+function quantile (xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]
+}
+
+export async function anonymityBench (opts: { users: number, messages: number, levels: string[], log: (line: string) => void }): Promise<AnonymityRow[]> {
+  const net = new ChatNetwork()
+  const submissions: Observation[] = []
+  const deliveries: Observation[] = []
+  const nickOfPeer = new Map<string, string>()
+  const userOfClient = new Map<string, string | null>()
+  const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+  const observe = (e: { type: 'submit' | 'deliver', client: Uint8Array }): void => {
+    const at = performance.now()
+    const key = hex(e.client)
+    let user = userOfClient.get(key)
+    if (user == null) {
+      user = nickOfPeer.get(peerIdOfTransportKey(e.client)) ?? null
+      if (user != null) userOfClient.set(key, user)
+    }
+    if (user == null) return
+    ;(e.type === 'submit' ? submissions : deliveries).push({ at, user })
+  }
+  const rows: AnonymityRow[] = []
+  try {
+    await net.bootstrap()
+    await net.startRelays(5, { onClientEvent: observe })
+    for (const levelName of opts.levels) {
+      const level = privacyLevel(levelName)
+      opts.log(`anonymity, ${levelName}: starting ${opts.users} users`)
+      const users: TestUser[] = []
+      const received = new Map<string, { to: string, at: number, count: number }>()
+      for (let i = 0; i < opts.users; i++) {
+        const nick = `${levelName}${i}`
+        // the product's timers, but requests get 20 s (a loaded machine) and relays announce every second
+        const x = await net.user(nick, { privacy: level, timing: { requestTimeoutMs: 20_000, retryIntervalMs: 5_000, stockIntervalMs: 300_000, crossCheckMaxDelayMs: 600_000 } })
+        nickOfPeer.set(x.chat.node.peerId.toString(), nick)
+        x.chat.on(e => {
+          if (e.type !== 'message') return
+          const r = received.get(e.id)
+          if (r == null) received.set(e.id, { to: nick, at: performance.now(), count: 1 })
+          else r.count++
+        })
+        users.push(x)
+      }
+      const deliverAll = async (ids: string[], timeoutMs: number): Promise<void> => {
+        await waitFor(() => ids.every(id => received.has(id)), () => `${ids.filter(id => !received.has(id)).length} of ${ids.length} messages to arrive`, timeoutMs, 50)
+      }
+      // each user's contacts: the next two users round the ring (their records cached by the warm-up);
+      // the measured messages go to a contact, as most chat does
+      const contactsOf = (i: number): TestUser[] => [users[(i + 1) % users.length], users[(i + 2) % users.length]]
+      opts.log(`anonymity, ${levelName}: warm-up (one message to each of two contacts)`)
+      // to nick#fingerprint: pinned by the send, however long the lookups take on a loaded machine
+      await deliverAll(users.flatMap((x, i) => contactsOf(i).map(c => x.chat.send(`${c.chat.nick}#${c.chat.fingerprint}`, 'warm-up').id)), 300_000)
+      const u = seededUniform(new Uint8Array(createHash('sha256').update(`anonymity ${levelName}`).digest()))
+      const sent: Array<{ id: string, from: string, to: string, at: number }> = []
+      const t0 = performance.now()
+      const mark = { sub: submissions.length, del: deliveries.length }
+      opts.log(`anonymity, ${levelName}: ${opts.messages} messages`)
+      for (let i = 0; i < opts.messages; i++) {
+        // the workload's own pace (a gap between sends, not a wait for anything)
+        await new Promise(resolve => setTimeout(resolve, GAP_MIN_MS + GAP_SPREAD_MS * u()))
+        const fromIndex = Math.floor(u() * users.length)
+        const from = users[fromIndex]
+        const to = contactsOf(fromIndex)[Math.floor(u() * 2)]
+        const { id } = from.chat.send(to.chat.nick, `${levelName} ${i}`)
+        sent.push({ id, from: from.chat.nick, to: to.chat.nick, at: performance.now() })
+      }
+      await deliverAll(sent.map(s => s.id), 300_000)
+      const t1 = performance.now()
+      const nicks = users.map(x => x.chat.nick)
+      const model = mixingModel(level.meanDelayMs)
+      let linked = 0
+      let entropy = 0
+      const latencies: number[] = []
+      for (const m of sent) {
+        const r = received.get(m.id) as { to: string, at: number, count: number }
+        latencies.push(r.at - m.at)
+        // the last packet the recipient's entry relay handed it before the message surfaced
+        const d = deliveries.filter(x => x.user === m.to && x.at <= r.at).at(-1)
+        if (d == null) continue
+        const g = guessSender(d.at, nicks.filter(n => n !== m.to), submissions, model, { deliveries, reactionMs: REACTION_MS })
+        if (g.guess === m.from) linked++
+        entropy += g.entropy
+      }
+      // packets on each user's guard link during the phase, in and out
+      const perUser = nicks.map(n => submissions.slice(mark.sub).filter(s => s.user === n && s.at <= t1).length + deliveries.slice(mark.del).filter(s => s.user === n && s.at <= t1).length)
+      const seconds = (t1 - t0) / 1000
+      const candidates = opts.users - 1
+      const row: AnonymityRow = {
+        level: levelName,
+        users: opts.users,
+        messages: sent.length,
+        linked,
+        successRate: linked / sent.length,
+        wilson99: wilson(linked, sent.length),
+        chance: 1 / candidates,
+        meanEntropyBits: entropy / sent.length,
+        maxEntropyBits: Math.log2(candidates),
+        medianLatencyMs: quantile(latencies, 0.5),
+        p95LatencyMs: quantile(latencies, 0.95),
+        mbPerUserPerDay: quantile(perUser, 0.5) * WIRE_BYTES_PER_PACKET * 86_400 / seconds / 1e6,
+        exactlyOnce: sent.every(m => received.get(m.id)?.count === 1)
+      }
+      rows.push(row)
+      opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day`)
+      for (const x of users) await net.stopUser(x)
+    }
+  } finally {
+    await net.teardown()
+  }
+  return rows
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name: string, dflt: string): string => process.argv.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt
+  const started = performance.now()
+  const rows = await anonymityBench({
+    users: Number(arg('users', '20')),
+    messages: Number(arg('messages', '40')),
+    levels: arg('levels', 'fast,low,standard,high').split(','),
+    log: (line) => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`) }
+  })
+  process.stdout.write('| level | linked (99 % Wilson) | x chance | entropy / log2 N bits | median latency | MB/user/day (packets, no gossip) | exactly once |\n| --- | --- | --- | --- | --- | --- | --- |\n')
+  for (const r of rows) {
+    process.stdout.write(`| ${r.level} | ${r.linked}/${r.messages} = ${(100 * r.successRate).toFixed(0)} % (${(100 * r.wilson99.low).toFixed(0)}-${(100 * r.wilson99.high).toFixed(0)} %) | ${(r.successRate / r.chance).toFixed(1)} | ${r.meanEntropyBits.toFixed(2)} / ${r.maxEntropyBits.toFixed(2)} | ${(r.medianLatencyMs / 1000).toFixed(2)} s | ${r.mbPerUserPerDay.toFixed(0)} | ${r.exactlyOnce ? 'yes' : 'NO'} |\n`)
+  }
+  process.stdout.write(JSON.stringify(rows) + '\n')
+  process.exit(0)
+}
