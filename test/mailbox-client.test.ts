@@ -77,9 +77,11 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
         else deliver()
       })
     },
-    send: (final: PathRelay, _service: number, request: Uint8Array): void => {
+    // like OnionClient.send on a link that holds nothing back: the packet has left when send returns
+    send: (final: PathRelay, _service: number, request: Uint8Array, opts: { departed?: (ok: boolean) => void } = {}): void => {
       const relay = relays.find(r => r.path.peerId === final.peerId)
       if (relay != null && !down.has(final.peerId)) relay.service.handle(request, undefined)
+      opts.departed?.(true)
     }
   }
 
