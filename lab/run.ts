@@ -68,8 +68,15 @@ const START_ATTEMPTS = 3
  * 15 s: a 4-hop request over 50 ms links with 1 % loss takes a few hundred ms, but a lost SYN costs TCP
  * 1 s, and on a loaded 2-core machine (load average 13 seen) 8 s left a user's first mailbox requests
  * unanswered (NO_MAILBOX at start).
+ *
+ * Cover traffic (mixing levels) is sped up with them: every real packet (a STOCK, an ACK, a message, a
+ * receipt) leaves in the place of a drop-cover packet, and reply blocks re-stocked every 2 s instead of 5
+ * minutes would alone take every one of `standard`'s 20 drop-cover packets a minute, so messages queued
+ * behind them for minutes (nat-chat timed out, 2026-12-01). Drop cover every 200 ms and loop cover every
+ * 2 s keep the product's proportion of cover to real packets at the lab's rates; the mean delay per hop
+ * and the receipt delay stay the level's own.
  */
-const TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000 }
+const TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000, dropCoverGapMs: 200, loopCoverGapMs: 2_000 }
 
 interface Config {
   /** quick or full; a run of nat-chat alone (--only) is written as <name>-scale */
@@ -901,7 +908,7 @@ async function runLab (cfg: Config): Promise<number> {
     mkdirSync(RESULTS, { recursive: true })
     writeFileSync(join(RESULTS, `lab-${cfg.name}.json`), JSON.stringify(report, null, 2) + '\n')
     writeFileSync(join(RESULTS, `lab-${cfg.name}.svg`), drawing(report.link.tcpRoundTripMs.siteToSite, results, cfg))
-    process.stdout.write(`(timers are the lab's, P2PCHAT_TIMING ${JSON.stringify(TIMING)}: users re-stock reply blocks every 2 s where the product does every 5 min, so the idle bytes are far above a real user's)\n`)
+    process.stdout.write(`(timers are the lab's, P2PCHAT_TIMING ${JSON.stringify(TIMING)}: users re-stock reply blocks every 2 s where the product does every 5 min, and send drop cover every 200 ms and loop cover every 2 s at a mixing level, so the idle bytes are far above a real user's)\n`)
     for (const r of results) if (r.notes != null) process.stdout.write(`${r.notes}\n`)
     process.stdout.write(`memory (RSS) after nat-chat, ${memory.processes} processes running: relays p50 ${fmt(memory.relaysMiB.median)} MiB (max ${fmt(memory.relaysMiB.max)}), users p50 ${fmt(memory.usersMiB.median)} MiB, bootstrap ${fmt(memory.bootstrapMiB)} MiB\n`)
     for (const r of results) {
