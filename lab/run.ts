@@ -299,6 +299,22 @@ function rssMiB (p: LabProcess): number {
   } catch { return NaN }
 }
 
+/**
+ * The figures only nat-chat measures (start times, bytes per user, relays' load), left empty by the
+ * scenarios after it, and the scenario's window since `windowStart`.
+ */
+function onlyNatChatMeasures (windowStart: number): Pick<ScenarioResult, 'firstMessageMs' | 'startToReadyMs' | 'bytesPerUserPerHour' | 'idleBytesPerUserPerHour' | 'windowS' | 'relayLoad'> {
+  const none = summarize([])
+  return {
+    firstMessageMs: none,
+    startToReadyMs: none,
+    bytesPerUserPerHour: NaN,
+    idleBytesPerUserPerHour: NaN,
+    windowS: (performance.now() - windowStart) / 1000,
+    relayLoad: { idlePacketsPerSecond: NaN, packetsPerMessage: NaN, relays: [] }
+  }
+}
+
 interface ChatUser { host: Host, nick: string, proc: LabProcess, procs: LabProcess[] }
 
 interface Exchange {
@@ -383,7 +399,6 @@ async function bootstrapLost (bootstrap: LabProcess, users: ChatUser[], relays: 
   log('bootstrap node SIGKILLed')
   const windowStart = performance.now()
   const ex = await exchange(users, Math.ceil(cfg.messages / 2), cfg.intervalMs, 'without bootstrap ')
-  const none = summarize([])
   return {
     name: 'bootstrap-lost',
     users: users.length,
@@ -392,12 +407,7 @@ async function bootstrapLost (bootstrap: LabProcess, users: ChatUser[], relays: 
     lost: ex.sent - ex.shown,
     latencyMs: summarize(ex.latency),
     receiptMs: summarize(ex.receipt),
-    firstMessageMs: none,
-    startToReadyMs: none,
-    bytesPerUserPerHour: NaN,
-    idleBytesPerUserPerHour: NaN,
-    windowS: (performance.now() - windowStart) / 1000,
-    relayLoad: { idlePacketsPerSecond: NaN, packetsPerMessage: NaN, relays: [] },
+    ...onlyNatChatMeasures(windowStart),
     startFailures: []
   }
 }
@@ -677,7 +687,6 @@ async function churn (lab: Lab, cfg: Config, users: ChatUser[], relays: LabRelay
     return `${s.token.replace(/^lab /, '')} at ${((s.at - windowStart) / 1000).toFixed(1)}s: ${[...new Set(evs)].join('/')}`
   }
   if (lostOnes.length > 0) log(`churn: ${lostOnes.length} not shown: ${lostOnes.map(fate).join('; ')}`)
-  const none = summarize([])
   return {
     name: 'churn',
     users: users.length,
@@ -691,12 +700,7 @@ async function churn (lab: Lab, cfg: Config, users: ChatUser[], relays: LabRelay
     duplicated,
     latencyMs: summarize(latency),
     receiptMs: summarize(receipt),
-    firstMessageMs: none,
-    startToReadyMs: none,
-    bytesPerUserPerHour: NaN,
-    idleBytesPerUserPerHour: NaN,
-    windowS: (performance.now() - windowStart) / 1000,
-    relayLoad: { idlePacketsPerSecond: NaN, packetsPerMessage: NaN, relays: [] },
+    ...onlyNatChatMeasures(windowStart),
     startFailures,
     notes: `churn (seed ${cfg.seed}, ${(c.durationMs / 1000).toFixed(0)} s): ${kills.relays} relay kills, ${kills.users} user kills (${kills.SIGKILL} SIGKILL, ${kills.SIGINT} SIGINT), each back after 1..${(c.downMaxMs / 1000).toFixed(0)} s: ${actions.join(', ')}; ` +
       `${sends.length - confirmed.length} sends written to a process as it died were never confirmed and are not counted`
@@ -723,7 +727,6 @@ async function splitHeal (lab: Lab, cfg: Config, users: ChatUser[], relays: numb
     dropped = lab.net.heal()
     log(`healed after ${((performance.now() - windowStart) / 1000).toFixed(1)} s (the split dropped ${dropped} packets; ${shownBeforeHeal} messages shown before the heal)`)
   }, cfg.settleMs)
-  const none = summarize([])
   const cross = users.filter((u, i) => {
     const p = users[i % 2 === 0 ? i + 1 : i - 1]
     const side = (h: Host): boolean => halves.a.some(x => x.index === h.lan.router.index)
@@ -737,12 +740,7 @@ async function splitHeal (lab: Lab, cfg: Config, users: ChatUser[], relays: numb
     lost: ex.sent - ex.shown,
     latencyMs: summarize(ex.latency),
     receiptMs: summarize(ex.receipt),
-    firstMessageMs: none,
-    startToReadyMs: none,
-    bytesPerUserPerHour: NaN,
-    idleBytesPerUserPerHour: NaN,
-    windowS: (performance.now() - windowStart) / 1000,
-    relayLoad: { idlePacketsPerSecond: NaN, packetsPerMessage: NaN, relays: [] },
+    ...onlyNatChatMeasures(windowStart),
     startFailures: [],
     notes: `split-and-heal: internet cut for ${(cfg.split.durationMs / 1000).toFixed(0)} s into [${names(halves.a)}] and [${names(halves.b)}] (${dropped} packets dropped); ` +
       `${cross} of ${users.length} users had their partner across the cut; ${shownBeforeHeal} of ${ex.sent} messages shown before the heal, the rest after it`
