@@ -328,7 +328,6 @@ if (enabled('paths')) {
   const rows = pathSecurityBench({ paths: settings.pathSamples, users: settings.pathUsers, hostile: 100, log })
   const pct = (x: number): number => 100 * x
   for (const r of rows) {
-    const bound = r.entryShare * r.share
     const sq = r.share * r.share
     const sybilRow = r.k === 1 && !r.label.includes('claiming')
     const suffix = `${r.label.includes('family') ? '.family' : ''}${r.label.includes('ground') ? '.grind' : ''}${r.label.includes('claiming') ? '.claim' : ''}`
@@ -340,8 +339,9 @@ if (enabled('paths')) {
       // the guard figure varies by user (one guard each, paths / 10 users): judged within 3 standard errors
       // the claiming row shows what believing unverified /16s would give (context: admission prevents it)
       pass: r.label.includes('claiming') ? null : (!sybilRow || pct(r.guards.bothEnds) < 5) && r.guards.bothEnds <= sq + 3 * Math.sqrt(Math.max(sq, 0.001) * (1 - sq) / (settings.pathSamples / 10)),
-      notes: `rules without guards ${pct(r.rules.bothEnds).toFixed(1)} %; the adversary holds ${pct(r.share).toFixed(0)} % of the /16s and ${pct(r.entryShare).toFixed(0)} % of the /16s with an entry-role relay, so a guard is hostile that often: share of entry /16s x share of /16s = ${pct(bound).toFixed(1)} %` +
-        (r.guards.bothEnds > sq ? ' (above share²: only entry-role relays may be guards, and only about half the honest /16s have one)' : '')
+      notes: `rules without guards ${pct(r.rules.bothEnds).toFixed(1)} %; the adversary holds ${pct(r.share).toFixed(0)} % of the /16s; a user's first guard is hostile ${pct(r.guardHostile).toFixed(1)} % of the time ` +
+        `(each /16's weight split over its relays' roles, paths.ts drawForPosition); under the earlier rule (a /16 drawn among those with an entry-role relay, of which the adversary holds ${pct(r.entryShare).toFixed(0)} %) ${pct(r.oldGuardHostile).toFixed(1)} %` +
+        (r.guards.bothEnds > sq ? ' (above share²)' : '')
     })
     fig({
       id: `paths.linked.${r.k}${suffix}`, section: 'path security',

@@ -125,6 +125,54 @@ export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
 }
 
 /**
+ * Draws a relay for a position that only relays of one role may take (a guard: the entry role; a
+ * directory exit: the exit role; node/roles.ts), by group, with Tor's position weighting (dir-spec
+ * "bandwidth weights": a relay that may serve two positions has its weight split between them), the
+ * group instead of bandwidth being the unit: every group of `pool` weighs one in all, split evenly
+ * over the roles its relays have. A group whose relays all `fit` weighs one for the position, a group
+ * with relays of both roles one half, a group with none nothing; then a relay that fits (and is
+ * `allowed`) is drawn uniformly within the group drawn. Undefined when no relay qualifies.
+ *
+ * Why not `drawByGroup` over the relays that fit: roles follow from peer ids, one in two, so a /16
+ * with one relay (an honest operator) can take the position one time in two while a /16 with ten
+ * relays (a large operator) almost always can: the large operator's share of the position's groups
+ * would be about twice its share of all groups (bench/path-security.ts measures both). With the split,
+ * a group of n relays of random roles weighs 2^-n + (1 - 2^(1-n)) / 2 = 1/2 in expectation whatever
+ * n is: adding relays to a /16 gains nothing. An operator who grinds peer ids so that all its relays
+ * have the role (two tries per relay) weighs one per /16: at most twice its share (SPEC.md).
+ *
+ * `pool` must hold the relays of both roles (the weights come from them); `allowed` only narrows
+ * which relay of a group may be drawn (a relay already held, the user's mailbox relay), not the
+ * group's weight.
+ */
+export function drawForPosition<T extends PathRelay> (pool: T[], fits: (r: T) => boolean, allowed: (r: T) => boolean = () => true): T | undefined {
+  const byGroup = new Map<string, T[]>()
+  for (const r of pool) {
+    const g = samplingGroup(r)
+    const list = byGroup.get(g)
+    if (list == null) byGroup.set(g, [r]); else list.push(r)
+  }
+  // weights in halves: 2 for a group whose relays all fit, 1 for a group of both roles
+  const weighted: Array<{ weight: number, members: T[] }> = []
+  let total = 0
+  for (const members of byGroup.values()) {
+    const fitting = members.filter(fits)
+    const usable = fitting.filter(allowed)
+    if (usable.length === 0) continue
+    const weight = fitting.length === members.length ? 2 : 1
+    weighted.push({ weight, members: usable })
+    total += weight
+  }
+  if (total === 0) return undefined
+  let x = randomInt(total)
+  for (const { weight, members } of weighted) {
+    if (x < weight) return members[randomInt(members.length)]
+    x -= weight
+  }
+  return undefined // not reached: x < total
+}
+
+/**
  * Up to `count` distinct mixes from `candidates`, by group (`drawByGroup`), none of them in `exclude`
  * and, while the candidates allow it, none sharing a /16 or a family with each other or with a relay
  * in `exclude` or `avoid` (peer ids are looked up in `candidates`; pass a PathRelay for a relay that
