@@ -27,9 +27,14 @@
  */
 import { randomInt } from 'node:crypto'
 import { GuardSet } from '../node/guards.ts'
+import { ephemeralIdentity } from '../node/identity.ts'
 import { relayRole } from '../node/roles.ts'
-import { chooseMixes, chooseRelay, drawByGroup, drawForPosition, sameGroup } from '../protocols/onion/paths.ts'
+import { chooseMixes, chooseRelay, drawByGroup, drawForPosition, pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
+import { RelayDirectory } from '../protocols/onion/relay-directory.ts'
+import { ed25519SignerFromSeed, generateEd25519Seed } from '../protocols/crypto/keys.ts'
+import { familyExtension } from '../protocols/directory/family.ts'
+import { KIND_RELAY, signRecord } from '../protocols/directory/record.ts'
 
 export interface PathSecurityOptions {
   paths: number
@@ -231,4 +236,57 @@ export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[]
     })
   }
   return rows
+}
+
+export interface PathRelaysCost {
+  relays: number
+  withFamily: number
+  /** Microseconds per `pathRelays` call: family verdicts cached per descriptor (now), and verified at every call (before). */
+  cachedUs: number
+  verifiedUs: number
+}
+
+/**
+ * The cost of reading the usable relays (`pathRelays`, called for every path), on `relays` signed
+ * descriptors in a relay directory, one in four declaring a family (an Ed25519 verification each):
+ * with the verdict cached per descriptor (family.ts `familyOfCached`), and, as the baseline in the
+ * same run, with every call verifying every declaration as before (each call handed fresh copies of
+ * the records, which the per-record cache has never seen).
+ */
+export async function pathRelaysCost (relays = 50, calls = 200): Promise<PathRelaysCost> {
+  const dir = new RelayDirectory()
+  const now = Date.now()
+  const family = ed25519SignerFromSeed(generateEd25519Seed())
+  let withFamily = 0
+  for (let i = 0; i < relays; i++) {
+    const id = await ephemeralIdentity()
+    const inFamily = i % 4 === 1
+    if (inFamily) withFamily++
+    const rec = signRecord({
+      kind: KIND_RELAY,
+      nick: '',
+      identityKey: id.identityKey,
+      onionKeys: [{ epoch: 1, notBefore: now - 1000, notAfter: now + 3600_000, key: id.onionPublic }],
+      addrs: [`/ip4/10.${i + 1}.0.1/tcp/4001`],
+      extensions: inFamily ? [familyExtension(family, id.identityKey)] : [],
+      sequence: 1n,
+      expiry: now + 3600_000
+    }, id.signer)
+    if (dir.add(rec.bytes) == null) throw new Error('a bench descriptor did not verify')
+  }
+  const list = dir.list()
+  const time = (read: () => PathRelay[]): number => {
+    let n = 0
+    const t0 = performance.now()
+    for (let i = 0; i < calls; i++) n += read().length
+    if (n !== calls * relays) throw new Error(`pathRelays left relays out (${n} of ${calls * relays})`)
+    return 1000 * (performance.now() - t0) / calls
+  }
+  const verifying = (): PathRelay[] => pathRelays(list.map(r => ({ ...r, record: { ...r.record } })), now)
+  const cached = (): PathRelay[] => pathRelays(list, now)
+  // warmed alike (the first cached call verifies and fills the cache), then timed one after the other
+  for (let i = 0; i < 20; i++) { verifying(); cached() }
+  const verifiedUs = time(verifying)
+  const cachedUs = time(cached)
+  return { relays, withFamily, cachedUs, verifiedUs }
 }

@@ -15,7 +15,7 @@ import { idleBench, roleSummary } from './idle.ts'
 import { describeForwarding, forwardingBench } from './forwarding.ts'
 import { stackVsOurs } from './lib/profile.ts'
 import { lookupBench } from './lookup.ts'
-import { pathSecurityBench } from './path-security.ts'
+import { pathRelaysCost, pathSecurityBench } from './path-security.ts'
 import { anonymityBench } from './anonymity.ts'
 import { sphinxBench } from './sphinx.ts'
 import { machine } from './lib/machine.ts'
@@ -352,6 +352,14 @@ if (enabled('paths')) {
     })
   }
   details.pathSecurity = rows
+  const cost = await pathRelaysCost(50, quick ? 100 : 400)
+  fig({
+    id: 'paths.relays-read', section: 'path security',
+    name: `pathRelays() per call, ${cost.relays} relays, ${cost.withFamily} declaring a family`, unit: 'µs',
+    figure: one('family verdict cached per descriptor', cost.cachedUs, quick ? 100 : 400), baseline: one('verified at every call (before)', cost.verifiedUs, quick ? 100 : 400),
+    target: 'below the baseline (context)', pass: null,
+    notes: 'every path reads the usable relays; a family declaration is an Ed25519 verification (protocols/directory/family.ts familyOfCached)'
+  })
   panels.push({
     type: 'lines', title: 'Paths with a hostile first and last hop, % (20 honest relays, 100 hostile ones over k /16s)', xLabel: 'k (hostile /16s)', yLabel: '%',
     series: [

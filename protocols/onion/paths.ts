@@ -21,7 +21,7 @@
  *   mixes (`short`). The caller turns either into a visible warning event, never silently.
  */
 import { randomInt } from 'node:crypto'
-import { familyOf } from '../directory/family.ts'
+import { familyOfCached } from '../directory/family.ts'
 import { subnetsOfAddrs } from '../directory/subnet.ts'
 import type { KnownRelay } from './relay-directory.ts'
 import { onionKeyFor } from './relay-directory.ts'
@@ -68,8 +68,9 @@ export function sameGroup (a: PathRelay, b: PathRelay): boolean {
 
 /**
  * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first,
- * each with the network groups of its descriptor addresses and its verified family (family.ts); a relay
- * whose family declaration does not verify is left out.
+ * each with the network groups of its descriptor addresses and its verified family (family.ts, the
+ * verdict cached per descriptor: `familyOfCached`); a relay whose family declaration does not verify is
+ * left out.
  * With `verifiedGroup` (admission.ts `admitRelays`), a relay's first group is its verified /16.
  * With `freshWithinMs`, relays not heard from for longer are left out, as long as at least
  * MIN_FRESH_RELAYS others were (a dead relay stops announcing; a new client has heard few yet).
@@ -85,7 +86,7 @@ export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinM
     if (key == null || r.record.identityKey.length !== 32) continue
     let family: string | undefined
     try {
-      family = familyOf(r.record)
+      family = familyOfCached(r.record) // verified once per descriptor, not at every call
     } catch {
       continue // a family declaration that does not verify: the relay lies about its operator; left out
     }
