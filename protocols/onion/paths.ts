@@ -12,7 +12,9 @@
  *   shares a /16 or a family with them. A relay with no IP address in its descriptor (DNS names only)
  *   is in the one group `net:?`, so at most one such relay sits on a path.
  * - **Sampling by group.** A relay is chosen by drawing one of the eligible /16s (or /32s) uniformly,
- *   then a relay in it: an operator with a hundred relays in one /16 weighs what one relay does.
+ *   then a relay in it: an operator with a hundred relays in one /16 weighs what one relay does. For
+ *   a position only one role may take (a guard, an exit: `drawForPosition`), each /16's weight is
+ *   split over the roles its relays have, so a /16 of many relays is not more often eligible.
  * - **Disjoint paths.** Nothing in `exclude` (the guard, the final relay) is chosen, nor anything in
  *   `avoid` (a forward path's reply-block mixes) while others are left, and no chosen relay shares a
  *   group with either: forward and reply paths share no relay and no group but the guard.
