@@ -54,7 +54,9 @@ export class DirectoryClient {
     const chosen: PathRelay[] = []
     const subnets = new Set<string>()
     const entry = this.init.entryPeerId()
-    const others = this.init.relays().filter(r => r.peerId !== entry)
+    const all = this.init.relays()
+    const notEntry = (r: PathRelay): boolean => r.peerId !== entry
+    const others = all.filter(notEntry)
     const exitRole = others.filter(r => relayRole(r.peerId) === 'exit')
     if (exitRole.length < count && others.length > exitRole.length && Date.now() - this.lastWarning > 60_000) {
       this.lastWarning = Date.now()
@@ -62,13 +64,15 @@ export class DirectoryClient {
     }
     const isExit = (r: PathRelay): boolean => relayRole(r.peerId) === 'exit'
     for (let i = 0; i < count; i++) {
-      const open = others.filter(r => !chosen.includes(r))
+      const open = all.filter(r => !chosen.includes(r))
       const fresh = open.filter(r => !subnets.has(this.init.subnetOf?.(r) ?? `#${r.peerId}`))
       // an exit by /16, each /16's weight split over its relays' roles (paths.ts drawForPosition: a /16
-      // with many relays is no more often an exit's /16 than one with one); then an exit in a /16
-      // already used; only with too few exits another relay (warned above)
-      const pick = drawForPosition(fresh, isExit) ?? (exitRole.length >= count ? drawForPosition(open, isExit) : undefined) ??
-        chooseRelay(fresh.length > 0 ? fresh : open)
+      // with many relays is no more often an exit's /16 than one with one; our entry relay counts in
+      // its /16's weight but is never drawn); then an exit in a /16 already used; only with too few
+      // exits another relay (warned above)
+      const freshOthers = fresh.filter(notEntry)
+      const pick = drawForPosition(fresh, isExit, notEntry) ?? (exitRole.length >= count ? drawForPosition(open, isExit, notEntry) : undefined) ??
+        chooseRelay(freshOthers.length > 0 ? freshOthers : open.filter(notEntry))
       if (pick == null) break
       chosen.push(pick)
       subnets.add(this.init.subnetOf?.(pick) ?? `#${pick.peerId}`)

@@ -148,4 +148,18 @@ describe('position weights', () => {
     const share = hostileExits / lookups
     assert.ok(share > 0.27 && share < 0.41, `hostile first exits ${share} (earlier rule: about 0.5)`)
   })
+
+  it('a lookup never goes to the user\'s own entry relay, even when that relay is of the exit role (a fallback link)', async () => {
+    // two /16s: the entry relay (exit role) and one other exit share ip4:10.1; one exit in ip4:10.2
+    const named = (role: 'entry' | 'exit', tag: string): string => { for (let i = 0; ; i++) if (relayRole(`${tag}-${i}`) === role) return `${tag}-${i}` }
+    const entry = relay(named('exit', 'entry'), 'ip4:10.1')
+    const relays = [entry, relay(named('exit', 'a'), 'ip4:10.1'), relay(named('exit', 'b'), 'ip4:10.2'), relay(named('entry', 'c'), 'ip4:10.3')]
+    const asked: PathRelay[] = []
+    const onion = { request: async (exit: PathRelay) => { asked.push(exit); throw new Error('no answer (stand-in)') } }
+    const client = new DirectoryClient({ onion: onion as unknown as OnionClient, relays: () => relays, entryPeerId: () => entry.peerId, subnetOf: r => r.subnets?.[0] })
+    for (let i = 0; i < 200; i++) await assert.rejects(client.lookup('nobody'))
+    assert.equal(asked.length, 400)
+    assert.ok(!asked.includes(entry), 'never the entry relay')
+    assert.ok(asked.every(r => relayRole(r.peerId) === 'exit'), 'two exits exist besides the entry relay: no entry-role relay is asked')
+  })
 })
