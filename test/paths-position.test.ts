@@ -13,7 +13,7 @@ import { DirectoryClient } from '../node/directory-client.ts'
 import { GuardSet } from '../node/guards.ts'
 import { relayRole } from '../node/roles.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
-import { drawByGroup, drawForPosition } from '../protocols/onion/paths.ts'
+import { chooseRelay, drawByGroup, drawForPosition } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 
 function relay (peerId: string, subnet: string): PathRelay {
@@ -125,6 +125,28 @@ describe('position weights', () => {
     assert.ok(share > 0.28 && share < 0.40, `hostile guards ${share}`)
     assert.ok(before > 0.44, `the earlier rule's hostile guards ${before}: the weakness this rule removes`)
   })
+
+  for (const k of [10, 20]) {
+    it(`100 relays over ${k} /16s: a path's guard and mailbox are both hostile no more often than the share of /16s squared`, () => {
+      // the issue's target over the sweep, as a client builds it: its first guard (GuardSet) and a
+      // mailbox relay outside the guard's /16 (chooseRelay); a fresh network every 10 paths
+      const share = k / (20 + k)
+      let both = 0
+      let paths = 0
+      for (let batch = 0; batch < 2000; batch++) {
+        const { relays, hostile } = network(k)
+        const guard = new GuardSet({ now: () => 0 }).order(relays)[0]
+        for (let i = 0; i < 10; i++) {
+          const mailbox = chooseRelay(relays, [guard])
+          assert.ok(mailbox != null)
+          if (hostile.has(guard.peerId) && hostile.has(mailbox.peerId)) both++
+          paths++
+        }
+      }
+      // expected about k(k-1)/(n(n-1)) of n /16s (10.5 % and 24.7 %); the earlier rule gave 16 % and 32 %
+      assert.ok(both / paths <= share * share + 0.025, `both ends hostile ${both / paths} vs share² ${share * share}`)
+    })
+  }
 
   it('a lookup\'s exits: the same weights (100 relays over 10 /16s: about a third of exits hostile)', async () => {
     let hostileExits = 0
