@@ -18,8 +18,9 @@
  *   with the guards already held and is not one of the user's mailbox relays, drawn by /16 with each
  *   /16's weight split over the roles of its relays (paths.ts `drawForPosition`: a /16 of entry relays
  *   weighs 1, a /16 of both roles 1/2), so a /16 of many relays is no more often a guard's /16 than a
- *   /16 of one (SPEC.md "Position weights"); at most MAX_SAMPLED_GUARDS are ever held at once, so an adversary who makes guards unreachable cannot walk
- *   the user through many relays until one of its own comes up.
+ *   /16 of one (SPEC.md "Position weights"); at most MAX_SAMPLED_GUARDS are ever held at once, so an
+ *   adversary who makes guards unreachable cannot walk the user through many relays until one of its
+ *   own comes up.
  * - Primary guards: the first NUM_PRIMARY_GUARDS guards in the order they were chosen that are listed
  *   (a live descriptor) and not expired. The entry link uses the first reachable one, in that order.
  * - Down: a guard counts as unreachable only when a connection to it fails (entry.ts: a dial failed,
@@ -44,9 +45,10 @@ import type { PathRelay } from '../protocols/onion/paths.ts'
 import { relayRole } from './roles.ts'
 
 export const GUARDS_FILE = 'guards.json'
-
-const isEntryRole = (r: PathRelay): boolean => relayRole(r.peerId) === 'entry'
 const FORMAT_VERSION = 1
+
+/** Only relays of the entry role are guards: an exit never runs a lookup of its own client's nick (roles.ts). */
+const isEntryRole = (r: PathRelay): boolean => relayRole(r.peerId) === 'entry'
 
 const DAY = 24 * 3600_000
 const HOUR = 3600_000

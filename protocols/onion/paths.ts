@@ -145,7 +145,7 @@ export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
  * have the role (two tries per relay) weighs one per /16: at most twice its share (SPEC.md).
  *
  * `pool` must hold the relays of both roles (the weights come from them); `allowed` only narrows
- * which relay of a group may be drawn (a relay already held, the user's mailbox relay), not the
+ * which relay of a group may be drawn (the user's mailbox relays, its own entry relay), not the
  * group's weight.
  */
 export function drawForPosition<T extends PathRelay> (pool: T[], fits: (r: T) => boolean, allowed: (r: T) => boolean = () => true): T | undefined {
