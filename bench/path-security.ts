@@ -1,30 +1,40 @@
 /**
  * Path security against an operator of many relays (issue 12): a Monte Carlo over the real path code
- * (protocols/onion/paths.ts `chooseRelay`, `chooseMixes`, `drawByGroup`; node/guards.ts `GuardSet`)
+ * (protocols/onion/paths.ts `chooseRelay`, `chooseMixes`, `drawForPosition`; node/guards.ts `GuardSet`)
  * beside main's uniform choice, measured in the same run on the same relay sets.
  *
  * Network: 20 honest relays, each in its own /16, plus `hostile` relays spread evenly over k /16s
  * (k = 1, 2, 5, 10, 20), and one row with the hostile relays over 20 /16s declaring one family. Roles
  * (node/roles.ts) come from the peer ids as on the real network (about half the relays of each side are
  * entry relays); one row gives every hostile relay the entry role, as an adversary who grinds peer ids
- * can (one try in two).
+ * can (one try in two). Since the roles, and so which honest /16s may hold a guard, follow from random
+ * peer ids, every simulated user (and every batch of 10 paths) sees a network of fresh peer ids: the
+ * figures are means over networks, not one network's luck.
  *
  * A message's path is linkable when its first hop (the sender's entry relay) and its last hop (the
  * recipient's mailbox relay) are both hostile: together they see who sent to which mailbox.
  * - main: the entry relay uniform among entry-role relays, the mailbox uniform among the others, per path
  *   (main chose the entry relay afresh at every start and mailboxes uniformly: node/mailboxes.ts).
- * - rules, no guards: this branch's choice by /16 (the entry relay `chooseRelay` among entry-role relays,
- *   the mailbox `chooseRelay` excluding its /16, the mixes `chooseMixes`), a fresh entry relay per path.
+ * - rules, no guards: this branch's choice by /16 (the entry relay `drawForPosition` over the entry
+ *   role, the mailbox `chooseRelay` excluding its /16, the mixes `chooseMixes`), a fresh one per path.
  * - guards: the same rules, and the entry relay is the user's first guard (`GuardSet`), fixed for the user.
  * Per path: the share of `paths` paths with both ends hostile. Per user: the share of `users` users with
  * at least one linkable message within 100 and within 1,000 messages, each message to one of 10
  * contacts, each contact with 2 mailboxes chosen by its own rules (main: uniform; branch: by /16).
+ * The cause of a guard's odds is measured too: the share of users whose first guard is hostile, beside
+ * the adversary's share of /16s and the same share under the earlier rule (a /16 drawn uniformly among
+ * those holding an entry-role relay: `drawByGroup` over entry-role relays).
  */
 import { randomInt } from 'node:crypto'
 import { GuardSet } from '../node/guards.ts'
+import { ephemeralIdentity } from '../node/identity.ts'
 import { relayRole } from '../node/roles.ts'
-import { chooseMixes, chooseRelay, drawByGroup, sameGroup } from '../protocols/onion/paths.ts'
+import { chooseMixes, chooseRelay, drawByGroup, drawForPosition, pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
+import { RelayDirectory } from '../protocols/onion/relay-directory.ts'
+import { ed25519SignerFromSeed, generateEd25519Seed } from '../protocols/crypto/keys.ts'
+import { familyExtension } from '../protocols/directory/family.ts'
+import { KIND_RELAY, signRecord } from '../protocols/directory/record.ts'
 
 export interface PathSecurityOptions {
   paths: number
@@ -36,9 +46,12 @@ export interface PathSecurityOptions {
 export interface PathSecurityRow {
   label: string
   k: number
-  /** The adversary's share of distinct /16s, and of entry-role /16s. */
+  /** The adversary's share of distinct /16s, and of /16s holding an entry-role relay (mean over networks). */
   share: number
   entryShare: number
+  /** Share of users whose first guard is hostile: this rule (`GuardSet`), and the earlier one (`drawByGroup` over entry-role relays). */
+  guardHostile: number
+  oldGuardHostile: number
   main: { bothEnds: number, linked100: number, linked1000: number }
   rules: { bothEnds: number, linked100: number, linked1000: number }
   guards: { bothEnds: number, linked100: number, linked1000: number }
@@ -73,7 +86,13 @@ function network (hostile: number, k: number, opts: { family?: boolean, grind?: 
   return { relays, bad }
 }
 
-const isEntry = (r: PathRelay): boolean => relayRole(r.peerId) === 'entry'
+/** The role of a simulated relay, hashed once per relay object (a path draws over all 120 relays). */
+const roles = new WeakMap<PathRelay, boolean>()
+function isEntry (r: PathRelay): boolean {
+  let entry = roles.get(r)
+  if (entry == null) { entry = relayRole(r.peerId) === 'entry'; roles.set(r, entry) }
+  return entry
+}
 
 /** main: entry relays uniform among entry-role ones; a mailbox uniform among the rest. */
 function mainEntry (entries: PathRelay[]): PathRelay {
@@ -95,8 +114,8 @@ function ruleMailboxes (relays: PathRelay[]): PathRelay[] {
   }
   return out
 }
-function ruleEntry (entries: PathRelay[]): PathRelay {
-  return drawByGroup(entries) as PathRelay
+function ruleEntry (relays: PathRelay[]): PathRelay {
+  return drawForPosition(relays, isEntry) as PathRelay
 }
 /** A full path as the client builds it: the reply block's mixes, then the forward mixes. */
 function rulePath (relays: PathRelay[], entry: PathRelay, final: PathRelay): void {
@@ -104,16 +123,6 @@ function rulePath (relays: PathRelay[], entry: PathRelay, final: PathRelay): voi
   chooseMixes(relays, [entry, final], 2, reply.mixes)
 }
 
-function perPath (n: number, pick: () => [PathRelay, PathRelay], bad: Set<string>): number {
-  let both = 0
-  for (let i = 0; i < n; i++) {
-    const [first, last] = pick()
-    if (bad.has(first.peerId) && bad.has(last.peerId)) both++
-  }
-  return both / n
-}
-
-/** Share of users linked at least once within 100 and 1,000 messages. */
 /**
  * The mailbox of a contact a message goes to: main takes any but the entry relay itself; the branch
  * also leaves those in the entry relay's /16 or family last (node/chat-node.ts depositOrder).
@@ -124,11 +133,12 @@ function depositTo (boxes: PathRelay[], entry: PathRelay, rules: boolean): PathR
   return pool[randomInt(pool.length)]
 }
 
-function perUser (users: number, user: () => { entry: () => PathRelay, contacts: PathRelay[][] }, bad: Set<string>, rules: boolean): { linked100: number, linked1000: number } {
+/** Share of users linked at least once within 100 and 1,000 messages (each user on its own network). */
+function perUser (users: number, user: () => { entry: () => PathRelay, contacts: PathRelay[][], bad: Set<string> }, rules: boolean): { linked100: number, linked1000: number } {
   let l100 = 0
   let l1000 = 0
   for (let u = 0; u < users; u++) {
-    const { entry, contacts } = user()
+    const { entry, contacts, bad } = user()
     let first = -1
     for (let m = 0; m < 1000 && first < 0; m++) {
       const boxes = contacts[randomInt(contacts.length)]
@@ -153,53 +163,130 @@ export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[]
   const rows: PathSecurityRow[] = []
   for (const c of configs) {
     opts.log(`path security: ${c.label}`)
-    const { relays, bad } = network(opts.hostile, c.k, c)
-    const entries = relays.filter(isEntry)
-    const subnets = new Set(relays.map(r => r.subnets?.[0]))
-    const badSubnets = new Set(relays.filter(r => bad.has(r.peerId)).map(r => r.subnets?.[0]))
-    const entrySubnets = new Set(entries.map(r => r.subnets?.[0]))
-    const badEntrySubnets = [...entrySubnets].filter(s => badSubnets.has(s)).length
-    const main = {
-      bothEnds: perPath(opts.paths, () => { const e = mainEntry(entries); return [e, depositTo(mainMailboxes(relays), e, false)] }, bad),
-      ...perUser(opts.users, () => {
-        const contacts = Array.from({ length: CONTACTS }, () => mainMailboxes(relays))
-        return { entry: () => mainEntry(entries), contacts }
-      }, bad, false)
+    let share = 0
+    let entryShareSum = 0
+    let networks = 0
+    /** A network of fresh peer ids (so fresh roles), with its adversary's shares noted. */
+    const fresh = (): { relays: PathRelay[], entries: PathRelay[], bad: Set<string> } => {
+      const net = network(opts.hostile, c.k, c)
+      const entries = net.relays.filter(isEntry)
+      const subnets = new Set(net.relays.map(r => r.subnets?.[0]))
+      const badSubnets = new Set(net.relays.filter(r => net.bad.has(r.peerId)).map(r => r.subnets?.[0]))
+      const entrySubnets = new Set(entries.map(r => r.subnets?.[0]))
+      share = badSubnets.size / subnets.size
+      entryShareSum += [...entrySubnets].filter(s => badSubnets.has(s)).length / entrySubnets.size
+      networks++
+      return { ...net, entries }
     }
-    const rules = {
-      bothEnds: perPath(opts.paths, () => {
-        const e = ruleEntry(entries)
-        const f = depositTo(ruleMailboxes(relays), e, true)
-        rulePath(relays, e, f)
-        return [e, f]
-      }, bad),
-      ...perUser(opts.users, () => {
-        const contacts = Array.from({ length: CONTACTS }, () => ruleMailboxes(relays))
-        return { entry: () => ruleEntry(entries), contacts }
-      }, bad, true)
-    }
-    // one guard set per simulated user: the entry relay is its first guard for all its messages
-    let guardPaths = 0
-    let guardBoth = 0
-    const usersForPaths = Math.max(1, Math.floor(opts.paths / 10))
-    for (let u = 0; u < usersForPaths; u++) {
+    // per path: batches of 10 paths, one network and one guard (this rule's) per batch
+    const batches = Math.max(1, Math.floor(opts.paths / 10))
+    const both = { main: 0, rules: 0, guards: 0 }
+    let guardHostile = 0
+    let oldGuardHostile = 0
+    for (let b = 0; b < batches; b++) {
+      const { relays, entries, bad } = fresh()
+      const hostile = (first: PathRelay, last: PathRelay): number => bad.has(first.peerId) && bad.has(last.peerId) ? 1 : 0
       const guard = new GuardSet({ now: () => 0 }).order(relays)[0]
+      if (bad.has(guard.peerId)) guardHostile++
+      if (bad.has((drawByGroup(entries) as PathRelay).peerId)) oldGuardHostile++
       for (let i = 0; i < 10; i++) {
-        const f = depositTo(ruleMailboxes(relays), guard, true)
-        rulePath(relays, guard, f)
-        guardPaths++
-        if (bad.has(guard.peerId) && bad.has(f.peerId)) guardBoth++
+        const e = mainEntry(entries)
+        both.main += hostile(e, depositTo(mainMailboxes(relays), e, false))
+        const r = ruleEntry(relays)
+        const f = depositTo(ruleMailboxes(relays), r, true)
+        rulePath(relays, r, f)
+        both.rules += hostile(r, f)
+        const g = depositTo(ruleMailboxes(relays), guard, true)
+        rulePath(relays, guard, g)
+        both.guards += hostile(guard, g)
       }
     }
-    const guarded = {
-      bothEnds: guardBoth / guardPaths,
+    const n = batches * 10
+    // per user: a network each
+    const userNet = (): ReturnType<typeof fresh> => fresh()
+    const main = {
+      bothEnds: both.main / n,
       ...perUser(opts.users, () => {
+        const { relays, entries, bad } = userNet()
+        const contacts = Array.from({ length: CONTACTS }, () => mainMailboxes(relays))
+        return { entry: () => mainEntry(entries), contacts, bad }
+      }, false)
+    }
+    const rules = {
+      bothEnds: both.rules / n,
+      ...perUser(opts.users, () => {
+        const { relays, bad } = userNet()
+        const contacts = Array.from({ length: CONTACTS }, () => ruleMailboxes(relays))
+        return { entry: () => ruleEntry(relays), contacts, bad }
+      }, true)
+    }
+    const guarded = {
+      bothEnds: both.guards / n,
+      ...perUser(opts.users, () => {
+        const { relays, bad } = userNet()
         const guard = new GuardSet({ now: () => 0 }).order(relays)[0]
         const contacts = Array.from({ length: CONTACTS }, () => ruleMailboxes(relays))
-        return { entry: () => guard, contacts }
-      }, bad, true)
+        return { entry: () => guard, contacts, bad }
+      }, true)
     }
-    rows.push({ label: c.label, k: c.k, share: badSubnets.size / subnets.size, entryShare: badEntrySubnets / entrySubnets.size, main, rules, guards: guarded })
+    rows.push({
+      label: c.label, k: c.k, share, entryShare: entryShareSum / networks,
+      guardHostile: guardHostile / batches, oldGuardHostile: oldGuardHostile / batches,
+      main, rules, guards: guarded
+    })
   }
   return rows
+}
+
+export interface PathRelaysCost {
+  relays: number
+  withFamily: number
+  /** Microseconds per `pathRelays` call: family verdicts cached per descriptor (now), and verified at every call (before). */
+  cachedUs: number
+  verifiedUs: number
+}
+
+/**
+ * The cost of reading the usable relays (`pathRelays`, called for every path), on `relays` signed
+ * descriptors in a relay directory, one in four declaring a family (an Ed25519 verification each):
+ * with the verdict cached per descriptor (family.ts `familyOfCached`), and, as the baseline in the
+ * same run, with every call verifying every declaration as before (each call handed fresh copies of
+ * the records, which the per-record cache has never seen).
+ */
+export async function pathRelaysCost (relays = 50, calls = 200): Promise<PathRelaysCost> {
+  const dir = new RelayDirectory()
+  const now = Date.now()
+  const family = ed25519SignerFromSeed(generateEd25519Seed())
+  let withFamily = 0
+  for (let i = 0; i < relays; i++) {
+    const id = await ephemeralIdentity()
+    const inFamily = i % 4 === 1
+    if (inFamily) withFamily++
+    const rec = signRecord({
+      kind: KIND_RELAY,
+      nick: '',
+      identityKey: id.identityKey,
+      onionKeys: [{ epoch: 1, notBefore: now - 1000, notAfter: now + 3600_000, key: id.onionPublic }],
+      addrs: [`/ip4/10.${i + 1}.0.1/tcp/4001`],
+      extensions: inFamily ? [familyExtension(family, id.identityKey)] : [],
+      sequence: 1n,
+      expiry: now + 3600_000
+    }, id.signer)
+    if (dir.add(rec.bytes) == null) throw new Error('a bench descriptor did not verify')
+  }
+  const list = dir.list()
+  const time = (read: () => PathRelay[]): number => {
+    let n = 0
+    const t0 = performance.now()
+    for (let i = 0; i < calls; i++) n += read().length
+    if (n !== calls * relays) throw new Error(`pathRelays left relays out (${n} of ${calls * relays})`)
+    return 1000 * (performance.now() - t0) / calls
+  }
+  const verifying = (): PathRelay[] => pathRelays(list.map(r => ({ ...r, record: { ...r.record } })), now)
+  const cached = (): PathRelay[] => pathRelays(list, now)
+  // warmed alike (the first cached call verifies and fills the cache), then timed one after the other
+  for (let i = 0; i < 20; i++) { verifying(); cached() }
+  const verifiedUs = time(verifying)
+  const cachedUs = time(cached)
+  return { relays, withFamily, cachedUs, verifiedUs }
 }

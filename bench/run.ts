@@ -15,7 +15,7 @@ import { idleBench, roleSummary } from './idle.ts'
 import { describeForwarding, forwardingBench } from './forwarding.ts'
 import { stackVsOurs } from './lib/profile.ts'
 import { lookupBench } from './lookup.ts'
-import { pathSecurityBench } from './path-security.ts'
+import { pathRelaysCost, pathSecurityBench } from './path-security.ts'
 import { anonymityBench } from './anonymity.ts'
 import { sphinxBench } from './sphinx.ts'
 import { machine } from './lib/machine.ts'
@@ -328,7 +328,6 @@ if (enabled('paths')) {
   const rows = pathSecurityBench({ paths: settings.pathSamples, users: settings.pathUsers, hostile: 100, log })
   const pct = (x: number): number => 100 * x
   for (const r of rows) {
-    const bound = r.entryShare * r.share
     const sq = r.share * r.share
     const sybilRow = r.k === 1 && !r.label.includes('claiming')
     const suffix = `${r.label.includes('family') ? '.family' : ''}${r.label.includes('ground') ? '.grind' : ''}${r.label.includes('claiming') ? '.claim' : ''}`
@@ -340,8 +339,9 @@ if (enabled('paths')) {
       // the guard figure varies by user (one guard each, paths / 10 users): judged within 3 standard errors
       // the claiming row shows what believing unverified /16s would give (context: admission prevents it)
       pass: r.label.includes('claiming') ? null : (!sybilRow || pct(r.guards.bothEnds) < 5) && r.guards.bothEnds <= sq + 3 * Math.sqrt(Math.max(sq, 0.001) * (1 - sq) / (settings.pathSamples / 10)),
-      notes: `rules without guards ${pct(r.rules.bothEnds).toFixed(1)} %; the adversary holds ${pct(r.share).toFixed(0)} % of the /16s and ${pct(r.entryShare).toFixed(0)} % of the /16s with an entry-role relay, so a guard is hostile that often: share of entry /16s x share of /16s = ${pct(bound).toFixed(1)} %` +
-        (r.guards.bothEnds > sq ? ' (above share²: only entry-role relays may be guards, and only about half the honest /16s have one)' : '')
+      notes: `rules without guards ${pct(r.rules.bothEnds).toFixed(1)} %; the adversary holds ${pct(r.share).toFixed(0)} % of the /16s; a user's first guard is hostile ${pct(r.guardHostile).toFixed(1)} % of the time ` +
+        `(each /16's weight split over its relays' roles, paths.ts drawForPosition); under the earlier rule (a /16 drawn among those with an entry-role relay, of which the adversary holds ${pct(r.entryShare).toFixed(0)} %) ${pct(r.oldGuardHostile).toFixed(1)} %` +
+        (r.guards.bothEnds > sq ? ' (above share²)' : '')
     })
     fig({
       id: `paths.linked.${r.k}${suffix}`, section: 'path security',
@@ -352,6 +352,14 @@ if (enabled('paths')) {
     })
   }
   details.pathSecurity = rows
+  const cost = await pathRelaysCost(50, quick ? 100 : 400)
+  fig({
+    id: 'paths.relays-read', section: 'path security',
+    name: `pathRelays() per call, ${cost.relays} relays, ${cost.withFamily} declaring a family`, unit: 'µs',
+    figure: one('family verdict cached per descriptor', cost.cachedUs, quick ? 100 : 400), baseline: one('verified at every call (before)', cost.verifiedUs, quick ? 100 : 400),
+    target: 'below the baseline (context)', pass: null,
+    notes: 'every path reads the usable relays; a family declaration is an Ed25519 verification (protocols/directory/family.ts familyOfCached)'
+  })
   panels.push({
     type: 'lines', title: 'Paths with a hostile first and last hop, % (20 honest relays, 100 hostile ones over k /16s)', xLabel: 'k (hostile /16s)', yLabel: '%',
     series: [

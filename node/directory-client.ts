@@ -11,7 +11,7 @@ import { NameNotFoundError, NickTakenError, PublishError } from '../protocols/di
 import type { SignedRecord } from '../protocols/directory/index.ts'
 import { bytesEqual } from '../protocols/directory/record.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
-import { chooseRelay } from '../protocols/onion/paths.ts'
+import { chooseRelay, drawForPosition } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { SERVICE_DIRECTORY } from '../protocols/onion/service-body.ts'
 import { relayRole } from './roles.ts'
@@ -54,17 +54,25 @@ export class DirectoryClient {
     const chosen: PathRelay[] = []
     const subnets = new Set<string>()
     const entry = this.init.entryPeerId()
-    const others = this.init.relays().filter(r => r.peerId !== entry)
+    const all = this.init.relays()
+    const notEntry = (r: PathRelay): boolean => r.peerId !== entry
+    const others = all.filter(notEntry)
     const exitRole = others.filter(r => relayRole(r.peerId) === 'exit')
     if (exitRole.length < count && others.length > exitRole.length && Date.now() - this.lastWarning > 60_000) {
       this.lastWarning = Date.now()
       this.init.onWarning?.(`only ${exitRole.length} exit relays: directory requests also go to entry relays, one of which may be the entry relay of the user looked up (start more relays)`)
     }
-    const all = exitRole.length >= count ? exitRole : [...exitRole, ...others.filter(r => relayRole(r.peerId) !== 'exit')]
+    const isExit = (r: PathRelay): boolean => relayRole(r.peerId) === 'exit'
     for (let i = 0; i < count; i++) {
-      const fresh = all.filter(r => !chosen.includes(r) && !subnets.has(this.init.subnetOf?.(r) ?? `#${r.peerId}`))
-      const preferExit = (rs: PathRelay[]): PathRelay[] => rs.some(r => relayRole(r.peerId) === 'exit') ? rs.filter(r => relayRole(r.peerId) === 'exit') : rs
-      const pick = chooseRelay(preferExit(fresh.length > 0 ? fresh : all.filter(r => !chosen.includes(r))))
+      const open = all.filter(r => !chosen.includes(r))
+      const fresh = open.filter(r => !subnets.has(this.init.subnetOf?.(r) ?? `#${r.peerId}`))
+      // an exit by /16, each /16's weight split over its relays' roles (paths.ts drawForPosition: a /16
+      // with many relays is no more often an exit's /16 than one with one; our entry relay counts in
+      // its /16's weight but is never drawn); then an exit in a /16 already used; only with too few
+      // exits another relay (warned above)
+      const freshOthers = fresh.filter(notEntry)
+      const pick = drawForPosition(fresh, isExit, notEntry) ?? (exitRole.length >= count ? drawForPosition(open, isExit, notEntry) : undefined) ??
+        chooseRelay(freshOthers.length > 0 ? freshOthers : open.filter(notEntry))
       if (pick == null) break
       chosen.push(pick)
       subnets.add(this.init.subnetOf?.(pick) ?? `#${pick.peerId}`)

@@ -14,10 +14,13 @@
  * never a crash.
  *
  * Rules (guard-spec sections "sampled guards", "primary guards", "retry schedule"):
- * - Sampling: a new guard is drawn by /16 among live relays of the entry role (node/roles.ts) that share
- *   no /16 or family with the guards already held, and that are not the user's mailbox relays; at most
- *   MAX_SAMPLED_GUARDS are ever held at once, so an adversary who makes guards unreachable cannot walk
- *   the user through many relays until one of its own comes up.
+ * - Sampling: a new guard is a live relay of the entry role (node/roles.ts) that shares no /16 or family
+ *   with the guards already held and is not one of the user's mailbox relays, drawn by /16 with each
+ *   /16's weight split over the roles of its relays (paths.ts `drawForPosition`: a /16 of entry relays
+ *   weighs 1, a /16 of both roles 1/2), so a /16 of many relays is no more often a guard's /16 than a
+ *   /16 of one (SPEC.md "Position weights"); at most MAX_SAMPLED_GUARDS are ever held at once, so an
+ *   adversary who makes guards unreachable cannot walk the user through many relays until one of its
+ *   own comes up.
  * - Primary guards: the first NUM_PRIMARY_GUARDS guards in the order they were chosen that are listed
  *   (a live descriptor) and not expired. The entry link uses the first reachable one, in that order.
  * - Down: a guard counts as unreachable only when a connection to it fails (entry.ts: a dial failed,
@@ -37,12 +40,15 @@ import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 
 import { randomInt } from 'node:crypto'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
-import { drawByGroup, groupsOf } from '../protocols/onion/paths.ts'
+import { drawForPosition, groupsOf } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { relayRole } from './roles.ts'
 
 export const GUARDS_FILE = 'guards.json'
 const FORMAT_VERSION = 1
+
+/** Only relays of the entry role are guards: an exit never runs a lookup of its own client's nick (roles.ts). */
+const isEntryRole = (r: PathRelay): boolean => relayRole(r.peerId) === 'entry'
 
 const DAY = 24 * 3600_000
 const HOUR = 3600_000
@@ -213,14 +219,19 @@ export class GuardSet {
     return changed
   }
 
-  /** A new guard: entry role, not held, by /16, sharing no /16 or family with the guards held. */
+  /**
+   * A new guard: entry role, not held, sharing no /16 or family with the guards held, drawn by /16 with
+   * the /16's weight split over the roles of its relays (paths.ts `drawForPosition`): every /16 of the
+   * live relays counts, not only those that hold an entry-role relay.
+   */
   private sample (live: PathRelay[], avoid: Set<string>): PathRelay | undefined {
     const held = new Set(this.list.map(g => g.peerId))
     const taken = new Set(live.filter(r => held.has(r.peerId)).flatMap(groupsOf))
-    const open = live.filter(r => !held.has(r.peerId) && relayRole(r.peerId) === 'entry')
+    const open = live.filter(r => !held.has(r.peerId))
     const diverse = open.filter(r => !groupsOf(r).some(g => taken.has(g)))
-    return drawByGroup(diverse.filter(r => !avoid.has(r.peerId))) ?? drawByGroup(diverse) ??
-      drawByGroup(open.filter(r => !avoid.has(r.peerId))) ?? drawByGroup(open)
+    const notAvoided = (r: PathRelay): boolean => !avoid.has(r.peerId)
+    return drawForPosition(diverse, isEntryRole, notAvoided) ?? drawForPosition(diverse, isEntryRole) ??
+      drawForPosition(open, isEntryRole, notAvoided) ?? drawForPosition(open, isEntryRole)
   }
 
   private load (): void {

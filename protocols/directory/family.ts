@@ -69,3 +69,31 @@ export function familyOf (record: Pick<SignedRecord, 'identityKey' | 'extensions
   if (!ed25519Verify(key, certificateInput(record.identityKey), v.subarray(33))) throw new FamilyError('family-signature')
   return Buffer.from(key).toString('hex')
 }
+
+/**
+ * `familyOf`'s verdict on a descriptor, computed once per descriptor: paths are chosen often (every
+ * send reads the usable relays: protocols/onion/paths.ts `pathRelays`, admission.ts) and a family check
+ * is an Ed25519 verification, so with 50 relays, one in four in a family, verifying at every call cost
+ * milliseconds per path (bench row `paths.relays-read`: ~2 ms per call against ~0.05 ms cached, quick
+ * run on a loaded machine). The verdict (the family key, none, or the FamilyError) is kept per
+ * record object in a WeakMap: a record is immutable once decoded and verified, a new descriptor (a new
+ * sequence, other bytes) is a new object and gets its own verdict, and the cache holds no more entries
+ * than records are alive (the relay directory's, at most one per relay): bounded by the directory, and
+ * nothing stays behind once a descriptor is replaced or expires.
+ */
+const verdicts = new WeakMap<object, string | FamilyError | null>()
+
+export function familyOfCached (record: Pick<SignedRecord, 'identityKey' | 'extensions'>): string | undefined {
+  let v = verdicts.get(record)
+  if (v === undefined) {
+    try {
+      v = familyOf(record) ?? null
+    } catch (err) {
+      if (!(err instanceof FamilyError)) throw err
+      v = err
+    }
+    verdicts.set(record, v)
+  }
+  if (v instanceof FamilyError) throw v
+  return v ?? undefined
+}

@@ -27,7 +27,7 @@
  */
 import { attestationsOf, relayTag } from '../directory/attest.ts'
 import type { Attestation } from '../directory/attest.ts'
-import { familyOf } from '../directory/family.ts'
+import { familyOfCached } from '../directory/family.ts'
 import { subnetsOfAddrs } from '../directory/subnet.ts'
 import type { KnownRelay } from './relay-directory.ts'
 
@@ -102,7 +102,7 @@ const factsOf = ((cache: WeakMap<object, Facts>) => (r: KnownRelay): Facts => {
   let f = cache.get(r.record)
   if (f == null) {
     let family: string | undefined
-    try { family = familyOf(r.record) } catch { family = undefined }
+    try { family = familyOfCached(r.record) } catch { family = undefined }
     f = { tag: relayTag(r.record.identityKey), family, claimed: subnetsOfAddrs(r.record.addrs) }
     cache.set(r.record, f)
   }

@@ -12,7 +12,9 @@
  *   shares a /16 or a family with them. A relay with no IP address in its descriptor (DNS names only)
  *   is in the one group `net:?`, so at most one such relay sits on a path.
  * - **Sampling by group.** A relay is chosen by drawing one of the eligible /16s (or /32s) uniformly,
- *   then a relay in it: an operator with a hundred relays in one /16 weighs what one relay does.
+ *   then a relay in it: an operator with a hundred relays in one /16 weighs what one relay does. For
+ *   a position only one role may take (a guard, an exit: `drawForPosition`), each /16's weight is
+ *   split over the roles its relays have, so a /16 of many relays is not more often eligible.
  * - **Disjoint paths.** Nothing in `exclude` (the guard, the final relay) is chosen, nor anything in
  *   `avoid` (a forward path's reply-block mixes) while others are left, and no chosen relay shares a
  *   group with either: forward and reply paths share no relay and no group but the guard.
@@ -21,7 +23,7 @@
  *   mixes (`short`). The caller turns either into a visible warning event, never silently.
  */
 import { randomInt } from 'node:crypto'
-import { familyOf } from '../directory/family.ts'
+import { familyOfCached } from '../directory/family.ts'
 import { subnetsOfAddrs } from '../directory/subnet.ts'
 import type { KnownRelay } from './relay-directory.ts'
 import { onionKeyFor } from './relay-directory.ts'
@@ -68,8 +70,9 @@ export function sameGroup (a: PathRelay, b: PathRelay): boolean {
 
 /**
  * The relays usable now (a live descriptor with an onion key valid now), recently heard ones first,
- * each with the network groups of its descriptor addresses and its verified family (family.ts); a relay
- * whose family declaration does not verify is left out.
+ * each with the network groups of its descriptor addresses and its verified family (family.ts, the
+ * verdict cached per descriptor: `familyOfCached`); a relay whose family declaration does not verify is
+ * left out.
  * With `verifiedGroup` (admission.ts `admitRelays`), a relay's first group is its verified /16.
  * With `freshWithinMs`, relays not heard from for longer are left out, as long as at least
  * MIN_FRESH_RELAYS others were (a dead relay stops announcing; a new client has heard few yet).
@@ -85,7 +88,7 @@ export function pathRelays (relays: KnownRelay[], now = Date.now(), freshWithinM
     if (key == null || r.record.identityKey.length !== 32) continue
     let family: string | undefined
     try {
-      family = familyOf(r.record)
+      family = familyOfCached(r.record) // verified once per descriptor, not at every call
     } catch {
       continue // a family declaration that does not verify: the relay lies about its operator; left out
     }
@@ -122,6 +125,54 @@ export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
   const groups = [...byGroup.values()]
   const members = groups[randomInt(groups.length)]
   return members[randomInt(members.length)]
+}
+
+/**
+ * Draws a relay for a position that only relays of one role may take (a guard: the entry role; a
+ * directory exit: the exit role; node/roles.ts), by group, with Tor's position weighting (dir-spec
+ * "bandwidth weights": a relay that may serve two positions has its weight split between them), the
+ * group instead of bandwidth being the unit: every group of `pool` weighs one in all, split evenly
+ * over the roles its relays have. A group whose relays all `fit` weighs one for the position, a group
+ * with relays of both roles one half, a group with none nothing; then a relay that fits (and is
+ * `allowed`) is drawn uniformly within the group drawn. Undefined when no relay qualifies.
+ *
+ * Why not `drawByGroup` over the relays that fit: roles follow from peer ids, one in two, so a /16
+ * with one relay (an honest operator) can take the position one time in two while a /16 with ten
+ * relays (a large operator) almost always can: the large operator's share of the position's groups
+ * would be about twice its share of all groups (bench/path-security.ts measures both). With the split,
+ * a group of n relays of random roles weighs 2^-n + (1 - 2^(1-n)) / 2 = 1/2 in expectation whatever
+ * n is: adding relays to a /16 gains nothing. An operator who grinds peer ids so that all its relays
+ * have the role (two tries per relay) weighs one per /16: at most twice its share (SPEC.md).
+ *
+ * `pool` must hold the relays of both roles (the weights come from them); `allowed` only narrows
+ * which relay of a group may be drawn (the user's mailbox relays, its own entry relay), not the
+ * group's weight.
+ */
+export function drawForPosition<T extends PathRelay> (pool: T[], fits: (r: T) => boolean, allowed: (r: T) => boolean = () => true): T | undefined {
+  const byGroup = new Map<string, T[]>()
+  for (const r of pool) {
+    const g = samplingGroup(r)
+    const list = byGroup.get(g)
+    if (list == null) byGroup.set(g, [r]); else list.push(r)
+  }
+  // weights in halves: 2 for a group whose relays all fit, 1 for a group of both roles
+  const weighted: Array<{ weight: number, members: T[] }> = []
+  let total = 0
+  for (const members of byGroup.values()) {
+    const fitting = members.filter(fits)
+    const usable = fitting.filter(allowed)
+    if (usable.length === 0) continue
+    const weight = fitting.length === members.length ? 2 : 1
+    weighted.push({ weight, members: usable })
+    total += weight
+  }
+  if (total === 0) return undefined
+  let x = randomInt(total)
+  for (const { weight, members } of weighted) {
+    if (x < weight) return members[randomInt(members.length)]
+    x -= weight
+  }
+  return undefined // not reached: x < total
 }
 
 /**
