@@ -43,6 +43,8 @@ export type ToChild =
   /** a CPU profile of this process from 'profile-start' to 'profile-stop', split by component (lib/profile.ts) */
   | { cmd: 'profile-start' }
   | { cmd: 'profile-stop' }
+  /** the relay's onion service restarted with this many Sphinx worker threads (same keys and replay filters) */
+  | { cmd: 'sphinx-threads', threads: number }
   | { cmd: 'stop' }
 
 export type FromChild =
@@ -54,6 +56,7 @@ export type FromChild =
   | { type: 'cpu', userMs: number, systemMs: number, wallMs: number }
   | { type: 'arrivals', onion: number[], plain: number[] }
   | { type: 'profile', split: ProfileSplit }
+  | { type: 'threads', threads: number }
   | { type: 'stopped' }
   | { type: 'error', message: string }
 
@@ -79,6 +82,10 @@ function memory (): MemorySample {
 
 function send (msg: FromChild): void { process.send?.(msg) }
 
+function relayService (node: Libp2p, keyRing: OnionKeyRing, sphinxThreads: number): OnionService {
+  return new OnionService(node, { keyRing, onDeliver: () => {}, packetsPerSecond: SATURATION_PACKETS_PER_SECOND, burst: SATURATION_BURST, sphinxThreads })
+}
+
 async function main (): Promise<void> {
   const role = process.argv[2] as ChildRole
   const bootstrap = process.argv[3] ?? ''
@@ -99,12 +106,7 @@ async function main (): Promise<void> {
   }
   if (role === 'relay') {
     keyRing = new OnionKeyRing()
-    service = new OnionService(node, {
-      keyRing,
-      onDeliver: () => {},
-      packetsPerSecond: SATURATION_PACKETS_PER_SECOND,
-      burst: SATURATION_BURST
-    })
+    service = relayService(node, keyRing, 0)
     await service.start()
     plain = new PlainForwarder(node)
   }
@@ -159,6 +161,13 @@ async function main (): Promise<void> {
         case 'arrivals': send({ type: 'arrivals', onion: arrivals.onion, plain: arrivals.plain }); break
         case 'profile-start': forcedGcMs = 0; await profiler.start(); send({ type: 'profile', split: { ms: {}, wallMs: 0, cpuMs: 0, samples: 0, top: [] } }); break
         case 'profile-stop': send({ type: 'profile', split: await profiler.stop(forcedGcMs) }); break
+        case 'sphinx-threads':
+          if (keyRing == null) throw new Error('only a relay has Sphinx threads')
+          await service?.stop()
+          service = relayService(node, keyRing, msg.threads)
+          await service.start()
+          send({ type: 'threads', threads: msg.threads })
+          break
         case 'stop':
           clearInterval(checkpointTimer)
           await service?.stop()

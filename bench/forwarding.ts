@@ -41,6 +41,11 @@ export interface ForwardingOptions {
   checkpoints: number
   /** frames per send from each sender (1: every frame alone; 16: as a saturated upstream relay batches) */
   senderBatch?: number
+  /**
+   * Then the same relay with this many Sphinx worker threads (relay.ts sphinxThreads), driven with
+   * another `packets` distinct packets: the single-thread relay's rate is its baseline. 0: not run.
+   */
+  sphinxThreads?: number
   log: (line: string) => void
 }
 
@@ -66,6 +71,8 @@ export interface ForwardingResult {
   streamResets: { plain: number, onion: number }
   onion: Rate
   plain: Rate
+  /** the relay with Sphinx worker threads (no profile: the profiler sees the main thread only) */
+  threaded?: Rate & { threads: number, cpuUsPerFrame: number, drops: Record<string, number> }
   relayDrops: Record<string, number>
   /** backpressure episodes on the relay (a neighbour queue paused its inbound reading), and those that timed out */
   relayHeld: { held: number, timeouts: number }
@@ -165,7 +172,10 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
       { address: addressFromPeerId(relay.ready.peerId), onionKey: new Uint8Array(Buffer.from(relay.ready.onionKey ?? '', 'base64')) },
       { address: addressFromPeerId(sink.ready.peerId), onionKey: new Uint8Array(generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12)) }
     ]
-    const packets = await buildFrames(hops, opts.packets)
+    const threads = opts.sphinxThreads ?? 0
+    const built = await buildFrames(hops, threads > 0 ? 2 * opts.packets : opts.packets)
+    const packets = built.slice(0, opts.packets)
+    const threadedPackets = built.slice(opts.packets)
 
     const [memBare, memUser, memRelayIdle] = await Promise.all([
       bare.child.ask({ cmd: 'mem' }, 'mem'), user.child.ask({ cmd: 'mem' }, 'mem'), relay.child.ask({ cmd: 'mem' }, 'mem')
@@ -239,11 +249,51 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
     const memRelayAfter = await relay.child.ask({ cmd: 'mem' }, 'mem')
     stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
 
+    // ---- the same relay with Sphinx on worker threads, fresh packets (the filters saw the others) ----
+    let threaded: ForwardingResult['threaded']
+    if (threads > 0 && threadedPackets.length > 0) {
+      log(`  onion relay with ${threads} Sphinx worker threads: ${threadedPackets.length} packets from ${opts.senders} senders`)
+      await relay.child.ask({ cmd: 'sphinx-threads', threads }, 'threads')
+      const sinkBefore = (await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion.length
+      await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+      const until = Date.now() + opts.onionSecondsMax * 1000
+      await Promise.all(senders.map(async (s, k) => {
+        let i = k
+        await pumpFrames(async () => await s.dialProtocol(relayPeer, ONION_PROTOCOL), () => {
+          if (Date.now() > until) return undefined
+          const f = threadedPackets[i]
+          i += senders.length
+          return f
+        }, resets.onion, opened, opts.senderBatch)
+      }))
+      let st = await relay.child.ask({ cmd: 'stats' }, 'stats')
+      let lastSeen = -1
+      let quiet = 0
+      for (let polls = 0; polls < 600 && (st.onion.received < threadedPackets.length || st.queued > 0 || (st.onion.sphinxPool?.queued ?? 0) > 0) && quiet < 30; polls++) {
+        await new Promise(resolve => setTimeout(resolve, 100))
+        st = await relay.child.ask({ cmd: 'stats' }, 'stats')
+        quiet = st.onion.received === lastSeen && st.queued === 0 && (st.onion.sphinxPool?.queued ?? 0) === 0 ? quiet + 1 : 0
+        lastSeen = st.onion.received
+      }
+      const cpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+      for (const stream of opened.splice(0)) await stream.close().catch(() => {})
+      await settle(async () => await count('onion'))
+      const arrivals = (await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion.slice(sinkBefore)
+      threaded = {
+        ...rateOf(arrivals, (cpu.userMs + cpu.systemMs) / cpu.wallMs),
+        relayForwarded: st.onion.forwarded,
+        threads,
+        cpuUsPerFrame: st.onion.forwarded > 0 ? (cpu.userMs + cpu.systemMs) * 1000 / st.onion.forwarded : 0,
+        drops: st.onion.dropped as Record<string, number>
+      }
+    }
+
     return {
       relayReceived: stats.onion.received,
       streamResets: { plain: resets.plain.count, onion: resets.onion.count },
       onion,
       plain,
+      threaded,
       relayDrops: { ...stats.onion.dropped, plain: stats.plain.dropped } as Record<string, number>,
       relayHeld: { held: stats.onion.held, timeouts: stats.onion.holdTimeouts },
       memory: { bare: memBare.mem, user: memUser.mem, relayIdle: memRelayIdle.mem, relayAfter: memRelayAfter.mem },
@@ -273,6 +323,11 @@ export function describeForwarding (r: ForwardingResult): string[] {
     const on = stackVsOurs(r.onion.profile, r.onion.relayForwarded ?? 0).busy
     const pl = stackVsOurs(r.plain.profile, r.plain.relayForwarded ?? 0).busy
     lines.push(`CPU-bound ratio (plain us/frame over onion us/frame): ${(pl / on).toFixed(2)}; one core would forward ~${(1e6 / on).toFixed(0)} onion packets/s, ~${(1e6 / pl).toFixed(0)} plain frames/s`)
+  }
+  const t = r.threaded
+  if (t != null) {
+    const single = r.onion.relayForwarded != null && r.onion.profile != null ? r.onion.profile.cpuMs * 1000 / Math.max(1, r.onion.relayForwarded) : NaN
+    lines.push(`Sphinx on ${t.threads} worker threads: ${t.rate.toFixed(0)} packets/s vs ${r.onion.rate.toFixed(0)} on one thread: ratio ${(t.rate / r.onion.rate).toFixed(2)} (same run); relay CPU/wall ${t.relayCpu.toFixed(2)}, process CPU ${t.cpuUsPerFrame.toFixed(1)} us/frame (one thread: ${single.toFixed(1)}); ${t.relayForwarded ?? 0} forwarded, drops ${JSON.stringify(t.drops)}`)
   }
   return lines
 }
