@@ -198,7 +198,7 @@ if (enabled('chat')) {
     figure: one('sampled CPU, all categories but idle', busy, PROFILED_MESSAGES), baseline: one('wall time per profiled message', cpu.wall, PROFILED_MESSAGES), target: 'context', pass: null,
     notes: `split (ms per message): build (createPacket, createSurb, packetFromSurb) ${cpu.build.toFixed(2)}, per hop (processPacket, openReply) ${cpu.hop.toFixed(2)}, ` +
       `seal ${cpu.seal.toFixed(2)}, our signatures ${cpu.sign.toFixed(2)}, store (SQLite with fsync) ${cpu.store.toFixed(2)}, gossipsub ${cpu.gossip.toFixed(2)}, ` +
-      `transport (Noise, Yamux, TCP, streams) ${cpu.transport.toFixed(2)}, GC ${cpu.gc.toFixed(2)}, other ${cpu.other.toFixed(2)}, idle ${cpu.idle.toFixed(2)}; bench/lib/cpu-split.ts says what each holds`
+      `transport (Noise, Yamux, TCP, streams) ${cpu.transport.toFixed(2)}, GC ${cpu.gc.toFixed(2)}, other ${cpu.other.toFixed(2)}, idle ${cpu.idle.toFixed(2)}; bench/lib/profile.ts (CpuCategory) says what each holds`
   })
   if (r.total.n > 0) {
     fig({
