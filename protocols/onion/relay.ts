@@ -277,6 +277,8 @@ export class OnionService {
   /** The key ring's candidates as last seen, and their private keys (rebuilt only when they change). */
   private ring: readonly EpochKey[] = []
   private ringKeys: readonly OnionPrivateKey[] = []
+  /** current, previous, next of the key ring when `ring` was built */
+  private ringSeen: Array<EpochKey | undefined> = []
   private pool: SphinxPool<PoolContext> | undefined
   /** The Sphinx pool is past half full and holds inbound reading. */
   private poolHolding = false
@@ -286,6 +288,8 @@ export class OnionService {
   private readonly neighbours = new Map<string, Neighbour>()
   /** Next hops by their address in hex (see hop()); at most MAX_TRACKED_PEERS, then forgotten at once. */
   private readonly hops = new Map<string, NextHop>()
+  /** The last next hop looked up, by its 32-byte address (see hop()). */
+  private lastHop: { address: Uint8Array, hop: NextHop } | undefined
   private readonly inbound = new Set<Stream>()
   /** Neighbours holding inbound reading paused; reading resumes when none is left. */
   private holders = 0
@@ -438,13 +442,16 @@ export class OnionService {
     this.accept(result, index, ring, from)
   }
 
-  /** The key ring's candidates; the arrays are rebuilt only when the ring changed (rotation, expiry). */
+  /**
+   * The key ring's candidates; the arrays are rebuilt only when the ring changed (rotation, expiry),
+   * not per packet.
+   */
   private candidates (): readonly EpochKey[] {
-    const now = this.init.keyRing.candidates()
-    const ring = this.ring
-    if (now.length !== ring.length || now.some((k, i) => k !== ring[i])) {
-      this.ring = now
-      this.ringKeys = now.map(k => k.key)
+    const kr = this.init.keyRing
+    if (kr.current !== this.ringSeen[0] || kr.previous !== this.ringSeen[1] || kr.next !== this.ringSeen[2]) {
+      this.ringSeen = [kr.current, kr.previous, kr.next]
+      this.ring = kr.candidates()
+      this.ringKeys = this.ring.map(k => k.key)
     }
     return this.ring
   }
@@ -525,6 +532,15 @@ export class OnionService {
    * forwards to few distinct neighbours. Undefined for an address that is no Ed25519 key.
    */
   private hop (next: Uint8Array): NextHop | undefined {
+    // consecutive packets mostly go to the same neighbour: compare bytes before making a map key
+    const last = this.lastHop
+    if (last != null && Buffer.compare(next, last.address) === 0) return last.hop
+    const found = this.hopByKey(next)
+    if (found != null) this.lastHop = { address: next.slice(), hop: found }
+    return found
+  }
+
+  private hopByKey (next: Uint8Array): NextHop | undefined {
     const key = Buffer.from(next.buffer, next.byteOffset, next.byteLength).toString('hex')
     let hop = this.hops.get(key)
     if (hop == null) {
