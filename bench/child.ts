@@ -53,7 +53,8 @@ export type FromChild =
   | { type: 'connected' }
   | { type: 'stats', onion: OnionService['stats'], plain: { received: number, forwarded: number, dropped: number }, queued: number }
   | { type: 'checkpoint', received: number, mem: MemorySample, replayBytes: number }
-  | { type: 'cpu', userMs: number, systemMs: number, wallMs: number }
+  /** process CPU (all threads) and the main thread's alone since the last 'cpu' */
+  | { type: 'cpu', userMs: number, systemMs: number, wallMs: number, mainThreadMs: number }
   | { type: 'arrivals', onion: number[], plain: number[] }
   | { type: 'profile', split: ProfileSplit }
   | { type: 'threads', threads: number }
@@ -119,7 +120,7 @@ async function main (): Promise<void> {
 
   let checkpointTimer: ReturnType<typeof setInterval> | undefined
   const profiler = new PhaseProfiler()
-  const cpuStart = { usage: process.cpuUsage(), at: performance.now() }
+  const cpuStart = { usage: process.cpuUsage(), thread: process.threadCpuUsage(), at: performance.now() }
 
   // the parent is gone (it crashed, or the run was interrupted): do not linger
   process.once('disconnect', () => { setTimeout(() => process.exit(0), 2000).unref(); Promise.resolve(node.stop()).finally(() => process.exit(0)) })
@@ -153,8 +154,10 @@ async function main (): Promise<void> {
         }
         case 'cpu': {
           const u = process.cpuUsage(cpuStart.usage)
-          send({ type: 'cpu', userMs: u.user / 1000, systemMs: u.system / 1000, wallMs: performance.now() - cpuStart.at })
+          const t = process.threadCpuUsage(cpuStart.thread)
+          send({ type: 'cpu', userMs: u.user / 1000, systemMs: u.system / 1000, wallMs: performance.now() - cpuStart.at, mainThreadMs: (t.user + t.system) / 1000 })
           cpuStart.usage = process.cpuUsage()
+          cpuStart.thread = process.threadCpuUsage()
           cpuStart.at = performance.now()
           break
         }

@@ -7,7 +7,7 @@ import { describeForwarding, forwardingBench } from './forwarding.ts'
 const packets = Number(process.argv[2] ?? 20_000)
 const senderBatch = Number(process.argv[3] ?? 1)
 const sphinxThreads = Number(process.argv[4] ?? 0)
-const r = await forwardingBench({ packets, onionSecondsMax: 30, plainSeconds: 4, senders: 4, checkpoints: 2, senderBatch, sphinxThreads, log: (l) => { process.stderr.write(l + '\n') } })
+const r = await forwardingBench({ packets, onionSecondsMax: 30, plainSeconds: 4, senders: 4, checkpoints: 2, senderBatch, sphinxThreads, profile: process.env.PROFILE !== '0', log: (l) => { process.stderr.write(l + '\n') } })
 for (const line of describeForwarding(r)) console.log(line)
 console.log('drops', JSON.stringify(r.relayDrops), 'resets', JSON.stringify(r.streamResets))
 const top = Number(process.env.TOP ?? 30)

@@ -12,11 +12,17 @@
  * Sampling interval 250 us: a phase of several seconds gives tens of thousands of samples, and the
  * profiler costs a few percent of the process's CPU, the same for every phase.
  *
+ * The samples are the main thread's, so they apportion the main thread's CPU time
+ * (process.threadCpuUsage); the process's other threads (V8's concurrent GC and compiler, libuv's
+ * pool, worker threads such as a relay's Sphinx pool) are the component 'threads': CPU the process
+ * spent that no sample shows. Apportioning the whole process's CPU by main-thread samples instead
+ * charged that time to whatever the main thread ran, Sphinx most of all.
+ *
  * Two ways to split the same profile, over one profiler (PhaseProfiler) and one walk up the stack
  * (attribute()): by component for a relay (splitProfile: the network stack vs our code, scaled to the
  * process's CPU time) and by task for a whole in-process chat network (cpuSplit: build, hop, seal...,
  * sampled time; see CpuCategory). The profiler samples the main thread only: CPU of worker threads
- * (a relay's Sphinx pool) is in the process's CPU time but not in any sample.
+ * (a relay's Sphinx pool) is in the process's CPU time but not in any sample ('threads').
  */
 import { Session } from 'node:inspector/promises'
 
@@ -25,7 +31,7 @@ export const PROFILE_SAMPLING_US = 250
 export type Component =
   | 'noise' | 'yamux' | 'tcp' | 'libp2p-streams' | 'libp2p-other'
   | 'ours-framing' | 'ours-sphinx' | 'ours-other' | 'bench'
-  | 'runtime' | 'gc' | 'program' | 'idle'
+  | 'runtime' | 'gc' | 'program' | 'idle' | 'threads'
 
 /**
  * Milliseconds of CPU per component over the profiled phase, and the phase's wall time. A sample's
@@ -107,7 +113,7 @@ export function componentOf (url: string): Component {
 }
 
 /** Splits a V8 CPU profile by component (see the module comment). */
-export function splitProfile (profile: CpuProfile, cpuMs: number): ProfileSplit {
+export function splitProfile (profile: CpuProfile, cpuMs: number, mainThreadCpuMs: number = cpuMs): ProfileSplit {
   const { ownerOf, byId, parent } = attribute<Component>(profile,
     (frame) => transparent(frame.url) ? undefined : componentOf(frame.url),
     (leaf) => leaf?.functionName === '(garbage collector)' ? 'gc' : leaf?.functionName === '(idle)' ? 'idle' : leaf?.functionName === '(program)' ? 'program' : 'runtime')
@@ -122,8 +128,9 @@ export function splitProfile (profile: CpuProfile, cpuMs: number): ProfileSplit 
   const wallMs = (profile.endTime - profile.startTime) / 1000
   const ms: Partial<Record<Component, number>> = {}
   for (const [c, n] of Object.entries(counts) as Array<[Component, number]>) {
-    ms[c] = c === 'idle' ? wallMs * n / Math.max(1, profile.samples.length) : cpuMs * n / Math.max(1, busy)
+    ms[c] = c === 'idle' ? wallMs * n / Math.max(1, profile.samples.length) : mainThreadCpuMs * n / Math.max(1, busy)
   }
+  if (cpuMs - mainThreadCpuMs > 0) ms.threads = cpuMs - mainThreadCpuMs
   const byName = new Map<string, number>()
   for (const [id, n] of self) {
     const label = (node: ProfileNode | undefined): string => {
@@ -142,10 +149,12 @@ export function splitProfile (profile: CpuProfile, cpuMs: number): ProfileSplit 
 export class PhaseProfiler {
   private session: Session | undefined
   private cpuAtStart = process.cpuUsage()
+  private threadCpuAtStart = process.threadCpuUsage()
 
   async start (samplingIntervalUs = PROFILE_SAMPLING_US): Promise<void> {
     if (this.session != null) await this.stopRaw()
     this.cpuAtStart = process.cpuUsage()
+    this.threadCpuAtStart = process.threadCpuUsage()
     const session = new Session()
     session.connect()
     await session.post('Profiler.enable')
@@ -154,15 +163,16 @@ export class PhaseProfiler {
     this.session = session
   }
 
-  /** The raw profile since start(), and the process's CPU milliseconds over it (undefined: not started). */
-  async stopRaw (): Promise<{ profile: CpuProfile, cpuMs: number } | undefined> {
+  /** The raw profile since start(), and the process's and the main thread's CPU milliseconds over it (undefined: not started). */
+  async stopRaw (): Promise<{ profile: CpuProfile, cpuMs: number, mainThreadCpuMs: number } | undefined> {
     const session = this.session
     if (session == null) return undefined
     this.session = undefined
     try {
       const { profile } = await session.post('Profiler.stop') as unknown as { profile: CpuProfile }
       const used = process.cpuUsage(this.cpuAtStart)
-      return { profile, cpuMs: (used.user + used.system) / 1000 }
+      const main = process.threadCpuUsage(this.threadCpuAtStart)
+      return { profile, cpuMs: (used.user + used.system) / 1000, mainThreadCpuMs: (main.user + main.system) / 1000 }
     } finally {
       await session.post('Profiler.disable').catch(() => {})
       session.disconnect()
@@ -176,7 +186,7 @@ export class PhaseProfiler {
   async stop (forcedGcMs = 0): Promise<ProfileSplit> {
     const raw = await this.stopRaw()
     if (raw == null) return { ms: {}, wallMs: 0, cpuMs: 0, samples: 0, top: [] }
-    const split = splitProfile(raw.profile, raw.cpuMs)
+    const split = splitProfile(raw.profile, raw.cpuMs, raw.mainThreadCpuMs)
     const taken = Math.min(forcedGcMs, split.ms.gc ?? 0)
     if (taken > 0) {
       split.ms.gc = (split.ms.gc ?? 0) - taken
@@ -198,7 +208,9 @@ export function perFrame (split: ProfileSplit, frames: number): Array<[Component
 /** Stack (libp2p + runtime + GC) vs ours (framing, Sphinx), microseconds per frame. */
 export function stackVsOurs (split: ProfileSplit, frames: number): { stack: number, ours: number, sphinx: number, framing: number, bench: number, busy: number } {
   const us = (c: Component): number => frames > 0 ? (split.ms[c] ?? 0) * 1000 / frames : 0
-  const stack = us('noise') + us('yamux') + us('tcp') + us('libp2p-streams') + us('libp2p-other') + us('runtime') + us('gc') + us('program')
+  // 'threads' (GC and JIT helpers, libuv) is the runtime's, so the stack's; a Sphinx pool's workers
+  // would be ours, but a pooled relay is not split (bench/forwarding.ts reports its CPU whole)
+  const stack = us('noise') + us('yamux') + us('tcp') + us('libp2p-streams') + us('libp2p-other') + us('runtime') + us('gc') + us('program') + us('threads')
   const framing = us('ours-framing') + us('ours-other')
   const sphinx = us('ours-sphinx')
   const bench = us('bench')
