@@ -27,8 +27,8 @@ import { ChatNetwork, TEST_CHAT_TIMING } from '../test/helpers/chat-network.ts'
 import type { TestUser } from '../test/helpers/chat-network.ts'
 import { LOOPBACK_ALLOW } from '../test/helpers/network.ts'
 import { DIRECT_PROTOCOL, FRAME_HEADER, readFrames } from './lib/frames.ts'
-import { cpuSplit } from './lib/cpu-split.ts'
-import type { CpuCategory } from './lib/cpu-split.ts'
+import { cpuSplit } from './lib/profile.ts'
+import type { CpuCategory } from './lib/profile.ts'
 import { summarize, within } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
 
@@ -78,7 +78,7 @@ export interface ChatBenchResult {
   sendCall: Summary
   /**
    * The whole network's CPU per message (send -> shown -> receipt back), ms by category
-   * (bench/lib/cpu-split.ts), over PROFILED_MESSAGES messages sent under the sampling profiler after
+   * (bench/lib/profile.ts, cpuSplit), over PROFILED_MESSAGES messages sent under the sampling profiler after
    * the timed ones; `wall` is the wall time per message, gaps excluded.
    */
   cpuPerMessage: Record<CpuCategory | 'wall', number>

@@ -43,6 +43,8 @@ export type ToChild =
   /** a CPU profile of this process from 'profile-start' to 'profile-stop', split by component (lib/profile.ts) */
   | { cmd: 'profile-start' }
   | { cmd: 'profile-stop' }
+  /** the relay's onion service restarted with this many Sphinx worker threads (same keys and replay filters) */
+  | { cmd: 'sphinx-threads', threads: number }
   | { cmd: 'stop' }
 
 export type FromChild =
@@ -51,9 +53,11 @@ export type FromChild =
   | { type: 'connected' }
   | { type: 'stats', onion: OnionService['stats'], plain: { received: number, forwarded: number, dropped: number }, queued: number }
   | { type: 'checkpoint', received: number, mem: MemorySample, replayBytes: number }
-  | { type: 'cpu', userMs: number, systemMs: number, wallMs: number }
+  /** process CPU (all threads) and the main thread's alone since the last 'cpu' */
+  | { type: 'cpu', userMs: number, systemMs: number, wallMs: number, mainThreadMs: number }
   | { type: 'arrivals', onion: number[], plain: number[] }
   | { type: 'profile', split: ProfileSplit }
+  | { type: 'threads', threads: number }
   | { type: 'stopped' }
   | { type: 'error', message: string }
 
@@ -79,6 +83,10 @@ function memory (): MemorySample {
 
 function send (msg: FromChild): void { process.send?.(msg) }
 
+function relayService (node: Libp2p, keyRing: OnionKeyRing, sphinxThreads: number): OnionService {
+  return new OnionService(node, { keyRing, onDeliver: () => {}, packetsPerSecond: SATURATION_PACKETS_PER_SECOND, burst: SATURATION_BURST, sphinxThreads })
+}
+
 async function main (): Promise<void> {
   const role = process.argv[2] as ChildRole
   const bootstrap = process.argv[3] ?? ''
@@ -99,12 +107,7 @@ async function main (): Promise<void> {
   }
   if (role === 'relay') {
     keyRing = new OnionKeyRing()
-    service = new OnionService(node, {
-      keyRing,
-      onDeliver: () => {},
-      packetsPerSecond: SATURATION_PACKETS_PER_SECOND,
-      burst: SATURATION_BURST
-    })
+    service = relayService(node, keyRing, 0)
     await service.start()
     plain = new PlainForwarder(node)
   }
@@ -117,7 +120,7 @@ async function main (): Promise<void> {
 
   let checkpointTimer: ReturnType<typeof setInterval> | undefined
   const profiler = new PhaseProfiler()
-  const cpuStart = { usage: process.cpuUsage(), at: performance.now() }
+  const cpuStart = { usage: process.cpuUsage(), thread: process.threadCpuUsage(), at: performance.now() }
 
   // the parent is gone (it crashed, or the run was interrupted): do not linger
   process.once('disconnect', () => { setTimeout(() => process.exit(0), 2000).unref(); Promise.resolve(node.stop()).finally(() => process.exit(0)) })
@@ -151,14 +154,23 @@ async function main (): Promise<void> {
         }
         case 'cpu': {
           const u = process.cpuUsage(cpuStart.usage)
-          send({ type: 'cpu', userMs: u.user / 1000, systemMs: u.system / 1000, wallMs: performance.now() - cpuStart.at })
+          const t = process.threadCpuUsage(cpuStart.thread)
+          send({ type: 'cpu', userMs: u.user / 1000, systemMs: u.system / 1000, wallMs: performance.now() - cpuStart.at, mainThreadMs: (t.user + t.system) / 1000 })
           cpuStart.usage = process.cpuUsage()
+          cpuStart.thread = process.threadCpuUsage()
           cpuStart.at = performance.now()
           break
         }
         case 'arrivals': send({ type: 'arrivals', onion: arrivals.onion, plain: arrivals.plain }); break
         case 'profile-start': forcedGcMs = 0; await profiler.start(); send({ type: 'profile', split: { ms: {}, wallMs: 0, cpuMs: 0, samples: 0, top: [] } }); break
         case 'profile-stop': send({ type: 'profile', split: await profiler.stop(forcedGcMs) }); break
+        case 'sphinx-threads':
+          if (keyRing == null) throw new Error('only a relay has Sphinx threads')
+          await service?.stop()
+          service = relayService(node, keyRing, msg.threads)
+          await service.start()
+          send({ type: 'threads', threads: msg.threads })
+          break
         case 'stop':
           clearInterval(checkpointTimer)
           await service?.stop()

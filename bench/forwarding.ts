@@ -5,8 +5,14 @@
  *
  * Hosts: the relay, the sink, the bare node and the user node each run in their own process
  * (bench/child.ts), so their memory and CPU are their own; the senders run in this process. The relay
- * is one Node process, so it uses one core at most; its CPU time over wall time is reported beside
- * each rate (below 1.0 means it was not saturated, or shared its core with other processes).
+ * is one Node process, so it uses one core at most (unless its Sphinx pool runs: sphinxThreads); its
+ * CPU time over wall time is reported beside each rate (below 1.0 means it was not saturated, or
+ * shared its core with other processes).
+ *
+ * Phases: plain forwarder; onion relay (rates, CPU per frame, memory checkpoints); then, with the
+ * profiler on, a plain and an onion repeat that only give the split by component (the profiler's own
+ * cost, ~90 us per onion frame here, would otherwise be counted as the relay's); then, optionally, the
+ * onion relay with Sphinx on worker threads. Each onion phase has its own distinct packets.
  */
 import { Worker } from 'node:worker_threads'
 import { generateKeyPairSync } from 'node:crypto'
@@ -41,6 +47,20 @@ export interface ForwardingOptions {
   checkpoints: number
   /** frames per send from each sender (1: every frame alone; 16: as a saturated upstream relay batches) */
   senderBatch?: number
+  /**
+   * Also profile the relay (default true): in a second plain phase and a second onion phase on
+   * `profiledPackets` fresh packets, after the unprofiled ones. The rates and CPU per frame come from
+   * the unprofiled phases: the profiler costs the relay CPU of its own (its sampling, ~90 us per onion
+   * frame when measured, ~40%), so a profiled phase is only good for the split between components.
+   */
+  profile?: boolean
+  /** distinct packets of the profiled onion phase (default min(packets, 20,000)) */
+  profiledPackets?: number
+  /**
+   * Then the same relay with this many Sphinx worker threads (relay.ts sphinxThreads), driven with
+   * another `packets` distinct packets: the single-thread relay's rate is its baseline. 0: not run.
+   */
+  sphinxThreads?: number
   log: (line: string) => void
 }
 
@@ -53,10 +73,18 @@ export interface Rate {
   delivered: number
   /** relay CPU time / wall time while it was driven (1.0 = one core saturated) */
   relayCpu: number
-  /** the relay's CPU profile over the phase, split by component (bench/lib/profile.ts) */
+  /** the relay's CPU profile over a profiled repeat of the phase, split by component (bench/lib/profile.ts) */
   profile?: ProfileSplit
+  /** frames the relay forwarded in the profiled repeat (the profile's per-frame divisor) */
+  profiledFrames?: number
   /** frames the relay forwarded during the phase (the profile's per-frame divisor) */
   relayForwarded?: number
+  /** the relay's CPU per forwarded frame, us: the whole process, and its main thread alone */
+  cpuPerFrame?: { process: number, mainThread: number }
+}
+
+function cpuPerFrame (cpu: { userMs: number, systemMs: number, mainThreadMs: number }, frames: number): Rate['cpuPerFrame'] {
+  return frames > 0 ? { process: (cpu.userMs + cpu.systemMs) * 1000 / frames, mainThread: cpu.mainThreadMs * 1000 / frames } : undefined
 }
 
 export interface ForwardingResult {
@@ -66,6 +94,8 @@ export interface ForwardingResult {
   streamResets: { plain: number, onion: number }
   onion: Rate
   plain: Rate
+  /** the relay with Sphinx worker threads (no profile: the profiler sees the main thread only) */
+  threaded?: Rate & { threads: number, cpuUsPerFrame: number, drops: Record<string, number> }
   relayDrops: Record<string, number>
   /** backpressure episodes on the relay (a neighbour queue paused its inbound reading), and those that timed out */
   relayHeld: { held: number, timeouts: number }
@@ -165,7 +195,13 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
       { address: addressFromPeerId(relay.ready.peerId), onionKey: new Uint8Array(Buffer.from(relay.ready.onionKey ?? '', 'base64')) },
       { address: addressFromPeerId(sink.ready.peerId), onionKey: new Uint8Array(generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12)) }
     ]
-    const packets = await buildFrames(hops, opts.packets)
+    const threads = opts.sphinxThreads ?? 0
+    const profiling = opts.profile ?? true
+    const profiledCount = profiling ? (opts.profiledPackets ?? Math.min(opts.packets, 20_000)) : 0
+    const built = await buildFrames(hops, opts.packets + profiledCount + (threads > 0 ? opts.packets : 0))
+    const packets = built.slice(0, opts.packets)
+    const profiledPackets = built.slice(opts.packets, opts.packets + profiledCount)
+    const threadedPackets = built.slice(opts.packets + profiledCount)
 
     const [memBare, memUser, memRelayIdle] = await Promise.all([
       bare.child.ask({ cmd: 'mem' }, 'mem'), user.child.ask({ cmd: 'mem' }, 'mem'), relay.child.ask({ cmd: 'mem' }, 'mem')
@@ -173,35 +209,41 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
     await Promise.all(senders.map(async s => await s.dial(multiaddr(relayAddr))))
 
     // ---- baseline: the plain forwarder, same hosts, same frames, no onion work ----
-    log(`  plain forwarder: ${opts.senders} senders for ${opts.plainSeconds} s`)
-    const plainBefore = (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded
-    await relay.child.ask({ cmd: 'profile-start' }, 'profile')
-    await relay.child.ask({ cmd: 'cpu' }, 'cpu')
-    let running = true
     const resets = { plain: { count: 0 }, onion: { count: 0 } }
     const relayPeer = peerIdFromString(relay.ready.peerId)
     const pool = Math.min(1000, packets.length)
     const opened: Stream[] = []
-    const plainLoops = senders.map(async (s, k) => {
-      let i = k * 250
-      await pumpFrames(async () => await s.dialProtocol(relayPeer, PLAIN_FORWARD_PROTOCOL), () => running ? packets[i++ % pool] : undefined, resets.plain, opened, opts.senderBatch)
-    })
-    await new Promise(resolve => setTimeout(resolve, opts.plainSeconds * 1000))
-    running = false
-    await Promise.all(plainLoops)
-    await settle(async () => (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded, 200)
-    const plainCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
-    const plainProfile = (await relay.child.ask({ cmd: 'profile-stop' }, 'profile')).split
-    const plainForwarded = (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded - plainBefore
-    await settle(async () => await count('plain'))
-    for (const st of opened.splice(0)) await st.close().catch(() => {})
-    const plain = { ...rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).plain, (plainCpu.userMs + plainCpu.systemMs) / plainCpu.wallMs), profile: plainProfile, relayForwarded: plainForwarded }
+    const plainPhase = async (profiled: boolean): Promise<{ rate: Rate, profile?: ProfileSplit, forwarded: number }> => {
+      log(`  plain forwarder: ${opts.senders} senders for ${opts.plainSeconds} s${profiled ? ', profiled' : ''}`)
+      const plainBefore = (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded
+      const arrivedBefore = (await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).plain.length
+      if (profiled) await relay.child.ask({ cmd: 'profile-start' }, 'profile')
+      await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+      let running = true
+      const plainLoops = senders.map(async (s, k) => {
+        let i = k * 250
+        await pumpFrames(async () => await s.dialProtocol(relayPeer, PLAIN_FORWARD_PROTOCOL), () => running ? packets[i++ % pool] : undefined, resets.plain, opened, opts.senderBatch)
+      })
+      await new Promise(resolve => setTimeout(resolve, opts.plainSeconds * 1000))
+      running = false
+      await Promise.all(plainLoops)
+      await settle(async () => (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded, 200)
+      const plainCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+      const profile = profiled ? (await relay.child.ask({ cmd: 'profile-stop' }, 'profile')).split : undefined
+      const forwarded = (await relay.child.ask({ cmd: 'stats' }, 'stats')).plain.forwarded - plainBefore
+      await settle(async () => await count('plain'))
+      for (const st of opened.splice(0)) await st.close().catch(() => {})
+      const arrivals = (await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).plain.slice(arrivedBefore)
+      return { rate: { ...rateOf(arrivals, (plainCpu.userMs + plainCpu.systemMs) / plainCpu.wallMs), relayForwarded: forwarded, cpuPerFrame: cpuPerFrame(plainCpu, forwarded) }, profile, forwarded }
+    }
+    const plainRun = await plainPhase(false)
+    const plainProfiled = profiling ? await plainPhase(true) : undefined
+    const plain: Rate = { ...plainRun.rate, profile: plainProfiled?.profile, profiledFrames: plainProfiled?.forwarded }
 
     // ---- the relay: every distinct packet once, from all senders at once ----
     log(`  onion relay: ${packets.length} packets from ${opts.senders} senders (rate limit raised to ${SATURATION_PACKETS_PER_SECOND}/s, burst ${SATURATION_BURST})`)
     relay.child.tell({ cmd: 'checkpoints', every: Math.max(1, Math.floor(packets.length / opts.checkpoints)) })
     const onionBefore = (await relay.child.ask({ cmd: 'stats' }, 'stats')).onion.forwarded
-    await relay.child.ask({ cmd: 'profile-start' }, 'profile')
     await relay.child.ask({ cmd: 'cpu' }, 'cpu')
     const deadline = Date.now() + opts.onionSecondsMax * 1000
     const progress = setInterval(() => {
@@ -230,20 +272,73 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
       last = stats.onion.received
     }
     const onionCpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
-    const onionProfile = (await relay.child.ask({ cmd: 'profile-stop' }, 'profile')).split
     const onionForwarded = stats.onion.forwarded - onionBefore
     for (const st of opened.splice(0)) await st.close().catch(() => {})
     await settle(async () => await count('onion'))
-    const onion = { ...rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion, (onionCpu.userMs + onionCpu.systemMs) / onionCpu.wallMs), profile: onionProfile, relayForwarded: onionForwarded }
+    const onion = { ...rateOf((await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion, (onionCpu.userMs + onionCpu.systemMs) / onionCpu.wallMs), relayForwarded: onionForwarded, cpuPerFrame: cpuPerFrame(onionCpu, onionForwarded) } as Rate
     await new Promise(resolve => setTimeout(resolve, 100)) // let the last checkpoint land
     const memRelayAfter = await relay.child.ask({ cmd: 'mem' }, 'mem')
     stats = await relay.child.ask({ cmd: 'stats' }, 'stats')
+
+    /** Another onion phase on fresh packets (the filters saw the others), with `threads` Sphinx threads, maybe profiled. */
+    const onionPhase = async (frames: Uint8Array[], threads: number, profiled: boolean): Promise<Rate & { drops: Record<string, number> }> => {
+      log(`  onion relay${threads > 0 ? ` with ${threads} Sphinx worker threads` : ''}${profiled ? ', profiled' : ''}: ${frames.length} packets from ${opts.senders} senders`)
+      // a fresh onion service (same keys and filters), so its counts are this phase's
+      await relay.child.ask({ cmd: 'sphinx-threads', threads }, 'threads')
+      const sinkBefore = (await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion.length
+      if (profiled) await relay.child.ask({ cmd: 'profile-start' }, 'profile')
+      await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+      const until = Date.now() + opts.onionSecondsMax * 1000
+      await Promise.all(senders.map(async (s, k) => {
+        let i = k
+        await pumpFrames(async () => await s.dialProtocol(relayPeer, ONION_PROTOCOL), () => {
+          if (Date.now() > until) return undefined
+          const f = frames[i]
+          i += senders.length
+          return f
+        }, resets.onion, opened, opts.senderBatch)
+      }))
+      let st = await relay.child.ask({ cmd: 'stats' }, 'stats')
+      let lastSeen = -1
+      let quiet = 0
+      for (let polls = 0; polls < 600 && (st.onion.received < frames.length || st.queued > 0 || (st.onion.sphinxPool?.queued ?? 0) > 0) && quiet < 30; polls++) {
+        await new Promise(resolve => setTimeout(resolve, 100))
+        st = await relay.child.ask({ cmd: 'stats' }, 'stats')
+        quiet = st.onion.received === lastSeen && st.queued === 0 && (st.onion.sphinxPool?.queued ?? 0) === 0 ? quiet + 1 : 0
+        lastSeen = st.onion.received
+      }
+      const cpu = await relay.child.ask({ cmd: 'cpu' }, 'cpu')
+      const profile = profiled ? (await relay.child.ask({ cmd: 'profile-stop' }, 'profile')).split : undefined
+      for (const stream of opened.splice(0)) await stream.close().catch(() => {})
+      await settle(async () => await count('onion'))
+      const arrivals = (await sink.child.ask({ cmd: 'arrivals' }, 'arrivals')).onion.slice(sinkBefore)
+      return {
+        ...rateOf(arrivals, (cpu.userMs + cpu.systemMs) / cpu.wallMs),
+        relayForwarded: st.onion.forwarded,
+        cpuPerFrame: cpuPerFrame(cpu, st.onion.forwarded),
+        profile,
+        profiledFrames: profiled ? st.onion.forwarded : undefined,
+        drops: st.onion.dropped as Record<string, number>
+      }
+    }
+    if (profiledPackets.length > 0) {
+      const p = await onionPhase(profiledPackets, 0, true)
+      onion.profile = p.profile
+      onion.profiledFrames = p.profiledFrames
+    }
+    // ---- the same relay with Sphinx on worker threads (no profile: the profiler sees the main thread only) ----
+    let threaded: ForwardingResult['threaded']
+    if (threads > 0 && threadedPackets.length > 0) {
+      const t = await onionPhase(threadedPackets, threads, false)
+      threaded = { ...t, threads, cpuUsPerFrame: t.cpuPerFrame?.process ?? 0 }
+    }
 
     return {
       relayReceived: stats.onion.received,
       streamResets: { plain: resets.plain.count, onion: resets.onion.count },
       onion,
       plain,
+      threaded,
       relayDrops: { ...stats.onion.dropped, plain: stats.plain.dropped } as Record<string, number>,
       relayHeld: { held: stats.onion.held, timeouts: stats.onion.holdTimeouts },
       memory: { bare: memBare.mem, user: memUser.mem, relayIdle: memRelayIdle.mem, relayAfter: memRelayAfter.mem },
@@ -263,16 +358,26 @@ export async function forwardingBench (opts: ForwardingOptions): Promise<Forward
 export function describeForwarding (r: ForwardingResult): string[] {
   const lines = [`onion relay ${r.onion.rate.toFixed(0)} packets/s, plain forwarder ${r.plain.rate.toFixed(0)} packets/s: ratio ${(r.onion.rate / r.plain.rate).toFixed(2)} (same run, same senders, batching and windows)`]
   for (const [name, rate] of [['plain', r.plain], ['onion', r.onion]] as const) {
-    if (rate.profile == null || rate.relayForwarded == null) continue
-    const s = stackVsOurs(rate.profile, rate.relayForwarded)
-    const parts = perFrame(rate.profile, rate.relayForwarded).map(([c, us]) => `${c} ${us.toFixed(1)}`).join(', ')
-    lines.push(`${name}: relay CPU/wall ${rate.relayCpu.toFixed(2)}, ${rate.relayForwarded} frames forwarded; per frame ${s.busy.toFixed(1)} us busy = stack ${s.stack.toFixed(1)} + ours ${s.ours.toFixed(1)} (Sphinx ${s.sphinx.toFixed(1)}, framing/queues ${s.framing.toFixed(1)}) + bench ${s.bench.toFixed(1)}; by component (us/frame): ${parts}`)
+    const c = rate.cpuPerFrame
+    if (c != null) lines.push(`${name}: relay CPU per frame ${c.process.toFixed(1)} us (main thread ${c.mainThread.toFixed(1)}, other threads ${(c.process - c.mainThread).toFixed(1)}), unprofiled, relay CPU/wall ${rate.relayCpu.toFixed(2)}, ${rate.relayForwarded ?? 0} frames`)
   }
-  if (r.onion.profile != null && r.plain.profile != null && (r.onion.relayForwarded ?? 0) > 0 && (r.plain.relayForwarded ?? 0) > 0) {
-    // what the rates' ratio would be if the relay had a core to itself: the same CPU buys this many more plain frames
-    const on = stackVsOurs(r.onion.profile, r.onion.relayForwarded ?? 0).busy
-    const pl = stackVsOurs(r.plain.profile, r.plain.relayForwarded ?? 0).busy
+  for (const [name, rate] of [['plain', r.plain], ['onion', r.onion]] as const) {
+    if (rate.profile == null || rate.profiledFrames == null) continue
+    const s = stackVsOurs(rate.profile, rate.profiledFrames)
+    const parts = perFrame(rate.profile, rate.profiledFrames).map(([c, us]) => `${c} ${us.toFixed(1)}`).join(', ')
+    lines.push(`${name}, profiled repeat: ${rate.profiledFrames} frames forwarded; per frame ${s.busy.toFixed(1)} us busy = stack ${s.stack.toFixed(1)} + ours ${s.ours.toFixed(1)} (Sphinx ${s.sphinx.toFixed(1)}, framing/queues ${s.framing.toFixed(1)}) + bench ${s.bench.toFixed(1)}; by component (us/frame): ${parts}`)
+  }
+  if (r.onion.cpuPerFrame != null && r.plain.cpuPerFrame != null) {
+    // what the rates' ratio would be if the relay had a core to itself: the same CPU buys this many more
+    // plain frames (unprofiled CPU per frame: the profiler's own cost is not the relay's)
+    const on = r.onion.cpuPerFrame.process
+    const pl = r.plain.cpuPerFrame.process
     lines.push(`CPU-bound ratio (plain us/frame over onion us/frame): ${(pl / on).toFixed(2)}; one core would forward ~${(1e6 / on).toFixed(0)} onion packets/s, ~${(1e6 / pl).toFixed(0)} plain frames/s`)
+  }
+  const t = r.threaded
+  if (t != null) {
+    const single = r.onion.cpuPerFrame?.process ?? NaN
+    lines.push(`Sphinx on ${t.threads} worker threads: ${t.rate.toFixed(0)} packets/s vs ${r.onion.rate.toFixed(0)} on one thread: ratio ${(t.rate / r.onion.rate).toFixed(2)} (same run); relay CPU/wall ${t.relayCpu.toFixed(2)}, process CPU ${t.cpuUsPerFrame.toFixed(1)} us/frame (one thread: ${single.toFixed(1)}); ${t.relayForwarded ?? 0} forwarded, drops ${JSON.stringify(t.drops)}`)
   }
   return lines
 }

@@ -8,8 +8,10 @@
  *
  * - a user (`p2pchat start --nick`), a relay (`start --relay`) and the bootstrap node (`bootstrap`),
  *   run from the sources as in a checkout (Node strips the TypeScript types, which loads its type
- *   stripper, ~17 MiB); a user's process asks V8 to optimize for size (cli/commands/start.ts);
- * - a user run as installed from a package: the compiled JavaScript that `npm pack` puts in dist/
+ *   stripper, ~17 MiB), started as `node cli/bin.ts` (test/helpers/cli.ts), so without the launcher's
+ *   V8 flags;
+ * - a user run as installed from a package: its launcher bin/p2pchat.cjs, which starts a user's node
+ *   with V8's --optimize-for-size, running the compiled JavaScript that `npm pack` puts in dist/
  *   (built here with tsconfig.build.json into a temporary directory, as prepack does);
  * - beside them, in the same run, two baselines: an idle Node process that loaded nothing (the floor
  *   of any Node program) and one that only imported p2pchat's modules (cli/main.ts's whole graph, no
@@ -76,7 +78,7 @@ export interface IdleResult {
   windowMs: number
   /** one per process of the role */
   user: IdleCost[]
-  /** a user run from the compiled package (dist/), as installed */
+  /** a user run from the compiled package (dist/) through its launcher (bin/p2pchat.cjs), as installed */
   installedUser: IdleCost
   relay: IdleCost[]
   bootstrap: IdleCost[]
@@ -139,13 +141,17 @@ function buildPackage (): string {
   const dir = mkdtempSync(join(tmpdir(), 'p2pchat-idle-pkg-'))
   execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { stdio: 'inherit' })
   cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
+  cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true })
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
   return dir
 }
 
-/** `node dist/cli/bin.js start --json ...` from the built package, resolved at its 'ready' line. */
+/**
+ * `p2pchat start --json ...` from the built package (bin/p2pchat.cjs, which runs dist/cli/bin.js in
+ * the same process: execve, same pid), resolved at its 'ready' line.
+ */
 async function installedUser (pkg: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(pkg, 'dist', 'cli', 'bin.js'), ...args], { env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...ENV }, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [join(pkg, 'bin', 'p2pchat.cjs'), ...args], { env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...ENV }, stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   await new Promise<void>((resolve, reject) => {

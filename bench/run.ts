@@ -13,7 +13,6 @@ import { chatBench, MESSAGE_GAP_MS, PROFILED_MESSAGES } from './chat.ts'
 import { firstMessageBench } from './first-message.ts'
 import { idleBench, roleSummary } from './idle.ts'
 import { describeForwarding, forwardingBench } from './forwarding.ts'
-import { stackVsOurs } from './lib/profile.ts'
 import { lookupBench } from './lookup.ts'
 import { pathRelaysCost, pathSecurityBench } from './path-security.ts'
 import { anonymityBench } from './anonymity.ts'
@@ -79,9 +78,11 @@ if (enabled('sphinx')) {
 }
 
 // ---- 2. forwarding rate and 6. memory ----
+/** Sphinx worker threads of the relay's extra phase (relay.ts sphinxThreads): this machine has 2 cores. */
+const SPHINX_THREADS = 2
 if (enabled('forwarding')) {
   log(`relay forwarding rate and memory: ${settings.packets} onion packets`)
-  const r = await forwardingBench({ packets: settings.packets, onionSecondsMax: settings.onionSecondsMax, plainSeconds: settings.plainSeconds, senders: 4, checkpoints: settings.checkpoints, log })
+  const r = await forwardingBench({ packets: settings.packets, onionSecondsMax: settings.onionSecondsMax, plainSeconds: settings.plainSeconds, senders: 4, checkpoints: settings.checkpoints, sphinxThreads: SPHINX_THREADS, log })
   const rat = r.onion.rate / r.plain.rate
   const drops = Object.entries(r.relayDrops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'
   fig({
@@ -93,12 +94,20 @@ if (enabled('forwarding')) {
       `Relay CPU/wall: onion ${r.onion.relayCpu.toFixed(2)}, plain ${r.plain.relayCpu.toFixed(2)}; per relay CPU-second: onion ${(r.onion.rate / Math.max(0.01, r.onion.relayCpu)).toFixed(0)}, plain ${(r.plain.rate / Math.max(0.01, r.plain.relayCpu)).toFixed(0)}. Relay drops: ${drops}. Backpressure episodes (a full neighbour queue paused the relay's reading): ${r.relayHeld.held}, timed out: ${r.relayHeld.timeouts}. Relay read ${r.relayReceived} of ${r.packets} packets; sender streams reset by the relay: onion ${r.streamResets.onion}, plain ${r.streamResets.plain}.`
   })
   for (const line of describeForwarding(r)) log(`  ${line}`)
-  if (r.onion.profile != null && r.plain.profile != null) {
-    const on = stackVsOurs(r.onion.profile, r.onion.relayForwarded ?? 0)
-    const pl = stackVsOurs(r.plain.profile, r.plain.relayForwarded ?? 0)
+  if (r.threaded != null) {
     fig({
-      id: 'relay.cpu-per-frame', section: 'forwarding', name: 'relay CPU per forwarded frame (CPU profile, saturated)', unit: 'us',
-      figure: one('onion relay', on.busy, r.onion.relayForwarded ?? 0), baseline: one('plain forwarder, same run', pl.busy, r.plain.relayForwarded ?? 0),
+      id: 'relay.rate.sphinx-threads', section: 'forwarding', name: `one relay's forwarding rate with Sphinx on ${r.threaded.threads} worker threads`, unit: 'packets/s',
+      figure: { name: `onion relay, sphinxThreads ${r.threaded.threads}`, value: r.threaded.rate, stats: r.threaded.bins, samples: r.threaded.delivered },
+      baseline: { name: 'onion relay, Sphinx on its main thread (same run)', value: r.onion.rate, stats: r.onion.bins, samples: r.onion.delivered },
+      target: 'context: decides relay.ts sphinxThreads default (0 until a quiet run shows ratio > 1)', pass: null,
+      notes: `relay CPU/wall ${r.threaded.relayCpu.toFixed(2)}; process CPU per frame ${r.threaded.cpuUsPerFrame.toFixed(1)} us (one thread: ${(r.onion.cpuPerFrame?.process ?? NaN).toFixed(1)}); drops ${JSON.stringify(r.threaded.drops)}`
+    })
+  }
+  if (r.onion.cpuPerFrame != null && r.plain.cpuPerFrame != null) {
+    // unprofiled CPU per frame (the profiler's own cost is not the relay's); the split is from profiled repeats
+    fig({
+      id: 'relay.cpu-per-frame', section: 'forwarding', name: 'relay CPU per forwarded frame (process CPU time, saturated, unprofiled)', unit: 'us',
+      figure: one('onion relay', r.onion.cpuPerFrame.process, r.onion.relayForwarded ?? 0), baseline: one('plain forwarder, same run', r.plain.cpuPerFrame.process, r.plain.relayForwarded ?? 0),
       target: 'context', pass: null,
       notes: `${describeForwarding(r).slice(1).join(' ')} Sender frames per send: ${r.senderBatch}.`
     })
@@ -198,7 +207,7 @@ if (enabled('chat')) {
     figure: one('sampled CPU, all categories but idle', busy, PROFILED_MESSAGES), baseline: one('wall time per profiled message', cpu.wall, PROFILED_MESSAGES), target: 'context', pass: null,
     notes: `split (ms per message): build (createPacket, createSurb, packetFromSurb) ${cpu.build.toFixed(2)}, per hop (processPacket, openReply) ${cpu.hop.toFixed(2)}, ` +
       `seal ${cpu.seal.toFixed(2)}, our signatures ${cpu.sign.toFixed(2)}, store (SQLite with fsync) ${cpu.store.toFixed(2)}, gossipsub ${cpu.gossip.toFixed(2)}, ` +
-      `transport (Noise, Yamux, TCP, streams) ${cpu.transport.toFixed(2)}, GC ${cpu.gc.toFixed(2)}, other ${cpu.other.toFixed(2)}, idle ${cpu.idle.toFixed(2)}; bench/lib/cpu-split.ts says what each holds`
+      `transport (Noise, Yamux, TCP, streams) ${cpu.transport.toFixed(2)}, GC ${cpu.gc.toFixed(2)}, other ${cpu.other.toFixed(2)}, idle ${cpu.idle.toFixed(2)}; bench/lib/profile.ts (CpuCategory) says what each holds`
   })
   if (r.total.n > 0) {
     fig({

@@ -18,6 +18,7 @@ import { chacha20, deriveKey, hmacSha256, sha256 } from '../protocols/onion/keys
 import { lionessDecrypt, lionessKey } from '../protocols/onion/lioness.ts'
 import { createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb, processPacket } from '../protocols/onion/sphinx.ts'
 import type { OnionPrivateKey } from '../protocols/onion/sphinx.ts'
+import { seal, unseal } from '../protocols/chat/seal.ts'
 import { timeSync } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
 
@@ -144,6 +145,10 @@ export function sphinxBench (samples: number): SphinxRows {
   const edKeyObject = ed25519PrivateKeyObject(edSeed)
   const edMessage = new Uint8Array(randomBytes(300))
   const edSignature = edSigner.sign(edMessage)
+  // the end-to-end seal of a chat message (protocols/chat/seal.ts): one per message sent and received
+  const sealKey = generateOnionKey()
+  const sealText = new Uint8Array(randomBytes(1200))
+  const sealed = seal(sealText, sealKey.publicKey, 1)
 
   // JIT and GC settle after the fixture build before anything is timed.
   for (let i = 0; i < 3 * WARMUP; i++) for (let h = 0; h < HOPS; h++) hopProcess(h, hops[h].key)(i)
@@ -168,6 +173,8 @@ export function sphinxBench (samples: number): SphinxRows {
     [`sender: createSurb (${HOPS} hops)`, measure(() => { createSurb(hops) })],
     ['replier: packetFromSurb (1800 B payload)', measure((i) => { packetFromSurb(surbs[i % DISTINCT_PACKETS].surb, payload) })],
     [`creator: openReply (${HOPS} layers)`, measure((i) => { const r = replies[i % DISTINCT_PACKETS]; openReply(r.body, r.secret) })],
+    ['seal 1200 B (chat/seal.ts: 2 X25519 libsodium, HKDF, ChaCha20-Poly1305)', measure(() => { seal(sealText, sealKey.publicKey, 1) })],
+    ['unseal 1200 B', measure(() => { if (!unseal(sealed, () => sealKey.privateKey).ok) throw new Error('the bench seal did not open') })],
     ['Ed25519 sign 300 B (libsodium, raw seed)', measure(() => { edSigner.sign(edMessage) })],
     ['Ed25519 sign 300 B (node:crypto, KeyObject made once)', measure(() => { sign(null, edMessage, edKeyObject) })],
     ['Ed25519 verify 300 B (libsodium, raw key)', measure(() => { ed25519Verify(edSigner.publicKey, edMessage, edSignature) })],

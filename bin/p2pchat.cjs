@@ -12,6 +12,13 @@
  *
  * The program: in a checkout, cli/bin.ts; in an installed package, dist/cli/bin.js (compiled when the
  * package is packed: Node does not strip types from files under node_modules).
+ *
+ * V8 flags: a user's node (`p2pchat start` without --relay) runs with --optimize-for-size: it is idle
+ * most of its life, and V8 then keeps its heap small instead of reserving room for throughput (idle
+ * user RSS, bench/idle.ts). A V8 flag is only reliable when given at start-up, so this launcher
+ * passes it on the command line: to the bundled Node it spawns, or, when it runs the program in this
+ * process, by replacing this process with the same Node and the flag (process.execve: same pid, same
+ * stdio and signals; Node 22.15+ on POSIX). Where execve is missing (Windows) the user runs without it.
  */
 'use strict'
 const fs = require('fs')
@@ -61,7 +68,22 @@ function bundledNode () {
   return undefined
 }
 
+/** The V8 flags the command in `args` runs with (see the module comment). */
+function v8Flags (args) {
+  return args[0] === 'start' && args.indexOf('--relay') === -1 ? ['--optimize-for-size'] : []
+}
+
 function runHere (entry) {
+  const args = process.argv.slice(2)
+  const missing = v8Flags(args).filter(function (f) { return process.execArgv.indexOf(f) === -1 })
+  if (missing.length > 0 && typeof process.execve === 'function') {
+    // does not return on success; the new process has the flags, so it comes back here with none missing
+    try {
+      process.execve(process.execPath, [process.execPath].concat(process.execArgv, missing, [__filename], args), process.env)
+    } catch (err) {
+      // could not replace the process (a seccomp sandbox, say): run without the flags
+    }
+  }
   import(pathToFileURL(entry).href).catch(function (err) {
     process.stderr.write('p2pchat: ' + (err && err.stack ? err.stack : String(err)) + '\n')
     process.exit(1)
@@ -69,7 +91,8 @@ function runHere (entry) {
 }
 
 function runWith (node, entry) {
-  const child = spawn(node, [entry].concat(process.argv.slice(2)), { stdio: 'inherit' })
+  const args = process.argv.slice(2)
+  const child = spawn(node, v8Flags(args).concat([entry], args), { stdio: 'inherit' })
   // Ctrl-C at a terminal reaches the child directly (it is in the same process group); forwarding it
   // too would be a second SIGINT, which the program treats as "exit now". SIGTERM and SIGHUP are sent
   // to one process (kill, a service manager, a closed terminal): pass them on.

@@ -62,7 +62,7 @@ export interface RelayNodeOptions {
   announceIntervalMs?: number
   keyRing?: KeyRingInit
   mailbox?: Partial<MailboxServiceLimits>
-  limits?: Pick<OnionServiceInit, 'packetsPerSecond' | 'burst' | 'queueLength' | 'dialTimeoutMs'>
+  limits?: Pick<OnionServiceInit, 'packetsPerSecond' | 'burst' | 'queueLength' | 'dialTimeoutMs' | 'sphinxThreads' | 'sphinxQueue'>
   /** Emit a 'hop' event per forwarded packet (the demo shows them); relays only, clients as 'client'. */
   logHops?: boolean
   /**

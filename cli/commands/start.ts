@@ -3,7 +3,6 @@
  * script. Stops cleanly on /quit, {"cmd":"quit"}, end of input, SIGINT or SIGTERM (exit 0).
  */
 import type { Readable } from 'node:stream'
-import { setFlagsFromString } from 'node:v8'
 import { ChatNode } from '../../node/chat-node.ts'
 import { listenError } from '../../node/create.ts'
 import { lockDataDir, prepareDataDir, resolveDataDir } from '../../node/datadir.ts'
@@ -61,9 +60,8 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
   if (opts.metrics != null) throw new UserError('--metrics is for relays and bootstrap nodes (start --relay, bootstrap): a user serves nothing', 'USAGE')
   if (opts.announce != null) throw new UserError('--announce is for relays (start --relay): a user listens nowhere and announces no address', 'USAGE')
-  // A user's process is idle most of its life: V8 then keeps its heap small instead of reserving room
-  // for throughput (about -23 MiB of RSS for an idle user, bench/idle.ts). Relays keep the defaults.
-  setFlagsFromString('--optimize-for-size')
+  // A user's process runs with V8's --optimize-for-size, given at start-up by the launcher
+  // (bin/p2pchat.cjs): set here, after start-up, it was fragile. Relays keep the defaults.
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
   const { connectTimeoutMs = CONNECT_TIMEOUT_MS, hopDelayMs, loopCoverGapMs, dropCoverGapMs, receiptDelayMs, ...timing } = parseTiming(io.env)
   const level = privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)

@@ -20,6 +20,12 @@
  * then forwarded as below. The replay check happens on arrival, so a replay is never held. A layer
  * without a delay goes on at once (the `fast` privacy level).
  *
+ * Threads (`sphinxThreads` > 0): processPacket runs on a pool of worker threads (sphinx-pool.ts) and
+ * its results come back to this thread, which alone checks replay tags, queues and writes. The pool
+ * is bounded (`sphinxQueue` packets in flight); inbound reading pauses when half of it is in use and
+ * resumes under a quarter (as for a full neighbour queue), and what still exceeds it is dropped as
+ * 'pool-full'. Packets may leave in another order than they came (a mix promises no order).
+ *
  * Limits: packets per second per inbound peer (a token bucket), a bounded mix scheduler, and a bounded
  * queue per outbound neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
  *
@@ -43,9 +49,10 @@ import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromAddress } from './address.ts'
 import { PACKET_SIZE } from './constants.ts'
-import { processPacket } from './sphinx.ts'
-import type { FinalResult } from './sphinx.ts'
-import type { OnionKeyRing } from './keyring.ts'
+import type { FinalResult, OnionPrivateKey, ProcessResult } from './sphinx.ts'
+import type { EpochKey, OnionKeyRing } from './keyring.ts'
+import { DEFAULT_MAX_QUEUED, peelWithKeys, SphinxPool } from './sphinx-pool.ts'
+import type { SphinxPoolStats } from './sphinx-pool.ts'
 import { MAX_HOP_DELAY_MS } from './delays.ts'
 import { DEFAULT_MAX_HELD, MixScheduler } from './scheduler.ts'
 import type { Clock, SchedulerStats } from './scheduler.ts'
@@ -172,7 +179,7 @@ export async function waitWritable (stream: Stream, limit: number, timeoutMs: nu
 export type OnionDropReason =
   | 'size' | 'version' | 'mac' | 'bad-point' | 'slot-type' | 'next-hop' | 'extension' | 'payload-integrity' | 'internal'
   | 'replay' | 'rate-limit' | 'queue-full' | 'dial-failed' | 'send-failed' | 'oversize-frame' | 'loop'
-  | 'unknown-relay' | 'delay-cap' | 'mix-full' | 'stopped'
+  | 'unknown-relay' | 'delay-cap' | 'mix-full' | 'stopped' | 'pool-full'
 
 export interface OnionStats {
   received: number
@@ -187,6 +194,8 @@ export interface OnionStats {
   holdTimeouts: number
   /** The mix scheduler: packets held for their delay (its drops are also in `dropped`); absent only in benches' placeholders. */
   mixing?: SchedulerStats
+  /** The Sphinx worker pool, when the relay runs one (sphinxThreads > 0). */
+  sphinxPool?: SphinxPoolStats
 }
 
 /** What the instrumentation hook sees: never more than a relay itself learns. */
@@ -224,7 +233,17 @@ export interface OnionServiceInit {
   maxDelayMs?: number
   /** The mix scheduler's clock (tests). */
   clock?: Clock
+  /**
+   * Worker threads that run processPacket (0: on this thread). See the module comment; whether threads
+   * help depends on the spare cores (bench/forwarding.ts measures both in the same run).
+   */
+  sphinxThreads?: number
+  /** Packets in the Sphinx pool at once (sphinx-pool.ts DEFAULT_MAX_QUEUED); beyond, 'pool-full'. */
+  sphinxQueue?: number
 }
+
+/** What the Sphinx pool carries with each packet: who sent it and the keys it was tried with. */
+interface PoolContext { from: string, ring: readonly EpochKey[] }
 
 interface Bucket { tokens: number, last: number }
 interface NextHop { peer: PeerId, id: string, self: boolean }
@@ -255,12 +274,22 @@ export class OnionService {
   private readonly node: Libp2p
   private readonly init: Required<Omit<OnionServiceInit, 'onEvent' | 'onClient' | 'isKnownRelay' | 'clock'>> &
   Pick<OnionServiceInit, 'onEvent' | 'onClient' | 'isKnownRelay' | 'clock'>
+  /** The key ring's candidates as last seen, and their private keys (rebuilt only when they change). */
+  private ring: readonly EpochKey[] = []
+  private ringKeys: readonly OnionPrivateKey[] = []
+  /** current, previous, next of the key ring when `ring` was built */
+  private ringSeen: Array<EpochKey | undefined> = []
+  private pool: SphinxPool<PoolContext> | undefined
+  /** The Sphinx pool is past half full and holds inbound reading. */
+  private poolHolding = false
   /** Packets waiting out their per-hop delay; each entry forwards its packet when released. */
   private readonly mix: MixScheduler<() => void>
   private readonly buckets = new Map<string, Bucket>()
   private readonly neighbours = new Map<string, Neighbour>()
   /** Next hops by their address in hex (see hop()); at most MAX_TRACKED_PEERS, then forgotten at once. */
   private readonly hops = new Map<string, NextHop>()
+  /** The last next hop looked up, by its 32-byte address (see hop()). */
+  private lastHop: { address: Uint8Array, hop: NextHop } | undefined
   private readonly inbound = new Set<Stream>()
   /** Neighbours holding inbound reading paused; reading resumes when none is left. */
   private holders = 0
@@ -278,6 +307,8 @@ export class OnionService {
       maxHoldMs: DEFAULT_MAX_HOLD_MS,
       maxHeld: DEFAULT_MAX_HELD,
       maxDelayMs: MAX_HOP_DELAY_MS,
+      sphinxThreads: 0,
+      sphinxQueue: DEFAULT_MAX_QUEUED,
       ...init
     }
     this.mix = new MixScheduler<() => void>({
@@ -299,6 +330,14 @@ export class OnionService {
 
   async start (): Promise<void> {
     if (this.running) return
+    if (this.init.sphinxThreads > 0 && this.pool == null) {
+      this.pool = new SphinxPool<PoolContext>({
+        threads: this.init.sphinxThreads,
+        maxQueued: this.init.sphinxQueue,
+        onResult: (result, index, ctx) => { this.pooled(result, index, ctx) }
+      })
+      this.stats.sphinxPool = this.pool.stats
+    }
     await this.node.handle(ONION_PROTOCOL, (stream, connection) => { this.readStream(stream, connection) }, {
       maxInboundStreams: MAX_INBOUND_STREAMS
     })
@@ -311,6 +350,11 @@ export class OnionService {
     // packets still waiting out their delay are lost with the relay (as with a crash); counted
     const held = this.mix.clear()
     for (let i = 0; i < held; i++) this.drop('mix', 'stopped')
+    // packets in the Sphinx pool are answered as 'stopped' drops (pooled() sees running false)
+    const pool = this.pool
+    this.pool = undefined
+    await pool?.close()
+    if (this.poolHolding) { this.poolHolding = false; this.holders-- }
     await this.node.unhandle(ONION_PROTOCOL)
     for (const n of this.neighbours.values()) {
       this.release(n)
@@ -383,41 +427,83 @@ export class OnionService {
   }
 
   private process (packet: Uint8Array, from: string): void {
-    let lastReason: OnionDropReason = 'mac'
     this.init.keyRing.tick()
-    for (const { key, filter } of this.init.keyRing.candidates()) {
-      const res = processPacket(packet, key)
-      if (!res.ok) {
-        lastReason = res.reason
-        // A packet of the wrong size or version fails the same way under every key.
-        if (res.reason === 'size' || res.reason === 'version' || res.reason === 'bad-point') break
-        continue
+    const ring = this.candidates()
+    if (this.pool != null) {
+      if (!this.pool.submit(packet, this.ringKeys, { from, ring })) { this.drop(from, 'pool-full'); return }
+      if (!this.poolHolding && this.pool.stats.queued >= this.init.sphinxQueue / 2) {
+        this.poolHolding = true
+        this.stats.held++
+        if (this.holders++ === 0) for (const s of this.inbound) pauseStream(s)
       }
-      // forward or final, a packet opened under this key is seen once: a final layer replayed
-      // (a SERVICE request or a reply block used twice) would otherwise be served twice
-      if (filter.checkAndAdd(res.replayTag)) { this.drop(from, 'replay'); return }
-      if (res.type === 'forward') {
-        const { next, packet: out, command } = res
-        const go = (): void => {
-          if (command === 'client' && this.init.onClient != null) {
-            this.stats.forwarded++
-            this.init.onEvent?.({ type: 'to-client', from, client: next, size: out.length, packet: out })
-            this.init.onClient(next, out, from)
-            return
-          }
-          this.forward(next, out, from)
-        }
-        // the sender's per-hop delay (SPEC.md section 15): held in the mix scheduler, then forwarded
-        if (res.delayMs > 0) this.mix.add(go, res.delayMs)
-        else go()
-        return
-      }
-      this.stats.delivered++
-      this.init.onEvent?.({ type: 'deliver', from })
-      this.init.onDeliver(res, from)
       return
     }
-    this.drop(from, lastReason)
+    const { result, index } = peelWithKeys(packet, this.ringKeys)
+    this.accept(result, index, ring, from)
+  }
+
+  /**
+   * The key ring's candidates; the arrays are rebuilt only when the ring changed (rotation, expiry),
+   * not per packet.
+   */
+  private candidates (): readonly EpochKey[] {
+    const kr = this.init.keyRing
+    if (kr.current !== this.ringSeen[0] || kr.previous !== this.ringSeen[1] || kr.next !== this.ringSeen[2]) {
+      this.ringSeen = [kr.current, kr.previous, kr.next]
+      this.ring = kr.candidates()
+      this.ringKeys = this.ring.map(k => k.key)
+    }
+    return this.ring
+  }
+
+  /** A packet the Sphinx pool peeled (or could not): accepted here, on this thread. */
+  private pooled (result: ProcessResult, index: number, ctx: PoolContext): void {
+    const pool = this.pool
+    if (this.poolHolding && (pool == null || pool.stats.queued <= this.init.sphinxQueue / 4)) {
+      this.poolHolding = false
+      if (--this.holders === 0) for (const s of this.inbound) resumeStream(s)
+    }
+    if (!this.running) { this.drop(ctx.from, 'stopped'); return }
+    try {
+      this.accept(result, index, ctx.ring, ctx.from)
+    } catch (err) {
+      this.log.error('unexpected error handling a packet from %s: %s', ctx.from, (err as Error).message)
+      this.drop(ctx.from, 'internal')
+    }
+  }
+
+  /**
+   * A peeled packet: the one place its replay tag is checked (against the filter of the key that
+   * opened it, ring[index]), then forwarded, held for its delay, or delivered.
+   */
+  private accept (res: ProcessResult, index: number, ring: readonly EpochKey[], from: string): void {
+    if (!res.ok) { this.drop(from, res.reason); return }
+    const opened = ring[index]
+    if (opened == null) { this.drop(from, 'internal'); return }
+    // forward or final, a packet opened under this key is seen once: a final layer replayed
+    // (a SERVICE request or a reply block used twice) would otherwise be served twice
+    if (opened.filter.checkAndAdd(res.replayTag)) { this.drop(from, 'replay'); return }
+    if (res.type === 'forward') {
+      const { next, packet: out, command } = res
+      // the sender's per-hop delay (SPEC.md section 15): held in the mix scheduler, then forwarded
+      if (res.delayMs > 0) this.mix.add(() => { this.onward(command, next, out, from) }, res.delayMs)
+      else this.onward(command, next, out, from)
+      return
+    }
+    this.stats.delivered++
+    this.init.onEvent?.({ type: 'deliver', from })
+    this.init.onDeliver(res, from)
+  }
+
+  /** A peeled RELAY layer goes to the next relay, a CLIENT layer to the client links. */
+  private onward (command: 'relay' | 'client', next: Uint8Array, out: Uint8Array, from: string): void {
+    if (command === 'client' && this.init.onClient != null) {
+      this.stats.forwarded++
+      this.init.onEvent?.({ type: 'to-client', from, client: next, size: out.length, packet: out })
+      this.init.onClient(next, out, from)
+      return
+    }
+    this.forward(next, out, from)
   }
 
   /** Sends a packet this node built (or a reply from a SURB) to its first hop (a 32-byte address). */
@@ -446,6 +532,15 @@ export class OnionService {
    * forwards to few distinct neighbours. Undefined for an address that is no Ed25519 key.
    */
   private hop (next: Uint8Array): NextHop | undefined {
+    // consecutive packets mostly go to the same neighbour: compare bytes before making a map key
+    const last = this.lastHop
+    if (last != null && Buffer.compare(next, last.address) === 0) return last.hop
+    const found = this.hopByKey(next)
+    if (found != null) this.lastHop = { address: next.slice(), hop: found }
+    return found
+  }
+
+  private hopByKey (next: Uint8Array): NextHop | undefined {
     const key = Buffer.from(next.buffer, next.byteOffset, next.byteLength).toString('hex')
     let hop = this.hops.get(key)
     if (hop == null) {
