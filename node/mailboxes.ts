@@ -39,6 +39,12 @@ export const DEFAULT_STOCK_INTERVAL_MS = 5 * 60_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000
 /** A registration is renewed this often (the relay forgets an idle mailbox after days). */
 export const DEFAULT_REREGISTER_MS = 6 * 3600_000
+/**
+ * A DEPOSIT's answer that comes after the request timed out is still taken this long: the item was
+ * committed when the relay answered, however slow the way back. Its reply block cannot work longer
+ * than this anyway (the relays on it rotate their onion keys within an hour; DEFAULT_REPLY_BLOCK_TTL_MS).
+ */
+export const DEFAULT_LATE_ANSWER_MS = 50 * 60_000
 
 export interface MailboxTiming {
   stockLevel: number
@@ -46,6 +52,7 @@ export interface MailboxTiming {
   stockIntervalMs: number
   requestTimeoutMs: number
   reregisterMs: number
+  lateAnswerMs: number
 }
 
 export interface MailboxAddress {
@@ -112,6 +119,7 @@ export class MailboxClient {
       stockIntervalMs: DEFAULT_STOCK_INTERVAL_MS,
       requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
       reregisterMs: DEFAULT_REREGISTER_MS,
+      lateAnswerMs: DEFAULT_LATE_ANSWER_MS,
       ...init.timing
     }
   }
@@ -189,8 +197,19 @@ export class MailboxClient {
     return drawByGroup(pool)
   }
 
-  private async ask (relay: PathRelay, request: Uint8Array): Promise<MailboxAnswer> {
-    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs: this.timing.requestTimeoutMs })
+  /** `onLate`: an answer that comes after the timeout (SPEC.md section 3, DEPOSIT: "late answers"). */
+  private async ask (relay: PathRelay, request: Uint8Array, onLate?: (answer: MailboxAnswer) => void): Promise<MailboxAnswer> {
+    const late = onLate == null
+      ? undefined
+      : {
+          ms: this.timing.lateAnswerMs,
+          onAnswer: (payload: Uint8Array) => {
+            const d = decodeMailboxPayload(payload)
+            if (d.ok) onLate(d.answer)
+            else this.log('a late mailbox answer did not decode: %s', d.reason)
+          }
+        }
+    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs: this.timing.requestTimeoutMs, late })
     const decoded = decodeMailboxPayload(payload)
     if (!decoded.ok) throw new MailboxUnavailableError(`a mailbox answer did not decode: ${decoded.reason}`)
     return decoded.answer
@@ -356,11 +375,14 @@ export class MailboxClient {
    * DEPOSITs `item` in someone's mailbox and waits for the relay's answer: 'stored' once it is written
    * durably there; 'full' / 'unknown-mailbox' / 'too-large' are for the caller to try the other mailbox.
    * Throws MailboxUnavailableError (relay unknown), AnswerTimeoutError, NoEntryRelayError.
+   * `onLate`: after an AnswerTimeoutError, the answer if it still comes within `lateAnswerMs` (a
+   * 'stored' then means the item was stored after all: a network slower than the timeout is slow, not
+   * failing).
    */
-  async deposit (to: MailboxAddress, item: Uint8Array): Promise<MailboxAnswer['kind']> {
+  async deposit (to: MailboxAddress, item: Uint8Array, onLate?: (kind: MailboxAnswer['kind']) => void): Promise<MailboxAnswer['kind']> {
     const relay = this.relay(to.relay)
     if (relay == null) throw new MailboxUnavailableError('that mailbox\'s relay is not among the live relays')
-    const answer = await this.ask(relay, buildDeposit(to.mailboxId, item))
+    const answer = await this.ask(relay, buildDeposit(to.mailboxId, item), onLate == null ? undefined : (a) => { onLate(a.kind) })
     return answer.kind
   }
 }
