@@ -200,9 +200,12 @@ describe('on the in-process network: every DEPOSIT answered only after the sende
   after(async () => { await net.teardown() })
 
   it('the sender shows each message stored from the late answers (before the fix: queued, deposited again and again, never stored); the recipient shows each once', async () => {
-    let alice = await net.user('alice')
+    // a longer request timeout than the helpers' 5 s: starting (registering, publishing through exits)
+    // must not fail on a loaded machine; bob's deposits are held until he gave up on them whatever it is
+    const timing = { requestTimeoutMs: 10_000 }
+    let alice = await net.user('alice', { timing })
     const aliceDir = alice.dataDir
-    const bob = await net.user('bob')
+    const bob = await net.user('bob', { timing })
     await net.stopUser(alice)
     // every mailbox service holds each DEPOSIT; the first ones are handled once bob has given up on
     // them (both of alice's mailboxes timed out), the later ones (his retries) never: only late
@@ -228,7 +231,7 @@ describe('on the in-process network: every DEPOSIT answered only after the sende
     await waitFor(() => stored().length === MESSAGES, () => `bob's ${MESSAGES} stored from late answers (got ${stored().length}; ${first.length} deposits released)`, 60_000)
     for (const id of ids) assert.equal(eventsOf(bob, 'stored').filter(e => e.id === id).length, 1, 'stored shown once')
 
-    alice = await net.user('alice', { dataDir: aliceDir })
+    alice = await net.user('alice', { dataDir: aliceDir, timing })
     const shown = (): string[] => ids.filter(id => eventsOf(alice, 'message').some(m => m.id === id))
     await waitFor(() => shown().length === MESSAGES, () => `alice shows all ${MESSAGES} (got ${shown().length})`, 120_000)
     for (const id of ids) assert.equal(eventsOf(alice, 'message').filter(m => m.id === id).length, 1, 'shown once')
