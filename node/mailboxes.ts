@@ -5,6 +5,15 @@
  *   network has them; each has its own Ed25519 key (node/mailbox-keys.ts), never the identity key;
  *   a mailbox of a previous run is never abandoned while its relay is down or is the entry relay (records
  *   naming it are out there, and items wait in it): it is registered and fetched again once it can be;
+ * - holds at most `want` mailboxes in use (named in the record): once `want` are registered, one that
+ *   could not be (its relay down, or our entry relay) and any beyond `want` (the newest) are retired.
+ *   A retired mailbox is *draining*: no longer named in the record, but registered, stocked and so
+ *   fetched whenever its relay is live, because senders holding an older record may deposit there until
+ *   that record expires (`drainMs`). Past that, the first STOCKED answer saying nothing waits releases
+ *   it: no more requests (the relay forgets an empty mailbox after its idle age) and its key is erased.
+ *   One whose relay never comes back is erased `drainMs + itemAgeMs` after it was retired (its items
+ *   have expired at the relay). So a user restarted any number of times holds `want` mailboxes plus
+ *   those retired in the last `drainMs` (+ `itemAgeMs` while their relays are down), never more;
  * - REGISTERs each with the current signed name record (the relay republishes it while the user is
  *   away), through an onion request;
  * - keeps reply blocks STOCKed at each (the relay pushes what waits through them: the relay never learns
@@ -21,7 +30,7 @@ import { logger } from '@libp2p/logger'
 import { buildAck, buildDeposit, buildRegister, buildStock, decodeMailboxPayload, mailboxKeyPairFromSeed, generateMailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxAnswer } from '../protocols/mailbox/codec.ts'
-import { MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
+import { DEFAULT_ITEM_AGE_MS, MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { drawByGroup } from '../protocols/onion/paths.ts'
@@ -40,6 +49,11 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000
 /** A registration is renewed this often (the relay forgets an idle mailbox after days). */
 export const DEFAULT_REREGISTER_MS = 6 * 3600_000
 /**
+ * A retired mailbox may still be named in records senders hold this long: a name record's lifetime
+ * (chat-node NAME_TTL_MS, a week and 12 h). It is fetched at least until then.
+ */
+export const DEFAULT_DRAIN_MS = 7 * 24 * 3600_000 + 12 * 3600_000
+/**
  * A DEPOSIT's answer that comes after the request timed out is still taken this long: the item was
  * committed when the relay answered, however slow the way back. Its reply block cannot work longer
  * than this anyway (the relays on it rotate their onion keys within an hour; DEFAULT_REPLY_BLOCK_TTL_MS).
@@ -53,6 +67,10 @@ export interface MailboxTiming {
   requestTimeoutMs: number
   reregisterMs: number
   lateAnswerMs: number
+  /** How long a retired mailbox may still be named in a record someone holds (DEFAULT_DRAIN_MS). */
+  drainMs: number
+  /** How long a relay keeps an item (protocols/mailbox DEFAULT_ITEM_AGE_MS). */
+  itemAgeMs: number
 }
 
 export interface MailboxAddress {
@@ -96,7 +114,7 @@ interface Stocked { expires: number, path: string[] }
  * A mailbox in use. `acks`: item ids handled and not yet acknowledged; `ackQueued`: an ACK packet is
  * waiting to leave (behind cover traffic's drop ticks, node/cover.ts), so new ids wait for the next one.
  */
-interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: Stocked[], registered: boolean, acks?: Uint8Array[], ackQueued?: boolean }
+interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: Stocked[], registered: boolean, acks?: Uint8Array[], ackQueued?: boolean, waiting?: number }
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
@@ -108,7 +126,7 @@ export class MailboxClient {
   private readonly log = logger('p2pchat:mailboxes')
   private timer: ReturnType<typeof setInterval> | undefined
   private stopped = false
-  readonly stats = { pushes: 0, acked: 0, stocked: 0, registered: 0, failures: 0 }
+  readonly stats = { pushes: 0, acked: 0, stocked: 0, registered: 0, failures: 0, retired: 0, released: 0 }
 
   constructor (init: MailboxClientInit) {
     this.init = init
@@ -120,6 +138,8 @@ export class MailboxClient {
       requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
       reregisterMs: DEFAULT_REREGISTER_MS,
       lateAnswerMs: DEFAULT_LATE_ANSWER_MS,
+      drainMs: DEFAULT_DRAIN_MS,
+      itemAgeMs: DEFAULT_ITEM_AGE_MS,
       ...init.timing
     }
   }
@@ -128,14 +148,54 @@ export class MailboxClient {
     return this.init.relays().find(r => Buffer.compare(r.address, address) === 0)
   }
 
-  /** The relays of the mailboxes in use (peer ids): the entry relay should be none of them. */
+  /** The relays of the mailboxes held, in use or draining (peer ids): the entry relay should be none of them. */
   relayPeerIds (): string[] {
-    return this.init.keys.active().flatMap(k => { const r = this.relay(k.relay); return r == null ? [] : [r.peerId] })
+    return this.init.keys.all().flatMap(k => { const r = this.relay(k.relay); return r == null ? [] : [r.peerId] })
   }
 
-  /** The mailboxes to name in the name record: registered ones whose relay is live. */
+  /** The mailboxes to name in the name record: registered ones in use (not draining). */
   addresses (): MailboxAddress[] {
-    return [...this.live.values()].filter(l => l.registered).map(l => ({ relay: l.key.relay, mailboxId: l.key.id }))
+    return [...this.live.values()].filter(l => l.registered && l.key.retiredAt == null).map(l => ({ relay: l.key.relay, mailboxId: l.key.id }))
+  }
+
+  /** Retired mailboxes still fetched (until nothing can wait in them). */
+  draining (): MailboxAddress[] {
+    return [...this.live.values()].filter(l => l.key.retiredAt != null).map(l => ({ relay: l.key.relay, mailboxId: l.key.id }))
+  }
+
+  /**
+   * Once `want` mailboxes in use are registered: retires those in use that are not (their relay down,
+   * or our entry relay) and those beyond `want`, the newest first (the oldest are in the most records).
+   */
+  private retireExtras (want: number): void {
+    const inUse = [...this.live.values()].filter(l => l.key.retiredAt == null)
+    const registered = inUse.filter(l => l.registered).sort((a, b) => a.key.createdAt - b.key.createdAt)
+    if (registered.length < want) return
+    const extra = [...inUse.filter(l => !l.registered), ...registered.slice(want)]
+    const now = this.now()
+    for (const l of extra) {
+      this.init.keys.retire(l.key.id, now)
+      l.key.retiredAt = now
+      this.stats.retired++
+    }
+  }
+
+  /**
+   * Draining mailboxes past `drainMs` (no record names them any more): released once a STOCKED (or
+   * REGISTERED) answer said nothing waits; erased unasked `drainMs + itemAgeMs` after retirement
+   * (whatever waited there has expired). Their keys are erased.
+   */
+  private release (): void {
+    const now = this.now()
+    for (const [id, l] of this.live) {
+      const retiredAt = l.key.retiredAt
+      if (retiredAt == null || retiredAt + this.timing.drainMs > now) continue
+      const empty = l.registered && l.waiting === 0
+      if (!empty && retiredAt + this.timing.drainMs + this.timing.itemAgeMs > now) continue
+      this.live.delete(id)
+      this.init.keys.remove(l.key.id)
+      this.stats.released++
+    }
   }
 
   /**
@@ -150,7 +210,9 @@ export class MailboxClient {
     // not yet heard on gossip) or is our entry relay: senders holding a record of ours that names it keep
     // depositing there, so it is fetched again once it can be (upkeep registers it then; `register`
     // refuses one on our entry relay). Meanwhile it is not named in the record and others replace it.
-    for (const key of this.init.keys.active()) {
+    // retired ones too, while something may wait in them (draining); older ones are erased
+    this.init.keys.erase(this.now() - this.timing.drainMs - this.timing.itemAgeMs)
+    for (const key of this.init.keys.all()) {
       this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
     }
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
@@ -159,7 +221,7 @@ export class MailboxClient {
       if (relay == null) {
         // every candidate already holds a mailbox of ours: one that did not answer in time (a loaded
         // network) is asked again rather than the start failing
-        const pending = [...this.live.values()].filter(l => !l.registered)
+        const pending = [...this.live.values()].filter(l => !l.registered && l.key.retiredAt == null)
         if (pending.length === 0) break
         await this.register(pending[round % pending.length]).catch((err: Error) => { this.log('registering a mailbox again failed: %s', err.message) })
         continue
@@ -170,6 +232,7 @@ export class MailboxClient {
       this.live.set(hex(key.id), l)
       await this.register(l).catch((err: Error) => { this.log('registering a mailbox failed: %s', err.message) })
     }
+    this.retireExtras(want)
     const addresses = this.addresses()
     if (addresses.length === 0) throw new MailboxUnavailableError('no relay accepted a mailbox (too few relays, or none answered)')
     if (addresses.length < want) this.init.onWarning?.(`only ${addresses.length} of ${want} mailboxes could be registered: messages to you depend on fewer relays`)
@@ -232,6 +295,7 @@ export class MailboxClient {
       throw new MailboxUnavailableError(`mailbox refused: ${answer.kind === 'refused' ? answer.reason : answer.kind}`)
     }
     l.registered = true
+    l.waiting = answer.waiting
     // the relay forgets the blocks stocked before a REGISTER (they may end at a previous run's address)
     l.stocked = []
     this.init.keys.markRegistered(l.key.id, this.now())
@@ -251,10 +315,12 @@ export class MailboxClient {
   private async tick (): Promise<void> {
     if (this.stopped) return
     const now = this.now()
-    for (const l of this.live.values()) {
+    for (const l of [...this.live.values()]) {
       if (!l.registered || (l.key.registeredAt ?? 0) + this.timing.reregisterMs < now) await this.register(l).catch(() => {})
     }
-    // at least one block each round: the relay's answer tells how many it really holds
+    this.retireExtras(this.init.want ?? DEFAULT_MAILBOXES)
+    this.release()
+    // at least one block each round: the relay's answer tells how many it really holds (and how many items wait)
     await this.topUp(1)
   }
 
@@ -309,6 +375,7 @@ export class MailboxClient {
     this.init.onion.request(relay, SERVICE_MAILBOX, buildStock(l.pair, blocks, this.now()), { timeoutMs: this.timing.requestTimeoutMs }).then(payload => {
       const d = decodeMailboxPayload(payload)
       if (!d.ok || d.answer.kind !== 'stocked') return
+      l.waiting = d.answer.waiting
       if (d.answer.blocks < l.stocked.length) {
         l.stocked = l.stocked.sort((a, b) => b.expires - a.expires).slice(0, d.answer.blocks)
         this.topUp().catch(() => {})

@@ -64,6 +64,9 @@ describe('a user restarted while a mailbox relay of hers is down', { timeout: 30
     net.users.push(alice)
     await chat.start()
     assert.ok(!chat.mailboxes.addresses().some(m => Buffer.compare(m.mailboxId, record.mailboxes[0].id) === 0), 'the mailbox on the dead relay waits')
+    // replaced (two others are in use): no longer named in her record, but drained once its relay is back
+    assert.ok(chat.mailboxes.draining().some(m => Buffer.compare(m.mailboxId, record.mailboxes[0].id) === 0), 'the mailbox on the dead relay is draining')
+    assert.equal(chat.mailboxes.addresses().length, 2)
     // it comes back on its data directory
     const back: TestRelay = await net.relay({ dataDir: boxRelay.dataDir })
     assert.equal(back.relay.peerId, boxRelay.relay.peerId)
