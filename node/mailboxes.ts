@@ -32,6 +32,7 @@ import type { MailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxAnswer } from '../protocols/mailbox/codec.ts'
 import { DEFAULT_ITEM_AGE_MS, MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
+import { MAX_HOP_DELAY_MS } from '../protocols/onion/delays.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { drawByGroup } from '../protocols/onion/paths.ts'
 import { SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
@@ -55,10 +56,12 @@ export const DEFAULT_REREGISTER_MS = 6 * 3600_000
 export const DEFAULT_DRAIN_MS = 7 * 24 * 3600_000 + 12 * 3600_000
 /**
  * A DEPOSIT's answer that comes after the request timed out is still taken this long: the item was
- * committed when the relay answered, however slow the way back. Its reply block cannot work longer
- * than this anyway (the relays on it rotate their onion keys within an hour; DEFAULT_REPLY_BLOCK_TTL_MS).
+ * committed when the relay answered, however slow the way back. The mixes hold a round trip at most
+ * 5 delayed hops x MAX_HOP_DELAY_MS (2 min) = 10 min; one more minute for the links. Not longer: each
+ * kept reply block holds a place among the client's MAX_REPLY_BLOCKS, and a retry every interval
+ * makes another.
  */
-export const DEFAULT_LATE_ANSWER_MS = 50 * 60_000
+export const DEFAULT_LATE_ANSWER_MS = 5 * MAX_HOP_DELAY_MS + 60_000
 
 export interface MailboxTiming {
   stockLevel: number
