@@ -200,9 +200,10 @@ describe('on the in-process network: every DEPOSIT answered only after the sende
   after(async () => { await net.teardown() })
 
   it('the sender shows each message stored from the late answers (before the fix: queued, deposited again and again, never stored); the recipient shows each once', async () => {
-    // a longer request timeout than the helpers' 5 s: starting (registering, publishing through exits)
-    // must not fail on a loaded machine; bob's deposits are held until he gave up on them whatever it is
-    const timing = { requestTimeoutMs: 10_000 }
+    // a longer request timeout than the helpers' 5 s: starting (registering, publishing through exits,
+    // which put and read back in the DHT) failed at 5 s and at 10 s under flake-hunt's load; bob's
+    // deposits are held until he gave up on them whatever the timeout is
+    const timing = { requestTimeoutMs: 20_000 }
     let alice = await net.user('alice', { timing })
     const aliceDir = alice.dataDir
     const bob = await net.user('bob', { timing })
@@ -222,7 +223,7 @@ describe('on the in-process network: every DEPOSIT answered only after the sende
     }
     const ids = Array.from({ length: MESSAGES }, (_, i) => bob.chat.send('alice', `late ${i}`).id)
     const gaveUp = (id: string): boolean => eventsOf(bob, 'queued').some(e => e.id === id && e.reason.includes('no answer'))
-    await waitFor(() => ids.every(gaveUp), () => `bob giving up on the first deposits (${ids.filter(gaveUp).length} of ${MESSAGES})`, 120_000)
+    await waitFor(() => ids.every(gaveUp), () => `bob giving up on the first deposits (${ids.filter(gaveUp).length} of ${MESSAGES})`, 150_000)
     assert.ok(held.length >= MESSAGES, 'the first deposits are held')
     release = true
     const first = held.splice(0)
