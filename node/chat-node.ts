@@ -862,14 +862,24 @@ export class ChatNode {
     }), this.identity.signer, { identityKey: record.identityKey, onionKey: key.key, epoch: key.epoch })
     const boxes = this.depositOrder(record)
     this.store.markSent(id)
+    // a STORED that comes after the request timed out (a slow network, not a failing one) still counts:
+    // the item is in that mailbox, so the message is stored and the outbox stops sending it again
+    const stored = (): void => {
+      this.lastQueued.delete(id)
+      if (this.store.markStored(id)) this.emit({ type: 'stored', id, to: msg.peerNick })
+    }
+    const late = (kind: string): void => { if (kind === 'stored' && this.stopping == null) stored() }
     let lastReason = ''
     for (const [i, box] of boxes.entries()) {
+      // a late answer to an earlier deposit of this message may have come meanwhile
+      if (this.stopping != null) return
+      const now = this.store.get(id)
+      if (now == null || (now.state !== 'queued' && now.state !== 'sent')) return
       this.emit({ type: 'sent', id, to: msg.peerNick, attempt: msg.attempts + 1 + i, path: [hex(box.relay).slice(0, 16)] })
       try {
-        const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed)
+        const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed, late)
         if (kind === 'stored') {
-          this.lastQueued.delete(id)
-          if (this.store.markStored(id)) this.emit({ type: 'stored', id, to: msg.peerNick })
+          stored()
           return
         }
         lastReason = `mailbox answered ${kind}`
@@ -879,6 +889,8 @@ export class ChatNode {
     }
     // stopping abandons packets still waiting for a cover tick: not worth a word, the next start sends it
     if (this.stopping != null) return
+    const after = this.store.get(id)
+    if (after == null || (after.state !== 'queued' && after.state !== 'sent')) return
     queue(`no mailbox of ${msg.peerNick} stored it (${lastReason}); will retry`)
   }
 

@@ -3,7 +3,8 @@
  * (PROTOCOL-V2.md section 1). The key authenticates REGISTER, STOCK and ACK at that relay; the mailbox
  * id is a hash of its public key (protocols/mailbox), so nobody else can take over an id that lapses.
  * It is not the identity key: the relay cannot link two mailboxes of one user by their keys.
- * A retired mailbox (its relay gone, or replaced) is kept until nothing can be waiting in it.
+ * A retired mailbox (its relay gone, or replaced) is kept until nothing can be waiting in it: it is
+ * still fetched (node/mailboxes.ts, "draining") but no longer named in the user's record.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 
@@ -38,7 +39,7 @@ function toKey (row: Record<string, unknown>): MailboxKey {
 }
 
 export class MailboxKeys {
-  private readonly sql: Record<'insert' | 'active' | 'all' | 'get' | 'registered' | 'retire' | 'erase', StatementSync>
+  private readonly sql: Record<'insert' | 'active' | 'all' | 'get' | 'registered' | 'retire' | 'erase' | 'remove', StatementSync>
 
   constructor (db: DatabaseSync) {
     this.sql = {
@@ -48,7 +49,8 @@ export class MailboxKeys {
       get: db.prepare('SELECT * FROM mailbox_keys WHERE id = ?'),
       registered: db.prepare('UPDATE mailbox_keys SET registered_at = ? WHERE id = ?'),
       retire: db.prepare('UPDATE mailbox_keys SET retired_at = ? WHERE id = ? AND retired_at IS NULL'),
-      erase: db.prepare('DELETE FROM mailbox_keys WHERE retired_at IS NOT NULL AND retired_at <= ?')
+      erase: db.prepare('DELETE FROM mailbox_keys WHERE retired_at IS NOT NULL AND retired_at <= ?'),
+      remove: db.prepare('DELETE FROM mailbox_keys WHERE id = ? AND retired_at IS NOT NULL')
     }
   }
 
@@ -86,5 +88,10 @@ export class MailboxKeys {
   /** Erases the keys of mailboxes retired at or before `before` (nothing can wait in them any more). */
   erase (before: number): number {
     return Number(this.sql.erase.run(before).changes)
+  }
+
+  /** Erases one retired mailbox's key (drained: found empty after no record can name it any more). */
+  remove (id: Uint8Array): boolean {
+    return Number(this.sql.remove.run(id).changes) === 1
   }
 }

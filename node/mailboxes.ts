@@ -5,6 +5,15 @@
  *   network has them; each has its own Ed25519 key (node/mailbox-keys.ts), never the identity key;
  *   a mailbox of a previous run is never abandoned while its relay is down or is the entry relay (records
  *   naming it are out there, and items wait in it): it is registered and fetched again once it can be;
+ * - holds at most `want` mailboxes in use (named in the record): once `want` are registered, one that
+ *   could not be (its relay down, or our entry relay) and any beyond `want` (the newest) are retired.
+ *   A retired mailbox is *draining*: no longer named in the record, but registered, stocked and so
+ *   fetched whenever its relay is live, because senders holding an older record may deposit there until
+ *   that record expires (`drainMs`). Past that, the first STOCKED answer saying nothing waits releases
+ *   it: no more requests (the relay forgets an empty mailbox after its idle age) and its key is erased.
+ *   One whose relay never comes back is erased `drainMs + itemAgeMs` after it was retired (its items
+ *   have expired at the relay). So a user restarted any number of times holds `want` mailboxes plus
+ *   those retired in the last `drainMs` (+ `itemAgeMs` while their relays are down), never more;
  * - REGISTERs each with the current signed name record (the relay republishes it while the user is
  *   away), through an onion request;
  * - keeps reply blocks STOCKed at each (the relay pushes what waits through them: the relay never learns
@@ -21,8 +30,9 @@ import { logger } from '@libp2p/logger'
 import { buildAck, buildDeposit, buildRegister, buildStock, decodeMailboxPayload, mailboxKeyPairFromSeed, generateMailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxAnswer } from '../protocols/mailbox/codec.ts'
-import { MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
+import { DEFAULT_ITEM_AGE_MS, MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
+import { MAX_HOP_DELAY_MS } from '../protocols/onion/delays.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { drawByGroup } from '../protocols/onion/paths.ts'
 import { SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
@@ -39,6 +49,19 @@ export const DEFAULT_STOCK_INTERVAL_MS = 5 * 60_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000
 /** A registration is renewed this often (the relay forgets an idle mailbox after days). */
 export const DEFAULT_REREGISTER_MS = 6 * 3600_000
+/**
+ * A retired mailbox may still be named in records senders hold this long: a name record's lifetime
+ * (chat-node NAME_TTL_MS, a week and 12 h). It is fetched at least until then.
+ */
+export const DEFAULT_DRAIN_MS = 7 * 24 * 3600_000 + 12 * 3600_000
+/**
+ * A DEPOSIT's answer that comes after the request timed out is still taken this long: the item was
+ * committed when the relay answered, however slow the way back. The mixes hold a round trip at most
+ * 5 delayed hops x MAX_HOP_DELAY_MS (2 min) = 10 min; one more minute for the links. Not longer: each
+ * kept reply block holds a place among the client's MAX_REPLY_BLOCKS, and a retry every interval
+ * makes another.
+ */
+export const DEFAULT_LATE_ANSWER_MS = 5 * MAX_HOP_DELAY_MS + 60_000
 
 export interface MailboxTiming {
   stockLevel: number
@@ -46,6 +69,11 @@ export interface MailboxTiming {
   stockIntervalMs: number
   requestTimeoutMs: number
   reregisterMs: number
+  lateAnswerMs: number
+  /** How long a retired mailbox may still be named in a record someone holds (DEFAULT_DRAIN_MS). */
+  drainMs: number
+  /** How long a relay keeps an item (protocols/mailbox DEFAULT_ITEM_AGE_MS). */
+  itemAgeMs: number
 }
 
 export interface MailboxAddress {
@@ -89,7 +117,7 @@ interface Stocked { expires: number, path: string[] }
  * A mailbox in use. `acks`: item ids handled and not yet acknowledged; `ackQueued`: an ACK packet is
  * waiting to leave (behind cover traffic's drop ticks, node/cover.ts), so new ids wait for the next one.
  */
-interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: Stocked[], registered: boolean, acks?: Uint8Array[], ackQueued?: boolean }
+interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: Stocked[], registered: boolean, acks?: Uint8Array[], ackQueued?: boolean, waiting?: number }
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
@@ -101,7 +129,7 @@ export class MailboxClient {
   private readonly log = logger('p2pchat:mailboxes')
   private timer: ReturnType<typeof setInterval> | undefined
   private stopped = false
-  readonly stats = { pushes: 0, acked: 0, stocked: 0, registered: 0, failures: 0 }
+  readonly stats = { pushes: 0, acked: 0, stocked: 0, registered: 0, failures: 0, retired: 0, released: 0 }
 
   constructor (init: MailboxClientInit) {
     this.init = init
@@ -112,6 +140,9 @@ export class MailboxClient {
       stockIntervalMs: DEFAULT_STOCK_INTERVAL_MS,
       requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
       reregisterMs: DEFAULT_REREGISTER_MS,
+      lateAnswerMs: DEFAULT_LATE_ANSWER_MS,
+      drainMs: DEFAULT_DRAIN_MS,
+      itemAgeMs: DEFAULT_ITEM_AGE_MS,
       ...init.timing
     }
   }
@@ -120,14 +151,54 @@ export class MailboxClient {
     return this.init.relays().find(r => Buffer.compare(r.address, address) === 0)
   }
 
-  /** The relays of the mailboxes in use (peer ids): the entry relay should be none of them. */
+  /** The relays of the mailboxes held, in use or draining (peer ids): the entry relay should be none of them. */
   relayPeerIds (): string[] {
-    return this.init.keys.active().flatMap(k => { const r = this.relay(k.relay); return r == null ? [] : [r.peerId] })
+    return this.init.keys.all().flatMap(k => { const r = this.relay(k.relay); return r == null ? [] : [r.peerId] })
   }
 
-  /** The mailboxes to name in the name record: registered ones whose relay is live. */
+  /** The mailboxes to name in the name record: registered ones in use (not draining). */
   addresses (): MailboxAddress[] {
-    return [...this.live.values()].filter(l => l.registered).map(l => ({ relay: l.key.relay, mailboxId: l.key.id }))
+    return [...this.live.values()].filter(l => l.registered && l.key.retiredAt == null).map(l => ({ relay: l.key.relay, mailboxId: l.key.id }))
+  }
+
+  /** Retired mailboxes still fetched (until nothing can wait in them). */
+  draining (): MailboxAddress[] {
+    return [...this.live.values()].filter(l => l.key.retiredAt != null).map(l => ({ relay: l.key.relay, mailboxId: l.key.id }))
+  }
+
+  /**
+   * Once `want` mailboxes in use are registered: retires those in use that are not (their relay down,
+   * or our entry relay) and those beyond `want`, the newest first (the oldest are in the most records).
+   */
+  private retireExtras (want: number): void {
+    const inUse = [...this.live.values()].filter(l => l.key.retiredAt == null)
+    const registered = inUse.filter(l => l.registered).sort((a, b) => a.key.createdAt - b.key.createdAt)
+    if (registered.length < want) return
+    const extra = [...inUse.filter(l => !l.registered), ...registered.slice(want)]
+    const now = this.now()
+    for (const l of extra) {
+      this.init.keys.retire(l.key.id, now)
+      l.key.retiredAt = now
+      this.stats.retired++
+    }
+  }
+
+  /**
+   * Draining mailboxes past `drainMs` (no record names them any more): released once a STOCKED (or
+   * REGISTERED) answer said nothing waits; erased unasked `drainMs + itemAgeMs` after retirement
+   * (whatever waited there has expired). Their keys are erased.
+   */
+  private release (): void {
+    const now = this.now()
+    for (const [id, l] of this.live) {
+      const retiredAt = l.key.retiredAt
+      if (retiredAt == null || retiredAt + this.timing.drainMs > now) continue
+      const empty = l.registered && l.waiting === 0
+      if (!empty && retiredAt + this.timing.drainMs + this.timing.itemAgeMs > now) continue
+      this.live.delete(id)
+      this.init.keys.remove(l.key.id)
+      this.stats.released++
+    }
   }
 
   /**
@@ -142,7 +213,9 @@ export class MailboxClient {
     // not yet heard on gossip) or is our entry relay: senders holding a record of ours that names it keep
     // depositing there, so it is fetched again once it can be (upkeep registers it then; `register`
     // refuses one on our entry relay). Meanwhile it is not named in the record and others replace it.
-    for (const key of this.init.keys.active()) {
+    // retired ones too, while something may wait in them (draining); older ones are erased
+    this.init.keys.erase(this.now() - this.timing.drainMs - this.timing.itemAgeMs)
+    for (const key of this.init.keys.all()) {
       this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
     }
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
@@ -151,7 +224,7 @@ export class MailboxClient {
       if (relay == null) {
         // every candidate already holds a mailbox of ours: one that did not answer in time (a loaded
         // network) is asked again rather than the start failing
-        const pending = [...this.live.values()].filter(l => !l.registered)
+        const pending = [...this.live.values()].filter(l => !l.registered && l.key.retiredAt == null)
         if (pending.length === 0) break
         await this.register(pending[round % pending.length]).catch((err: Error) => { this.log('registering a mailbox again failed: %s', err.message) })
         continue
@@ -162,6 +235,7 @@ export class MailboxClient {
       this.live.set(hex(key.id), l)
       await this.register(l).catch((err: Error) => { this.log('registering a mailbox failed: %s', err.message) })
     }
+    this.retireExtras(want)
     const addresses = this.addresses()
     if (addresses.length === 0) throw new MailboxUnavailableError('no relay accepted a mailbox (too few relays, or none answered)')
     if (addresses.length < want) this.init.onWarning?.(`only ${addresses.length} of ${want} mailboxes could be registered: messages to you depend on fewer relays`)
@@ -189,8 +263,19 @@ export class MailboxClient {
     return drawByGroup(pool)
   }
 
-  private async ask (relay: PathRelay, request: Uint8Array): Promise<MailboxAnswer> {
-    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs: this.timing.requestTimeoutMs })
+  /** `onLate`: an answer that comes after the timeout (SPEC.md section 3, DEPOSIT: "late answers"). */
+  private async ask (relay: PathRelay, request: Uint8Array, onLate?: (answer: MailboxAnswer) => void): Promise<MailboxAnswer> {
+    const late = onLate == null
+      ? undefined
+      : {
+          ms: this.timing.lateAnswerMs,
+          onAnswer: (payload: Uint8Array) => {
+            const d = decodeMailboxPayload(payload)
+            if (d.ok) onLate(d.answer)
+            else this.log('a late mailbox answer did not decode: %s', d.reason)
+          }
+        }
+    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs: this.timing.requestTimeoutMs, late })
     const decoded = decodeMailboxPayload(payload)
     if (!decoded.ok) throw new MailboxUnavailableError(`a mailbox answer did not decode: ${decoded.reason}`)
     return decoded.answer
@@ -213,6 +298,7 @@ export class MailboxClient {
       throw new MailboxUnavailableError(`mailbox refused: ${answer.kind === 'refused' ? answer.reason : answer.kind}`)
     }
     l.registered = true
+    l.waiting = answer.waiting
     // the relay forgets the blocks stocked before a REGISTER (they may end at a previous run's address)
     l.stocked = []
     this.init.keys.markRegistered(l.key.id, this.now())
@@ -232,10 +318,12 @@ export class MailboxClient {
   private async tick (): Promise<void> {
     if (this.stopped) return
     const now = this.now()
-    for (const l of this.live.values()) {
+    for (const l of [...this.live.values()]) {
       if (!l.registered || (l.key.registeredAt ?? 0) + this.timing.reregisterMs < now) await this.register(l).catch(() => {})
     }
-    // at least one block each round: the relay's answer tells how many it really holds
+    this.retireExtras(this.init.want ?? DEFAULT_MAILBOXES)
+    this.release()
+    // at least one block each round: the relay's answer tells how many it really holds (and how many items wait)
     await this.topUp(1)
   }
 
@@ -290,6 +378,7 @@ export class MailboxClient {
     this.init.onion.request(relay, SERVICE_MAILBOX, buildStock(l.pair, blocks, this.now()), { timeoutMs: this.timing.requestTimeoutMs }).then(payload => {
       const d = decodeMailboxPayload(payload)
       if (!d.ok || d.answer.kind !== 'stocked') return
+      l.waiting = d.answer.waiting
       if (d.answer.blocks < l.stocked.length) {
         l.stocked = l.stocked.sort((a, b) => b.expires - a.expires).slice(0, d.answer.blocks)
         this.topUp().catch(() => {})
@@ -356,11 +445,14 @@ export class MailboxClient {
    * DEPOSITs `item` in someone's mailbox and waits for the relay's answer: 'stored' once it is written
    * durably there; 'full' / 'unknown-mailbox' / 'too-large' are for the caller to try the other mailbox.
    * Throws MailboxUnavailableError (relay unknown), AnswerTimeoutError, NoEntryRelayError.
+   * `onLate`: after an AnswerTimeoutError, the answer if it still comes within `lateAnswerMs` (a
+   * 'stored' then means the item was stored after all: a network slower than the timeout is slow, not
+   * failing).
    */
-  async deposit (to: MailboxAddress, item: Uint8Array): Promise<MailboxAnswer['kind']> {
+  async deposit (to: MailboxAddress, item: Uint8Array, onLate?: (kind: MailboxAnswer['kind']) => void): Promise<MailboxAnswer['kind']> {
     const relay = this.relay(to.relay)
     if (relay == null) throw new MailboxUnavailableError('that mailbox\'s relay is not among the live relays')
-    const answer = await this.ask(relay, buildDeposit(to.mailboxId, item))
+    const answer = await this.ask(relay, buildDeposit(to.mailboxId, item), onLate == null ? undefined : (a) => { onLate(a.kind) })
     return answer.kind
   }
 }

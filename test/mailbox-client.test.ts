@@ -16,7 +16,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
-import type { MailboxAddress } from '../node/mailboxes.ts'
+import type { MailboxAddress, MailboxTiming } from '../node/mailboxes.ts'
 import { buildDeposit, decodeMailboxPayload } from '../protocols/mailbox/client.ts'
 import { SURB_SIZE } from '../protocols/mailbox/constants.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
@@ -61,6 +61,17 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     return service
   }
 
+  function addRelay (): FakeRelay {
+    const i = relays.length
+    const dir = join(root, `relay-${i}`)
+    mkdirSync(dir, { mode: 0o700 })
+    const store = MailboxStore.open(MailboxStore.pathIn(dir))
+    const r: FakeRelay = { path: { address: new Uint8Array(randomBytes(32)), onionKey: new Uint8Array(randomBytes(32)), peerId: `relay-${i}` }, dir, store, service: undefined as unknown as MailboxService }
+    r.service = startService(r)
+    relays.push(r)
+    return r
+  }
+
   const onion = {
     replyBlock: (onReply: (payload: Uint8Array) => void): { surb: Uint8Array, id: Uint8Array, path: string[] } => {
       const surb = new Uint8Array(randomBytes(SURB_SIZE))
@@ -85,7 +96,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     }
   }
 
-  function client (received: string[]): MailboxClient {
+  function client (received: string[], timing: Partial<MailboxTiming> = {}): MailboxClient {
     // every reading of the clock a millisecond later: two REGISTERs never carry one timestamp
     let clock = Date.now()
     const c = new MailboxClient({
@@ -96,7 +107,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
       entryPeerId: () => entry,
       record: () => new Uint8Array(100).fill(7),
       onItem: async (item) => { received.push(hex(item)); return true },
-      timing: { stockIntervalMs: 50, requestTimeoutMs: 1_000 }
+      timing: { stockIntervalMs: 50, requestTimeoutMs: 1_000, ...timing }
     })
     clients.push(c)
     return c
@@ -110,14 +121,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     entry = 'entry'
     held = new Map()
     relays = []
-    for (let i = 0; i < 4; i++) {
-      const dir = join(root, `relay-${i}`)
-      mkdirSync(dir, { mode: 0o700 })
-      const store = MailboxStore.open(MailboxStore.pathIn(dir))
-      const r: FakeRelay = { path: { address: new Uint8Array(randomBytes(32)), onionKey: new Uint8Array(randomBytes(32)), peerId: `relay-${i}` }, dir, store, service: undefined as unknown as MailboxService }
-      r.service = startService(r)
-      relays.push(r)
-    }
+    for (let i = 0; i < 4; i++) addRelay()
     db = new DatabaseSync(':memory:')
     db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
       public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
@@ -229,5 +233,64 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     await waitFor(() => sent.every(s => received.includes(s)),
       () => `all ${sent.length} items (got ${sent.filter(s => received.includes(s)).length}; mailboxes in use ${c.addresses().length})`, 10_000)
     await waitFor(() => acknowledged(boxes), 'every item acknowledged', 10_000)
+  })
+
+  it('restarted again and again, each time with another mailbox relay down: at most `want` mailboxes in use, the replaced ones drained (every item deposited by senders holding older records fetched) and then released', async () => {
+    for (let i = 0; i < 4; i++) addRelay()
+    const keys = new MailboxKeys(db)
+    // a record names a mailbox this long here (a week and a half in the product)
+    const drainMs = 1_500
+    const received: string[] = []
+    const sent: string[] = []
+    let c = client(received, { drainMs })
+    let boxes = await c.start()
+    assert.equal(boxes.length, 2)
+    const named: MailboxAddress[] = [...boxes]
+    for (let restart = 0; restart < 5; restart++) {
+      c.stop()
+      blocks.clear()
+      for (const r of relays) down.delete(r.path.peerId)
+      // senders holding any of her records so far deposit into every mailbox those named
+      sent.push(...await depositInto(named.filter(b => keys.get(b.mailboxId) != null)))
+      // one of the mailboxes in use now has its relay down as she starts again
+      const gone = relays.find(r => hex(r.path.address) === hex(boxes[restart % 2].relay))
+      assert.ok(gone != null)
+      down.add(gone.path.peerId)
+      c = client(received, { drainMs })
+      boxes = await c.start()
+      assert.equal(boxes.length, 2, 'two mailboxes in use, on relays that are up')
+      assert.ok(boxes.every(b => hex(b.relay) !== hex(gone.path.address)))
+      named.push(...boxes.filter(b => !named.some(n => hex(n.mailboxId) === hex(b.mailboxId))))
+      const inUse = keys.active()
+      assert.equal(inUse.length, 2, `restart ${restart + 1}: only the two in use are not retired (held ${keys.all().length})`)
+      // the relay comes back: what waited in the mailbox she replaced is fetched (draining)
+      down.delete(gone.path.peerId)
+      await waitFor(() => sent.every(x => received.includes(x)),
+        () => `restart ${restart + 1}: all ${sent.length} items (got ${sent.filter(x => received.includes(x)).length}; draining ${c.draining().length})`, 20_000)
+    }
+    // past drainMs, each replaced mailbox is released once the relay says nothing waits there: its key erased
+    await waitFor(() => c.draining().length === 0 && keys.all().length === 2,
+      () => `the replaced mailboxes released (draining ${c.draining().length}, keys ${keys.all().length})`, 20_000)
+    assert.ok(c.stats.released >= 5, `released ${c.stats.released}`)
+    assert.deepEqual(keys.all().map(k => hex(k.id)).sort(), c.addresses().map(a => hex(a.mailboxId)).sort(), 'only the mailboxes in use are held')
+    // nothing was lost: every item was fetched and acknowledged
+    await waitFor(() => acknowledged(named), 'every item acknowledged', 10_000)
+  })
+
+  it('a replaced mailbox whose relay never comes back is erased once its items have expired there (drainMs + itemAgeMs), not before', async () => {
+    const keys = new MailboxKeys(db)
+    let c = client([], { drainMs: 300, itemAgeMs: 700 })
+    const boxes = await c.start()
+    c.stop()
+    const gone = relays.find(r => hex(r.path.address) === hex(boxes[0].relay))
+    assert.ok(gone != null)
+    down.add(gone.path.peerId)
+    const started = Date.now()
+    c = client([], { drainMs: 300, itemAgeMs: 700 })
+    await c.start()
+    assert.equal(c.draining().length, 1)
+    await waitFor(() => keys.get(boxes[0].mailboxId) == null, 'the key of the mailbox on the dead relay erased', 10_000)
+    assert.ok(Date.now() - started >= 1_000, 'not before drainMs + itemAgeMs')
+    assert.equal(keys.all().length, 2)
   })
 })

@@ -128,7 +128,9 @@ describe('a mailbox relay process killed at its stored acknowledgements', { time
         while (!killed && inFlight.size < IN_FLIGHT && sent < MAX_DEPOSITS_PER_ROUND) {
           const i = next++
           sent++
-          const p: Promise<void> = bob.chat.mailboxes.deposit(to, seal(i)).then(
+          // a STORED that comes after bob's request timed out (a loaded machine) was answered all the same
+          const late = (kind: string): void => { if (kind === 'stored') answers.set(i, 'stored') }
+          const p: Promise<void> = bob.chat.mailboxes.deposit(to, seal(i), late).then(
             kind => { answers.set(i, kind); if (kind === 'stored') kill?.('a stored answer at bob') },
             (err: Error) => { answers.set(i, err.name) }
           ).finally(() => { inFlight.delete(p) })

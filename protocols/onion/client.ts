@@ -211,27 +211,44 @@ export class OnionClient {
    * `send` with an answer: resolves with it, rejects with AnswerTimeoutError `timeoutMs` after the packet
    * left (a link holding packets for cover traffic may keep it a while first: that wait is not the
    * network's), or with SubmitFailedError when the link gives up on it.
+   *
+   * `late`: after the timeout the reply block is kept `late.ms` longer and an answer that still comes
+   * through it goes to `late.onAnswer` (its path then counts as answered). A request that changed
+   * something at the far end (a DEPOSIT committed) is then known to have done so, although slowly:
+   * without it, a network slower than the timeout drops every answer and the caller repeats a request
+   * that had worked.
    */
-  async request (final: PathRelay, service: number, request: Uint8Array, opts: { timeoutMs: number, signal?: AbortSignal }): Promise<Uint8Array> {
+  async request (final: PathRelay, service: number, request: Uint8Array, opts: { timeoutMs: number, signal?: AbortSignal, late?: { ms: number, onAnswer: (answer: Uint8Array) => void } }): Promise<Uint8Array> {
     return await new Promise<Uint8Array>((resolve, reject) => {
       let sent: SentRequest | undefined
       let timer: ReturnType<typeof setTimeout> | undefined
       let done = false
-      const finish = (): void => {
+      const finish = (keepBlock = false): void => {
         done = true
         clearTimeout(timer)
         opts.signal?.removeEventListener('abort', onAbort)
-        if (sent?.replyId != null) this.blocks.delete(hex(sent.replyId))
+        if (sent?.replyId != null && !keepBlock) this.blocks.delete(hex(sent.replyId))
       }
       const outcome = (answered: boolean): void => { if (sent != null) this.init.onOutcome?.([...sent.path, ...(sent.replyPath ?? [])], answered) }
       const onAbort = (): void => { finish(); reject(opts.signal?.reason ?? new Error('aborted')) }
+      const timedOut = (): void => {
+        const late = opts.late
+        const held = late != null && sent?.replyId != null ? this.blocks.get(hex(sent.replyId)) : undefined
+        finish(held != null)
+        outcome(false)
+        if (held != null && late != null) {
+          held.expires = this.now() + late.ms
+          held.onReply = (answer) => { outcome(true); late.onAnswer(answer) }
+        }
+        reject(new AnswerTimeoutError())
+      }
       const departed = (ok: boolean): void => {
         if (done) return
         if (!ok) { finish(); reject(new SubmitFailedError('the packet never left: the entry link gave up on it')); return }
         // the reply block waits `timeoutMs` from now (it may have waited for its cover tick)
         const held = sent?.replyId != null ? this.blocks.get(hex(sent.replyId)) : undefined
         if (held != null) held.expires = this.now() + opts.timeoutMs
-        timer = setTimeout(() => { finish(); outcome(false); reject(new AnswerTimeoutError()) }, opts.timeoutMs)
+        timer = setTimeout(timedOut, opts.timeoutMs)
       }
       opts.signal?.addEventListener('abort', onAbort, { once: true })
       try {
