@@ -53,6 +53,14 @@ export interface AnonymityRow {
   mbPerUserPerDay: number
   /** Every message delivered exactly once. */
   exactlyOnce: boolean
+  /** Seconds to start the level's users one after another (register, stock, publish: before cover starts). */
+  startSeconds: number
+  /**
+   * Real packets waiting for drop-cover ticks (node/cover.ts), over the users: the largest queue any
+   * user had, and the mean wait of a message's packets (lane `first`) and of everything else (`next`),
+   * ms; null at `fast` (no cover, no wait).
+   */
+  queue: { maxWaiting: number, firstMeanMs: number, firstMaxMs: number, nextMeanMs: number, nextMaxMs: number } | null
 }
 
 function quantile (xs: number[], q: number): number {
@@ -86,6 +94,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const level = privacyLevel(levelName)
       opts.log(`anonymity, ${levelName}: starting ${opts.users} users`)
       const users: TestUser[] = []
+      const startedAt = performance.now()
       const received = new Map<string, { to: string, at: number, count: number }>()
       for (let i = 0; i < opts.users; i++) {
         const nick = `${levelName}${i}`
@@ -100,6 +109,8 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         })
         users.push(x)
       }
+      const startSeconds = (performance.now() - startedAt) / 1000
+      opts.log(`anonymity, ${levelName}: ${opts.users} users started in ${startSeconds.toFixed(0)} s`)
       const deliverAll = async (ids: string[], timeoutMs: number): Promise<void> => {
         await waitFor(() => ids.every(id => received.has(id)), () => `${ids.filter(id => !received.has(id)).length} of ${ids.length} messages to arrive`, timeoutMs, 50)
       }
@@ -144,6 +155,14 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const perUser = nicks.map(n => submissions.slice(mark.sub).filter(s => s.user === n && s.at <= t1).length + deliveries.slice(mark.del).filter(s => s.user === n && s.at <= t1).length)
       const seconds = (t1 - t0) / 1000
       const candidates = opts.users - 1
+      const covers = users.map(x => x.chat.privacyStatus().cover).filter(c => c != null)
+      const lane = (k: 'first' | 'next'): { mean: number, max: number } => {
+        const n = covers.reduce((a, c) => a + c.waited[k].count, 0)
+        return { mean: n === 0 ? 0 : covers.reduce((a, c) => a + c.waited[k].totalMs, 0) / n, max: Math.max(0, ...covers.map(c => c.waited[k].maxMs)) }
+      }
+      const queue = covers.length === 0
+        ? null
+        : { maxWaiting: Math.max(...covers.map(c => c.maxWaiting)), firstMeanMs: lane('first').mean, firstMaxMs: lane('first').max, nextMeanMs: lane('next').mean, nextMaxMs: lane('next').max }
       const row: AnonymityRow = {
         level: levelName,
         users: opts.users,
@@ -157,10 +176,12 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         medianLatencyMs: quantile(latencies, 0.5),
         p95LatencyMs: quantile(latencies, 0.95),
         mbPerUserPerDay: quantile(perUser, 0.5) * WIRE_BYTES_PER_PACKET * 86_400 / seconds / 1e6,
-        exactlyOnce: sent.every(m => received.get(m.id)?.count === 1)
+        exactlyOnce: sent.every(m => received.get(m.id)?.count === 1),
+        startSeconds,
+        queue
       }
       rows.push(row)
-      opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day`)
+      opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day; started in ${startSeconds.toFixed(0)} s` + (queue == null ? '' : `; cover queue: at most ${queue.maxWaiting} waiting, a message's packets waited ${(queue.firstMeanMs / 1000).toFixed(1)} s mean (max ${(queue.firstMaxMs / 1000).toFixed(1)}), others ${(queue.nextMeanMs / 1000).toFixed(1)} s (max ${(queue.nextMaxMs / 1000).toFixed(1)})`))
       for (const x of users) await net.stopUser(x)
     }
   } finally {

@@ -678,7 +678,7 @@ export class ChatNode {
     const ours = kept != null && pin != null && bytesEqual(pin.identityKey, kept.identityKey) ? kept : undefined
     let running = this.lookups.get(nick)
     if (running == null) {
-      running = this.directory.lookup(nick).then(record => {
+      running = this.cover.first(async () => await this.directory.lookup(nick)).then(record => {
         this.recordCache.set(nick, { record, at: Date.now() })
         return record
       }).catch((err: Error) => {
@@ -788,7 +788,8 @@ export class ChatNode {
     for (const [i, box] of boxes.entries()) {
       this.emit({ type: 'sent', id, to: msg.peerNick, attempt: msg.attempts + 1 + i, path: [hex(box.relay).slice(0, 16)] })
       try {
-        const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed)
+        // what the user waits for leaves before queued upkeep and receipts (same rate: node/cover.ts)
+        const kind = await this.cover.first(async () => await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed))
         if (kind === 'stored') {
           this.lastQueued.delete(id)
           if (this.store.markStored(id)) this.emit({ type: 'stored', id, to: msg.peerNick })

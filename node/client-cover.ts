@@ -24,7 +24,7 @@ import type { Clock } from '../protocols/onion/scheduler.ts'
 import { SERVICE_DROP } from '../protocols/onion/service-body.ts'
 import { packetFromSurb } from '../protocols/onion/sphinx.ts'
 import { CoverTraffic } from './cover.ts'
-import type { CoverInit, CoverStats } from './cover.ts'
+import type { CoverInit, CoverStats, Lane } from './cover.ts'
 import type { PrivacyLevel } from './privacy.ts'
 
 export interface ClientCoverInit {
@@ -58,6 +58,8 @@ export class ClientCover {
   /** A cover packet's own send goes straight to the entry link, not into the cover queue. */
   private bypass = false
   private submitted = 0
+  /** The lane of the packets submitted while `first` runs (node/cover.ts). */
+  private lane: Lane = 'next'
 
   constructor (init: ClientCoverInit) {
     this.init = init
@@ -83,6 +85,17 @@ export class ClientCover {
 
   /** Stops cover; real packets still waiting are abandoned (their requests fail now). */
   stop (): void { this.cover?.stop() }
+
+  /**
+   * Runs `fn` with every packet it submits (synchronously: OnionClient.send and request submit before
+   * their first await) in lane `first`: it leaves before queued upkeep and receipts. For what the user
+   * waits for: a message's DEPOSIT and the lookups before it.
+   */
+  first<T> (fn: () => T): T {
+    const was = this.lane
+    this.lane = 'first'
+    try { return fn() } finally { this.lane = was }
+  }
 
   /** Packets this node handed its entry link since it was created (cover, real, start-up alike). */
   get packetsSubmitted (): number { return this.submitted }
@@ -112,7 +125,7 @@ export class ClientCover {
         const ok = now != null && this.counted(now, address, packet)
         departed?.(ok)
         if (!ok) throw now == null ? new NoEntryRelayError() : new SubmitFailedError()
-      }, () => { departed?.(false) })
+      }, () => { departed?.(false) }, this.lane)
     }
   }
 

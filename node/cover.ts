@@ -6,6 +6,14 @@
  * drop-cover tick and goes in its place, so the stream of packets a user's entry relay sees has the
  * same rate and the same exponential gaps whether the user chats or idles.
  *
+ * Two lanes, one rate: a packet the user is waiting for (a message's DEPOSIT, the lookup before it:
+ * lane `first`) leaves before mailbox upkeep, receipts and directory chores (lane `next`) queued earlier.
+ * The order of real packets inside drop ticks is invisible outside (every packet is the same size and
+ * sealed), so the lanes change no rate and reveal nothing; they only keep a backlog of upkeep (STOCKs
+ * after a burst of pushes, receipts owed) from delaying what the user typed. A backlog of N packets
+ * still takes N drop ticks to drain (N x 60 / drop s on average): the price of a rate that does not
+ * rise with activity (SPEC.md section 15.4 has the measured figures).
+ *
  * Limits: at most MAX_WAITING real packets wait for a tick (beyond: refused, counted `queue-full`, and
  * the caller's own error handling applies). A real packet still waiting when cover stops is abandoned
  * (its `abandon` runs: a request fails at once instead of waiting for a tick that never comes). Times
@@ -53,16 +61,34 @@ export interface CoverStats {
   queueFull: number
   /** Real packets still waiting when cover stopped. */
   abandoned: number
+  /** The most real packets ever waiting at once. */
+  maxWaiting: number
+  /** Real packets' waits from `send` to their tick, ms (sent ones only), by lane. */
+  waited: { first: WaitStats, next: WaitStats }
 }
+
+export interface WaitStats { count: number, totalMs: number, maxMs: number }
+
+/** Which real packets leave first: what the user waits for, or everything else (oldest first within a lane). */
+export type Lane = 'first' | 'next'
 
 export class CoverTraffic {
   private readonly init: CoverInit
   private readonly clock: Clock
   private readonly uniform: Uniform
-  private readonly waiting: Array<{ real: () => void, abandon?: () => void }> = []
+  private readonly waiting: Record<Lane, Array<{ real: () => void, abandon?: () => void, at: number }>> = { first: [], next: [] }
   private readonly timers: { loop?: unknown, drop?: unknown } = {}
   private running = false
-  readonly stats: CoverStats = { loops: 0, drops: 0, real: 0, failed: { loop: 0, drop: 0, real: 0 }, queueFull: 0, abandoned: 0 }
+  readonly stats: CoverStats = {
+    loops: 0,
+    drops: 0,
+    real: 0,
+    failed: { loop: 0, drop: 0, real: 0 },
+    queueFull: 0,
+    abandoned: 0,
+    maxWaiting: 0,
+    waited: { first: { count: 0, totalMs: 0, maxMs: 0 }, next: { count: 0, totalMs: 0, maxMs: 0 } }
+  }
 
   constructor (init: CoverInit) {
     if (!(init.loopPerMinute >= 0) || !(init.dropPerMinute >= 0)) throw new RangeError('cover rates are >= 0 per minute')
@@ -72,7 +98,7 @@ export class CoverTraffic {
   }
 
   /** Real packets waiting for their drop-cover tick. */
-  get queued (): number { return this.waiting.length }
+  get queued (): number { return this.waiting.first.length + this.waiting.next.length }
 
   /** An exponential gap (ms) of a Poisson process of `perMinute`. */
   private gap (perMinute: number): number {
@@ -93,7 +119,7 @@ export class CoverTraffic {
       if (this.timers[k] !== undefined) this.clock.clearTimer(this.timers[k])
       this.timers[k] = undefined
     }
-    for (const w of this.waiting.splice(0)) {
+    for (const w of [...this.waiting.first.splice(0), ...this.waiting.next.splice(0)]) {
       this.stats.abandoned++
       try { w.abandon?.() } catch {}
     }
@@ -118,9 +144,19 @@ export class CoverTraffic {
       try { this.init.sendLoop(); this.stats.loops++; told('loop', true) } catch { this.stats.failed.loop++; told('loop', false) }
       return
     }
-    const next = this.waiting.shift()
+    const lane: Lane = this.waiting.first.length > 0 ? 'first' : 'next'
+    const next = this.waiting[lane].shift()
     if (next != null) {
-      try { next.real(); this.stats.real++; told('real', true) } catch { this.stats.failed.real++; told('real', false) }
+      const w = this.stats.waited[lane]
+      const waitedMs = this.clock.now() - next.at
+      try {
+        next.real()
+        this.stats.real++
+        w.count++
+        w.totalMs += waitedMs
+        w.maxMs = Math.max(w.maxMs, waitedMs)
+        told('real', true)
+      } catch { this.stats.failed.real++; told('real', false) }
       return
     }
     try { this.init.sendDrop(); this.stats.drops++; told('drop', true) } catch { this.stats.failed.drop++; told('drop', false) }
@@ -129,12 +165,14 @@ export class CoverTraffic {
   /**
    * A real packet to send in place of the next drop-cover packet (`real` submits it and throws when it
    * cannot: counted). Without drop cover (rate 0) or when not started it goes at once. False when
-   * MAX_WAITING are already waiting (counted). `abandon` runs if cover stops before its tick.
+   * MAX_WAITING are already waiting (counted). `abandon` runs if cover stops before its tick. A packet
+   * in lane `first` leaves before every packet of lane `next`.
    */
-  send (real: () => void, abandon?: () => void): boolean {
+  send (real: () => void, abandon?: () => void, lane: Lane = 'next'): boolean {
     if (!this.running || this.init.dropPerMinute === 0) { real(); return true }
-    if (this.waiting.length >= MAX_WAITING) { this.stats.queueFull++; return false }
-    this.waiting.push({ real, abandon })
+    if (this.queued >= MAX_WAITING) { this.stats.queueFull++; return false }
+    this.waiting[lane].push({ real, abandon, at: this.clock.now() })
+    this.stats.maxWaiting = Math.max(this.stats.maxWaiting, this.queued)
     return true
   }
 
