@@ -68,6 +68,7 @@ export class ClientCover {
       ? new CoverTraffic({
         loopPerMinute: p.loopPerMinute,
         dropPerMinute: p.dropPerMinute,
+        backlog: p.backlog,
         sendLoop: () => { this.sendLoop() },
         sendDrop: () => { this.sendDrop() },
         uniform: init.uniform,
