@@ -16,7 +16,10 @@
  * sender entropy beside log2(candidates), the median send-to-shown latency, and each user's packets on
  * its guard link (in and out, counted at the guard) as MB a day at 3,140 bytes a packet on the wire
  * (bench/bandwidth.ts: the frame with Noise and yamux), without relay gossip (measured there: ~22 MB a
- * day with 6 relays).
+ * day with 6 relays). Also: how long the level's users took to start (one after another: registering,
+ * stocking, publishing, each a round trip through the level's delays; cover starts after), and the cover
+ * queue (node/cover.ts) over the users since their start: the most real packets waiting at once, and the
+ * mean wait of a message's packets (lane `first`) and of upkeep and receipts (`next`).
  */
 import { createHash } from 'node:crypto'
 import { privacyLevel } from '../node/privacy.ts'
@@ -199,9 +202,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     levels: arg('levels', 'fast,low,standard,high').split(','),
     log: (line) => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`) }
   })
-  process.stdout.write('| level | linked (99 % Wilson) | x chance | entropy / log2 N bits | median latency | MB/user/day (packets, no gossip) | exactly once |\n| --- | --- | --- | --- | --- | --- | --- |\n')
+  process.stdout.write('| level | linked (99 % Wilson) | x chance | entropy / log2 N bits | median latency | MB/user/day (packets, no gossip) | exactly once | users started in | most waiting; mean wait message / other |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n')
   for (const r of rows) {
-    process.stdout.write(`| ${r.level} | ${r.linked}/${r.messages} = ${(100 * r.successRate).toFixed(0)} % (${(100 * r.wilson99.low).toFixed(0)}-${(100 * r.wilson99.high).toFixed(0)} %) | ${(r.successRate / r.chance).toFixed(1)} | ${r.meanEntropyBits.toFixed(2)} / ${r.maxEntropyBits.toFixed(2)} | ${(r.medianLatencyMs / 1000).toFixed(2)} s | ${r.mbPerUserPerDay.toFixed(0)} | ${r.exactlyOnce ? 'yes' : 'NO'} |\n`)
+    process.stdout.write(`| ${r.level} | ${r.linked}/${r.messages} = ${(100 * r.successRate).toFixed(0)} % (${(100 * r.wilson99.low).toFixed(0)}-${(100 * r.wilson99.high).toFixed(0)} %) | ${(r.successRate / r.chance).toFixed(1)} | ${r.meanEntropyBits.toFixed(2)} / ${r.maxEntropyBits.toFixed(2)} | ${(r.medianLatencyMs / 1000).toFixed(2)} s | ${r.mbPerUserPerDay.toFixed(0)} | ${r.exactlyOnce ? 'yes' : 'NO'} | ${r.startSeconds.toFixed(0)} s | ${r.queue == null ? '-' : `${r.queue.maxWaiting}; ${(r.queue.firstMeanMs / 1000).toFixed(1)} / ${(r.queue.nextMeanMs / 1000).toFixed(1)} s`} |\n`)
   }
   process.stdout.write(JSON.stringify(rows) + '\n')
   process.exit(0)
