@@ -11,7 +11,8 @@
  *   rate. Every real packet (message, receipt, directory request, mailbox stock, fetch or ACK) waits
  *   for the next drop-cover tick and goes in its place: the packets a user hands its entry relay form
  *   one Poisson stream of loop + drop per minute, chatting or idle. The price: a real packet waits
- *   60/drop s on average before it leaves (3 s at 20 per minute).
+ *   60/drop s on average before it leaves (3 s at 20 per minute), and a burst of N drains in N ticks
+ *   (a message's packets go before queued upkeep; `low` alone raises its rate for a burst: LOW_BACKLOG).
  * - Receipts leave after an exponential delay of `receiptDelayMs` mean (node/receiving.ts); outbox
  *   retries come at drawn intervals (node/chat-node.ts).
  *
