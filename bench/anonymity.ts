@@ -16,7 +16,10 @@
  * sender entropy beside log2(candidates), the median send-to-shown latency, and each user's packets on
  * its guard link (in and out, counted at the guard) as MB a day at 3,140 bytes a packet on the wire
  * (bench/bandwidth.ts: the frame with Noise and yamux), without relay gossip (measured there: ~22 MB a
- * day with 6 relays).
+ * day with 6 relays). Also: how long the level's users took to start (one after another: registering,
+ * stocking, publishing, each a round trip through the level's delays; cover starts after), and the cover
+ * queue (node/cover.ts) over the users since their start: the most real packets waiting at once, and the
+ * mean wait of a message's packets (lane `first`) and of upkeep and receipts (`next`).
  */
 import { createHash } from 'node:crypto'
 import { privacyLevel } from '../node/privacy.ts'
@@ -53,6 +56,14 @@ export interface AnonymityRow {
   mbPerUserPerDay: number
   /** Every message delivered exactly once. */
   exactlyOnce: boolean
+  /** Seconds to start the level's users one after another (register, stock, publish: before cover starts). */
+  startSeconds: number
+  /**
+   * Real packets waiting for drop-cover ticks (node/cover.ts), over the users: the largest queue any
+   * user had, and the mean wait of a message's packets (lane `first`) and of everything else (`next`),
+   * ms; null at `fast` (no cover, no wait).
+   */
+  queue: { maxWaiting: number, firstMeanMs: number, firstMaxMs: number, nextMeanMs: number, nextMaxMs: number } | null
 }
 
 function quantile (xs: number[], q: number): number {
@@ -86,6 +97,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const level = privacyLevel(levelName)
       opts.log(`anonymity, ${levelName}: starting ${opts.users} users`)
       const users: TestUser[] = []
+      const startedAt = performance.now()
       const received = new Map<string, { to: string, at: number, count: number }>()
       for (let i = 0; i < opts.users; i++) {
         const nick = `${levelName}${i}`
@@ -100,6 +112,8 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         })
         users.push(x)
       }
+      const startSeconds = (performance.now() - startedAt) / 1000
+      opts.log(`anonymity, ${levelName}: ${opts.users} users started in ${startSeconds.toFixed(0)} s`)
       const deliverAll = async (ids: string[], timeoutMs: number): Promise<void> => {
         await waitFor(() => ids.every(id => received.has(id)), () => `${ids.filter(id => !received.has(id)).length} of ${ids.length} messages to arrive`, timeoutMs, 50)
       }
@@ -144,6 +158,14 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const perUser = nicks.map(n => submissions.slice(mark.sub).filter(s => s.user === n && s.at <= t1).length + deliveries.slice(mark.del).filter(s => s.user === n && s.at <= t1).length)
       const seconds = (t1 - t0) / 1000
       const candidates = opts.users - 1
+      const covers = users.map(x => x.chat.privacyStatus().cover).filter(c => c != null)
+      const lane = (k: 'first' | 'next'): { mean: number, max: number } => {
+        const n = covers.reduce((a, c) => a + c.waited[k].count, 0)
+        return { mean: n === 0 ? 0 : covers.reduce((a, c) => a + c.waited[k].totalMs, 0) / n, max: Math.max(0, ...covers.map(c => c.waited[k].maxMs)) }
+      }
+      const queue = covers.length === 0
+        ? null
+        : { maxWaiting: Math.max(...covers.map(c => c.maxWaiting)), firstMeanMs: lane('first').mean, firstMaxMs: lane('first').max, nextMeanMs: lane('next').mean, nextMaxMs: lane('next').max }
       const row: AnonymityRow = {
         level: levelName,
         users: opts.users,
@@ -157,10 +179,12 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         medianLatencyMs: quantile(latencies, 0.5),
         p95LatencyMs: quantile(latencies, 0.95),
         mbPerUserPerDay: quantile(perUser, 0.5) * WIRE_BYTES_PER_PACKET * 86_400 / seconds / 1e6,
-        exactlyOnce: sent.every(m => received.get(m.id)?.count === 1)
+        exactlyOnce: sent.every(m => received.get(m.id)?.count === 1),
+        startSeconds,
+        queue
       }
       rows.push(row)
-      opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day`)
+      opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day; started in ${startSeconds.toFixed(0)} s` + (queue == null ? '' : `; cover queue: at most ${queue.maxWaiting} waiting, a message's packets waited ${(queue.firstMeanMs / 1000).toFixed(1)} s mean (max ${(queue.firstMaxMs / 1000).toFixed(1)}), others ${(queue.nextMeanMs / 1000).toFixed(1)} s (max ${(queue.nextMaxMs / 1000).toFixed(1)})`))
       for (const x of users) await net.stopUser(x)
     }
   } finally {
@@ -178,9 +202,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     levels: arg('levels', 'fast,low,standard,high').split(','),
     log: (line) => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`) }
   })
-  process.stdout.write('| level | linked (99 % Wilson) | x chance | entropy / log2 N bits | median latency | MB/user/day (packets, no gossip) | exactly once |\n| --- | --- | --- | --- | --- | --- | --- |\n')
+  process.stdout.write('| level | linked (99 % Wilson) | x chance | entropy / log2 N bits | median latency | MB/user/day (packets, no gossip) | exactly once | users started in | most waiting; mean wait message / other |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n')
   for (const r of rows) {
-    process.stdout.write(`| ${r.level} | ${r.linked}/${r.messages} = ${(100 * r.successRate).toFixed(0)} % (${(100 * r.wilson99.low).toFixed(0)}-${(100 * r.wilson99.high).toFixed(0)} %) | ${(r.successRate / r.chance).toFixed(1)} | ${r.meanEntropyBits.toFixed(2)} / ${r.maxEntropyBits.toFixed(2)} | ${(r.medianLatencyMs / 1000).toFixed(2)} s | ${r.mbPerUserPerDay.toFixed(0)} | ${r.exactlyOnce ? 'yes' : 'NO'} |\n`)
+    process.stdout.write(`| ${r.level} | ${r.linked}/${r.messages} = ${(100 * r.successRate).toFixed(0)} % (${(100 * r.wilson99.low).toFixed(0)}-${(100 * r.wilson99.high).toFixed(0)} %) | ${(r.successRate / r.chance).toFixed(1)} | ${r.meanEntropyBits.toFixed(2)} / ${r.maxEntropyBits.toFixed(2)} | ${(r.medianLatencyMs / 1000).toFixed(2)} s | ${r.mbPerUserPerDay.toFixed(0)} | ${r.exactlyOnce ? 'yes' : 'NO'} | ${r.startSeconds.toFixed(0)} s | ${r.queue == null ? '-' : `${r.queue.maxWaiting}; ${(r.queue.firstMeanMs / 1000).toFixed(1)} / ${(r.queue.nextMeanMs / 1000).toFixed(1)} s`} |\n`)
   }
   process.stdout.write(JSON.stringify(rows) + '\n')
   process.exit(0)

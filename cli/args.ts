@@ -62,9 +62,10 @@ with --json as well, the web app runs beside the JSON session and its link is a 
 
 --privacy sets how long each relay holds your packets (an exponential delay of this mean per hop; a
 message to someone online crosses 5 such hops, ~5 means on average) and your cover traffic:
-${Object.values(PRIVACY_LEVELS).map(l => `  ${l.summary}${l.name === DEFAULT_PRIVACY ? ' (default)' : ''}\n`).join('')}With cover, your packets leave as one steady random (Poisson) stream whether you chat or not: loop
-packets come back to you through three relays (checking your paths), drop packets are discarded by a
-relay, and each real packet waits for the next drop packet's turn (3 s on average at 20/min).
+${Object.values(PRIVACY_LEVELS).map(l => `  ${l.summary}${l.name === DEFAULT_PRIVACY ? ' (default)' : ''}\n`).join('')}With cover, your packets leave as one steady random (Poisson) stream whether you chat or not (at low
+it speeds up while a burst waits, which shows): loop packets come back to you through three relays
+(checking your paths), drop packets are discarded by a relay, and each real packet waits for the next
+drop packet's turn (3 s on average at 20/min; your messages before queued upkeep and receipts).
 Receipts leave after a random delay; retries come at random intervals. Default: ~${STANDARD_MB_PER_DAY} MB a day.
 Request timeouts grow by 18 mean delays. A relay (--relay) applies whatever delays its senders chose.
 

@@ -52,14 +52,12 @@ import { fetchRelayList } from '../protocols/directory/relay-list.ts'
 import { bytesEqual, KIND_NAME, nameKey, signRecord, verifyRecord } from '../protocols/directory/record.ts'
 import type { SignedRecord } from '../protocols/directory/record.ts'
 import { createMessage, fingerprint, MAX_TEXT_BYTES, normalizeFingerprint, sealMessage, validateNick } from '../protocols/chat/index.ts'
-import { NoEntryRelayError, OnionClient, SubmitFailedError } from '../protocols/onion/client.ts'
-import type { EntryLink } from '../protocols/onion/client.ts'
+import { OnionClient } from '../protocols/onion/client.ts'
 import { cryptoUniform, hopDelays } from '../protocols/onion/delays.ts'
 import type { Uniform } from '../protocols/onion/delays.ts'
-import { packetFromSurb } from '../protocols/onion/sphinx.ts'
-import { SERVICE_DROP } from '../protocols/onion/service-body.ts'
-import { CoverTraffic } from './cover.ts'
-import type { CoverInit, CoverStats } from './cover.ts'
+import { ClientCover } from './client-cover.ts'
+import type { ClientCoverStatus } from './client-cover.ts'
+import type { CoverInit } from './cover.ts'
 import { DEFAULT_PRIVACY, privacyLevel, roundTripAllowanceMs } from './privacy.ts'
 import type { PrivacyLevel } from './privacy.ts'
 import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
@@ -204,13 +202,8 @@ export class ChatNode {
   readonly directory: DirectoryClient
   /** Which relays count as dead (silent on gossip, on failed paths, a failed dial): left out of every path. */
   readonly health: RelayHealth
-  /** Cover traffic (node/cover.ts) at every level with cover rates; undefined at `fast`. */
-  private readonly cover: CoverTraffic | undefined
-  /** Loop cover packets that came back (each also proved its path works). */
-  private loopsReturned = 0
-  /** A cover packet's own send goes straight to the entry link, not into the cover queue. */
-  private coverBypass = false
-  private submitted = 0
+  /** Cover traffic and the entry link every packet leaves through (node/client-cover.ts). */
+  private readonly cover: ClientCover
   private readonly uniform: Uniform
   /** The dead relays last told to the user (peer ids), to tell only changes. */
   private toldDead = new Set<string>()
@@ -265,17 +258,18 @@ export class ChatNode {
     // mixing delays lengthen every round trip through the onion: requests wait for them (node/privacy.ts)
     this.timing.requestTimeoutMs += roundTripAllowanceMs(this.privacy)
     this.uniform = opts.uniform ?? cryptoUniform()
-    // cover traffic: every real packet takes the place of the next drop-cover packet (node/cover.ts)
-    this.cover = this.privacy.loopPerMinute + this.privacy.dropPerMinute > 0
-      ? new CoverTraffic({
-        loopPerMinute: this.privacy.loopPerMinute,
-        dropPerMinute: this.privacy.dropPerMinute,
-        sendLoop: () => { this.sendLoop() },
-        sendDrop: () => { this.sendDrop() },
-        uniform: this.uniform,
-        onTick: opts.onCoverTick
-      })
-      : undefined
+    // cover traffic: every real packet takes the place of the next drop-cover packet (node/client-cover.ts)
+    this.cover = new ClientCover({
+      privacy: this.privacy,
+      link: () => this.entry.link,
+      onion: () => this.onion,
+      relays: () => pathRelays(this.health.filter(this.relayDirectory.list()), Date.now(), 3 * this.timing.announceIntervalMs),
+      tooFewRelays: () => this.tooFewRelays(),
+      onLoopReturned: (path) => { this.health.answered(path) },
+      loopTimeoutMs: this.timing.requestTimeoutMs,
+      uniform: this.uniform,
+      onTick: opts.onCoverTick
+    })
     this.onionKeys = new UserOnionKeys(store.database, { epochMs: this.timing.onionEpochMs })
     this.seenSeals = new SeenSeals(store.database)
     this.mailboxKeys = new MailboxKeys(store.database)
@@ -299,7 +293,7 @@ export class ChatNode {
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
       hopDelay: this.privacy.meanDelayMs > 0 ? hopDelays(this.privacy.meanDelayMs) : undefined,
       relays: usable,
-      entry: () => this.coveredLink(),
+      entry: () => this.cover.link(),
       onWarning: warn,
       onOutcome: (relays, answered) => {
         if (answered) this.health.answered(relays)
@@ -491,7 +485,7 @@ export class ChatNode {
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
     // the outbox and owed receipts at drawn intervals at a mixing level (uniform on 0.5..1.5 retry
     // intervals: a resend never comes a fixed time after the send it repeats), fixed at `fast`
-    const drawn = this.privacy.meanDelayMs > 0 || this.cover != null
+    const drawn = this.privacy.meanDelayMs > 0 || this.cover.active
     const retryRound = (): void => {
       const ms = drawn ? this.timing.retryIntervalMs * (0.5 + this.uniform()) : this.timing.retryIntervalMs
       this.retryTimer = setTimeout(() => {
@@ -505,7 +499,7 @@ export class ChatNode {
     every(this.timing.announceIntervalMs, () => { this.checkRelays() })
     every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).name) }) })
     // cover from here on: the start's own burst (registering, stocking, publishing) went at once
-    this.cover?.start()
+    this.cover.start()
     this.emit({ type: 'status', stage: 'ready', detail: `${this.relayDirectory.size} relays known, ${this.mailboxes.addresses().length} mailboxes; privacy ${this.privacy.summary}` })
     this.retryOutbox()
     this.receiver.receiptsLater()
@@ -541,85 +535,13 @@ export class ChatNode {
     }
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Cover traffic (node/cover.ts, SPEC.md section 15)
-  // ---------------------------------------------------------------------------------------------
-
-  /**
-   * The entry link as the onion client sees it: at a level with cover, a packet it takes waits for the
-   * next drop-cover tick (and its request's timeout starts when it leaves); cover packets themselves
-   * (`coverBypass`) and every packet at `fast` go at once.
-   */
-  private coveredLink (): EntryLink | undefined {
-    const link = this.entry.link
-    const cover = this.cover
-    if (link == null) return undefined
-    const counted: EntryLink = { relay: link.relay, submit: (address, packet) => this.counted(link, address, packet) }
-    if (cover == null || this.coverBypass) return counted
-    return {
-      relay: link.relay,
-      defers: true,
-      submit: (address, packet, departed) => cover.send(() => {
-        // the link of the moment the tick fires (it may have been reopened meanwhile)
-        const now = this.entry.link
-        const ok = now != null && this.counted(now, address, packet)
-        departed?.(ok)
-        if (!ok) throw now == null ? new NoEntryRelayError() : new SubmitFailedError()
-      }, () => { departed?.(false) })
-    }
-  }
-
-  /** Every packet this node hands its entry link goes through here (counted: `packetsSubmitted`). */
-  private counted (link: EntryLink, address: Uint8Array, packet: Uint8Array): boolean {
-    const ok = link.submit(address, packet)
-    if (ok) this.submitted++
-    return ok
-  }
-
   /** Packets this node handed its entry link since it was created (cover, real, startup alike). */
-  get packetsSubmitted (): number { return this.submitted }
-
-  /** One loop cover packet: a reply block of ours (mix, mix, entry relay, us) used as a packet at once. */
-  private sendLoop (): void {
-    if (this.tooFewRelays() != null) throw new NoEntryRelayError('too few relays for cover')
-    const link = this.entry.link
-    if (link == null) throw new NoEntryRelayError()
-    this.coverBypass = true
-    try {
-      const block = this.onion.replyBlock(() => {
-        // it came back: every relay on the loop works
-        this.loopsReturned++
-        this.health.answered(block.path)
-      }, this.timing.requestTimeoutMs)
-      const { packet } = packetFromSurb(block.surb, randomBytes(16))
-      if (!this.counted(link, block.surb.slice(0, 32), packet)) throw new SubmitFailedError()
-    } finally {
-      this.coverBypass = false
-    }
-  }
-
-  /** One drop cover packet: mix, mix, a random relay's drop service (discarded and counted there). */
-  private sendDrop (): void {
-    if (this.tooFewRelays() != null) throw new NoEntryRelayError('too few relays for cover')
-    const entry = this.entry.relay
-    const usable = pathRelays(this.health.filter(this.relayDirectory.list()), Date.now(), 3 * this.timing.announceIntervalMs).filter(r => r.peerId !== entry?.peerId)
-    // a final relay outside the guard's /16 and family, as a real request's exit or mailbox would be
-    const apart = entry == null ? usable : usable.filter(r => !sameGroup(r, entry))
-    const pool = apart.length > 0 ? apart : usable
-    if (pool.length === 0) throw new NoEntryRelayError('no relay for drop cover')
-    const final = pool[Math.floor(this.uniform() * pool.length)]
-    this.coverBypass = true
-    try {
-      this.onion.send(final, SERVICE_DROP, new Uint8Array(0))
-    } finally {
-      this.coverBypass = false
-    }
-  }
+  get packetsSubmitted (): number { return this.cover.packetsSubmitted }
 
   /** What `/status` shows of the privacy level and its cover traffic. */
-  privacyStatus (): { level: string, summary: string, meanDelayMsPerHop: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, cover: (CoverStats & { loopsReturned: number, waiting: number }) | null } {
+  privacyStatus (): { level: string, summary: string, meanDelayMsPerHop: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, cover: ClientCoverStatus | null } {
     const p = this.privacy
-    const cover = this.cover == null ? null : { ...structuredClone(this.cover.stats), loopsReturned: this.loopsReturned, waiting: this.cover.queued }
+    const cover = this.cover.status()
     return { level: p.name, summary: p.summary, meanDelayMsPerHop: p.meanDelayMs, loopPerMinute: p.loopPerMinute, dropPerMinute: p.dropPerMinute, receiptDelayMs: p.receiptDelayMs, cover }
   }
 
@@ -677,7 +599,7 @@ export class ChatNode {
       this.timers = []
       clearTimeout(this.retryTimer)
       // real packets still waiting for a cover tick are abandoned: their requests fail now
-      this.cover?.stop()
+      this.cover.stop()
       this.receiver.stop()
       this.mailboxes.stop()
       await this.entry.stop()
@@ -756,7 +678,7 @@ export class ChatNode {
     const ours = kept != null && pin != null && bytesEqual(pin.identityKey, kept.identityKey) ? kept : undefined
     let running = this.lookups.get(nick)
     if (running == null) {
-      running = this.directory.lookup(nick).then(record => {
+      running = this.cover.first(async () => await this.directory.lookup(nick)).then(record => {
         this.recordCache.set(nick, { record, at: Date.now() })
         return record
       }).catch((err: Error) => {
@@ -789,7 +711,7 @@ export class ChatNode {
     const pin = this.store.getPin(nick)
     const sentAt = this.userSent.get(id)
     // with cover traffic each request first waits for a drop tick: 10 mean waits more (30 s at standard)
-    const coverWait = this.cover == null ? 0 : Math.ceil(10 * 60_000 / Math.max(1e-9, this.privacy.dropPerMinute))
+    const coverWait = !this.cover.active ? 0 : Math.ceil(10 * 60_000 / Math.max(1e-9, this.privacy.dropPerMinute))
     const byUser = sentAt != null && Date.now() - sentAt <= USER_PIN_WINDOW * this.timing.retryIntervalMs + this.timing.requestTimeoutMs + coverWait
     if (pin == null && !explicit && !byUser) return 'unconfirmed'
     const { result, accepted } = this.contactBook.pinByUser(nick, record.identityKey)
@@ -877,7 +799,8 @@ export class ChatNode {
       if (now == null || (now.state !== 'queued' && now.state !== 'sent')) return
       this.emit({ type: 'sent', id, to: msg.peerNick, attempt: msg.attempts + 1 + i, path: [hex(box.relay).slice(0, 16)] })
       try {
-        const kind = await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed, late)
+        // what the user waits for leaves before queued upkeep and receipts (same rate: node/cover.ts)
+        const kind = await this.cover.first(async () => await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed, late))
         if (kind === 'stored') {
           stored()
           return

@@ -6,6 +6,21 @@
  * drop-cover tick and goes in its place, so the stream of packets a user's entry relay sees has the
  * same rate and the same exponential gaps whether the user chats or idles.
  *
+ * Two lanes, one rate: a packet the user is waiting for (a message's DEPOSIT, the lookup before it:
+ * lane `first`) leaves before mailbox upkeep, receipts and directory chores (lane `next`) queued earlier.
+ * The order of real packets inside drop ticks is invisible outside (every packet is the same size and
+ * sealed), so the lanes change no rate and reveal nothing; they only keep a backlog of upkeep (STOCKs
+ * after a burst of pushes, receipts owed) from delaying what the user typed. A backlog of N packets
+ * still takes N drop ticks to drain (N x 60 / drop s on average): the price of a rate that does not
+ * rise with activity (SPEC.md section 15.4 has the measured figures).
+ *
+ * A level may trade that away (`backlog`, only `low` does): once more than `above` real packets wait,
+ * until none does, the drop stream runs at `factor` times its rate (still Poisson: the armed gap is redrawn at the new
+ * rate, memoryless), for at most `forGaps` mean base gaps; then the base rate until the queue has been
+ * empty once. Every raised tick carries a real packet, so the extra bytes never exceed the user's real
+ * packets; but the entry relay sees the rate rise, which tells it the user has a burst to send (SPEC
+ * section 15.4, README "not protected").
+ *
  * Limits: at most MAX_WAITING real packets wait for a tick (beyond: refused, counted `queue-full`, and
  * the caller's own error handling applies). A real packet still waiting when cover stops is abandoned
  * (its `abandon` runs: a request fails at once instead of waiting for a tick that never comes). Times
@@ -33,6 +48,8 @@ export interface CoverInit {
   sendLoop: () => void
   /** Builds and submits one drop-cover packet; throws when it cannot (counted). */
   sendDrop: () => void
+  /** A bounded raise of the drop rate while a backlog waits (off when absent); see the module comment. */
+  backlog?: BacklogRate
   clock?: Clock
   uniform?: Uniform
   /**
@@ -40,6 +57,15 @@ export interface CoverInit {
    * place), and the gap drawn before it (ms). Tests check the client's own schedule with it.
    */
   onTick?: (tick: { stream: 'loop' | 'drop', sent: 'loop' | 'drop' | 'real', gapMs: number, ok: boolean }) => void
+}
+
+export interface BacklogRate {
+  /** The raise starts when more than this many real packets wait. */
+  above: number
+  /** The drop rate while raised, times the base rate. */
+  factor: number
+  /** A raise lasts at most this many mean base drop gaps; the next needs the queue empty first. */
+  forGaps: number
 }
 
 export interface CoverStats {
@@ -53,16 +79,43 @@ export interface CoverStats {
   queueFull: number
   /** Real packets still waiting when cover stopped. */
   abandoned: number
+  /** Raises of the drop rate for a backlog (`backlog`), and the drop ticks at the raised rate. */
+  raises: number
+  raisedTicks: number
+  /** The most real packets ever waiting at once. */
+  maxWaiting: number
+  /** Real packets' waits from `send` to their tick, ms (sent ones only), by lane. */
+  waited: { first: WaitStats, next: WaitStats }
 }
+
+export interface WaitStats { count: number, totalMs: number, maxMs: number }
+
+/** Which real packets leave first: what the user waits for, or everything else (oldest first within a lane). */
+export type Lane = 'first' | 'next'
 
 export class CoverTraffic {
   private readonly init: CoverInit
   private readonly clock: Clock
   private readonly uniform: Uniform
-  private readonly waiting: Array<{ real: () => void, abandon?: () => void }> = []
+  private readonly waiting: Record<Lane, Array<{ real: () => void, abandon?: () => void, at: number }>> = { first: [], next: [] }
   private readonly timers: { loop?: unknown, drop?: unknown } = {}
   private running = false
-  readonly stats: CoverStats = { loops: 0, drops: 0, real: 0, failed: { loop: 0, drop: 0, real: 0 }, queueFull: 0, abandoned: 0 }
+  /** When the current raise of the drop rate began (undefined: base rate). */
+  private raisedAt: number | undefined
+  /** A raise ran its full length: none again until the queue has been empty. */
+  private spent = false
+  readonly stats: CoverStats = {
+    loops: 0,
+    drops: 0,
+    real: 0,
+    failed: { loop: 0, drop: 0, real: 0 },
+    queueFull: 0,
+    abandoned: 0,
+    raises: 0,
+    raisedTicks: 0,
+    maxWaiting: 0,
+    waited: { first: { count: 0, totalMs: 0, maxMs: 0 }, next: { count: 0, totalMs: 0, maxMs: 0 } }
+  }
 
   constructor (init: CoverInit) {
     if (!(init.loopPerMinute >= 0) || !(init.dropPerMinute >= 0)) throw new RangeError('cover rates are >= 0 per minute')
@@ -72,7 +125,7 @@ export class CoverTraffic {
   }
 
   /** Real packets waiting for their drop-cover tick. */
-  get queued (): number { return this.waiting.length }
+  get queued (): number { return this.waiting.first.length + this.waiting.next.length }
 
   /** An exponential gap (ms) of a Poisson process of `perMinute`. */
   private gap (perMinute: number): number {
@@ -89,26 +142,52 @@ export class CoverTraffic {
   /** Stops both streams; real packets still waiting are abandoned (counted). */
   stop (): void {
     this.running = false
+    this.raisedAt = undefined
+    this.spent = false
+    this.dropRaised = false
     for (const k of ['loop', 'drop'] as const) {
       if (this.timers[k] !== undefined) this.clock.clearTimer(this.timers[k])
       this.timers[k] = undefined
     }
-    for (const w of this.waiting.splice(0)) {
+    for (const w of [...this.waiting.first.splice(0), ...this.waiting.next.splice(0)]) {
       this.stats.abandoned++
       try { w.abandon?.() } catch {}
     }
   }
 
+  /** Whether the drop stream runs raised now; starts and ends raises (module comment). */
+  private raised (): boolean {
+    const b = this.init.backlog
+    if (b == null) return false
+    if (this.queued === 0) this.spent = false
+    // it starts past `above` and lasts until the queue is empty (or its time is up)
+    if (this.queued === 0 || this.spent || (this.raisedAt == null && this.queued <= b.above)) { this.raisedAt = undefined; return false }
+    const now = this.clock.now()
+    if (this.raisedAt == null) { this.raisedAt = now; this.stats.raises++ }
+    if (now - this.raisedAt >= b.forGaps * 60_000 / this.init.dropPerMinute) {
+      this.raisedAt = undefined
+      this.spent = true
+      return false
+    }
+    return true
+  }
+
   private arm (stream: 'loop' | 'drop'): void {
-    const rate = stream === 'loop' ? this.init.loopPerMinute : this.init.dropPerMinute
+    const raised = stream === 'drop' && this.raised()
+    const rate = stream === 'loop' ? this.init.loopPerMinute : this.init.dropPerMinute * (raised ? (this.init.backlog?.factor ?? 1) : 1)
     const gapMs = this.gap(rate)
     this.timers[stream] = this.clock.setTimer(() => {
       this.timers[stream] = undefined
       if (!this.running) return
+      if (raised) this.stats.raisedTicks++
       this.tick(stream, gapMs)
       this.arm(stream)
     }, gapMs)
+    if (stream === 'drop') this.dropRaised = raised
   }
+
+  /** Whether the armed drop gap was drawn at the raised rate. */
+  private dropRaised = false
 
   private tick (stream: 'loop' | 'drop', gapMs: number): void {
     const told = (sent: 'loop' | 'drop' | 'real', ok: boolean): void => {
@@ -118,9 +197,19 @@ export class CoverTraffic {
       try { this.init.sendLoop(); this.stats.loops++; told('loop', true) } catch { this.stats.failed.loop++; told('loop', false) }
       return
     }
-    const next = this.waiting.shift()
+    const lane: Lane = this.waiting.first.length > 0 ? 'first' : 'next'
+    const next = this.waiting[lane].shift()
     if (next != null) {
-      try { next.real(); this.stats.real++; told('real', true) } catch { this.stats.failed.real++; told('real', false) }
+      const w = this.stats.waited[lane]
+      const waitedMs = this.clock.now() - next.at
+      try {
+        next.real()
+        this.stats.real++
+        w.count++
+        w.totalMs += waitedMs
+        w.maxMs = Math.max(w.maxMs, waitedMs)
+        told('real', true)
+      } catch { this.stats.failed.real++; told('real', false) }
       return
     }
     try { this.init.sendDrop(); this.stats.drops++; told('drop', true) } catch { this.stats.failed.drop++; told('drop', false) }
@@ -129,12 +218,19 @@ export class CoverTraffic {
   /**
    * A real packet to send in place of the next drop-cover packet (`real` submits it and throws when it
    * cannot: counted). Without drop cover (rate 0) or when not started it goes at once. False when
-   * MAX_WAITING are already waiting (counted). `abandon` runs if cover stops before its tick.
+   * MAX_WAITING are already waiting (counted). `abandon` runs if cover stops before its tick. A packet
+   * in lane `first` leaves before every packet of lane `next`.
    */
-  send (real: () => void, abandon?: () => void): boolean {
+  send (real: () => void, abandon?: () => void, lane: Lane = 'next'): boolean {
     if (!this.running || this.init.dropPerMinute === 0) { real(); return true }
-    if (this.waiting.length >= MAX_WAITING) { this.stats.queueFull++; return false }
-    this.waiting.push({ real, abandon })
+    if (this.queued >= MAX_WAITING) { this.stats.queueFull++; return false }
+    this.waiting[lane].push({ real, abandon, at: this.clock.now() })
+    this.stats.maxWaiting = Math.max(this.stats.maxWaiting, this.queued)
+    // a backlog past the bound: the armed drop gap is redrawn at the raised rate (memoryless)
+    if (this.init.backlog != null && !this.dropRaised && this.timers.drop !== undefined && this.raised()) {
+      this.clock.clearTimer(this.timers.drop)
+      this.arm('drop')
+    }
     return true
   }
 

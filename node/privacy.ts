@@ -11,7 +11,8 @@
  *   rate. Every real packet (message, receipt, directory request, mailbox stock, fetch or ACK) waits
  *   for the next drop-cover tick and goes in its place: the packets a user hands its entry relay form
  *   one Poisson stream of loop + drop per minute, chatting or idle. The price: a real packet waits
- *   60/drop s on average before it leaves (3 s at 20 per minute).
+ *   60/drop s on average before it leaves (3 s at 20 per minute), and a burst of N drains in N ticks
+ *   (a message's packets go before queued upkeep; `low` alone raises its rate for a burst: LOW_BACKLOG).
  * - Receipts leave after an exponential delay of `receiptDelayMs` mean (node/receiving.ts); outbox
  *   retries come at drawn intervals (node/chat-node.ts).
  *
@@ -21,6 +22,7 @@
  * and relay gossip. Measured (bench/bandwidth.ts, 6 relays, 10 minutes idle): fast 22 MB a day,
  * low 139, standard 124 (the issue's target: at most 150), high 155.
  */
+import type { BacklogRate } from './cover.ts'
 import { UserError } from './errors.ts'
 
 export interface PrivacyLevel {
@@ -33,6 +35,11 @@ export interface PrivacyLevel {
   dropPerMinute: number
   /** Mean of the exponential delay before a receipt leaves, ms (0: at once). */
   receiptDelayMs: number
+  /**
+   * A bounded raise of the drop rate while real packets pile up (node/cover.ts); absent: the rate never
+   * changes. It drains a burst faster but shows the entry relay that the user has one.
+   */
+  backlog?: BacklogRate
   /** One line for --help, /status and the README. */
   summary: string
 }
@@ -46,13 +53,28 @@ export function summarize (level: Omit<PrivacyLevel, 'summary'>, note = ''): str
   const cover = level.loopPerMinute + level.dropPerMinute === 0
     ? 'no cover traffic'
     : `cover ${level.loopPerMinute} loop + ${level.dropPerMinute} drop packets/min (real packets replace drop cover)`
-  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}`
+  const b = level.backlog
+  const burst = b == null || level.dropPerMinute === 0
+    ? ''
+    : `; once over ${b.above} real packets wait, drop cover runs ${b.factor}x until they left, for up to ${fmt(b.forGaps * 60_000 / level.dropPerMinute)} (shows bursts to the entry relay)`
+  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}${burst}`
 }
 
-function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number): PrivacyLevel {
-  const l = { name, meanDelayMs, loopPerMinute, dropPerMinute, receiptDelayMs }
+function fmt (ms: number): string { return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms)} ms` }
+
+function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, backlog?: BacklogRate): PrivacyLevel {
+  const l = { name, meanDelayMs, loopPerMinute, dropPerMinute, receiptDelayMs, ...(backlog != null ? { backlog } : {}) }
   return { ...l, summary: summarize(l) }
 }
+
+/**
+ * `low`'s raise of the drop rate for a backlog (node/cover.ts): past 4 waiting real packets (more than
+ * one message's lookup, deposit and a receipt or two: a pasted paragraph, a start's burst of upkeep),
+ * drop cover runs 6x (120 a minute, a 0.5 s mean gap) until the queue is empty, for at most 20 base
+ * gaps (60 s), so a burst of 20 leaves in ~10 s instead of ~60 s (test/cover-backlog.test.ts). `standard` and `high` keep one rate:
+ * the entry relay cannot tell a burst from idling there.
+ */
+export const LOW_BACKLOG: BacklogRate = { above: 4, factor: 6, forGaps: 20 }
 
 /**
  * The levels. `fast` is version 2's behaviour before mixing: packets go on at once, no cover, and
@@ -71,7 +93,7 @@ function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPe
  */
 export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
   fast: level('fast', 0, 0, 0, 0),
-  low: level('low', 100, 1, 20, 2_000),
+  low: level('low', 100, 1, 20, 2_000, LOW_BACKLOG),
   standard: level('standard', 500, 2, 20, 5_000),
   high: level('high', 2000, 4, 24, 15_000)
 }
@@ -121,7 +143,8 @@ export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): Privacy
     meanDelayMs: o.meanDelayMs ?? base.meanDelayMs,
     loopPerMinute: o.loopGapMs != null ? 60_000 / o.loopGapMs : base.loopPerMinute,
     dropPerMinute: o.dropGapMs != null ? 60_000 / o.dropGapMs : base.dropPerMinute,
-    receiptDelayMs: o.receiptDelayMs ?? base.receiptDelayMs
+    receiptDelayMs: o.receiptDelayMs ?? base.receiptDelayMs,
+    ...(base.backlog != null ? { backlog: base.backlog } : {})
   }
   return { ...l, summary: summarize(l, ' (timers overridden)') }
 }

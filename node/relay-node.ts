@@ -27,6 +27,7 @@ import type { P2PNode } from './create.ts'
 import { loadTransportKey } from './identity.ts'
 import { UserError } from './errors.ts'
 import { RelayAttester } from './admission.ts'
+import { RELAY_LOOP_DELAY_MS, RelayCover } from './relay-cover.ts'
 import { existsSync, readFileSync } from 'node:fs'
 import { checkSecretFile, writeNewSecretFile } from './datadir.ts'
 import { ed25519SignerFromSeed, generateEd25519Seed } from '../protocols/crypto/keys.ts'
@@ -93,6 +94,11 @@ export interface RelayNodeOptions {
    * probes are traffic that no client's path explains.
    */
   attest?: boolean
+  /**
+   * This relay's own loop cover (node/relay-cover.ts), loops a minute; 0 or absent: off (a network at
+   * `fast`, tests that count packets).
+   */
+  loopCoverPerMinute?: number
 }
 
 /** No address of this relay could be confirmed reachable from outside: it does not announce itself. */
@@ -123,6 +129,8 @@ export class RelayNode {
   readonly services: ServiceDispatcher
   readonly relayList: RelayListService
   readonly dialback: DialbackService
+  /** This relay's own loop cover (node/relay-cover.ts); off unless `loopCoverPerMinute` > 0. */
+  readonly loopCover: RelayCover
   /** What this relay attests about the others (node/admission.ts), carried in its descriptor. */
   readonly attester: RelayAttester
   /** The dial-back check's outcome (with checkReachability). */
@@ -177,7 +185,7 @@ export class RelayNode {
       onDeliver: (res, from) => {
         if (res.command !== 'service') return
         // one of this relay's loop probes back (node/admission.ts): nothing for the services
-        if (this.attester.delivered(res.id)) return
+        if (this.attester.delivered(res.id) || this.loopCover.delivered(res.id)) return
         if (opts.logHops === true) {
           const service = res.payload[0] === SERVICE_MAILBOX ? 'mailbox' : res.payload[0] === SERVICE_DIRECTORY ? 'directory' : res.payload[0] === 0x03 ? 'drop' : 'other'
           this.emit({ type: 'service', service, from: this.relays.has(from) || from === self ? from : 'client' })
@@ -215,6 +223,14 @@ export class RelayNode {
       send: (firstHop, packet) => { this.onion.send(firstHop, packet) },
       relays: () => this.relays.list(),
       announceIntervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS
+    })
+    this.loopCover = new RelayCover({
+      perMinute: opts.loopCoverPerMinute ?? 0,
+      meanDelayMs: RELAY_LOOP_DELAY_MS,
+      selfPeerId: self,
+      self: () => ({ address: signer.publicKey, onionKey: this.keyRing.current.publicKey, addrs: this.node.getMultiaddrs().map(a => a.toString()) }),
+      send: (firstHop, packet) => { this.onion.send(firstHop, packet) },
+      relays: () => this.relays.list()
     })
     this.services = new ServiceDispatcher({
       services: new Map([
@@ -289,6 +305,7 @@ export class RelayNode {
     await this.announce(options)
     // after joining: the mailbox service's first sweep republishes the records of the mailboxes held
     this.mailboxes.start()
+    this.loopCover.start()
     // the relays already out there: from the DHT's provider records (gossip brings the rest)
     this.directory.findRelays({ signal: AbortSignal.any([this.stopSignal.signal, AbortSignal.timeout(30_000)]) })
       .then(found => { for (const r of found) this.relays.add(r.bytes) })
@@ -372,6 +389,7 @@ export class RelayNode {
       exit: this.exit.stats,
       services: this.services.stats,
       attester: this.attester.stats,
+      loopCover: this.loopCover.stats,
       relaysKnown: this.relays.size
     }
   }
@@ -381,6 +399,7 @@ export class RelayNode {
       this.stopSignal.abort()
       clearInterval(this.announceTimer)
       this.attester.stop()
+      this.loopCover.stop()
       this.directory.stop()
       this.mailboxes.stop()
       const pubsub = this.node.services.pubsub
