@@ -318,7 +318,13 @@ export class RelayNode {
     this.emit({ type: 'status', stage: 'checking', detail: `asking peers in other networks to dial ${addrs.length} address${addrs.length === 1 ? '' : 'es'} back` })
     let report: ReachabilityReport
     try {
-      await recruitHelpers(this.node, AbortSignal.any([this.stopSignal.signal, ...(signal == null ? [] : [signal])]))
+      // helpers: relays in the relay lists and, for relays starting together, the DHT servers nearest this relay's id
+      const node = this.node
+      await recruitHelpers(node, AbortSignal.any([this.stopSignal.signal, ...(signal == null ? [] : [signal])]), {
+        candidates: async function * (s) {
+          for await (const p of node.peerRouting.getClosestPeers(node.peerId.toMultihash().bytes, { signal: s })) yield { peerId: p.id.toString(), addrs: p.multiaddrs.map(a => a.toString()) }
+        }
+      })
       report = await checkReachability(this.node, addrs, { signal })
     } catch (err) {
       if (err instanceof NoDialbackHelperError) throw new RelayUnreachableError('cannot check that this relay is reachable: no relay or bootstrap node answered a dial-back request; it will not announce itself (check --bootstrap)')
