@@ -414,17 +414,70 @@ async function bootstrapLost (bootstrap: LabProcess, users: ChatUser[], relays: 
 
 type StartUser = (h: Host) => Promise<{ proc: LabProcess, readyAt: number }>
 
+/** The start-up stages a user prints (node/chat-node.ts `status` events), in order. */
+const START_STAGES = ['connecting', 'entry', 'mailboxes', 'publishing', 'ready'] as const
+/**
+ * One successful `p2pchat start` of a user: ms from the process's spawn to each stage's `status` line
+ * (`connecting` is when the node is up and asks a bootstrap node for relays: before it, the runtime
+ * loads and compiles; `entry`: relay list in hand, connecting to an entry relay; `mailboxes`: entry
+ * link up, registering mailboxes; `publishing`: mailboxes held, publishing the name; `ready`).
+ */
+interface StartStages { user: string, phase: string, at: Partial<Record<typeof START_STAGES[number], number>> }
+const startStages: StartStages[] = []
+/** Each lab relay's dial-back verdict as it printed it (how many networks confirmed it). */
+const reachability: string[] = []
+
+function stagesOf (user: string, phase: string, p: LabProcess): StartStages {
+  const at: StartStages['at'] = {}
+  for (const e of p.events) {
+    const stage = e.obj.event === 'status' ? e.obj.stage : e.obj.event === 'ready' ? 'ready' : undefined
+    if (typeof stage === 'string' && (START_STAGES as readonly string[]).includes(stage) && at[stage as typeof START_STAGES[number]] == null) at[stage as typeof START_STAGES[number]] = e.at - p.startedAt
+  }
+  return { user, phase, at }
+}
+
+/** Per phase (first starts, churn restarts): the median time spent in each stage, from the previous stage's line. */
+function stageSummary (all: StartStages[]): Record<string, Record<string, Summary>> {
+  const out: Record<string, Record<string, Summary>> = {}
+  for (const phase of new Set(all.map(s => s.phase))) {
+    const of = all.filter(s => s.phase === phase)
+    const row: Record<string, Summary> = {}
+    let prev: string | undefined
+    for (const st of START_STAGES) {
+      row[prev == null ? `spawn->${st}` : `${prev}->${st}`] = summarize(of.flatMap(s => {
+        const a = s.at[st]
+        const b = prev == null ? 0 : s.at[prev as typeof START_STAGES[number]]
+        return a == null || b == null ? [] : [a - b]
+      }))
+      prev = st
+    }
+    out[phase] = row
+  }
+  return out
+}
+
+function stageLine (s: StartStages): string {
+  return START_STAGES.map(st => `${st} ${s.at[st] == null ? '-' : (s.at[st] / 1000).toFixed(1)}`).join(', ')
+}
+
 /**
  * `p2pchat start` as a person runs it: when it exits with an error at startup (a loaded machine has
  * made a name publish time out), the user runs it again, at most START_ATTEMPTS times; each failure is
  * pushed to `failures`. Times are from the successful attempt's start.
  */
-function userStarter (lab: Lab, bootstrapAddr: string, failures: Array<{ user: string, code: string }>): StartUser {
+function userStarter (lab: Lab, bootstrapAddr: string, failures: Array<{ user: string, code: string }>, phase = 'first start'): StartUser {
   return async (h: Host) => {
     for (let attempt = 1; ; attempt++) {
       const proc = lab.spawn(h.name, h.ns, ['start', '--json', '--nick', h.name, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(h.name)])
       const r = await proc.waitFor(o => o.event === 'ready' || o.event === 'error', 120_000)
-      if (r.obj.event === 'ready') return { proc, readyAt: r.at }
+      if (r.obj.event === 'ready') {
+        const stages = stagesOf(h.name, phase, proc)
+        startStages.push(stages)
+        // what the start warned of on the way (relays by peer id only: no nick, no message text)
+        const warnings = proc.events.filter(e => e.obj.event === 'warning').map(e => `+${((e.at - proc.startedAt) / 1000).toFixed(1)}s ${String(e.obj.message).slice(0, 120)}`)
+        log(`${h.name} (${phase}) stages, s from spawn: ${stageLine(stages)}${warnings.length === 0 ? '' : `; warnings: ${warnings.join(' | ')}`}`)
+        return { proc, readyAt: r.at }
+      }
       failures.push({ user: h.name, code: String(r.obj.code) })
       log(`${h.name} failed to start (${String(r.obj.code)}: ${String(r.obj.message)})${attempt < START_ATTEMPTS ? ', starting it again' : ''}`)
       await proc.stop()
@@ -832,6 +885,10 @@ async function runLab (cfg: Config): Promise<number> {
     })
     const relays = labRelays.map(r => r.proc)
     await Promise.all(relays.map(async r => await ready(r)))
+    // how many networks dialled each relay back before it announced itself (protocols/reachability/SPEC.md)
+    const checked = relays.map(r => `${r.name}: ${String(r.events.filter(e => e.obj.event === 'status' && e.obj.stage === 'checking').at(-1)?.obj.detail ?? 'no check')}`)
+    log(`dial-back checks: ${checked.join('; ')}`)
+    reachability.push(...checked)
     await Promise.all(relays.map(async r => {
       await until(async () => Number((await r.ask({ cmd: 'relays' })).count) >= relays.length, `${r.name} to know ${relays.length} relays`, 90_000, 500)
     }))
@@ -877,7 +934,7 @@ async function runLab (cfg: Config): Promise<number> {
       await ready(lab.spawn('bootstrap', bsSite.ns, bsArgs))
       log('bootstrap node started again')
       const restartFailures: Array<{ user: string, code: string }> = []
-      results.push(await churn(lab, cfg, chat.users, labRelays, allRelays.length, userStarter(lab, bootstrapAddr, restartFailures)))
+      results.push(await churn(lab, cfg, chat.users, labRelays, allRelays.length, userStarter(lab, bootstrapAddr, restartFailures, 'churn restart')))
       results[results.length - 1].startFailures.push(...restartFailures)
     }
     await lab.stopAll()
@@ -895,8 +952,10 @@ async function runLab (cfg: Config): Promise<number> {
         tcpRoundTripMs: { siteToSite: summarize(direct.connectMs), userBehindNatToRelay: summarize(natted.connectMs), failed: direct.failed + natted.failed }
       },
       scenarios: results,
+      startStages: { starts: startStages, summary: stageSummary(startStages) },
       memory,
-      relayBehindNat: natRelay
+      relayBehindNat: natRelay,
+      reachability
     }
     const table = tableOf(results, cfg.privacy)
     process.stdout.write(`\np2pchat lab (${cfg.name}): ${lab.procs.length} p2pchat processes in ${net.size} namespaces; load average ${loadAtStart.toFixed(1)} at the start, ${report.loadAverage.end.toFixed(1)} at the end (2 cores)\n` +
@@ -908,6 +967,9 @@ async function runLab (cfg: Config): Promise<number> {
     writeFileSync(join(RESULTS, `lab-${cfg.name}.svg`), drawing(report.link.tcpRoundTripMs.siteToSite, results, cfg))
     process.stdout.write(`(timers are the lab's, P2PCHAT_TIMING ${JSON.stringify(TIMING)}: users re-stock reply blocks every 2 s where the product does every 5 min, and send drop cover every 200 ms and loop cover every 2 s at a mixing level, so the idle bytes are far above a real user's)\n`)
     for (const r of results) if (r.notes != null) process.stdout.write(`${r.notes}\n`)
+    for (const [phase, row] of Object.entries(stageSummary(startStages))) {
+      process.stdout.write(`user start-up stages (${phase}, ${startStages.filter(s => s.phase === phase).length} starts), median s (max): ${Object.entries(row).map(([k, v]) => `${k} ${fmt(v.median / 1000)} (${fmt(v.max / 1000)})`).join(', ')}\n`)
+    }
     process.stdout.write(`memory (RSS) after nat-chat, ${memory.processes} processes running: relays p50 ${fmt(memory.relaysMiB.median)} MiB (max ${fmt(memory.relaysMiB.max)}), users p50 ${fmt(memory.usersMiB.median)} MiB, bootstrap ${fmt(memory.bootstrapMiB)} MiB\n`)
     for (const r of results) {
       if (r.relayLoad.relays.length === 0) continue
