@@ -146,9 +146,21 @@ export class MailboxClient {
       this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
     }
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
+    // the mailboxes still missing are registered at once, not one after another: a REGISTER whose path
+    // crosses a relay that just died waits the whole request timeout, and a restart during churn met
+    // two of them in a row (33 s of a 42 s start in the lab)
     for (let round = 0; round < want * 3 && this.addresses().length < want; round++) {
-      const relay = this.pickRelay()
-      if (relay == null) {
+      const batch: Live[] = []
+      for (let k = this.addresses().length; k < want; k++) {
+        const relay = this.pickRelay()
+        if (relay == null) break
+        const pair = generateMailboxKeyPair()
+        const key = this.init.keys.add({ id: pair.mailboxId, relay: relay.address, seed: pair.seed, publicKey: pair.publicKey }, this.now())
+        const l: Live = { key, pair, stocked: [], registered: false }
+        this.live.set(hex(key.id), l)
+        batch.push(l)
+      }
+      if (batch.length === 0) {
         // every candidate already holds a mailbox of ours: one that did not answer in time (a loaded
         // network) is asked again rather than the start failing
         const pending = [...this.live.values()].filter(l => !l.registered)
@@ -156,11 +168,7 @@ export class MailboxClient {
         await this.register(pending[round % pending.length]).catch((err: Error) => { this.log('registering a mailbox again failed: %s', err.message) })
         continue
       }
-      const pair = generateMailboxKeyPair()
-      const key = this.init.keys.add({ id: pair.mailboxId, relay: relay.address, seed: pair.seed, publicKey: pair.publicKey }, this.now())
-      const l: Live = { key, pair, stocked: [], registered: false }
-      this.live.set(hex(key.id), l)
-      await this.register(l).catch((err: Error) => { this.log('registering a mailbox failed: %s', err.message) })
+      await Promise.all(batch.map(async l => { await this.register(l).catch((err: Error) => { this.log('registering a mailbox failed: %s', err.message) }) }))
     }
     const addresses = this.addresses()
     if (addresses.length === 0) throw new MailboxUnavailableError('no relay accepted a mailbox (too few relays, or none answered)')

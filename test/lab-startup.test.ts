@@ -1,0 +1,107 @@
+/**
+ * A user's start-up, the stage the network lab found slowest (lab/run.ts prints each start's stages:
+ * a user restarted during churn spent 33 s of a 42 s start registering mailboxes, each REGISTER whose
+ * path crossed a relay that had just died waiting out the request timeout, one after another). Here,
+ * against real mailbox services with an in-memory stand-in for the onion client that holds every
+ * request until the test lets it go: the mailboxes a start still needs are all asked for at once, so
+ * one slow answer delays the others by nothing. Without that, the second REGISTER is never sent while
+ * the first is held, and the wait below times out.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { after, before, it } from 'node:test'
+import { MailboxKeys } from '../node/mailbox-keys.ts'
+import { MailboxClient } from '../node/mailboxes.ts'
+import { SURB_SIZE } from '../protocols/mailbox/constants.ts'
+import { MailboxService } from '../protocols/mailbox/service.ts'
+import { MailboxStore } from '../protocols/mailbox/store.ts'
+import type { OnionClient } from '../protocols/onion/client.ts'
+import type { PathRelay } from '../protocols/onion/paths.ts'
+import { waitFor } from './helpers/wait.ts'
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+let root: string
+let db: DatabaseSync
+const relays: Array<{ path: PathRelay, store: MailboxStore, service: MailboxService }> = []
+const blocks = new Map<string, (payload: Uint8Array) => void>()
+/** requests under way, in the order they were sent: each waits until the test delivers it */
+const held: Array<{ relay: string, deliver: () => void }> = []
+
+const onion = {
+  replyBlock: (onReply: (payload: Uint8Array) => void): { surb: Uint8Array, id: Uint8Array, path: string[] } => {
+    const surb = new Uint8Array(randomBytes(SURB_SIZE))
+    blocks.set(hex(surb), onReply)
+    return { surb, id: new Uint8Array(randomBytes(16)), path: ['mix'] }
+  },
+  request: async (final: PathRelay, _service: number, request: Uint8Array): Promise<Uint8Array> => {
+    const relay = relays.find(r => r.path.peerId === final.peerId)
+    if (relay == null) throw Object.assign(new Error('no answer'), { name: 'AnswerTimeoutError' })
+    return await new Promise<Uint8Array>(resolve => {
+      held.push({ relay: final.peerId, deliver: () => { relay.service.handle(request, onion.replyBlock(resolve).surb) } })
+    })
+  },
+  send: (_final: PathRelay, _service: number, _request: Uint8Array, opts: { departed?: (ok: boolean) => void } = {}): void => { opts.departed?.(true) }
+}
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'p2pchat-lab-startup-'))
+  for (let i = 0; i < 4; i++) {
+    const dir = join(root, `relay-${i}`)
+    mkdirSync(dir, { mode: 0o700 })
+    const store = MailboxStore.open(MailboxStore.pathIn(dir))
+    const service = new MailboxService({
+      store,
+      limits: { repushIntervalMs: 200, sweepIntervalMs: 100 },
+      sendThroughReplyBlock: (block, payload) => { const to = blocks.get(hex(block)); blocks.delete(hex(block)); to?.(payload) },
+      onRecord: () => {}
+    })
+    service.start()
+    relays.push({ path: { address: new Uint8Array(randomBytes(32)), onionKey: new Uint8Array(randomBytes(32)), peerId: `relay-${i}` }, store, service })
+  }
+  db = new DatabaseSync(':memory:')
+  db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
+    public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+})
+
+after(() => {
+  for (const r of relays) { r.service.stop(); r.store.close() }
+  db.close()
+  rmSync(root, { recursive: true, force: true })
+})
+
+it('a start registers the mailboxes it needs at once, not one after another', { timeout: 60_000 }, async () => {
+  let clock = Date.now()
+  const c = new MailboxClient({
+    now: () => Math.max(++clock, Date.now()),
+    onion: onion as unknown as OnionClient,
+    keys: new MailboxKeys(db),
+    relays: () => relays.map(r => r.path),
+    entryPeerId: () => 'entry',
+    record: () => new Uint8Array(100).fill(7),
+    onItem: async () => true,
+    want: 2,
+    timing: { stockIntervalMs: 60_000, requestTimeoutMs: 30_000 }
+  })
+  try {
+    const started = c.start()
+    // both REGISTERs are under way while neither has been answered
+    await waitFor(() => held.length >= 2, () => `two REGISTERs under way at once (${held.length} sent)`, 10_000)
+    assert.notEqual(held[0].relay, held[1].relay, 'two mailboxes on two relays')
+    for (const h of held.splice(0)) h.deliver()
+    // stocking after the registrations: let every later request through as it comes
+    const release = setInterval(() => { for (const h of held.splice(0)) h.deliver() }, 10)
+    try {
+      const boxes = await started
+      assert.equal(boxes.length, 2)
+    } finally {
+      clearInterval(release)
+    }
+  } finally {
+    c.stop()
+  }
+})
