@@ -332,7 +332,8 @@ export class RelayNode {
     }
     this.reachability = report
     if (report.verified.length > 0) {
-      this.emit({ type: 'status', stage: 'checking', detail: `reachable: ${report.verified.length} of ${addrs.length} addresses confirmed by peers in ${report.required} network${report.required === 1 ? '' : 's'} (of ${report.groups})` })
+      const confirmedBy = Math.min(...report.addrs.filter(v => report.verified.includes(v.addr)).map(v => v.confirmedBy.length))
+      this.emit({ type: 'status', stage: 'checking', detail: `reachable: ${report.verified.length} of ${addrs.length} addresses confirmed by peers in ${confirmedBy} network${confirmedBy === 1 ? '' : 's'} (of ${report.groups} asked, ${report.required} required)` })
       return
     }
     const why = report.addrs.map(v => {
