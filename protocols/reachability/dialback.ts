@@ -289,7 +289,10 @@ export async function checkReachability (node: Pick<Libp2p, 'getConnections'>, a
     .slice(0, MAX_DIALBACK_ADDRS)
   if (candidates.length === 0) throw new DialbackFormatError('no address to check')
   const byPeer = new Map<string, Connection>()
-  for (const c of node.getConnections()) if (c.status === 'open' && !byPeer.has(c.remotePeer.toString())) byPeer.set(c.remotePeer.toString(), c)
+  // a peer's outbound connection first: its address is the one we dialled (its listen address), where an
+  // inbound one shows whatever source address its host picked (on loopback always 127.0.0.1)
+  const open = node.getConnections().filter(c => c.status === 'open')
+  for (const c of [...open.filter(c => c.direction === 'outbound'), ...open.filter(c => c.direction !== 'outbound')]) if (!byPeer.has(c.remotePeer.toString())) byPeer.set(c.remotePeer.toString(), c)
   // one helper per group first, then the rest
   const seenGroups = new Set<string>()
   const firsts: Connection[] = []
@@ -428,6 +431,9 @@ export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dia
     }
     round++
     const groups = openGroups()
+    // peers we hold an outbound connection to count in its group already; a peer that only dialled us
+    // (a relay recruiting us, a DHT lookup) is dialled at its listed address, to count in that group
+    const outbound = new Set(node.getConnections().filter(c => c.direction === 'outbound').map(c => c.remotePeer.toString()))
     const connected = new Set(node.getConnections().map(c => c.remotePeer.toString()))
     const found: HelperCandidate[] = []
     const sourceSignal = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(RECRUIT_SOURCE_TIMEOUT_MS)])
@@ -448,11 +454,11 @@ export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dia
       }
     })()
     await Promise.all([...lists, dht])
-    const targets: Multiaddr[] = []
+    const targets: Array<{ ma: Multiaddr, force: boolean }> = []
     // a loopback address of a peer is this machine, not the peer, unless this node's own peers are on loopback (tests)
     const onLoopback = node.getConnections().every(c => isLoopback(ipOf(c.remoteAddr) ?? ''))
     for (const r of found) {
-      if (r.peerId === self || connected.has(r.peerId) || tried.has(r.peerId) || opened + targets.length >= MAX_HELPERS - 1) continue
+      if (r.peerId === self || outbound.has(r.peerId) || tried.has(r.peerId) || opened + targets.length >= MAX_HELPERS - 1) continue
       const addrs = r.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
         .map((ma, i) => ({ ma, i, rank: rankOf(ipOf(ma)) }))
         .sort((x, y) => x.rank - y.rank || x.i - y.i)
@@ -463,13 +469,13 @@ export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dia
         if (groups.has(g)) continue
         groups.add(g)
         tried.add(r.peerId)
-        targets.push(ma.getComponents().some(c => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${r.peerId}`))
+        targets.push({ ma: ma.getComponents().some(c => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${r.peerId}`), force: connected.has(r.peerId) })
         break
       }
     }
-    const results = await Promise.all(targets.map(async ma => {
+    const results = await Promise.all(targets.map(async ({ ma, force }) => {
       try {
-        await node.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+        await node.dial(ma, { force, signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
         return 1
       } catch (err) {
         log('dialling a relay to help the check failed: %s', (err as Error).message)
