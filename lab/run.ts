@@ -60,6 +60,12 @@ const TODO: Record<string, string> = {
 }
 /** Users started at once in nat-chat: the full lab's 6 users in two waves, a scale run's dozens in several. */
 const START_TOGETHER = 4
+/**
+ * Diagnostics: LAB_USER_ENV (a JSON object) is added to every user process's environment, e.g.
+ * `{"DEBUG":"p2pchat:mailboxes"}` (each start then logs its p2pchat debug lines) or
+ * `{"NODE_OPTIONS":"--cpu-prof --cpu-prof-dir=/tmp/prof"}` (a CPU profile per user process).
+ */
+const USER_ENV: Record<string, string> = JSON.parse(process.env.LAB_USER_ENV ?? '{}')
 /** How many times a user's `p2pchat start` is run before the lab gives up on it. */
 const START_ATTEMPTS = 3
 /**
@@ -197,8 +203,8 @@ class Lab {
     this.env = { P2PCHAT_TIMING: JSON.stringify(TIMING), P2PCHAT_PRIVACY: privacy }
   }
 
-  spawn (name: string, ns: string, args: string[]): LabProcess {
-    const p = new LabProcess(name, ns, args, this.env)
+  spawn (name: string, ns: string, args: string[], env: Record<string, string> = {}): LabProcess {
+    const p = new LabProcess(name, ns, args, { ...this.env, ...env })
     this.procs.push(p)
     return p
   }
@@ -257,6 +263,8 @@ interface ScenarioResult {
   bytesPerUserPerHour: number
   /** the same in the idle window before: online, sending nothing */
   idleBytesPerUserPerHour: number
+  /** CPU a user process used per second (of one core), idle and while messaging (nat-chat only) */
+  userCpu?: { idlePerUser: number, messagingPerUser: number }
   windowS: number
   /** relays' own figures over the scenario's window, from their Prometheus metrics */
   relayLoad: RelayLoad
@@ -288,6 +296,14 @@ function scrape (lab: Lab, ns: string): Map<string, number> {
     out.set(name, (out.get(name) ?? 0) + Number(line.slice(i + 1)))
   }
   return out
+}
+
+/** CPU seconds (user + system) a running process has used, from /proc (USER_HZ 100 on Linux). */
+function cpuSeconds (p: LabProcess): number {
+  try {
+    const f = readFileSync(`/proc/${String(p.child.pid)}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch { return NaN }
 }
 
 /** A user: `proc` is its process now; `procs` every process it ran as (churn restarts it), oldest first. */
@@ -468,7 +484,7 @@ function stageLine (s: StartStages): string {
 function userStarter (lab: Lab, bootstrapAddr: string, failures: Array<{ user: string, code: string }>, phase = 'first start'): StartUser {
   return async (h: Host) => {
     for (let attempt = 1; ; attempt++) {
-      const proc = lab.spawn(h.name, h.ns, ['start', '--json', '--nick', h.name, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(h.name)])
+      const proc = lab.spawn(h.name, h.ns, ['start', '--json', '--nick', h.name, '--bootstrap', bootstrapAddr, '--data-dir', lab.dataDir(h.name)], USER_ENV)
       const r = await proc.waitFor(o => o.event === 'ready' || o.event === 'error', 120_000)
       if (r.obj.event === 'ready') {
         const stages = stagesOf(h.name, phase, proc)
@@ -476,6 +492,7 @@ function userStarter (lab: Lab, bootstrapAddr: string, failures: Array<{ user: s
         // what the start warned of on the way (relays by peer id only: no nick, no message text)
         const warnings = proc.events.filter(e => e.obj.event === 'warning').map(e => `+${((e.at - proc.startedAt) / 1000).toFixed(1)}s ${String(e.obj.message).slice(0, 120)}`)
         log(`${h.name} (${phase}) stages, s from spawn: ${stageLine(stages)}${warnings.length === 0 ? '' : `; warnings: ${warnings.join(' | ')}`}`)
+        if (USER_ENV.DEBUG != null) log(`${h.name} stderr:\n  ${proc.stderr.split('\n').filter(l => l.includes('p2pchat:')).slice(0, 40).join('\n  ')}`)
         return { proc, readyAt: r.at }
       }
       failures.push({ user: h.name, code: String(r.obj.code) })
@@ -514,9 +531,10 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
   // stocking, announcements) that the messaging window is compared with
   const userBytes = (): number => users.reduce((n, u) => { const c = lab.net.counters(u.host.ns); return n + c.rx + c.tx }, 0)
   const relayPackets = (m: Map<string, number>): number => (m.get('p2pchat_onion_packets_in_total') ?? 0) + (m.get('p2pchat_client_packets_in_total') ?? 0)
-  const idle0 = { at: performance.now(), bytes: userBytes(), relays: relaySites.map(r => scrape(lab, r.ns)) }
+  const userCpu = (): number => users.reduce((n, u) => n + cpuSeconds(u.proc), 0)
+  const idle0 = { at: performance.now(), bytes: userBytes(), relays: relaySites.map(r => scrape(lab, r.ns)), cpu: userCpu() }
   await new Promise(resolve => setTimeout(resolve, cfg.messages * cfg.intervalMs))
-  const idle1 = { at: performance.now(), bytes: userBytes(), relays: relaySites.map(r => scrape(lab, r.ns)) }
+  const idle1 = { at: performance.now(), bytes: userBytes(), relays: relaySites.map(r => scrape(lab, r.ns)), cpu: userCpu() }
   const idleS = (idle1.at - idle0.at) / 1000
   log(`idle baseline over ${idleS.toFixed(1)} s measured`)
   const windowStart = performance.now()
@@ -525,6 +543,7 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
   const { stored, storedShown, delivered, shown, duplicated, latency, receipt } = ex
   const startToReady = users.map(u => (readyAt.get(u.nick) ?? NaN) - u.proc.startedAt)
   const relaysAtEnd = relaySites.map(r => scrape(lab, r.ns))
+  const cpuAtEnd = userCpu()
   const delta = (i: number, name: string): number => (relaysAtEnd[i].get(name) ?? 0) - (idle1.relays[i].get(name) ?? 0)
   const idlePackets = relaySites.reduce((n, _r, i) => n + relayPackets(idle1.relays[i]) - relayPackets(idle0.relays[i]), 0)
   const chatPackets = relaySites.reduce((n, _r, i) => n + relayPackets(relaysAtEnd[i]) - relayPackets(idle1.relays[i]), 0)
@@ -581,6 +600,7 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
     startToReadyMs: summarize(startToReady),
     bytesPerUserPerHour: bytes / users.length / windowS * 3600,
     idleBytesPerUserPerHour: (idle1.bytes - idle0.bytes) / users.length / idleS * 3600,
+    userCpu: { idlePerUser: (idle1.cpu - idle0.cpu) / users.length / idleS, messagingPerUser: (cpuAtEnd - idle1.cpu) / users.length / windowS },
     windowS,
     relayLoad,
     startFailures,
@@ -975,6 +995,7 @@ async function runLab (cfg: Config): Promise<number> {
       if (r.relayLoad.relays.length === 0) continue
       if (r.startFailures.length > 0) process.stdout.write(`${r.name}: ${r.startFailures.length} start${r.startFailures.length === 1 ? '' : 's'} failed and ran again: ${r.startFailures.map(f => `${f.user} ${f.code}`).join(', ')}\n`)
       const l = r.relayLoad
+      if (r.userCpu != null) process.stdout.write(`\nuser processes over ${r.name}: ${(r.userCpu.idlePerUser * 100).toFixed(1)} % of a core each idle, ${(r.userCpu.messagingPerUser * 100).toFixed(1)} % while messaging\n`)
       process.stdout.write(`\nrelays over ${r.name} (${r.windowS.toFixed(0)} s): ${fmt(l.packetsPerMessage)} onion packets read by relays per chat message sent, beyond the idle rate of ${fmt(l.idlePacketsPerSecond)}/s; per relay ` +
         l.relays.map(x => `${x.name} ${x.packetsIn} packets, ${x.cpuSeconds.toFixed(2)} CPU s, ${x.rssMiB.toFixed(0)} MiB RSS`).join('; ') + '\n')
     }

@@ -46,6 +46,14 @@ export interface MailboxTiming {
   stockIntervalMs: number
   requestTimeoutMs: number
   reregisterMs: number
+  /**
+   * At start, a REGISTER not answered in this time is sent once more over a new path (default a third
+   * of requestTimeoutMs): a restart during churn lost both its REGISTERs on paths through a relay killed
+   * a second later, and waited the whole request timeout for them (24 s of a 36 s start in the lab).
+   * The same mailbox, a newer timestamp: the relay takes whichever comes first and refuses the older
+   * one as stale if it comes second; no new mailbox is made.
+   */
+  registerHedgeMs?: number
 }
 
 export interface MailboxAddress {
@@ -145,7 +153,7 @@ export class MailboxClient {
     for (const key of this.init.keys.active()) {
       this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
     }
-    await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
+    await Promise.all([...this.live.values()].map(async l => await this.registerHedged(l).catch((err: Error) => { this.log('registering a kept mailbox failed: %s', err.message) })))
     // the mailboxes still missing are registered at once, not one after another: a REGISTER whose path
     // crosses a relay that just died waits the whole request timeout, and a restart during churn met
     // two of them in a row (33 s of a 42 s start in the lab)
@@ -168,7 +176,7 @@ export class MailboxClient {
         await this.register(pending[round % pending.length]).catch((err: Error) => { this.log('registering a mailbox again failed: %s', err.message) })
         continue
       }
-      await Promise.all(batch.map(async l => { await this.register(l).catch((err: Error) => { this.log('registering a mailbox failed: %s', err.message) }) }))
+      await Promise.all(batch.map(async l => { await this.registerHedged(l).catch((err: Error) => { this.log('registering a mailbox failed: %s', err.message) }) }))
     }
     const addresses = this.addresses()
     if (addresses.length === 0) throw new MailboxUnavailableError('no relay accepted a mailbox (too few relays, or none answered)')
@@ -204,13 +212,38 @@ export class MailboxClient {
     return decoded.answer
   }
 
+  /**
+   * `register`, sent once more over a new path when the first gets no answer within registerHedgeMs;
+   * resolves with the first success, rejects once every attempt failed (at once when the first fails
+   * before the second is sent).
+   */
+  private async registerHedged (l: Live): Promise<void> {
+    const hedgeMs = this.timing.registerHedgeMs ?? Math.ceil(this.timing.requestTimeoutMs / 3)
+    await new Promise<void>((resolve, reject) => {
+      let pending = 1
+      const done = (): void => { clearTimeout(timer); resolve() }
+      const fail = (err: unknown): void => { if (--pending === 0) { clearTimeout(timer); reject(err) } }
+      const timer = setTimeout(() => {
+        if (this.stopped || l.registered || !this.live.has(hex(l.key.id))) return
+        pending++
+        this.log('REGISTER unanswered after %d ms: sending it again over a new path', hedgeMs)
+        this.register(l).then(done, fail)
+      }, hedgeMs)
+      this.register(l).then(done, fail)
+    })
+  }
+
   private async register (l: Live): Promise<void> {
     const relay = this.relay(l.key.relay)
     if (relay == null) throw new MailboxUnavailableError('the mailbox relay is not live')
     // never (re)start a mailbox on our own entry relay (it would see our packets and our mailbox's):
     // it waits, kept, until our entry relay is another one (a new entry relay registers every mailbox)
     if (!l.registered && relay.peerId === this.init.entryPeerId()) throw new MailboxUnavailableError('the mailbox relay is our entry relay')
-    const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now()))
+    const t0 = Date.now()
+    const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now())).catch((err: Error) => {
+      this.log('REGISTER at %s: no answer after %d ms (%s)', relay.peerId, Date.now() - t0, err.name)
+      throw err
+    })
     if (answer.kind !== 'registered') {
       // stale: the relay holds a newer REGISTER of ours (two were under way and the mixes reordered
       // them) or our clocks differ; the mailbox is still ours and items may wait in it: kept, and

@@ -4,8 +4,10 @@
  * path crossed a relay that had just died waiting out the request timeout, one after another). Here,
  * against real mailbox services with an in-memory stand-in for the onion client that holds every
  * request until the test lets it go: the mailboxes a start still needs are all asked for at once, so
- * one slow answer delays the others by nothing. Without that, the second REGISTER is never sent while
- * the first is held, and the wait below times out.
+ * one slow answer delays the others by nothing (without that, the second REGISTER is never sent while
+ * the first is held, and the wait times out); and after a restart, a REGISTER lost on its way (its path
+ * crossed a relay that died) is sent again over a new path after registerHedgeMs, for the same mailbox,
+ * instead of the start waiting out the request timeout (in the lab: 24 s of a 36 s restart).
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -16,12 +18,13 @@ import { DatabaseSync } from 'node:sqlite'
 import { after, before, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
+import type { MailboxAddress, MailboxTiming } from '../node/mailboxes.ts'
 import { SURB_SIZE } from '../protocols/mailbox/constants.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
 import { MailboxStore } from '../protocols/mailbox/store.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
-import { waitFor } from './helpers/wait.ts'
+import { waitFor, within } from './helpers/wait.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -31,6 +34,8 @@ const relays: Array<{ path: PathRelay, store: MailboxStore, service: MailboxServ
 const blocks = new Map<string, (payload: Uint8Array) => void>()
 /** requests under way, in the order they were sent: each waits until the test delivers it */
 const held: Array<{ relay: string, deliver: () => void }> = []
+/** when set, requests are not held: each is delivered at once, except that the first one to this relay is lost */
+let auto: { loseFirstTo: string, lost: number } | undefined
 
 const onion = {
   replyBlock: (onReply: (payload: Uint8Array) => void): { surb: Uint8Array, id: Uint8Array, path: string[] } => {
@@ -42,7 +47,10 @@ const onion = {
     const relay = relays.find(r => r.path.peerId === final.peerId)
     if (relay == null) throw Object.assign(new Error('no answer'), { name: 'AnswerTimeoutError' })
     return await new Promise<Uint8Array>(resolve => {
-      held.push({ relay: final.peerId, deliver: () => { relay.service.handle(request, onion.replyBlock(resolve).surb) } })
+      const deliver = (): void => { relay.service.handle(request, onion.replyBlock(resolve).surb) }
+      if (auto == null) held.push({ relay: final.peerId, deliver })
+      else if (final.peerId === auto.loseFirstTo && auto.lost === 0) auto.lost++
+      else deliver()
     })
   },
   send: (_final: PathRelay, _service: number, _request: Uint8Array, opts: { departed?: (ok: boolean) => void } = {}): void => { opts.departed?.(true) }
@@ -74,9 +82,9 @@ after(() => {
   rmSync(root, { recursive: true, force: true })
 })
 
-it('a start registers the mailboxes it needs at once, not one after another', { timeout: 60_000 }, async () => {
-  let clock = Date.now()
-  const c = new MailboxClient({
+let clock = Date.now()
+function client (timing: Partial<MailboxTiming>): MailboxClient {
+  return new MailboxClient({
     now: () => Math.max(++clock, Date.now()),
     onion: onion as unknown as OnionClient,
     keys: new MailboxKeys(db),
@@ -85,8 +93,14 @@ it('a start registers the mailboxes it needs at once, not one after another', { 
     record: () => new Uint8Array(100).fill(7),
     onItem: async () => true,
     want: 2,
-    timing: { stockIntervalMs: 60_000, requestTimeoutMs: 30_000 }
+    timing: { stockIntervalMs: 60_000, ...timing }
   })
+}
+
+let firstBoxes: MailboxAddress[] = []
+
+it('a start registers the mailboxes it needs at once, not one after another', { timeout: 60_000 }, async () => {
+  const c = client({ requestTimeoutMs: 30_000, registerHedgeMs: 30_000 })
   try {
     const started = c.start()
     // both REGISTERs are under way while neither has been answered
@@ -98,10 +112,29 @@ it('a start registers the mailboxes it needs at once, not one after another', { 
     try {
       const boxes = await started
       assert.equal(boxes.length, 2)
+      firstBoxes = boxes
     } finally {
       clearInterval(release)
     }
   } finally {
     c.stop()
+  }
+})
+
+it('after a restart, a REGISTER lost on its way is sent again over a new path instead of waiting out the request timeout; no new mailbox', { timeout: 60_000 }, async () => {
+  assert.equal(firstBoxes.length, 2)
+  const lostAt = relays.find(r => hex(r.path.address) === hex(firstBoxes[0].relay))
+  assert.ok(lostAt != null)
+  auto = { loseFirstTo: lostAt.path.peerId, lost: 0 }
+  // the same store: the restarted client keeps both mailboxes; a request timeout of 10 minutes, so only
+  // the second REGISTER can end this start within the test's bound
+  const c = client({ requestTimeoutMs: 600_000, registerHedgeMs: 200 })
+  try {
+    const boxes = await within(c.start(), 30_000, 'the restarted start')
+    assert.equal(auto.lost, 1, 'the first REGISTER to that relay was lost')
+    assert.deepEqual(boxes.map(b => hex(b.mailboxId)).sort(), firstBoxes.map(b => hex(b.mailboxId)).sort(), 'the same two mailboxes, none new')
+  } finally {
+    c.stop()
+    auto = undefined
   }
 })
