@@ -54,7 +54,7 @@ const METRICS = '127.0.0.1:9464'
  * Churn was marked from 2026-12-01 (issue 15: in 2 of 4 quick runs 10-14 of ~45 messages bob sent
  * alice while relays and alice restarted were stored in a mailbox of alice and never shown; fixed in
  * node/mailboxes.ts the same day); the mark went after churn passed 3 of 3 quick runs that day and 5 of
- * 5 more in the next session (seed 1, load 4-12), with no failure of churn's own seen.
+ * 5 more in the next session (seed 1, load 5-18), with no failure of churn's own seen.
  */
 const TODO: Record<string, string> = {}
 /** Users started at once in nat-chat: the full lab's 6 users in two waves, a scale run's dozens in several. */
