@@ -40,6 +40,9 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000
 /** A registration is renewed this often (the relay forgets an idle mailbox after days). */
 export const DEFAULT_REREGISTER_MS = 6 * 3600_000
 
+/** REGISTERs sent for one mailbox at start while none is answered (registerHedgeMs apart). */
+export const REGISTER_SENDS = 3
+
 export interface MailboxTiming {
   stockLevel: number
   stockTtlMs: number
@@ -47,11 +50,12 @@ export interface MailboxTiming {
   requestTimeoutMs: number
   reregisterMs: number
   /**
-   * At start, a REGISTER not answered in this time is sent once more over a new path (default a third
-   * of requestTimeoutMs): a restart during churn lost both its REGISTERs on paths through a relay killed
-   * a second later, and waited the whole request timeout for them (24 s of a 36 s start in the lab).
-   * The same mailbox, a newer timestamp: the relay takes whichever comes first and refuses the older
-   * one as stale if it comes second; no new mailbox is made.
+   * At start, a REGISTER not answered in this time is sent again over a new path, and again after as
+   * long, REGISTER_SENDS in all (default a third of requestTimeoutMs, so the sends span the timeout of
+   * the first): a restart during churn lost both its REGISTERs on paths through a relay killed a second
+   * later, and waited the whole request timeout for them (24 s of a 36 s start in the lab); another lost
+   * the second send too, to a relay killed just after it. The same mailbox, a newer timestamp each: the
+   * relay takes whichever comes first and refuses older ones as stale; no new mailbox is made.
    */
   registerHedgeMs?: number
 }
@@ -213,22 +217,29 @@ export class MailboxClient {
   }
 
   /**
-   * `register`, sent once more over a new path when the first gets no answer within registerHedgeMs;
-   * resolves with the first success, rejects once every attempt failed (at once when the first fails
-   * before the second is sent).
+   * `register`, sent again over a new path every registerHedgeMs while none is answered (REGISTER_SENDS
+   * in all); resolves with the first success, rejects once every send made failed (at once when the
+   * first fails before a second is sent).
    */
   private async registerHedged (l: Live): Promise<void> {
     const hedgeMs = this.timing.registerHedgeMs ?? Math.ceil(this.timing.requestTimeoutMs / 3)
     await new Promise<void>((resolve, reject) => {
       let pending = 1
+      let sent = 1
+      let timer: ReturnType<typeof setTimeout> | undefined
       const done = (): void => { clearTimeout(timer); resolve() }
       const fail = (err: unknown): void => { if (--pending === 0) { clearTimeout(timer); reject(err) } }
-      const timer = setTimeout(() => {
-        if (this.stopped || l.registered || !this.live.has(hex(l.key.id))) return
-        pending++
-        this.log('REGISTER unanswered after %d ms: sending it again over a new path', hedgeMs)
-        this.register(l).then(done, fail)
-      }, hedgeMs)
+      const again = (): void => {
+        timer = setTimeout(() => {
+          if (this.stopped || l.registered || !this.live.has(hex(l.key.id))) return
+          pending++
+          sent++
+          this.log('REGISTER unanswered after %d ms: sending it again over a new path (%d of %d)', hedgeMs, sent, REGISTER_SENDS)
+          this.register(l).then(done, fail)
+          if (sent < REGISTER_SENDS) again()
+        }, hedgeMs)
+      }
+      again()
       this.register(l).then(done, fail)
     })
   }
