@@ -356,6 +356,10 @@ export class MailboxClient {
   }
 
   private onPush (l: Live, payload: Uint8Array, _blockId: Uint8Array): void {
+    // a stopping client takes nothing more: the user's process no longer shows what it would store (the
+    // CLI has detached), and an item taken and acknowledged now would be in the store but never shown
+    // (the churn lab saw one: receipted, never printed). Not acknowledged, it is pushed to the next run.
+    if (this.stopped) return
     // a block was used: the relay pushes through its newest block first
     if (l.stocked.length > 0) l.stocked.splice(l.stocked.indexOf(l.stocked.reduce((a, b) => b.expires > a.expires ? b : a)), 1)
     const decoded = decodeMailboxPayload(payload)

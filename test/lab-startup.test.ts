@@ -19,6 +19,7 @@ import { after, before, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
 import type { MailboxAddress, MailboxTiming } from '../node/mailboxes.ts'
+import { buildDeposit, decodeMailboxPayload } from '../protocols/mailbox/client.ts'
 import { SURB_SIZE } from '../protocols/mailbox/constants.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
 import { MailboxStore } from '../protocols/mailbox/store.ts'
@@ -34,6 +35,8 @@ const relays: Array<{ path: PathRelay, store: MailboxStore, service: MailboxServ
 const blocks = new Map<string, (payload: Uint8Array) => void>()
 /** requests under way, in the order they were sent: each waits until the test delivers it */
 const held: Array<{ relay: string, deliver: () => void }> = []
+/** pushes (and other answers) the relays sent through reply blocks */
+let pushes = 0
 /** when set, requests are not held: each is delivered at once, except that the first `lose` to this relay are lost */
 let auto: { loseFirstTo: string, lose: number, lost: number } | undefined
 
@@ -53,7 +56,11 @@ const onion = {
       else deliver()
     })
   },
-  send: (_final: PathRelay, _service: number, _request: Uint8Array, opts: { departed?: (ok: boolean) => void } = {}): void => { opts.departed?.(true) }
+  // like OnionClient.send on a link that holds nothing back (an ACK): delivered, and departed when send returns
+  send: (final: PathRelay, _service: number, request: Uint8Array, opts: { departed?: (ok: boolean) => void } = {}): void => {
+    relays.find(r => r.path.peerId === final.peerId)?.service.handle(request, undefined)
+    opts.departed?.(true)
+  }
 }
 
 before(() => {
@@ -65,7 +72,7 @@ before(() => {
     const service = new MailboxService({
       store,
       limits: { repushIntervalMs: 200, sweepIntervalMs: 100 },
-      sendThroughReplyBlock: (block, payload) => { const to = blocks.get(hex(block)); blocks.delete(hex(block)); to?.(payload) },
+      sendThroughReplyBlock: (block, payload) => { pushes++; const to = blocks.get(hex(block)); blocks.delete(hex(block)); to?.(payload) },
       onRecord: () => {}
     })
     service.start()
@@ -83,7 +90,7 @@ after(() => {
 })
 
 let clock = Date.now()
-function client (timing: Partial<MailboxTiming>): MailboxClient {
+function client (timing: Partial<MailboxTiming>, received: string[] = []): MailboxClient {
   return new MailboxClient({
     now: () => Math.max(++clock, Date.now()),
     onion: onion as unknown as OnionClient,
@@ -91,7 +98,7 @@ function client (timing: Partial<MailboxTiming>): MailboxClient {
     relays: () => relays.map(r => r.path),
     entryPeerId: () => 'entry',
     record: () => new Uint8Array(100).fill(7),
-    onItem: async () => true,
+    onItem: async (item) => { received.push(hex(item)); return true },
     want: 2,
     timing: { stockIntervalMs: 60_000, ...timing }
   })
@@ -134,6 +141,39 @@ it('after a restart, REGISTERs lost on their way are sent again over new paths i
     const boxes = await within(c.start(), 30_000, 'the restarted start')
     assert.equal(auto.lost, 2, 'the first two REGISTERs to that relay were lost')
     assert.deepEqual(boxes.map(b => hex(b.mailboxId)).sort(), firstBoxes.map(b => hex(b.mailboxId)).sort(), 'the same two mailboxes, none new')
+  } finally {
+    c.stop()
+    auto = undefined
+  }
+})
+
+it('a stopping client takes no pushed item: unacknowledged, it waits at the relay for the next run', { timeout: 60_000 }, async () => {
+  auto = { loseFirstTo: '', lose: 0, lost: 0 }
+  const received: string[] = []
+  const c = client({ requestTimeoutMs: 30_000, registerHedgeMs: 10_000 }, received)
+  try {
+    const boxes = await within(c.start(), 30_000, 'the start')
+    const box = boxes[0]
+    const relay = relays.find(r => hex(r.path.address) === hex(box.relay))
+    assert.ok(relay != null)
+    const deposit = async (): Promise<string> => {
+      const item = new Uint8Array(randomBytes(300))
+      const d = decodeMailboxPayload(await onion.request(relay.path, 1, buildDeposit(box.mailboxId, item)))
+      assert.ok(d.ok && d.answer.kind === 'stored')
+      return hex(item)
+    }
+    // running: a deposit is pushed, taken and acknowledged
+    await waitFor(() => relay.store.getMailbox(box.mailboxId) != null && pushes > 0, 'blocks stocked', 10_000)
+    const first = await deposit()
+    await waitFor(() => received.includes(first) && relay.store.items(box.mailboxId).length === 0, 'the first item taken and acknowledged', 10_000)
+
+    // stopping (the CLI has already detached: nothing would show it): the push arrives and is left
+    c.stop()
+    const before = pushes
+    const second = await deposit()
+    await waitFor(() => pushes > before, 'the relay pushed the second item', 10_000)
+    assert.ok(!received.includes(second), 'a stopped client handed no item on')
+    assert.equal(relay.store.items(box.mailboxId).length, 1, 'the item waits at the relay, unacknowledged')
   } finally {
     c.stop()
     auto = undefined
