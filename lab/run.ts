@@ -56,7 +56,9 @@ const METRICS = '127.0.0.1:9464'
  * fixed the same day in node/mailboxes.ts); it then passed 3 of 3 quick runs, and 6 of 7 in the next
  * session (load 5-18). The 7th lost 1 of 44 in a new way: bob's message sent 1 s into the churn (relay1
  * just stopped, alice up for 8 s more, then restarted) came back delivered (✓✓, alice's receipt) but no
- * process of alice ever printed it. Cause not found; the mark stays until churn passes every run.
+ * process of alice ever printed it. Probable cause, fixed then (node/mailboxes.ts): a push taken while
+ * the user's process stopped (its output already detached) was stored and receipted, never printed.
+ * The mark stays until churn passes every run.
  */
 const TODO: Record<string, string> = {
   churn: 'watched (issue 15): a message bob sent alice while relays and alice restarted was sometimes never shown to her (stored, and once even receipted); mark kept until churn passes every run'
