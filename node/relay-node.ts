@@ -335,7 +335,13 @@ export class RelayNode {
     this.emit({ type: 'status', stage: 'checking', detail: `asking peers in other networks to dial ${addrs.length} address${addrs.length === 1 ? '' : 'es'} back` })
     let report: ReachabilityReport
     try {
-      await recruitHelpers(this.node, AbortSignal.any([this.stopSignal.signal, ...(signal == null ? [] : [signal])]))
+      // helpers: relays in the relay lists and, for relays starting together, the DHT servers nearest this relay's id
+      const node = this.node
+      await recruitHelpers(node, AbortSignal.any([this.stopSignal.signal, ...(signal == null ? [] : [signal])]), {
+        candidates: async function * (s) {
+          for await (const p of node.peerRouting.getClosestPeers(node.peerId.toMultihash().bytes, { signal: s })) yield { peerId: p.id.toString(), addrs: p.multiaddrs.map(a => a.toString()) }
+        }
+      })
       report = await checkReachability(this.node, addrs, { signal })
     } catch (err) {
       if (err instanceof NoDialbackHelperError) throw new RelayUnreachableError('cannot check that this relay is reachable: no relay or bootstrap node answered a dial-back request; it will not announce itself (check --bootstrap)')
@@ -343,7 +349,8 @@ export class RelayNode {
     }
     this.reachability = report
     if (report.verified.length > 0) {
-      this.emit({ type: 'status', stage: 'checking', detail: `reachable: ${report.verified.length} of ${addrs.length} addresses confirmed by peers in ${report.required} network${report.required === 1 ? '' : 's'} (of ${report.groups})` })
+      const confirmedBy = Math.min(...report.addrs.filter(v => report.verified.includes(v.addr)).map(v => v.confirmedBy.length))
+      this.emit({ type: 'status', stage: 'checking', detail: `reachable: ${report.verified.length} of ${addrs.length} addresses confirmed by peers in ${confirmedBy} network${confirmedBy === 1 ? '' : 's'} (of ${report.groups} asked, ${report.required} required)` })
       return
     }
     const why = report.addrs.map(v => {

@@ -289,7 +289,10 @@ export async function checkReachability (node: Pick<Libp2p, 'getConnections'>, a
     .slice(0, MAX_DIALBACK_ADDRS)
   if (candidates.length === 0) throw new DialbackFormatError('no address to check')
   const byPeer = new Map<string, Connection>()
-  for (const c of node.getConnections()) if (c.status === 'open' && !byPeer.has(c.remotePeer.toString())) byPeer.set(c.remotePeer.toString(), c)
+  // a peer's outbound connection first: its address is the one we dialled (its listen address), where an
+  // inbound one shows whatever source address its host picked (on loopback always 127.0.0.1)
+  const open = node.getConnections().filter(c => c.status === 'open')
+  for (const c of [...open.filter(c => c.direction === 'outbound'), ...open.filter(c => c.direction !== 'outbound')]) if (!byPeer.has(c.remotePeer.toString())) byPeer.set(c.remotePeer.toString(), c)
   // one helper per group first, then the rest
   const seenGroups = new Set<string>()
   const firsts: Connection[] = []
@@ -361,47 +364,125 @@ export async function checkReachability (node: Pick<Libp2p, 'getConnections'>, a
 }
 
 /**
- * Connects to relays in network groups this node has no connection to yet, so that the check hears
- * from several /16s: a relay starting up is connected to its bootstrap nodes and a few DHT peers. Asks
- * the connected peers for their relay lists (verified descriptors), then dials up to MAX_HELPERS - 1
- * relays of distinct new groups at their descriptor addresses. Failures are skipped: the check then
- * has fewer helpers, and says so. Returns how many connections it opened.
+ * Network groups a starting relay tries to have among its helpers before it asks: 3, so that the
+ * majority rule (more groups confirm than fail) is a vote of several networks, not one or two.
  */
-export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dialProtocol' | 'dial' | 'peerId'>, signal: AbortSignal): Promise<number> {
-  const groups = new Set(node.getConnections().map(c => groupOf(c.remoteAddr)))
-  if (groups.size >= REQUIRED_GROUPS) return 0
+export const TARGET_GROUPS = 3
+/**
+ * While fewer than REQUIRED_GROUPS groups are connected, helpers are looked for again, at most this
+ * many rounds, RECRUIT_PAUSE_MS apart (10 s in all): relays of a network that start together (a new
+ * network, the lab, a data centre after a power cut) join their bootstrap node within seconds of each
+ * other, and none is in a relay list yet, since a relay announces itself only after its check. A
+ * network's very first relay waits these 10 s once, then goes on with its bootstrap node's word.
+ */
+export const RECRUIT_ROUNDS = 5
+export const RECRUIT_PAUSE_MS = 2_500
+/** One source of candidates (a relay list, a DHT query) gets this long per round. */
+const RECRUIT_SOURCE_TIMEOUT_MS = 10_000
+
+/** A peer that might serve dial-back: an id and the addresses it was seen at. */
+export interface HelperCandidate { peerId: string, addrs: string[] }
+
+export interface RecruitOptions {
+  /**
+   * More candidates besides the connected peers' relay lists: RelayNode passes the DHT servers closest
+   * to its own id (users are never DHT servers, so these are relays, announced or still checking, and
+   * bootstrap nodes: every one serves dial-back). Relays starting together find each other here.
+   */
+  candidates?: (signal: AbortSignal) => AsyncIterable<HelperCandidate>
+  rounds?: number
+  pauseMs?: number
+}
+
+export interface RecruitResult {
+  /** connections opened to helpers in new groups */
+  opened: number
+  /** distinct groups among the open connections afterwards */
+  groups: number
+  rounds: number
+}
+
+/**
+ * Connects to peers in network groups this node has no connection to yet, so that the check hears from
+ * several /16s: a relay starting up is connected to its bootstrap nodes and a few DHT peers. Candidates:
+ * the relay lists of two connected peers (verified descriptors) and `options.candidates` (the DHT). Dials
+ * one candidate per new group, up to MAX_HELPERS - 1 in all, until TARGET_GROUPS groups are connected;
+ * while fewer than REQUIRED_GROUPS are, it looks again (RECRUIT_ROUNDS rounds, RECRUIT_PAUSE_MS apart).
+ * Failures are skipped: the check then has fewer helpers, and says so.
+ */
+export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dialProtocol' | 'dial' | 'peerId'>, signal: AbortSignal, options: RecruitOptions = {}): Promise<RecruitResult> {
   const self = node.peerId.toString()
-  const peers = [...new Set(node.getConnections().map(c => c.remotePeer))].slice(0, 2)
-  const targets: Multiaddr[] = []
-  for (const peer of peers) {
-    let relays
-    try {
-      relays = (await fetchRelayList(node, peer, AbortSignal.any([signal, AbortSignal.timeout(10_000)]))).relays
-    } catch (err) {
-      log('no relay list for recruiting helpers: %s', (err as Error).message)
-      continue
+  const rounds = options.rounds ?? RECRUIT_ROUNDS
+  const openGroups = (): Set<string> => new Set(node.getConnections().filter(c => c.status === 'open').map(c => groupOf(c.remoteAddr)))
+  let opened = 0
+  let round = 0
+  const tried = new Set<string>()
+  while (round < rounds && openGroups().size < TARGET_GROUPS && opened < MAX_HELPERS - 1) {
+    if (round > 0) {
+      if (openGroups().size >= REQUIRED_GROUPS) break
+      const pause = options.pauseMs ?? RECRUIT_PAUSE_MS
+      const aborted = await new Promise<boolean>(resolve => {
+        if (signal.aborted) { resolve(true); return }
+        const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(false) }, pause)
+        const onAbort = (): void => { clearTimeout(timer); resolve(true) }
+        signal.addEventListener('abort', onAbort, { once: true })
+      })
+      if (aborted) break
     }
-    for (const r of relays) {
-      if (r.peerId === self || targets.length >= MAX_HELPERS - 1) continue
-      for (const a of r.addrs) {
-        let ma: Multiaddr
-        try { ma = multiaddr(a) } catch { continue }
+    round++
+    const groups = openGroups()
+    // peers we hold an outbound connection to count in its group already; a peer that only dialled us
+    // (a relay recruiting us, a DHT lookup) is dialled at its listed address, to count in that group
+    const outbound = new Set(node.getConnections().filter(c => c.direction === 'outbound').map(c => c.remotePeer.toString()))
+    const connected = new Set(node.getConnections().map(c => c.remotePeer.toString()))
+    const found: HelperCandidate[] = []
+    const sourceSignal = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(RECRUIT_SOURCE_TIMEOUT_MS)])
+    const lists = [...new Set(node.getConnections().map(c => c.remotePeer))].slice(0, 2).map(async peer => {
+      try {
+        const { relays } = await fetchRelayList(node, peer, sourceSignal())
+        for (const r of relays) found.push({ peerId: r.peerId, addrs: r.addrs })
+      } catch (err) {
+        log('no relay list for recruiting helpers: %s', (err as Error).message)
+      }
+    })
+    const dht = (async () => {
+      if (options.candidates == null) return
+      try {
+        for await (const c of options.candidates(sourceSignal())) found.push(c)
+      } catch (err) {
+        log('no DHT peers for recruiting helpers: %s', (err as Error).message)
+      }
+    })()
+    await Promise.all([...lists, dht])
+    const targets: Array<{ ma: Multiaddr, force: boolean }> = []
+    // a loopback address of a peer is this machine, not the peer, unless this node's own peers are on loopback (tests)
+    const onLoopback = node.getConnections().every(c => isLoopback(ipOf(c.remoteAddr) ?? ''))
+    for (const r of found) {
+      if (r.peerId === self || outbound.has(r.peerId) || tried.has(r.peerId) || opened + targets.length >= MAX_HELPERS - 1) continue
+      const addrs = r.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+        .map((ma, i) => ({ ma, i, rank: rankOf(ipOf(ma)) }))
+        .sort((x, y) => x.rank - y.rank || x.i - y.i)
+      for (const { ma, rank } of addrs) {
+        // a plain TCP address (what a relay listens on), public ones first
+        if (rank === 3 || (rank === 2 && !onLoopback) || ma.getComponents().some(c => c.name === 'ws') || !ma.getComponents().some(c => c.name === 'tcp')) continue
         const g = groupOf(ma)
-        if (groups.has(g) || ma.getComponents().some(c => c.name === 'ws')) continue
+        if (groups.has(g)) continue
         groups.add(g)
-        targets.push(ma.getComponents().some(c => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${r.peerId}`))
+        tried.add(r.peerId)
+        targets.push({ ma: ma.getComponents().some(c => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${r.peerId}`), force: connected.has(r.peerId) })
         break
       }
     }
+    const results = await Promise.all(targets.map(async ({ ma, force }) => {
+      try {
+        await node.dial(ma, { force, signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+        return 1
+      } catch (err) {
+        log('dialling a relay to help the check failed: %s', (err as Error).message)
+        return 0
+      }
+    }))
+    opened += results.reduce<number>((a, b) => a + b, 0)
   }
-  const opened = await Promise.all(targets.map(async ma => {
-    try {
-      await node.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
-      return 1
-    } catch (err) {
-      log('dialling a relay to help the check failed: %s', (err as Error).message)
-      return 0
-    }
-  }))
-  return opened.reduce<number>((a, b) => a + b, 0)
+  return { opened, groups: openGroups().size, rounds: round }
 }
