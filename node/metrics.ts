@@ -155,8 +155,14 @@ export class Metrics {
     this.gauge('p2pchat_mix_held_packets', 'onion packets held now for their mixing delay', [], () => [[{}, relay.onion.stats.mixing?.held ?? 0]])
     this.gauge('p2pchat_reachability_verified_addresses', 'addresses peers confirmed by dialling back at start (announced), -1 when unchecked', [],
       () => [[{}, relay.reachability?.verified.length ?? -1]])
-    this.gauge('p2pchat_reachability_networks', 'network groups of the peers that answered the dial-back check (helpers), and how many had to confirm an address (required)', ['kind'],
-      () => relay.reachability == null ? [] : [[{ kind: 'helpers' }, relay.reachability.groups], [{ kind: 'required' }, relay.reachability.required]])
+    // confirmed: the fewest groups that confirmed an announced address (0 when none is announced)
+    this.gauge('p2pchat_reachability_networks', 'network groups of the peers that answered the dial-back check (helpers), how many had to confirm an address (required), and the fewest that confirmed an announced one (confirmed)', ['kind'],
+      () => {
+        const r = relay.reachability
+        if (r == null) return []
+        const counts = r.addrs.filter(a => r.verified.includes(a.addr)).map(a => a.confirmedBy.length)
+        return [[{ kind: 'helpers' }, r.groups], [{ kind: 'required' }, r.required], [{ kind: 'confirmed' }, counts.length === 0 ? 0 : Math.min(...counts)]]
+      })
   }
 
   async text (): Promise<string> { return await this.registry.metrics() }

@@ -27,6 +27,9 @@ test('the Prometheus reader: names, labels (escaped), values; comments and junk 
   assert.equal(s.uptimeS, 60)
   assert.deepEqual(s.drops, { 'onion:replay': 5, 'client:rate': 1 })
   assert.match(s.reachability.verdict, /^reachable: 1 address confirmed by dial-back from peers in 2 of 3 networks/)
+  // a relay that reports how many networks confirmed: that number, and the one required beside it
+  const c = relayStatus('u', parsePrometheus('p2pchat_relays_known 2\np2pchat_reachability_verified_addresses 1\np2pchat_reachability_networks{kind="helpers"} 4\np2pchat_reachability_networks{kind="required"} 2\np2pchat_reachability_networks{kind="confirmed"} 3\n'), 1060)
+  assert.match(c.reachability.verdict, /^reachable: 1 address confirmed by dial-back from peers in 3 of 4 networks asked \(2 required\)/)
 })
 
 test('nothing listening at the metrics address: exit 1 saying what to run', async () => {

@@ -46,7 +46,7 @@ export interface RelayStatus {
   url: string
   /** seconds since the relay's process started */
   uptimeS: number | null
-  reachability: { verifiedAddresses: number | null, helperNetworks: number | null, requiredNetworks: number | null, verdict: string }
+  reachability: { verifiedAddresses: number | null, helperNetworks: number | null, requiredNetworks: number | null, confirmedNetworks: number | null, verdict: string }
   connections: { inbound: number, outbound: number }
   usersOnEntryLinks: number
   relaysKnown: number
@@ -78,13 +78,15 @@ export function relayStatus (url: string, samples: Sample[], nowS = Date.now() /
   const helpers = sum('p2pchat_reachability_networks', l => l.kind === 'helpers')
   const required = sum('p2pchat_reachability_networks', l => l.kind === 'required')
   const hasNetworks = all('p2pchat_reachability_networks').length > 0
+  // relays before the `confirmed` figure gave only the number required
+  const confirmed = all('p2pchat_reachability_networks').some(s => s.labels.kind === 'confirmed') ? sum('p2pchat_reachability_networks', l => l.kind === 'confirmed') : undefined
   const verdict = verified == null
     ? 'unknown (this relay is older than the reachability figures)'
     : verified < 0
       ? 'not checked'
       : verified === 0
         ? 'no address confirmed'
-        : `reachable: ${verified} address${verified === 1 ? '' : 'es'} confirmed by dial-back from ${hasNetworks ? `peers in ${required} of ${helpers} network${helpers === 1 ? '' : 's'} asked` : 'peers'} (at start)`
+        : `reachable: ${verified} address${verified === 1 ? '' : 'es'} confirmed by dial-back from ${hasNetworks ? (confirmed == null ? `peers in ${required} of ${helpers} network${helpers === 1 ? '' : 's'} asked` : `peers in ${confirmed} of ${helpers} network${helpers === 1 ? '' : 's'} asked (${required} required)`) : 'peers'} (at start)`
   const drops: Record<string, number> = {}
   for (const [name, prefix] of [['p2pchat_onion_drops_total', 'onion'], ['p2pchat_client_drops_total', 'client'], ['p2pchat_mailbox_drops_total', 'mailbox'], ['p2pchat_service_drops_total', 'service']] as const) {
     for (const [reason, v] of Object.entries(byLabel(name, 'reason'))) if (v > 0) drops[`${prefix}:${reason}`] = v
@@ -92,7 +94,7 @@ export function relayStatus (url: string, samples: Sample[], nowS = Date.now() /
   return {
     url,
     uptimeS: start == null ? null : Math.max(0, nowS - start),
-    reachability: { verifiedAddresses: verified, helperNetworks: hasNetworks ? helpers : null, requiredNetworks: hasNetworks ? required : null, verdict },
+    reachability: { verifiedAddresses: verified, helperNetworks: hasNetworks ? helpers : null, requiredNetworks: hasNetworks ? required : null, confirmedNetworks: confirmed ?? null, verdict },
     connections: { inbound: sum('p2pchat_connections', l => l.direction === 'inbound'), outbound: sum('p2pchat_connections', l => l.direction === 'outbound') },
     usersOnEntryLinks: sum('p2pchat_clients_connected'),
     relaysKnown: sum('p2pchat_relays_known'),
