@@ -110,19 +110,24 @@ export interface ChosenMixes {
   relaxed: boolean
 }
 
-/**
- * Draws a relay from `pool` by group: a group uniformly among the pool's sampling groups, then a relay
- * uniformly within it. Undefined for an empty pool.
- */
-export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
-  if (pool.length === 0) return undefined
+/** `pool` by sampling group (`samplingGroup`: a relay's first /16), in first-seen order. */
+function bySamplingGroup<T extends PathRelay> (pool: T[]): Map<string, T[]> {
   const byGroup = new Map<string, T[]>()
   for (const r of pool) {
     const g = samplingGroup(r)
     const list = byGroup.get(g)
     if (list == null) byGroup.set(g, [r]); else list.push(r)
   }
-  const groups = [...byGroup.values()]
+  return byGroup
+}
+
+/**
+ * Draws a relay from `pool` by group: a group uniformly among the pool's sampling groups, then a relay
+ * uniformly within it. Undefined for an empty pool.
+ */
+export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
+  if (pool.length === 0) return undefined
+  const groups = [...bySamplingGroup(pool).values()]
   const members = groups[randomInt(groups.length)]
   return members[randomInt(members.length)]
 }
@@ -149,12 +154,7 @@ export function drawByGroup<T extends PathRelay> (pool: T[]): T | undefined {
  * group's weight.
  */
 export function drawForPosition<T extends PathRelay> (pool: T[], fits: (r: T) => boolean, allowed: (r: T) => boolean = () => true): T | undefined {
-  const byGroup = new Map<string, T[]>()
-  for (const r of pool) {
-    const g = samplingGroup(r)
-    const list = byGroup.get(g)
-    if (list == null) byGroup.set(g, [r]); else list.push(r)
-  }
+  const byGroup = bySamplingGroup(pool)
   // weights in halves: 2 for a group whose relays all fit, 1 for a group of both roles
   const weighted: Array<{ weight: number, members: T[] }> = []
   let total = 0
