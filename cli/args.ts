@@ -7,6 +7,7 @@ import { UserError } from '../node/errors.ts'
 import type { ChatTiming } from '../node/chat-node.ts'
 import { MAX_TEXT_BYTES } from '../protocols/chat/index.ts'
 import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, STANDARD_MB_PER_DAY } from '../node/privacy.ts'
+import { defaultRelaySphinxThreads, MAX_SPHINX_THREADS } from '../protocols/onion/sphinx-pool.ts'
 
 interface FlagSpec {
   /** the value's placeholder; a flag without one is a switch */
@@ -25,6 +26,7 @@ const FLAGS = {
   privacy: { value: '<level>', help: `mixing: ${Object.keys(PRIVACY_LEVELS).join(', ')} (default ${DEFAULT_PRIVACY}; or $P2PCHAT_PRIVACY)` },
   announce: { value: '<multiaddr>', multiple: true, help: 'relays: the address to announce instead of the listen addresses (behind a port forward: /ip4/<public ip>/tcp/<port>); checked by dial-back like any' },
   family: { value: '<file>', help: "relays: the operator's family key file (created, mode 0600, if missing; copy it to each relay you run): clients put one of your relays per path" },
+  'sphinx-threads': { value: '<n>', help: `relays: worker threads that unwrap onion packets (0: on the main thread; default ${defaultRelaySphinxThreads()} here, 2 with 2+ cores; or $P2PCHAT_SPHINX_THREADS)` },
   metrics: { value: '<host:port>', help: 'relays and bootstrap nodes: serve Prometheus metrics at http://<host:port>/metrics (host defaults to 127.0.0.1)' },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
   web: { help: 'serve the web app on 127.0.0.1 and print a one-time login URL (start: instead of the terminal chat; demo: for alice and bob)' },
@@ -47,8 +49,8 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--announce <multiaddr>...] [--family <file>] [--data-dir <dir>] [--metrics <host:port>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'announce', 'family', 'data-dir', 'metrics', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--announce <multiaddr>...] [--family <file>] [--data-dir <dir>] [--metrics <host:port>] [--sphinx-threads <n>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'announce', 'family', 'data-dir', 'metrics', 'sphinx-threads', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
@@ -114,6 +116,7 @@ const ENVIRONMENT = `environment:
   P2PCHAT_HOME       default data directory
   P2PCHAT_BOOTSTRAP  default bootstrap multiaddrs, comma-separated
   P2PCHAT_PRIVACY    default privacy level of start (--privacy overrides it)
+  P2PCHAT_SPHINX_THREADS  default worker threads of start --relay (--sphinx-threads overrides it)
   P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000,"hopDelayMs":50}
                      (tests, demos; also loopCoverGapMs, dropCoverGapMs, receiptDelayMs)
 `
@@ -179,6 +182,8 @@ export interface CliOptions {
   announce?: string[]
   /** --family: a relay operator's family key file (protocols/directory/FAMILY.md) */
   family?: string
+  /** --sphinx-threads, else $P2PCHAT_SPHINX_THREADS (start --relay only), else undefined (the relay's default); 0..MAX_SPHINX_THREADS. */
+  sphinxThreads?: number
 }
 
 /**
@@ -262,6 +267,10 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
   const privacyEnv = (env.P2PCHAT_PRIVACY ?? '').trim()
   const privacy = values.privacy?.[0] ?? (command === 'start' && privacyEnv !== '' ? privacyEnv : undefined)
   if (privacy != null) privacyLevel(privacy) // a UserError naming the levels
+  const threadsEnv = (env.P2PCHAT_SPHINX_THREADS ?? '').trim()
+  const sphinxThreads = values['sphinx-threads'] != null
+    ? threadCount(values['sphinx-threads'][0], '--sphinx-threads')
+    : command === 'start' && values.relay != null && threadsEnv !== '' ? threadCount(threadsEnv, 'P2PCHAT_SPHINX_THREADS') : undefined
   return {
     command,
     topic,
@@ -281,8 +290,16 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     privacy,
     metrics: values.metrics?.[0],
     announce: values.announce,
-    family: values.family?.[0]
+    family: values.family?.[0],
+    sphinxThreads
   }
+}
+
+function threadCount (value: string, where: string): number {
+  if (!/^\d{1,3}$/.test(value) || Number(value) > MAX_SPHINX_THREADS) {
+    throw new UserError(`${where} must be a whole number of threads from 0 to ${MAX_SPHINX_THREADS} (got "${shown(value)}")`, 'USAGE')
+  }
+  return Number(value)
 }
 
 function webPort (value: string | undefined): number | undefined {

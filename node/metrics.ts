@@ -130,6 +130,10 @@ export class Metrics {
     this.counter('p2pchat_onion_backpressure_pauses_total', 'times a full neighbour queue paused reading (held), and pauses that timed out', ['outcome'],
       () => [[{ outcome: 'held' }, s().onion.held], [{ outcome: 'timed-out' }, s().onion.holdTimeouts]])
     this.gauge('p2pchat_onion_queue_packets', 'packets waiting in the outbound queues to next relays', [], () => [[{}, relay.onion.queueDepth().packets]])
+    // the Sphinx worker pool (--sphinx-threads; 0 threads: packets are unwrapped on the main thread);
+    // packets it refused when full are p2pchat_onion_drops_total{reason="pool-full"}
+    this.gauge('p2pchat_sphinx_threads', 'worker threads unwrapping onion packets (0: on the main thread)', [], () => [[{}, relay.onion.stats.sphinxPool?.threads ?? 0]])
+    this.gauge('p2pchat_sphinx_pool_packets', 'onion packets handed to the Sphinx worker threads and not yet answered', [], () => [[{}, relay.onion.stats.sphinxPool?.queued ?? 0]])
     this.gauge('p2pchat_onion_neighbours', 'relays this relay holds an outbound queue for', [], () => [[{}, relay.onion.queueDepth().neighbours]])
     this.gauge('p2pchat_clients_connected', 'users with an open entry link to this relay', [], () => [[{}, s().clients.connected]])
     this.counter('p2pchat_client_packets_in_total', 'packets users submitted on their entry links', [], () => [[{}, s().clients.submitted]])

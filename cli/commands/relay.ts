@@ -19,6 +19,7 @@ import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
 import { watchSignals } from '../signals.ts'
 import { Metrics, parseMetricsAddress } from '../../node/metrics.ts'
+import { defaultRelaySphinxThreads } from '../../protocols/onion/sphinx-pool.ts'
 import type { MetricsServer } from '../../node/metrics.ts'
 
 /** Where a relay listens unless told otherwise: every interface, TCP and WebSockets, a free port. */
@@ -33,6 +34,8 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
   const timing = parseTiming(io.env)
   const metricsAddr = opts.metrics == null ? undefined : parseMetricsAddress(opts.metrics)
+  // Sphinx on worker threads unless told otherwise (--sphinx-threads 0: on the main thread)
+  const sphinxThreads = opts.sphinxThreads ?? defaultRelaySphinxThreads()
   const signals = watchSignals()
   const input: Readable = io.stdin ?? process.stdin
   let relay: RelayNode
@@ -55,6 +58,7 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       allow: localAllowList([...opts.bootstrap, ...(opts.listen ?? []), ...(opts.announce ?? [])]),
       announce: opts.announce,
       checkReachability: true,
+      limits: { sphinxThreads },
       announceIntervalMs: timing.announceIntervalMs,
       keyRing: { epochMs: timing.relayEpochMs, graceMs: timing.relayGraceMs },
       // a stocked reply block dies when a relay on it rotates its key: with shortened epochs, held blocks
@@ -91,8 +95,8 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       return 0
     }
     // announced: the addresses its descriptor carries (those peers confirmed by dialling them back)
-    if (opts.json) emit(io, { event: 'ready', relay: true, peerId: relay.peerId, addrs: relay.addrs(), announced: relay.reachability?.verified ?? relay.addrs(), relays: relay.relays.size, ...(metrics == null ? {} : { metrics: metrics.url }) })
-    else io.stdout.write(`p2pchat: relaying as ${relay.peerId}\n  ${relay.addrs().join('\n  ')}\n${metrics == null ? '' : `metrics: ${metrics.url}\n`}Ctrl-C stops it.\n`)
+    if (opts.json) emit(io, { event: 'ready', relay: true, peerId: relay.peerId, addrs: relay.addrs(), announced: relay.reachability?.verified ?? relay.addrs(), relays: relay.relays.size, sphinxThreads, ...(metrics == null ? {} : { metrics: metrics.url }) })
+    else io.stdout.write(`p2pchat: relaying as ${relay.peerId}\n  ${relay.addrs().join('\n  ')}\n${sphinxThreads === 0 ? 'onion packets unwrapped on the main thread' : `onion packets unwrapped on ${sphinxThreads} worker thread${sphinxThreads === 1 ? '' : 's'}`}\n${metrics == null ? '' : `metrics: ${metrics.url}\n`}Ctrl-C stops it.\n`)
     await Promise.race([serve(relay, input, io, opts.json), signal])
     return 0
   } catch (err) {

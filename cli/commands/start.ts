@@ -59,6 +59,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   if (opts.relay) return await runRelay(opts, io)
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
   if (opts.metrics != null) throw new UserError('--metrics is for relays and bootstrap nodes (start --relay, bootstrap): a user serves nothing', 'USAGE')
+  if (opts.sphinxThreads != null) throw new UserError('--sphinx-threads is for relays (start --relay): a user unwraps no one else\'s packets', 'USAGE')
   if (opts.announce != null) throw new UserError('--announce is for relays (start --relay): a user listens nowhere and announces no address', 'USAGE')
   // A user's process runs with V8's --optimize-for-size, given at start-up by the launcher
   // (bin/p2pchat.cjs): set here, after start-up, it was fragile. Relays keep the defaults.

@@ -19,6 +19,7 @@
  * Order: packets of different batches may complete out of order (a mix does not promise order).
  * A worker that dies is replaced; its batch in flight is answered as 'internal' drops.
  */
+import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { PACKET_SIZE } from './constants.ts'
 import { processPacket } from './sphinx.ts'
@@ -28,6 +29,24 @@ import type { OnionPrivateKey, ProcessResult } from './sphinx.ts'
 export const MAX_BATCH = 64
 /** Packets submitted and not yet answered, by default: ~3 MiB of packets, ~0.1 s of work for two workers. */
 export const DEFAULT_MAX_QUEUED = 1024
+
+/** The OS name of a pool's threads (/proc/<pid>/task/<tid>/comm; at most 15 bytes): tests count them. */
+export const WORKER_THREAD_NAME = 'p2pchat-sphinx'
+/** Most worker threads a relay may ask for: a few per core is already past any gain; a typo must not spawn thousands. */
+export const MAX_SPHINX_THREADS = 64
+
+/**
+ * Worker threads for a relay started from the CLI (`p2pchat start --relay`, `--sphinx-threads`), 2 on
+ * any machine with 2 or more cores, 0 (Sphinx on the main thread) on one core. Why 2: measured on the
+ * project's 2-core machine, quiet (issue 13, `node bench/run.ts --only=forwarding`): a relay forwarded
+ * 7,510 packets/s with Sphinx on 2 worker threads vs 6,040/s on its main thread in the same run (1.37x);
+ * the main thread then spends ~8-9 us per packet on Sphinx instead of ~125 us and keeps the network
+ * stack. More threads than cores gain nothing (the main thread needs one); on one core a worker adds
+ * only the thread hop. In-process relays (tests, the demo, benches) keep RelayNode's default of 0.
+ */
+export function defaultRelaySphinxThreads (cores: number = availableParallelism()): number {
+  return cores >= 2 ? 2 : 0
+}
 
 /** A key as the worker gets it: the raw scalar (the public key is not needed to peel). */
 export type PoolKey = Pick<OnionPrivateKey, 'scalar'>
@@ -147,7 +166,7 @@ export class SphinxPool<T> {
   }
 
   private spawn (): Slot<T> {
-    const worker = new Worker(this.workerUrl)
+    const worker = new Worker(this.workerUrl, { name: WORKER_THREAD_NAME })
     const slot: Slot<T> = { worker, inFlight: new Map(), packets: 0 }
     // a worker never keeps the process alive: a relay that stops has nothing left for it
     worker.unref()

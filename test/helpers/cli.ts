@@ -15,6 +15,12 @@ function testPrivacyEnv (): NodeJS.ProcessEnv {
   return { P2PCHAT_PRIVACY: (process.env.P2PCHAT_TEST_PRIVACY ?? '').trim() || 'fast' }
 }
 
+/**
+ * Test relays unwrap packets on their main thread (the CLI's default is worker threads, which would
+ * cost every relay process of the suite their start-up and memory) unless a test asks for threads.
+ */
+const TEST_SPHINX_THREADS: NodeJS.ProcessEnv = { P2PCHAT_SPHINX_THREADS: '0' }
+
 /** With P2PCHAT_TEST_PRIVACY, TEST_MIXING's timers join the process's P2PCHAT_TIMING (what it sets wins). */
 function testTimingEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const level = (process.env.P2PCHAT_TEST_PRIVACY ?? '').trim()
@@ -36,7 +42,7 @@ export class CliProcess {
     this.child = spawn(process.execPath, [BIN, ...args], {
       // tests run at the `fast` privacy level (no mixing delays) unless they ask for another, or
       // P2PCHAT_TEST_PRIVACY runs a whole file at a mixing level (with chat-network.ts's TEST_MIXING timers)
-      env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...testPrivacyEnv(), ...env, ...testTimingEnv(env) },
+      env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...testPrivacyEnv(), ...TEST_SPHINX_THREADS, ...env, ...testTimingEnv(env) },
       stdio: ['pipe', 'pipe', 'pipe']
     })
     createInterface({ input: this.child.stdout }).on('line', line => {
