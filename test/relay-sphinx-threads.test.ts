@@ -2,12 +2,14 @@
  * `p2pchat start --relay --sphinx-threads <n>` (and $P2PCHAT_SPHINX_THREADS): the option's parsing, its
  * default, and real relay processes that unwrap onion packets on worker threads: the threads exist
  * (counted by their OS name in /proc), a message between two users crosses them, the relay's status
- * says how many threads and how many packets they unwrapped, and SIGINT stops each relay with exit 0.
+ * says how many threads and how many packets they unwrapped, `p2pchat relay status` shows the threads,
+ * and SIGINT stops each relay with exit 0.
  */
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { parseCli } from '../cli/args.ts'
+import { formatStatus, parsePrometheus, relayStatus } from '../cli/commands/relay-status.ts'
 import { defaultRelaySphinxThreads, MAX_SPHINX_THREADS, WORKER_THREAD_NAME } from '../protocols/onion/sphinx-pool.ts'
 import { runCli } from './helpers/cli.ts'
 import type { CliProcess } from './helpers/cli.ts'
@@ -49,6 +51,17 @@ describe('--sphinx-threads: parsing and default', () => {
     assert.equal(defaultRelaySphinxThreads(16), 2)
   })
 
+  it('relay status reads the threads from the gauges, and says when a relay has none (older than the figure)', () => {
+    const threaded = relayStatus('u', parsePrometheus('p2pchat_relays_known 1\np2pchat_sphinx_threads 2\np2pchat_sphinx_pool_packets 5\n'))
+    assert.deepEqual(threaded.sphinx, { threads: 2, queued: 5 })
+    assert.match(formatStatus(threaded), /unwrapping +on 2 worker threads, 5 packets waiting for them/)
+    const inline = relayStatus('u', parsePrometheus('p2pchat_relays_known 1\np2pchat_sphinx_threads 0\np2pchat_sphinx_pool_packets 0\n'))
+    assert.match(formatStatus(inline), /unwrapping +on the main thread/)
+    const older = relayStatus('u', parsePrometheus('p2pchat_relays_known 1\n'))
+    assert.equal(older.sphinx, null)
+    assert.match(formatStatus(older), /unwrapping +unknown/)
+  })
+
   it('a user refuses the flag with one clear error (exit 1)', async () => {
     const r = await runCli(['start', '--nick', 'alice', '--sphinx-threads', '1', '--bootstrap', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWAbc'], {}, 60_000)
     assert.equal(r.code, 1)
@@ -68,7 +81,7 @@ describe('relays with Sphinx worker threads, as real processes: bootstrap, 4 rel
     await net.bootstrap()
     const byFlag = async (): Promise<{ proc: CliProcess, ready: Json }> => {
       const proc = net.spawn(['start', '--relay', '--json', '--listen', '/ip4/127.90.0.1/tcp/0', '--bootstrap', net.bootstrapAddr,
-        '--data-dir', net.dataDir('threaded'), '--sphinx-threads', String(asked[0])])
+        '--data-dir', net.dataDir('threaded'), '--metrics', '127.0.0.1:0', '--sphinx-threads', String(asked[0])])
       const ready = await proc.waitForJson(o => o.event === 'ready' || o.event === 'error', 90_000)
       assert.equal(ready.event, 'ready', proc.stderr)
       return { proc, ready }
@@ -109,6 +122,16 @@ describe('relays with Sphinx worker threads, as real processes: bootstrap, 4 rel
     }
     // a message, its deposit, the fetch and the receipt: every relay packet went through some pool
     assert.ok(unwrapped > 0, 'packets unwrapped on worker threads')
+  })
+
+  it('p2pchat relay status shows the worker threads (from the metrics gauges)', async () => {
+    const host = new URL(String(relays[0].ready.metrics)).host
+    const json = await runCli(['relay', 'status', '--json', '--metrics', host], {}, 60_000)
+    assert.equal(json.code, 0, json.stderr)
+    assert.deepEqual((JSON.parse(json.stdout) as Json).sphinx, { threads: asked[0], queued: 0 })
+    const text = await runCli(['relay', 'status', '--metrics', host], {}, 60_000)
+    assert.equal(text.code, 0, text.stderr)
+    assert.match(text.stdout, /unwrapping +on 2 worker threads, 0 packets waiting for them/)
   })
 
   it('SIGINT stops each relay with exit 0', async () => {

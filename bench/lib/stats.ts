@@ -8,6 +8,12 @@ export interface Summary {
   mean: number
   min: number
   max: number
+  /**
+   * Mean CPU time of the calling thread per call, microseconds (timeSync only: process.threadCpuUsage
+   * over the timed loop). On a loaded machine the wall-clock median includes time spent waiting for a
+   * core; this does not, so it is the figure to compare across runs there.
+   */
+  cpu?: number
 }
 
 /** Nearest-rank percentile over a sorted copy; median is the 50th. */
@@ -25,12 +31,14 @@ export function summarize (samples: ArrayLike<number>): Summary {
 export function timeSync (fn: (i: number) => void, samples: number, warmup: number): Summary {
   for (let i = 0; i < warmup; i++) fn(i)
   const out = new Float64Array(samples)
+  const cpuStart = process.threadCpuUsage()
   for (let i = 0; i < samples; i++) {
     const start = process.hrtime.bigint()
     fn(i)
     out[i] = Number(process.hrtime.bigint() - start) / 1000
   }
-  return summarize(out)
+  const cpu = process.threadCpuUsage(cpuStart)
+  return { ...summarize(out), cpu: samples > 0 ? (cpu.user + cpu.system) / samples : NaN }
 }
 
 /** Milliseconds since an arbitrary origin, sub-millisecond resolution. */

@@ -6,7 +6,8 @@
  * nothing but what the operator names (127.0.0.1 unless told otherwise).
  *
  * Shown: uptime, the dial-back reachability verdict the relay started with, connections and users on
- * entry links, relays known, onion packets in/out, drops by reason, packets held for mixing, mailbox
+ * entry links, relays known, onion packets in/out, drops by reason, packets held for mixing, the Sphinx
+ * worker threads (--sphinx-threads) and packets waiting for them, mailbox
  * items/bytes, replay-filter fill, memory and CPU. A bootstrap node's endpoint (no relay figures) and
  * an endpoint that does not answer are UserErrors (exit 1) saying what to run.
  */
@@ -55,6 +56,8 @@ export interface RelayStatus {
   drops: Record<string, number>
   heldForMixing: number
   outboundQueue: number
+  /** Sphinx worker threads (0: packets are unwrapped on the main thread) and packets waiting for them; null from a relay without the figures */
+  sphinx: { threads: number, queued: number } | null
   mailbox: { mailboxes: number, items: number, bytes: number, replyBlocks: number }
   replayFilter: { entries: number, capacity: number }
   residentBytes: number | null
@@ -103,6 +106,7 @@ export function relayStatus (url: string, samples: Sample[], nowS = Date.now() /
     drops,
     heldForMixing: sum('p2pchat_mix_held_packets'),
     outboundQueue: sum('p2pchat_onion_queue_packets'),
+    sphinx: all('p2pchat_sphinx_threads').length === 0 ? null : { threads: sum('p2pchat_sphinx_threads'), queued: sum('p2pchat_sphinx_pool_packets') },
     mailbox: { mailboxes: sum('p2pchat_mailboxes'), items: sum('p2pchat_mailbox_items'), bytes: sum('p2pchat_mailbox_bytes'), replyBlocks: sum('p2pchat_mailbox_reply_blocks') },
     replayFilter: { entries: sum('p2pchat_replay_filter_entries', l => l.key === 'current'), capacity: sum('p2pchat_replay_filter_capacity') },
     residentBytes: one('process_resident_memory_bytes'),
@@ -182,6 +186,7 @@ export function formatStatus (s: RelayStatus): string {
     `  packets out   ${out.relay ?? 0} to relays, ${out.client ?? 0} to users, ${out.service ?? 0} handled here`,
     `  drops         ${dropTotal === 0 ? 'none' : `${dropTotal}: ${Object.entries(s.drops).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`}`,
     `  held          ${s.heldForMixing} packet${s.heldForMixing === 1 ? '' : 's'} for their mixing delay; ${s.outboundQueue} queued to next relays`,
+    `  unwrapping    ${s.sphinx == null ? 'unknown (this relay is older than the figure)' : s.sphinx.threads === 0 ? 'on the main thread' : `on ${s.sphinx.threads} worker thread${s.sphinx.threads === 1 ? '' : 's'}, ${s.sphinx.queued} packet${s.sphinx.queued === 1 ? '' : 's'} waiting for them`}`,
     `  mailboxes     ${s.mailbox.mailboxes} holding ${s.mailbox.items} item${s.mailbox.items === 1 ? '' : 's'} (${size(s.mailbox.bytes)}); ${s.mailbox.replyBlocks} reply blocks stocked`,
     `  replay filter ${s.replayFilter.entries} of ${s.replayFilter.capacity} entries this epoch`,
     `  process       ${s.residentBytes == null ? '?' : size(s.residentBytes)} resident, ${s.cpuSeconds == null ? '?' : s.cpuSeconds.toFixed(1)} CPU s`
