@@ -99,7 +99,7 @@ if (enabled('forwarding')) {
       id: 'relay.rate.sphinx-threads', section: 'forwarding', name: `one relay's forwarding rate with Sphinx on ${r.threaded.threads} worker threads`, unit: 'packets/s',
       figure: { name: `onion relay, sphinxThreads ${r.threaded.threads}`, value: r.threaded.rate, stats: r.threaded.bins, samples: r.threaded.delivered },
       baseline: { name: 'onion relay, Sphinx on its main thread (same run)', value: r.onion.rate, stats: r.onion.bins, samples: r.onion.delivered },
-      target: 'context: decides relay.ts sphinxThreads default (0 until a quiet run shows ratio > 1)', pass: null,
+      target: 'context: `start --relay` runs 2 threads by default (--sphinx-threads; sphinx-pool.ts defaultRelaySphinxThreads, from a quiet run\'s ratio 1.37); in-process relays keep 0', pass: null,
       notes: `relay CPU/wall ${r.threaded.relayCpu.toFixed(2)}; process CPU per frame ${r.threaded.cpuUsPerFrame.toFixed(1)} us (one thread: ${(r.onion.cpuPerFrame?.process ?? NaN).toFixed(1)}); drops ${JSON.stringify(r.threaded.drops)}`
     })
   }
