@@ -16,9 +16,10 @@ import { chacha20, deriveKey, hmacSha256, sha256 } from '../protocols/onion/keys
 import { lionessDecrypt, lionessEncrypt, lionessKey } from '../protocols/onion/lioness.ts'
 import {
   BODY_LENGTH, MAX_HOPS, PACKET_SIZE, PACKET_VERSION, PAYLOAD_CAPACITY, SURB_SIZE,
-  addressFromPeerId, createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb,
-  peerIdBytesFromAddress, peerIdFromAddress, processPacket, surbSecretFromBytes, surbSecretToBytes
+  createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb,
+  processPacket, surbSecretFromBytes, surbSecretToBytes
 } from '../protocols/onion/sphinx.ts'
+import { addressFromPeerId, peerIdBytesFromAddress, peerIdFromAddress } from '../protocols/onion/address.ts'
 import type { Hop, OnionPrivateKey, ProcessResult, RandomSource } from '../protocols/onion/sphinx.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

@@ -1,5 +1,6 @@
 export * from './constants.ts'
 export * from './sphinx.ts'
+export { addressFromPeerId, peerIdBytesFromAddress, peerIdFromAddress } from './address.ts'
 export { OnionKeyRing } from './keyring.ts'
 export type { EpochKey, KeyRingInit } from './keyring.ts'
 export { ReplayFilter } from './replay.ts'

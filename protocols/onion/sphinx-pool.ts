@@ -42,7 +42,10 @@ export const MAX_SPHINX_THREADS = 64
  * 7,510 packets/s with Sphinx on 2 worker threads vs 6,040/s on its main thread in the same run (1.37x);
  * the main thread then spends ~8-9 us per packet on Sphinx instead of ~125 us and keeps the network
  * stack. More threads than cores gain nothing (the main thread needs one); on one core a worker adds
- * only the thread hop. In-process relays (tests, the demo, benches) keep RelayNode's default of 0.
+ * only the thread hop. The price is memory: each worker is a V8 isolate with its own copy of the Sphinx
+ * modules, ~30-40 MiB RSS when run from the sources (measured with 2 workers: +62 to +87 MiB; about
+ * 10 MiB of it is the TypeScript stripper, which a compiled install does not load), so an operator
+ * short of memory passes 0 or 1. In-process relays (tests, the demo, benches) keep RelayNode's default of 0.
  */
 export function defaultRelaySphinxThreads (cores: number = availableParallelism()): number {
   return cores >= 2 ? 2 : 0

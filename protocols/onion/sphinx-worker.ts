@@ -3,6 +3,9 @@
  * and answers with one result per packet, in order. Forwarded packets are copied into one ArrayBuffer
  * that is transferred back; the request's buffer is reused for them (same size), so a batch costs no
  * allocation beyond the results. Never throws on a packet: processPacket does not.
+ *
+ * Memory: each worker loads only what peeling needs (sphinx.ts no longer re-exports address.ts, whose
+ * libp2p peer-id and multiformats modules cost a worker ~10 MiB for nothing).
  */
 import { parentPort } from 'node:worker_threads'
 import { PACKET_SIZE } from './constants.ts'

@@ -35,7 +35,6 @@ export {
   REPLAY_TAG_LENGTH, SURB_SIZE
 } from './constants.ts'
 export { onionPrivateKeyFromRaw } from './keys.ts'
-export { addressFromPeerId, peerIdBytesFromAddress, peerIdFromAddress } from './address.ts'
 export type { OnionPrivateKey } from './keys.ts'
 
 /** A fresh onion key pair as raw bytes: publish `publicKey`, keep `privateKey` (mode 0600). */

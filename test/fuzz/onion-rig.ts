@@ -14,7 +14,8 @@ import { OnionKeyRing } from '../../protocols/onion/keyring.ts'
 import { OnionService } from '../../protocols/onion/relay.ts'
 import { answeringService, ServiceDispatcher } from '../../protocols/onion/relay-services.ts'
 import type { FinalResult } from '../../protocols/onion/sphinx.ts'
-import { addressFromPeerId, packetFromSurb } from '../../protocols/onion/sphinx.ts'
+import { packetFromSurb } from '../../protocols/onion/sphinx.ts'
+import { addressFromPeerId } from '../../protocols/onion/address.ts'
 
 /** The rig's one service: answers the first bytes of a request back through the reply block. */
 export const ECHO_SERVICE = 0x02
