@@ -171,6 +171,8 @@ export function sphinxBench (samples: number): SphinxRows {
     ['step 6: LIONESS decrypt (2607 B)', measure(stepBody)],
     [`sender: createPacket (${HOPS} hops, 1800 B payload)`, measure(() => { createPacket(hops, payload) })],
     [`sender: createSurb (${HOPS} hops)`, measure(() => { createSurb(hops) })],
+    // as a client builds its blocks (protocols/onion/client.ts): its own key for the last hop, same bytes
+    [`sender: createSurb (${HOPS} hops), creator's own key for the last hop`, measure(() => { createSurb(hops, undefined, hops[HOPS - 1].key) })],
     ['replier: packetFromSurb (1800 B payload)', measure((i) => { packetFromSurb(surbs[i % DISTINCT_PACKETS].surb, payload) })],
     [`creator: openReply (${HOPS} layers)`, measure((i) => { const r = replies[i % DISTINCT_PACKETS]; openReply(r.body, r.secret) })],
     ['seal 1200 B (chat/seal.ts: 2 X25519 libsodium, HKDF, ChaCha20-Poly1305)', measure(() => { seal(sealText, sealKey.publicKey, 1) })],

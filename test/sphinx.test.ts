@@ -166,6 +166,13 @@ describe('sphinx: known-answer vector (test/vectors/sphinx-v2.json)', () => {
     assert.equal(hex(surb.surb), v.surb)
     assert.equal(hex(surb.id), v.id)
     assert.equal(hex(surbSecretToBytes(surb.secret)), v.secret)
+    // with the creator's own key for the last hop (one X25519 instead of one per hop): the same bytes
+    const path = pathOf(v.path)
+    const ownTape = replay(v.random)
+    const own = createSurb(hopsOf(v.path), ownTape.random, path[path.length - 1].key)
+    assert.equal(ownTape.rest(), 0)
+    assert.equal(hex(own.surb), v.surb)
+    assert.equal(hex(surbSecretToBytes(own.secret)), v.secret)
     const replyTape = replay(v.replyRandom)
     const reply = packetFromSurb(unhex(v.surb), unhex(v.replyPayload), { random: replyTape.random })
     assert.equal(replyTape.rest(), 0)
@@ -248,6 +255,33 @@ describe('sphinx: round trips for every path length', () => {
     const payload = new Uint8Array(50)
     assert.deepEqual(createPacket(path, payload, { random: seeded() }).packet, createPacket(path, payload, { random: seeded() }).packet)
     assert.notDeepEqual(createPacket(path, payload).packet, createPacket(path, payload).packet)
+  })
+})
+
+describe('sphinx: a reply block built with its creator\'s own key', () => {
+  it('is byte for byte the block built without it, for every path length, and opens the reply', () => {
+    for (let n = 1; n <= MAX_HOPS; n++) {
+      for (let round = 0; round < 4; round++) {
+        const path = [...pool.slice(0, n - 1), makeHop()]
+        const seed = new Uint8Array(randomBytes(16))
+        const tape = (): RandomSource => { let c = 0; return (len) => { const out = new Uint8Array(len); for (let i = 0; i < len; i++) out[i] = seed[(c++) % 16] ^ (c >>> 4); return out } }
+        const plain = createSurb(path, tape())
+        const own = createSurb(path, tape(), path[n - 1].key)
+        assert.equal(hex(own.surb), hex(plain.surb), `${n} hops, round ${round}`)
+        assert.equal(hex(surbSecretToBytes(own.secret)), hex(surbSecretToBytes(plain.secret)))
+        const reply = packetFromSurb(own.surb, new Uint8Array([1, 2, 3]))
+        const { result } = run(path, reply.packet)
+        assert.ok(result.ok && result.type === 'final' && result.command === 'reply')
+        const opened = openReply(result.payload, own.secret)
+        assert.ok(opened.ok)
+        assert.deepEqual([...opened.payload], [1, 2, 3])
+      }
+    }
+  })
+
+  it('refuses a key that is not the last hop\'s', () => {
+    const path = pool.slice(0, 3)
+    assert.throws(() => createSurb(path, undefined, pool[0].key), { name: 'InvalidPathError', message: /ownKey is not the private key of the last hop/ })
   })
 })
 

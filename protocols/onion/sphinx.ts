@@ -266,8 +266,12 @@ function checkPath (path: Hop[]): void {
  * Shared secrets, SPEC.md "Shared secrets and blinding":
  *   alpha_0 = X25519(x, 9); s_i = X25519(b_{i-1}, ... X25519(b_0, X25519(x, P_i)));
  *   b_i = SHA-256(alpha_i || s_i); alpha_{i+1} = X25519(b_i, alpha_i).
+ * Hop i's secret costs i + 1 X25519 this way. When the last hop is the creator itself (a reply block
+ * ends at its creator) and `lastKey` is its private key, its secret is computed as that hop will:
+ * s_{n-1} = X25519(k, alpha_{n-1}), one X25519. The same bytes: both are the u-coordinate of
+ * k' * x' * b_0' * ... * b_{n-2}' * G (primed: clamped), multiplied in another order.
  */
-function sharedSecrets (path: Hop[], random: RandomSource): { alpha0: Uint8Array, secrets: Uint8Array[] } {
+function sharedSecrets (path: Hop[], random: RandomSource, lastKey?: OnionPrivateKey): { alpha0: Uint8Array, secrets: Uint8Array[] } {
   const ephemeral = draw(random, KEY_LENGTH)
   const alpha0 = x25519BaseRaw(ephemeral)
   const blinders: Uint8Array[] = []
@@ -277,8 +281,12 @@ function sharedSecrets (path: Hop[], random: RandomSource): { alpha0: Uint8Array
   for (let i = 0; i < path.length; i++) {
     let s: Uint8Array
     try {
-      s = x25519Raw(ephemeral, path[i].onionKey)
-      for (const b of blinders) s = x25519Raw(b, s)
+      if (lastKey !== undefined && i === path.length - 1) {
+        s = x25519Raw(lastKey.scalar, alpha)
+      } else {
+        s = x25519Raw(ephemeral, path[i].onionKey)
+        for (const b of blinders) s = x25519Raw(b, s)
+      }
     } catch {
       throw new InvalidPathError(`onion key of hop ${i} is a small-order point`)
     }
@@ -312,8 +320,8 @@ function filler (secrets: Uint8Array[]): Uint8Array {
   return out
 }
 
-function buildHeader (path: Hop[], finalCommand: number, id: Uint8Array, random: RandomSource): BuiltHeader {
-  const { alpha0, secrets } = sharedSecrets(path, random)
+function buildHeader (path: Hop[], finalCommand: number, id: Uint8Array, random: RandomSource, lastKey?: OnionPrivateKey): BuiltHeader {
+  const { alpha0, secrets } = sharedSecrets(path, random, lastKey)
   const n = path.length
 
   // Initial fill of beta: ChaCha20 under key_pad = HMAC("pad", seed), seed random (BOLT #4 uses its session key).
@@ -493,11 +501,19 @@ function peel (packet: Uint8Array, key: OnionPrivateKey): ProcessResult {
  * Build a reply block over `path`, whose last hop is the creator itself (a REPLY layer). The replier
  * learns only the first hop's address. Randomness is drawn in this order: id (16), ephemeral scalar
  * (32), pad seed (32), payload key (32).
+ *
+ * `ownKey`: the creator's private key for the last hop (the one that opens the reply): the block is
+ * the same, byte for byte, and costs path.length - 1 fewer X25519 (sharedSecrets). Throws
+ * InvalidPathError when it is not the key of the last hop's onionKey.
  */
-export function createSurb (path: Hop[], random: RandomSource = defaultRandom): CreatedSurb {
+export function createSurb (path: Hop[], random: RandomSource = defaultRandom, ownKey?: OnionPrivateKey): CreatedSurb {
   checkPath(path)
+  if (ownKey !== undefined && !(ownKey.publicKey instanceof Uint8Array && ownKey.publicKey.length === KEY_LENGTH &&
+    timingSafeEqual(ownKey.publicKey, path[path.length - 1].onionKey))) {
+    throw new InvalidPathError('ownKey is not the private key of the last hop')
+  }
   const id = draw(random, ID_LENGTH)
-  const { header, secrets } = buildHeader(path, COMMAND_REPLY, id, random)
+  const { header, secrets } = buildHeader(path, COMMAND_REPLY, id, random, ownKey)
   const payloadKey = copy(draw(random, KEY_LENGTH))
   const surb = new Uint8Array(SURB_SIZE)
   surb.set(path[0].address, 0)
