@@ -10,7 +10,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { parseCli } from '../cli/args.ts'
 import { formatStatus, parsePrometheus, relayStatus } from '../cli/commands/relay-status.ts'
-import { defaultRelaySphinxThreads, MAX_SPHINX_THREADS, WORKER_THREAD_NAME } from '../protocols/onion/sphinx-pool.ts'
+import { defaultRelaySphinxThreads, MAX_BATCH, MAX_SPHINX_THREADS, SphinxPool, WORKER_THREAD_NAME } from '../protocols/onion/sphinx-pool.ts'
+import { generateOnionKey, onionPrivateKeyFromRaw, PACKET_SIZE, PACKET_VERSION } from '../protocols/onion/sphinx.ts'
 import { runCli } from './helpers/cli.ts'
 import type { CliProcess } from './helpers/cli.ts'
 import { CliNetwork } from './helpers/cli-network.ts'
@@ -60,6 +61,27 @@ describe('--sphinx-threads: parsing and default', () => {
     const older = relayStatus('u', parsePrometheus('p2pchat_relays_known 1\n'))
     assert.equal(older.sphinx, null)
     assert.match(formatStatus(older), /unwrapping +unknown/)
+  })
+
+  it('a pool\'s threads carry its OS name while it runs and are gone once it is closed (no stray threads)', { skip: !existsSync('/proc/self/task') }, async () => {
+    const key = onionPrivateKeyFromRaw(generateOnionKey().privateKey)
+    let answered = 0
+    let allAnswered: () => void = () => {}
+    const done = new Promise<void>(resolve => { allAnswered = resolve })
+    const pool = new SphinxPool<number>({ threads: 2, onResult: () => { if (++answered === 2 * MAX_BATCH) allAnswered() } })
+    try {
+      // two full batches: each goes at once to the least busy worker, so both workers answer one
+      const garbage = new Uint8Array(PACKET_SIZE).fill(7)
+      garbage[0] = PACKET_VERSION
+      for (let i = 0; i < 2 * MAX_BATCH; i++) assert.equal(pool.submit(garbage, [key], i), true)
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([done, new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${answered} of ${2 * MAX_BATCH} answered in 60 s`)) }, 60_000) })])
+      clearTimeout(timer)
+      assert.equal(sphinxThreadsOf(process.pid), 2)
+    } finally {
+      await pool.close()
+    }
+    assert.equal(sphinxThreadsOf(process.pid), 0)
   })
 
   it('a user refuses the flag with one clear error (exit 1)', async () => {
