@@ -41,8 +41,8 @@ export const MAX_SPHINX_THREADS = 64
  * project's 2-core machine, quiet (issue 13, `node bench/run.ts --only=forwarding`): a relay forwarded
  * 7,510 packets/s with Sphinx on 2 worker threads vs 6,040/s on its main thread in the same run (1.37x);
  * the main thread then spends ~8-9 us per packet on Sphinx instead of ~125 us and keeps the network
- * stack. More threads than cores gain nothing (the main thread needs one); on one core a worker adds
- * only the thread hop. The price is memory: each worker is a V8 isolate with its own copy of the Sphinx
+ * stack. Not more on bigger machines: only 0 and 2 were measured, on 2 cores (pass --sphinx-threads
+ * to try more); on one core a worker would add only the thread hop. The price is memory: each worker is a V8 isolate with its own copy of the Sphinx
  * modules, ~30-40 MiB RSS when run from the sources (measured with 2 workers: +62 to +87 MiB; about
  * 10 MiB of it is the TypeScript stripper, which a compiled install does not load), so an operator
  * short of memory passes 0 or 1. In-process relays (tests, the demo, benches) keep RelayNode's default of 0.
