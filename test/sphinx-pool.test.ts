@@ -4,6 +4,10 @@
  * gone after close(), and the replay check done once, on the relay's thread, for pooled packets.
  */
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { createP2PNode } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
@@ -13,7 +17,7 @@ import {
 } from '../protocols/onion/index.ts'
 import type { FinalResult, ProcessResult } from '../protocols/onion/index.ts'
 import { onionPrivateKeyFromRaw } from '../protocols/onion/keys.ts'
-import { SphinxPool } from '../protocols/onion/sphinx-pool.ts'
+import { MAX_BATCH, SphinxPool } from '../protocols/onion/sphinx-pool.ts'
 import { waitFor } from './helpers/wait.ts'
 
 const WAIT_MS = 60_000
@@ -103,6 +107,45 @@ describe('SphinxPool', () => {
     assert.equal(pool.stats.refused, 1)
     // no worker is left behind in this process
     assert.equal(ports(), portsBefore)
+  })
+})
+
+describe('SphinxPool whose worker cannot start', () => {
+  it('does not respawn it, answers what it held as internal drops, then peels on this thread, byte for byte', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'p2pchat-pool-'))
+    try {
+      // a worker script that fails to load, as a broken install or a bundle without the worker file would
+      const script = join(dir, 'broken-worker.mjs')
+      writeFileSync(script, 'throw new Error("this worker cannot load")\n')
+      const { keys, packets } = keysAndPackets(MAX_BATCH + 4)
+      const results = new Map<number, { result: ProcessResult, index: number }>()
+      const pool = new SphinxPool<number>({ threads: 1, workerUrl: pathToFileURL(script), onResult: (result, index, i) => { results.set(i, { result, index }) } })
+      try {
+        // a full batch goes to the worker at once; it dies before it is ready
+        for (let i = 0; i < MAX_BATCH; i++) assert.equal(pool.submit(packets[i], keys, i), true)
+        await waitFor(() => results.size === MAX_BATCH && pool.stats.threads === 0, 'the failed worker\'s batch answered and the worker gone', WAIT_MS)
+        for (let i = 0; i < MAX_BATCH; i++) assert.deepEqual(results.get(i)?.result, { ok: false, reason: 'internal' })
+        assert.equal(pool.stats.startFailures, 1)
+        assert.equal(pool.stats.restarts, 0)
+        assert.equal(pool.threads, 0)
+        // no worker left: the next packets are peeled here, synchronously, as processPacket would
+        for (let i = MAX_BATCH; i < MAX_BATCH + 4; i++) {
+          assert.equal(pool.submit(packets[i], keys, i), true)
+          const got = results.get(i)
+          assert.ok(got?.result.ok === true && got.result.type === 'forward')
+          const expected = processPacket(packets[i], keys[i % 2])
+          assert.ok(expected.ok && expected.type === 'forward')
+          assert.deepEqual([...got.result.packet], [...expected.packet])
+          assert.equal(got.index, i % 2)
+        }
+        assert.equal(pool.stats.inline, 4)
+        assert.equal(pool.stats.queued, 0)
+      } finally {
+        await pool.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

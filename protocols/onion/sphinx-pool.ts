@@ -18,12 +18,22 @@
  *
  * Order: packets of different batches may complete out of order (a mix does not promise order).
  * A worker that dies is replaced; its batch in flight is answered as 'internal' drops.
+ *
+ * Failing workers: a worker says `{ ready: true }` once its modules are loaded. One that exits before
+ * that (its script missing or failing to load: a broken install, a bundle without the worker file,
+ * the OS refusing a thread) is not replaced (`startFailures`), nor is one that dies when
+ * MAX_RESTARTS_PER_MINUTE others died in the last minute: no respawn loop. With no worker left,
+ * packets are peeled on the calling thread, synchronously in submit() (`inline`), so the relay keeps
+ * relaying; `threads` counts the workers alive.
  */
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { PACKET_SIZE } from './constants.ts'
 import { processPacket } from './sphinx.ts'
 import type { OnionPrivateKey, ProcessResult } from './sphinx.ts'
+
+/** Workers replaced within a minute before a dying one is no longer replaced (a crash loop). */
+export const MAX_RESTARTS_PER_MINUTE = 5
 
 /** Most packets in one message to a worker: 64 * 3 KiB = 192 KiB, a few ms of work, so workers stay balanced. */
 export const MAX_BATCH = 64
@@ -73,6 +83,8 @@ export function peelWithKeys (packet: Uint8Array, keys: readonly OnionPrivateKey
 export interface PoolRequest { id: number, packets: ArrayBuffer, count: number, keys: Uint8Array[] }
 /** The worker's answer: results[i] for packet i, with the index of the key that opened it (-1: none). */
 export interface PoolResponse { id: number, results: Array<{ result: ProcessResult, index: number }> }
+/** A worker's first message: its modules are loaded. */
+export interface PoolReady { ready: true }
 
 export interface SphinxPoolInit<T> {
   /** worker threads (>= 1) */
@@ -85,6 +97,7 @@ export interface SphinxPoolInit<T> {
 }
 
 export interface SphinxPoolStats {
+  /** workers alive now (0 after close(), or when every worker failed: then packets are peeled inline) */
   threads: number
   /** packets submitted and not yet answered */
   queued: number
@@ -94,10 +107,14 @@ export interface SphinxPoolStats {
   refused: number
   /** workers that died and were replaced */
   restarts: number
+  /** workers that exited before they were ready (not replaced) */
+  startFailures: number
+  /** packets peeled on the calling thread because no worker was left */
+  inline: number
 }
 
 interface Pending<T> { packets: Uint8Array, count: number, contexts: T[], keys: readonly OnionPrivateKey[] }
-interface Slot<T> { worker: Worker, inFlight: Map<number, Pending<T>>, packets: number }
+interface Slot<T> { worker: Worker, inFlight: Map<number, Pending<T>>, packets: number, ready: boolean }
 
 const DIED: ProcessResult = Object.freeze({ ok: false, reason: 'internal' }) as ProcessResult
 
@@ -111,6 +128,8 @@ export class SphinxPool<T> {
   private flushScheduled = false
   private nextId = 1
   private closed = false
+  /** when recent workers were replaced (ms), for MAX_RESTARTS_PER_MINUTE */
+  private restartTimes: number[] = []
 
   constructor (init: SphinxPoolInit<T>) {
     if (!Number.isInteger(init.threads) || init.threads < 1) throw new RangeError('a Sphinx pool needs at least one thread')
@@ -119,8 +138,12 @@ export class SphinxPool<T> {
     this.onResult = init.onResult
     // sources run as .ts (type stripping), an installed package as compiled .js
     this.workerUrl = init.workerUrl ?? new URL(import.meta.url.endsWith('.ts') ? './sphinx-worker.ts' : './sphinx-worker.js', import.meta.url)
-    this.stats = { threads: init.threads, queued: 0, completed: 0, refused: 0, restarts: 0 }
-    for (let i = 0; i < init.threads; i++) this.slots.push(this.spawn())
+    this.stats = { threads: init.threads, queued: 0, completed: 0, refused: 0, restarts: 0, startFailures: 0, inline: 0 }
+    for (let i = 0; i < init.threads; i++) {
+      const slot = this.spawn()
+      if (slot != null) this.slots.push(slot)
+    }
+    this.stats.threads = this.slots.length
   }
 
   /**
@@ -133,6 +156,14 @@ export class SphinxPool<T> {
       // never worth a thread hop: the answer is known here
       this.stats.completed++
       this.onResult(peelWithKeys(packet, keys).result, -1, context)
+      return true
+    }
+    if (this.slots.length === 0) {
+      // every worker failed: peel here rather than drop everything
+      const { result, index } = peelWithKeys(packet, keys)
+      this.stats.completed++
+      this.stats.inline++
+      this.onResult(result, index, context)
       return true
     }
     let b = this.batch
@@ -158,6 +189,17 @@ export class SphinxPool<T> {
     const b = this.batch
     this.batch = undefined
     if (b == null || b.count === 0) return
+    if (this.slots.length === 0) {
+      // the last worker failed while this batch was gathered: peel it here
+      for (let i = 0; i < b.count; i++) {
+        const { result, index } = peelWithKeys(b.packets.subarray(i * PACKET_SIZE, (i + 1) * PACKET_SIZE), b.keys)
+        this.stats.queued--
+        this.stats.completed++
+        this.stats.inline++
+        this.onResult(result, index, b.contexts[i])
+      }
+      return
+    }
     let slot = this.slots[0]
     for (const s of this.slots) if (s.packets < slot.packets) slot = s
     const id = this.nextId++
@@ -168,12 +210,22 @@ export class SphinxPool<T> {
     slot.worker.postMessage(request, [buffer])
   }
 
-  private spawn (): Slot<T> {
-    const worker = new Worker(this.workerUrl, { name: WORKER_THREAD_NAME })
-    const slot: Slot<T> = { worker, inFlight: new Map(), packets: 0 }
+  /** A new worker, or undefined (counted in startFailures) when the thread cannot even be created. */
+  private spawn (): Slot<T> | undefined {
+    let worker: Worker
+    try {
+      worker = new Worker(this.workerUrl, { name: WORKER_THREAD_NAME })
+    } catch {
+      this.stats.startFailures++
+      return undefined
+    }
+    const slot: Slot<T> = { worker, inFlight: new Map(), packets: 0, ready: false }
     // a worker never keeps the process alive: a relay that stops has nothing left for it
     worker.unref()
-    worker.on('message', (msg: PoolResponse) => { this.answer(slot, msg) })
+    worker.on('message', (msg: PoolResponse | PoolReady) => {
+      if ('ready' in msg) slot.ready = true
+      else this.answer(slot, msg)
+    })
     worker.on('error', () => { /* 'exit' follows */ })
     worker.on('exit', () => { this.died(slot) })
     return slot
@@ -202,8 +254,22 @@ export class SphinxPool<T> {
     slot.inFlight.clear()
     slot.packets = 0
     if (this.closed) { this.slots.splice(at, 1); return }
+    const now = Date.now()
+    this.restartTimes = this.restartTimes.filter(t => now - t < 60_000)
+    if (!slot.ready || this.restartTimes.length >= MAX_RESTARTS_PER_MINUTE) {
+      // it could not start, or workers keep dying: not replaced (no respawn loop); with none left,
+      // submit() and flush() peel on this thread
+      if (!slot.ready) this.stats.startFailures++
+      this.slots.splice(at, 1)
+      this.stats.threads = this.slots.length
+      return
+    }
+    this.restartTimes.push(now)
     this.stats.restarts++
-    this.slots[at] = this.spawn()
+    const next = this.spawn()
+    if (next != null) this.slots[at] = next
+    else this.slots.splice(at, 1)
+    this.stats.threads = this.slots.length
   }
 
   /** Worker threads alive (tests: 0 after close()). */
@@ -222,6 +288,7 @@ export class SphinxPool<T> {
     const answer = (contexts: T[]): void => { for (const c of contexts) { lost++; this.stats.completed++; this.onResult(DIED, -1, c) } }
     if (b != null) { this.stats.queued -= b.count; answer(b.contexts) }
     const slots = this.slots.splice(0)
+    this.stats.threads = 0
     for (const s of slots) {
       for (const p of s.inFlight.values()) { this.stats.queued -= p.count; answer(p.contexts) }
       s.inFlight.clear()

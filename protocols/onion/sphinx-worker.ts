@@ -12,7 +12,7 @@ import { PACKET_SIZE } from './constants.ts'
 import { onionPrivateKeyFromRaw } from './keys.ts'
 import type { OnionPrivateKey } from './keys.ts'
 import { peelWithKeys } from './sphinx-pool.ts'
-import type { PoolRequest, PoolResponse } from './sphinx-pool.ts'
+import type { PoolReady, PoolRequest, PoolResponse } from './sphinx-pool.ts'
 
 /** Keys seen lately, so a key's public half is derived once per epoch, not per batch (a ring holds 3). */
 const keyCache: OnionPrivateKey[] = []
@@ -45,3 +45,8 @@ parentPort?.on('message', (req: PoolRequest) => {
   const msg: PoolResponse = { id: req.id, results }
   parentPort?.postMessage(msg, [out.buffer])
 })
+
+// every module above is loaded: the pool may count on this worker (a worker that exits before this
+// message is not replaced)
+const ready: PoolReady = { ready: true }
+parentPort?.postMessage(ready)
