@@ -24,7 +24,8 @@
  * its results come back to this thread, which alone checks replay tags, queues and writes. The pool
  * is bounded (`sphinxQueue` packets in flight); inbound reading pauses when half of it is in use and
  * resumes under a quarter (as for a full neighbour queue), and what still exceeds it is dropped as
- * 'pool-full'. Packets may leave in another order than they came (a mix promises no order).
+ * 'pool-full'. Packets may leave in another order than they came (a mix promises no order). Workers
+ * that cannot start are not respawned; with none left, the pool peels on this thread (sphinx-pool.ts).
  *
  * Limits: packets per second per inbound peer (a token bucket), a bounded mix scheduler, and a bounded
  * queue per outbound neighbour; what exceeds them is dropped and counted, so memory does not grow with load.
