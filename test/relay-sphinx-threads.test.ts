@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { parseCli } from '../cli/args.ts'
 import { formatStatus, parsePrometheus, relayStatus } from '../cli/commands/relay-status.ts'
-import { defaultRelaySphinxThreads, MAX_BATCH, MAX_SPHINX_THREADS, SphinxPool, WORKER_THREAD_NAME } from '../protocols/onion/sphinx-pool.ts'
+import { DEFAULT_MAX_QUEUED, defaultRelaySphinxThreads, MAX_BATCH, MAX_SPHINX_THREADS, SphinxPool, WORKER_THREAD_NAME } from '../protocols/onion/sphinx-pool.ts'
 import { generateOnionKey, onionPrivateKeyFromRaw, PACKET_SIZE, PACKET_VERSION } from '../protocols/onion/sphinx.ts'
 import { runCli } from './helpers/cli.ts'
 import type { CliProcess } from './helpers/cli.ts'
@@ -150,10 +150,13 @@ describe('relays with Sphinx worker threads, as real processes: bootstrap, 4 rel
     const host = new URL(String(relays[0].ready.metrics)).host
     const json = await runCli(['relay', 'status', '--json', '--metrics', host], {}, 60_000)
     assert.equal(json.code, 0, json.stderr)
-    assert.deepEqual((JSON.parse(json.stdout) as Json).sphinx, { threads: asked[0], queued: 0 })
+    // the relays carry their own traffic (probes, stocking) meanwhile: some packets may be with the workers
+    const sphinx = (JSON.parse(json.stdout) as Json).sphinx as { threads: number, queued: number }
+    assert.equal(sphinx.threads, asked[0])
+    assert.ok(Number.isInteger(sphinx.queued) && sphinx.queued >= 0 && sphinx.queued <= DEFAULT_MAX_QUEUED, `queued ${sphinx.queued}`)
     const text = await runCli(['relay', 'status', '--metrics', host], {}, 60_000)
     assert.equal(text.code, 0, text.stderr)
-    assert.match(text.stdout, /unwrapping +on 2 worker threads, 0 packets waiting for them/)
+    assert.match(text.stdout, /unwrapping +on 2 worker threads, \d+ packets? waiting for them/)
   })
 
   it('SIGINT stops each relay with exit 0', async () => {
