@@ -161,7 +161,8 @@ describe('relays with Sphinx worker threads, as real processes: bootstrap, 4 rel
 
   it('SIGINT stops each relay with exit 0', async () => {
     await Promise.all([alice.stop(), bob.stop()])
-    const codes = await Promise.all(relays.map(async r => await r.proc.stop()))
+    // a loaded machine may take a while to stop a relay: a generous grace before SIGKILL (which would read as null)
+    const codes = await Promise.all(relays.map(async r => await r.proc.stop(60_000)))
     assert.deepEqual(codes, asked.map(() => 0), relays.map(r => r.proc.stderr).join('\n'))
   })
 })
