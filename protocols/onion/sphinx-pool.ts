@@ -52,10 +52,10 @@ export const MAX_SPHINX_THREADS = 64
  * 7,510 packets/s with Sphinx on 2 worker threads vs 6,040/s on its main thread in the same run (1.37x);
  * the main thread then spends ~8-9 us per packet on Sphinx instead of ~125 us and keeps the network
  * stack. Not more on bigger machines: only 0 and 2 were measured, on 2 cores (pass --sphinx-threads
- * to try more); on one core a worker would add only the thread hop. The price is memory: each worker is a V8 isolate with its own copy of the Sphinx
- * modules, ~30-40 MiB RSS when run from the sources (measured with 2 workers: +62 to +87 MiB; about
- * 10 MiB of it is the TypeScript stripper, which a compiled install does not load), so an operator
- * short of memory passes 0 or 1. In-process relays (tests, the demo, benches) keep RelayNode's default of 0.
+ * to try more); on one core a worker would add only the thread hop. The price is memory: each worker
+ * is a V8 isolate with its own copy of the Sphinx modules: 2 workers added 38-39 MiB RSS to a process
+ * in the compiled install (dist/, as npm pack builds it) and 85-87 MiB run from the sources (Node's
+ * TypeScript stripper loads in each), so an operator short of memory passes 0 or 1. In-process relays (tests, the demo, benches) keep RelayNode's default of 0.
  */
 export function defaultRelaySphinxThreads (cores: number = availableParallelism()): number {
   return cores >= 2 ? 2 : 0
