@@ -14,8 +14,9 @@
  *   with V8's --optimize-for-size, running the compiled JavaScript that `npm pack` puts in dist/
  *   (built here with tsconfig.build.json into a temporary directory, as prepack does);
  * - beside them, in the same run, two baselines: an idle Node process that loaded nothing (the floor
- *   of any Node program) and one that only imported p2pchat's modules (cli/main.ts's whole graph, no
- *   node built), so the rows say how much is Node, how much is code, and how much is the running node.
+ *   of any Node program) and one that only imported the modules a user's `p2pchat start` imports
+ *   (cli/commands/start.ts's static graph, no node built; cli/main.ts imports each command only when
+ *   it runs), so the rows say how much is Node, how much is code, and how much is the running node.
  *
  * Timers: the product's defaults (no P2PCHAT_TIMING) except the relay announce interval, shortened so
  * that a small network forms within the bench (announceIntervalMs 5 s, as bench/first-message.ts);
@@ -84,7 +85,7 @@ export interface IdleResult {
   bootstrap: IdleCost[]
   /** node -e with a timer: Node alone */
   bareNode: IdleCost
-  /** Node that imported cli/bin.ts's modules and built nothing */
+  /** Node that imported the modules of `p2pchat start` (cli/main.ts, cli/commands/start.ts) and built nothing */
   modulesOnly: IdleCost
 }
 
@@ -184,10 +185,11 @@ export async function idleBench (opts: IdleOptions): Promise<IdleResult> {
     }
     const installed = await installedUser(pkg, ['start', '--json', '--nick', 'installed', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('installed'), '--accept-anyone'])
     baselines.push(installed)
-    // the "modules only" baseline imports what `p2pchat start` imports (cli/main.ts's static graph) and builds nothing
+    // the "modules only" baseline imports what `p2pchat start` imports (cli/main.ts, then the start
+    // command's static graph, as cli/main.ts loads it) and builds nothing
     baselines.push(await nodeChild(['-e', 'setInterval(() => {}, 60_000); console.log("up")']))
     baselines.push(await nodeChild(['--input-type=module', '-e',
-      `await import(${JSON.stringify(new URL("../cli/main.ts", import.meta.url).href)}); setInterval(() => {}, 60_000); console.log("up")`]))
+      `await import(${JSON.stringify(new URL('../cli/main.ts', import.meta.url).href)}); await import(${JSON.stringify(new URL('../cli/commands/start.ts', import.meta.url).href)}); setInterval(() => {}, 60_000); console.log("up")`]))
     opts.log(`  ${net.procs.length} p2pchat processes ready (bootstrap, ${opts.relays} relays, ${opts.users} users); settling ${opts.settleMs / 1000} s, then a ${opts.windowMs / 1000} s window`)
     await new Promise(resolve => setTimeout(resolve, opts.settleMs))
     for (const p of net.procs) if (p.child.exitCode != null) throw new Error(`a p2pchat process exited while idle: ${p.stderr}`)
