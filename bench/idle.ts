@@ -11,8 +11,8 @@
  *   stripper, ~17 MiB), started as `node cli/bin.ts` (test/helpers/cli.ts), so without the launcher's
  *   V8 flags;
  * - a user run as installed from a package: its launcher bin/p2pchat.cjs, which starts a user's node
- *   with V8's --optimize-for-size, running the compiled JavaScript that `npm pack` puts in dist/
- *   (built here with tsconfig.build.json into a temporary directory, as prepack does);
+ *   with V8's memory flags, running the bundled JavaScript that `npm pack` puts in dist/ (built here
+ *   with tsconfig.build.json and scripts/bundle.ts into a temporary directory, as prepack does);
  * - beside them, in the same run, two baselines: an idle Node process that loaded nothing (the floor
  *   of any Node program) and one that only imported the modules a user's `p2pchat start` imports
  *   (cli/commands/start.ts's static graph, no node built; cli/main.ts imports each command only when
@@ -35,6 +35,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { bundleDist } from '../scripts/bundle.ts'
 import { CliNetwork } from '../test/helpers/cli-network.ts'
 import type { CliProcess } from '../test/helpers/cli.ts'
 import { summarize } from './lib/stats.ts'
@@ -135,15 +136,18 @@ async function nodeChild (args: string[]): Promise<ChildProcess> {
 }
 
 /**
- * The package as `npm pack` builds it (tsconfig.build.json: dist/ beside package.json), in a temporary
- * directory with this checkout's node_modules linked in. Returns the directory; the caller removes it.
+ * The package as `npm pack` builds it (npm run build: tsconfig.build.json into dist/ beside
+ * package.json, then scripts/bundle.ts), in a temporary directory with this checkout's node_modules
+ * linked in. Returns the directory; the caller removes it.
  */
-function buildPackage (): string {
+async function buildPackage (): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pchat-idle-pkg-'))
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { stdio: 'inherit' })
   cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
   cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true })
+  // linked first: the bundler resolves the dependencies from the package's node_modules
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { stdio: 'inherit' })
+  await bundleDist(join(dir, 'dist'))
   return dir
 }
 
@@ -174,7 +178,7 @@ export async function idleBench (opts: IdleOptions): Promise<IdleResult> {
   const baselines: ChildProcess[] = []
   let pkg: string | undefined
   try {
-    pkg = buildPackage()
+    pkg = await buildPackage()
     await net.bootstrap()
     const relays = await Promise.all(Array.from({ length: opts.relays }, async () => (await net.relay()).proc))
     await Promise.all(relays.map(async r => { await net.waitForRelays(r, opts.relays) }))
