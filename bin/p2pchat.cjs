@@ -29,7 +29,6 @@
 'use strict'
 const fs = require('fs')
 const path = require('path')
-const { spawn } = require('child_process')
 const { pathToFileURL } = require('url')
 
 const MIN_NODE = [22, 18]
@@ -97,6 +96,8 @@ function runHere (entry) {
 }
 
 function runWith (node, entry) {
+  // required here: a program run in this process (runHere) does not keep child_process loaded
+  const { spawn } = require('child_process')
   const args = process.argv.slice(2)
   const child = spawn(node, v8Flags(args).concat([entry], args), { stdio: 'inherit' })
   // Ctrl-C at a terminal reaches the child directly (it is in the same process group); forwarding it

@@ -26,10 +26,27 @@
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Plugin } from 'esbuild'
 
 /** Modules resolved at run time from node_modules instead of bundled (see the module comment). */
 export const EXTERNAL = ['sodium-native', 'esbuild']
 const REQUIRE_SHIM = "import { createRequire as __p2pchatRequire } from 'node:module'; const require = __p2pchatRequire(import.meta.url);"
+
+/**
+ * Node's `http` module exports WebSocket, CloseEvent and MessageEvent as lazy getters that load Node's
+ * copy of undici (its fetch and WebSocket client). An ES module import of node:http reads every export
+ * to build the module's namespace, so it loads undici (measured: +9 MiB RSS in a bare Node 24), which
+ * a p2pchat process never uses (@libp2p/websockets dials with the `ws` package, not the global
+ * WebSocket). In the bundle these modules are taken with require() instead, which reads nothing.
+ */
+const REQUIRED_BUILTINS = /^(node:)?(http|https)$/
+const requireBuiltins: Plugin = {
+  name: 'require-builtins',
+  setup (b) {
+    b.onResolve({ filter: REQUIRED_BUILTINS }, (args) => ({ path: args.path.replace(/^node:/, ''), namespace: 'require-builtin' }))
+    b.onLoad({ filter: /.*/, namespace: 'require-builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(`node:${args.path}`)})`, loader: 'js' }))
+  }
+}
 
 export class BundleError extends Error {
   constructor (message: string) {
@@ -60,6 +77,7 @@ export async function bundleDist (dist: string): Promise<void> {
       legalComments: 'none',
       external: EXTERNAL,
       banner: { js: REQUIRE_SHIM },
+      plugins: [requireBuiltins],
       logLevel: 'warning'
     })
     rmSync(dist, { recursive: true, force: true })
