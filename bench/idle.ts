@@ -10,7 +10,7 @@
  *   run from the sources as in a checkout (Node strips the TypeScript types, which loads its type
  *   stripper, ~17 MiB), started as `node cli/bin.ts` (test/helpers/cli.ts), so without the launcher's
  *   V8 flags;
- * - a user run as installed from a package: its launcher bin/p2pchat.cjs, which starts a user's node
+ * - a user, a relay and a bootstrap node run as installed from a package: its launcher bin/p2pchat.cjs, which starts a user's node
  *   with V8's memory flags, running the bundled JavaScript that `npm pack` puts in dist/ (built here
  *   with tsconfig.build.json and scripts/bundle.ts into a temporary directory, as prepack does);
  * - beside them, in the same run, two baselines: an idle Node process that loaded nothing (the floor
@@ -80,8 +80,12 @@ export interface IdleResult {
   windowMs: number
   /** one per process of the role */
   user: IdleCost[]
-  /** a user run from the compiled package (dist/) through its launcher (bin/p2pchat.cjs), as installed */
+  /** a user run from the built package (dist/) through its launcher (bin/p2pchat.cjs), as installed */
   installedUser: IdleCost
+  /** a relay of the same network, run from the built package */
+  installedRelay: IdleCost
+  /** a second bootstrap node (alone: nobody joins it), run from the built package */
+  installedBootstrap: IdleCost
   relay: IdleCost[]
   bootstrap: IdleCost[]
   /** node -e with a timer: Node alone */
@@ -152,7 +156,7 @@ async function buildPackage (): Promise<string> {
 }
 
 /**
- * `p2pchat start --json ...` from the built package (bin/p2pchat.cjs, which runs dist/cli/bin.js in
+ * `p2pchat <args>` (--json) from the built package (bin/p2pchat.cjs, which runs dist/cli/bin.js in
  * the same process: execve, same pid), resolved at its 'ready' line.
  */
 async function installedUser (pkg: string, args: string[]): Promise<ChildProcess> {
@@ -189,6 +193,9 @@ export async function idleBench (opts: IdleOptions): Promise<IdleResult> {
     }
     const installed = await installedUser(pkg, ['start', '--json', '--nick', 'installed', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('installed'), '--accept-anyone'])
     baselines.push(installed)
+    // a /16 of its own, as the network's relays (test/helpers/cli-network.ts)
+    baselines.push(await installedUser(pkg, ['start', '--relay', '--json', '--listen', '/ip4/127.250.0.1/tcp/0', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('installed-relay')]))
+    baselines.push(await installedUser(pkg, ['bootstrap', '--json', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', net.dataDir('installed-bootstrap')]))
     // the "modules only" baseline imports what `p2pchat start` imports (cli/main.ts, then the start
     // command's static graph, as cli/main.ts loads it) and builds nothing
     baselines.push(await nodeChild(['-e', 'setInterval(() => {}, 60_000); console.log("up")']))
@@ -207,7 +214,9 @@ export async function idleBench (opts: IdleOptions): Promise<IdleResult> {
       user: costs.slice(0, users.length),
       relay: costs.slice(users.length, users.length + relays.length),
       bootstrap: costs.slice(users.length + relays.length, users.length + relays.length + 1),
-      installedUser: costs[costs.length - 3],
+      installedUser: costs[costs.length - 5],
+      installedRelay: costs[costs.length - 4],
+      installedBootstrap: costs[costs.length - 3],
       bareNode: costs[costs.length - 2],
       modulesOnly: costs[costs.length - 1]
     }
@@ -229,7 +238,9 @@ if (import.meta.main) {
   r.user.forEach((c, i) => { line(`user ${i}`, c) })
   r.relay.forEach((c, i) => { line(`relay ${i}`, c) })
   r.bootstrap.forEach(c => { line('bootstrap', c) })
-  line('user, installed (compiled dist/)', r.installedUser)
+  line('user, installed (bundled dist/)', r.installedUser)
+  line('relay, installed', r.installedRelay)
+  line('bootstrap, installed', r.installedBootstrap)
   line('baseline: bare Node', r.bareNode)
   line('baseline: p2pchat modules imported', r.modulesOnly)
   process.exit(0)
