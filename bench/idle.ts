@@ -10,12 +10,13 @@
  *   run from the sources as in a checkout (Node strips the TypeScript types, which loads its type
  *   stripper, ~17 MiB), started as `node cli/bin.ts` (test/helpers/cli.ts), so without the launcher's
  *   V8 flags;
- * - a user run as installed from a package: its launcher bin/p2pchat.cjs, which starts a user's node
- *   with V8's --optimize-for-size, running the compiled JavaScript that `npm pack` puts in dist/
- *   (built here with tsconfig.build.json into a temporary directory, as prepack does);
+ * - a user, a relay and a bootstrap node run as installed from a package: its launcher bin/p2pchat.cjs, which starts a user's node
+ *   with V8's memory flags, running the bundled JavaScript that `npm pack` puts in dist/ (built here
+ *   with tsconfig.build.json and scripts/bundle.ts into a temporary directory, as prepack does);
  * - beside them, in the same run, two baselines: an idle Node process that loaded nothing (the floor
- *   of any Node program) and one that only imported p2pchat's modules (cli/main.ts's whole graph, no
- *   node built), so the rows say how much is Node, how much is code, and how much is the running node.
+ *   of any Node program) and one that only imported the modules a user's `p2pchat start` imports
+ *   (cli/commands/start.ts's static graph, no node built; cli/main.ts imports each command only when
+ *   it runs), so the rows say how much is Node, how much is code, and how much is the running node.
  *
  * Timers: the product's defaults (no P2PCHAT_TIMING) except the relay announce interval, shortened so
  * that a small network forms within the bench (announceIntervalMs 5 s, as bench/first-message.ts);
@@ -34,6 +35,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { bundleDist } from '../scripts/bundle.ts'
 import { CliNetwork } from '../test/helpers/cli-network.ts'
 import type { CliProcess } from '../test/helpers/cli.ts'
 import { summarize } from './lib/stats.ts'
@@ -78,13 +80,17 @@ export interface IdleResult {
   windowMs: number
   /** one per process of the role */
   user: IdleCost[]
-  /** a user run from the compiled package (dist/) through its launcher (bin/p2pchat.cjs), as installed */
+  /** a user run from the built package (dist/) through its launcher (bin/p2pchat.cjs), as installed */
   installedUser: IdleCost
+  /** a relay of the same network, run from the built package */
+  installedRelay: IdleCost
+  /** a second bootstrap node (alone: nobody joins it), run from the built package */
+  installedBootstrap: IdleCost
   relay: IdleCost[]
   bootstrap: IdleCost[]
   /** node -e with a timer: Node alone */
   bareNode: IdleCost
-  /** Node that imported cli/bin.ts's modules and built nothing */
+  /** Node that imported the modules of `p2pchat start` (cli/main.ts, cli/commands/start.ts) and built nothing */
   modulesOnly: IdleCost
 }
 
@@ -134,20 +140,23 @@ async function nodeChild (args: string[]): Promise<ChildProcess> {
 }
 
 /**
- * The package as `npm pack` builds it (tsconfig.build.json: dist/ beside package.json), in a temporary
- * directory with this checkout's node_modules linked in. Returns the directory; the caller removes it.
+ * The package as `npm pack` builds it (npm run build: tsconfig.build.json into dist/ beside
+ * package.json, then scripts/bundle.ts), in a temporary directory with this checkout's node_modules
+ * linked in. Returns the directory; the caller removes it.
  */
-function buildPackage (): string {
+async function buildPackage (): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pchat-idle-pkg-'))
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { stdio: 'inherit' })
   cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
   cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true })
+  // linked first: the bundler resolves the dependencies from the package's node_modules
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { stdio: 'inherit' })
+  await bundleDist(join(dir, 'dist'))
   return dir
 }
 
 /**
- * `p2pchat start --json ...` from the built package (bin/p2pchat.cjs, which runs dist/cli/bin.js in
+ * `p2pchat <args>` (--json) from the built package (bin/p2pchat.cjs, which runs dist/cli/bin.js in
  * the same process: execve, same pid), resolved at its 'ready' line.
  */
 async function installedUser (pkg: string, args: string[]): Promise<ChildProcess> {
@@ -173,7 +182,7 @@ export async function idleBench (opts: IdleOptions): Promise<IdleResult> {
   const baselines: ChildProcess[] = []
   let pkg: string | undefined
   try {
-    pkg = buildPackage()
+    pkg = await buildPackage()
     await net.bootstrap()
     const relays = await Promise.all(Array.from({ length: opts.relays }, async () => (await net.relay()).proc))
     await Promise.all(relays.map(async r => { await net.waitForRelays(r, opts.relays) }))
@@ -184,10 +193,14 @@ export async function idleBench (opts: IdleOptions): Promise<IdleResult> {
     }
     const installed = await installedUser(pkg, ['start', '--json', '--nick', 'installed', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('installed'), '--accept-anyone'])
     baselines.push(installed)
-    // the "modules only" baseline imports what `p2pchat start` imports (cli/main.ts's static graph) and builds nothing
+    // a /16 of its own, as the network's relays (test/helpers/cli-network.ts)
+    baselines.push(await installedUser(pkg, ['start', '--relay', '--json', '--listen', '/ip4/127.250.0.1/tcp/0', '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir('installed-relay')]))
+    baselines.push(await installedUser(pkg, ['bootstrap', '--json', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', net.dataDir('installed-bootstrap')]))
+    // the "modules only" baseline imports what `p2pchat start` imports (cli/main.ts, then the start
+    // command's static graph, as cli/main.ts loads it) and builds nothing
     baselines.push(await nodeChild(['-e', 'setInterval(() => {}, 60_000); console.log("up")']))
     baselines.push(await nodeChild(['--input-type=module', '-e',
-      `await import(${JSON.stringify(new URL("../cli/main.ts", import.meta.url).href)}); setInterval(() => {}, 60_000); console.log("up")`]))
+      `await import(${JSON.stringify(new URL('../cli/main.ts', import.meta.url).href)}); await import(${JSON.stringify(new URL('../cli/commands/start.ts', import.meta.url).href)}); setInterval(() => {}, 60_000); console.log("up")`]))
     opts.log(`  ${net.procs.length} p2pchat processes ready (bootstrap, ${opts.relays} relays, ${opts.users} users); settling ${opts.settleMs / 1000} s, then a ${opts.windowMs / 1000} s window`)
     await new Promise(resolve => setTimeout(resolve, opts.settleMs))
     for (const p of net.procs) if (p.child.exitCode != null) throw new Error(`a p2pchat process exited while idle: ${p.stderr}`)
@@ -201,7 +214,9 @@ export async function idleBench (opts: IdleOptions): Promise<IdleResult> {
       user: costs.slice(0, users.length),
       relay: costs.slice(users.length, users.length + relays.length),
       bootstrap: costs.slice(users.length + relays.length, users.length + relays.length + 1),
-      installedUser: costs[costs.length - 3],
+      installedUser: costs[costs.length - 5],
+      installedRelay: costs[costs.length - 4],
+      installedBootstrap: costs[costs.length - 3],
       bareNode: costs[costs.length - 2],
       modulesOnly: costs[costs.length - 1]
     }
@@ -223,7 +238,9 @@ if (import.meta.main) {
   r.user.forEach((c, i) => { line(`user ${i}`, c) })
   r.relay.forEach((c, i) => { line(`relay ${i}`, c) })
   r.bootstrap.forEach(c => { line('bootstrap', c) })
-  line('user, installed (compiled dist/)', r.installedUser)
+  line('user, installed (bundled dist/)', r.installedUser)
+  line('relay, installed', r.installedRelay)
+  line('bootstrap, installed', r.installedBootstrap)
   line('baseline: bare Node', r.bareNode)
   line('baseline: p2pchat modules imported', r.modulesOnly)
   process.exit(0)

@@ -278,10 +278,16 @@ if (enabled('idle')) {
     fig({ id: `idle.${id}.cpu`, section: 'idle cost', name: `${name}, CPU (share of one core over ${r.windowMs / 1000} s)`, unit: '%', figure: m(`${costs.length} process(es)`, s.cpu), baseline: one('idle Node, nothing loaded', r.bareNode.cpuPercent, 1), ratio: null, target: 'context', pass: null })
   }
   fig({
-    id: 'idle.installed.rss', section: 'idle cost', name: 'idle user, installed package (compiled dist/, no type stripping), RSS', unit: 'MiB',
+    id: 'idle.installed.rss', section: 'idle cost', name: 'idle user, installed package (bundled dist/ through the launcher, no type stripping), RSS', unit: 'MiB',
     figure: m('1 process, median of 1 s samples', r.installedUser.rss), baseline: bare, target: '< 80 MiB', pass: r.installedUser.rss.median < 80,
     notes: `private memory (RssAnon) ${r.installedUser.anon.median.toFixed(0)} MiB; CPU ${r.installedUser.cpuPercent.toFixed(2)} %; peak RSS ${r.installedUser.peakRss.toFixed(0)} MiB`
   })
+  for (const [id, name, c] of [['relay', 'idle relay, installed package', r.installedRelay], ['bootstrap', 'idle bootstrap node, installed package (no peers)', r.installedBootstrap]] as const) {
+    fig({
+      id: `idle.installed.${id}.rss`, section: 'idle cost', name: `${name}, RSS`, unit: 'MiB', figure: m('1 process, median of 1 s samples', c.rss), baseline: bare, target: 'context', pass: null,
+      notes: `private memory (RssAnon) ${c.anon.median.toFixed(0)} MiB; CPU ${c.cpuPercent.toFixed(2)} %; peak RSS ${c.peakRss.toFixed(0)} MiB`
+    })
+  }
   details.idle = r
 }
 

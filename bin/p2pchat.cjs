@@ -13,9 +13,15 @@
  * The program: in a checkout, cli/bin.ts; in an installed package, dist/cli/bin.js (compiled when the
  * package is packed: Node does not strip types from files under node_modules).
  *
- * V8 flags: a user's node (`p2pchat start` without --relay) runs with --optimize-for-size: it is idle
- * most of its life, and V8 then keeps its heap small instead of reserving room for throughput (idle
- * user RSS, bench/idle.ts). A V8 flag is only reliable when given at start-up, so this launcher
+ * V8 flags: a user's node (`p2pchat start` without --relay) is idle most of its life, so it trades
+ * JavaScript speed for memory (idle user RSS, bench/idle.ts; measured on the installed package):
+ * - --optimize-for-size: V8 keeps its heap small instead of reserving room for throughput;
+ * - --no-turbofan --no-maglev: no optimizing compilers, only the interpreter and the Sparkplug baseline
+ *   compiler. Their code, compiled code and working memory cost ~9 MiB of an idle user's ~102 MiB.
+ *   The CPU a user spends is mostly in libsodium and OpenSSL, which this does not touch: building a
+ *   4-hop packet and sealing a message cost the same within noise, opening a reply ~0.14 ms more
+ *   (bench/sphinx.ts run with and without these flags). Relays forward packets all day and keep them.
+ * A V8 flag is only reliable when given at start-up, so this launcher
  * passes it on the command line: to the bundled Node it spawns, or, when it runs the program in this
  * process, by replacing this process with the same Node and the flag (process.execve: same pid, same
  * stdio and signals; Node 22.15+ on POSIX). Where execve is missing (Windows) the user runs without it.
@@ -23,7 +29,6 @@
 'use strict'
 const fs = require('fs')
 const path = require('path')
-const { spawn } = require('child_process')
 const { pathToFileURL } = require('url')
 
 const MIN_NODE = [22, 18]
@@ -70,7 +75,7 @@ function bundledNode () {
 
 /** The V8 flags the command in `args` runs with (see the module comment). */
 function v8Flags (args) {
-  return args[0] === 'start' && args.indexOf('--relay') === -1 ? ['--optimize-for-size'] : []
+  return args[0] === 'start' && args.indexOf('--relay') === -1 ? ['--optimize-for-size', '--no-turbofan', '--no-maglev'] : []
 }
 
 function runHere (entry) {
@@ -91,6 +96,8 @@ function runHere (entry) {
 }
 
 function runWith (node, entry) {
+  // required here: a program run in this process (runHere) does not keep child_process loaded
+  const { spawn } = require('child_process')
   const args = process.argv.slice(2)
   const child = spawn(node, v8Flags(args).concat([entry], args), { stdio: 'inherit' })
   // Ctrl-C at a terminal reaches the child directly (it is in the same process group); forwarding it

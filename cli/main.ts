@@ -2,20 +2,23 @@
 import { readFileSync } from 'node:fs'
 import { UserError } from '../node/errors.ts'
 import { commandUsage, parseCli, USAGE } from './args.ts'
-import { runBootstrap } from './commands/bootstrap.ts'
-import { runDemo } from './commands/demo.ts'
-import { runId } from './commands/id.ts'
-import { runRelayStatus } from './commands/relay-status.ts'
-import { runStart } from './commands/start.ts'
 import type { CliOptions } from './args.ts'
 import type { CliIO } from './output.ts'
 
-const commands: Record<string, (opts: CliOptions, io: CliIO) => Promise<number>> = {
-  bootstrap: runBootstrap,
-  demo: runDemo,
-  id: runId,
-  relay: runRelayStatus,
-  start: runStart
+type Command = (opts: CliOptions, io: CliIO) => Promise<number>
+
+/**
+ * Each command's module, imported when that command runs: a process loads only the code of the
+ * command it runs (a user's `start` does not load the bootstrap node, the demo, relay status or their
+ * dependencies: each module loaded stays in memory as source, bytecode and module records for the
+ * life of the process; idle user RSS, bench/idle.ts).
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  bootstrap: async () => (await import('./commands/bootstrap.ts')).runBootstrap,
+  demo: async () => (await import('./commands/demo.ts')).runDemo,
+  id: async () => (await import('./commands/id.ts')).runId,
+  relay: async () => (await import('./commands/relay-status.ts')).runRelayStatus,
+  start: async () => (await import('./commands/start.ts')).runStart
 }
 
 /**
@@ -47,9 +50,9 @@ export async function main (argv: string[], io: CliIO): Promise<number> {
       io.stdout.write(commandUsage(opts.command))
       return 0
     }
-    const run = commands[opts.command]
-    if (run == null) throw new UserError(`unknown command "${opts.command}"; try p2pchat --help`, 'USAGE')
-    return await run(opts, io)
+    const load = Object.hasOwn(commands, opts.command) ? commands[opts.command] : undefined
+    if (load == null) throw new UserError(`unknown command "${opts.command}"; try p2pchat --help`, 'USAGE')
+    return await (await load())(opts, io)
   } catch (err) {
     if (err instanceof UserError) {
       io.stderr.write(`p2pchat: ${err.message}\n`)

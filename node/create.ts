@@ -10,23 +10,21 @@
 import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
-import { MemoryDatastore } from 'datastore-core'
 import { createLibp2p } from 'libp2p'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { RPC } from '@libp2p/gossipsub/message'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { ConnectionMonitorInit } from 'libp2p'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
-import { directorySelectors, directoryValidators, GuardedDatastore } from '../protocols/directory/dht.ts'
 import { UserError } from './errors.ts'
 import { sodiumNoiseCrypto } from './noise-crypto.ts'
 
@@ -41,6 +39,43 @@ export const DHT_PROTOCOL = '/p2pchat/kad/1.0.0'
  * saturated relay and still carries ~2.5 MB/s per stream at 100 ms round trip.
  */
 export const MAX_STREAM_WINDOW = 256 * 1024
+
+/**
+ * The smallest time libp2p's connection monitor gives a ping before it aborts the connection (its
+ * own default: 5 s). The monitor pings every connection every 10 s and, by default, aborts a
+ * connection whose ping is not answered within max(5 s, 1.2 x the recent average). On a loaded
+ * relay or a loaded test machine a ping queues behind packets and event-loop work and took more than
+ * 5 s (seen in loaded tests and labs): the connection was aborted with every packet in flight on it,
+ * and a user lost its entry relay. A dead peer is still found: a closed socket at once, a silent one
+ * within a ping interval plus this timeout (~30 s instead of ~15 s).
+ */
+export const PING_MIN_TIMEOUT_MS = 20_000
+/** The longest the adaptive ping timeout may grow to after failures (libp2p's default, written out). */
+export const PING_MAX_TIMEOUT_MS = 60_000
+
+/** libp2p's connection monitor pings every connection this often (its default, written out). */
+const PING_INTERVAL_MS = 10_000
+/**
+ * Ping streams one connection may have open at once, each way. The monitor opens a new ping every
+ * interval whether or not the last one was answered, and @libp2p/ping allows one outbound and two
+ * inbound ping streams per connection by default: a ping slower than the interval made the next one
+ * fail with TooManyOutboundProtocolStreamsError, and the monitor aborted the connection for that
+ * failure (found by test/connection-monitor.test.ts). Enough for pings as slow as the longest timeout.
+ */
+export const PING_STREAMS = Math.ceil(PING_MAX_TIMEOUT_MS / PING_INTERVAL_MS) + 1
+
+/** The ping service of every node: room for the monitor's slow pings (PING_STREAMS). */
+function pingService (): ReturnType<typeof ping> {
+  return ping({ maxOutboundStreams: PING_STREAMS, maxInboundStreams: PING_STREAMS })
+}
+
+/** The connection monitor's settings for every node (see PING_MIN_TIMEOUT_MS); `pingIntervalMs` for tests. */
+export function connectionMonitorInit (pingIntervalMs?: number): ConnectionMonitorInit {
+  return {
+    pingInterval: pingIntervalMs ?? PING_INTERVAL_MS,
+    pingTimeout: { minTimeout: PING_MIN_TIMEOUT_MS, maxTimeout: PING_MAX_TIMEOUT_MS }
+  }
+}
 
 /** Default listen addresses of a user or relay node: any free port on every interface, TCP and WebSockets. */
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
@@ -93,6 +128,8 @@ export interface CreateNodeOptions {
   announce?: string[]
   /** Yamux's largest stream window (default MAX_STREAM_WINDOW); benchmarks measure others. */
   maxStreamWindow?: number
+  /** How often the connection monitor pings each connection (default libp2p's 10 s; tests). */
+  pingIntervalMs?: number
 }
 
 /** Checks every multiaddr so that a typo is a clear error, not a libp2p stack trace. */
@@ -118,8 +155,11 @@ export function bootstrapPeersWithId (addrs: string[]): string[] {
 
 export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> {
   // loaded here, not at the top: a user's process (createClientNode) runs no DHT and so does not pay
-  // for kad-dht's code (~6 MiB of RSS, bench/idle.ts; issue 13)
-  const { kadDHT, passthroughMapper } = await import('@libp2p/kad-dht')
+  // for kad-dht's code (~6 MiB of RSS, bench/idle.ts; issue 13), nor for the directory's DHT rules,
+  // the datastore or the bootstrap discovery that only serving nodes use
+  const [{ kadDHT, passthroughMapper }, { bootstrap }, { MemoryDatastore }, { directorySelectors, directoryValidators, GuardedDatastore }] = await Promise.all([
+    import('@libp2p/kad-dht'), import('@libp2p/bootstrap'), import('datastore-core'), import('../protocols/directory/dht.ts')
+  ])
   const listen = parseMultiaddrs(opts.listen ?? DEFAULT_LISTEN, 'listen')
   const bootstrapList = bootstrapPeersWithId(parseMultiaddrs(opts.bootstrap ?? [], 'bootstrap'))
   const peerDiscovery: Array<ReturnType<typeof bootstrap>> = []
@@ -137,9 +177,10 @@ export async function createP2PNode (opts: CreateNodeOptions): Promise<P2PNode> 
     connectionManager: {
       allow: opts.allow ?? []
     },
+    connectionMonitor: connectionMonitorInit(opts.pingIntervalMs),
     services: {
       identify: identify(),
-      ping: ping(),
+      ping: pingService(),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: opts.dhtServer === false,
@@ -267,7 +308,7 @@ export type ClientNode = Libp2p<ClientServices>
  * not speak the DHT protocol). Gossipsub stays: relay descriptors reach it through its entry relay.
  * The private key is the transport key: a user passes a fresh one for every run.
  */
-export async function createClientNode (opts: { privateKey: PrivateKey, listen?: string[], allow?: string[] }): Promise<ClientNode> {
+export async function createClientNode (opts: { privateKey: PrivateKey, listen?: string[], allow?: string[], pingIntervalMs?: number }): Promise<ClientNode> {
   const listen = parseMultiaddrs(opts.listen ?? [], 'listen')
   return await createLibp2p({
     privateKey: opts.privateKey,
@@ -276,9 +317,10 @@ export async function createClientNode (opts: { privateKey: PrivateKey, listen?:
     connectionEncrypters: [noise({ crypto: sodiumNoiseCrypto })],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW } })],
     connectionManager: { allow: opts.allow ?? [] },
+    connectionMonitor: connectionMonitorInit(opts.pingIntervalMs),
     services: {
       identify: identify(),
-      ping: ping(),
+      ping: pingService(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         ignoreDuplicatePublishError: true,

@@ -1,5 +1,5 @@
 /**
- * The launcher (bin/p2pchat.cjs) gives a user's node V8's --optimize-for-size at start-up, on its own
+ * The launcher (bin/p2pchat.cjs) gives a user's node V8's memory flags (USER_FLAGS) at start-up, on its own
  * command line (process.execve: the same process, so a service manager's pid and signals still reach
  * it), and a relay none. Read from /proc/<pid>/cmdline, so Linux only. Real processes on loopback;
  * each is killed once it has printed its first line (it has started p2pchat by then).
@@ -17,6 +17,8 @@ const LAUNCHER = fileURLToPath(new URL('../bin/p2pchat.cjs', import.meta.url))
 /** A bootstrap address nothing listens on: the user keeps trying to join until it is killed. */
 const NOWHERE = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWKnDdG3iXw9eTFijk3EWSunZcFi54Zka4wmtqtt6rPxc8'
 const START_MS = 120_000
+/** What a user's node runs with: a small heap, no optimizing compilers (bin/p2pchat.cjs says why). */
+const USER_FLAGS = ['--optimize-for-size', '--no-turbofan', '--no-maglev']
 
 /** Starts the launcher with `args`, waits for its first output line, and returns its pid's command line then. */
 async function commandLineOf (args: string[]): Promise<{ argv: string[], samePid: boolean }> {
@@ -43,17 +45,19 @@ async function commandLineOf (args: string[]): Promise<{ argv: string[], samePid
 }
 
 describe('bin/p2pchat.cjs V8 flags', { skip: process.platform !== 'linux' || typeof process.execve !== 'function' ? 'needs /proc and process.execve' : false }, () => {
-  it('runs a user (start --nick) with --optimize-for-size, in the launcher\'s own process', async () => {
+  it('runs a user (start --nick) with the memory flags, in the launcher\'s own process', async () => {
     const { argv, samePid } = await commandLineOf(['start', '--json', '--nick', 'flagged', '--bootstrap', NOWHERE])
-    assert.ok(argv.includes('--optimize-for-size'), `flag on the command line: ${argv.join(' ')}`)
-    assert.ok(argv.indexOf('--optimize-for-size') < argv.indexOf(LAUNCHER), 'a Node flag, before the script')
+    for (const flag of USER_FLAGS) {
+      assert.ok(argv.includes(flag), `${flag} on the command line: ${argv.join(' ')}`)
+      assert.ok(argv.indexOf(flag) < argv.indexOf(LAUNCHER), `${flag} is a Node flag, before the script`)
+    }
     assert.deepEqual(argv.slice(argv.indexOf(LAUNCHER) + 1, argv.indexOf(LAUNCHER) + 5), ['start', '--json', '--nick', 'flagged'], 'the arguments are passed on unchanged')
     assert.equal(samePid, true, 'no child process')
   })
 
-  it('runs a relay (start --relay) without it', async () => {
+  it('runs a relay (start --relay) without them', async () => {
     const { argv } = await commandLineOf(['start', '--relay', '--json', '--listen', '/ip4/127.0.0.1/tcp/0'])
-    assert.ok(!argv.includes('--optimize-for-size'), `no flag: ${argv.join(' ')}`)
+    for (const flag of USER_FLAGS) assert.ok(!argv.includes(flag), `no ${flag}: ${argv.join(' ')}`)
     assert.ok(argv.includes('--relay'))
   })
 })

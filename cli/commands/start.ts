@@ -13,11 +13,9 @@ import { localAllowList, parseTiming } from '../args.ts'
 import type { CliOptions } from '../args.ts'
 import { InteractiveSession } from '../interactive.ts'
 import { JsonSession } from '../json-session.ts'
-import { runRelay } from './relay.ts'
 import { emit } from '../output.ts'
 import type { CliIO } from '../output.ts'
 import { watchSignals } from '../signals.ts'
-import { checkWebFlags, serveWebApp } from '../web-server.ts'
 import type { WebServer } from '../web-server.ts'
 
 const STOP_TIMEOUT_MS = 10_000
@@ -55,8 +53,10 @@ function noPeers (err: unknown, bootstrap: string[], timeoutMs: number): unknown
 }
 
 export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
-  checkWebFlags(opts)
-  if (opts.relay) return await runRelay(opts, io)
+  // the web server (and ws) and the relay's modules are imported only by the processes that run them:
+  // a user's process keeps every module it loaded in memory for its whole life (bench/idle.ts)
+  if (opts.web || opts.webPort != null || opts.webHost != null) (await import('../web-server.ts')).checkWebFlags(opts)
+  if (opts.relay) return await (await import('./relay.ts')).runRelay(opts, io)
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
   if (opts.metrics != null) throw new UserError('--metrics is for relays and bootstrap nodes (start --relay, bootstrap): a user serves nothing', 'USAGE')
   if (opts.sphinxThreads != null) throw new UserError('--sphinx-threads is for relays (start --relay): a user unwraps no one else\'s packets', 'USAGE')
@@ -111,7 +111,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
       io.stderr.write('p2pchat: interrupted while joining the network, stopping\n')
       return 0
     }
-    if (opts.web) web = await serveWebApp(chat, opts, io)
+    if (opts.web) web = await (await import('../web-server.ts')).serveWebApp(chat, opts, io)
     if (json != null) {
       json.ready()
       await Promise.race([json.run(input), signal])
