@@ -96,12 +96,15 @@ describe('the bundled package (scripts/bundle.ts)', { timeout: 600_000 }, () => 
     assert.ok(existsSync(url))
     const worker = new Worker(url)
     try {
+      let ready = false
       const answer = await within(new Promise<{ id: number, results: Array<{ result: { ok: boolean, reason?: string } }> }>((resolve, reject) => {
-        worker.once('message', resolve)
+        // the worker first says it is ready (its modules loaded: sphinx-pool.ts), then answers
+        worker.on('message', (msg: { ready?: true, id?: number }) => { if (msg.ready === true) ready = true; else resolve(msg as never) })
         worker.once('error', reject)
         // one packet of zeros: not a Sphinx packet of this version, refused as such by processPacket
         worker.postMessage({ id: 7, packets: new ArrayBuffer(PACKET_SIZE), count: 1, keys: [new Uint8Array(32)] })
       }), 60_000, 'the worker\'s answer')
+      assert.ok(ready, 'the worker said it was ready before it answered')
       assert.equal(answer.id, 7)
       assert.deepEqual(answer.results.map(r => r.result), [{ ok: false, reason: 'version' }])
     } finally {
