@@ -86,8 +86,15 @@ const START_ATTEMPTS = 3
  * behind them for minutes (nat-chat timed out, 2026-12-01). Drop cover every 200 ms and loop cover every
  * 2 s keep the product's proportion of cover to real packets at the lab's rates; the mean delay per hop
  * and the receipt delay stay the level's own.
+ *
+ * Relay admission (protocols/onion/admission.ts) is shortened with them: the product wants a day of
+ * attested age (2,880 announce intervals); the lab's relays are minutes old, so with the day every user
+ * warned "0 of 5 relays admitted" and ran on admission's fallback (every relay), never on admission.
+ * 10 s is 10 of the lab's announce intervals: relays are admitted a little after they start, users
+ * choose among admitted relays as the product's users do, and a restarted relay keeps its age (its
+ * peer id is kept).
  */
-const TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000, dropCoverGapMs: 200, loopCoverGapMs: 2_000 }
+const TIMING = { announceIntervalMs: 1_000, relayMinAgeMs: 10_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000, dropCoverGapMs: 200, loopCoverGapMs: 2_000 }
 
 interface Config {
   /** quick or full; a run of nat-chat alone (--only) is written as <name>-scale */
