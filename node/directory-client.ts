@@ -17,6 +17,7 @@ import { compareLookups, decodeAnswer as decodeExitAnswer, encodeLookup, encodeP
 import { NameNotFoundError, NickTakenError, PublishError } from '../protocols/directory/index.ts'
 import type { SignedRecord } from '../protocols/directory/index.ts'
 import { bytesEqual } from '../protocols/directory/record.ts'
+import { AnswerTimeoutError } from '../protocols/onion/client.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import { chooseRelay, drawForPosition } from '../protocols/onion/paths.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
@@ -120,10 +121,11 @@ export class DirectoryClient {
   }
 
   /**
-   * The exit's answer bytes (after the service byte); undefined when none came in time. `late`: the
-   * answer if it comes within `late.ms` after the timeout.
+   * The exit's answer bytes (after the service byte); undefined when none came in time, with `timedOut`
+   * when the request left and its answer may still come (else it failed: no entry relay, not sent).
+   * `late`: the answer if it comes within `late.ms` after the timeout.
    */
-  private async ask (exit: PathRelay, request: Uint8Array, onLate?: { ms: number, onAnswer: (bytes: Uint8Array) => void }): Promise<Uint8Array | undefined> {
+  private async ask (exit: PathRelay, request: Uint8Array, onLate?: { ms: number, onAnswer: (bytes: Uint8Array) => void }): Promise<{ bytes?: Uint8Array, timedOut: boolean }> {
     const late = onLate == null
       ? undefined
       : {
@@ -136,10 +138,10 @@ export class DirectoryClient {
         }
     try {
       const payload = await this.init.onion.request(exit, SERVICE_DIRECTORY, request, { timeoutMs: this.timeoutMs, late })
-      return DirectoryClient.unwrap(payload)
+      return { bytes: DirectoryClient.unwrap(payload), timedOut: false }
     } catch (err) {
       this.log('an exit did not answer: %s', (err as Error).message)
-      return undefined
+      return { timedOut: err instanceof AnswerTimeoutError }
     }
   }
 
@@ -181,27 +183,28 @@ export class DirectoryClient {
    */
   private async lookupAnswers (nick: string, exits: PathRelay[]): Promise<Array<Uint8Array | undefined>> {
     const answers: Array<Uint8Array | undefined> = exits.map(() => undefined)
-    let waiting = false
+    let waiting: Set<number> | undefined
     let wake: (() => void) | undefined
-    const decided = (): boolean => answers.every(a => a != null) || compareLookups(nick, answers, (this.init.now ?? Date.now)()).verdict === 'found'
+    // decided: every exit still awaited has answered, or a record is found
+    const decided = (): boolean => [...(waiting ?? [])].every(i => answers[i] != null) || compareLookups(nick, answers, (this.init.now ?? Date.now)()).verdict === 'found'
     const inTime = await Promise.all(exits.map(async (e, i) => await this.ask(e, encodeLookup(nick), {
       ms: this.timeoutMs,
       onAnswer: (bytes) => {
-        if (!waiting || answers[i] != null) return
+        if (waiting == null || answers[i] != null) return
         answers[i] = bytes
         if (decided()) wake?.()
       }
     })))
-    if (inTime.some(a => a != null)) return inTime
-    // no exit answered in time: a slow network, or dead exits; their late answers still decide
-    waiting = true
+    // no exit answered in time, some timed out (a slow network, or dead exits): their late answers still decide
+    if (inTime.some(a => a.bytes != null) || !inTime.some(a => a.timedOut)) return inTime.map(a => a.bytes)
+    waiting = new Set(inTime.flatMap((a, i) => a.timedOut ? [i] : []))
     let timer: ReturnType<typeof setTimeout> | undefined
     await new Promise<void>(resolve => {
       wake = resolve
       timer = setTimeout(resolve, this.timeoutMs)
     })
     clearTimeout(timer)
-    waiting = false
+    waiting = undefined
     return answers
   }
 
@@ -209,7 +212,8 @@ export class DirectoryClient {
    * Publishes our signed name record through an exit (another one if the first fails, up to
    * PUBLISH_TRIES a round, `rounds` rounds; publishing the same record again is harmless). A late answer
    * to any earlier try counts: "stored" ends the publication, "taken" fails it. Throws NickTakenError,
-   * PublishTimeoutError when no exit answered at all (in time or late), PublishError for the rest.
+   * PublishTimeoutError when no exit answered at all (in time or late) and requests timed out,
+   * PublishError for the rest.
    * `onSlow(round)`: a round ended with no answer and another starts.
    */
   async publish (record: Uint8Array, nick: string, opts: { rounds?: number, onSlow?: (round: number) => void } = {}): Promise<number> {
@@ -218,6 +222,7 @@ export class DirectoryClient {
     let last = 'no exit relay available'
     let answered = false
     let lastTimedOut = false
+    let anyTimedOut = false
     let outcome: PublishOutcome | undefined
     let wake: (() => void) | undefined
     const settled = new Promise<void>(resolve => { wake = resolve })
@@ -252,10 +257,12 @@ export class DirectoryClient {
       if (round > 1) opts.onSlow?.(round)
       const tries = [...this.exits(LOOKUP_EXITS), ...this.exits(LOOKUP_EXITS)].slice(0, PUBLISH_TRIES)
       for (const exit of tries) {
-        const bytes = await Promise.race([this.ask(exit, encodePublish(record), late), settled.then(() => undefined)])
+        const asked = await Promise.race([this.ask(exit, encodePublish(record), late), settled.then(() => ({ timedOut: false }))])
         if (outcome != null) return ended()
-        lastTimedOut = bytes == null
-        if (bytes == null) { if (!answered) last = 'no answer in time'; continue }
+        lastTimedOut = asked.timedOut
+        anyTimedOut ||= asked.timedOut
+        const bytes = 'bytes' in asked ? asked.bytes : undefined
+        if (bytes == null) { if (!answered) last = asked.timedOut ? 'no answer in time' : 'not sent'; continue }
         const why = judge(bytes)
         if (outcome != null) return ended()
         if (why != null) last = why
@@ -270,7 +277,7 @@ export class DirectoryClient {
       if (outcome != null) return ended()
     }
     this.stats.failures++
-    if (!answered) throw new PublishTimeoutError(`could not publish the name "${nick}": no exit answered in ${rounds} round${rounds === 1 ? '' : 's'} of ${PUBLISH_TRIES} (the network is slow or unreachable)`)
+    if (!answered && anyTimedOut) throw new PublishTimeoutError(`could not publish the name "${nick}": no exit answered in ${rounds} round${rounds === 1 ? '' : 's'} of ${PUBLISH_TRIES} (the network is slow or unreachable)`)
     throw new PublishError(`could not publish the name "${nick}": ${last}`)
   }
 }
