@@ -19,12 +19,12 @@ import { describe, it } from 'node:test'
 import { DirectoryClient, DirectoryUnavailableError, PUBLISH_TRIES, PublishTimeoutError } from '../node/directory-client.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { relayRole } from '../node/roles.ts'
-import { DirectoryExit } from '../protocols/directory/exit.ts'
+import { DirectoryExit, encodeAnswer, OP_PUBLISH_NAME } from '../protocols/directory/exit.ts'
 import type { ExitDirectory } from '../protocols/directory/exit.ts'
 import { NickTakenError } from '../protocols/directory/index.ts'
 import { KIND_NAME, signRecord } from '../protocols/directory/record.ts'
 import type { SignedRecord } from '../protocols/directory/record.ts'
-import { OnionClient } from '../protocols/onion/client.ts'
+import { NoEntryRelayError, OnionClient } from '../protocols/onion/client.ts'
 import type { EntryLink } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { decodeServiceBody, SERVICE_DIRECTORY } from '../protocols/onion/service-body.ts'
@@ -188,5 +188,31 @@ describe('directory answers that come after the request timed out', { timeout: 6
     const w = world({ lookupName: unused, publishSignedName: unused })
     await assert.rejects(w.client.lookup('hal'), (err: Error) => err instanceof DirectoryUnavailableError)
     assert.equal(w.timedOut(), 2)
+  })
+
+  it('publish: a round none of whose requests could leave (the entry link lost under load) waits a request timeout for the link, then asks again', async () => {
+    const rec = await nameRecord('ivy')
+    const { relays } = relaysOfBothRoles(8)
+    let linked = false
+    const asked: number[] = []
+    // a stand-in onion client: no entry link until the test restores it, then an exit that stores
+    const onion = {
+      request: async (): Promise<Uint8Array> => {
+        asked.push(Date.now())
+        if (!linked) throw new NoEntryRelayError()
+        return Uint8Array.from([SERVICE_DIRECTORY, ...encodeAnswer({ op: OP_PUBLISH_NAME, status: 'stored', stored: 5 })])
+      }
+    }
+    const client = new DirectoryClient({ onion: onion as unknown as OnionClient, relays: () => relays, entryPeerId: () => undefined, timeoutMs: 200 })
+    const slow: number[] = []
+    const publishing = client.publish(rec.bytes, 'ivy', { rounds: 3, onSlow: (r) => { slow.push(r); linked = true } })
+    assert.equal(await publishing, 5, 'stored in round 2, once the link was back')
+    assert.deepEqual(slow, [2])
+    assert.equal(asked.length, PUBLISH_TRIES + 1)
+    assert.ok(asked[PUBLISH_TRIES] - asked[PUBLISH_TRIES - 1] >= 190, 'round 2 waited a request timeout for the link')
+    // without a link at all: a clear PublishError (not a timeout: nothing left), after the rounds
+    linked = false
+    const never = new DirectoryClient({ onion: { request: async () => { throw new NoEntryRelayError() } } as unknown as OnionClient, relays: () => relays, entryPeerId: () => undefined, timeoutMs: 20 })
+    await assert.rejects(never.publish(rec.bytes, 'ivy', { rounds: 2 }), (err: Error) => err.name === 'PublishError' && /not connected to an entry relay/.test(err.message))
   })
 })
