@@ -71,6 +71,13 @@ const START_TOGETHER = 4
  * `{"NODE_OPTIONS":"--cpu-prof --cpu-prof-dir=/tmp/prof"}` (a CPU profile per user process).
  */
 const USER_ENV: Record<string, string> = JSON.parse(process.env.LAB_USER_ENV ?? '{}')
+/**
+ * How long the lab waits for one `whois` answer: a lookup no exit answered within the request timeout
+ * (15 s plus `standard`'s round-trip allowance) waits as long again for late answers
+ * (node/directory-client.ts), so an answer may take ~50 s on a loaded machine; the 30 s of other
+ * commands failed the 18-process lab on it.
+ */
+const WHOIS_MS = 90_000
 /** How many times a user's `p2pchat start` is run before the lab gives up on it. */
 const START_ATTEMPTS = 3
 /**
@@ -536,7 +543,7 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
   const partner = (i: number): number => (i % 2 === 0 ? i + 1 : i - 1)
   await Promise.all(users.map(async (u, i) => {
     const to = users[partner(i)].nick
-    await until(async () => (await u.proc.ask({ cmd: 'whois', nick: to })).found === true, `${u.nick} to find ${to}`, 60_000, 500)
+    await until(async () => (await u.proc.ask({ cmd: 'whois', nick: to }, WHOIS_MS)).found === true, `${u.nick} to find ${to}`, 2 * WHOIS_MS, 500)
   }))
   log('every user found its partner in the directory')
   // an idle window as long as the sending phase: the baseline of background traffic (reply-block
@@ -580,7 +587,7 @@ async function natChat (lab: Lab, cfg: Config, bootstrapAddr: string, relaySites
       const { proc: p, readyAt: at } = await startUser(h)
       startToReady.push(at - p.startedAt)
       try {
-        await until(async () => (await p.ask({ cmd: 'whois', nick: users[0].nick })).found === true, `${h.name} to find ${users[0].nick}`, 60_000, 100)
+        await until(async () => (await p.ask({ cmd: 'whois', nick: users[0].nick }, WHOIS_MS)).found === true, `${h.name} to find ${users[0].nick}`, 2 * WHOIS_MS, 100)
         const token = `lab ${h.name} says hello`
         const from = users[0].proc.events.length
         p.send({ cmd: 'send', to: users[0].nick, text: token })
