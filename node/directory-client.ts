@@ -10,7 +10,8 @@
  * later try is not needed), a late "taken" still fails the publication; a start asks `rounds` rounds
  * of exits before it calls the network unreachable (PublishTimeoutError), so a slow network (an exit's
  * put and read-back in the DHT take up to 45 s: exit.ts) makes a slow start, not a failed one. Lookups:
- * when no exit answered in time, their late answers are waited for up to `lateAnswerMs` more.
+ * when no exit answered in time, their late answers are waited for one more request timeout (a user
+ * waits on a lookup; the retry round asks again after that).
  */
 import { logger } from '@libp2p/logger'
 import { compareLookups, decodeAnswer as decodeExitAnswer, encodeLookup, encodePublish, OP_PUBLISH_NAME } from '../protocols/directory/exit.ts'
@@ -178,8 +179,8 @@ export class DirectoryClient {
 
   /**
    * The exits' answers to a lookup, in exit order. When none came in time, the late ones are waited for
-   * (up to the request timeout again) until they give a verdict: a found record, or every exit answered; without any,
-   * every answer is undefined (the verdict is then 'unknown').
+   * (up to the request timeout again) until they give a verdict: a found record, or every exit that
+   * timed out answered; without any, every answer is undefined (the verdict is then 'unknown').
    */
   private async lookupAnswers (nick: string, exits: PathRelay[]): Promise<Array<Uint8Array | undefined>> {
     const answers: Array<Uint8Array | undefined> = exits.map(() => undefined)
