@@ -46,7 +46,7 @@ import { EntryRelay } from './entry.ts'
 import { GuardSet } from './guards.ts'
 import { MailboxClient } from './mailboxes.ts'
 import type { MailboxTiming } from './mailboxes.ts'
-import { DirectoryClient } from './directory-client.ts'
+import { DirectoryClient, START_PUBLISH_ROUNDS } from './directory-client.ts'
 import { RelayHealth } from './relay-health.ts'
 import { fetchRelayList } from '../protocols/directory/relay-list.ts'
 import { bytesEqual, KIND_NAME, nameKey, signRecord, verifyRecord } from '../protocols/directory/record.ts'
@@ -554,9 +554,17 @@ export class ChatNode {
     return undefined
   }
 
+  /**
+   * The start's publication: START_PUBLISH_ROUNDS rounds of exits, late answers counted (a slow network
+   * makes a slow start, told as a status, not a failed one); fails on a taken nick at once and on
+   * silence only after every round.
+   */
   private async publish (): Promise<void> {
     try {
-      await this.directory.publish(this.signedRecord().bytes, this.nick)
+      await this.directory.publish(this.signedRecord().bytes, this.nick, {
+        rounds: START_PUBLISH_ROUNDS,
+        onSlow: (round) => { this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}": no exit answered in time (a slow network); asking again (round ${round} of ${START_PUBLISH_ROUNDS})` }) }
+      })
     } catch (err) {
       const name = (err as Error).name
       if (name === 'NickTakenError') throw new UserError(`nick "${this.nick}" is held by another key; choose another nick`, 'NICK_TAKEN')

@@ -22,6 +22,10 @@
  * `receiptDelayMs` mean (all receipts owed then go together), and then waits for a cover tick like any
  * packet, so the sender's ✓✓ does not tell the instant its message arrived. A stranger's message gets
  * no answer at all until the user accepts it (then its receipt is delayed the same way).
+ *
+ * A receipt's STORED that comes after the deposit timed out (MailboxClient.deposit's `onLate`) marks it
+ * stored as an answer in time would: on a network slower than the request timeout the receipt is not
+ * deposited again every retry round.
  */
 import { randomInt } from 'node:crypto'
 import { logger } from '@libp2p/logger'
@@ -44,6 +48,8 @@ export interface ReceiveStats {
   replaysDropped: number
   unopenable: number
   receiptsDeposited: number
+  /** receipts known stored only from a mailbox's answer after the request timed out */
+  lateReceiptAnswers: number
   receiptsReceived: number
   /** items from a blocked key, dropped unread */
   blockedDropped: number
@@ -78,7 +84,7 @@ export interface ReceiverInit {
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
 export class Receiver {
-  readonly stats: ReceiveStats = { itemsReceived: 0, replaysDropped: 0, unopenable: 0, receiptsDeposited: 0, receiptsReceived: 0, blockedDropped: 0, requestsDropped: 0 }
+  readonly stats: ReceiveStats = { itemsReceived: 0, replaysDropped: 0, unopenable: 0, receiptsDeposited: 0, lateReceiptAnswers: 0, receiptsReceived: 0, blockedDropped: 0, requestsDropped: 0 }
   private readonly init: ReceiverInit
   private readonly log = logger('p2pchat:receive')
   private timers: Array<ReturnType<typeof setTimeout>> = []
@@ -282,13 +288,25 @@ export class Receiver {
           const batch = ids.slice(i, i + MAX_RECEIPT_IDS)
           const receipt = createReceipt(batch.map(h => Buffer.from(h, 'hex')), identity.signer, record.identityKey)
           const sealed = sealReceipt(receipt, { onionKey: key.key, epoch: key.epoch })
+          // a STORED after the request timed out (a slow network, not a failing one) still counts: the
+          // receipt is in that mailbox, so it is owed no more and not deposited again
+          let stored = false
+          const done = (): void => {
+            if (stored) return
+            stored = true
+            this.stats.receiptsDeposited++
+            store.transaction(() => { for (const h of batch) store.receiptStored(h) })
+          }
+          const late = (kind: string): void => {
+            // a stopped node's store is closed: the receipt is owed still and goes again at the next start
+            if (kind !== 'stored' || stored || !this.init.running()) return
+            this.stats.lateReceiptAnswers++
+            done()
+          }
           for (const box of this.init.depositOrder(record)) {
-            const kind = await this.init.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed).catch(() => 'failed')
-            if (kind === 'stored') {
-              this.stats.receiptsDeposited++
-              for (const h of batch) store.receiptStored(h)
-              break
-            }
+            if (stored || !this.init.running()) break
+            const kind = await this.init.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed, late).catch(() => 'failed')
+            if (kind === 'stored') { done(); break }
           }
         }
       }

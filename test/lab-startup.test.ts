@@ -39,6 +39,8 @@ const held: Array<{ relay: string, deliver: () => void }> = []
 let pushes = 0
 /** when set, requests are not held: each is delivered at once, except that the first `lose` to this relay are lost */
 let auto: { loseFirstTo: string, lose: number, lost: number } | undefined
+/** relays gone silent: no longer among the live relays the client is given */
+const gone = new Set<string>()
 
 const onion = {
   replyBlock: (onReply: (payload: Uint8Array) => void): { surb: Uint8Array, id: Uint8Array, path: string[] } => {
@@ -95,7 +97,7 @@ function client (timing: Partial<MailboxTiming>, received: string[] = []): Mailb
     now: () => Math.max(++clock, Date.now()),
     onion: onion as unknown as OnionClient,
     keys: new MailboxKeys(db),
-    relays: () => relays.map(r => r.path),
+    relays: () => relays.map(r => r.path).filter(p => !gone.has(p.peerId)),
     entryPeerId: () => 'entry',
     record: () => new Uint8Array(100).fill(7),
     onItem: async (item) => { received.push(hex(item)); return true },
@@ -144,6 +146,34 @@ it('after a restart, REGISTERs lost on their way are sent again over new paths i
   } finally {
     c.stop()
     auto = undefined
+  }
+})
+
+it('after a restart, a kept mailbox whose relay goes silent after the first REGISTER is replaced at the next send, not after the request timeout; it is kept draining', { timeout: 60_000 }, async () => {
+  assert.equal(firstBoxes.length, 2)
+  const dying = relays.find(r => hex(r.path.address) === hex(firstBoxes[0].relay))
+  assert.ok(dying != null)
+  // a request timeout of 10 minutes: only a start that stops waiting for the silent relay ends in time
+  const c = client({ requestTimeoutMs: 600_000, registerHedgeMs: 200 })
+  const release = setInterval(() => {
+    for (let i = held.length - 1; i >= 0; i--) if (held[i].relay !== dying.path.peerId) held.splice(i, 1)[0].deliver()
+  }, 10)
+  try {
+    const started = c.start()
+    await waitFor(() => held.some(h => h.relay === dying.path.peerId), () => 'the REGISTER of the mailbox on the relay about to die', 10_000)
+    // killed as the start began (lab churn: relay4 SIGKILLed 0.5 s into alice's mailbox stage): its REGISTER is never answered
+    gone.add(dying.path.peerId)
+    const boxes = await within(started, 30_000, 'the restarted start')
+    assert.equal(boxes.length, 2)
+    const ids = boxes.map(b => hex(b.mailboxId))
+    assert.ok(ids.includes(hex(firstBoxes[1].mailboxId)), 'the other kept mailbox is in use')
+    assert.ok(!ids.includes(hex(firstBoxes[0].mailboxId)), 'the silent relay\'s mailbox is replaced')
+    assert.ok(c.draining().some(b => hex(b.mailboxId) === hex(firstBoxes[0].mailboxId)), 'and kept, draining, for when its relay is back')
+  } finally {
+    clearInterval(release)
+    c.stop()
+    held.splice(0)
+    gone.clear()
   }
 })
 
