@@ -41,6 +41,8 @@ export interface PathSecurityOptions {
   users: number
   hostile: number
   log: (line: string) => void
+  /** Only the rows whose label this accepts (a test runs one row); default every row. */
+  only?: (label: string) => boolean
 }
 
 export interface PathSecurityRow {
@@ -55,6 +57,15 @@ export interface PathSecurityRow {
   main: { bothEnds: number, linked100: number, linked1000: number }
   rules: { bothEnds: number, linked100: number, linked1000: number }
   guards: { bothEnds: number, linked100: number, linked1000: number }
+  /**
+   * The standard error of `guards.bothEnds`, from its batch means (the 10 paths of a batch share one
+   * guard, so they are not independent: the error of 10 × batches independent paths would be too small).
+   */
+  guardsBothEndsSe: number
+  /** Batches of 10 paths behind the per-path figures. */
+  batches: number
+  /** A context row measuring a rule that is not the product's (`anyRelayGuards`): judged by nobody. */
+  option?: string
 }
 
 const HONEST = 20
@@ -152,16 +163,41 @@ function perUser (users: number, user: () => { entry: () => PathRelay, contacts:
   return { linked100: l100 / users, linked1000: l1000 / users }
 }
 
+/** Standard errors a figure may sit above its bound and still pass (`pathsVerdict`). */
+export const VERDICT_STANDARD_ERRORS = 2
+
+/**
+ * The verdict of a "both ends hostile" row (bench/run.ts): the figure must be within
+ * VERDICT_STANDARD_ERRORS of its own standard error `se` of the bound `sq` (the adversary's share of
+ * /16s squared), and under 5 % for the Sybil row. The tolerance is the figure's own error, not a
+ * binomial guess at the bound's, so it shrinks with the samples: at 10,000 paths (quick mode too) it
+ * is about 1.5 points, far less than the 7 points by which ground peer ids miss the bound.
+ */
+export function pathsVerdict (bothEnds: number, se: number, sq: number, sybilRow: boolean): boolean {
+  if (!Number.isFinite(se) || se < 0) return false
+  return (!sybilRow || bothEnds < 0.05) && bothEnds <= sq + VERDICT_STANDARD_ERRORS * se
+}
+
+/**
+ * Option (b) of issue 12's grinding question, measured for comparison, not the product's rule: the
+ * guard drawn by /16 among all live relays, whatever their roles (`drawByGroup`), as the first guard of
+ * a `GuardSet` would be if guards had no role.
+ */
+function anyRelayGuard (relays: PathRelay[]): PathRelay {
+  return drawByGroup(relays) as PathRelay
+}
+
 export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[] {
-  const configs: Array<{ label: string, k: number, family?: boolean, grind?: boolean, claim?: number }> = [
+  const configs: Array<{ label: string, k: number, family?: boolean, grind?: boolean, claim?: number, anyRelayGuards?: boolean }> = [
     ...[1, 2, 5, 10, 20].map(k => ({ label: `${opts.hostile} hostile relays in ${k} /16${k > 1 ? 's' : ''}`, k })),
     { label: `${opts.hostile} hostile relays in 20 /16s, one declared family`, k: 20, family: true },
     { label: `${opts.hostile} hostile relays in 1 /16, all of the entry role (ground peer ids)`, k: 1, grind: true },
     { label: `${opts.hostile} hostile relays in 20 /16s, all of the entry role (ground peer ids)`, k: 20, grind: true },
-    { label: `${opts.hostile} hostile relays in 1 /16, claiming 20 /16s, believed (no admission; with it, the row of 1 /16)`, k: 1, claim: 20 }
+    { label: `${opts.hostile} hostile relays in 1 /16, claiming 20 /16s, believed (no admission; with it, the row of 1 /16)`, k: 1, claim: 20 },
+    { label: `${opts.hostile} hostile relays in 20 /16s, all of the entry role (ground peer ids), guards from any relay (option b, not the product's rule)`, k: 20, grind: true, anyRelayGuards: true }
   ]
   const rows: PathSecurityRow[] = []
-  for (const c of configs) {
+  for (const c of configs.filter(c => opts.only?.(c.label) ?? true)) {
     opts.log(`path security: ${c.label}`)
     let share = 0
     let entryShareSum = 0
@@ -181,14 +217,17 @@ export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[]
     // per path: batches of 10 paths, one network and one guard (this rule's) per batch
     const batches = Math.max(1, Math.floor(opts.paths / 10))
     const both = { main: 0, rules: 0, guards: 0 }
+    let guardsSq = 0 // sum of squared batch means of the guard figure, for its standard error
+    const firstGuard = (relays: PathRelay[]): PathRelay => c.anyRelayGuards === true ? anyRelayGuard(relays) : new GuardSet({ now: () => 0 }).order(relays)[0]
     let guardHostile = 0
     let oldGuardHostile = 0
     for (let b = 0; b < batches; b++) {
       const { relays, entries, bad } = fresh()
       const hostile = (first: PathRelay, last: PathRelay): number => bad.has(first.peerId) && bad.has(last.peerId) ? 1 : 0
-      const guard = new GuardSet({ now: () => 0 }).order(relays)[0]
+      const guard = firstGuard(relays)
       if (bad.has(guard.peerId)) guardHostile++
       if (bad.has((drawByGroup(entries) as PathRelay).peerId)) oldGuardHostile++
+      let guardsInBatch = 0
       for (let i = 0; i < 10; i++) {
         const e = mainEntry(entries)
         both.main += hostile(e, depositTo(mainMailboxes(relays), e, false))
@@ -198,10 +237,14 @@ export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[]
         both.rules += hostile(r, f)
         const g = depositTo(ruleMailboxes(relays), guard, true)
         rulePath(relays, guard, g)
-        both.guards += hostile(guard, g)
+        guardsInBatch += hostile(guard, g)
       }
+      both.guards += guardsInBatch
+      guardsSq += (guardsInBatch / 10) ** 2
     }
     const n = batches * 10
+    const guardMean = both.guards / n
+    const guardsBothEndsSe = batches > 1 ? Math.sqrt(Math.max(0, guardsSq / batches - guardMean ** 2) * batches / (batches - 1) / batches) : 1
     // per user: a network each
     const userNet = (): ReturnType<typeof fresh> => fresh()
     const main = {
@@ -224,7 +267,7 @@ export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[]
       bothEnds: both.guards / n,
       ...perUser(opts.users, () => {
         const { relays, bad } = userNet()
-        const guard = new GuardSet({ now: () => 0 }).order(relays)[0]
+        const guard = firstGuard(relays)
         const contacts = Array.from({ length: CONTACTS }, () => ruleMailboxes(relays))
         return { entry: () => guard, contacts, bad }
       }, true)
@@ -232,7 +275,8 @@ export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[]
     rows.push({
       label: c.label, k: c.k, share, entryShare: entryShareSum / networks,
       guardHostile: guardHostile / batches, oldGuardHostile: oldGuardHostile / batches,
-      main, rules, guards: guarded
+      main, rules, guards: guarded, guardsBothEndsSe, batches,
+      ...(c.anyRelayGuards === true ? { option: 'b' } : {})
     })
   }
   return rows
