@@ -349,7 +349,8 @@ if (enabled('paths')) {
       // a guard), at 10,000 paths even in quick mode (about 15 s a row): a figure passes when it is
       // within 2 of its standard errors (about 0.85 points at k = 20) of the bound (pathsVerdict), so
       // the ground row's 33 % against 25 % (9 standard errors over) cannot pass, while the k = 20 row,
-      // expected at 24.7 % (SPEC.md), fails about 1 run in 100 (test/path-security.test.ts)
+      // at the bound (25.1 ± 0.3 % at 100,000 paths: SPEC.md), fails about 1 run in 40
+      // (test/path-security.test.ts)
       // the claiming row shows what believing unverified /16s would give (context: admission prevents it);
       // the option row measures a rule that is not the product's (context)
       pass: r.label.includes('claiming') || r.option != null ? null : pathsVerdict(r.guards.bothEnds, r.guardsBothEndsSe, sq, sybilRow),
