@@ -7,7 +7,8 @@
  * (k = 1, 2, 5, 10, 20), and one row with the hostile relays over 20 /16s declaring one family. Roles
  * (node/roles.ts) come from the peer ids as on the real network (about half the relays of each side are
  * entry relays); one row gives every hostile relay the entry role, as an adversary who grinds peer ids
- * can (one try in two). Since the roles, and so which honest /16s may hold a guard, follow from random
+ * can (one try in two), another the entry role to the relays of half its /16s and the exit role to the
+ * others (SPEC.md "Grinding roles": the best split of its /16s between the two positions). Since the roles, and so which honest /16s may hold a guard, follow from random
  * peer ids, every simulated user (and every batch of 10 paths) sees a network of fresh peer ids: the
  * figures are means over networks, not one network's luck.
  *
@@ -16,7 +17,8 @@
  * - main: the entry relay uniform among entry-role relays, the mailbox uniform among the others, per path
  *   (main chose the entry relay afresh at every start and mailboxes uniformly: node/mailboxes.ts).
  * - rules, no guards: this branch's choice by /16 (the entry relay `drawForPosition` over the entry
- *   role, the mailbox `chooseRelay` excluding its /16, the mixes `chooseMixes`), a fresh one per path.
+ *   role, the mailboxes `drawForPosition` over the exit role, the complementary position, in two /16s:
+ *   node/mailboxes.ts; the mixes `chooseMixes`), a fresh one per path.
  * - guards: the same rules, and the entry relay is the user's first guard (`GuardSet`), fixed for the user.
  * Per path: the share of `paths` paths with both ends hostile. Per user: the share of `users` users with
  * at least one linkable message within 100 and within 1,000 messages, each message to one of 10
@@ -81,7 +83,7 @@ function nameWithRole (base: string, role: 'entry' | 'exit'): string {
   for (let i = 0; ; i++) if (relayRole(`${base}-${i}`) === role) return `${base}-${i}`
 }
 
-function network (hostile: number, k: number, opts: { family?: boolean, grind?: boolean, claim?: number }): { relays: PathRelay[], bad: Set<string> } {
+function network (hostile: number, k: number, opts: { family?: boolean, grind?: 'entry' | 'half', claim?: number }): { relays: PathRelay[], bad: Set<string> } {
   const relays: PathRelay[] = []
   for (let i = 0; i < HONEST; i++) relays.push(relay(`honest-${i}-${randomInt(1e9)}`, `ip4:10.${i + 1}`))
   const bad = new Set<string>()
@@ -90,7 +92,9 @@ function network (hostile: number, k: number, opts: { family?: boolean, grind?: 
     // `claim`: the relays name addresses in `claim` /16s they do not hold, and the client believes them
     // (no admission: protocols/onion/admission.ts samples a relay under the /16 others reached it at)
     const subnet = opts.claim != null ? `ip4:12.${i % opts.claim}` : `ip4:11.${i % k}`
-    const r = relay(opts.grind === true ? nameWithRole(base, 'entry') : base, subnet, opts.family === true ? 'f'.repeat(64) : undefined)
+    // 'half': the relays of the first half of the /16s ground to the entry role, of the others to the exit role
+    const role = opts.grind === 'entry' || (opts.grind === 'half' && i % k < k / 2) ? 'entry' : 'exit'
+    const r = relay(opts.grind != null ? nameWithRole(base, role) : base, subnet, opts.family === true ? 'f'.repeat(64) : undefined)
     relays.push(r)
     bad.add(r.peerId)
   }
@@ -116,11 +120,20 @@ function mainMailboxes (relays: PathRelay[]): PathRelay[] {
   return out
 }
 
-/** this branch: a mailbox by /16, the next in another /16 (node/mailboxes.ts). */
+/**
+ * this branch: mailboxes on relays of the exit role, by /16 with the position weights (`drawForPosition`,
+ * the position complementary to the guard's), the next in another /16; an exit-role relay in a used
+ * /16 before a relay of the other role, which only a network with no exit-role relay left gets
+ * (node/mailboxes.ts `pickRelay`). The contact's own entry relay is left out by the product; here the
+ * contact has none (it is an entry-role relay, never drawn for this position anyway).
+ */
 function ruleMailboxes (relays: PathRelay[]): PathRelay[] {
   const out: PathRelay[] = []
+  const isExit = (r: PathRelay): boolean => !isEntry(r)
   for (let i = 0; i < MAILBOXES; i++) {
-    const r = chooseRelay(relays, out)
+    const unused = (r: PathRelay): boolean => !out.includes(r)
+    const fresh = (r: PathRelay): boolean => unused(r) && !out.some(o => sameGroup(o, r))
+    const r = drawForPosition(relays, isExit, fresh) ?? drawForPosition(relays, isExit, unused) ?? chooseRelay(relays, out)
     if (r != null) out.push(r)
   }
   return out
@@ -188,13 +201,14 @@ function anyRelayGuard (relays: PathRelay[]): PathRelay {
 }
 
 export function pathSecurityBench (opts: PathSecurityOptions): PathSecurityRow[] {
-  const configs: Array<{ label: string, k: number, family?: boolean, grind?: boolean, claim?: number, anyRelayGuards?: boolean }> = [
+  const configs: Array<{ label: string, k: number, family?: boolean, grind?: 'entry' | 'half', claim?: number, anyRelayGuards?: boolean }> = [
     ...[1, 2, 5, 10, 20].map(k => ({ label: `${opts.hostile} hostile relays in ${k} /16${k > 1 ? 's' : ''}`, k })),
     { label: `${opts.hostile} hostile relays in 20 /16s, one declared family`, k: 20, family: true },
-    { label: `${opts.hostile} hostile relays in 1 /16, all of the entry role (ground peer ids)`, k: 1, grind: true },
-    { label: `${opts.hostile} hostile relays in 20 /16s, all of the entry role (ground peer ids)`, k: 20, grind: true },
+    { label: `${opts.hostile} hostile relays in 1 /16, all of the entry role (ground peer ids)`, k: 1, grind: 'entry' },
+    { label: `${opts.hostile} hostile relays in 20 /16s, all of the entry role (ground peer ids)`, k: 20, grind: 'entry' },
+    { label: `${opts.hostile} hostile relays in 20 /16s, 10 /16s of each role (ground peer ids)`, k: 20, grind: 'half' },
     { label: `${opts.hostile} hostile relays in 1 /16, claiming 20 /16s, believed (no admission; with it, the row of 1 /16)`, k: 1, claim: 20 },
-    { label: `${opts.hostile} hostile relays in 20 /16s, all of the entry role (ground peer ids), guards from any relay (option b, not the product's rule)`, k: 20, grind: true, anyRelayGuards: true }
+    { label: `${opts.hostile} hostile relays in 20 /16s, all of the entry role (ground peer ids), guards from any relay (option b, not the product's rule)`, k: 20, grind: 'entry', anyRelayGuards: true }
   ]
   const rows: PathSecurityRow[] = []
   for (const c of configs.filter(c => opts.only?.(c.label) ?? true)) {
