@@ -12,8 +12,9 @@
  * relay of the entry role is live at all, the link falls back to another live relay for now, with a
  * warning: a user whose only guard died is not left without a link (issue 15, bug 4). While the link is
  * on such a fallback relay, the guards are looked at every `guardCheckMs`, and one is dialled only once
- * relay health counts it alive again (heard on gossip after it failed). A link on a later guard stays
- * there when an earlier one comes back (moving the link re-registers the mailboxes; SPEC.md "Guards").
+ * relay health counts it alive again (heard on gossip after it failed). A link on a guard ranked after
+ * a primary guard that was down moves back to that guard once a retry on guard-spec's schedule reaches
+ * it (`GuardSet.better`; the mailboxes are registered again through it; SPEC.md "Guards").
  * A failed dial is reported (`onDialFailed`: node/relay-health.ts leaves the relay out until it announces
  * itself again). With no relay reachable at all, connecting is tried again at growing pauses (up to
  * `reconnectMaxDelayMs`) until one answers or the node stops: a user whose relays all restarted gets
@@ -160,7 +161,11 @@ export class EntryRelay {
         const ranked = [...order.filter(r => !avoid.has(r.peerId)), ...order.filter(r => avoid.has(r.peerId))]
         if (ranked.length === 0) break
         const got = await this.connectToGuard(guards, ranked, signal)
-        if (got != null) return got
+        if (got != null) {
+          // on a guard ranked after a primary guard that is down: retried on its schedule (backToGuard)
+          if (guards.primary(candidates)[0] !== got.peerId) this.watchGuards()
+          return got
+        }
         for (const r of ranked) tried.add(r.peerId)
       }
       // live relays first, then dead ones (connectToAny): with no link nothing is heard, so a relay
@@ -226,7 +231,10 @@ export class EntryRelay {
     return undefined
   }
 
-  /** While the link is on a fallback relay (no guard), looks for a guard alive again every guardCheckMs. */
+  /**
+   * While the link is on a fallback relay (no guard), or on a guard ranked after a primary guard that
+   * was down, looks for a better guard every guardCheckMs (backToGuard).
+   */
   private watchGuards (): void {
     if (this.init.guards == null || this.guardTimer != null || this.stopped) return
     this.guardTimer = setInterval(() => {
@@ -239,21 +247,35 @@ export class EntryRelay {
   /**
    * Moves the link from a fallback relay to a guard (`GuardSet.order`, one sampled if an entry-role
    * relay is live again) that relay health counts alive (heard on gossip since it failed), the first
-   * that answers; the old link is closed and its connection hung up once the new one is up. Dials
-   * nothing while no guard is alive, nothing while the link is on a guard (the timer stops then).
-   * Resolves true when it moved.
+   * that answers; or from a guard to a primary guard ranked before it that was down and is due for a
+   * retry (`GuardSet.better`: guard-spec uses the first reachable primary guard). The old link is
+   * closed and its connection hung up once the new one is up; a failed try marks the guard down again
+   * (its next retry waits for the schedule). Dials nothing while no better guard is alive and due; the
+   * timer stops once the link is on the first primary guard. Resolves true when it moved.
    */
   async backToGuard (): Promise<boolean> {
     const guards = this.init.guards
     const c = this.current
     if (guards == null || c == null || this.stopped) return false
-    if (guards.has(c.relay.peerId)) { clearInterval(this.guardTimer); this.guardTimer = undefined; return false }
     const live = this.init.relays()
     const liveIds = new Set(live.map(r => r.peerId))
     const candidates = [...live, ...(this.init.allRelays?.() ?? []).filter(r => !liveIds.has(r.peerId))]
     const avoid = new Set(this.init.avoid?.() ?? [])
+    if (guards.has(c.relay.peerId)) {
+      const better = guards.better(c.relay.peerId, candidates, avoid, live)
+      if (better == null) {
+        if (guards.primary(candidates)[0] === c.relay.peerId) { clearInterval(this.guardTimer); this.guardTimer = undefined }
+        return false
+      }
+      return await this.moveToGuard(guards, c, [better])
+    }
     const order = guards.order(candidates, avoid, live).filter(r => liveIds.has(r.peerId))
-    for (const relay of [...order.filter(r => !avoid.has(r.peerId)), ...order.filter(r => avoid.has(r.peerId))]) {
+    return await this.moveToGuard(guards, c, [...order.filter(r => !avoid.has(r.peerId)), ...order.filter(r => avoid.has(r.peerId))])
+  }
+
+  /** The link moved from `c` to the first of `order` that answers; each that does not is marked down. */
+  private async moveToGuard (guards: GuardSet, c: { relay: PathRelay, link: ClientLink }, order: PathRelay[]): Promise<boolean> {
+    for (const relay of order) {
       if (this.stopped || this.current !== c) return false
       this.stats.guardRetries++
       try {
@@ -267,9 +289,11 @@ export class EntryRelay {
       }
       guards.succeeded(relay.peerId)
       this.stats.guardSwitches++
-      this.log('moved the link from a fallback relay back to a guard')
-      clearInterval(this.guardTimer)
-      this.guardTimer = undefined
+      this.log('moved the link to a guard (from %s)', guards.has(c.relay.peerId) ? 'a later guard' : 'a fallback relay')
+      if (guards.primary([...this.init.relays(), ...(this.init.allRelays?.() ?? [])])[0] === relay.peerId) {
+        clearInterval(this.guardTimer)
+        this.guardTimer = undefined
+      }
       await c.link.close().catch(() => {})
       await this.init.node.hangUp(peerIdFromString(c.relay.peerId)).catch(() => {})
       return true

@@ -33,8 +33,12 @@
  *   order rather than new ones sampled beyond the cap. A new guard is sampled only among relays that
  *   relay health counts alive. When no guard answers and no live entry-role relay is left to sample,
  *   node/entry.ts links to another relay for now (with a warning) and moves back to a guard as soon as
- *   one is alive again. Not from guard-spec: a link on a later guard does not move back
- *   to an earlier one that comes back (moving the link re-registers the mailboxes).
+ *   one is alive again.
+ * - Moving back (guard-spec: the first reachable primary guard is used): while the link is on a guard
+ *   ranked after a primary guard that was down, that guard is retried on its schedule (`better`) and,
+ *   once a link to it comes up, the link moves to it (node/entry.ts; the mailboxes are registered
+ *   again through it). The state that decides it (down since, last try) is in the file, so a restart
+ *   neither forgets a guard that was down nor retries it sooner than the schedule.
  */
 import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { randomInt } from 'node:crypto'
@@ -187,6 +191,31 @@ export class GuardSet {
     g.unreachableSince ??= now
     g.lastTriedAt = now
     this.save()
+  }
+
+  /**
+   * A primary guard ranked before `current` that the link should move to now, or undefined (guard-spec
+   * "Selecting guards for circuits": the first primary guard that is reachable or may be is used, and
+   * a circuit on a lower-priority guard gives way once a higher-priority one works again). A candidate
+   * is listed in `listed`, not expired, and reachable or, when it is down, due for a retry on the
+   * schedule (`retryIntervalMs`): a guard that came back is found at its next retry at the latest, and a
+   * guard still down is dialled no more often than the schedule says, whoever asks and however often.
+   * A current relay that is no guard is ranked after every guard. Guards in `avoid` (the user's mailbox
+   * relays) are candidates only while the current relay is one of them too (entry.ts puts them last).
+   * `listed` ranks the guards (every relay with a live descriptor, as for `order`); `alive` narrows the
+   * candidates (relay health's live ones: a guard found dead is dialled again only once heard again).
+   */
+  better (current: string, listed: PathRelay[], avoid: Iterable<string> = [], alive: PathRelay[] = listed): PathRelay | undefined {
+    this.load()
+    const now = this.now()
+    const byId = new Map(listed.map(r => [r.peerId, r]))
+    const aliveIds = new Set(alive.map(r => r.peerId))
+    const avoided = new Set(avoid)
+    const primary = this.list.filter(g => byId.has(g.peerId) && g.expiresAt > now).slice(0, NUM_PRIMARY_GUARDS)
+    const at = primary.findIndex(g => g.peerId === current)
+    const above = at === -1 ? primary : primary.slice(0, at)
+    const pick = above.find(g => aliveIds.has(g.peerId) && this.due(g, now) && (!avoided.has(g.peerId) || avoided.has(current)))
+    return pick == null ? undefined : byId.get(pick.peerId)
   }
 
   /** Is this relay one of the guards held? */

@@ -1,8 +1,8 @@
 /**
  * The user's side of its mailboxes (PROTOCOL-V2.md section 6; protocols/mailbox/SPEC.md):
  *
- * - keeps `want` mailboxes (default 2) on relays other than its entry relay, on different /16s where the
- *   network has them; each has its own Ed25519 key (node/mailbox-keys.ts), never the identity key;
+ * - keeps `want` mailboxes (default 2) on relays of the exit role (`pickRelay`), other than its entry relay, on
+ *   different /16s where the network has them; each has its own Ed25519 key (node/mailbox-keys.ts), never the identity key;
  *   a mailbox of a previous run is never abandoned while its relay is down or is the entry relay (records
  *   naming it are out there, and items wait in it): it is registered and fetched again once it can be;
  * - holds at most `want` mailboxes in use (named in the record): once `want` are registered, one that
@@ -34,9 +34,10 @@ import { DEFAULT_ITEM_AGE_MS, MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY } from '.
 import type { OnionClient } from '../protocols/onion/client.ts'
 import { MAX_HOP_DELAY_MS } from '../protocols/onion/delays.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
-import { drawByGroup } from '../protocols/onion/paths.ts'
+import { drawByGroup, drawForPosition } from '../protocols/onion/paths.ts'
 import { SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
 import type { MailboxKey, MailboxKeys } from './mailbox-keys.ts'
+import { relayRole } from './roles.ts'
 
 export const DEFAULT_MAILBOXES = 2
 /** Reply blocks kept stocked at each mailbox while online. */
@@ -271,15 +272,29 @@ export class MailboxClient {
     this.timer = undefined
   }
 
-  /** A relay for a new mailbox: not the entry relay, not one we already use, another /16 where possible. */
+  /**
+   * A relay for a new mailbox: of the exit role, the position complementary to the guard's
+   * (protocols/onion/SPEC.md "Grinding roles": an operator that grinds its relays to the entry role
+   * then holds no mailbox, and no split of its /16s between the roles beats its share of /16s squared);
+   * not the entry relay, not one we already use, another /16 where possible. Drawn by /16 with the
+   * position weights (paths.ts `drawForPosition` over all relays: a hundred relays in one /16 weigh
+   * what one relay does); an exit in a /16 we use before a relay of the entry role; only when no exit
+   * is left, any relay, with a warning.
+   */
   private pickRelay (): PathRelay | undefined {
     const entry = this.init.entryPeerId()
     const used = new Set([...this.live.values()].map(l => hex(l.key.relay)))
     const usedSubnets = new Set([...this.live.values()].map(l => { const r = this.relay(l.key.relay); return r == null ? undefined : this.init.subnetOf?.(r) }).filter(s => s != null))
-    const candidates = this.init.relays().filter(r => r.peerId !== entry && !used.has(hex(r.address)))
-    const fresh = candidates.filter(r => { const s = this.init.subnetOf?.(r); return s == null || !usedSubnets.has(s) })
+    const all = this.init.relays()
+    const candidates = all.filter(r => r.peerId !== entry && !used.has(hex(r.address)))
+    const isFresh = (r: PathRelay): boolean => { const s = this.init.subnetOf?.(r); return s == null || !usedSubnets.has(s) }
+    const fresh = candidates.filter(isFresh)
+    const isExit = (r: PathRelay): boolean => relayRole(r.peerId) === 'exit'
+    const isCandidate = (r: PathRelay): boolean => r.peerId !== entry && !used.has(hex(r.address))
+    const exit = drawForPosition(all, isExit, r => isCandidate(r) && isFresh(r)) ?? drawForPosition(all, isExit, isCandidate)
+    if (exit != null) return exit
     const pool = fresh.length > 0 ? fresh : candidates
-    // by /16 first (paths.ts drawByGroup): a hundred relays in one /16 weigh what one relay does
+    if (pool.length > 0) this.init.onWarning?.('too few exit relays: a mailbox goes on a relay of the entry role, where an operator of many relays that made them all entry relays can hold both ends of a message\'s path (start more relays)')
     return drawByGroup(pool)
   }
 

@@ -81,6 +81,29 @@ describe('guards', () => {
     assert.equal(g.guards.length, 3)
   })
 
+  it('a primary guard ranked before the one in use is better once it is due: not before, not a mailbox relay, not one heard dead', async () => {
+    const live = await relays(30)
+    let now = 1_000 * DAY
+    const g = new GuardSet({ now: () => now })
+    const [a, b] = g.order(live)
+    assert.equal(g.better(a.peerId, live), undefined, 'on the first primary guard: nothing better')
+    g.failed(a.peerId)
+    const third = g.order(live).find(r => r.peerId !== b.peerId) as PathRelay // sampled so two are usable
+    assert.equal(g.better(b.peerId, live), undefined, 'A down and just tried: not yet')
+    now += retryIntervalMs(0, true)
+    assert.equal(g.better(b.peerId, live)?.peerId, a.peerId, 'A due for a retry: better than B')
+    assert.equal(g.better(third.peerId, live)?.peerId, a.peerId, 'and than a guard that is not primary')
+    assert.equal(g.better(b.peerId, live, [a.peerId]), undefined, 'A holds a mailbox: not better than B, which does not')
+    assert.equal(g.better(b.peerId, live, [a.peerId, b.peerId])?.peerId, a.peerId, 'unless B holds one too')
+    assert.equal(g.better(b.peerId, live, [], live.filter(r => r !== a)), undefined, 'A not heard alive: not dialled')
+    assert.equal(g.better('not-a-guard', live)?.peerId, a.peerId, 'a fallback relay ranks after every guard')
+    g.failed(a.peerId) // the retry failed: the schedule counts from it
+    assert.equal(g.better(b.peerId, live), undefined)
+    now += retryIntervalMs(now - (g.guards[0].unreachableSince as number), true)
+    g.succeeded(a.peerId)
+    assert.equal(g.better(b.peerId, live)?.peerId, a.peerId, 'reachable again: better than B')
+  })
+
   it('guard-spec\'s retry schedule', () => {
     assert.equal(retryIntervalMs(0, true), 10 * 60_000)
     assert.equal(retryIntervalMs(7 * 3600_000, true), 90 * 60_000)
