@@ -115,7 +115,7 @@ const ENVIRONMENT = `environment:
   P2PCHAT_BOOTSTRAP  default bootstrap multiaddrs, comma-separated
   P2PCHAT_PRIVACY    default privacy level of start (--privacy overrides it)
   P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000,"hopDelayMs":50}
-                     (tests, demos; also loopCoverGapMs, dropCoverGapMs, receiptDelayMs)
+                     (tests, demos; also loopCoverGapMs, dropCoverGapMs, receiptDelayMs, mailboxPushPeriodMs, mailboxSyncGapMs)
 `
 
 function flagLines (names: FlagName[]): string {
@@ -318,11 +318,14 @@ export type CliTiming = ChatTiming & {
   loopCoverGapMs: number
   dropCoverGapMs: number
   receiptDelayMs: number
+  /** Replace the level's steady mailbox push period and SYNC gap (mailbox v2; only at a level that has them). */
+  mailboxPushPeriodMs: number
+  mailboxSyncGapMs: number
 }
 
 const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
   'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs', 'relayMinAgeMs',
-  'loopCoverGapMs', 'dropCoverGapMs', 'receiptDelayMs']
+  'loopCoverGapMs', 'dropCoverGapMs', 'receiptDelayMs', 'mailboxPushPeriodMs', 'mailboxSyncGapMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

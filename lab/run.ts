@@ -87,7 +87,7 @@ const START_ATTEMPTS = 3
  * 2 s keep the product's proportion of cover to real packets at the lab's rates; the mean delay per hop
  * and the receipt delay stay the level's own.
  */
-const TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000, dropCoverGapMs: 200, loopCoverGapMs: 2_000 }
+const TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000, dropCoverGapMs: 200, loopCoverGapMs: 2_000, mailboxPushPeriodMs: 1_000, mailboxSyncGapMs: 2_000 }
 
 interface Config {
   /** quick or full; a run of nat-chat alone (--only) is written as <name>-scale */
