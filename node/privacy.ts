@@ -87,14 +87,17 @@ function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPe
 }
 
 /**
- * Steady mailbox fetching at `standard` and `high` (issue 11: "a mailbox relay cannot tell when its
- * owner is active"): each mailbox relay pushes one block every 30 s, mail or PADDING, and the owner
- * SYNCs (3 blocks) every 60 s on average, in drop-cover slots (2 of `standard`'s 20 a minute). Cost:
- * a message waits for its mailbox's next push, up to 30 s (15 s on average) on top of the hops; and
- * 2 pushes a minute per mailbox arrive on the entry link (2 mailboxes: 5,760 packets, ~18 MB a day),
- * while the version 1 STOCKED answers (~2 MB a day) go away. A shorter period costs proportionally
- * more (10 s: ~54 MB a day), a longer one more waiting. `low` keeps version 1: fast delivery, and its
- * relay sees when its owner receives.
+ * Steady mailbox fetching (issue 11: "a mailbox relay cannot tell when its owner is active"), on at
+ * `high`: each mailbox relay pushes one block every 30 s, mail or PADDING, and the owner SYNCs (3
+ * blocks) every 60 s on average, in drop-cover slots (2 of `high`'s 24 a minute). Cost: a message waits
+ * for its mailbox's next push, up to 30 s (~15-20 s on average, test/mixing-mailbox.test.ts) on top of
+ * the hops; 2 pushes a minute per mailbox arrive on the entry link (2 mailboxes: 5,760 packets, ~18 MB
+ * a day) while version 1's STOCKED answers (~2 MB a day) go away; and a mailbox delivers at most 2
+ * items a minute (messages and receipts: a lively chat queues, in order, nothing lost). A shorter
+ * period costs proportionally more (10 s: ~54 MB a day). `standard` and `low` keep version 1 (a push
+ * the moment mail arrives: the relay sees when its owner receives) because at `standard` the wait
+ * (+15-20 s on a median of ~6 s) and the 2-a-minute ceiling would break the issue's latency target;
+ * `withOverrides(level, { steadyMailbox: true })` turns it on at another level with cover (benches).
  */
 export const STEADY_MAILBOX = { pushPeriodMs: 30_000, syncGapMs: 60_000 }
 
@@ -125,7 +128,7 @@ export const LOW_BACKLOG: BacklogRate = { above: 4, factor: 6, forGaps: 20 }
 export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
   fast: level('fast', 0, 0, 0, 0),
   low: level('low', 100, 1, 20, 2_000, LOW_BACKLOG),
-  standard: level('standard', 500, 2, 20, 5_000, undefined, STEADY_MAILBOX),
+  standard: level('standard', 500, 2, 20, 5_000),
   high: level('high', 2000, 4, 24, 15_000, undefined, STEADY_MAILBOX)
 }
 
@@ -158,8 +161,10 @@ export function privacyLevel (name: string): PrivacyLevel {
 
 /** What tests and demos may override (P2PCHAT_TIMING hopDelayMs, loopCoverGapMs, dropCoverGapMs, receiptDelayMs, mailboxPushPeriodMs, mailboxSyncGapMs). */
 export interface PrivacyOverrides {
-  /** Steady mailbox push period, ms (only at a level that has steady mailboxes). */
+  /** Steady mailbox push period, ms (only at a level that has steady mailboxes, or with `steadyMailbox`). */
   mailboxPushPeriodMs?: number
+  /** Turns steady mailboxes on at a level with cover that has none (tests and benches measuring it at `standard`). */
+  steadyMailbox?: boolean
   /** Mean gap of the steady SYNCs, ms. */
   mailboxSyncGapMs?: number
   meanDelayMs?: number
@@ -172,8 +177,9 @@ export interface PrivacyOverrides {
 
 /** A level with some figures replaced (tests and demos shorten timers); its summary says so. */
 export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): PrivacyLevel {
-  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null && o.mailboxPushPeriodMs == null && o.mailboxSyncGapMs == null) return base
-  const steady = (base.mailboxPushPeriodMs ?? 0) > 0
+  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null && o.mailboxPushPeriodMs == null && o.mailboxSyncGapMs == null && o.steadyMailbox == null) return base
+  // steady mailboxes: the level's, or turned on by `steadyMailbox` at a level with cover
+  const steady = (base.mailboxPushPeriodMs ?? 0) > 0 || (o.steadyMailbox === true && base.loopPerMinute + base.dropPerMinute > 0)
   const l = {
     name: base.name,
     meanDelayMs: o.meanDelayMs ?? base.meanDelayMs,
@@ -183,8 +189,8 @@ export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): Privacy
     ...(base.backlog != null ? { backlog: base.backlog } : {}),
     ...(steady
       ? {
-          mailboxPushPeriodMs: o.mailboxPushPeriodMs ?? base.mailboxPushPeriodMs,
-          mailboxSyncGapMs: o.mailboxSyncGapMs ?? (o.mailboxPushPeriodMs != null ? 2 * o.mailboxPushPeriodMs : base.mailboxSyncGapMs)
+          mailboxPushPeriodMs: o.mailboxPushPeriodMs ?? base.mailboxPushPeriodMs ?? STEADY_MAILBOX.pushPeriodMs,
+          mailboxSyncGapMs: o.mailboxSyncGapMs ?? (o.mailboxPushPeriodMs != null ? 2 * o.mailboxPushPeriodMs : base.mailboxSyncGapMs ?? STEADY_MAILBOX.syncGapMs)
         }
       : {})
   }

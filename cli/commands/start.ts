@@ -60,6 +60,7 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   if (opts.nick == null || opts.nick === '') throw new UserError('start needs --nick <nick> (p2pchat start --help)', 'USAGE')
   if (opts.metrics != null) throw new UserError('--metrics is for relays and bootstrap nodes (start --relay, bootstrap): a user serves nothing', 'USAGE')
   if (opts.announce != null) throw new UserError('--announce is for relays (start --relay): a user listens nowhere and announces no address', 'USAGE')
+  if (opts.loopCover != null) throw new UserError('--loop-cover is for relays (start --relay): a user\'s cover traffic is set by --privacy', 'USAGE')
   // A user's process runs with V8's --optimize-for-size, given at start-up by the launcher
   // (bin/p2pchat.cjs): set here, after start-up, it was fragile. Relays keep the defaults.
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
