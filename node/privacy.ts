@@ -163,7 +163,11 @@ export function privacyLevel (name: string): PrivacyLevel {
 export interface PrivacyOverrides {
   /** Steady mailbox push period, ms (only at a level that has steady mailboxes, or with `steadyMailbox`). */
   mailboxPushPeriodMs?: number
-  /** Turns steady mailboxes on at a level with cover that has none (tests and benches measuring it at `standard`). */
+  /**
+   * true: turns steady mailboxes on at a level with cover that has none (benches measuring it at
+   * `standard`); false: off at a level that has them (tests whose chat pace is far above a mailbox's
+   * 60/period items a minute and that test something else).
+   */
   steadyMailbox?: boolean
   /** Mean gap of the steady SYNCs, ms. */
   mailboxSyncGapMs?: number
@@ -179,7 +183,7 @@ export interface PrivacyOverrides {
 export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): PrivacyLevel {
   if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null && o.mailboxPushPeriodMs == null && o.mailboxSyncGapMs == null && o.steadyMailbox == null) return base
   // steady mailboxes: the level's, or turned on by `steadyMailbox` at a level with cover
-  const steady = (base.mailboxPushPeriodMs ?? 0) > 0 || (o.steadyMailbox === true && base.loopPerMinute + base.dropPerMinute > 0)
+  const steady = o.steadyMailbox !== false && ((base.mailboxPushPeriodMs ?? 0) > 0 || (o.steadyMailbox === true && base.loopPerMinute + base.dropPerMinute > 0))
   const l = {
     name: base.name,
     meanDelayMs: o.meanDelayMs ?? base.meanDelayMs,
