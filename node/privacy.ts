@@ -20,7 +20,9 @@
  * bytes of Sphinx and its SUBMIT header; ~3,140 bytes with Noise and yamux), and a loop comes back:
  * idle, the entry link carries (2 x loop + drop) frames a minute, the few answers to mailbox upkeep
  * and relay gossip. Measured (bench/bandwidth.ts, 6 relays, 10 minutes idle): fast 22 MB a day,
- * low 139, standard 124 (the issue's target: at most 150), high 155.
+ * low 139, standard 124 (the issue's target: at most 150), high 155; with steady mailboxes (2026-12-01,
+ * a loaded machine, one run: standard 149, standard+steady 136, high 182): the pushes add ~12 MB a day
+ * coming in (86 kB per 10 minutes), the rest is the drop cover's Poisson noise over 10 minutes.
  */
 import type { BacklogRate } from './cover.ts'
 import { UserError } from './errors.ts'
