@@ -85,7 +85,9 @@ const START_ATTEMPTS = 3
  * minutes would alone take every one of `standard`'s 20 drop-cover packets a minute, so messages queued
  * behind them for minutes (nat-chat timed out, 2026-12-01). Drop cover every 200 ms and loop cover every
  * 2 s keep the product's proportion of cover to real packets at the lab's rates; the mean delay per hop
- * and the receipt delay stay the level's own.
+ * and the receipt delay stay the level's own. At a level with steady mailboxes (`--privacy high`), a
+ * push every 1 s and a SYNC every 2 s (each takes a drop slot: 1 of the 5 a second) keep a mailbox's
+ * 60 items a minute above the lab's pace, as 30 s keeps 2 a minute above a chat's.
  */
 const TIMING = { announceIntervalMs: 1_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000, dropCoverGapMs: 200, loopCoverGapMs: 2_000, mailboxPushPeriodMs: 1_000, mailboxSyncGapMs: 2_000 }
 
