@@ -302,7 +302,9 @@ export class MailboxClient {
     const addresses = this.addresses()
     if (addresses.length === 0) throw new MailboxUnavailableError('no relay accepted a mailbox (too few relays, or none answered)')
     if (addresses.length < want) this.init.onWarning?.(`only ${addresses.length} of ${want} mailboxes could be registered: messages to you depend on fewer relays`)
-    if (this.steady) await Promise.all([...this.live.values()].map(async l => { await this.probe(l) }))
+    // steady mode: the probes go on in the background (a round trip through the level's delays each:
+    // ~15-20 s at `high`, which awaited here made 20 users' start 715 s in bench/anonymity.ts)
+    if (this.steady) this.probeAll()
     else await this.topUp()
     const upkeep = (): void => {
       this.timer = this.timers.set(() => {
@@ -496,8 +498,13 @@ export class MailboxClient {
    */
   async refreshRecord (): Promise<void> {
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
-    if (this.steady) await Promise.all([...this.live.values()].map(async l => { await this.probe(l) }))
+    if (this.steady) this.probeAll()
     else await this.topUp()
+  }
+
+  /** Probes every registered mailbox whose relay's version is not known yet, without waiting. */
+  private probeAll (): void {
+    for (const l of this.live.values()) this.probe(l).catch((err: Error) => { this.log('probe: %s', err.message) })
   }
 
   private async tick (): Promise<void> {
@@ -509,7 +516,7 @@ export class MailboxClient {
     this.retireExtras(this.init.want ?? DEFAULT_MAILBOXES)
     this.release()
     // at least one block each round: the relay's answer tells how many it really holds (and how many items wait)
-    if (this.steady) await Promise.all([...this.live.values()].map(async l => { await this.probe(l) }))
+    if (this.steady) this.probeAll()
     await this.topUp(1)
   }
 
