@@ -4,6 +4,10 @@
  *
  *   node bench/bandwidth.ts [--seconds=600] [--relays=6] [--levels=fast,low,standard,high]
  *
+ * A level name with `+steady` (e.g. `standard+steady`) runs that level with steady mailbox fetching
+ * turned on (node/privacy.ts `steadyMailbox`; mailbox v2, protocols/mailbox/SPEC.md section 11) at
+ * the product's period (30 s): what steady mailboxes would cost at a level that does not have them.
+ *
  * One loopback network in this process: a bootstrap node, `--relays` relays with the product's timers
  * (30 s announcements), and one idle user per level with the product's timers and the level's own
  * rates (nothing shortened). Node's `net.client.socket` diagnostics channel hands over every TCP socket
@@ -25,7 +29,8 @@ import { join } from 'node:path'
 import { startBootstrapNode } from '../bootstrap/index.ts'
 import { ChatNode } from '../node/chat-node.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
-import { privacyLevel } from '../node/privacy.ts'
+import { privacyLevel, withOverrides } from '../node/privacy.ts'
+import type { PrivacyLevel } from '../node/privacy.ts'
 import { RelayNode } from '../node/relay-node.ts'
 import { writeTransportKeyWithRole } from '../test/helpers/chat-network.ts'
 import { LOOPBACK_ALLOW } from '../test/helpers/network.ts'
@@ -63,9 +68,9 @@ export async function bandwidthBench (opts: { seconds: number, warmupS: number, 
       await new Promise(resolve => setTimeout(resolve, 200))
     }
     log(`${opts.relays} relays up; starting ${opts.levels.length} idle users (${opts.levels.join(', ')}) with the product's timers`)
-    for (const level of opts.levels) {
-      mkdirSync(join(root, level), { mode: 0o700 })
-      const chat = await ChatNode.create({ dataDir: join(root, level), nick: `idle-${level}`, identity: await ephemeralIdentity(), bootstrap: boot.addrs(), allow: LOOPBACK_ALLOW, privacy: privacyLevel(level) })
+    for (const [i, level] of opts.levels.entries()) {
+      mkdirSync(join(root, `user-${i}`), { mode: 0o700 })
+      const chat = await ChatNode.create({ dataDir: join(root, `user-${i}`), nick: `idle-${i}`, identity: await ephemeralIdentity(), bootstrap: boot.addrs(), allow: LOOPBACK_ALLOW, privacy: levelOf(level) })
       await chat.start()
       users.push(chat)
     }
@@ -82,7 +87,7 @@ export async function bandwidthBench (opts: { seconds: number, warmupS: number, 
       const bytesIn = s.bytesRead - before[i].r
       const bytesOut = s.bytesWritten - before[i].w
       const packetsOut = chat.packetsSubmitted - packetsBefore[i]
-      return { level: chat.privacy.name, seconds: opts.seconds, bytesIn, bytesOut, mbPerDay: (bytesIn + bytesOut) * DAY_S / opts.seconds / 1e6, packetsOut, packetsPerMinute: packetsOut * 60 / opts.seconds }
+      return { level: opts.levels[i], seconds: opts.seconds, bytesIn, bytesOut, mbPerDay: (bytesIn + bytesOut) * DAY_S / opts.seconds / 1e6, packetsOut, packetsPerMinute: packetsOut * 60 / opts.seconds }
     })
   } finally {
     unsubscribe('net.client.socket', onSocket)
@@ -91,6 +96,12 @@ export async function bandwidthBench (opts: { seconds: number, warmupS: number, 
     await boot.stop().catch(() => {})
     rmSync(root, { recursive: true, force: true })
   }
+}
+
+/** A level by name; `<level>+steady`: that level with steady mailboxes turned on. */
+function levelOf (name: string): PrivacyLevel {
+  const [base, extra] = name.split('+')
+  return extra === 'steady' ? withOverrides(privacyLevel(base), { steadyMailbox: true }) : privacyLevel(base)
 }
 
 /** The socket of `chat`'s link to its guard: the guard's port on one end, the port the guard sees on the other. */

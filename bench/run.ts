@@ -15,7 +15,7 @@ import { idleBench, roleSummary } from './idle.ts'
 import { describeForwarding, forwardingBench } from './forwarding.ts'
 import { lookupBench } from './lookup.ts'
 import { pathRelaysCost, pathSecurityBench, pathsVerdict } from './path-security.ts'
-import { anonymityBench } from './anonymity.ts'
+import { anonymityBench, JUDGE_MESSAGES } from './anonymity.ts'
 import { sphinxBench } from './sphinx.ts'
 import { machine } from './lib/machine.ts'
 import { ratio, svg, table } from './lib/report.ts'
@@ -395,7 +395,8 @@ if (enabled('paths')) {
 // ---- 7. anonymity against a timing adversary holding every entry relay (issue 11) ----
 if (enabled('anonymity')) {
   log(`anonymity: ${settings.anonUsers} users, ${settings.anonMessages} messages per level (${settings.anonLevels.join(', ')})`)
-  const rows = await anonymityBench({ users: settings.anonUsers, messages: settings.anonMessages, levels: settings.anonLevels, log })
+  // a full run judges `standard` on JUDGE_MESSAGES messages (issue 11: success <= 3x chance); quick stays short
+  const rows = await anonymityBench({ users: settings.anonUsers, messages: settings.anonMessages, levels: settings.anonLevels, log, ...(quick ? {} : { judge: { level: 'standard', messages: JUDGE_MESSAGES } }) })
   for (const r of rows) {
     const isDefault = r.level === 'standard'
     fig({

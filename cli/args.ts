@@ -9,6 +9,17 @@ import { MAX_TEXT_BYTES } from '../protocols/chat/index.ts'
 import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, STANDARD_MB_PER_DAY } from '../node/privacy.ts'
 import { defaultRelaySphinxThreads, MAX_SPHINX_THREADS } from '../protocols/onion/sphinx-pool.ts'
 
+/**
+ * Default of --loop-cover: off. Users' own cover (2 loops and 20 drops a minute each at `standard`)
+ * already keeps the links between relays busy whenever anyone is online; a relay's loops add traffic
+ * when nobody is, and a check that its neighbours forward, at a cost to a volunteer's link (6 a minute:
+ * ~55 MB a day sent and received, and as much again forwarding other relays' loops). An operator turns
+ * it on; tests count packets at relays and keep it off.
+ */
+export const DEFAULT_RELAY_LOOP_COVER = 0
+/** The most --loop-cover takes: ten a second (a relay's timers and its neighbours' queues, not a cap on privacy). */
+export const MAX_RELAY_LOOP_COVER = 600
+
 interface FlagSpec {
   /** the value's placeholder; a flag without one is a switch */
   value?: string
@@ -28,6 +39,7 @@ const FLAGS = {
   family: { value: '<file>', help: "relays: the operator's family key file (created, mode 0600, if missing; copy it to each relay you run): clients put one of your relays per path" },
   'sphinx-threads': { value: '<n>', help: `relays: worker threads that unwrap onion packets (0: on the main thread; default ${defaultRelaySphinxThreads()} here, 2 with 2+ cores; or $P2PCHAT_SPHINX_THREADS)` },
   metrics: { value: '<host:port>', help: 'relays and bootstrap nodes: serve Prometheus metrics at http://<host:port>/metrics (host defaults to 127.0.0.1)' },
+  'loop-cover': { value: '<per-minute>', help: `relays: send this many loop cover packets a minute through two other relays and back (default ${DEFAULT_RELAY_LOOP_COVER}: off; 6 costs the relay ~55 MB a day)` },
   json: { help: 'machine-readable output: one JSON object per line on stdout, logs on stderr' },
   web: { help: 'serve the web app on 127.0.0.1 and print a one-time login URL (start: instead of the terminal chat; demo: for alice and bob)' },
   'web-port': { value: '<port>', help: 'the web app\'s port (default: a free one)' },
@@ -49,8 +61,8 @@ interface CommandSpec {
 export const COMMANDS: Record<string, CommandSpec> = {
   start: {
     summary: 'join the network as --nick and chat (interactive; --json for scripts), or run a relay (--relay)',
-    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--announce <multiaddr>...] [--family <file>] [--data-dir <dir>] [--metrics <host:port>] [--sphinx-threads <n>] [--json]',
-    flags: ['nick', 'relay', 'bootstrap', 'listen', 'announce', 'family', 'data-dir', 'metrics', 'sphinx-threads', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
+    usage: 'p2pchat start --nick <nick> [--bootstrap <multiaddr>...] [--data-dir <dir>] [--privacy <level>] [--json] [--accept-anyone] [--web [--web-port <port>] [--web-host <address>]]\n       p2pchat start --relay [--bootstrap <multiaddr>...] [--listen <multiaddr>...] [--announce <multiaddr>...] [--family <file>] [--data-dir <dir>] [--metrics <host:port>] [--sphinx-threads <n>] [--loop-cover <per-minute>] [--json]',
+    flags: ['nick', 'relay', 'bootstrap', 'listen', 'announce', 'family', 'data-dir', 'metrics', 'sphinx-threads', 'loop-cover', 'privacy', 'json', 'web', 'web-port', 'web-host', 'accept-anyone', 'help'],
     more: `Joins the network, publishes the nick and opens the chat; type /help there for the chat commands.
 A user listens nowhere: it dials a bootstrap node once and keeps one entry relay. A message shows
 ✓ once a mailbox of the recipient stores it (online or not) and ✓✓ when the receipt comes back.
@@ -61,6 +73,9 @@ Only one process may use a data directory at a time.
 --web serves the chat as a web page on 127.0.0.1 instead (printing a link that works once), until Ctrl-C;
 with --json as well, the web app runs beside the JSON session and its link is a {"event":"web","url"} line.
 --relay runs a relay instead: it has no nick (chat from a separate start --nick with its own --data-dir).
+--loop-cover N (relays): N packets a minute, a Poisson stream, from the relay through two others and back
+(Loopix's mix loops): links between relays carry traffic when no user's does, and loops that do not
+come back show a relay or link that drops packets (counted; the relay's status command shows them).
 
 --privacy sets how long each relay holds your packets (an exponential delay of this mean per hop; a
 message to someone online crosses 5 such hops, ~5 means on average) and your cover traffic:
@@ -118,7 +133,7 @@ const ENVIRONMENT = `environment:
   P2PCHAT_PRIVACY    default privacy level of start (--privacy overrides it)
   P2PCHAT_SPHINX_THREADS  default worker threads of start --relay (--sphinx-threads overrides it)
   P2PCHAT_TIMING     JSON overriding timers in ms, e.g. {"requestTimeoutMs":5000,"relayEpochMs":60000,"hopDelayMs":50}
-                     (tests, demos; also loopCoverGapMs, dropCoverGapMs, receiptDelayMs)
+                     (tests, demos; also loopCoverGapMs, dropCoverGapMs, receiptDelayMs, mailboxPushPeriodMs, mailboxSyncGapMs)
 `
 
 function flagLines (names: FlagName[]): string {
@@ -176,6 +191,8 @@ export interface CliOptions {
   acceptAnyone: boolean
   /** --privacy, else $P2PCHAT_PRIVACY, else undefined (the default level); checked to be a level's name. */
   privacy?: string
+  /** --loop-cover: a relay's own loop cover packets a minute (node/relay-cover.ts) */
+  loopCover?: number
   /** --metrics: where a relay or bootstrap node serves Prometheus metrics */
   metrics?: string
   /** --announce: a relay's public addresses behind a port forward */
@@ -291,7 +308,8 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv = {}): CliOptio
     metrics: values.metrics?.[0],
     announce: values.announce,
     family: values.family?.[0],
-    sphinxThreads
+    sphinxThreads,
+    loopCover: loopCover(values['loop-cover']?.[0])
   }
 }
 
@@ -300,6 +318,13 @@ function threadCount (value: string, where: string): number {
     throw new UserError(`${where} must be a whole number of threads from 0 to ${MAX_SPHINX_THREADS} (got "${shown(value)}")`, 'USAGE')
   }
   return Number(value)
+}
+
+function loopCover (value: string | undefined): number | undefined {
+  if (value == null) return undefined
+  const n = Number(value)
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n >= 0 && n <= MAX_RELAY_LOOP_COVER)) throw new UserError(`--loop-cover must be a number of packets a minute from 0 to ${MAX_RELAY_LOOP_COVER} (got "${shown(value)}")`, 'USAGE')
+  return n
 }
 
 function webPort (value: string | undefined): number | undefined {
@@ -335,11 +360,14 @@ export type CliTiming = ChatTiming & {
   loopCoverGapMs: number
   dropCoverGapMs: number
   receiptDelayMs: number
+  /** Replace the level's steady mailbox push period and SYNC gap (mailbox v2; only at a level that has them). */
+  mailboxPushPeriodMs: number
+  mailboxSyncGapMs: number
 }
 
 const TIMING_KEYS: Array<keyof CliTiming> = ['retryIntervalMs', 'messageTtlMs', 'announceIntervalMs', 'recordCacheMs', 'maxInFlight',
   'requestTimeoutMs', 'onionEpochMs', 'stockIntervalMs', 'stockTtlMs', 'crossCheckMaxDelayMs', 'connectTimeoutMs', 'relayEpochMs', 'relayGraceMs', 'repushIntervalMs', 'hopDelayMs', 'relayMinAgeMs',
-  'loopCoverGapMs', 'dropCoverGapMs', 'receiptDelayMs']
+  'loopCoverGapMs', 'dropCoverGapMs', 'receiptDelayMs', 'mailboxPushPeriodMs', 'mailboxSyncGapMs']
 
 /** P2PCHAT_TIMING: a JSON object of positive integers overriding ChatNode's timers (and connectTimeoutMs). */
 export function parseTiming (env: NodeJS.ProcessEnv = {}): Partial<CliTiming> {

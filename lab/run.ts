@@ -94,7 +94,9 @@ const START_ATTEMPTS = 3
  * minutes would alone take every one of `standard`'s 20 drop-cover packets a minute, so messages queued
  * behind them for minutes (nat-chat timed out, 2026-12-01). Drop cover every 200 ms and loop cover every
  * 2 s keep the product's proportion of cover to real packets at the lab's rates; the mean delay per hop
- * and the receipt delay stay the level's own.
+ * and the receipt delay stay the level's own. At a level with steady mailboxes (`--privacy high`), a
+ * push every 1 s and a SYNC every 2 s (each takes a drop slot: 1 of the 5 a second) keep a mailbox's
+ * 60 items a minute above the lab's pace, as 30 s keeps 2 a minute above a chat's.
  *
  * Relay admission (protocols/onion/admission.ts) is shortened with them: the product wants a day of
  * attested age (2,880 announce intervals); the lab's relays are minutes old, so with the day every user
@@ -103,7 +105,7 @@ const START_ATTEMPTS = 3
  * choose among admitted relays as the product's users do, and a restarted relay keeps its age (its
  * peer id is kept).
  */
-const TIMING = { announceIntervalMs: 1_000, relayMinAgeMs: 10_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000, dropCoverGapMs: 200, loopCoverGapMs: 2_000 }
+const TIMING = { announceIntervalMs: 1_000, relayMinAgeMs: 10_000, retryIntervalMs: 2_000, requestTimeoutMs: 15_000, stockIntervalMs: 2_000, crossCheckMaxDelayMs: 2_000, repushIntervalMs: 5_000, dropCoverGapMs: 200, loopCoverGapMs: 2_000, mailboxPushPeriodMs: 1_000, mailboxSyncGapMs: 2_000 }
 
 interface Config {
   /** quick or full; a run of nat-chat alone (--only) is written as <name>-scale */

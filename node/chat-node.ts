@@ -338,7 +338,14 @@ export class ChatNode {
       },
       onItem: async (item) => await this.receiver.onItem(item),
       want: opts.mailboxes,
-      timing: { stockIntervalMs: this.timing.stockIntervalMs, stockTtlMs: this.timing.stockTtlMs, requestTimeoutMs: this.timing.requestTimeoutMs } satisfies Partial<MailboxTiming>,
+      timing: {
+        stockIntervalMs: this.timing.stockIntervalMs,
+        stockTtlMs: this.timing.stockTtlMs,
+        requestTimeoutMs: this.timing.requestTimeoutMs,
+        // steady mailbox fetching (mailbox v2) at a level that has it; none at `fast`, which sends at once
+        ...(this.cover.active ? { pushPeriodMs: this.privacy.mailboxPushPeriodMs, syncGapMs: this.privacy.mailboxSyncGapMs } : {})
+      } satisfies Partial<MailboxTiming>,
+      uniform: this.uniform,
       onWarning: warn
     })
     this.directory = new DirectoryClient({

@@ -24,13 +24,22 @@
  *   answer counts the stock as gone. Blocks over a relay found dead are counted gone (`avoid`) and
  *   replaced by blocks that avoid it;
  * - hands every pushed item to `onItem` and ACKs it once `onItem` says it is safely handled;
+ * - steady mode (`timing.pushPeriodMs` > 0; version 2, protocols/mailbox/SPEC.md section 11): after each
+ *   REGISTER a SYNC with a reply block probes the relay; a SYNCED answer puts the mailbox in steady mode:
+ *   a SYNC (3 fresh reply blocks, the ids to acknowledge, the push period) leaves at the times of a
+ *   Poisson process of mean `syncGapMs` (each takes a drop-cover slot, node/cover.ts), nothing else is
+ *   sent to that relay until the next REGISTER, and the relay pushes one block a period, an item or
+ *   PADDING (dropped here, counted). No answer to the probe (a version 1 relay drops the unknown op):
+ *   that mailbox falls back to version 1 stocking and ACKs until its next REGISTER, counted
+ *   (`stats.fallbackV1`) and said once per relay through `onWarning`;
  * - DEPOSITs items into other users' mailboxes (`deposit`), for messages and receipts.
  */
 import { logger } from '@libp2p/logger'
-import { buildAck, buildDeposit, buildRegister, buildStock, decodeMailboxPayload, mailboxKeyPairFromSeed, generateMailboxKeyPair } from '../protocols/mailbox/client.ts'
+import { randomBytes } from 'node:crypto'
+import { buildAck, buildDeposit, buildRegister, buildStock, buildSync, decodeMailboxPayload, mailboxKeyPairFromSeed, generateMailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxKeyPair } from '../protocols/mailbox/client.ts'
 import type { MailboxAnswer } from '../protocols/mailbox/codec.ts'
-import { DEFAULT_ITEM_AGE_MS, MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY } from '../protocols/mailbox/constants.ts'
+import { DEFAULT_ITEM_AGE_MS, MAX_ACK_IDS, MAX_STOCK_BLOCKS_WITH_REPLY, SYNC_ACK_SLOTS, SYNC_BLOCKS } from '../protocols/mailbox/constants.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import { MAX_HOP_DELAY_MS } from '../protocols/onion/delays.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
@@ -87,6 +96,13 @@ export interface MailboxTiming {
    * relay takes whichever comes first and refuses older ones as stale; no new mailbox is made.
    */
   registerHedgeMs?: number
+  /**
+   * Steady mode (version 2): the relay pushes one block every this many ms, an item or PADDING; 0 or
+   * absent: version 1 (stock and acknowledge as needed). The privacy level sets it (node/privacy.ts).
+   */
+  pushPeriodMs?: number
+  /** Steady mode: the mean gap of the owner's SYNCs (a Poisson process); each brings SYNC_BLOCKS (3) blocks. */
+  syncGapMs?: number
 }
 
 export interface MailboxAddress {
@@ -117,6 +133,10 @@ export interface MailboxClientInit {
   timing?: Partial<MailboxTiming>
   now?: () => number
   onWarning?: (message: string) => void
+  /** uniform in [0, 1) for the SYNC gaps (default crypto; tests seed it) */
+  uniform?: () => number
+  /** timers of the SYNC schedule (default setTimeout; tests pass a fake clock's) */
+  timers?: { set: (fn: () => void, ms: number) => unknown, clear: (timer: unknown) => void }
 }
 
 export class MailboxUnavailableError extends Error {
@@ -130,7 +150,21 @@ interface Stocked { expires: number, path: string[] }
  * A mailbox in use. `acks`: item ids handled and not yet acknowledged; `ackQueued`: an ACK packet is
  * waiting to leave (behind cover traffic's drop ticks, node/cover.ts), so new ids wait for the next one.
  */
-interface Live { key: MailboxKey, pair: MailboxKeyPair, stocked: Stocked[], registered: boolean, acks?: Uint8Array[], ackQueued?: boolean, waiting?: number }
+interface Live {
+  key: MailboxKey
+  pair: MailboxKeyPair
+  stocked: Stocked[]
+  registered: boolean
+  acks?: Uint8Array[]
+  ackQueued?: boolean
+  waiting?: number
+  /** the relay's mailbox version as found by the probe since the last REGISTER; undefined: not known yet */
+  version?: 1 | 2
+  /** a probe is under way */
+  probing?: boolean
+  /** the next steady SYNC's timer */
+  syncTimer?: unknown
+}
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
@@ -140,13 +174,22 @@ export class MailboxClient {
   private readonly now: () => number
   private readonly live = new Map<string, Live>()
   private readonly log = logger('p2pchat:mailboxes')
-  private timer: ReturnType<typeof setInterval> | undefined
+  private timer: unknown
   private stopped = false
-  readonly stats = { pushes: 0, acked: 0, stocked: 0, registered: 0, failures: 0, retired: 0, released: 0 }
+  readonly stats = { pushes: 0, acked: 0, stocked: 0, registered: 0, failures: 0, retired: 0, released: 0, syncs: 0, padding: 0, fallbackV1: 0 }
+  /** relays (peer ids) already warned about as version 1 only */
+  private readonly warnedV1 = new Set<string>()
+  private readonly uniform: () => number
+  private readonly timers: { set: (fn: () => void, ms: number) => unknown, clear: (timer: unknown) => void }
 
   constructor (init: MailboxClientInit) {
     this.init = init
     this.now = init.now ?? Date.now
+    this.uniform = init.uniform ?? (() => randomBytes(6).readUIntBE(0, 6) / 2 ** 48)
+    this.timers = init.timers ?? {
+      set: (fn, ms) => { const t = setTimeout(fn, ms); t.unref(); return t },
+      clear: (t) => { clearTimeout(t as ReturnType<typeof setTimeout>) }
+    }
     this.timing = {
       stockLevel: DEFAULT_STOCK_LEVEL,
       stockTtlMs: DEFAULT_STOCK_TTL_MS,
@@ -260,16 +303,104 @@ export class MailboxClient {
     const addresses = this.addresses()
     if (addresses.length === 0) throw new MailboxUnavailableError('no relay accepted a mailbox (too few relays, or none answered)')
     if (addresses.length < want) this.init.onWarning?.(`only ${addresses.length} of ${want} mailboxes could be registered: messages to you depend on fewer relays`)
-    await this.topUp()
-    this.timer = setInterval(() => { this.tick().catch(err => { this.log('mailbox upkeep: %s', (err as Error).message) }) }, this.timing.stockIntervalMs)
-    this.timer.unref()
+    // steady mode: the probes go on in the background (a round trip through the level's delays each:
+    // ~15-20 s at `high`, which awaited here made 20 users' start 715 s in bench/anonymity.ts)
+    if (this.steady) this.probeAll()
+    else await this.topUp()
+    const upkeep = (): void => {
+      this.timer = this.timers.set(() => {
+        if (this.stopped) return
+        this.tick().catch(err => { this.log('mailbox upkeep: %s', (err as Error).message) })
+        upkeep()
+      }, this.timing.stockIntervalMs)
+    }
+    upkeep()
     return addresses
   }
 
   stop (): void {
     this.stopped = true
-    clearInterval(this.timer)
+    if (this.timer != null) this.timers.clear(this.timer)
     this.timer = undefined
+    for (const l of this.live.values()) this.stopSyncs(l)
+  }
+
+  /** Steady mode is asked for (the level sets a push period). */
+  private get steady (): boolean {
+    return (this.timing.pushPeriodMs ?? 0) > 0
+  }
+
+  /**
+   * The version probe (steady mode): a SYNC with a reply block. SYNCED: version 2, steady SYNCs from
+   * now on. No answer or another answer: version 1 for this mailbox until its next REGISTER (counted,
+   * said once per relay), stocked the version 1 way.
+   */
+  private async probe (l: Live): Promise<void> {
+    if (!this.steady || l.probing === true || l.version != null || !l.registered || this.stopped) return
+    const relay = this.relay(l.key.relay)
+    if (relay == null) return
+    l.probing = true
+    try {
+      const answer = await this.ask(relay, this.syncRequest(l, relay))
+      if (answer.kind !== 'synced') throw new MailboxUnavailableError(`the probe was answered ${answer.kind}`)
+      l.version = 2
+      l.waiting = answer.waiting
+      this.scheduleSync(l)
+    } catch (err) {
+      if (!l.registered || this.stopped) return
+      l.version = 1
+      this.stats.fallbackV1++
+      this.log('mailbox relay %s: no SYNCED answer (%s): version 1 until the next REGISTER', relay.peerId, (err as Error).name)
+      if (!this.warnedV1.has(relay.peerId)) {
+        this.warnedV1.add(relay.peerId)
+        this.init.onWarning?.(`mailbox relay ${relay.peerId.slice(-8)} did not answer a version 2 SYNC: that mailbox is fetched the version 1 way (stock and ACK as needed), which shows the relay when you receive mail`)
+      }
+      await this.topUp()
+    } finally {
+      l.probing = false
+    }
+  }
+
+  /** A SYNC of `l`: 3 fresh reply blocks, up to 22 ids to acknowledge (taken from `l.acks`). */
+  private syncRequest (l: Live, relay: PathRelay): Uint8Array {
+    const blocks: Uint8Array[] = []
+    for (let i = 0; i < SYNC_BLOCKS; i++) {
+      const block = this.init.onion.replyBlock((payload) => { this.onPush(l, payload, block.id) }, this.timing.stockTtlMs, [relay.peerId])
+      blocks.push(block.surb)
+    }
+    const ids = (l.acks ?? []).splice(0, SYNC_ACK_SLOTS)
+    this.stats.acked += ids.length
+    this.stats.syncs++
+    return buildSync(l.pair, blocks, ids, this.timing.pushPeriodMs ?? 0, this.now())
+  }
+
+  /** The next steady SYNC of `l`, an exponential gap of mean `syncGapMs` from now. */
+  private scheduleSync (l: Live): void {
+    this.stopSyncs(l)
+    if (this.stopped || l.version !== 2) return
+    const mean = this.timing.syncGapMs ?? 3 * (this.timing.pushPeriodMs ?? 0)
+    // whole ms: timers and the signed timestamps are integers
+    const gap = Math.max(1, Math.round(-Math.log(1 - this.uniform()) * mean))
+    l.syncTimer = this.timers.set(() => {
+      l.syncTimer = undefined
+      if (this.stopped || l.version !== 2 || this.live.get(hex(l.key.id)) !== l) return
+      const relay = this.relay(l.key.relay)
+      if (relay != null) {
+        try {
+          // no answer asked: the relay answers with its pushes; the packet takes a drop-cover slot
+          this.init.onion.send(relay, SERVICE_MAILBOX, this.syncRequest(l, relay))
+        } catch (err) {
+          this.stats.failures++
+          this.log('a steady SYNC could not be sent: %s', (err as Error).message)
+        }
+      }
+      this.scheduleSync(l)
+    }, gap)
+  }
+
+  private stopSyncs (l: Live): void {
+    if (l.syncTimer != null) this.timers.clear(l.syncTimer)
+    l.syncTimer = undefined
   }
 
   /**
@@ -370,6 +501,9 @@ export class MailboxClient {
     }
     l.registered = true
     l.waiting = answer.waiting
+    // a REGISTER ends the relay's steady mode: probe again
+    l.version = undefined
+    this.stopSyncs(l)
     // the relay forgets the blocks stocked before a REGISTER (they may end at a previous run's address)
     l.stocked = []
     this.init.keys.markRegistered(l.key.id, this.now())
@@ -383,7 +517,13 @@ export class MailboxClient {
    */
   async refreshRecord (): Promise<void> {
     await Promise.all([...this.live.values()].map(async l => await this.register(l).catch(() => {})))
-    await this.topUp()
+    if (this.steady) this.probeAll()
+    else await this.topUp()
+  }
+
+  /** Probes every registered mailbox whose relay's version is not known yet, without waiting. */
+  private probeAll (): void {
+    for (const l of this.live.values()) this.probe(l).catch((err: Error) => { this.log('probe: %s', err.message) })
   }
 
   private async tick (): Promise<void> {
@@ -395,6 +535,7 @@ export class MailboxClient {
     this.retireExtras(this.init.want ?? DEFAULT_MAILBOXES)
     this.release()
     // at least one block each round: the relay's answer tells how many it really holds (and how many items wait)
+    if (this.steady) this.probeAll()
     await this.topUp(1)
   }
 
@@ -417,7 +558,8 @@ export class MailboxClient {
     const now = this.now()
     for (const l of this.live.values()) {
       l.stocked = l.stocked.filter(b => b.expires > now)
-      if (!l.registered) continue
+      // steady mode: only a mailbox found to be on a version 1 relay is stocked this way
+      if (!l.registered || (this.steady && l.version !== 1)) continue
       let missing = Math.max(atLeast, this.timing.stockLevel - l.stocked.length)
       while (missing > 0 && !this.stopped) {
         const n = Math.min(missing, MAX_STOCK_BLOCKS_WITH_REPLY)
@@ -468,18 +610,27 @@ export class MailboxClient {
     // CLI has detached), and an item taken and acknowledged now would be in the store but never shown
     // (the churn lab saw one: receipted, never printed). Not acknowledged, it is pushed to the next run.
     if (this.stopped) return
-    // a block was used: the relay pushes through its newest block first
-    if (l.stocked.length > 0) l.stocked.splice(l.stocked.indexOf(l.stocked.reduce((a, b) => b.expires > a.expires ? b : a)), 1)
     const decoded = decodeMailboxPayload(payload)
+    if (decoded.ok && decoded.answer.kind === 'padding' && Buffer.compare(decoded.answer.mailboxId, l.key.id) === 0) {
+      // a steady push with nothing in it: it only keeps the relay's pushes steady
+      this.stats.padding++
+      l.waiting = decoded.answer.waiting
+      return
+    }
+    // a block was used: the relay pushes through its newest block first
+    if (l.version !== 2 && l.stocked.length > 0) l.stocked.splice(l.stocked.indexOf(l.stocked.reduce((a, b) => b.expires > a.expires ? b : a)), 1)
     if (!decoded.ok || decoded.answer.kind !== 'push' || Buffer.compare(decoded.answer.mailboxId, l.key.id) !== 0) {
       this.log('dropped a push that did not decode')
       return
     }
     const push = decoded.answer
     this.stats.pushes++
+    if (l.version === 2) l.waiting = push.waiting
     this.init.onItem(push.item, { relay: l.key.relay, mailboxId: l.key.id }).then(handled => {
       if (handled) this.ack(l, push.itemId)
     }).catch(err => { this.log('handling a pushed item failed: %s', (err as Error).message) })
+    // steady mode: the next SYNC brings blocks; nothing is sent because of a push
+    if (l.version === 2) return
     // refill when half the stock is used, not after every push: one STOCK of several blocks instead of
     // one packet per push (with cover traffic each packet waits for a drop tick: a backlog pushed at
     // once would otherwise need two packets per item)
@@ -493,6 +644,8 @@ export class MailboxClient {
    */
   private ack (l: Live, itemId: Uint8Array): void {
     ;(l.acks ??= []).push(itemId)
+    // steady mode: the ids ride in the next SYNC (22 at most each)
+    if (l.version === 2) return
     if (l.ackQueued !== true) this.flushAcks(l)
   }
 

@@ -20,7 +20,9 @@
  * bytes of Sphinx and its SUBMIT header; ~3,140 bytes with Noise and yamux), and a loop comes back:
  * idle, the entry link carries (2 x loop + drop) frames a minute, the few answers to mailbox upkeep
  * and relay gossip. Measured (bench/bandwidth.ts, 6 relays, 10 minutes idle): fast 22 MB a day,
- * low 139, standard 124 (the issue's target: at most 150), high 155.
+ * low 139, standard 124 (the issue's target: at most 150), high 155; with steady mailboxes (2026-12-01,
+ * a loaded machine, one run: standard 149, standard+steady 136, high 182): the pushes add ~12 MB a day
+ * coming in (86 kB per 10 minutes), the rest is the drop cover's Poisson noise over 10 minutes.
  */
 import type { BacklogRate } from './cover.ts'
 import { UserError } from './errors.ts'
@@ -40,6 +42,14 @@ export interface PrivacyLevel {
    * changes. It drains a burst faster but shows the entry relay that the user has one.
    */
   backlog?: BacklogRate
+  /**
+   * Steady mailbox fetching (mailbox version 2, protocols/mailbox/SPEC.md section 11): each mailbox
+   * relay pushes one reply block every this many ms, an item or PADDING, whether or not mail waits;
+   * absent or 0: version 1 (stock and acknowledge as needed, a push the moment mail arrives).
+   */
+  mailboxPushPeriodMs?: number
+  /** The mean gap of the owner's SYNCs (Poisson; each takes a drop-cover slot and brings 3 blocks). */
+  mailboxSyncGapMs?: number
   /** One line for --help, /status and the README. */
   summary: string
 }
@@ -57,15 +67,41 @@ export function summarize (level: Omit<PrivacyLevel, 'summary'>, note = ''): str
   const burst = b == null || level.dropPerMinute === 0
     ? ''
     : `; once over ${b.above} real packets wait, drop cover runs ${b.factor}x until they left, for up to ${fmt(b.forGaps * 60_000 / level.dropPerMinute)} (shows bursts to the entry relay)`
-  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}${burst}`
+  const steady = (level.mailboxPushPeriodMs ?? 0) > 0
+    ? `; mailboxes push every ${fmt(level.mailboxPushPeriodMs ?? 0)}, mail or padding (a message waits up to that for its push)`
+    : ''
+  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}${burst}${steady}`
 }
 
 function fmt (ms: number): string { return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms)} ms` }
 
-function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, backlog?: BacklogRate): PrivacyLevel {
-  const l = { name, meanDelayMs, loopPerMinute, dropPerMinute, receiptDelayMs, ...(backlog != null ? { backlog } : {}) }
+function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, backlog?: BacklogRate, steady?: { pushPeriodMs: number, syncGapMs: number }): PrivacyLevel {
+  const l = {
+    name,
+    meanDelayMs,
+    loopPerMinute,
+    dropPerMinute,
+    receiptDelayMs,
+    ...(backlog != null ? { backlog } : {}),
+    ...(steady != null ? { mailboxPushPeriodMs: steady.pushPeriodMs, mailboxSyncGapMs: steady.syncGapMs } : {})
+  }
   return { ...l, summary: summarize(l) }
 }
+
+/**
+ * Steady mailbox fetching (issue 11: "a mailbox relay cannot tell when its owner is active"), on at
+ * `high`: each mailbox relay pushes one block every 30 s, mail or PADDING, and the owner SYNCs (3
+ * blocks) every 60 s on average, in drop-cover slots (2 of `high`'s 24 a minute). Cost: a message waits
+ * for its mailbox's next push, up to 30 s (~15-20 s on average, test/mixing-mailbox.test.ts) on top of
+ * the hops; 2 pushes a minute per mailbox arrive on the entry link (2 mailboxes: 5,760 packets, ~18 MB
+ * a day) while version 1's STOCKED answers (~2 MB a day) go away; and a mailbox delivers at most 2
+ * items a minute (messages and receipts: a lively chat queues, in order, nothing lost). A shorter
+ * period costs proportionally more (10 s: ~54 MB a day). `standard` and `low` keep version 1 (a push
+ * the moment mail arrives: the relay sees when its owner receives) because at `standard` the wait
+ * (+15-20 s on a median of ~6 s) and the 2-a-minute ceiling would break the issue's latency target;
+ * `withOverrides(level, { steadyMailbox: true })` turns it on at another level with cover (benches).
+ */
+export const STEADY_MAILBOX = { pushPeriodMs: 30_000, syncGapMs: 60_000 }
 
 /**
  * `low`'s raise of the drop rate for a backlog (node/cover.ts): past 4 waiting real packets (more than
@@ -95,7 +131,7 @@ export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
   fast: level('fast', 0, 0, 0, 0),
   low: level('low', 100, 1, 20, 2_000, LOW_BACKLOG),
   standard: level('standard', 500, 2, 20, 5_000),
-  high: level('high', 2000, 4, 24, 15_000)
+  high: level('high', 2000, 4, 24, 15_000, undefined, STEADY_MAILBOX)
 }
 
 /**
@@ -125,8 +161,18 @@ export function privacyLevel (name: string): PrivacyLevel {
   return level
 }
 
-/** What tests and demos may override (P2PCHAT_TIMING hopDelayMs, loopCoverGapMs, dropCoverGapMs, receiptDelayMs). */
+/** What tests and demos may override (P2PCHAT_TIMING hopDelayMs, loopCoverGapMs, dropCoverGapMs, receiptDelayMs, mailboxPushPeriodMs, mailboxSyncGapMs). */
 export interface PrivacyOverrides {
+  /** Steady mailbox push period, ms (only at a level that has steady mailboxes, or with `steadyMailbox`). */
+  mailboxPushPeriodMs?: number
+  /**
+   * true: turns steady mailboxes on at a level with cover that has none (benches measuring it at
+   * `standard`); false: off at a level that has them (tests whose chat pace is far above a mailbox's
+   * 60/period items a minute and that test something else).
+   */
+  steadyMailbox?: boolean
+  /** Mean gap of the steady SYNCs, ms. */
+  mailboxSyncGapMs?: number
   meanDelayMs?: number
   /** Mean gap between loop cover packets, ms (a rate of 60,000 / gap per minute). */
   loopGapMs?: number
@@ -137,14 +183,22 @@ export interface PrivacyOverrides {
 
 /** A level with some figures replaced (tests and demos shorten timers); its summary says so. */
 export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): PrivacyLevel {
-  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null) return base
+  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null && o.mailboxPushPeriodMs == null && o.mailboxSyncGapMs == null && o.steadyMailbox == null) return base
+  // steady mailboxes: the level's, or turned on by `steadyMailbox` at a level with cover
+  const steady = o.steadyMailbox !== false && ((base.mailboxPushPeriodMs ?? 0) > 0 || (o.steadyMailbox === true && base.loopPerMinute + base.dropPerMinute > 0))
   const l = {
     name: base.name,
     meanDelayMs: o.meanDelayMs ?? base.meanDelayMs,
     loopPerMinute: o.loopGapMs != null ? 60_000 / o.loopGapMs : base.loopPerMinute,
     dropPerMinute: o.dropGapMs != null ? 60_000 / o.dropGapMs : base.dropPerMinute,
     receiptDelayMs: o.receiptDelayMs ?? base.receiptDelayMs,
-    ...(base.backlog != null ? { backlog: base.backlog } : {})
+    ...(base.backlog != null ? { backlog: base.backlog } : {}),
+    ...(steady
+      ? {
+          mailboxPushPeriodMs: o.mailboxPushPeriodMs ?? base.mailboxPushPeriodMs ?? STEADY_MAILBOX.pushPeriodMs,
+          mailboxSyncGapMs: o.mailboxSyncGapMs ?? (o.mailboxPushPeriodMs != null ? 2 * o.mailboxPushPeriodMs : base.mailboxSyncGapMs ?? STEADY_MAILBOX.syncGapMs)
+        }
+      : {})
   }
   return { ...l, summary: summarize(l, ' (timers overridden)') }
 }

@@ -72,6 +72,9 @@ export class RelayCover {
   private readonly log = logger('p2pchat:relay:cover')
   readonly stats: RelayCoverStats = { sent: 0, back: 0, lost: 0, failed: 0 }
 
+  /** Loops a minute (0: off). */
+  get perMinute (): number { return this.init.perMinute }
+
   constructor (init: RelayCoverInit) {
     if (!(init.perMinute >= 0)) throw new RangeError('a loop rate is >= 0 per minute')
     this.init = init

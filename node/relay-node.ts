@@ -396,7 +396,7 @@ export class RelayNode {
       exit: this.exit.stats,
       services: this.services.stats,
       attester: this.attester.stats,
-      loopCover: this.loopCover.stats,
+      loopCover: { perMinute: this.loopCover.perMinute, ...this.loopCover.stats },
       relaysKnown: this.relays.size
     }
   }

@@ -4,7 +4,8 @@
  *
  * One network: a bootstrap node, 4 relays (each records the submissions of its clients, as an entry
  * relay sees them), alice and bob at the `standard` level with shortened timers (20 ms per hop, loop
- * cover every 450 ms, drop cover every 150 ms on average, receipts after 300 ms) and seeded generators.
+ * cover every 450 ms, drop cover every 150 ms on average, receipts after 300 ms; steady mailboxes turned
+ * on, mailbox v2: a push every 300 ms, a SYNC every 600 ms on average) and seeded generators.
  *
  * What it shows, exactly (no timing tolerance, so it cannot flake):
  * - after `ready`, every packet alice hands her entry link is a cover tick (loop, drop, or a real
@@ -29,7 +30,7 @@ import { waitFor } from './helpers/wait.ts'
 
 const LOOP_GAP_MS = 450
 const DROP_GAP_MS = 150
-const LEVEL = withOverrides(privacyLevel('standard'), { meanDelayMs: 20, loopGapMs: LOOP_GAP_MS, dropGapMs: DROP_GAP_MS, receiptDelayMs: 300 })
+const LEVEL = withOverrides(privacyLevel('standard'), { meanDelayMs: 20, loopGapMs: LOOP_GAP_MS, dropGapMs: DROP_GAP_MS, receiptDelayMs: 300, steadyMailbox: true, mailboxPushPeriodMs: 300, mailboxSyncGapMs: 600 })
 /** Drop ticks per phase: enough gaps for the KS check to mean something (threshold ~0.24 at 120). */
 const TICKS_PER_PHASE = 120
 const MESSAGES = 12

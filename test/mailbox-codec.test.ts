@@ -160,7 +160,7 @@ describe('mailbox codec: answers', () => {
     const cases: Array<[Uint8Array, string]> = [
       [new Uint8Array(0), 'length'],
       [Uint8Array.of(0x01), 'length'],
-      [Uint8Array.of(0x0a, ...id), 'kind'],
+      [Uint8Array.of(0x0c, ...id), 'kind'],
       [Uint8Array.of(0x00, ...id), 'kind'],
       [Uint8Array.of(0x06, ...id, 0x09), 'reason'],
       [Uint8Array.of(0x06, ...id), 'length'],
@@ -201,7 +201,7 @@ describe('mailbox codec: request decoder faults', () => {
   it('rejects each malformed request with its reason', () => {
     const cases: Array<[Uint8Array, string, string]> = [
       [new Uint8Array(0), 'length', 'empty'],
-      [Uint8Array.of(0x05, ...keys.mailboxId), 'op', 'unknown op'],
+      [Uint8Array.of(0x06, ...keys.mailboxId), 'op', 'unknown op'],
       [Uint8Array.of(0x00), 'op', 'op 0'],
       [deposit.subarray(0, 20), 'length', 'truncated id'],
       [deposit.subarray(0, deposit.length - 1), 'length', 'truncated item'],

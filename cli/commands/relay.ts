@@ -10,7 +10,7 @@ import { loadFamilyKey, RelayNode } from '../../node/relay-node.ts'
 import { lockDataDir, prepareDataDir, resolveDataDir } from '../../node/datadir.ts'
 import type { DataDirLock } from '../../node/datadir.ts'
 import { UserError } from '../../node/errors.ts'
-import { localAllowList, parseTiming } from '../args.ts'
+import { DEFAULT_RELAY_LOOP_COVER, localAllowList, parseTiming } from '../args.ts'
 import type { CliOptions } from '../args.ts'
 import { DEFAULT_BLOCK_LIFETIME_MS } from '../../protocols/mailbox/constants.ts'
 import { MAX_JSON_LINE_BYTES } from '../json-commands.ts'
@@ -60,6 +60,7 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       checkReachability: true,
       limits: { sphinxThreads },
       announceIntervalMs: timing.announceIntervalMs,
+      loopCoverPerMinute: opts.loopCover ?? DEFAULT_RELAY_LOOP_COVER,
       keyRing: { epochMs: timing.relayEpochMs, graceMs: timing.relayGraceMs },
       // a stocked reply block dies when a relay on it rotates its key: with shortened epochs, held blocks
       // must not outlive one (the default lifetime is made for hourly epochs)
@@ -95,8 +96,8 @@ export async function runRelay (opts: CliOptions, io: CliIO): Promise<number> {
       return 0
     }
     // announced: the addresses its descriptor carries (those peers confirmed by dialling them back)
-    if (opts.json) emit(io, { event: 'ready', relay: true, peerId: relay.peerId, addrs: relay.addrs(), announced: relay.reachability?.verified ?? relay.addrs(), relays: relay.relays.size, sphinxThreads, ...(metrics == null ? {} : { metrics: metrics.url }) })
-    else io.stdout.write(`p2pchat: relaying as ${relay.peerId}\n  ${relay.addrs().join('\n  ')}\n${sphinxThreads === 0 ? 'onion packets unwrapped on the main thread' : `onion packets unwrapped on ${sphinxThreads} worker thread${sphinxThreads === 1 ? '' : 's'}`}\n${metrics == null ? '' : `metrics: ${metrics.url}\n`}Ctrl-C stops it.\n`)
+    if (opts.json) emit(io, { event: 'ready', relay: true, peerId: relay.peerId, addrs: relay.addrs(), loopCoverPerMinute: relay.loopCover.perMinute, announced: relay.reachability?.verified ?? relay.addrs(), relays: relay.relays.size, sphinxThreads, ...(metrics == null ? {} : { metrics: metrics.url }) })
+    else io.stdout.write(`p2pchat: relaying as ${relay.peerId}\n  ${relay.addrs().join('\n  ')}\n${sphinxThreads === 0 ? 'onion packets unwrapped on the main thread' : `onion packets unwrapped on ${sphinxThreads} worker thread${sphinxThreads === 1 ? '' : 's'}`}\n${metrics == null ? '' : `metrics: ${metrics.url}\n`}loop cover: ${relay.loopCover.perMinute > 0 ? `${relay.loopCover.perMinute} a minute` : 'off (--loop-cover)'}\nCtrl-C stops it.\n`)
     await Promise.race([serve(relay, input, io, opts.json), signal])
     return 0
   } catch (err) {

@@ -61,15 +61,16 @@ export async function runStart (opts: CliOptions, io: CliIO): Promise<number> {
   if (opts.metrics != null) throw new UserError('--metrics is for relays and bootstrap nodes (start --relay, bootstrap): a user serves nothing', 'USAGE')
   if (opts.sphinxThreads != null) throw new UserError('--sphinx-threads is for relays (start --relay): a user unwraps no one else\'s packets', 'USAGE')
   if (opts.announce != null) throw new UserError('--announce is for relays (start --relay): a user listens nowhere and announces no address', 'USAGE')
+  if (opts.loopCover != null) throw new UserError('--loop-cover is for relays (start --relay): a user\'s cover traffic is set by --privacy', 'USAGE')
   // A user's process runs with V8's --optimize-for-size, given at start-up by the launcher
   // (bin/p2pchat.cjs): set here, after start-up, it was fragile. Relays keep the defaults.
   if (opts.bootstrap.length === 0) throw new UserError('no bootstrap peer: pass --bootstrap <multiaddr> or set P2PCHAT_BOOTSTRAP (p2pchat bootstrap prints its addresses)', 'NO_BOOTSTRAP')
-  const { connectTimeoutMs = CONNECT_TIMEOUT_MS, hopDelayMs, loopCoverGapMs, dropCoverGapMs, receiptDelayMs, ...timing } = parseTiming(io.env)
+  const { connectTimeoutMs = CONNECT_TIMEOUT_MS, hopDelayMs, loopCoverGapMs, dropCoverGapMs, receiptDelayMs, mailboxPushPeriodMs, mailboxSyncGapMs, ...timing } = parseTiming(io.env)
   const level = privacyLevel(opts.privacy ?? DEFAULT_PRIVACY)
   // `fast` stays without cover whatever the timers say: it is labelled as having none
   const privacy = withOverrides(level, level.loopPerMinute + level.dropPerMinute === 0
     ? { meanDelayMs: hopDelayMs }
-    : { meanDelayMs: hopDelayMs, loopGapMs: loopCoverGapMs, dropGapMs: dropCoverGapMs, receiptDelayMs })
+    : { meanDelayMs: hopDelayMs, loopGapMs: loopCoverGapMs, dropGapMs: dropCoverGapMs, receiptDelayMs, mailboxPushPeriodMs, mailboxSyncGapMs })
   const signals = watchSignals()
   const input: Readable = io.stdin ?? process.stdin
   let chat: ChatNode

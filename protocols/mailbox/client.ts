@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto'
 import { ed25519SignerFromSeed } from '../crypto/keys.ts'
 import {
-  encodeAckUnsigned, encodeDeposit, encodeRegisterUnsigned, encodeStockUnsigned, decodeAnswer, mailboxIdOf, signatureInput
+  encodeAckUnsigned, encodeDeposit, encodeRegisterUnsigned, encodeStockUnsigned, encodeSyncUnsigned, decodeAnswer, mailboxIdOf,
+  signatureInput
 } from './codec.ts'
 import type { DecodedAnswer } from './codec.ts'
 import { MAILBOX_SERVICE, MAX_REQUEST, MAX_REQUEST_WITH_REPLY, SEED_BYTES, SURB_SIZE } from './constants.ts'
@@ -36,7 +37,7 @@ export function generateMailboxKeyPair (): MailboxKeyPair {
   return mailboxKeyPairFromSeed(new Uint8Array(randomBytes(SEED_BYTES)))
 }
 
-function signed (keys: MailboxKeyPair, op: 'register' | 'stock' | 'ack', unsigned: Uint8Array): Uint8Array {
+function signed (keys: MailboxKeyPair, op: 'register' | 'stock' | 'ack' | 'sync', unsigned: Uint8Array): Uint8Array {
   const signature = ed25519SignerFromSeed(keys.seed).sign(signatureInput(op, unsigned))
   const out = new Uint8Array(unsigned.length + signature.length)
   out.set(unsigned)
@@ -57,6 +58,14 @@ export function buildStock (keys: MailboxKeyPair, blocks: Uint8Array[], timestam
 /** ACK: delete these items (1..121 item ids). */
 export function buildAck (keys: MailboxKeyPair, itemIds: Uint8Array[], timestamp: number): Uint8Array {
   return signed(keys, 'ack', encodeAckUnsigned({ mailboxId: keys.mailboxId, timestamp, itemIds }))
+}
+
+/**
+ * SYNC (version 2, SPEC.md section 11): exactly 3 reply blocks for the relay's steady pushes (one per
+ * `pushPeriodMs`), and 0..22 item ids to delete; always 2049 bytes.
+ */
+export function buildSync (keys: MailboxKeyPair, blocks: Uint8Array[], itemIds: Uint8Array[], pushPeriodMs: number, timestamp: number): Uint8Array {
+  return signed(keys, 'sync', encodeSyncUnsigned({ mailboxId: keys.mailboxId, timestamp, pushPeriodMs, itemIds, blocks }))
 }
 
 /** DEPOSIT: anyone; `item` is the sealed message (1..2022 bytes). */

@@ -7,18 +7,22 @@
  *   REGISTER 02 ‖ mailbox id 32 ‖ public key 32 ‖ timestamp u64 ‖ record length u16 (1..1918) ‖ record ‖ signature 64
  *   STOCK    03 ‖ mailbox id 32 ‖ timestamp u64 ‖ count u8 (1..4) ‖ count × reply block 529 ‖ signature 64
  *   ACK      04 ‖ mailbox id 32 ‖ timestamp u64 ‖ count u8 (1..121) ‖ count × item id 16 ‖ signature 64
+ *   SYNC     05 ‖ mailbox id 32 ‖ timestamp u64 ‖ push period ms u32 ‖ ack count u8 (0..22) ‖ 22 × item id 16
+ *            (the unused slots zero) ‖ 3 × reply block 529 ‖ signature 64   (version 2: always 2049 bytes)
  * Answers (the reply payload after the caller's `service u8`; each at most 2588 bytes):
  *   kind u8 ‖ mailbox id 32 ‖ STORED 01 | FULL 02 | UNKNOWN 03 | TOO_LARGE 04: nothing more;
  *   REGISTERED 05: max items u32 ‖ max bytes u32 ‖ item age ms u64 ‖ idle age ms u64 ‖ waiting u16;
  *   REFUSED 06: reason u8; STOCKED 07: waiting u16 ‖ blocks held u8;
- *   PUSH 08: item id 16 ‖ item length u16 ‖ item ‖ waiting u16; ACKED 09: deleted u8 ‖ waiting u16.
+ *   PUSH 08: item id 16 ‖ item length u16 ‖ item ‖ waiting u16; ACKED 09: deleted u8 ‖ waiting u16;
+ *   SYNCED 0a: deleted u8 ‖ waiting u16 ‖ blocks held u8; PADDING 0b: waiting u16 (version 2).
  * Signature: Ed25519 by the mailbox key over `label ‖ request bytes 1 .. length - 64` (mailbox id and every
  * field before the signature). Encoders throw named errors (./errors.ts); decoders never throw.
  */
 import { createHash } from 'node:crypto'
 import { ed25519Verify } from '../crypto/keys.ts'
 import {
-  ACK_LABEL, ANSWER_ACKED, ANSWER_FULL, ANSWER_PUSH, ANSWER_REFUSED, ANSWER_REGISTERED,
+  ACK_LABEL, ANSWER_ACKED, ANSWER_PADDING, ANSWER_SYNCED, MAX_PUSH_PERIOD_MS, MIN_PUSH_PERIOD_MS, OP_SYNC,
+  SYNC_ACK_SLOTS, SYNC_BLOCKS, SYNC_LABEL, ANSWER_FULL, ANSWER_PUSH, ANSWER_REFUSED, ANSWER_REGISTERED,
   ANSWER_STOCKED, ANSWER_STORED, ANSWER_TOO_LARGE, ANSWER_UNKNOWN, ITEM_ID_BYTES, MAILBOX_ID_BYTES,
   MAILBOX_ID_LABEL, MAX_ACK_IDS, MAX_ANSWER, MAX_ITEM, MAX_RECORD, MAX_STOCK_BLOCKS, MAX_TIMESTAMP, OP_ACK,
   OP_DEPOSIT, OP_REGISTER, OP_STOCK, PUBLIC_KEY_BYTES, REFUSED_BAD_SIGNATURE, REFUSED_KEY_MISMATCH,
@@ -26,7 +30,8 @@ import {
 } from './constants.ts'
 import {
   InvalidAnswerFieldError, InvalidItemIdError, InvalidKeyError, InvalidMailboxIdError, InvalidReplyBlockError,
-  InvalidTimestampError, ItemTooLargeError, RecordTooLargeError, TooManyBlocksError, TooManyItemIdsError
+  InvalidPushPeriodError, InvalidTimestampError, ItemTooLargeError, RecordTooLargeError, SyncBlocksError,
+  TooManyBlocksError, TooManyItemIdsError
 } from './errors.ts'
 
 /**
@@ -37,11 +42,13 @@ import {
  * - `count`: a block or id count of 0 or above its limit
  * - `timestamp`: a timestamp above 2^53 - 1
  * - `reason`: an unknown REFUSED reason
+ * - `period`: a SYNC's push period outside 100..86,400,000 ms
+ * - `padding`: a SYNC's unused item-id slot that is not zero
  */
-export type DecodeReason = 'input' | 'op' | 'kind' | 'length' | 'count' | 'timestamp' | 'reason'
+export type DecodeReason = 'input' | 'op' | 'kind' | 'length' | 'count' | 'timestamp' | 'reason' | 'period' | 'padding'
 export type Failure = { ok: false, reason: DecodeReason }
 
-export type RequestOp = 'deposit' | 'register' | 'stock' | 'ack'
+export type RequestOp = 'deposit' | 'register' | 'stock' | 'ack' | 'sync'
 
 export interface DepositRequest { op: 'deposit', mailboxId: Uint8Array, item: Uint8Array }
 export interface RegisterRequest {
@@ -54,7 +61,17 @@ export interface RegisterRequest {
 }
 export interface StockRequest { op: 'stock', mailboxId: Uint8Array, timestamp: number, blocks: Uint8Array[], signature: Uint8Array }
 export interface AckRequest { op: 'ack', mailboxId: Uint8Array, timestamp: number, itemIds: Uint8Array[], signature: Uint8Array }
-export type SignedRequest = RegisterRequest | StockRequest | AckRequest
+/** Version 2: blocks (exactly SYNC_BLOCKS) to push through, one per `pushPeriodMs`, and 0..22 items to delete. */
+export interface SyncRequest {
+  op: 'sync'
+  mailboxId: Uint8Array
+  timestamp: number
+  pushPeriodMs: number
+  itemIds: Uint8Array[]
+  blocks: Uint8Array[]
+  signature: Uint8Array
+}
+export type SignedRequest = RegisterRequest | StockRequest | AckRequest | SyncRequest
 export type MailboxRequest = DepositRequest | SignedRequest
 
 /** A decoded signed request keeps the exact bytes its signature covers. */
@@ -83,6 +100,8 @@ export type MailboxAnswer =
   | { kind: 'stocked', mailboxId: Uint8Array, waiting: number, blocks: number }
   | { kind: 'push', mailboxId: Uint8Array, itemId: Uint8Array, item: Uint8Array, waiting: number }
   | { kind: 'acked', mailboxId: Uint8Array, deleted: number, waiting: number }
+  | { kind: 'synced', mailboxId: Uint8Array, deleted: number, waiting: number, blocks: number }
+  | { kind: 'padding', mailboxId: Uint8Array, waiting: number }
 
 export type AnswerKind = MailboxAnswer['kind']
 export type DecodedAnswer = { ok: true, answer: MailboxAnswer } | Failure
@@ -102,12 +121,15 @@ const ANSWER_CODES: Record<AnswerKind, number> = {
   refused: ANSWER_REFUSED,
   stocked: ANSWER_STOCKED,
   push: ANSWER_PUSH,
-  acked: ANSWER_ACKED
+  acked: ANSWER_ACKED,
+  synced: ANSWER_SYNCED,
+  padding: ANSWER_PADDING
 }
 const LABELS: Record<SignedRequest['op'], Uint8Array> = {
   register: new TextEncoder().encode(REGISTER_LABEL),
   stock: new TextEncoder().encode(STOCK_LABEL),
-  ack: new TextEncoder().encode(ACK_LABEL)
+  ack: new TextEncoder().encode(ACK_LABEL),
+  sync: new TextEncoder().encode(SYNC_LABEL)
 }
 
 // ---- byte helpers ----
@@ -268,6 +290,26 @@ export function encodeAckUnsigned (fields: { mailboxId: Uint8Array, timestamp: n
   return w.finish()
 }
 
+/** SYNC bytes before the signature (version 2): exactly SYNC_BLOCKS blocks, 0..SYNC_ACK_SLOTS ids, the rest of the slots zero. */
+export function encodeSyncUnsigned (fields: { mailboxId: Uint8Array, timestamp: number, pushPeriodMs: number, itemIds: Uint8Array[], blocks: Uint8Array[] }): Uint8Array {
+  checkMailboxId(fields.mailboxId)
+  checkTimestamp(fields.timestamp)
+  if (!Number.isSafeInteger(fields.pushPeriodMs) || fields.pushPeriodMs < MIN_PUSH_PERIOD_MS || fields.pushPeriodMs > MAX_PUSH_PERIOD_MS) throw new InvalidPushPeriodError()
+  if (!Array.isArray(fields.itemIds) || fields.itemIds.length > SYNC_ACK_SLOTS) throw new TooManyItemIdsError(`a SYNC carries 0..${SYNC_ACK_SLOTS} item ids`)
+  if (!Array.isArray(fields.blocks) || fields.blocks.length !== SYNC_BLOCKS) throw new SyncBlocksError()
+  const w = new Writer().u8(OP_SYNC).bytes(fields.mailboxId).u64(fields.timestamp).u32(fields.pushPeriodMs).u8(fields.itemIds.length)
+  for (const id of fields.itemIds) {
+    if (!isBytes(id, ITEM_ID_BYTES)) throw new InvalidItemIdError()
+    w.bytes(id)
+  }
+  w.bytes(new Uint8Array((SYNC_ACK_SLOTS - fields.itemIds.length) * ITEM_ID_BYTES))
+  for (const block of fields.blocks) {
+    if (!isBytes(block, SURB_SIZE)) throw new InvalidReplyBlockError()
+    w.bytes(block)
+  }
+  return w.finish()
+}
+
 /** Any request, signature included. */
 export function encodeRequest (request: MailboxRequest): Uint8Array {
   switch (request.op) {
@@ -275,6 +317,7 @@ export function encodeRequest (request: MailboxRequest): Uint8Array {
     case 'register': checkSignature(request.signature); return concat([encodeRegisterUnsigned(request), request.signature])
     case 'stock': checkSignature(request.signature); return concat([encodeStockUnsigned(request), request.signature])
     case 'ack': checkSignature(request.signature); return concat([encodeAckUnsigned(request), request.signature])
+    case 'sync': checkSignature(request.signature); return concat([encodeSyncUnsigned(request), request.signature])
   }
 }
 
@@ -291,7 +334,7 @@ export function decodeRequest (bytes: Uint8Array): DecodedRequest {
   const r = new Reader(bytes)
   const op = r.u8()
   if (op == null) return fail('length')
-  if (op !== OP_DEPOSIT && op !== OP_REGISTER && op !== OP_STOCK && op !== OP_ACK) return fail('op')
+  if (op !== OP_DEPOSIT && op !== OP_REGISTER && op !== OP_STOCK && op !== OP_ACK && op !== OP_SYNC) return fail('op')
   const mailboxId = r.bytes(MAILBOX_ID_BYTES)
   if (mailboxId == null) return fail('length')
   if (op === OP_DEPOSIT) {
@@ -314,6 +357,28 @@ export function decodeRequest (bytes: Uint8Array): DecodedRequest {
     const record = r.bytes(length)
     if (record == null) return fail('length')
     request = { op: 'register', mailboxId, publicKey, timestamp, record, signature: new Uint8Array(0) }
+  } else if (op === OP_SYNC) {
+    const timestamp = readTimestamp(r)
+    if (typeof timestamp !== 'number') return timestamp
+    const pushPeriodMs = r.u32()
+    const count = r.u8()
+    if (pushPeriodMs == null || count == null) return fail('length')
+    if (pushPeriodMs < MIN_PUSH_PERIOD_MS || pushPeriodMs > MAX_PUSH_PERIOD_MS) return fail('period')
+    if (count > SYNC_ACK_SLOTS) return fail('count')
+    const itemIds: Uint8Array[] = []
+    for (let i = 0; i < SYNC_ACK_SLOTS; i++) {
+      const id = r.bytes(ITEM_ID_BYTES)
+      if (id == null) return fail('length')
+      if (i < count) itemIds.push(id)
+      else if (id.some(b => b !== 0)) return fail('padding')
+    }
+    const blocks: Uint8Array[] = []
+    for (let i = 0; i < SYNC_BLOCKS; i++) {
+      const block = r.bytes(SURB_SIZE)
+      if (block == null) return fail('length')
+      blocks.push(block)
+    }
+    request = { op: 'sync', mailboxId, timestamp, pushPeriodMs, itemIds, blocks, signature: new Uint8Array(0) }
   } else {
     const timestamp = readTimestamp(r)
     if (typeof timestamp !== 'number') return timestamp
@@ -377,6 +442,16 @@ export function encodeAnswer (answer: MailboxAnswer): Uint8Array {
       checkUint(answer.waiting, 0xffff, 'waiting')
       w.u8(answer.deleted).u16(answer.waiting)
       break
+    case 'synced':
+      checkUint(answer.deleted, 0xff, 'deleted')
+      checkUint(answer.waiting, 0xffff, 'waiting')
+      checkUint(answer.blocks, 0xff, 'blocks')
+      w.u8(answer.deleted).u16(answer.waiting).u8(answer.blocks)
+      break
+    case 'padding':
+      checkUint(answer.waiting, 0xffff, 'waiting')
+      w.u16(answer.waiting)
+      break
   }
   return w.finish()
 }
@@ -437,6 +512,20 @@ export function decodeAnswer (bytes: Uint8Array): DecodedAnswer {
       const waiting = r.u16()
       if (deleted == null || waiting == null) return fail('length')
       answer = { kind: 'acked', mailboxId, deleted, waiting }
+      break
+    }
+    case ANSWER_SYNCED: {
+      const deleted = r.u8()
+      const waiting = r.u16()
+      const blocks = r.u8()
+      if (deleted == null || waiting == null || blocks == null) return fail('length')
+      answer = { kind: 'synced', mailboxId, deleted, waiting, blocks }
+      break
+    }
+    case ANSWER_PADDING: {
+      const waiting = r.u16()
+      if (waiting == null) return fail('length')
+      answer = { kind: 'padding', mailboxId, waiting }
       break
     }
     default:

@@ -36,6 +36,8 @@ export const OP_DEPOSIT = 0x01
 export const OP_REGISTER = 0x02
 export const OP_STOCK = 0x03
 export const OP_ACK = 0x04
+/** Version 2 (SPEC.md section 11): the owner's steady combined stock-and-acknowledge request. */
+export const OP_SYNC = 0x05
 
 /** Answer kinds (SPEC.md section 4). */
 export const ANSWER_STORED = 0x01
@@ -47,6 +49,10 @@ export const ANSWER_REFUSED = 0x06
 export const ANSWER_STOCKED = 0x07
 export const ANSWER_PUSH = 0x08
 export const ANSWER_ACKED = 0x09
+/** Version 2 (SPEC.md section 11): the answer to a SYNC that carried a reply block (the version probe). */
+export const ANSWER_SYNCED = 0x0a
+/** Version 2 (SPEC.md section 11): a steady push with nothing to carry; the owner drops it, counted. */
+export const ANSWER_PADDING = 0x0b
 
 /** REFUSED reasons (SPEC.md section 4). */
 export const REFUSED_RELAY_FULL = 0x01
@@ -62,6 +68,8 @@ export const MAILBOX_ID_LABEL = 'p2pchat-mailbox-v1'
 export const REGISTER_LABEL = 'p2pchat-mailbox-v1/register'
 export const STOCK_LABEL = 'p2pchat-mailbox-v1/stock'
 export const ACK_LABEL = 'p2pchat-mailbox-v1/ack'
+/** Version 2's SYNC (its own version prefix: no v1 label is a prefix of it, nor it of one). */
+export const SYNC_LABEL = 'p2pchat-mailbox-v2/sync'
 
 // ---- derived sizes ----
 
@@ -97,6 +105,28 @@ export const MAX_STOCK_BLOCKS_WITH_REPLY = Math.floor((MAX_REQUEST_WITH_REPLY - 
 export const ACK_FIXED_BYTES = REQUEST_HEAD_BYTES + TIMESTAMP_BYTES + 1 + SIGNATURE_BYTES
 /** Item ids one ACK carries, always with room for its reply block: floor((2057 - 106) / 16) = 121. */
 export const MAX_ACK_IDS = Math.floor((MAX_REQUEST_WITH_REPLY - ACK_FIXED_BYTES) / ITEM_ID_BYTES)
+
+/**
+ * SYNC (version 2) without blocks and ids: op, id, timestamp 8, push period u32, ack count 1, signature 64 = 110.
+ */
+export const SYNC_FIXED_BYTES = REQUEST_HEAD_BYTES + TIMESTAMP_BYTES + 4 + 1 + SIGNATURE_BYTES
+/**
+ * Reply blocks in every SYNC: always exactly this many, so every SYNC has one size; 3 is what fits
+ * beside the reply block of the first SYNC (the version probe): floor((2057 - 110) / 529) = 3.
+ */
+export const SYNC_BLOCKS = Math.floor((MAX_REQUEST_WITH_REPLY - SYNC_FIXED_BYTES) / SURB_SIZE)
+/** Item-id slots in every SYNC (unused ones zero): what is left beside 3 blocks and a reply block: floor(360 / 16) = 22. */
+export const SYNC_ACK_SLOTS = Math.floor((MAX_REQUEST_WITH_REPLY - SYNC_FIXED_BYTES - SYNC_BLOCKS * SURB_SIZE) / ITEM_ID_BYTES)
+/** The whole SYNC: 110 + 3 x 529 + 22 x 16 = 2049 bytes, always. */
+export const SYNC_BYTES = SYNC_FIXED_BYTES + SYNC_BLOCKS * SURB_SIZE + SYNC_ACK_SLOTS * ITEM_ID_BYTES
+/**
+ * The shortest push period a relay takes (a SYNC asking for less is dropped, `period`): pushes only
+ * use blocks the owner supplied, so a short period costs the relay nothing an owner did not pay for;
+ * this floor only keeps a relay's timer from spinning. Tests use periods of a few hundred ms.
+ */
+export const MIN_PUSH_PERIOD_MS = 100
+/** The longest push period: a day (blocks live 50 min, so longer periods would only waste them). */
+export const MAX_PUSH_PERIOD_MS = 24 * 3600_000
 
 /** PUSH around the item: kind, id, item id 16, item length 2, waiting 2 = 53; the largest PUSH is 2075 <= 2588. */
 export const PUSH_FIXED_BYTES = ANSWER_HEAD_BYTES + ITEM_ID_BYTES + 2 + 2

@@ -123,3 +123,21 @@ export class InvalidMailboxOptionError extends Error {
     this.name = 'InvalidMailboxOptionError'
   }
 }
+
+/** A SYNC's push period outside MIN_PUSH_PERIOD_MS..MAX_PUSH_PERIOD_MS (SPEC.md section 11). */
+export class InvalidPushPeriodError extends Error {
+  static readonly code = 'ERR_INVALID_PUSH_PERIOD'
+  constructor (message = 'a push period is an integer number of ms in 100..86,400,000') {
+    super(message)
+    this.name = 'InvalidPushPeriodError'
+  }
+}
+
+/** A SYNC carries exactly SYNC_BLOCKS reply blocks (SPEC.md section 11). */
+export class SyncBlocksError extends Error {
+  static readonly code = 'ERR_SYNC_BLOCKS'
+  constructor (message = 'a SYNC carries exactly 3 reply blocks') {
+    super(message)
+    this.name = 'SyncBlocksError'
+  }
+}

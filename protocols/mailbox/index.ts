@@ -9,7 +9,7 @@ export * from './constants.ts'
 export * from './errors.ts'
 export { decodeAnswer, decodeRequest, encodeAnswer, encodeRequest, mailboxIdOf, signatureInput, verifySigned } from './codec.ts'
 export type {
-  AckRequest, AnswerKind, DecodeReason, DecodedAnswer, DecodedRequest, DepositRequest, MailboxAnswer, MailboxLimits,
+  AckRequest, SyncRequest, AnswerKind, DecodeReason, DecodedAnswer, DecodedRequest, DepositRequest, MailboxAnswer, MailboxLimits,
   MailboxRequest, RefusedReason, RegisterRequest, RequestOp, SignedRequest, StockRequest
 } from './codec.ts'
 export { MailboxStore, MAILBOX_STORE_FILE_NAME, MAILBOX_SCHEMA_VERSION } from './store.ts'
@@ -17,7 +17,7 @@ export type { DepositResult, ItemRow, MailboxRow, RegisterResult, StoreLimits, T
 export { DEFAULT_LIMITS, MailboxService } from './service.ts'
 export type { MailboxServiceInit, MailboxServiceLimits, MailboxStats } from './service.ts'
 export {
-  buildAck, buildDeposit, buildRegister, buildStock, decodeMailboxPayload, generateMailboxKeyPair, mailboxKeyPairFromSeed,
+  buildAck, buildDeposit, buildRegister, buildStock, buildSync, decodeMailboxPayload, generateMailboxKeyPair, mailboxKeyPairFromSeed,
   mailboxServiceBody
 } from './client.ts'
 export type { MailboxKeyPair } from './client.ts'

@@ -20,6 +20,15 @@
  * - A timer (`sweepIntervalMs`, owned here, started by `start()`) expires items and idle mailboxes, drops
  *   dead blocks, re-pushes due items, and hands held name records to `onRecord` every `republishIntervalMs`.
  *
+ * - Version 2 (SPEC.md section 11): an authenticated SYNC puts its mailbox in *steady* mode: the relay
+ *   pushes through at most one held block every `pushPeriodMs` (the owner's figure from its latest SYNC),
+ *   at fixed times from a random phase drawn at the first SYNC; each such push carries the oldest due
+ *   item if one waits and a PADDING answer otherwise, so the pushes leave at the same times whether or
+ *   not mail waits. In steady mode nothing else pushes: not a DEPOSIT, a STOCK nor the sweep. A REGISTER
+ *   (a restarted owner, maybe an older version) ends steady mode; the owner's next SYNC starts it again.
+ *   A tick with no block held pushes nothing (counted `steadyIdle`); a mailbox with no block and no SYNC
+ *   for a block lifetime stops ticking.
+ *
  * Payloads handed to `sendThroughReplyBlock` are the whole reply payload: `0x01 (service) ‖ answer`.
  */
 import { randomBytes as cryptoRandomBytes } from 'node:crypto'
@@ -31,7 +40,7 @@ import {
   MAX_ITEM, SURB_SIZE
 } from './constants.ts'
 import { decodeRequest, encodeAnswer, mailboxIdOf, verifySigned } from './codec.ts'
-import type { AckRequest, DepositRequest, MailboxAnswer, RegisterRequest, RequestOp, StockRequest } from './codec.ts'
+import type { AckRequest, DepositRequest, MailboxAnswer, RegisterRequest, RequestOp, StockRequest, SyncRequest } from './codec.ts'
 import { InvalidMailboxOptionError } from './errors.ts'
 import type { MailboxRow, MailboxStore, StoreLimits } from './store.ts'
 
@@ -82,7 +91,17 @@ export interface MailboxServiceInit {
   now?: () => number
   /** source of item ids (16 bytes) */
   randomBytes?: (n: number) => Uint8Array
+  /** uniform in [0, 1): the phase of a steady mailbox's pushes (default crypto) */
+  uniform?: () => number
+  /** timers of the steady pushes (default setTimeout; tests pass a fake clock's, with `now` from the same clock) */
+  timers?: { set: (fn: () => void, ms: number) => unknown, clear: (timer: unknown) => void }
 }
+
+/** A mailbox in steady mode (version 2): its next push time and period. */
+interface Steady { periodMs: number, nextAt: number, lastSyncAt: number }
+
+/** Steady ticks run back to back at most this often in one timer callback (a timer that fired very late). */
+const MAX_TICKS_PER_WAKE = 1000
 
 export interface MailboxStats {
   /** requests by op and outcome, e.g. requests.deposit['mailbox-full'] */
@@ -90,6 +109,12 @@ export interface MailboxStats {
   /** drops by reason: decode reasons, 'reply-block', 'store-error', 'send-failed', 'block-evicted', ... */
   drops: Record<string, number>
   pushes: number
+  /** version 2: steady pushes that carried nothing (PADDING) */
+  paddingPushes: number
+  /** version 2: steady ticks with no block held (nothing pushed) */
+  steadyIdle: number
+  /** version 2: mailboxes in steady mode now */
+  steadyMailboxes: number
   expiredItems: number
   removedMailboxes: number
   mailboxes: number
@@ -125,7 +150,15 @@ export class MailboxService {
   #blockCount = 0
   #timer: ReturnType<typeof setInterval> | undefined
   #lastRepublish = Number.NEGATIVE_INFINITY
-  readonly #requests: Record<RequestOp, Record<string, number>> = { deposit: {}, register: {}, stock: {}, ack: {} }
+  readonly #requests: Record<RequestOp, Record<string, number>> = { deposit: {}, register: {}, stock: {}, ack: {}, sync: {} }
+  readonly #uniform: () => number
+  readonly #timers: { set: (fn: () => void, ms: number) => unknown, clear: (timer: unknown) => void }
+  /** mailbox id (hex) -> steady schedule (version 2) */
+  readonly #steady = new Map<string, Steady>()
+  #steadyTimer: unknown
+  #steadyTimerAt = Number.POSITIVE_INFINITY
+  #paddingPushes = 0
+  #steadyIdle = 0
   readonly #drops: Record<string, number> = {}
   #pushes = 0
   #expiredItems = 0
@@ -139,6 +172,11 @@ export class MailboxService {
     this.#onRecord = init.onRecord
     this.#now = init.now ?? Date.now
     this.#random = init.randomBytes ?? ((n) => new Uint8Array(cryptoRandomBytes(n)))
+    this.#uniform = init.uniform ?? (() => cryptoRandomBytes(6).readUIntBE(0, 6) / 2 ** 48)
+    this.#timers = init.timers ?? {
+      set: (fn, ms) => { const t = setTimeout(fn, ms); t.unref(); return t },
+      clear: (t) => { clearTimeout(t as ReturnType<typeof setTimeout>) }
+    }
   }
 
   /** Runs one sweep and starts the sweep timer. A second call does nothing. */
@@ -158,6 +196,10 @@ export class MailboxService {
     this.#timer = undefined
     this.#blocks.clear()
     this.#blockCount = 0
+    this.#steady.clear()
+    if (this.#steadyTimer != null) this.#timers.clear(this.#steadyTimer)
+    this.#steadyTimer = undefined
+    this.#steadyTimerAt = Number.POSITIVE_INFINITY
   }
 
   stats (): MailboxStats {
@@ -172,6 +214,9 @@ export class MailboxService {
       requests,
       drops: { ...this.#drops },
       pushes: this.#pushes,
+      paddingPushes: this.#paddingPushes,
+      steadyIdle: this.#steadyIdle,
+      steadyMailboxes: this.#steady.size,
       expiredItems: this.#expiredItems,
       removedMailboxes: this.#removedMailboxes,
       ...totals,
@@ -205,6 +250,7 @@ export class MailboxService {
         case 'register': this.#register(decoded.request, decoded.signed, replyBlock); break
         case 'stock': this.#stock(decoded.request, decoded.signed, replyBlock); break
         case 'ack': this.#ack(decoded.request, decoded.signed, replyBlock); break
+        case 'sync': this.#sync(decoded.request, decoded.signed, replyBlock); break
       }
     } catch {
       // a store failure (disk full, busy, closed): counted; a deposit whose commit failed was never answered STORED
@@ -219,9 +265,13 @@ export class MailboxService {
       const gone = this.#store.expire(now, this.limits.itemAgeMs, this.limits.idleAgeMs)
       this.#expiredItems += gone.items
       this.#removedMailboxes += gone.mailboxes.length
-      for (const id of gone.mailboxes) this.#forgetBlocks(hex(id))
+      for (const id of gone.mailboxes) {
+        this.#forgetBlocks(hex(id))
+        this.#steady.delete(hex(id))
+      }
       for (const key of [...this.#blocks.keys()]) {
-        if (this.#liveBlocks(key).length > 0) this.#push(Buffer.from(key, 'hex'))
+        // a steady mailbox is pushed only at its ticks
+        if (!this.#steady.has(key) && this.#liveBlocks(key).length > 0) this.#push(Buffer.from(key, 'hex'))
       }
       if (now - this.#lastRepublish >= this.limits.republishIntervalMs) {
         this.#lastRepublish = now
@@ -245,7 +295,7 @@ export class MailboxService {
     // the store call returned: the item is committed and fsynced before any answer leaves
     const kind = result === 'stored' ? 'stored' : result === 'unknown-mailbox' ? 'unknown-mailbox' : 'full'
     this.#answer(replyBlock, { kind, mailboxId: req.mailboxId })
-    if (result === 'stored') this.#push(req.mailboxId)
+    if (result === 'stored' && !this.#steady.has(hex(req.mailboxId))) this.#push(req.mailboxId)
   }
 
   #register (req: RegisterRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
@@ -265,6 +315,8 @@ export class MailboxService {
     // address of a previous run (a client's transport key and entry relay change every run). Pushing an
     // item through such a block loses it until the re-push interval; the owner stocks anew right after.
     this.#forgetBlocks(hex(req.mailboxId))
+    // a (re)starting owner may run version 1: steady pushing waits for its next SYNC
+    this.#steady.delete(hex(req.mailboxId))
     // and what was pushed through them may never have arrived: push it again through the new blocks
     this.#store.unmarkPushed(req.mailboxId)
     if (before == null || !sameBytes(before.record, req.record)) this.#record(req.mailboxId, req.record)
@@ -283,7 +335,7 @@ export class MailboxService {
   }
 
   /** Checks an owner request against the held mailbox; answers and counts a refusal. The mailbox when authentic and fresh. */
-  #authenticate (op: 'stock' | 'ack', req: StockRequest | AckRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): MailboxRow | undefined {
+  #authenticate (op: 'stock' | 'ack' | 'sync', req: StockRequest | AckRequest | SyncRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): MailboxRow | undefined {
     const mailbox = this.#store.getMailbox(req.mailboxId)
     if (mailbox == null) {
       this.#count(op, 'unknown-mailbox')
@@ -302,11 +354,50 @@ export class MailboxService {
   #stock (req: StockRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
     const mailbox = this.#authenticate('stock', req, signed, replyBlock)
     if (mailbox == null) return
+    const key = this.#takeBlocks(mailbox, req.mailboxId, req.blocks)
+    this.#count('stock', 'stocked')
+    if (!this.#steady.has(key)) this.#push(req.mailboxId)
+    this.#answer(replyBlock, {
+      kind: 'stocked',
+      mailboxId: req.mailboxId,
+      waiting: this.#waiting(req.mailboxId),
+      blocks: Math.min(0xff, this.#liveBlocks(key).length)
+    })
+  }
+
+  /** Version 2: blocks for the steady pushes, items to delete, the push period. Pushes nothing now. */
+  #sync (req: SyncRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
+    const mailbox = this.#authenticate('sync', req, signed, replyBlock)
+    if (mailbox == null) return
+    const key = this.#takeBlocks(mailbox, req.mailboxId, req.blocks)
+    const deleted = req.itemIds.length > 0 ? this.#store.ack(req.mailboxId, req.itemIds, this.#now()) : 0
     const now = this.#now()
-    if (now - mailbox.lastSeen >= Math.min(LAST_SEEN_RESOLUTION_MS, this.limits.idleAgeMs / 100)) this.#store.touch(req.mailboxId, now)
-    const key = hex(req.mailboxId)
+    const steady = this.#steady.get(key)
+    if (steady == null) {
+      // the first tick at a random phase within one period, then one every period
+      this.#steady.set(key, { periodMs: req.pushPeriodMs, nextAt: now + Math.floor(this.#uniform() * req.pushPeriodMs), lastSyncAt: now })
+    } else {
+      steady.periodMs = req.pushPeriodMs
+      steady.lastSyncAt = now
+    }
+    this.#count('sync', 'synced')
+    this.#armSteady()
+    this.#answer(replyBlock, {
+      kind: 'synced',
+      mailboxId: req.mailboxId,
+      deleted: Math.min(0xff, deleted),
+      waiting: this.#waiting(req.mailboxId),
+      blocks: Math.min(0xff, this.#liveBlocks(key).length)
+    })
+  }
+
+  /** Holds `blocks` for a mailbox (STOCK and SYNC), within the per-mailbox and per-relay limits; its key. */
+  #takeBlocks (mailbox: MailboxRow, mailboxId: Uint8Array, blocks: Uint8Array[]): string {
+    const now = this.#now()
+    if (now - mailbox.lastSeen >= Math.min(LAST_SEEN_RESOLUTION_MS, this.limits.idleAgeMs / 100)) this.#store.touch(mailboxId, now)
+    const key = hex(mailboxId)
     const held = this.#liveBlocks(key)
-    for (const block of req.blocks) {
+    for (const block of blocks) {
       if (held.some(h => sameBytes(h.block, block))) {
         this.#drop('block-duplicate')
         continue
@@ -324,14 +415,7 @@ export class MailboxService {
       this.#blockCount++
     }
     if (held.length > 0) this.#blocks.set(key, held)
-    this.#count('stock', 'stocked')
-    this.#push(req.mailboxId)
-    this.#answer(replyBlock, {
-      kind: 'stocked',
-      mailboxId: req.mailboxId,
-      waiting: this.#waiting(req.mailboxId),
-      blocks: Math.min(0xff, this.#liveBlocks(key).length)
-    })
+    return key
   }
 
   #ack (req: AckRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {
@@ -364,6 +448,67 @@ export class MailboxService {
       this.#answer(held.block, { kind: 'push', mailboxId, itemId: item.itemId, item: item.bytes, waiting: Math.min(0xffff, others) })
     }
     if (blocks.length === 0) this.#blocks.delete(key)
+  }
+
+  // ---- steady pushing (version 2) ----
+
+  /** Sets the one steady timer to the earliest tick due. */
+  #armSteady (): void {
+    let earliest = Number.POSITIVE_INFINITY
+    for (const s of this.#steady.values()) earliest = Math.min(earliest, s.nextAt)
+    if (earliest === this.#steadyTimerAt) return
+    if (this.#steadyTimer != null) this.#timers.clear(this.#steadyTimer)
+    this.#steadyTimer = undefined
+    this.#steadyTimerAt = earliest
+    if (!Number.isFinite(earliest)) return
+    this.#steadyTimer = this.#timers.set(() => {
+      this.#steadyTimer = undefined
+      this.#steadyTimerAt = Number.POSITIVE_INFINITY
+      this.pumpSteady()
+    }, Math.max(0, earliest - this.#now()))
+  }
+
+  /** Runs every steady tick due by now, then re-arms the timer. The timer calls it; public for tests. Never throws. */
+  pumpSteady (): void {
+    const now = this.#now()
+    for (const [key, s] of [...this.#steady]) {
+      for (let i = 0; i < MAX_TICKS_PER_WAKE && s.nextAt <= now; i++) {
+        try {
+          this.#steadyTick(key)
+        } catch {
+          this.#drop('store-error')
+        }
+        s.nextAt += s.periodMs
+      }
+      // far behind (a relay asleep for longer than 1000 periods): continue from now, no burst
+      if (s.nextAt <= now) s.nextAt = now + s.periodMs
+      if (this.#liveBlocks(key).length === 0 && now - s.lastSyncAt > this.limits.blockLifetimeMs) this.#steady.delete(key)
+    }
+    this.#armSteady()
+  }
+
+  /** One steady tick: through the newest held block, the oldest due item, or PADDING when none is due. */
+  #steadyTick (key: string): void {
+    const blocks = this.#liveBlocks(key)
+    const held = blocks.pop()
+    if (held == null) {
+      this.#steadyIdle++
+      return
+    }
+    this.#blockCount--
+    if (blocks.length === 0) this.#blocks.delete(key)
+    const mailboxId = new Uint8Array(Buffer.from(key, 'hex'))
+    const now = this.#now()
+    const due = this.#store.due(mailboxId, now - this.limits.repushIntervalMs, 1)
+    const others = Math.min(0xffff, Math.max(0, this.#waiting(mailboxId) - due.length))
+    if (due.length === 0) {
+      this.#paddingPushes++
+      this.#answer(held.block, { kind: 'padding', mailboxId, waiting: others })
+      return
+    }
+    this.#store.markPushed([due[0].itemId], now)
+    this.#pushes++
+    this.#answer(held.block, { kind: 'push', mailboxId, itemId: due[0].itemId, item: due[0].bytes, waiting: others })
   }
 
   /** The blocks of one mailbox still alive at the current time (the same array the map holds). */

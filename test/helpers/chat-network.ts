@@ -40,9 +40,10 @@ export const TEST_CHAT_TIMING: Partial<ChatTiming> = {
 /**
  * Mixing timers for tests that run a suite at a mixing level (P2PCHAT_TEST_PRIVACY=standard, issue 11:
  * "nothing lost with mixing and cover on"): 50 ms per hop, loop cover every 1 s and drop cover every
- * 100 ms on average (a real packet waits 100 ms for its tick), receipts after 300 ms.
+ * 100 ms on average (a real packet waits 100 ms for its tick), receipts after 300 ms; at a level with
+ * steady mailboxes, a push every 300 ms and a SYNC every 600 ms on average.
  */
-export const TEST_MIXING = { meanDelayMs: 50, loopGapMs: 1_000, dropGapMs: 100, receiptDelayMs: 300 }
+export const TEST_MIXING = { meanDelayMs: 50, loopGapMs: 1_000, dropGapMs: 100, receiptDelayMs: 300, mailboxPushPeriodMs: 300, mailboxSyncGapMs: 600 }
 
 /**
  * The level users of the test helpers run at: `fast` (no delays, no cover), unless
