@@ -417,13 +417,13 @@ export class MailboxClient {
     const used = new Set([...this.live.values()].map(l => hex(l.key.relay)))
     const usedSubnets = new Set([...this.live.values()].map(l => { const r = this.relay(l.key.relay); return r == null ? undefined : this.init.subnetOf?.(r) }).filter(s => s != null))
     const all = this.init.relays()
-    const candidates = all.filter(r => r.peerId !== entry && !used.has(hex(r.address)))
-    const isFresh = (r: PathRelay): boolean => { const s = this.init.subnetOf?.(r); return s == null || !usedSubnets.has(s) }
-    const fresh = candidates.filter(isFresh)
-    const isExit = (r: PathRelay): boolean => relayRole(r.peerId) === 'exit'
     const isCandidate = (r: PathRelay): boolean => r.peerId !== entry && !used.has(hex(r.address))
+    const isFresh = (r: PathRelay): boolean => { const s = this.init.subnetOf?.(r); return s == null || !usedSubnets.has(s) }
+    const isExit = (r: PathRelay): boolean => relayRole(r.peerId) === 'exit'
     const exit = drawForPosition(all, isExit, r => isCandidate(r) && isFresh(r)) ?? drawForPosition(all, isExit, isCandidate)
     if (exit != null) return exit
+    const candidates = all.filter(isCandidate)
+    const fresh = candidates.filter(isFresh)
     const pool = fresh.length > 0 ? fresh : candidates
     if (pool.length > 0) this.init.onWarning?.('too few exit relays: a mailbox goes on a relay of the entry role, where an operator of many relays that made them all entry relays can hold both ends of a message\'s path (start more relays)')
     return drawByGroup(pool)
