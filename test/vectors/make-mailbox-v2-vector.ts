@@ -10,32 +10,15 @@
  * test/mailbox-v2-vectors.test.ts rebuilds every entry from its fields and compares byte for byte. Every
  * field comes from SHA-256 of a label (expanded by counter); Ed25519 signatures are deterministic.
  */
-import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { buildSync, mailboxKeyPairFromSeed, mailboxServiceBody } from '../../protocols/mailbox/client.ts'
 import { decodeRequest, encodeAnswer } from '../../protocols/mailbox/codec.ts'
 import type { MailboxAnswer } from '../../protocols/mailbox/codec.ts'
 import { SURB_SIZE, SYNC_ACK_SLOTS, SYNC_BLOCKS } from '../../protocols/mailbox/constants.ts'
+// the same deterministic fields and JSON form as version 1's vectors
+import { fixed, jsonForm } from './make-mailbox-vector.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-
-/** n bytes: SHA-256(label ‖ u32 counter) for counter 0, 1, ... concatenated. */
-function fixed (label: string, n: number): Uint8Array {
-  const out = new Uint8Array(n)
-  for (let i = 0, off = 0; off < n; i++, off += 32) {
-    const c = Buffer.alloc(4)
-    c.writeUInt32BE(i)
-    out.set(createHash('sha256').update(label).update(c).digest().subarray(0, Math.min(32, n - off)), off)
-  }
-  return out
-}
-
-function jsonForm (value: unknown): unknown {
-  if (value instanceof Uint8Array) return hex(value)
-  if (Array.isArray(value)) return value.map(jsonForm)
-  if (value != null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonForm(v)]))
-  return value
-}
 
 const keys = mailboxKeyPairFromSeed(fixed('mailbox-v2 vector: mailbox key seed', 32))
 const timestamp = 1_800_000_000_000

@@ -19,7 +19,7 @@ import { SURB_SIZE } from '../../protocols/mailbox/constants.ts'
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 /** n bytes: SHA-256(label ‖ u32 counter) for counter 0, 1, ... concatenated. */
-function fixed (label: string, n: number): Uint8Array {
+export function fixed (label: string, n: number): Uint8Array {
   const out = new Uint8Array(n)
   for (let i = 0, off = 0; off < n; i++, off += 32) {
     const c = Buffer.alloc(4)
