@@ -20,19 +20,19 @@ import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
 import type { MailboxAddress, MailboxTiming } from '../node/mailboxes.ts'
 import { buildDeposit, decodeMailboxPayload } from '../protocols/mailbox/client.ts'
-import { SURB_SIZE } from '../protocols/mailbox/constants.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
 import { MailboxStore } from '../protocols/mailbox/store.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { waitFor, within } from './helpers/wait.ts'
+import { StandInReplyBlocks } from './helpers/reply-blocks.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 let root: string
 let db: DatabaseSync
 const relays: Array<{ path: PathRelay, store: MailboxStore, service: MailboxService }> = []
-const blocks = new Map<string, (payload: Uint8Array) => void>()
+const blocks = new StandInReplyBlocks()
 /** requests under way, in the order they were sent: each waits until the test delivers it */
 const held: Array<{ relay: string, deliver: () => void }> = []
 /** pushes (and other answers) the relays sent through reply blocks */
@@ -43,11 +43,7 @@ let auto: { loseFirstTo: string, lose: number, lost: number } | undefined
 const gone = new Set<string>()
 
 const onion = {
-  replyBlock: (onReply: (payload: Uint8Array) => void): { surb: Uint8Array, id: Uint8Array, path: string[] } => {
-    const surb = new Uint8Array(randomBytes(SURB_SIZE))
-    blocks.set(hex(surb), onReply)
-    return { surb, id: new Uint8Array(randomBytes(16)), path: ['mix'] }
-  },
+  replyBlock: (onReply: (payload: Uint8Array) => void) => blocks.make(onReply),
   request: async (final: PathRelay, _service: number, request: Uint8Array): Promise<Uint8Array> => {
     const relay = relays.find(r => r.path.peerId === final.peerId)
     if (relay == null) throw Object.assign(new Error('no answer'), { name: 'AnswerTimeoutError' })
@@ -74,7 +70,7 @@ before(() => {
     const service = new MailboxService({
       store,
       limits: { repushIntervalMs: 200, sweepIntervalMs: 100 },
-      sendThroughReplyBlock: (block, payload) => { pushes++; const to = blocks.get(hex(block)); blocks.delete(hex(block)); to?.(payload) },
+      sendThroughReplyBlock: (block, payload) => { pushes++; blocks.deliver(block, payload) },
       onRecord: () => {}
     })
     service.start()

@@ -18,12 +18,12 @@ import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
 import type { MailboxAddress, MailboxTiming } from '../node/mailboxes.ts'
 import { buildDeposit, decodeMailboxPayload } from '../protocols/mailbox/client.ts'
-import { SURB_SIZE } from '../protocols/mailbox/constants.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
 import { MailboxStore } from '../protocols/mailbox/store.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { waitFor } from './helpers/wait.ts'
+import { StandInReplyBlocks } from './helpers/reply-blocks.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -35,7 +35,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
   let relays: FakeRelay[]
   let down: Set<string>
   /** reply blocks by their bytes: what answers or pushes through them reach */
-  let blocks: Map<string, (payload: Uint8Array) => void>
+  let blocks: StandInReplyBlocks
   let db: DatabaseSync
   let clients: MailboxClient[]
   /** the user's entry relay (peer id) */
@@ -51,9 +51,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
       limits: { repushIntervalMs: 200, sweepIntervalMs: 100 },
       sendThroughReplyBlock: (block, payload) => {
         if (down.has(r.path.peerId)) return
-        const to = blocks.get(hex(block))
-        blocks.delete(hex(block))
-        to?.(payload)
+        blocks.deliver(block, payload)
       },
       onRecord: () => {}
     })
@@ -73,11 +71,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
   }
 
   const onion = {
-    replyBlock: (onReply: (payload: Uint8Array) => void): { surb: Uint8Array, id: Uint8Array, path: string[] } => {
-      const surb = new Uint8Array(randomBytes(SURB_SIZE))
-      blocks.set(hex(surb), onReply)
-      return { surb, id: new Uint8Array(randomBytes(16)), path: ['mix'] }
-    },
+    replyBlock: (onReply: (payload: Uint8Array) => void) => blocks.make(onReply),
     request: async (final: PathRelay, _service: number, request: Uint8Array): Promise<Uint8Array> => {
       const relay = relays.find(r => r.path.peerId === final.peerId)
       if (relay == null || down.has(final.peerId)) throw Object.assign(new Error('no answer'), { name: 'AnswerTimeoutError' })
@@ -116,7 +110,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
   beforeEach(() => {
     root = mkdtempSync(join(tmpdir(), 'p2pchat-mailbox-client-'))
     down = new Set()
-    blocks = new Map()
+    blocks = new StandInReplyBlocks()
     clients = []
     entry = 'entry'
     held = new Map()

@@ -21,11 +21,11 @@ import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
 import { relayRole } from '../node/roles.ts'
 import type { RelayRole } from '../node/roles.ts'
-import { SURB_SIZE } from '../protocols/mailbox/constants.ts'
 import { MailboxService } from '../protocols/mailbox/service.ts'
 import { MailboxStore } from '../protocols/mailbox/store.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
+import { StandInReplyBlocks } from './helpers/reply-blocks.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -139,7 +139,7 @@ describe('mailbox relays through start: real mailbox services', { timeout: 120_0
 
   /** A client over `relays`, each backed by a real mailbox service; the onion stand-in delivers at once. */
   function client (relays: PathRelay[], entry: string, warnings: string[]): MailboxClient {
-    const blocks = new Map<string, (payload: Uint8Array) => void>()
+    const blocks = new StandInReplyBlocks()
     const byPeer = new Map<string, MailboxService>()
     for (const r of relays) {
       const dir = join(root, r.peerId)
@@ -147,7 +147,7 @@ describe('mailbox relays through start: real mailbox services', { timeout: 120_0
       const store = MailboxStore.open(MailboxStore.pathIn(dir))
       const service = new MailboxService({
         store,
-        sendThroughReplyBlock: (block, payload) => { const to = blocks.get(hex(block)); blocks.delete(hex(block)); to?.(payload) },
+        sendThroughReplyBlock: (block, payload) => { blocks.deliver(block, payload) },
         onRecord: () => {}
       })
       service.start()
@@ -155,11 +155,7 @@ describe('mailbox relays through start: real mailbox services', { timeout: 120_0
       byPeer.set(r.peerId, service)
     }
     const onion = {
-      replyBlock: (onReply: (payload: Uint8Array) => void): { surb: Uint8Array, id: Uint8Array, path: string[] } => {
-        const surb = new Uint8Array(randomBytes(SURB_SIZE))
-        blocks.set(hex(surb), onReply)
-        return { surb, id: new Uint8Array(randomBytes(16)), path: ['mix'] }
-      },
+      replyBlock: (onReply: (payload: Uint8Array) => void) => blocks.make(onReply),
       request: async (final: PathRelay, _service: number, request: Uint8Array): Promise<Uint8Array> => {
         const service = byPeer.get(final.peerId)
         if (service == null) throw new Error('no such relay')
