@@ -199,12 +199,7 @@ export class DirectoryClient {
     // no exit answered in time, some timed out (a slow network, or dead exits): their late answers still decide
     if (inTime.some(a => a.bytes != null) || !inTime.some(a => a.timedOut)) return inTime.map(a => a.bytes)
     waiting = new Set(inTime.flatMap((a, i) => a.timedOut ? [i] : []))
-    let timer: ReturnType<typeof setTimeout> | undefined
-    await new Promise<void>(resolve => {
-      wake = resolve
-      timer = setTimeout(resolve, this.timeoutMs)
-    })
-    clearTimeout(timer)
+    await settledWithin(new Promise<void>(resolve => { wake = resolve }), this.timeoutMs)
     waiting = undefined
     return answers
   }
@@ -281,13 +276,21 @@ export class DirectoryClient {
     }
     // the last try's answer (or an earlier one's) may still come: one more request timeout for it
     if (lastTimedOut) {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      await Promise.race([settled, new Promise<void>(resolve => { timer = setTimeout(resolve, this.timeoutMs) })])
-      clearTimeout(timer)
+      await settledWithin(settled, this.timeoutMs)
       if (outcome != null) return ended()
     }
     this.stats.failures++
     if (!answered && anyTimedOut) throw new PublishTimeoutError(`could not publish the name "${nick}": no exit answered in ${rounds} round${rounds === 1 ? '' : 's'} of ${PUBLISH_TRIES} (the network is slow or unreachable)`)
     throw new PublishError(`could not publish the name "${nick}": ${last}`)
   }
+}
+
+/**
+ * Waits for `event` (it never rejects here: a wake-up) or `ms`, whichever comes first, and clears the
+ * timer either way: the one more request timeout both lookups and publications give late answers.
+ */
+async function settledWithin (event: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([event, new Promise<void>(resolve => { timer = setTimeout(resolve, ms) })])
+  clearTimeout(timer)
 }
