@@ -90,6 +90,11 @@ export interface ChatTiming {
   crossCheckMaxDelayMs: number
   /** Relay admission (protocols/onion/admission.ts): the age other relays must attest before a relay carries paths. */
   relayMinAgeMs: number
+  /**
+   * After a send to a relay, the next send to it is made ahead this much later, in idle time
+   * (protocols/onion/client.ts `prepareDelayMs`): its X25519s leave the next send's critical path. Negative: never.
+   */
+  prepareDelayMs: number
 }
 
 export const DEFAULT_TIMING: ChatTiming = {
@@ -103,7 +108,8 @@ export const DEFAULT_TIMING: ChatTiming = {
   stockIntervalMs: 5 * 60_000,
   stockTtlMs: 40 * 60_000,
   crossCheckMaxDelayMs: 10 * 60_000,
-  relayMinAgeMs: DEFAULT_MIN_RELAY_AGE_MS
+  relayMinAgeMs: DEFAULT_MIN_RELAY_AGE_MS,
+  prepareDelayMs: 100
 }
 
 /** Names in the record live this long (a week of mailbox waiting and a margin; republished while we are online). */
@@ -295,6 +301,8 @@ export class ChatNode {
       relays: usable,
       entry: () => this.cover.link(),
       onWarning: warn,
+      // after the packets a send sets off (its answer, a push, a receipt: tens of ms), not among them
+      prepareDelayMs: this.timing.prepareDelayMs >= 0 ? this.timing.prepareDelayMs : undefined,
       onOutcome: (relays, answered) => {
         if (answered) this.health.answered(relays)
         else { this.health.unanswered(relays); this.checkRelays() }
@@ -617,6 +625,7 @@ export class ChatNode {
       this.cover.stop()
       this.receiver.stop()
       this.mailboxes.stop()
+      this.onion.close()
       await this.entry.stop()
       const pubsub = this.node.services.pubsub
       pubsub.topicValidators.delete(RELAY_TOPIC)
