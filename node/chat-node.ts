@@ -751,7 +751,7 @@ export class ChatNode {
 
   /** Does `nick` know us already (a receipt from it arrived)? Then our record need not ride along. */
   private knowsUs (nick: string): boolean {
-    return this.store.history(nick, 200).some(m => m.direction === 'out' && m.state === 'delivered')
+    return this.store.deliveredAmongLatest(nick, 200)
   }
 
   /** One delivery attempt: seal, deposit at one of the recipient's mailboxes, the other if that fails. */
