@@ -121,6 +121,8 @@ export const NAME_TTL_MS = 7 * 24 * 3600_000 + 12 * 3600_000
 const USER_PIN_WINDOW = 2
 /** How often our record is re-signed and republished while online. */
 const REPUBLISH_INTERVAL_MS = 3600_000
+/** Contacts' records whose signature check is remembered (keptRecord); beyond, all are checked again. */
+const MAX_KEPT_RECORDS = 1024
 
 export interface ChatNodeOptions {
   dataDir: string
@@ -227,6 +229,8 @@ export class ChatNode {
   /** Messages that found the in-flight window full, in order: each goes when a place comes free. */
   private readonly waitingForSlot = new Set<string>()
   private readonly recordCache = new Map<string, { record: SignedRecord, at: number }>()
+  /** Contact records on file whose signature was checked, by nick, with the bytes checked (keptRecord). */
+  private readonly keptRecords = new Map<string, { bytes: Uint8Array, record: SignedRecord }>()
   private readonly lookups = new Map<string, Promise<SignedRecord>>()
   private record: SignedRecord | undefined
   private lastSequence = 0n
@@ -715,13 +719,22 @@ export class ChatNode {
     return await running
   }
 
-  /** The record on file for a contact, if still valid. */
+  /**
+   * The record on file for a contact, if still valid. Its signature is checked once per record bytes
+   * (kept in `keptRecords`), not on every message and receipt; its expiry on every call.
+   */
   private keptRecord (nick: string): SignedRecord | undefined {
     const bytes = this.store.contactRecord(nick)
     if (bytes == null) return undefined
+    const known = this.keptRecords.get(nick)
+    if (known != null && bytesEqual(known.bytes, bytes)) return known.record.expiry > Date.now() ? known.record : undefined
     try {
-      return verifyRecord(nameKey(nick), bytes)
+      const record = verifyRecord(nameKey(nick), bytes)
+      if (this.keptRecords.size >= MAX_KEPT_RECORDS) this.keptRecords.clear()
+      this.keptRecords.set(nick, { bytes: bytes.slice(), record })
+      return record
     } catch {
+      this.keptRecords.delete(nick)
       return undefined
     }
   }
