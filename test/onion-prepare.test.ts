@@ -145,6 +145,18 @@ describe('sends made ahead (OnionClient prepareDelayMs)', () => {
     s.onion.close()
   })
 
+  it('the same relays listed in another order are the same set: the one made ahead is used', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const s = setup()
+    const final = s.relays[3]
+    s.onion.send(final, 0x05, Uint8Array.of(1), { onAnswer: () => {} })
+    t.mock.timers.tick(DELAY_MS)
+    s.relays.reverse()
+    s.onion.send(final, 0x05, Uint8Array.of(1), { onAnswer: () => {} })
+    assert.deepEqual(s.onion.stats.prepared, { used: 1, built: 1, stale: 0 })
+    s.onion.close()
+  })
+
   it('a new entry relay makes the one made ahead stale', (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] })
     const s = setup()

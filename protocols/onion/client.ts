@@ -135,10 +135,13 @@ export interface SentRequest {
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
-/** Everything a path draw depends on, as one string: the entry relay and every usable relay, in order. */
+/**
+ * Everything a path draw depends on, as one string: the entry relay and the set of usable relays (in
+ * any order: a draw picks by group at random, so the order of the list changes no probability).
+ */
 function drawnFrom (entry: PathRelay, relays: PathRelay[]): string {
   const one = (r: PathRelay): string => `${r.peerId}:${hex(r.onionKey)}:${r.subnets?.join(',') ?? ''}:${r.family ?? ''}`
-  return `${one(entry)};${relays.map(one).join(';')}`
+  return `${one(entry)};${relays.map(one).sort().join(';')}`
 }
 
 export class OnionClient {
