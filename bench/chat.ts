@@ -82,6 +82,11 @@ export interface ChatBenchResult {
    * the timed ones; `wall` is the wall time per message, gaps excluded.
    */
   cpuPerMessage: Record<CpuCategory | 'wall', number>
+  /**
+   * Sends of alice and bob over the timed and profiled messages (OnionClient stats.prepared): made ahead
+   * in idle time and used, built on the send, made ahead and found stale.
+   */
+  prepared: Record<'alice' | 'bob', { used: number, built: number, stale: number }>
   firstMessage: FirstMessage[]
   total: Summary
   stages: Record<'start' | 'lookup' | 'sendToShown' | 'shownToReceipt', Summary>
@@ -157,6 +162,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
     }
     log(`  end to end: ${opts.messages} chat messages alice -> bob through mailboxes, ${opts.messages} direct frames`)
     for (let i = 0; i < 10; i++) { await directOnce(); await chatOnce(-i - 1) } // connections, caches, JIT
+    const preparedAt = { alice: { ...alice.chat.onion.stats.prepared }, bob: { ...bob.chat.onion.stats.prepared } }
     const directMs: number[] = []
     const oneWayMs: number[] = []
     const roundTripMs: number[] = []
@@ -181,6 +187,12 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
     const cpuPerMessage = Object.fromEntries(Object.entries(split.ms).map(([k, v]) => [k, v / PROFILED_MESSAGES])) as Record<CpuCategory, number>
     // idle covers the profiled messages only: the time between them is not a message's
     cpuPerMessage.idle = Math.max(0, cpuPerMessage.idle - gaps / PROFILED_MESSAGES)
+
+    const preparedSince = (user: TestUser, at: { used: number, built: number, stale: number }): { used: number, built: number, stale: number } => {
+      const now = user.chat.onion.stats.prepared
+      return { used: now.used - at.used, built: now.built - at.built, stale: now.stale - at.stale }
+    }
+    const prepared = { alice: preparedSince(alice, preparedAt.alice), bob: preparedSince(bob, preparedAt.bob) }
 
     // ---- newcomers: the 20th node, one at a time ----
     if (opts.newcomers > 0) log(`  in-process newcomers: ${opts.newcomers}, one at a time, each the last node`)
@@ -228,6 +240,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       relayHopsRoundTrip: summarize(hops.roundTrip),
       sendCall: summarize(hops.sendCall),
       cpuPerMessage: { ...cpuPerMessage, wall: profiledWall / PROFILED_MESSAGES },
+      prepared,
       firstMessage,
       total: summarize(firstMessage.map(f => f.totalMs)),
       stages: {

@@ -90,6 +90,11 @@ export interface ChatTiming {
   crossCheckMaxDelayMs: number
   /** Relay admission (protocols/onion/admission.ts): the age other relays must attest before a relay carries paths. */
   relayMinAgeMs: number
+  /**
+   * After a send to a relay, the next send to it is made ahead this much later, in idle time
+   * (protocols/onion/client.ts `prepareDelayMs`): its X25519s leave the next send's critical path. Negative: never.
+   */
+  prepareDelayMs: number
 }
 
 export const DEFAULT_TIMING: ChatTiming = {
@@ -103,7 +108,8 @@ export const DEFAULT_TIMING: ChatTiming = {
   stockIntervalMs: 5 * 60_000,
   stockTtlMs: 40 * 60_000,
   crossCheckMaxDelayMs: 10 * 60_000,
-  relayMinAgeMs: DEFAULT_MIN_RELAY_AGE_MS
+  relayMinAgeMs: DEFAULT_MIN_RELAY_AGE_MS,
+  prepareDelayMs: 100
 }
 
 /** Names in the record live this long (a week of mailbox waiting and a margin; republished while we are online). */
@@ -115,6 +121,8 @@ export const NAME_TTL_MS = 7 * 24 * 3600_000 + 12 * 3600_000
 const USER_PIN_WINDOW = 2
 /** How often our record is re-signed and republished while online. */
 const REPUBLISH_INTERVAL_MS = 3600_000
+/** Contacts' records whose signature check is remembered (keptRecord); beyond, all are checked again. */
+const MAX_KEPT_RECORDS = 1024
 
 export interface ChatNodeOptions {
   dataDir: string
@@ -221,6 +229,8 @@ export class ChatNode {
   /** Messages that found the in-flight window full, in order: each goes when a place comes free. */
   private readonly waitingForSlot = new Set<string>()
   private readonly recordCache = new Map<string, { record: SignedRecord, at: number }>()
+  /** Contact records on file whose signature was checked, by nick, with the bytes checked (keptRecord). */
+  private readonly keptRecords = new Map<string, { bytes: Uint8Array, record: SignedRecord }>()
   private readonly lookups = new Map<string, Promise<SignedRecord>>()
   private record: SignedRecord | undefined
   private lastSequence = 0n
@@ -295,6 +305,8 @@ export class ChatNode {
       relays: usable,
       entry: () => this.cover.link(),
       onWarning: warn,
+      // after the packets a send sets off (its answer, a push, a receipt: tens of ms), not among them
+      prepareDelayMs: this.timing.prepareDelayMs >= 0 ? this.timing.prepareDelayMs : undefined,
       onOutcome: (relays, answered) => {
         if (answered) this.health.answered(relays)
         else { this.health.unanswered(relays); this.checkRelays() }
@@ -617,6 +629,7 @@ export class ChatNode {
       this.cover.stop()
       this.receiver.stop()
       this.mailboxes.stop()
+      this.onion.close()
       await this.entry.stop()
       const pubsub = this.node.services.pubsub
       pubsub.topicValidators.delete(RELAY_TOPIC)
@@ -706,13 +719,22 @@ export class ChatNode {
     return await running
   }
 
-  /** The record on file for a contact, if still valid. */
+  /**
+   * The record on file for a contact, if still valid. Its signature is checked once per record bytes
+   * (kept in `keptRecords`), not on every message and receipt; its expiry on every call.
+   */
   private keptRecord (nick: string): SignedRecord | undefined {
     const bytes = this.store.contactRecord(nick)
     if (bytes == null) return undefined
+    const known = this.keptRecords.get(nick)
+    if (known != null && bytesEqual(known.bytes, bytes)) return known.record.expiry > Date.now() ? known.record : undefined
     try {
-      return verifyRecord(nameKey(nick), bytes)
+      const record = verifyRecord(nameKey(nick), bytes)
+      if (this.keptRecords.size >= MAX_KEPT_RECORDS) this.keptRecords.clear()
+      this.keptRecords.set(nick, { bytes: bytes.slice(), record })
+      return record
     } catch {
+      this.keptRecords.delete(nick)
       return undefined
     }
   }
@@ -742,7 +764,7 @@ export class ChatNode {
 
   /** Does `nick` know us already (a receipt from it arrived)? Then our record need not ride along. */
   private knowsUs (nick: string): boolean {
-    return this.store.history(nick, 200).some(m => m.direction === 'out' && m.state === 'delivered')
+    return this.store.deliveredAmongLatest(nick, 200)
   }
 
   /** One delivery attempt: seal, deposit at one of the recipient's mailboxes, the other if that fails. */

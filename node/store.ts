@@ -5,7 +5,7 @@
  * One SQLite file, `<dataDir>/p2pchat.db` (node:sqlite), created mode 0600; a file that other users can
  * read is refused like a key file (it holds history and SURB secrets). WAL journal with
  * `synchronous=FULL`: every commit is fsynced before the call returns, so a message reported as stored
- * survives a crash. `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
+ * survives a crash (all but `markSent`, a count of attempts a crash may lose). `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
  * `PRAGMA user_version`; each migration runs in its own transaction.
  *
  * Ids are lowercase hex strings (message ids: 16 bytes = 32 hex characters). Times are ms since the epoch.
@@ -412,7 +412,7 @@ function prepareStatements (db: DatabaseSync) {
     getContactRecord: db.prepare('SELECT record, sequence FROM contact_records WHERE nick = ?'),
     putContactRecord: db.prepare(`INSERT INTO contact_records (nick, record, sequence, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (nick) DO UPDATE SET record = excluded.record, sequence = excluded.sequence, updated_at = excluded.updated_at
-      WHERE excluded.sequence >= contact_records.sequence`),
+      WHERE excluded.sequence > contact_records.sequence OR (excluded.sequence = contact_records.sequence AND excluded.record IS NOT contact_records.record)`),
     deleteContactRecord: db.prepare('DELETE FROM contact_records WHERE nick = ?'),
     addReceipt: db.prepare('INSERT INTO receipts_out (message_id, peer_nick, created_at) VALUES (?, ?, ?) ON CONFLICT (message_id) DO NOTHING'),
     receiptsOut: db.prepare('SELECT message_id, peer_nick, created_at FROM receipts_out ORDER BY created_at, rowid'),
@@ -431,6 +431,9 @@ function prepareStatements (db: DatabaseSync) {
     history: db.prepare(`SELECT * FROM (
         SELECT rowid AS seq, ${MESSAGE_COLUMNS} FROM messages WHERE peer_nick = ? ORDER BY timestamp DESC, seq DESC LIMIT ?
       ) ORDER BY timestamp, seq`),
+    deliveredAmongLatest: db.prepare(`SELECT 1 AS found FROM (
+        SELECT rowid AS seq, direction, state FROM messages WHERE peer_nick = ? ORDER BY timestamp DESC, seq DESC LIMIT ?
+      ) WHERE direction = 'out' AND state = 'delivered' LIMIT 1`),
     outbox: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages
       WHERE direction = 'out' AND state IN ('queued', 'sent') AND (expires_at IS NULL OR expires_at > ?)
       ORDER BY timestamp, rowid`),
@@ -545,6 +548,22 @@ export class ChatStore {
     }
   }
 
+  /**
+   * `fn`'s writes committed without an fsync of their own (synchronous=NORMAL for that commit): a crash
+   * may lose them, never corrupt the file; the next durable commit fsyncs the WAL and them with it (WAL
+   * frames are written in order). Inside a transaction, the transaction's commit decides.
+   */
+  #lazy<T> (fn: () => T): T {
+    const { db } = this.#live()
+    if (db.isTransaction) return fn()
+    db.exec('PRAGMA synchronous = NORMAL')
+    try {
+      return fn()
+    } finally {
+      db.exec('PRAGMA synchronous = FULL')
+    }
+  }
+
   // ---- messages ----
 
   /** Stores a new outgoing message in state 'queued'. Throws DuplicateMessageError if the id exists. */
@@ -563,10 +582,14 @@ export class ChatStore {
     return toMessage(sql.getMessage.get(id) as Row)
   }
 
-  /** Records one more send attempt: 'queued' or 'sent' -> 'sent'. False if unknown, delivered or failed. */
+  /**
+   * Records one more send attempt: 'queued' or 'sent' -> 'sent'. False if unknown, delivered or failed.
+   * Not fsynced (it is on the way of every send; the message itself was, by addOutgoing): a crash may
+   * lose it, leaving the message 'queued' with one attempt fewer, and it is sent again, as it would be.
+   */
   markSent (id: string | Uint8Array, attemptAt = Date.now()): boolean {
     const { sql } = this.#live()
-    return sql.markSent.run(attemptAt, hexId(id, 'message id', 16)).changes === 1
+    return this.#lazy(() => sql.markSent.run(attemptAt, hexId(id, 'message id', 16)).changes === 1)
   }
 
   /** A receipt arrived: -> 'delivered' (also from 'failed': the receipt proves delivery). False if unknown or already delivered. */
@@ -597,7 +620,10 @@ export class ChatStore {
     return row == null ? undefined : blob(row.record)
   }
 
-  /** Keeps a verified record of a contact; an older sequence does not replace a newer one. */
+  /**
+   * Keeps a verified record of a contact; an older sequence does not replace a newer one, and the record
+   * on file put again changes nothing (no write, so no fsync: every send puts the record it used).
+   */
   putContactRecord (nick: string, record: Uint8Array, sequence: bigint, now = Date.now()): void {
     const { sql } = this.#live()
     checkNick(nick)
@@ -689,6 +715,17 @@ export class ChatStore {
     const { sql } = this.#live()
     if (!Number.isSafeInteger(limit) || limit < 0) throw new InvalidStoreInputError('limit must be a non-negative integer')
     return sql.history.all(nick, limit).map(toMessage)
+  }
+
+  /**
+   * Is one of the latest `limit` messages with `nick` an outgoing one it receipted? The same answer as
+   * `history(nick, limit).some(m => m.direction === 'out' && m.state === 'delivered')`, without reading
+   * the rows (it is asked on every send).
+   */
+  deliveredAmongLatest (nick: string, limit: number): boolean {
+    const { sql } = this.#live()
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new InvalidStoreInputError('limit must be a non-negative integer')
+    return sql.deliveredAmongLatest.get(nick, limit) != null
   }
 
   /** Outgoing messages still to deliver at `now`: 'queued' or 'sent', not expired; oldest first. */

@@ -199,6 +199,39 @@ describe('ChatStore', () => {
       assert.ok(store.get(b))
       assert.equal(store.get(c), undefined)
     })
+
+    it('deliveredAmongLatest answers as history(nick, n).some(out and delivered) does', () => {
+      const same = (nick: string, n: number): void => {
+        assert.equal(store.deliveredAmongLatest(nick, n), store.history(nick, n).some(m => m.direction === 'out' && m.state === 'delivered'), `${nick}, ${n}`)
+      }
+      same('bob', 200)
+      assert.equal(store.deliveredAmongLatest('bob', 200), false)
+      const first = outgoing({ timestamp: T0 })
+      same('bob', 200)
+      store.markDelivered(first.id, T0 + 1)
+      assert.equal(store.deliveredAmongLatest('bob', 200), true)
+      assert.equal(store.deliveredAmongLatest('carol', 200), false, 'another contact')
+      for (let i = 1; i <= 5; i++) outgoing({ timestamp: T0 + i * 10 })
+      for (let i = 1; i <= 3; i++) store.addIncoming({ id: id(), peerNick: 'bob', peerFingerprint: 'f', text: `in ${i}`, timestamp: T0 + 100 + i, verified: true })
+      for (const n of [0, 1, 3, 8, 9, 200]) same('bob', n)
+      assert.equal(store.deliveredAmongLatest('bob', 8), false, 'the delivered one is the 9th latest')
+      assert.equal(store.deliveredAmongLatest('bob', 9), true)
+      assert.throws(() => store.deliveredAmongLatest('bob', -1), { name: 'InvalidStoreInputError' })
+    })
+
+    it('markSent commits without an fsync of its own and leaves every other commit fsynced (synchronous FULL), also inside a transaction', () => {
+      const sync = (): number => Number(store.database.prepare('PRAGMA synchronous').get()?.synchronous)
+      assert.equal(sync(), 2, 'FULL')
+      const m = outgoing()
+      assert.equal(store.markSent(m.id, T0 + 1), true)
+      assert.equal(sync(), 2, 'FULL again after markSent')
+      store.transaction(() => { assert.equal(store.markSent(m.id, T0 + 2), true) })
+      assert.equal(sync(), 2)
+      store.close()
+      store = ChatStore.open(path)
+      assert.equal(store.get(m.id)?.attempts, 2, 'both attempts are in the file after a clean close')
+      assert.equal(sync(), 2)
+    })
   })
 
   describe('pins', () => {

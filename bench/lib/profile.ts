@@ -221,7 +221,7 @@ export function stackVsOurs (split: ProfileSplit, frames: number): { stack: numb
 
 /**
  * Tasks of a chat message, first match wins, from the leaf frame up:
- *   build    createPacket, createSurb, packetFromSurb (protocols/onion/sphinx.ts): the sender's side
+ *   build    createPacket (preparePacket, finishPacket), createSurb, packetFromSurb (protocols/onion/sphinx.ts): the sender's side
  *   hop      processPacket, openReply: peeling a layer, at relays and at the final client
  *   seal     protocols/chat/seal.ts: the end-to-end encryption of a message and its opening
  *   sign     ed25519Verify / the signer (protocols/crypto/keys.ts): our own signatures
@@ -242,7 +242,7 @@ export interface CpuSplit {
 }
 
 const BY_NAME: ReadonlyArray<[CpuCategory, ReadonlySet<string>, string]> = [
-  ['build', new Set(['createPacket', 'createSurb', 'packetFromSurb']), 'protocols/onion/sphinx.ts'],
+  ['build', new Set(['createPacket', 'preparePacket', 'finishPacket', 'createSurb', 'packetFromSurb']), 'protocols/onion/sphinx.ts'],
   ['hop', new Set(['processPacket', 'openReply']), 'protocols/onion/sphinx.ts'],
   ['sign', new Set(['ed25519Verify', 'sign']), 'protocols/crypto/keys.ts']
 ]

@@ -5,7 +5,8 @@
  * timestamp, created, last seen, and running item count / bytes) and `items` (item id 16 random bytes,
  * mailbox id, the opaque sealed bytes, stored at, last pushed at). Created mode 0600; a file that other
  * users can read is refused. WAL journal with `synchronous=FULL`: every commit is fsynced before the call
- * returns, so an item `deposit` reported as stored survives a crash. `secure_delete` overwrites deleted
+ * returns, so an item `deposit` reported as stored survives a crash (all but `markPushed`, which a crash
+ * may lose: every start forgets the pushes anyway). `secure_delete` overwrites deleted
  * items. Schema versioned with `PRAGMA user_version`, one migration per transaction.
  *
  * Limits are checked inside the write transaction (BEGIN IMMEDIATE), so two writers cannot both pass a
@@ -222,16 +223,26 @@ export class MailboxStore {
   }
 
   /** Runs `fn` in one write transaction (BEGIN IMMEDIATE ... COMMIT, fsynced; ROLLBACK if it throws). */
-  #write<T> (fn: (sql: Statements) => T): T {
+  /**
+   * `fn` in one write transaction. `durable: false` (a write a crash may lose: `markPushed`, which every
+   * start clears anyway): committed with synchronous=NORMAL, no fsync of its own; the next durable
+   * commit fsyncs the WAL and so it too (WAL frames are written in order).
+   */
+  #write<T> (fn: (sql: Statements) => T, durable = true): T {
     const { db, sql } = this.#live()
-    db.exec('BEGIN IMMEDIATE')
+    if (!durable) db.exec('PRAGMA synchronous = NORMAL')
     try {
-      const result = fn(sql)
-      db.exec('COMMIT')
-      return result
-    } catch (err) {
-      if (db.isTransaction) db.exec('ROLLBACK')
-      throw err
+      db.exec('BEGIN IMMEDIATE')
+      try {
+        const result = fn(sql)
+        db.exec('COMMIT')
+        return result
+      } catch (err) {
+        if (db.isTransaction) db.exec('ROLLBACK')
+        throw err
+      }
+    } finally {
+      if (!durable) db.exec('PRAGMA synchronous = FULL')
     }
   }
 
@@ -315,10 +326,13 @@ export class MailboxStore {
     return this.#live().sql.due.all(mailboxId, pushedBefore, limit).map(toItem)
   }
 
-  /** Marks items pushed at `now`, in one transaction. */
+  /**
+   * Marks items pushed at `now`, in one transaction, not fsynced (on the way of every push: a deposit's
+   * own commit was just fsynced): a crash may lose it, and every start clears it anyway (unmarkAllPushed).
+   */
   markPushed (itemIds: Uint8Array[], now: number): void {
     itemIds.forEach(checkItemId)
-    this.#write(sql => { for (const id of itemIds) sql.markPushed.run(now, id) })
+    this.#write(sql => { for (const id of itemIds) sql.markPushed.run(now, id) }, false)
   }
   /** Clears `last pushed at` of every item of this mailbox (a REGISTER: the blocks they went through may be dead), so all are due again. */
   unmarkPushed (mailboxId: Uint8Array): void {

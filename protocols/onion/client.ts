@@ -20,10 +20,20 @@
  *
  * Reply-block secrets live in memory only: a block ends at this run's client key and transport peer
  * id, so it is useless after a restart anyway. Each block opens one reply.
+ *
+ * Made ahead (issue 13, `prepareDelayMs`): a send's costly part is its X25519s (~50 us each: ~20 for a
+ * request with a reply block over 3 + 4 hops). After a send to a final relay, the client makes the
+ * next one to that relay in idle time, `prepareDelayMs` later: its paths drawn as send() draws them
+ * (chooseMixes over the same relays, the same exclusions), its reply block made and its packet header
+ * built (sphinx.ts preparePacket); a send then only wraps the body. At most MAX_PREPARED are kept
+ * (the oldest wiped first). One is used only while the relays it was drawn from (peer ids, onion keys,
+ * groups, families), the entry relay and the final relay's key are the same and it is under
+ * MAX_PREPARED_AGE_MS old; otherwise it is wiped and the send builds a fresh one: a stale one is never
+ * sent. Its block's secret joins the held blocks only when it is sent.
  */
 import { logger } from '@libp2p/logger'
-import { createPacket, createSurb, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb, processPacket } from './sphinx.ts'
-import type { Hop, OnionPrivateKey, SurbSecret } from './sphinx.ts'
+import { createSurb, discardPacket, finishPacket, generateOnionKey, onionPrivateKeyFromRaw, openReply, packetFromSurb, preparePacket, processPacket } from './sphinx.ts'
+import type { Hop, OnionPrivateKey, PreparedPacket, SurbSecret } from './sphinx.ts'
 import { SURB_SIZE } from './constants.ts'
 import { chooseMixes, DEFAULT_MIXES } from './paths.ts'
 import type { PathRelay } from './paths.ts'
@@ -35,6 +45,10 @@ export const DEFAULT_REPLY_BLOCK_TTL_MS = 50 * 60_000
 export const MAX_REPLY_BLOCKS = 10_000
 /** The same warning about short paths is repeated at most this often. */
 const WARNING_INTERVAL_MS = 60_000
+/** Sends made ahead kept at once (one per final relay and kind: a user writes to a few mailboxes, its own and its contacts'). */
+export const MAX_PREPARED = 8
+/** A send made ahead is used at most this long after it was made (the relay set is checked as well; this bounds the secrets' time in memory). */
+export const MAX_PREPARED_AGE_MS = 10 * 60_000
 
 /** The entry relay as the client sees it: who it is, and how to hand it a packet. */
 export interface EntryLink {
@@ -67,6 +81,11 @@ export interface OnionClientInit {
   /** A request's outcome, with every relay on its forward path and reply block (node/relay-health.ts counts it). */
   onOutcome?: (relays: string[], answered: boolean) => void
   now?: () => number
+  /**
+   * Make the next send to a final relay ahead, this long after a send to it (ms; see the module
+   * comment). Absent: nothing is made ahead (every send builds its packet then).
+   */
+  prepareDelayMs?: number
 }
 
 export class NoEntryRelayError extends Error {
@@ -89,6 +108,22 @@ export type ClientDrop = 'not-for-us' | 'not-a-reply' | 'unknown-block' | 'open-
 
 interface HeldBlock { secret: SurbSecret, expires: number, onReply: (payload: Uint8Array) => void }
 
+/** A reply block drawn and made, not yet held (its secret joins `blocks` when it is handed out). */
+interface MadeBlock { surb: Uint8Array, id: Uint8Array, secret: SurbSecret, path: string[], short: number | undefined, relaxed: boolean }
+
+/** The paths of one send, drawn and built: the reply block (if any) and the packet's header. */
+interface Drawn {
+  block: MadeBlock | undefined
+  packet: PreparedPacket
+  /** peer ids of the packet's hops */
+  path: string[]
+  short: number | undefined
+  relaxed: boolean
+}
+
+/** A send made ahead, with what it was drawn from. */
+interface Prepared { drawn: Drawn, relays: string, madeAt: number }
+
 export interface SentRequest {
   /** Peer ids of the Sphinx hops, first first (the entry relay passes the packet on unchanged). */
   path: string[]
@@ -100,6 +135,15 @@ export interface SentRequest {
 
 function hex (b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') }
 
+/**
+ * Everything a path draw depends on, as one string: the entry relay and the set of usable relays (in
+ * any order: a draw picks by group at random, so the order of the list changes no probability).
+ */
+function drawnFrom (entry: PathRelay, relays: PathRelay[]): string {
+  const one = (r: PathRelay): string => `${r.peerId}:${hex(r.onionKey)}:${r.subnets?.join(',') ?? ''}:${r.family ?? ''}`
+  return `${one(entry)};${relays.map(one).sort().join(';')}`
+}
+
 export class OnionClient {
   private readonly init: OnionClientInit
   private readonly clientKey: { publicKey: Uint8Array, key: OnionPrivateKey }
@@ -107,7 +151,18 @@ export class OnionClient {
   private readonly now: () => number
   private readonly log = logger('p2pchat:onion:client')
   private lastWarning = 0
-  readonly stats = { sent: 0, replies: 0, dropped: {} as Partial<Record<ClientDrop, number>> }
+  /** Sends made ahead, by final relay and kind (see prepareKey), oldest first. */
+  private readonly prepared = new Map<string, Prepared>()
+  /** Timers making sends ahead, by the same key. */
+  private readonly preparing = new Map<string, ReturnType<typeof setTimeout>>()
+  private closed = false
+  readonly stats = {
+    sent: 0,
+    replies: 0,
+    dropped: {} as Partial<Record<ClientDrop, number>>,
+    /** sends that used one made ahead, sends that built theirs then, and ones made ahead found stale and wiped */
+    prepared: { used: 0, built: 0, stale: 0 }
+  }
 
   constructor (init: OnionClientInit) {
     this.init = init
@@ -155,11 +210,17 @@ export class OnionClient {
    */
   replyBlock (onReply: (payload: Uint8Array) => void, ttlMs = DEFAULT_REPLY_BLOCK_TTL_MS, exclude: Array<string | PathRelay> = []): { surb: Uint8Array, id: Uint8Array, path: string[] } {
     const entry = this.link()
+    const made = this.makeBlock(entry, this.init.relays(), exclude)
+    this.warnFor('a reply block', made.short, made.relaxed)
+    this.hold(made.id, { secret: made.secret, expires: this.now() + ttlMs, onReply })
+    return { surb: made.surb, id: made.id, path: made.path }
+  }
+
+  /** Draws and builds a reply block mix -> mix -> entry relay -> this client (see replyBlock); holds nothing. */
+  private makeBlock (entry: EntryLink, relays: PathRelay[], exclude: Array<string | PathRelay>): MadeBlock {
     // the relay that will answer through the block (`exclude`) is not a mix on it: it would see the
     // answer twice and learn where on the path it sits
-    const { mixes, short, relaxed } = chooseMixes(this.init.relays(), [entry.relay, ...exclude], this.init.mixes ?? DEFAULT_MIXES)
-    if (short) this.warnShort('a reply block', mixes.length)
-    else if (relaxed) this.warnRelaxed('a reply block')
+    const { mixes, short, relaxed } = chooseMixes(relays, [entry.relay, ...exclude], this.init.mixes ?? DEFAULT_MIXES)
     // every hop but the last (this client) holds the packet for its own delay; the entry relay too
     const path: Hop[] = [
       ...mixes.map(m => ({ address: m.address, onionKey: m.onionKey, delayMs: this.delay() })),
@@ -168,8 +229,12 @@ export class OnionClient {
     ]
     // our own key for the last hop: the same block, 3 fewer X25519 on a 4-hop block (sphinx.ts createSurb)
     const made = createSurb(path, undefined, this.clientKey.key)
-    this.hold(made.id, { secret: made.secret, expires: this.now() + ttlMs, onReply })
-    return { surb: made.surb, id: made.id, path: [...mixes.map(m => m.peerId), entry.relay.peerId] }
+    return { surb: made.surb, id: made.id, secret: made.secret, path: [...mixes.map(m => m.peerId), entry.relay.peerId], short: short ? mixes.length : undefined, relaxed }
+  }
+
+  private warnFor (what: string, short: number | undefined, relaxed: boolean): void {
+    if (short !== undefined) this.warnShort(what, short)
+    else if (relaxed) this.warnRelaxed(what)
   }
 
   private hold (id: Uint8Array, block: HeldBlock): void {
@@ -187,25 +252,117 @@ export class OnionClient {
    */
   send (final: PathRelay, service: number, request: Uint8Array, opts: { onAnswer?: (answer: Uint8Array) => void, ttlMs?: number, departed?: (ok: boolean) => void } = {}): SentRequest {
     const entry = this.link()
-    const block = opts.onAnswer != null ? this.replyBlock(opts.onAnswer, opts.ttlMs, [final]) : undefined
-    // paths.ts: the forward mixes share no relay and no /16 or family with the guard, the final relay
-    // or the reply block's mixes (its last hop is the guard: the one relay both paths have); with too
-    // few relays a block's mix is reused, with a warning, before a mix is left out
-    const blockMixes = block?.path.slice(0, -1) ?? []
-    const { mixes, short, relaxed } = chooseMixes(this.init.relays(), [entry.relay, final], this.init.mixes ?? DEFAULT_MIXES, blockMixes)
-    if (short) this.warnShort('a path', mixes.length)
-    else if (relaxed) this.warnRelaxed('a path')
-    const hops = [...mixes, final]
-    const body = encodeServiceBody({ service, replyBlock: block?.surb, request })
-    // the mixes hold it for their delays; the final relay forwards nothing, so it gets none
-    const { firstHop, packet } = createPacket(hops.map((h, i) => ({ address: h.address, onionKey: h.onionKey, delayMs: i < hops.length - 1 ? this.delay() : undefined })), body)
+    const withBlock = opts.onAnswer != null
+    const relays = this.init.relays()
+    const drawn = this.takePrepared(entry, relays, final, withBlock) ?? this.draw(entry, relays, final, withBlock)
+    if (drawn.block != null) this.warnFor('a reply block', drawn.block.short, drawn.block.relaxed)
+    this.warnFor('a path', drawn.short, drawn.relaxed)
+    const block = drawn.block
+    if (block != null && opts.onAnswer != null) this.hold(block.id, { secret: block.secret, expires: this.now() + (opts.ttlMs ?? DEFAULT_REPLY_BLOCK_TTL_MS), onReply: opts.onAnswer })
+    let packet: Uint8Array
+    let firstHop: Uint8Array
+    try {
+      const body = encodeServiceBody({ service, replyBlock: block?.surb, request })
+      ;({ firstHop, packet } = finishPacket(drawn.packet, body))
+    } catch (err) {
+      discardPacket(drawn.packet)
+      if (block != null) this.blocks.delete(hex(block.id))
+      throw err
+    }
+    this.prepareLater(final, withBlock)
     if (!entry.submit(firstHop, packet, opts.departed)) {
       if (block != null) this.blocks.delete(hex(block.id))
       throw new SubmitFailedError()
     }
     if (entry.defers !== true) opts.departed?.(true)
     this.stats.sent++
-    return { path: hops.map(h => h.peerId), replyId: block?.id, replyPath: block?.path }
+    return { path: drawn.path, replyId: block?.id, replyPath: block?.path }
+  }
+
+  /** Draws both paths of a send to `final` and builds its reply block (if asked) and its header (every X25519 of the send). */
+  private draw (entry: EntryLink, relays: PathRelay[], final: PathRelay, withBlock: boolean): Drawn {
+    const block = withBlock ? this.makeBlock(entry, relays, [final]) : undefined
+    // paths.ts: the forward mixes share no relay and no /16 or family with the guard, the final relay
+    // or the reply block's mixes (its last hop is the guard: the one relay both paths have); with too
+    // few relays a block's mix is reused, with a warning, before a mix is left out
+    const blockMixes = block?.path.slice(0, -1) ?? []
+    const { mixes, short, relaxed } = chooseMixes(relays, [entry.relay, final], this.init.mixes ?? DEFAULT_MIXES, blockMixes)
+    const hops = [...mixes, final]
+    // the mixes hold it for their delays; the final relay forwards nothing, so it gets none
+    const packet = preparePacket(hops.map((h, i) => ({ address: h.address, onionKey: h.onionKey, delayMs: i < hops.length - 1 ? this.delay() : undefined })))
+    return { block, packet, path: hops.map(h => h.peerId), short: short ? mixes.length : undefined, relaxed }
+  }
+
+  private prepareKey (final: PathRelay, withBlock: boolean): string {
+    return `${final.peerId}:${hex(final.onionKey)}:${withBlock ? 'answer' : 'none'}`
+  }
+
+  /** The send made ahead for `final`, if it is still good (see the module comment); a stale one is wiped. */
+  private takePrepared (entry: EntryLink, relays: PathRelay[], final: PathRelay, withBlock: boolean): Drawn | undefined {
+    if (this.init.prepareDelayMs === undefined) return undefined
+    const key = this.prepareKey(final, withBlock)
+    const held = this.prepared.get(key)
+    if (held == null) { this.stats.prepared.built++; return undefined }
+    this.prepared.delete(key)
+    if (this.now() - held.madeAt > MAX_PREPARED_AGE_MS || held.relays !== drawnFrom(entry.relay, relays)) {
+      this.wipe(held)
+      this.stats.prepared.stale++
+      this.stats.prepared.built++
+      return undefined
+    }
+    this.stats.prepared.used++
+    return held.drawn
+  }
+
+  private wipe (held: Prepared): void {
+    discardPacket(held.drawn.packet)
+    held.drawn.block?.secret.hopPayloadKeys.forEach(k => k.fill(0))
+    held.drawn.block?.secret.payloadKey.fill(0)
+  }
+
+  /** Makes the next send to `final` ahead, `prepareDelayMs` from now (once per final and kind at a time). */
+  private prepareLater (final: PathRelay, withBlock: boolean): void {
+    const delayMs = this.init.prepareDelayMs
+    if (delayMs === undefined || this.closed) return
+    const key = this.prepareKey(final, withBlock)
+    if (this.preparing.has(key) || this.prepared.has(key)) return
+    const timer = setTimeout(() => {
+      this.preparing.delete(key)
+      if (this.closed || this.prepared.has(key)) return
+      const entry = this.init.entry()
+      if (entry == null) return
+      try {
+        const relays = this.init.relays()
+        // only for a final relay that is still usable, with the same key
+        if (!relays.some(r => r.peerId === final.peerId && Buffer.compare(r.onionKey, final.onionKey) === 0)) return
+        const drawn = this.draw(entry, relays, final, withBlock)
+        if (this.prepared.size >= MAX_PREPARED) {
+          const oldest = this.prepared.keys().next().value
+          if (oldest !== undefined) {
+            const gone = this.prepared.get(oldest)
+            this.prepared.delete(oldest)
+            if (gone != null) this.wipe(gone)
+          }
+        }
+        this.prepared.set(key, { drawn, relays: drawnFrom(entry.relay, relays), madeAt: this.now() })
+      } catch (err) {
+        this.log('making a send ahead failed: %s', (err as Error).name)
+      }
+    }, delayMs)
+    timer.unref?.()
+    this.preparing.set(key, timer)
+  }
+
+  /** Sends made ahead now (tests, status). */
+  get preparedCount (): number { return this.prepared.size }
+
+  /** Stops making sends ahead and wipes those made. Idempotent. */
+  close (): void {
+    this.closed = true
+    for (const t of this.preparing.values()) clearTimeout(t)
+    this.preparing.clear()
+    for (const held of this.prepared.values()) this.wipe(held)
+    this.prepared.clear()
   }
 
   /**

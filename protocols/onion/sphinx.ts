@@ -385,25 +385,72 @@ function checkPayload (payload: Uint8Array): void {
  * gets a SERVICE layer (the payload is a request for it). Throws InvalidPathError, PayloadTooLargeError,
  * InvalidIdError, RandomSourceError. Randomness is drawn in this order (the test vectors depend on it):
  * id (16, unless given), ephemeral scalar (32), pad seed (32), body padding (PAYLOAD_CAPACITY - payload.length, if any).
+ *
+ * The same as `finishPacket(preparePacket(path, opts), payload, opts)`: the header (every X25519 of the
+ * packet) first, the body after.
  */
 export function createPacket (path: Hop[], payload: Uint8Array, opts: CreatePacketOptions = {}): OutgoingPacket {
-  const random = opts.random ?? defaultRandom
   checkPayload(payload)
+  return finishPacket(preparePacket(path, opts), payload, opts)
+}
+
+/**
+ * A packet's header made ahead of its payload (issue 13: what a sender can build in idle time): the
+ * header, the first hop and the id, and each hop's shared secret until `finishPacket` wraps the body
+ * with them and wipes them (`discardPacket` wipes them unused). Use it once.
+ */
+export interface PreparedPacket {
+  readonly firstHop: Uint8Array
+  readonly id: Uint8Array
+  /** HEADER_LENGTH bytes */
+  readonly header: Uint8Array
+  /** each hop's shared secret s_i; emptied once used or discarded */
+  readonly secrets: Uint8Array[]
+}
+
+/**
+ * The header half of createPacket: checks `path`, draws the id (unless given), the ephemeral scalar and
+ * the pad seed, in that order. Throws InvalidPathError, InvalidIdError, RandomSourceError.
+ */
+export function preparePacket (path: Hop[], opts: CreatePacketOptions = {}): PreparedPacket {
+  const random = opts.random ?? defaultRandom
   if (opts.id !== undefined && (!(opts.id instanceof Uint8Array) || opts.id.length !== ID_LENGTH)) throw new InvalidIdError()
   checkPath(path)
   const id = opts.id ?? draw(random, ID_LENGTH)
   const { header, secrets } = buildHeader(path, COMMAND_SERVICE, id, random)
+  return { firstHop: copy(path[0].address), id: copy(id), header, secrets }
+}
+
+/**
+ * The body half of createPacket: `payload` in the prepared header's packet; draws the body padding.
+ * Wipes the prepared secrets. Throws PayloadTooLargeError, RandomSourceError, InvalidPathError when
+ * `prepared` was already used or discarded.
+ */
+export function finishPacket (prepared: PreparedPacket, payload: Uint8Array, opts: { random?: RandomSource } = {}): OutgoingPacket {
+  checkPayload(payload)
+  const secrets = prepared.secrets
+  if (secrets.length === 0) throw new InvalidPathError('this prepared packet was used already')
   const packet = new Uint8Array(PACKET_SIZE)
-  packet.set(header, 0)
+  packet.set(prepared.header, 0)
   const body = packet.subarray(PAYLOAD_OFFSET)
-  plainBody(payload, random, body)
-  const key = new Uint8Array(KEY_LENGTH)
-  const subkeys = new Uint8Array(4 * KEY_LENGTH)
-  for (let i = secrets.length - 1; i >= 0; i--) {
-    lionessEncrypt(lionessKey(deriveKey(LABEL_PI, secrets[i], key), subkeys), body, body)
+  try {
+    plainBody(payload, opts.random ?? defaultRandom, body)
+    const key = new Uint8Array(KEY_LENGTH)
+    const subkeys = new Uint8Array(4 * KEY_LENGTH)
+    for (let i = secrets.length - 1; i >= 0; i--) {
+      lionessEncrypt(lionessKey(deriveKey(LABEL_PI, secrets[i], key), subkeys), body, body)
+    }
+    wipe(key, subkeys)
+  } finally {
+    discardPacket(prepared)
   }
-  wipe(key, subkeys, ...secrets)
-  return { firstHop: copy(path[0].address), packet, id: copy(id) }
+  return { firstHop: copy(prepared.firstHop), packet, id: copy(prepared.id) }
+}
+
+/** Wipes a prepared packet's secrets unused (a stale one is dropped, never sent). */
+export function discardPacket (prepared: PreparedPacket): void {
+  if (prepared.secrets.length > 0) wipe(...prepared.secrets)
+  prepared.secrets.length = 0
 }
 
 // ---------------------------------------------------------------------------------------------
