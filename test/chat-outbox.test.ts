@@ -26,7 +26,10 @@ describe('the outbox and the mailboxes: recipients and senders away, relays rota
   after(async () => { await net.teardown() })
 
   it('a recipient away for two relay epochs gets every message once; the sender, away too, sees them delivered at its next start', async () => {
-    const timing = { stockIntervalMs: 1_000 }
+    // requests get 10 s (the harness gives 5): under load (flake-hunt, the other core busy) dora's
+    // restart after the two epochs saw every REGISTER unanswered in 5 s and failed NO_MAILBOX (1 of 3
+    // runs, on main too); a reply block still outlives it (epoch 8 s + grace 6 s)
+    const timing = { stockIntervalMs: 1_000, requestTimeoutMs: 10_000 }
     let dora = await net.user('dora', { timing })
     const doraDir = dora.dataDir
     let alice = await net.user('alice', { timing })
