@@ -118,9 +118,12 @@ export const LOW_BACKLOG: BacklogRate = { above: 4, factor: 6, forGaps: 20 }
  * The levels. `fast` is version 2's behaviour before mixing: packets go on at once, no cover, and
  * whoever sees a message's first and last relay links sender and recipient by timing.
  *
- * The mixing levels share one drop rate at `low` and `standard`, 20 a minute: a real packet waits 3 s
- * on average for its tick, which with `standard`'s 5 x 500 ms of hops keeps a message's median near
- * the issue's 5 s. Each packet a minute costs ~4.5 MB a day on the entry link (3.1 kB a frame), a loop
+ * The mixing levels share one drop rate at `low` and `standard`, 20 a minute. A real packet takes the
+ * next tick of loop or drop cover (node/cover.ts), so it waits 60/(loop + drop) s on average: 2.7 s at
+ * `standard` (22 a minute), 2.9 s at `low`, 2.1 s at `high`; with `standard`'s 5 x 500 ms of hops a
+ * message's send -> shown is an exponential of 2.7 s plus a Gamma(5, 0.5 s), mean 5.2 s, median 4.5 s
+ * (4.7 s when only drop ticks carried real packets), under the issue's 5 s median before the machine's
+ * own lateness (bench/anonymity.ts splits the measured time; README "Privacy levels"). Each packet a minute costs ~4.5 MB a day on the entry link (3.1 kB a frame), a loop
  * twice that (it comes back), and an idle link carries ~20-25 MB a day of relay gossip besides
  * (measured with 6 relays; it grows with the relay count). So `low` sends 1 loop a minute, `standard`
  * 2 (measured 124 MB a day, under the issue's 150 MB target), `high` 4 loops and 24 drops (more
