@@ -22,6 +22,18 @@
  * stocking, publishing, each a round trip through the level's delays; cover starts after), and the cover
  * queue (node/cover.ts) over the users since their start: the most real packets waiting at once, and the
  * mean wait of a message's packets (lane `first`) and of upkeep and receipts (`next`).
+ *
+ * Where a measured message's time goes (`split`, issue 11's latency target), per message from the
+ * bench's own instruments: the sender's cover ticks (node/cover.ts `onTick`: a real packet in lane
+ * `first` and when it left), the recipient's entry relay handing it packets, the sender's `stored` and
+ * the recipient's `message` events. `beforeDeposit`: send() to the tick that took the DEPOSIT (the
+ * last lane-`first` tick of the sender before the push reached the recipient: the wait for a drop tick,
+ * plus any lookup in front of it, counted in `withLookup`); `hops`: that tick to the push handed to the
+ * recipient (2 mixes, the mailbox, mix, mix, entry relay: 5 x the mean of delays, plus any wait at the
+ * mailbox for a reply block, counted in `pushLate`: the push more than 5 s after the sender's `stored`,
+ * which left the mailbox through the same 3 hops); `shown`: that packet to the `message` event (the
+ * recipient's unwrapping, decryption, verification). The relays' mix schedulers add their lateness
+ * (release after due time: timers and a busy event loop) per released packet.
  */
 import { createHash } from 'node:crypto'
 import { privacyLevel } from '../node/privacy.ts'
@@ -74,6 +86,26 @@ export interface AnonymityRow {
    * ms; null at `fast` (no cover, no wait).
    */
   queue: { maxWaiting: number, firstMeanMs: number, firstMaxMs: number, nextMeanMs: number, nextMaxMs: number } | null
+  /** Where the measured messages' time went (module comment), ms: mean and median of each part. */
+  split: LatencySplit
+}
+
+export interface LatencySplit {
+  /** Messages split (their DEPOSIT's tick and their push found). */
+  messages: number
+  beforeDeposit: { meanMs: number, medianMs: number }
+  hops: { meanMs: number, medianMs: number }
+  shown: { meanMs: number, medianMs: number }
+  /** Messages with more than one lane-`first` packet of the sender before the DEPOSIT (a lookup, or its own earlier message). */
+  withLookup: number
+  /** Messages whose push reached the recipient more than 5 s after the sender's `stored` (it waited for a reply block). */
+  pushLate: number
+  /** The relays' mean lateness per released packet over the phase, ms (a packet crosses 5 delayed hops). */
+  mixLatenessMs: number
+}
+
+function meanMedian (xs: number[]): { meanMs: number, medianMs: number } {
+  return { meanMs: xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length, medianMs: quantile(xs, 0.5) }
 }
 
 function quantile (xs: number[], q: number): number {
@@ -109,12 +141,21 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const users: TestUser[] = []
       const startedAt = performance.now()
       const received = new Map<string, { to: string, at: number, count: number }>()
+      const storedAt = new Map<string, number>()
+      const firstTicks = new Map<string, number[]>()
       for (let i = 0; i < opts.users; i++) {
         const nick = `${levelName}${i}`
+        const ticks: number[] = []
+        firstTicks.set(nick, ticks)
         // the product's timers, but requests get 20 s (a loaded machine) and relays announce every second
-        const x = await net.user(nick, { privacy: level, timing: { requestTimeoutMs: 20_000, retryIntervalMs: 5_000, stockIntervalMs: 300_000, crossCheckMaxDelayMs: 600_000 } })
+        const x = await net.user(nick, {
+          privacy: level,
+          timing: { requestTimeoutMs: 20_000, retryIntervalMs: 5_000, stockIntervalMs: 300_000, crossCheckMaxDelayMs: 600_000 },
+          onCoverTick: t => { if (t.sent === 'real' && t.ok && t.lane === 'first') ticks.push(performance.now()) }
+        })
         nickOfPeer.set(x.chat.node.peerId.toString(), nick)
         x.chat.on(e => {
+          if (e.type === 'stored' && !storedAt.has(e.id)) storedAt.set(e.id, performance.now())
           if (e.type !== 'message') return
           const r = received.get(e.id)
           if (r == null) received.set(e.id, { to: nick, at: performance.now(), count: 1 })
@@ -137,6 +178,11 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const sent: Array<{ id: string, from: string, to: string, at: number }> = []
       const t0 = performance.now()
       const mark = { sub: submissions.length, del: deliveries.length }
+      const mixing = (): { released: number, lateMs: number } => net.relays.reduce((a, r) => {
+        const m = r.relay.onion.stats.mixing
+        return { released: a.released + (m?.released ?? 0), lateMs: a.lateMs + (m?.lateMsTotal ?? 0) }
+      }, { released: 0, lateMs: 0 })
+      const mix0 = mixing()
       const count = opts.judge?.level === levelName ? Math.max(opts.messages, opts.judge.messages) : opts.messages
       opts.log(`anonymity, ${levelName}: ${count} messages`)
       for (let i = 0; i < count; i++) {
@@ -150,17 +196,32 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       }
       await deliverAll(sent.map(s => s.id), 300_000)
       const t1 = performance.now()
+      const mix1 = mixing()
       const nicks = users.map(x => x.chat.nick)
       const model = mixingModel(level.meanDelayMs)
       let linked = 0
       let entropy = 0
       const latencies: number[] = []
+      const parts = { beforeDeposit: [] as number[], hops: [] as number[], shown: [] as number[] }
+      let withLookup = 0
+      let pushLate = 0
       for (const m of sent) {
         const r = received.get(m.id) as { to: string, at: number, count: number }
         latencies.push(r.at - m.at)
         // the last packet the recipient's entry relay handed it before the message surfaced
         const d = deliveries.filter(x => x.user === m.to && x.at <= r.at).at(-1)
         if (d == null) continue
+        // the DEPOSIT: the sender's last lane-first tick before the push reached the recipient
+        const firsts = (firstTicks.get(m.from) ?? []).filter(t => t >= m.at && t <= d.at)
+        const depart = firsts.at(-1)
+        if (depart != null) {
+          parts.beforeDeposit.push(depart - m.at)
+          parts.hops.push(d.at - depart)
+          parts.shown.push(r.at - d.at)
+          if (firsts.length > 1) withLookup++
+          const st = storedAt.get(m.id)
+          if (st != null && d.at - st > 5_000) pushLate++
+        }
         const g = guessSender(d.at, nicks.filter(n => n !== m.to), submissions, model, { deliveries, reactionMs: REACTION_MS })
         if (g.guess === m.from) linked++
         entropy += g.entropy
@@ -192,10 +253,21 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         mbPerUserPerDay: quantile(perUser, 0.5) * WIRE_BYTES_PER_PACKET * 86_400 / seconds / 1e6,
         exactlyOnce: sent.every(m => received.get(m.id)?.count === 1),
         startSeconds,
-        queue
+        queue,
+        split: {
+          messages: parts.hops.length,
+          beforeDeposit: meanMedian(parts.beforeDeposit),
+          hops: meanMedian(parts.hops),
+          shown: meanMedian(parts.shown),
+          withLookup,
+          pushLate,
+          mixLatenessMs: mix1.released > mix0.released ? (mix1.lateMs - mix0.lateMs) / (mix1.released - mix0.released) : 0
+        }
       }
       rows.push(row)
       opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day; started in ${startSeconds.toFixed(0)} s` + (queue == null ? '' : `; cover queue: at most ${queue.maxWaiting} waiting, a message's packets waited ${(queue.firstMeanMs / 1000).toFixed(1)} s mean (max ${(queue.firstMaxMs / 1000).toFixed(1)}), others ${(queue.nextMeanMs / 1000).toFixed(1)} s (max ${(queue.nextMaxMs / 1000).toFixed(1)})`))
+      const sp = row.split
+      opts.log(`anonymity, ${levelName}: split of ${sp.messages} messages (mean / median): send -> DEPOSIT leaves ${(sp.beforeDeposit.meanMs / 1000).toFixed(2)} / ${(sp.beforeDeposit.medianMs / 1000).toFixed(2)} s (${sp.withLookup} with a lookup or another message first), 5 hops and the mailbox ${(sp.hops.meanMs / 1000).toFixed(2)} / ${(sp.hops.medianMs / 1000).toFixed(2)} s (expected ${(5 * level.meanDelayMs / 1000).toFixed(2)} mean; ${sp.pushLate} pushes > 5 s after stored), push -> shown ${sp.shown.meanMs.toFixed(0)} / ${sp.shown.medianMs.toFixed(0)} ms; mix lateness ${sp.mixLatenessMs.toFixed(1)} ms per hop`)
       for (const x of users) await net.stopUser(x)
     }
   } finally {

@@ -82,7 +82,8 @@ message to someone online crosses 5 such hops, ~5 means on average) and your cov
 ${Object.values(PRIVACY_LEVELS).map(l => `  ${l.summary}${l.name === DEFAULT_PRIVACY ? ' (default)' : ''}\n`).join('')}With cover, your packets leave as one steady random (Poisson) stream whether you chat or not (at low
 it speeds up while a burst waits, which shows): loop packets come back to you through three relays
 (checking your paths), drop packets are discarded by a relay, and each real packet waits for the next
-drop packet's turn (3 s on average at 20/min; your messages before queued upkeep and receipts).
+cover packet's turn, loop or drop (2.7 s on average at standard's 22/min; your messages before queued
+upkeep and receipts).
 Receipts leave after a random delay; retries come at random intervals. Default: ~${STANDARD_MB_PER_DAY} MB a day.
 Request timeouts grow by 18 mean delays. A relay (--relay) applies whatever delays its senders chose.
 

@@ -380,7 +380,7 @@ export class InteractiveSession {
         const lines = [`privacy ${p.summary}`]
         if (p.receiptDelayMs > 0) lines.push(`  receipts leave after a random delay (${p.receiptDelayMs / 1000} s on average); retries at drawn intervals`)
         if (p.cover != null) {
-          lines.push(`  cover sent: ${p.cover.loops} loop (${p.cover.loopsReturned} came back), ${p.cover.drops} drop, ${p.cover.real} real packets in drop slots, ${p.cover.waiting} waiting` +
+          lines.push(`  cover sent: ${p.cover.loops} loop (${p.cover.loopsReturned} came back), ${p.cover.drops} drop, ${p.cover.real} real packets in cover slots, ${p.cover.waiting} waiting` +
             `${p.cover.failed.loop + p.cover.failed.drop + p.cover.failed.real > 0 ? `; failed ${p.cover.failed.loop} loop, ${p.cover.failed.drop} drop, ${p.cover.failed.real} real` : ''}`)
         } else {
           lines.push('  no cover traffic: an observer of your link sees when you send')

@@ -3,7 +3,7 @@
  * constructs and hands the entry link and the onion client, so the chat facade holds no cover logic.
  *
  * - `link()` is the entry link as the onion client sees it: at a level with cover a real packet waits
- *   for the next drop-cover tick and goes in its place (node/cover.ts; its request's timeout starts when
+ *   for the next cover tick, loop or drop, and goes in its place (node/cover.ts; its request's timeout starts when
  *   it leaves: `defers`/`departed`); cover packets themselves and every packet at `fast` go at once.
  * - Loop cover: a reply block of ours (mix, mix, entry relay, us) sent as a packet; its return marks
  *   every relay on the loop answered (`onLoopReturned`).
@@ -108,7 +108,7 @@ export class ClientCover {
 
   /**
    * The entry link as the onion client sees it: at a level with cover, a packet it takes waits for the
-   * next drop-cover tick (and its request's timeout starts when it leaves); cover packets themselves
+   * next cover tick, loop or drop (and its request's timeout starts when it leaves); cover packets themselves
    * and every packet at `fast` go at once.
    */
   link (): EntryLink | undefined {

@@ -2,16 +2,27 @@
  * Client cover traffic (issue 11; Loopix section 4.2): two independent Poisson processes, loop cover
  * (a packet through a full path that comes back to the sender: mix, mix, entry relay, the sender; it
  * also tells the client its paths work) and drop cover (a packet to a random relay's drop service,
- * SERVICE 0x03, discarded there). A real packet does not add to the rate: it waits for the next
- * drop-cover tick and goes in its place, so the stream of packets a user's entry relay sees has the
- * same rate and the same exponential gaps whether the user chats or idles.
+ * SERVICE 0x03, discarded there). A real packet does not add to the rate: it waits for the next tick
+ * of either stream and goes in that packet's place, so the stream of packets a user's entry relay sees
+ * has the same rate and the same exponential gaps whether the user chats or idles.
+ *
+ * A loop tick that carried a real packet leaves its loop owed: the owed loop goes at the next drop
+ * tick with no real packet waiting, in that drop's place. So every tick still sends exactly one packet
+ * at the times the two streams drew (the outbound stream is unchanged), the user sends as many loops
+ * as its loop stream drew (an owed one a few seconds late: 60/drop s after the queue emptied, on
+ * average), and the drops that real packets and owed loops replace are as many as the real packets,
+ * as before. What changes is only which tick carries what, invisible outside (every packet is the same
+ * size and sealed), and the wait: a real packet waits 60/(loop + drop) s on average for its tick, not
+ * 60/drop (2.7 s instead of 3 s at `standard`). A real packet's wait before it leaves hides nothing
+ * from the entry relay (it sees only when the packet leaves), so a shorter wait costs no anonymity;
+ * the per-hop delays after it are what mixes (protocols/onion/SPEC.md section 15).
  *
  * Two lanes, one rate: a packet the user is waiting for (a message's DEPOSIT, the lookup before it:
  * lane `first`) leaves before mailbox upkeep, receipts and directory chores (lane `next`) queued earlier.
- * The order of real packets inside drop ticks is invisible outside (every packet is the same size and
+ * The order of real packets inside the ticks is invisible outside (every packet is the same size and
  * sealed), so the lanes change no rate and reveal nothing; they only keep a backlog of upkeep (STOCKs
  * after a burst of pushes, receipts owed) from delaying what the user typed. A backlog of N packets
- * still takes N drop ticks to drain (N x 60 / drop s on average): the price of a rate that does not
+ * still takes N ticks to drain (N x 60 / (loop + drop) s on average): the price of a rate that does not
  * rise with activity (SPEC.md section 15.4 has the measured figures).
  *
  * A level may trade that away (`backlog`, only `low` does): once more than `above` real packets wait,
@@ -36,13 +47,20 @@ import type { Uniform } from '../protocols/onion/delays.ts'
 import { realClock } from '../protocols/onion/scheduler.ts'
 import type { Clock } from '../protocols/onion/scheduler.ts'
 
-/** Real packets waiting for a drop-cover tick at most: a burst beyond this is refused, not queued without end. */
+/** Real packets waiting for a cover tick at most: a burst beyond this is refused, not queued without end. */
 export const MAX_WAITING = 256
+
+/**
+ * Loops owed at most (loop ticks that carried a real packet, their loop not yet sent in a drop tick's
+ * place): one per real packet that took a loop tick, so at most MAX_WAITING plus what a standing
+ * backlog adds; beyond, an owed loop is forgotten (counted `loopsForgone`) rather than kept without end.
+ */
+export const MAX_OWED_LOOPS = 256
 
 export interface CoverInit {
   /** Loop cover packets per minute (0: none). */
   loopPerMinute: number
-  /** Drop cover packets per minute; real packets go in their place (0: real packets go at once). */
+  /** Drop cover packets per minute (0: real packets go at once, loop ticks carry none). */
   dropPerMinute: number
   /** Builds and submits one loop packet; throws when it cannot (counted). */
   sendLoop: () => void
@@ -53,10 +71,12 @@ export interface CoverInit {
   clock?: Clock
   uniform?: Uniform
   /**
-   * Sees every tick as it fires: which stream, what went ('real' for a real packet in a drop tick's
-   * place), and the gap drawn before it (ms). Tests check the client's own schedule with it.
+   * Sees every tick as it fires: which stream, what went ('real' for a real packet in the tick's
+   * place, with its lane and how long it waited for the tick, ms; 'loop' in a drop tick for an owed
+   * loop), and the gap drawn before it (ms).
+   * Tests check the client's own schedule with it; bench/anonymity.ts splits a message's latency by it.
    */
-  onTick?: (tick: { stream: 'loop' | 'drop', sent: 'loop' | 'drop' | 'real', gapMs: number, ok: boolean }) => void
+  onTick?: (tick: { stream: 'loop' | 'drop', sent: 'loop' | 'drop' | 'real', gapMs: number, ok: boolean, lane?: Lane, waitedMs?: number }) => void
 }
 
 export interface BacklogRate {
@@ -71,8 +91,13 @@ export interface BacklogRate {
 export interface CoverStats {
   loops: number
   drops: number
-  /** Real packets sent in place of a drop-cover packet. */
+  /** Real packets sent in place of a cover packet (of either stream). */
   real: number
+  /** Real packets that took a loop tick (each leaves a loop owed), and owed loops sent in a drop tick's place. */
+  realInLoopTicks: number
+  owedLoopsSent: number
+  /** Owed loops forgotten beyond MAX_OWED_LOOPS. */
+  loopsForgone: number
   /** Sends that threw (no entry relay, too few relays), by stream. */
   failed: { loop: number, drop: number, real: number }
   /** Real packets refused because MAX_WAITING were already waiting. */
@@ -82,6 +107,8 @@ export interface CoverStats {
   /** Raises of the drop rate for a backlog (`backlog`), and the drop ticks at the raised rate. */
   raises: number
   raisedTicks: number
+  /** Raised drop ticks that found no real packet waiting (sent cover instead): 0 by design. */
+  raisedEmpty: number
   /** The most real packets ever waiting at once. */
   maxWaiting: number
   /** Real packets' waits from `send` to their tick, ms (sent ones only), by lane. */
@@ -108,11 +135,15 @@ export class CoverTraffic {
     loops: 0,
     drops: 0,
     real: 0,
+    realInLoopTicks: 0,
+    owedLoopsSent: 0,
+    loopsForgone: 0,
     failed: { loop: 0, drop: 0, real: 0 },
     queueFull: 0,
     abandoned: 0,
     raises: 0,
     raisedTicks: 0,
+    raisedEmpty: 0,
     maxWaiting: 0,
     waited: { first: { count: 0, totalMs: 0, maxMs: 0 }, next: { count: 0, totalMs: 0, maxMs: 0 } }
   }
@@ -124,7 +155,13 @@ export class CoverTraffic {
     this.uniform = init.uniform ?? cryptoUniform()
   }
 
-  /** Real packets waiting for their drop-cover tick. */
+  /** Loops owed: loop ticks that carried a real packet, their loop not sent yet. */
+  private owedLoops = 0
+
+  /** Loops owed now (each goes at the next drop tick with no real packet waiting). */
+  get owed (): number { return this.owedLoops }
+
+  /** Real packets waiting for their cover tick. */
   get queued (): number { return this.waiting.first.length + this.waiting.next.length }
 
   /** An exponential gap (ms) of a Poisson process of `perMinute`. */
@@ -145,6 +182,7 @@ export class CoverTraffic {
     this.raisedAt = undefined
     this.spent = false
     this.dropRaised = false
+    this.owedLoops = 0
     for (const k of ['loop', 'drop'] as const) {
       if (this.timers[k] !== undefined) this.clock.clearTimer(this.timers[k])
       this.timers[k] = undefined
@@ -179,7 +217,10 @@ export class CoverTraffic {
     this.timers[stream] = this.clock.setTimer(() => {
       this.timers[stream] = undefined
       if (!this.running) return
-      if (raised) this.stats.raisedTicks++
+      if (raised) {
+        this.stats.raisedTicks++
+        if (this.queued === 0) this.stats.raisedEmpty++
+      }
       this.tick(stream, gapMs)
       this.arm(stream)
     }, gapMs)
@@ -190,16 +231,18 @@ export class CoverTraffic {
   private dropRaised = false
 
   private tick (stream: 'loop' | 'drop', gapMs: number): void {
-    const told = (sent: 'loop' | 'drop' | 'real', ok: boolean): void => {
-      try { this.init.onTick?.({ stream, sent, gapMs, ok }) } catch {}
-    }
-    if (stream === 'loop') {
-      try { this.init.sendLoop(); this.stats.loops++; told('loop', true) } catch { this.stats.failed.loop++; told('loop', false) }
-      return
+    const told = (sent: 'loop' | 'drop' | 'real', ok: boolean, real?: { lane: Lane, waitedMs: number }): void => {
+      try { this.init.onTick?.({ stream, sent, gapMs, ok, ...real }) } catch {}
     }
     const lane: Lane = this.waiting.first.length > 0 ? 'first' : 'next'
     const next = this.waiting[lane].shift()
     if (next != null) {
+      // a loop tick taken: its loop is owed, sent at the next drop tick that no real packet takes
+      if (stream === 'loop') {
+        this.stats.realInLoopTicks++
+        if (this.owedLoops < MAX_OWED_LOOPS) this.owedLoops++
+        else this.stats.loopsForgone++
+      }
       const w = this.stats.waited[lane]
       const waitedMs = this.clock.now() - next.at
       try {
@@ -208,15 +251,26 @@ export class CoverTraffic {
         w.count++
         w.totalMs += waitedMs
         w.maxMs = Math.max(w.maxMs, waitedMs)
-        told('real', true)
-      } catch { this.stats.failed.real++; told('real', false) }
+        told('real', true, { lane, waitedMs })
+      } catch { this.stats.failed.real++; told('real', false, { lane, waitedMs }) }
+      // a loop tick emptied the queue while drop cover ran raised: the raise ends now (its armed gap is
+      // redrawn at the base rate, memoryless), so no raised tick goes without a real packet
+      if (stream === 'loop' && this.dropRaised && this.queued === 0 && this.timers.drop !== undefined) {
+        this.clock.clearTimer(this.timers.drop)
+        this.arm('drop')
+      }
+      return
+    }
+    if (stream === 'loop' || this.owedLoops > 0) {
+      if (stream === 'drop') { this.owedLoops--; this.stats.owedLoopsSent++ }
+      try { this.init.sendLoop(); this.stats.loops++; told('loop', true) } catch { this.stats.failed.loop++; told('loop', false) }
       return
     }
     try { this.init.sendDrop(); this.stats.drops++; told('drop', true) } catch { this.stats.failed.drop++; told('drop', false) }
   }
 
   /**
-   * A real packet to send in place of the next drop-cover packet (`real` submits it and throws when it
+   * A real packet to send in place of the next cover packet, loop or drop (`real` submits it and throws when it
    * cannot: counted). Without drop cover (rate 0) or when not started it goes at once. False when
    * MAX_WAITING are already waiting (counted). `abandon` runs if cover stops before its tick. A packet
    * in lane `first` leaves before every packet of lane `next`.

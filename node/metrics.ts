@@ -145,6 +145,13 @@ export class Metrics {
     this.counter('p2pchat_mailbox_requests_total', 'mailbox requests, by operation and outcome', ['op', 'outcome'], () => nested(s().mailboxes.requests))
     this.counter('p2pchat_mailbox_drops_total', 'mailbox requests dropped, by reason', ['reason'], () => byKey(s().mailboxes.drops, 'reason'))
     this.counter('p2pchat_mailbox_pushes_total', 'items pushed to their owners through stocked reply blocks', [], () => [[{}, s().mailboxes.pushes]])
+    // mailbox version 2 (protocols/mailbox/SPEC.md section 11): steady mailboxes push at fixed ticks, an
+    // item or PADDING, whether or not mail waits; syncs_total is requests_total{op="sync",outcome="synced"}
+    // on its own line, present (0) before the first SYNC, so a dashboard sees version 2 at a glance
+    this.gauge('p2pchat_mailboxes_steady', 'mailboxes in steady mode now (version 2: one push per period, mail or padding)', [], () => [[{}, s().mailboxes.steadyMailboxes]])
+    this.counter('p2pchat_mailbox_padding_pushes_total', 'steady pushes that carried PADDING (no item was due)', [], () => [[{}, s().mailboxes.paddingPushes]])
+    this.counter('p2pchat_mailbox_steady_idle_ticks_total', 'steady ticks that pushed nothing (no reply block held)', [], () => [[{}, s().mailboxes.steadyIdle]])
+    this.counter('p2pchat_mailbox_syncs_total', 'SYNCs served (version 2: reply blocks, acknowledgements and the push period, answered synced)', [], () => [[{}, s().mailboxes.requests.sync.synced ?? 0]])
     this.counter('p2pchat_exit_requests_total', 'directory requests run as an exit, by operation and outcome', ['op', 'outcome'], () => nested(s().exit))
     this.counter('p2pchat_service_requests_total', 'service layers handled, by service number', ['service'],
       () => Object.entries(s().services.requests).map(([k, v]) => [{ service: k }, v ?? 0]))

@@ -9,10 +9,12 @@
  * - Cover (node/cover.ts, Loopix section 4.2): loop cover (through mix, mix, entry relay, back to the
  *   user) and drop cover (mix, mix, a relay that discards it), each a Poisson process of the level's
  *   rate. Every real packet (message, receipt, directory request, mailbox stock, fetch or ACK) waits
- *   for the next drop-cover tick and goes in its place: the packets a user hands its entry relay form
- *   one Poisson stream of loop + drop per minute, chatting or idle. The price: a real packet waits
- *   60/drop s on average before it leaves (3 s at 20 per minute), and a burst of N drains in N ticks
- *   (a message's packets go before queued upkeep; `low` alone raises its rate for a burst: LOW_BACKLOG).
+ *   for the next tick of either stream and goes in that packet's place (a loop it displaces goes at the
+ *   next free drop tick): the packets a user hands its entry relay form one Poisson stream of loop +
+ *   drop per minute, chatting or idle. The price: a real packet waits 60/(loop + drop) s on average
+ *   before it leaves (2.7 s at `standard`'s 22 a minute; the entry relay sees only when it leaves, so
+ *   the wait buys no anonymity and a shorter one costs none), and a burst of N drains in N ticks (a
+ *   message's packets go before queued upkeep; `low` alone raises its rate for a burst: LOW_BACKLOG).
  * - Receipts leave after an exponential delay of `receiptDelayMs` mean (node/receiving.ts); outbox
  *   retries come at drawn intervals (node/chat-node.ts).
  *
@@ -48,7 +50,7 @@ export interface PrivacyLevel {
    * absent or 0: version 1 (stock and acknowledge as needed, a push the moment mail arrives).
    */
   mailboxPushPeriodMs?: number
-  /** The mean gap of the owner's SYNCs (Poisson; each takes a drop-cover slot and brings 3 blocks). */
+  /** The mean gap of the owner's SYNCs (Poisson; each takes a cover tick's slot and brings 3 blocks). */
   mailboxSyncGapMs?: number
   /** One line for --help, /status and the README. */
   summary: string
@@ -62,7 +64,7 @@ export function summarize (level: Omit<PrivacyLevel, 'summary'>, note = ''): str
   const delay = level.meanDelayMs >= 1000 ? `${level.meanDelayMs / 1000} s` : `${level.meanDelayMs} ms`
   const cover = level.loopPerMinute + level.dropPerMinute === 0
     ? 'no cover traffic'
-    : `cover ${level.loopPerMinute} loop + ${level.dropPerMinute} drop packets/min (real packets replace drop cover)`
+    : `cover ${level.loopPerMinute} loop + ${level.dropPerMinute} drop packets/min (real packets take cover packets' places)`
   const b = level.backlog
   const burst = b == null || level.dropPerMinute === 0
     ? ''
@@ -91,7 +93,7 @@ function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPe
 /**
  * Steady mailbox fetching (issue 11: "a mailbox relay cannot tell when its owner is active"), on at
  * `high`: each mailbox relay pushes one block every 30 s, mail or PADDING, and the owner SYNCs (3
- * blocks) every 60 s on average, in drop-cover slots (2 of `high`'s 24 a minute). Cost: a message waits
+ * blocks) every 60 s on average, in cover ticks' slots (2 of `high`'s 28 a minute). Cost: a message waits
  * for its mailbox's next push, up to 30 s (~15-20 s on average, test/mixing-mailbox.test.ts) on top of
  * the hops; 2 pushes a minute per mailbox arrive on the entry link (2 mailboxes: 5,760 packets, ~18 MB
  * a day) while version 1's STOCKED answers (~2 MB a day) go away; and a mailbox delivers at most 2
@@ -116,9 +118,12 @@ export const LOW_BACKLOG: BacklogRate = { above: 4, factor: 6, forGaps: 20 }
  * The levels. `fast` is version 2's behaviour before mixing: packets go on at once, no cover, and
  * whoever sees a message's first and last relay links sender and recipient by timing.
  *
- * The mixing levels share one drop rate at `low` and `standard`, 20 a minute: a real packet waits 3 s
- * on average for its tick, which with `standard`'s 5 x 500 ms of hops keeps a message's median near
- * the issue's 5 s. Each packet a minute costs ~4.5 MB a day on the entry link (3.1 kB a frame), a loop
+ * The mixing levels share one drop rate at `low` and `standard`, 20 a minute. A real packet takes the
+ * next tick of loop or drop cover (node/cover.ts), so it waits 60/(loop + drop) s on average: 2.7 s at
+ * `standard` (22 a minute), 2.9 s at `low`, 2.1 s at `high`; with `standard`'s 5 x 500 ms of hops a
+ * message's send -> shown is an exponential of 2.7 s plus a Gamma(5, 0.5 s), mean 5.2 s, median 4.5 s
+ * (4.7 s when only drop ticks carried real packets), under the issue's 5 s median before the machine's
+ * own lateness (bench/anonymity.ts splits the measured time; README "Privacy levels"). Each packet a minute costs ~4.5 MB a day on the entry link (3.1 kB a frame), a loop
  * twice that (it comes back), and an idle link carries ~20-25 MB a day of relay gossip besides
  * (measured with 6 relays; it grows with the relay count). So `low` sends 1 loop a minute, `standard`
  * 2 (measured 124 MB a day, under the issue's 150 MB target), `high` 4 loops and 24 drops (more
@@ -138,7 +143,7 @@ export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
  * Extra time a request through the onion needs at a level: it crosses 5 delayed hops there and back
  * (2 mixes out; mix, mix, entry relay back through the reply block), a Gamma(5, mean) sum whose
  * 0.9999 quantile is 17.6 means; so 18 means, added to every request timeout (and so to what waits on
- * one), keep delays from passing for lost requests. (The wait for a drop-cover tick is not in it: a
+ * one), keep delays from passing for lost requests. (The wait for a cover tick is not in it: a
  * request's timeout starts when its packet leaves, protocols/onion/client.ts.)
  */
 export function roundTripAllowanceMs (level: PrivacyLevel): number {

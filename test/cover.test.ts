@@ -2,7 +2,9 @@
  * Client cover traffic (node/cover.ts), on a hand-driven clock and a seeded schedule: the packets a
  * client hands its entry relay form a Poisson stream of the configured total rate (gaps exponential,
  * Kolmogorov-Smirnov with the DKW-Massart bound at a false-alarm rate of 1e-6), idle and while it
- * chats, because a real packet takes the place of the next drop-cover packet instead of adding one.
+ * chats, because a real packet takes the place of the next cover packet (loop or drop) instead of
+ * adding one; a loop tick it takes leaves its loop owed, sent at the next drop tick no real packet
+ * takes, so the loops sent are the loops drawn and a real packet waits 60/(loop + drop) s on average.
  * Also: the privacy levels' rates (every mixing level has cover, `fast` none), a real packet waiting
  * when cover stops is abandoned, and a request's timeout starts when its packet leaves (not while it
  * waits for its tick). test/cover-network.test.ts checks the same stream at a real client's guard.
@@ -12,6 +14,7 @@ import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { randomBytes } from 'node:crypto'
 import { CoverTraffic, MAX_WAITING } from '../node/cover.ts'
+import type { CoverInit } from '../node/cover.ts'
 import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, withOverrides } from '../node/privacy.ts'
 import { Receiver } from '../node/receiving.ts'
 import type { ReceiverInit } from '../node/receiving.ts'
@@ -31,10 +34,11 @@ const MEAN_GAP_MS = 60_000 / (LOOP_PER_MINUTE + DROP_PER_MINUTE)
 
 type Kind = 'loop' | 'drop' | 'real'
 
-function rig (label: string): { clock: FakeClock, cover: CoverTraffic, link: Array<{ at: number, kind: Kind }> } {
+function rig (label: string, onTick?: CoverInit['onTick']): { clock: FakeClock, cover: CoverTraffic, link: Array<{ at: number, kind: Kind }> } {
   const clock = new FakeClock()
   const link: Array<{ at: number, kind: Kind }> = []
   const cover = new CoverTraffic({
+    onTick,
     loopPerMinute: LOOP_PER_MINUTE,
     dropPerMinute: DROP_PER_MINUTE,
     sendLoop: () => link.push({ at: clock.now(), kind: 'loop' }),
@@ -67,7 +71,7 @@ describe('cover traffic: a Poisson stream at the entry relay, idle or chatting',
     process.stdout.write(`# idle: ${link.length} packets, mean gap ${mean.toFixed(1)} ms (configured ${MEAN_GAP_MS}), KS ${d.toFixed(4)} <= ${threshold.toFixed(4)}\n`)
   })
 
-  it('chatting: real packets go in place of drop cover, so the stream keeps its rate and gaps; every real packet is sent once', () => {
+  it('chatting: real packets go in place of cover, so the stream keeps its rate and gaps; every real packet is sent once', () => {
     const { clock, cover, link } = rig('chatting')
     const u = seededUniform(seed('real traffic'))
     cover.start()
@@ -92,6 +96,40 @@ describe('cover traffic: a Poisson stream at the entry relay, idle or chatting',
     const reals = link.filter(p => p.kind === 'real').length
     assert.ok(reals > link.length / 3, 'a large share of the stream was real')
     process.stdout.write(`# chatting: ${link.length} packets (${reals} real), mean gap ${mean.toFixed(1)} ms, KS ${d.toFixed(4)} <= ${threshold.toFixed(4)}\n`)
+  })
+
+  it('a real packet takes the next tick of either stream (mean wait 60/(loop + drop) s); a loop tick it takes owes its loop, sent at the next free drop tick: loops sent = loop ticks drawn', () => {
+    let loopTicks = 0
+    const { clock, cover, link } = rig('either stream', t => { if (t.stream === 'loop') loopTicks++ })
+    const u = seededUniform(seed('either stream traffic'))
+    cover.start()
+    const waits: number[] = []
+    // one real packet at a time at random moments, each well after the last left (the wait of a packet
+    // that finds the queue empty: memoryless, the gap of the merged stream)
+    for (let i = 0; i < 4000; i++) {
+      clock.advance(-3 * MEAN_GAP_MS * Math.log1p(-u()))
+      const at = clock.now()
+      let left = -1
+      assert.ok(cover.send(() => { left = clock.now() - at; link.push({ at: clock.now(), kind: 'real' }) }))
+      for (let j = 0; j < 10_000 && left < 0; j++) clock.advance(MEAN_GAP_MS / 10)
+      assert.ok(left >= 0, 'it left')
+      waits.push(left)
+    }
+    clock.advance(100 * MEAN_GAP_MS)
+    cover.stop()
+    const mean = waits.reduce((a, b) => a + b, 0) / waits.length
+    const dropGap = 60_000 / DROP_PER_MINUTE
+    // 4,000 exponential waits: the mean's standard error is 1.6 %; drop ticks alone would give +33 %
+    assert.ok(Math.abs(mean / MEAN_GAP_MS - 1) < 0.08, `mean wait ${mean.toFixed(0)} ms, expected ${MEAN_GAP_MS} (drop ticks only: ${dropGap})`)
+    const st = cover.stats
+    assert.ok(st.realInLoopTicks > 0.2 * 4000 * 0.8 && st.realInLoopTicks < 0.3 * 4000 * 1.2, `${st.realInLoopTicks} of 4000 took a loop tick (a quarter expected)`)
+    assert.equal(st.owedLoopsSent, st.realInLoopTicks, 'every owed loop was sent (the queue emptied after each)')
+    assert.equal(st.loops + st.failed.loop, loopTicks, 'as many loops sent as the loop stream drew')
+    assert.equal(link.filter(p => p.kind === 'loop').length, st.loops)
+    assert.equal(cover.owed, 0)
+    const { d, threshold } = gapsFit(link)
+    assert.ok(d <= threshold, `the stream's gaps: KS ${d.toFixed(4)} > ${threshold.toFixed(4)}`)
+    process.stdout.write(`# either stream: 4000 real packets waited ${mean.toFixed(0)} ms on average (merged gap ${MEAN_GAP_MS} ms, drop gap ${dropGap.toFixed(0)} ms); ${st.realInLoopTicks} took a loop tick, their loops sent later; ${st.loops} loops for ${loopTicks} loop ticks\n`)
   })
 
   it('bounds the real packets waiting (queue-full, counted); without drop cover a real packet goes at once; a failing send is counted', () => {

@@ -2,12 +2,15 @@
  * Operators' metrics (node/metrics.ts): `--metrics` parsing, and real processes scraped over HTTP: a
  * bootstrap node and four relays started with `--metrics 127.0.0.1:0` (bound to loopback), two users
  * exchanging a message through them; the relays' Prometheus text then shows the packets they passed,
- * the mailbox deposit, the replay filters filling, connections and DHT requests served.
+ * the mailbox deposit, the replay filters filling, connections and DHT requests served; a third user at
+ * `high` (steady mailboxes, mailbox version 2, with the tests' short timers) puts its mailboxes in
+ * steady mode, and the scrape shows them, their SYNCs and their padding pushes.
  */
 import { after, before, describe, it, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { parseMetricsAddress } from '../node/metrics.ts'
-import { CliNetwork } from './helpers/cli-network.ts'
+import { TEST_MIXING } from './helpers/chat-network.ts'
+import { CliNetwork, TEST_TIMING } from './helpers/cli-network.ts'
 import type { CliProcess } from './helpers/cli.ts'
 import { runCli } from './helpers/cli.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -100,5 +103,25 @@ describe('metrics of real relay and bootstrap processes', { timeout: 300_000 }, 
     assert.ok(sum(afterMsg, 'p2pchat_clients_connected') >= 2, 'each user holds an entry link')
     // nothing names a user: only fixed metric names and label values from our code
     for (const m of afterMsg) for (const k of m.keys()) assert.doesNotMatch(k, /alice|bob|12D3Koo/)
+  })
+
+  it('mailbox version 2: steady mailboxes, the SYNCs served and the padding pushes are counted', async () => {
+    const before = await Promise.all(relayUrls.map(scrape))
+    // present before any steady mailbox exists (a gauge and counters at 0)
+    for (const name of ['p2pchat_mailboxes_steady', 'p2pchat_mailbox_padding_pushes_total', 'p2pchat_mailbox_steady_idle_ticks_total', 'p2pchat_mailbox_syncs_total']) {
+      assert.ok(before.every(m => m.has(name)), `every relay exports ${name}`)
+    }
+    assert.equal(sum(before, 'p2pchat_mailboxes_steady'), 0, 'alice and bob (fast) keep version 1')
+    // carol at `high`: steady mailboxes, with the tests' short timers (a push every 300 ms, a SYNC every 600 ms)
+    const timing = { ...TEST_TIMING, hopDelayMs: TEST_MIXING.meanDelayMs, loopCoverGapMs: TEST_MIXING.loopGapMs, dropCoverGapMs: TEST_MIXING.dropGapMs, receiptDelayMs: TEST_MIXING.receiptDelayMs, mailboxPushPeriodMs: TEST_MIXING.mailboxPushPeriodMs, mailboxSyncGapMs: TEST_MIXING.mailboxSyncGapMs }
+    await net.start('carol', { env: { P2PCHAT_PRIVACY: 'high', P2PCHAT_TIMING: JSON.stringify(timing) } })
+    let now: Array<Map<string, number>> = []
+    await waitFor(async () => {
+      now = await Promise.all(relayUrls.map(scrape))
+      return sum(now, 'p2pchat_mailboxes_steady') >= 1 && sum(now, 'p2pchat_mailbox_syncs_total') >= 2 && sum(now, 'p2pchat_mailbox_padding_pushes_total') >= 2
+    }, () => `carol's mailboxes steady, SYNCing and padding (steady ${sum(now, 'p2pchat_mailboxes_steady')}, syncs ${sum(now, 'p2pchat_mailbox_syncs_total')}, padding ${sum(now, 'p2pchat_mailbox_padding_pushes_total')})`, 90_000, 500)
+    // the dedicated SYNC counter is the requests counter's synced outcome
+    assert.equal(sum(now, 'p2pchat_mailbox_syncs_total'), sum(now, 'p2pchat_mailbox_requests_total{op="sync",outcome="synced"}'))
+    for (const m of now) for (const k of m.keys()) assert.doesNotMatch(k, /carol|12D3Koo/)
   })
 })
