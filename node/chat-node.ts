@@ -493,6 +493,10 @@ export class ChatNode {
       const id = multiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
       if (id != null && id !== this.entry.relay?.peerId) await this.node.hangUp(multiaddr(addr)).catch(() => {})
     }
+    const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
+    // dead relays are looked for from here on: a REGISTER of the start over a relay found dead is sent
+    // again at once (node/mailboxes.ts `avoid`), not at the next hedge tick
+    every(this.timing.announceIntervalMs, () => { this.checkRelays() })
     this.emit({ type: 'status', stage: 'mailboxes', detail: `entry relay ${this.entry.relay?.peerId ?? '?'}; registering mailboxes` })
     try {
       await this.mailboxes.start()
@@ -501,7 +505,6 @@ export class ChatNode {
     }
     this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
     await this.publish()
-    const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
     // the outbox and owed receipts at drawn intervals at a mixing level (uniform on 0.5..1.5 retry
     // intervals: a resend never comes a fixed time after the send it repeats), fixed at `fast`
     const drawn = this.privacy.meanDelayMs > 0 || this.cover.active
@@ -515,7 +518,6 @@ export class ChatNode {
       this.retryTimer.unref()
     }
     retryRound()
-    every(this.timing.announceIntervalMs, () => { this.checkRelays() })
     every(REPUBLISH_INTERVAL_MS, () => { this.refreshRecord().catch(err => { this.log('republishing: %s', (err as Error).name) }) })
     // cover from here on: the start's own burst (registering, stocking, publishing) went at once
     this.cover.start()

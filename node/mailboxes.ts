@@ -181,6 +181,8 @@ export class MailboxClient {
   private readonly warnedV1 = new Set<string>()
   private readonly uniform: () => number
   private readonly timers: { set: (fn: () => void, ms: number) => unknown, clear: (timer: unknown) => void }
+  /** The start's REGISTERs under way (`registerHedged`): each told of relays found dead (`avoid`). */
+  private readonly hedges = new Map<Live, (dead: Set<string>) => void>()
 
   constructor (init: MailboxClientInit) {
     this.init = init
@@ -429,8 +431,11 @@ export class MailboxClient {
     return drawByGroup(pool)
   }
 
-  /** `onLate`: an answer that comes after the timeout (SPEC.md section 3, DEPOSIT: "late answers"). */
-  private async ask (relay: PathRelay, request: Uint8Array, onLate?: (answer: MailboxAnswer) => void): Promise<MailboxAnswer> {
+  /**
+   * `onLate`: an answer that comes after the timeout (SPEC.md section 3, DEPOSIT: "late answers").
+   * `onSent`: the relays (peer ids) the request's path and reply block cross, once it is built.
+   */
+  private async ask (relay: PathRelay, request: Uint8Array, onLate?: (answer: MailboxAnswer) => void, onSent?: (path: string[]) => void): Promise<MailboxAnswer> {
     const late = onLate == null
       ? undefined
       : {
@@ -441,52 +446,68 @@ export class MailboxClient {
             else this.log('a late mailbox answer did not decode: %s', d.reason)
           }
         }
-    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs: this.timing.requestTimeoutMs, late })
+    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs: this.timing.requestTimeoutMs, late, onSent })
     const decoded = decodeMailboxPayload(payload)
     if (!decoded.ok) throw new MailboxUnavailableError(`a mailbox answer did not decode: ${decoded.reason}`)
     return decoded.answer
   }
 
   /**
-   * `register`, sent again over a new path every registerHedgeMs while none is answered (REGISTER_SENDS
-   * in all); resolves with the first success, rejects once every send made failed (at once when the
-   * first fails before a second is sent).
+   * `register`, sent again over a new path every registerHedgeMs while none is answered, and at once
+   * when a relay on the path of a send still unanswered is found dead (`avoid`; the next timed send
+   * then waits registerHedgeMs from this one): REGISTER_SENDS in all, however they came. Resolves with
+   * the first success, rejects once every send made failed (at once when the first fails before a
+   * second is sent, or when a later send finds the mailbox's relay gone).
    */
   private async registerHedged (l: Live): Promise<void> {
     const hedgeMs = this.timing.registerHedgeMs ?? Math.ceil(this.timing.requestTimeoutMs / 3)
     await new Promise<void>((resolve, reject) => {
-      let pending = 1
-      let sent = 1
+      let pending = 0
+      let sent = 0
       let timer: ReturnType<typeof setTimeout> | undefined
-      const done = (): void => { clearTimeout(timer); resolve() }
-      const fail = (err: unknown): void => { if (--pending === 0) { clearTimeout(timer); reject(err) } }
-      const again = (): void => {
-        timer = setTimeout(() => {
-          if (this.stopped || l.registered || !this.live.has(hex(l.key.id))) return
-          pending++
-          sent++
-          this.log('REGISTER unanswered after %d ms: sending it again over a new path (%d of %d)', hedgeMs, sent, REGISTER_SENDS)
-          // the mailbox's relay went silent since the first send (killed as the start began, in the
-          // lab's churn): the start does not wait out the first send's timeout for it (the relay's
-          // return took 18 s of a 26 s restart) but registers another mailbox; this one is retired and
-          // still fetched (draining): upkeep registers it again once its relay is back
-          this.register(l).then(done, (err: unknown) => { if (this.relay(l.key.relay) == null) { clearTimeout(timer); reject(err) } else fail(err) })
-          if (sent < REGISTER_SENDS) again()
-        }, hedgeMs)
+      /** the relays each unanswered send's path crosses (dropped once one of them is found dead) */
+      const paths: string[][] = []
+      const end = (): void => { clearTimeout(timer); this.hedges.delete(l) }
+      const done = (): void => { end(); resolve() }
+      const fail = (err: unknown): void => { if (--pending === 0) { end(); reject(err) } }
+      const send = (why?: string): void => {
+        pending++
+        const nth = ++sent
+        if (why != null) this.log('REGISTER %s: sending it again over a new path (%d of %d)', why, nth, REGISTER_SENDS)
+        // a re-send that finds the mailbox's relay gone silent since the first send (killed as the start
+        // began, in the lab's churn): the start does not wait out the first send's timeout for it (the
+        // relay's return took 18 s of a 26 s restart) but registers another mailbox; this one is retired
+        // and still fetched (draining): upkeep registers it again once its relay is back
+        this.register(l, (path) => { paths.push(path) }).then(done, (err: unknown) => { if (nth > 1 && this.relay(l.key.relay) == null) { end(); reject(err) } else fail(err) })
+        clearTimeout(timer)
+        if (nth < REGISTER_SENDS) {
+          timer = setTimeout(() => {
+            if (this.stopped || l.registered || !this.live.has(hex(l.key.id))) return
+            send(`unanswered after ${hedgeMs} ms`)
+          }, hedgeMs)
+        }
       }
-      again()
-      this.register(l).then(done, fail)
+      // a relay found dead on the path of a send still under way: that send is lost, the next goes now
+      // (the lab's churn: sends went 1.2-1.4 s after a relay was killed, before the client could know it,
+      // and the next waited for the hedge tick)
+      this.hedges.set(l, (dead) => {
+        const lost = paths.filter(p => p.some(r => dead.has(r)))
+        if (lost.length === 0) return
+        for (const p of lost) paths.splice(paths.indexOf(p), 1)
+        if (sent < REGISTER_SENDS && !this.stopped && !l.registered && this.live.has(hex(l.key.id))) send(`lost on a path through a relay found dead (${lost.length})`)
+      })
+      send()
     })
   }
 
-  private async register (l: Live): Promise<void> {
+  private async register (l: Live, onSent?: (path: string[]) => void): Promise<void> {
     const relay = this.relay(l.key.relay)
     if (relay == null) throw new MailboxUnavailableError('the mailbox relay is not live')
     // never (re)start a mailbox on our own entry relay (it would see our packets and our mailbox's):
     // it waits, kept, until our entry relay is another one (a new entry relay registers every mailbox)
     if (!l.registered && relay.peerId === this.init.entryPeerId()) throw new MailboxUnavailableError('the mailbox relay is our entry relay')
     const t0 = Date.now()
-    const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now())).catch((err: Error) => {
+    const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now()), undefined, onSent).catch((err: Error) => {
       this.log('REGISTER at %s: no answer after %d ms (%s)', relay.peerId, Date.now() - t0, err.name)
       throw err
     })
@@ -540,10 +561,12 @@ export class MailboxClient {
   }
 
   /**
-   * Relays found dead (peer ids): blocks over them are counted gone, and the stock is topped up with
-   * blocks that avoid them (the relay pushes through its newest blocks first).
+   * Relays found dead (peer ids): a REGISTER of the start under way over one of them is sent again over
+   * a new path at once (`registerHedged`); blocks over them are counted gone, and the stock is topped up
+   * with blocks that avoid them (the relay pushes through its newest blocks first).
    */
   avoid (dead: Set<string>): void {
+    for (const resend of [...this.hedges.values()]) resend(dead)
     let dropped = 0
     for (const l of this.live.values()) {
       const before = l.stocked.length

@@ -7,7 +7,8 @@
  * one slow answer delays the others by nothing (without that, the second REGISTER is never sent while
  * the first is held, and the wait times out); and after a restart, a REGISTER lost on its way (its path
  * crossed a relay that died) is sent again over a new path every registerHedgeMs, for the same mailbox,
- * instead of the start waiting out the request timeout (in the lab: 24 s of a 36 s restart).
+ * instead of the start waiting out the request timeout (in the lab: 24 s of a 36 s restart), and at once,
+ * not at the next of those times, when a relay on its path is found dead (`avoid`).
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -33,8 +34,10 @@ let root: string
 let db: DatabaseSync
 const relays: Array<{ path: PathRelay, store: MailboxStore, service: MailboxService }> = []
 const blocks = new StandInReplyBlocks()
-/** requests under way, in the order they were sent: each waits until the test delivers it */
-const held: Array<{ relay: string, deliver: () => void }> = []
+/** requests under way, in the order they were sent: each waits until the test delivers it; `mix`: the one mix of its path */
+const held: Array<{ relay: string, mix: string, deliver: () => void }> = []
+/** requests made so far (each path's mix is a new name) */
+let requests = 0
 /** pushes (and other answers) the relays sent through reply blocks */
 let pushes = 0
 /** when set, requests are not held: each is delivered at once, except that the first `lose` to this relay are lost */
@@ -44,12 +47,16 @@ const gone = new Set<string>()
 
 const onion = {
   replyBlock: (onReply: (payload: Uint8Array) => void) => blocks.make(onReply),
-  request: async (final: PathRelay, _service: number, request: Uint8Array): Promise<Uint8Array> => {
+  // like OnionClient.request: `onSent` hears the relays of the path (a mix of its own, the final relay) and of the reply block
+  request: async (final: PathRelay, _service: number, request: Uint8Array, opts: { onSent?: (relays: string[]) => void } = {}): Promise<Uint8Array> => {
     const relay = relays.find(r => r.path.peerId === final.peerId)
     if (relay == null) throw Object.assign(new Error('no answer'), { name: 'AnswerTimeoutError' })
+    const mix = `mix-${++requests}`
     return await new Promise<Uint8Array>(resolve => {
-      const deliver = (): void => { relay.service.handle(request, onion.replyBlock(resolve).surb) }
-      if (auto == null) held.push({ relay: final.peerId, deliver })
+      const block = onion.replyBlock(resolve)
+      opts.onSent?.([mix, final.peerId, ...block.path, 'entry'])
+      const deliver = (): void => { relay.service.handle(request, block.surb) }
+      if (auto == null) held.push({ relay: final.peerId, mix, deliver })
       else if (final.peerId === auto.loseFirstTo && auto.lost < auto.lose) auto.lost++
       else deliver()
     })
@@ -165,6 +172,64 @@ it('after a restart, a kept mailbox whose relay goes silent after the first REGI
     assert.ok(ids.includes(hex(firstBoxes[1].mailboxId)), 'the other kept mailbox is in use')
     assert.ok(!ids.includes(hex(firstBoxes[0].mailboxId)), 'the silent relay\'s mailbox is replaced')
     assert.ok(c.draining().some(b => hex(b.mailboxId) === hex(firstBoxes[0].mailboxId)), 'and kept, draining, for when its relay is back')
+  } finally {
+    clearInterval(release)
+    c.stop()
+    held.splice(0)
+    gone.clear()
+  }
+})
+
+it('after a restart, a REGISTER whose path crosses a relay found dead is sent again at once, not at the next hedge tick; no new mailbox', { timeout: 60_000 }, async () => {
+  const kept = firstBoxes[1]
+  const at = relays.find(r => hex(r.path.address) === hex(kept.relay))
+  assert.ok(at != null)
+  const keysBefore = new MailboxKeys(db).all().length
+  // hedge and request timeout of 10 minutes: only a re-send on the news of the dead relay ends this start in the test's bound
+  const c = client({ requestTimeoutMs: 600_000, registerHedgeMs: 600_000 })
+  const deadMixes = new Set<string>()
+  let release: ReturnType<typeof setInterval> | undefined
+  try {
+    const started = c.start()
+    await waitFor(() => held.some(h => h.relay === at.path.peerId), () => 'the REGISTER of the kept mailbox', 10_000)
+    const first = held.find(h => h.relay === at.path.peerId)
+    assert.ok(first != null)
+    // the mix on its path dies (lab churn: a relay SIGKILLed a second after the REGISTER left) and is
+    // found dead (silent on gossip): what crosses it is lost, the rest gets through
+    deadMixes.add(first.mix)
+    c.avoid(deadMixes)
+    release = setInterval(() => {
+      for (let i = held.length - 1; i >= 0; i--) if (!deadMixes.has(held[i].mix)) held.splice(i, 1)[0].deliver()
+    }, 10)
+    const boxes = await within(started, 10_000, 'the restarted start')
+    assert.ok(boxes.some(b => hex(b.mailboxId) === hex(kept.mailboxId)), 'the kept mailbox is registered, over the re-sent REGISTER')
+    assert.ok(held.some(h => h === first), 'the REGISTER over the dead mix was never answered')
+    assert.equal(new MailboxKeys(db).all().length, keysBefore, 'no new mailbox')
+  } finally {
+    clearInterval(release)
+    c.stop()
+    held.splice(0)
+  }
+})
+
+it('after a restart, a kept mailbox whose relay is found dead while its REGISTER is under way is replaced at once; it is kept draining', { timeout: 60_000 }, async () => {
+  const kept = firstBoxes[1]
+  const dying = relays.find(r => hex(r.path.address) === hex(kept.relay))
+  assert.ok(dying != null)
+  const c = client({ requestTimeoutMs: 600_000, registerHedgeMs: 600_000 })
+  let release: ReturnType<typeof setInterval> | undefined
+  try {
+    const started = c.start()
+    await waitFor(() => held.some(h => h.relay === dying.path.peerId), () => 'the REGISTER of the mailbox on the relay about to die', 10_000)
+    gone.add(dying.path.peerId)
+    c.avoid(new Set([dying.path.peerId]))
+    release = setInterval(() => {
+      for (let i = held.length - 1; i >= 0; i--) if (held[i].relay !== dying.path.peerId) held.splice(i, 1)[0].deliver()
+    }, 10)
+    const boxes = await within(started, 10_000, 'the restarted start')
+    assert.equal(boxes.length, 2)
+    assert.ok(!boxes.some(b => hex(b.mailboxId) === hex(kept.mailboxId)), 'the dead relay\'s mailbox is replaced')
+    assert.ok(c.draining().some(b => hex(b.mailboxId) === hex(kept.mailboxId)), 'and kept, draining, for when its relay is back')
   } finally {
     clearInterval(release)
     c.stop()

@@ -375,8 +375,11 @@ export class OnionClient {
    * something at the far end (a DEPOSIT committed) is then known to have done so, although slowly:
    * without it, a network slower than the timeout drops every answer and the caller repeats a request
    * that had worked.
+   *
+   * `onSent`: called once the packet is built, with every relay on its forward path and reply block
+   * (peer ids), so that the caller can send again at once when one of them is found dead.
    */
-  async request (final: PathRelay, service: number, request: Uint8Array, opts: { timeoutMs: number, signal?: AbortSignal, late?: { ms: number, onAnswer: (answer: Uint8Array) => void } }): Promise<Uint8Array> {
+  async request (final: PathRelay, service: number, request: Uint8Array, opts: { timeoutMs: number, signal?: AbortSignal, late?: { ms: number, onAnswer: (answer: Uint8Array) => void }, onSent?: (relays: string[]) => void }): Promise<Uint8Array> {
     return await new Promise<Uint8Array>((resolve, reject) => {
       let sent: SentRequest | undefined
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -412,6 +415,7 @@ export class OnionClient {
       try {
         // the block is forgotten by finish() whatever happens; until its packet leaves it must not age out
         sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); outcome(true); resolve(answer) }, ttlMs: Math.max(opts.timeoutMs, DEFAULT_REPLY_BLOCK_TTL_MS), departed })
+        opts.onSent?.([...sent.path, ...(sent.replyPath ?? [])])
       } catch (err) {
         finish()
         reject(err as Error)
