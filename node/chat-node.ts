@@ -749,7 +749,8 @@ export class ChatNode {
   private checkSendPin (id: string, nick: string, record: SignedRecord, explicit: boolean): 'ok' | 'changed' | 'unconfirmed' {
     const pin = this.store.getPin(nick)
     const sentAt = this.userSent.get(id)
-    // with cover traffic each request first waits for a drop tick: 10 mean waits more (30 s at standard)
+    // with cover traffic each request first waits for a cover tick (loop or drop): 10 mean waits more (counted on
+    // the drop rate alone, 30 s at standard: more than the merged stream's 27 s, so a window that errs long)
     const coverWait = !this.cover.active ? 0 : Math.ceil(10 * 60_000 / Math.max(1e-9, this.privacy.dropPerMinute))
     const byUser = sentAt != null && Date.now() - sentAt <= USER_PIN_WINDOW * this.timing.retryIntervalMs + this.timing.requestTimeoutMs + coverWait
     if (pin == null && !explicit && !byUser) return 'unconfirmed'

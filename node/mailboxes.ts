@@ -27,7 +27,7 @@
  * - steady mode (`timing.pushPeriodMs` > 0; version 2, protocols/mailbox/SPEC.md section 11): after each
  *   REGISTER a SYNC with a reply block probes the relay; a SYNCED answer puts the mailbox in steady mode:
  *   a SYNC (3 fresh reply blocks, the ids to acknowledge, the push period) leaves at the times of a
- *   Poisson process of mean `syncGapMs` (each takes a drop-cover slot, node/cover.ts), nothing else is
+ *   Poisson process of mean `syncGapMs` (each takes a cover tick, loop or drop, node/cover.ts), nothing else is
  *   sent to that relay until the next REGISTER, and the relay pushes one block a period, an item or
  *   PADDING (dropped here, counted). No answer to the probe (a version 1 relay drops the unknown op):
  *   that mailbox falls back to version 1 stocking and ACKs until its next REGISTER, counted
@@ -148,7 +148,7 @@ interface Stocked { expires: number, path: string[] }
 
 /**
  * A mailbox in use. `acks`: item ids handled and not yet acknowledged; `ackQueued`: an ACK packet is
- * waiting to leave (behind cover traffic's drop ticks, node/cover.ts), so new ids wait for the next one.
+ * waiting to leave (behind cover traffic's ticks, node/cover.ts), so new ids wait for the next one.
  */
 interface Live {
   key: MailboxKey
@@ -389,7 +389,7 @@ export class MailboxClient {
       const relay = this.relay(l.key.relay)
       if (relay != null) {
         try {
-          // no answer asked: the relay answers with its pushes; the packet takes a drop-cover slot
+          // no answer asked: the relay answers with its pushes; the packet takes a cover tick
           this.init.onion.send(relay, SERVICE_MAILBOX, this.syncRequest(l, relay))
         } catch (err) {
           this.stats.failures++
@@ -655,7 +655,7 @@ export class MailboxClient {
     // steady mode: the next SYNC brings blocks; nothing is sent because of a push
     if (l.version === 2) return
     // refill when half the stock is used, not after every push: one STOCK of several blocks instead of
-    // one packet per push (with cover traffic each packet waits for a drop tick: a backlog pushed at
+    // one packet per push (with cover traffic each packet waits for a cover tick: a backlog pushed at
     // once would otherwise need two packets per item)
     const now = this.now()
     if (l.stocked.filter(b => b.expires > now).length <= Math.floor(this.timing.stockLevel / 2)) this.topUp().catch(() => {})
