@@ -60,8 +60,13 @@ const nodeDir = systemNodeDir()
 describe('installing the command from a packed tarball into an empty prefix', { timeout: 600_000 }, () => {
   const root = mkdtempSync(join(tmpdir(), 'p2pchat-install-'))
   after(() => { rmSync(root, { recursive: true, force: true }) })
-  // only the machine's own tools and Node; HOME stays, for npm's cache
+  // only the machine's own tools and Node; HOME stays, for npm's cache; and the machine's way to the
+  // registry (its CA certificates, proxies, npm settings): without them a machine behind a TLS-inspecting
+  // proxy gets SELF_SIGNED_CERT_IN_CHAIN for every package its cache lacks, retried until the timeout
+  const network = Object.fromEntries(Object.entries(process.env).filter(([k]) =>
+    /^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|(HTTPS?|NO|ALL)_PROXY)$/i.test(k) || /^npm_config_(registry|cafile|ca|proxy|https_proxy|noproxy|strict_ssl)$/i.test(k)))
   const env: NodeJS.ProcessEnv = {
+    ...network,
     PATH: [...new Set([nodeDir ?? '/usr/bin', '/usr/bin', '/bin'])].join(delimiter),
     HOME: process.env.HOME,
     XDG_CACHE_HOME: join(root, 'cache'),
