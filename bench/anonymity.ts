@@ -76,6 +76,12 @@ export interface AnonymityRow {
   p95LatencyMs: number
   /** Median over users of (packets in + out at the guard) x WIRE_BYTES_PER_PACKET, scaled to a day. */
   mbPerUserPerDay: number
+  /**
+   * The same adversary on the same recorded observations with one clue at a time (context, not judged):
+   * `withoutStoredClue` ranks by the submissions' Gamma likelihood alone; `storedClueOnly` by the "stored"
+   * answer clue alone (every candidate's submissions weigh the same). Messages linked and mean entropy.
+   */
+  clues: { withoutStoredClue: { linked: number, meanEntropyBits: number }, storedClueOnly: { linked: number, meanEntropyBits: number } }
   /** Every message delivered exactly once. */
   exactlyOnce: boolean
   /** Seconds to start the level's users one after another (register, stock, publish: before cover starts). */
@@ -201,6 +207,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const model = mixingModel(level.meanDelayMs)
       let linked = 0
       let entropy = 0
+      const clues = { withoutStoredClue: { linked: 0, entropy: 0 }, storedClueOnly: { linked: 0, entropy: 0 } }
       const latencies: number[] = []
       const parts = { beforeDeposit: [] as number[], hops: [] as number[], shown: [] as number[] }
       let withLookup = 0
@@ -225,6 +232,16 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         const g = guessSender(d.at, nicks.filter(n => n !== m.to), submissions, model, { deliveries, reactionMs: REACTION_MS })
         if (g.guess === m.from) linked++
         entropy += g.entropy
+        // one clue at a time, same observations: without answerSdMs guessSender skips the stored clue;
+        // with one submission per candidate at the same instant its Gamma term is the same for all, so
+        // only the stored clue ranks them (ties, e.g. nobody received a packet then, go to the first candidate)
+        const candidates = nicks.filter(n => n !== m.to)
+        const g1 = guessSender(d.at, candidates, submissions, { shape: model.shape, thetaMs: model.thetaMs }, { deliveries, reactionMs: REACTION_MS })
+        if (g1.guess === m.from) clues.withoutStoredClue.linked++
+        clues.withoutStoredClue.entropy += g1.entropy
+        const g2 = guessSender(d.at, candidates, candidates.map(user => ({ at: d.at - 1, user })), { shape: 1, thetaMs: 1e12, answerSdMs: model.answerSdMs }, { deliveries })
+        if (g2.guess === m.from) clues.storedClueOnly.linked++
+        clues.storedClueOnly.entropy += g2.entropy
       }
       // packets on each user's guard link during the phase, in and out
       const perUser = nicks.map(n => submissions.slice(mark.sub).filter(s => s.user === n && s.at <= t1).length + deliveries.slice(mark.del).filter(s => s.user === n && s.at <= t1).length)
@@ -248,6 +265,10 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         chance: 1 / candidates,
         meanEntropyBits: entropy / sent.length,
         maxEntropyBits: Math.log2(candidates),
+        clues: {
+          withoutStoredClue: { linked: clues.withoutStoredClue.linked, meanEntropyBits: clues.withoutStoredClue.entropy / sent.length },
+          storedClueOnly: { linked: clues.storedClueOnly.linked, meanEntropyBits: clues.storedClueOnly.entropy / sent.length }
+        },
         medianLatencyMs: quantile(latencies, 0.5),
         p95LatencyMs: quantile(latencies, 0.95),
         mbPerUserPerDay: quantile(perUser, 0.5) * WIRE_BYTES_PER_PACKET * 86_400 / seconds / 1e6,
@@ -266,6 +287,8 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       }
       rows.push(row)
       opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day; started in ${startSeconds.toFixed(0)} s` + (queue == null ? '' : `; cover queue: at most ${queue.maxWaiting} waiting, a message's packets waited ${(queue.firstMeanMs / 1000).toFixed(1)} s mean (max ${(queue.firstMaxMs / 1000).toFixed(1)}), others ${(queue.nextMeanMs / 1000).toFixed(1)} s (max ${(queue.nextMaxMs / 1000).toFixed(1)})`))
+      const cl = row.clues
+      opts.log(`anonymity, ${levelName}: one clue at a time (same observations, context): success without the stored clue ${cl.withoutStoredClue.linked}/${sent.length} (${(cl.withoutStoredClue.linked / sent.length / row.chance).toFixed(1)}x chance), entropy ${cl.withoutStoredClue.meanEntropyBits.toFixed(2)} bits; success with the stored clue only ${cl.storedClueOnly.linked}/${sent.length} (${(cl.storedClueOnly.linked / sent.length / row.chance).toFixed(1)}x chance), entropy ${cl.storedClueOnly.meanEntropyBits.toFixed(2)} bits`)
       const sp = row.split
       opts.log(`anonymity, ${levelName}: split of ${sp.messages} messages (mean / median): send -> DEPOSIT leaves ${(sp.beforeDeposit.meanMs / 1000).toFixed(2)} / ${(sp.beforeDeposit.medianMs / 1000).toFixed(2)} s (${sp.withLookup} with a lookup or another message first), 5 hops and the mailbox ${(sp.hops.meanMs / 1000).toFixed(2)} / ${(sp.hops.medianMs / 1000).toFixed(2)} s (expected ${(5 * level.meanDelayMs / 1000).toFixed(2)} mean; ${sp.pushLate} pushes > 5 s after stored), push -> shown ${sp.shown.meanMs.toFixed(0)} / ${sp.shown.medianMs.toFixed(0)} ms; mix lateness ${sp.mixLatenessMs.toFixed(1)} ms per hop`)
       for (const x of users) await net.stopUser(x)
@@ -289,6 +312,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   process.stdout.write('| level | linked (99 % Wilson) | x chance | entropy / log2 N bits | median latency | MB/user/day (packets, no gossip) | exactly once | users started in | most waiting; mean wait message / other |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n')
   for (const r of rows) {
     process.stdout.write(`| ${r.level} | ${r.linked}/${r.messages} = ${(100 * r.successRate).toFixed(0)} % (${(100 * r.wilson99.low).toFixed(0)}-${(100 * r.wilson99.high).toFixed(0)} %) | ${(r.successRate / r.chance).toFixed(1)} | ${r.meanEntropyBits.toFixed(2)} / ${r.maxEntropyBits.toFixed(2)} | ${(r.medianLatencyMs / 1000).toFixed(2)} s | ${r.mbPerUserPerDay.toFixed(0)} | ${r.exactlyOnce ? 'yes' : 'NO'} | ${r.startSeconds.toFixed(0)} s | ${r.queue == null ? '-' : `${r.queue.maxWaiting}; ${(r.queue.firstMeanMs / 1000).toFixed(1)} / ${(r.queue.nextMeanMs / 1000).toFixed(1)} s`} |\n`)
+  }
+  process.stdout.write('\n| level: one clue at a time (same observations; context) | linked | x chance | entropy bits |\n| --- | --- | --- | --- |\n')
+  for (const r of rows) {
+    for (const [name, c] of [['without the stored clue', r.clues.withoutStoredClue], ['with the stored clue only', r.clues.storedClueOnly]] as const) {
+      process.stdout.write(`| ${r.level}, ${name} | ${c.linked}/${r.messages} = ${(100 * c.linked / r.messages).toFixed(0)} % | ${(c.linked / r.messages / r.chance).toFixed(1)} | ${c.meanEntropyBits.toFixed(2)} / ${r.maxEntropyBits.toFixed(2)} |\n`)
+    }
   }
   process.stdout.write(JSON.stringify(rows) + '\n')
   process.exit(0)
