@@ -222,11 +222,11 @@ export class MailboxStore {
     return { db: this.#db, sql: this.#sql }
   }
 
-  /** Runs `fn` in one write transaction (BEGIN IMMEDIATE ... COMMIT, fsynced; ROLLBACK if it throws). */
   /**
-   * `fn` in one write transaction. `durable: false` (a write a crash may lose: `markPushed`, which every
-   * start clears anyway): committed with synchronous=NORMAL, no fsync of its own; the next durable
-   * commit fsyncs the WAL and so it too (WAL frames are written in order).
+   * Runs `fn` in one write transaction (BEGIN IMMEDIATE ... COMMIT, fsynced; ROLLBACK if it throws).
+   * `durable: false` (a write a crash may lose: `markPushed`, which every start clears anyway):
+   * committed with synchronous=NORMAL, no fsync of its own; the next durable commit fsyncs the WAL and
+   * so it too (WAL frames are written in order).
    */
   #write<T> (fn: (sql: Statements) => T, durable = true): T {
     const { db, sql } = this.#live()
