@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
+import type { TestContext } from 'node:test'
 import { MAX_PREPARED, MAX_PREPARED_AGE_MS, OnionClient } from '../protocols/onion/client.ts'
 import type { EntryLink } from '../protocols/onion/client.ts'
 import { decodeServiceBody, encodeAnswer } from '../protocols/onion/service-body.ts'
@@ -69,6 +70,23 @@ function serve (t: ReturnType<typeof setup>, i: number, answer: Uint8Array): Uin
   assert.ok(back.leftAt != null, 'the reply leaves the relays for the client')
   t.onion.deliver(back.packet)
   return body.body.request
+}
+
+/**
+ * A send to relay 3 with an answer; prepareDelayMs later (one made ahead for it), `change` to what the
+ * client draws from; then the next send to relay 3: the client's made-ahead counts.
+ */
+function sendChangeSend (t: TestContext, change: (s: ReturnType<typeof setup>) => void): { used: number, built: number, stale: number } {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  const s = setup()
+  const final = s.relays[3]
+  s.onion.send(final, 0x05, Uint8Array.of(1), { onAnswer: () => {} })
+  t.mock.timers.tick(DELAY_MS)
+  change(s)
+  s.onion.send(final, 0x05, Uint8Array.of(1), { onAnswer: () => {} })
+  const counts = { ...s.onion.stats.prepared }
+  s.onion.close()
+  return counts
 }
 
 describe('sends made ahead (OnionClient prepareDelayMs)', () => {
@@ -146,27 +164,11 @@ describe('sends made ahead (OnionClient prepareDelayMs)', () => {
   })
 
   it('the same relays listed in another order are the same set: the one made ahead is used', (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] })
-    const s = setup()
-    const final = s.relays[3]
-    s.onion.send(final, 0x05, Uint8Array.of(1), { onAnswer: () => {} })
-    t.mock.timers.tick(DELAY_MS)
-    s.relays.reverse()
-    s.onion.send(final, 0x05, Uint8Array.of(1), { onAnswer: () => {} })
-    assert.deepEqual(s.onion.stats.prepared, { used: 1, built: 1, stale: 0 })
-    s.onion.close()
+    assert.deepEqual(sendChangeSend(t, (s) => { s.relays.reverse() }), { used: 1, built: 1, stale: 0 })
   })
 
   it('a new entry relay makes the one made ahead stale', (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] })
-    const s = setup()
-    const final = s.relays[3]
-    s.onion.send(final, 0x05, Uint8Array.of(1), { onAnswer: () => {} })
-    t.mock.timers.tick(DELAY_MS)
-    ;(s.link as { relay: PathRelay }).relay = s.relays[1]
-    s.onion.send(final, 0x05, Uint8Array.of(1), { onAnswer: () => {} })
-    assert.deepEqual(s.onion.stats.prepared, { used: 0, built: 2, stale: 1 })
-    s.onion.close()
+    assert.deepEqual(sendChangeSend(t, (s) => { (s.link as { relay: PathRelay }).relay = s.relays[1] }), { used: 0, built: 2, stale: 1 })
   })
 
   it(`keeps at most MAX_PREPARED (${MAX_PREPARED}); close() wipes them and makes no more`, (t) => {
