@@ -10,17 +10,17 @@
  *
  * Ids are lowercase hex strings (message ids: 16 bytes = 32 hex characters). Times are ms since the epoch.
  */
-import { chmodSync, closeSync, lstatSync, openSync } from 'node:fs'
 import { join } from 'node:path'
-import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
+import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite'
 import { fingerprint } from '../protocols/chat/fingerprint.ts'
 import { validateNick } from '../protocols/chat/nick.ts'
+import { commitWithoutSync, openDatabase } from '../protocols/sqlite.ts'
 import { UserError } from './errors.ts'
 
 /** The database file inside the data directory. */
 export const STORE_FILE_NAME = 'p2pchat.db'
 /** How long a write waits for another connection's lock before failing. */
-export const DEFAULT_BUSY_TIMEOUT_MS = 5000
+export { DEFAULT_BUSY_TIMEOUT_MS } from '../protocols/sqlite.ts'
 
 export type Direction = 'out' | 'in'
 export type OutgoingState = 'queued' | 'sent' | 'stored' | 'delivered' | 'failed'
@@ -381,21 +381,6 @@ function isUniqueViolation (err: unknown): boolean {
   return err instanceof Error && /UNIQUE constraint failed|PRIMARY KEY/i.test(err.message)
 }
 
-/** Creates the file mode 0600 if missing, and refuses one that is not a regular file or is open to others. */
-function prepareFile (path: string): void {
-  try {
-    closeSync(openSync(path, 'wx', 0o600))
-    chmodSync(path, 0o600) // whatever the umask
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-  }
-  const st = lstatSync(path)
-  if (!st.isFile()) throw new StorePermissionError(`${path} is not a regular file; move it away and run again`)
-  if ((st.mode & 0o077) !== 0) {
-    throw new StorePermissionError(`${path} is readable by other users (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
-  }
-}
-
 function prepareStatements (db: DatabaseSync) {
   return {
     insertOutgoing: db.prepare(`INSERT INTO messages (id, direction, peer_nick, peer_fingerprint, text, timestamp, state,
@@ -478,18 +463,8 @@ export class ChatStore {
    * Throws StorePermissionError for a file others can read, StoreVersionError for a newer schema.
    */
   static open (path: string, options: { busyTimeoutMs?: number } = {}): ChatStore {
-    prepareFile(path)
-    const db = new DatabaseSync(path, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS })
-    try {
-      const mode = db.prepare('PRAGMA journal_mode = WAL').get()
-      if (mode?.journal_mode !== 'wal') throw new Error(`could not switch ${path} to WAL (got ${String(mode?.journal_mode)})`)
-      db.exec('PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON')
-      migrate(db)
-      return new ChatStore(path, db, prepareStatements(db))
-    } catch (err) {
-      db.close()
-      throw err
-    }
+    const db = openDatabase(path, { ...options, permissionError: message => new StorePermissionError(message) }, migrate)
+    return new ChatStore(path, db, prepareStatements(db))
   }
 
   /** Closes the database; a second call does nothing. */
@@ -554,14 +529,7 @@ export class ChatStore {
    * frames are written in order). Inside a transaction, the transaction's commit decides.
    */
   #lazy<T> (fn: () => T): T {
-    const { db } = this.#live()
-    if (db.isTransaction) return fn()
-    db.exec('PRAGMA synchronous = NORMAL')
-    try {
-      return fn()
-    } finally {
-      db.exec('PRAGMA synchronous = FULL')
-    }
+    return commitWithoutSync(this.#live().db, fn)
   }
 
   // ---- messages ----

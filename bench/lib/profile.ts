@@ -248,7 +248,7 @@ const BY_NAME: ReadonlyArray<[CpuCategory, ReadonlySet<string>, string]> = [
 ]
 const BY_URL: ReadonlyArray<[CpuCategory, RegExp]> = [
   ['seal', /protocols\/chat\/seal\.ts$/],
-  ['store', /(node\/store\.ts|node\/contacts-store\.ts|node\/mailbox-keys\.ts|protocols\/mailbox\/store\.ts)$/],
+  ['store', /(node\/store\.ts|protocols\/sqlite\.ts|node\/contacts-store\.ts|node\/mailbox-keys\.ts|protocols\/mailbox\/store\.ts)$/],
   ['gossip', /@libp2p\/gossipsub\//],
   ['transport', /(@chainsafe\/libp2p-noise|@chainsafe\/libp2p-yamux|@libp2p\/tcp|@libp2p\/utils|it-[a-z-]+\/|uint8arraylist|@libp2p\/interface)\//]
 ]

@@ -12,9 +12,9 @@
  * Limits are checked inside the write transaction (BEGIN IMMEDIATE), so two writers cannot both pass a
  * limit. Every method is synchronous; times are ms since the epoch, passed in by the caller.
  */
-import { chmodSync, closeSync, lstatSync, openSync } from 'node:fs'
 import { join } from 'node:path'
-import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
+import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite'
+import { commitWithoutSync, openDatabase } from '../sqlite.ts'
 import { ITEM_ID_BYTES, MAILBOX_ID_BYTES, PUBLIC_KEY_BYTES } from './constants.ts'
 import {
   InvalidItemIdError, InvalidKeyError, InvalidMailboxIdError, MailboxStoreClosedError, MailboxStorePermissionError,
@@ -24,7 +24,7 @@ import {
 /** The database file inside the relay's data directory. */
 export const MAILBOX_STORE_FILE_NAME = 'mailbox.db'
 /** How long a write waits for another connection's lock before failing. */
-export const DEFAULT_BUSY_TIMEOUT_MS = 5000
+export { DEFAULT_BUSY_TIMEOUT_MS } from '../sqlite.ts'
 
 export interface MailboxRow {
   id: Uint8Array
@@ -128,21 +128,6 @@ function checkItemId (id: Uint8Array): void {
   if (!(id instanceof Uint8Array) || id.length !== ITEM_ID_BYTES) throw new InvalidItemIdError()
 }
 
-/** Creates the file mode 0600 if missing, and refuses one that is not a regular file or is open to others. */
-function prepareFile (path: string): void {
-  try {
-    closeSync(openSync(path, 'wx', 0o600))
-    chmodSync(path, 0o600) // whatever the umask
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-  }
-  const st = lstatSync(path)
-  if (!st.isFile()) throw new MailboxStorePermissionError(`${path} is not a regular file; move it away and run again`)
-  if ((st.mode & 0o077) !== 0) {
-    throw new MailboxStorePermissionError(`${path} is readable by other users (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
-  }
-}
-
 function prepareStatements (db: DatabaseSync) {
   return {
     getMailbox: db.prepare('SELECT * FROM mailboxes WHERE id = ?'),
@@ -191,18 +176,8 @@ export class MailboxStore {
    * MailboxStorePermissionError for a file others can read, MailboxStoreVersionError for a newer schema.
    */
   static open (path: string, options: { busyTimeoutMs?: number } = {}): MailboxStore {
-    prepareFile(path)
-    const db = new DatabaseSync(path, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS })
-    try {
-      const mode = db.prepare('PRAGMA journal_mode = WAL').get()
-      if (mode?.journal_mode !== 'wal') throw new Error(`could not switch ${path} to WAL (got ${String(mode?.journal_mode)})`)
-      db.exec('PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON')
-      migrate(db)
-      return new MailboxStore(path, db, prepareStatements(db))
-    } catch (err) {
-      db.close()
-      throw err
-    }
+    const db = openDatabase(path, { ...options, permissionError: message => new MailboxStorePermissionError(message) }, migrate)
+    return new MailboxStore(path, db, prepareStatements(db))
   }
 
   /** Closes the database; a second call does nothing. */
@@ -230,8 +205,7 @@ export class MailboxStore {
    */
   #write<T> (fn: (sql: Statements) => T, durable = true): T {
     const { db, sql } = this.#live()
-    if (!durable) db.exec('PRAGMA synchronous = NORMAL')
-    try {
+    const run = (): T => {
       db.exec('BEGIN IMMEDIATE')
       try {
         const result = fn(sql)
@@ -241,9 +215,8 @@ export class MailboxStore {
         if (db.isTransaction) db.exec('ROLLBACK')
         throw err
       }
-    } finally {
-      if (!durable) db.exec('PRAGMA synchronous = FULL')
     }
+    return durable ? run() : commitWithoutSync(db, run)
   }
 
   getMailbox (id: Uint8Array): MailboxRow | undefined {
