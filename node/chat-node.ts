@@ -645,7 +645,10 @@ export class ChatNode {
   // Sending
   // ---------------------------------------------------------------------------------------------
 
-  /** Stores a message in the outbox and starts delivering it; returns its id at once. */
+  /**
+   * Stores a message in the outbox and starts delivering it; returns its id at once. The outbox row is
+   * committed before this returns and on disk before the message leaves (ChatStore.addOutgoing).
+   */
   send (address: string, text: string): { id: string, to: string } {
     const { nick, fingerprint: fp } = parseAddress(address)
     if (text.length === 0) throw new UserError('empty message', 'EMPTY')
@@ -774,6 +777,10 @@ export class ChatNode {
   private async attempt (id: string): Promise<void> {
     const msg = this.store.get(id)
     if (msg == null || msg.direction !== 'out' || (msg.state !== 'queued' && msg.state !== 'sent')) return
+    // the outbox row (addOutgoing) is committed without an fsync of its own: its sync starts now, on the
+    // thread pool, while the contact is found and the message sealed; the packet leaves only once it is done
+    const synced = this.store.durable()
+    synced.catch(() => {})
     // a reason is shown once: the same one again at every retry would only repeat itself
     const queue = (reason: string): void => {
       if (this.lastQueued.get(id) === reason) return
@@ -823,6 +830,8 @@ export class ChatNode {
       nameRecord: this.knowsUs(msg.peerNick) ? undefined : this.signedRecord().bytes
     }), this.identity.signer, { identityKey: record.identityKey, onionKey: key.key, epoch: key.epoch })
     const boxes = this.depositOrder(record)
+    await synced
+    if (this.stopping != null) return
     this.store.markSent(id)
     // a STORED that comes after the request timed out (a slow network, not a failing one) still counts:
     // the item is in that mailbox, so the message is stored and the outbox stops sending it again

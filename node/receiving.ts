@@ -177,10 +177,11 @@ export class Receiver {
       }
     }
     // the replay check and the message are written in one transaction: a crash between them must not
-    // leave a seal key marked seen whose message was never stored
+    // leave a seal key marked seen whose message was never stored. Its commit does not fsync on the
+    // event loop: it is on disk (awaited below) before the item is acknowledged or a receipt goes
     let replay = false
     let fresh = false
-    store.transaction(() => {
+    store.deferredTransaction(() => {
       replay = seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)
       if (replay) return
       fresh = store.addIncoming({ id, peerNick: m.senderNick, peerFingerprint: fp, text: m.text, timestamp: m.timestamp, verified, verifyReason: reason })
@@ -192,6 +193,9 @@ export class Receiver {
     if (replay) { this.stats.replaysDropped++; this.log('dropped a replayed item'); return true }
     const trust = pinned === 'changed' ? 'changed' : contacts.trust(m.senderNick) ?? 'unverified'
     if (fresh) emit({ type: 'message', id, from: m.senderNick, fingerprint: fp, verified, trust, request: false, reason, text: m.text, ts: m.timestamp })
+    // shown at once; acknowledged (the mailbox deletes it) and receipted only once on disk. A crash before
+    // then loses the row, not the message: the mailbox still holds it and pushes it again
+    await store.durable()
     if (verified && senderRecord != null) {
       if (pinned === 'new') this.crossCheckLater(m.senderNick, m.senderIdentityKey)
       this.receiptsLater()
@@ -278,6 +282,8 @@ export class Receiver {
       store.expireReceipts(Date.now() - this.init.timing.messageTtlMs)
       const byNick = new Map<string, string[]>()
       for (const r of store.owedReceipts()) byNick.set(r.peerNick, [...(byNick.get(r.peerNick) ?? []), r.messageId])
+      // a receipt says the message is kept: the rows it covers (deferredTransaction in onItem) on disk first
+      await store.durable()
       for (const [nick, ids] of byNick) {
         const record = this.init.keptRecord(nick)
         const pin = store.getPin(nick)

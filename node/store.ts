@@ -5,7 +5,10 @@
  * One SQLite file, `<dataDir>/p2pchat.db` (node:sqlite), created mode 0600; a file that other users can
  * read is refused like a key file (it holds history and SURB secrets). WAL journal with
  * `synchronous=FULL`: every commit is fsynced before the call returns, so a message reported as stored
- * survives a crash (all but `markSent`, a count of attempts a crash may lose). `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
+ * survives a crash (all but `markSent`, a count of attempts a crash may lose), except the two a message
+ * waits for: `addOutgoing` and `deferredTransaction` commit without an fsync and the caller awaits
+ * `durable()` (an fdatasync on the thread pool, protocols/sqlite.ts) before the packet leaves or the
+ * receipt or ACK goes. `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
  * `PRAGMA user_version`; each migration runs in its own transaction.
  *
  * Ids are lowercase hex strings (message ids: 16 bytes = 32 hex characters). Times are ms since the epoch.
@@ -14,7 +17,7 @@ import { join } from 'node:path'
 import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite'
 import { fingerprint } from '../protocols/chat/fingerprint.ts'
 import { validateNick } from '../protocols/chat/nick.ts'
-import { commitWithoutSync, openDatabase } from '../protocols/sqlite.ts'
+import { commitWithoutSync, openDatabase, WalSync, type DataSync } from '../protocols/sqlite.ts'
 import { UserError } from './errors.ts'
 
 /** The database file inside the data directory. */
@@ -445,12 +448,14 @@ export class ChatStore {
   readonly path: string
   #db: DatabaseSync | undefined
   #sql: Statements | undefined
+  readonly #wal: WalSync
   #savepoints = 0
 
-  private constructor (path: string, db: DatabaseSync, sql: Statements) {
+  private constructor (path: string, db: DatabaseSync, sql: Statements, wal: WalSync) {
     this.path = path
     this.#db = db
     this.#sql = sql
+    this.#wal = wal
   }
 
   /** `<dataDir>/p2pchat.db` */
@@ -462,9 +467,14 @@ export class ChatStore {
    * Opens (creating if missing) the database file and brings its schema up to date.
    * Throws StorePermissionError for a file others can read, StoreVersionError for a newer schema.
    */
-  static open (path: string, options: { busyTimeoutMs?: number } = {}): ChatStore {
-    const db = openDatabase(path, { ...options, permissionError: message => new StorePermissionError(message) }, migrate)
-    return new ChatStore(path, db, prepareStatements(db))
+  static open (path: string, options: { busyTimeoutMs?: number, datasync?: DataSync } = {}): ChatStore {
+    const db = openDatabase(path, { busyTimeoutMs: options.busyTimeoutMs, permissionError: message => new StorePermissionError(message) }, migrate)
+    try {
+      return new ChatStore(path, db, prepareStatements(db), new WalSync(path, { datasync: options.datasync }))
+    } catch (err) {
+      db.close()
+      throw err
+    }
   }
 
   /** Closes the database; a second call does nothing. */
@@ -473,6 +483,7 @@ export class ChatStore {
     this.#db = undefined
     this.#sql = undefined
     if (db?.isOpen === true) db.close()
+    this.#wal.close()
   }
 
   get isOpen (): boolean {
@@ -532,17 +543,40 @@ export class ChatStore {
     return commitWithoutSync(this.#live().db, fn)
   }
 
+  /**
+   * `transaction(fn)` committed without an fsync in the commit: await `durable()` before anything tells
+   * another party that its writes are kept (the recipient's row before its ACK and receipt). A crash of
+   * the machine before then may lose them; nothing else differs.
+   */
+  deferredTransaction<T> (fn: () => T): T {
+    const { db } = this.#live()
+    return this.#wal.commit(db, () => this.transaction(fn))
+  }
+
+  /**
+   * Resolves once every `addOutgoing` and `deferredTransaction` committed before the call is on disk (an
+   * fdatasync of the WAL on the thread pool, shared by the commits made meanwhile; at once when none is
+   * waiting). Rejects StoreClosedError, or WalSyncError if the store closed first or a sync failed.
+   */
+  async durable (): Promise<void> {
+    this.#live()
+    await this.#wal.durable()
+  }
+
   // ---- messages ----
 
-  /** Stores a new outgoing message in state 'queued'. Throws DuplicateMessageError if the id exists. */
+  /**
+   * Stores a new outgoing message in state 'queued'. Throws DuplicateMessageError if the id exists.
+   * Committed without an fsync of its own: await `durable()` before the message leaves.
+   */
   addOutgoing (init: OutgoingInit, now = Date.now()): StoredMessage {
-    const { sql } = this.#live()
+    const { db, sql } = this.#live()
     const id = hexId(init.id, 'message id', 16)
     checkNick(init.peerNick)
     checkTime(init.timestamp, 'timestamp')
     if (init.expiresAt != null) checkTime(init.expiresAt, 'expiresAt')
     try {
-      sql.insertOutgoing.run(id, init.peerNick, init.peerFingerprint, init.text, init.timestamp, init.expiresAt ?? null, now)
+      this.#wal.commit(db, () => sql.insertOutgoing.run(id, init.peerNick, init.peerFingerprint, init.text, init.timestamp, init.expiresAt ?? null, now))
     } catch (err) {
       if (isUniqueViolation(err)) throw new DuplicateMessageError()
       throw err

@@ -156,6 +156,7 @@ describe('a mailbox answer that comes after the request timed out', { timeout: 6
     assert.equal(store.getMailbox(box.mailboxId)?.itemCount, 0, 'nothing reached the relay yet')
     outcomes.length = 0
     assert.equal(deliverSubmitted(), 1)
+    await service.settled() // STORED goes once the item is on disk
     assert.equal(store.getMailbox(box.mailboxId)?.itemCount, 1, 'the item is stored at the relay')
     assert.deepEqual(late, ['stored'], 'the late STORED reached the sender')
     assert.equal(outcomes.length, 1)
@@ -169,6 +170,7 @@ describe('a mailbox answer that comes after the request timed out', { timeout: 6
     await assert.rejects(sender().deposit(box, new Uint8Array(randomBytes(200))), (err: Error) => err instanceof AnswerTimeoutError)
     assert.equal(onion.pendingBlocks, 0, 'its reply block was forgotten at the timeout')
     assert.equal(deliverSubmitted(), 1)
+    await service.settled()
     assert.equal(store.getMailbox(box.mailboxId)?.itemCount, 1, 'stored at the relay all the same')
     assert.equal(onion.stats.dropped['unknown-block'], dropped + 1)
   })

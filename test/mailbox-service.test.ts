@@ -75,8 +75,12 @@ describe('MailboxService', () => {
     return ask(buildRegister(keys, record, at))
   }
 
-  function deposit (keys: MailboxKeyPair, bytes = item()): MailboxAnswer['kind'] | undefined {
-    return ask(buildDeposit(keys.mailboxId, bytes))[0]?.kind
+  /** A DEPOSIT's answer comes once its item is on disk (an fdatasync off the event loop): awaited here. */
+  async function deposit (keys: MailboxKeyPair, bytes = item()): Promise<MailboxAnswer['kind'] | undefined> {
+    const rb = block()
+    service.handle(buildDeposit(keys.mailboxId, bytes), rb)
+    await service.settled()
+    return sent.filter(s => hex(s.block) === hex(rb)).map(s => s.answer)[0]?.kind
   }
 
   function pushes (): Array<Sent & { answer: { kind: 'push' } }> {
@@ -84,12 +88,13 @@ describe('MailboxService', () => {
   }
 
   describe('deposit', () => {
-    it('stores the item and answers stored through the given reply block only', () => {
+    it('stores the item and answers stored through the given reply block only', async () => {
       register(alice)
       sent = []
       const bytes = item(500)
       const rb = block()
       service.handle(buildDeposit(alice.mailboxId, bytes), rb)
+      await service.settled()
       assert.equal(sent.length, 1)
       assert.deepEqual(sent[0].block, rb)
       assert.deepEqual(sent[0].answer, { kind: 'stored', mailboxId: alice.mailboxId })
@@ -100,28 +105,29 @@ describe('MailboxService', () => {
       assert.equal(held[0].storedAt, T0)
       // without a reply block: stored, nothing sent
       service.handle(buildDeposit(alice.mailboxId, item()), undefined)
+      await service.settled()
       assert.equal(sent.length, 1)
       assert.equal(store.items(alice.mailboxId).length, 2)
       assert.equal(service.stats().requests.deposit.stored, 2)
     })
 
-    it('answers unknown-mailbox for a mailbox this relay does not hold, and stores nothing', () => {
-      assert.equal(deposit(alice), 'unknown-mailbox')
+    it('answers unknown-mailbox for a mailbox this relay does not hold, and stores nothing', async () => {
+      assert.equal(await deposit(alice), 'unknown-mailbox')
       assert.equal(store.totals().items, 0)
       assert.equal(service.stats().requests.deposit['unknown-mailbox'], 1)
     })
 
-    it('answers too-large above the configured item size', () => {
+    it('answers too-large above the configured item size', async () => {
       make({ maxItemBytes: 100 })
       register(alice)
-      assert.equal(deposit(alice, item(101)), 'too-large')
-      assert.equal(deposit(alice, item(100)), 'stored')
+      assert.equal(await deposit(alice, item(101)), 'too-large')
+      assert.equal(await deposit(alice, item(100)), 'stored')
       assert.equal(store.items(alice.mailboxId).length, 1)
     })
   })
 
   describe('register', () => {
-    it('creates, answers the limits, hands the record out, refreshes without re-announcing the same record', () => {
+    it('creates, answers the limits, hands the record out, refreshes without re-announcing the same record', async () => {
       const record = item(400)
       const answers = register(alice, record)
       assert.deepEqual(answers, [{
@@ -142,7 +148,7 @@ describe('MailboxService', () => {
       assert.deepEqual(service.stats().requests.register, { created: 1, refreshed: 2 })
     })
 
-    it('refuses a REGISTER older than the one it holds (stale), keeping the newer record', () => {
+    it('refuses a REGISTER older than the one it holds (stale), keeping the newer record', async () => {
       const newer = item(100)
       register(alice, newer, now)
       now += 60_000
@@ -150,7 +156,7 @@ describe('MailboxService', () => {
       assert.deepEqual(store.getMailbox(alice.mailboxId)?.record, newer)
     })
 
-    it('refuses timestamps outside the clock window, a bad signature, and a key that does not hash to the id', () => {
+    it('refuses timestamps outside the clock window, a bad signature, and a key that does not hash to the id', async () => {
       const window = service.limits.clockWindowMs
       assert.equal((register(alice, item(), now - window - 1)[0] as { reason: string }).reason, 'stale')
       assert.equal((register(alice, item(), now + window + 1)[0] as { reason: string }).reason, 'stale')
@@ -168,10 +174,10 @@ describe('MailboxService', () => {
   })
 
   describe('stock, push, ack', () => {
-    it('pushes one item per stocked block, oldest item through the newest block, answers stocked, and deletes only on ack', () => {
+    it('pushes one item per stocked block, oldest item through the newest block, answers stocked, and deletes only on ack', async () => {
       register(alice)
       const items = [item(10), item(20), item(30)]
-      for (const bytes of items) { deposit(alice, bytes); now += 1 }
+      for (const bytes of items) { await deposit(alice, bytes); now += 1 }
       sent = []
       const blocks = [block(), block()]
       const answers = ask(buildStock(alice, blocks, now))
@@ -196,7 +202,7 @@ describe('MailboxService', () => {
       assert.equal(service.stats().pushes, 3)
     })
 
-    it('an item deposited while blocks are held is pushed at once through the newest stocked block, never through the deposit block', () => {
+    it('an item deposited while blocks are held is pushed at once through the newest stocked block, never through the deposit block', async () => {
       register(alice)
       const stocked = [block(), block()]
       service.handle(buildStock(alice, stocked, now), undefined)
@@ -205,14 +211,15 @@ describe('MailboxService', () => {
       const rb = block()
       const bytes = item()
       service.handle(buildDeposit(alice.mailboxId, bytes), rb)
+      await service.settled()
       assert.deepEqual(sent.map(s => [hex(s.block), s.answer.kind]), [[hex(rb), 'stored'], [hex(stocked[1]), 'push']])
       assert.equal(service.blocksHeld(alice.mailboxId), 1)
     })
 
-    it('re-pushes an unacknowledged item through a later block only after the re-push interval', () => {
+    it('re-pushes an unacknowledged item through a later block only after the re-push interval', async () => {
       make({ repushIntervalMs: 60_000 })
       register(alice)
-      deposit(alice)
+      await deposit(alice)
       sent = []
       const blocks = [block(), block()]
       service.handle(buildStock(alice, blocks, now), undefined)
@@ -228,12 +235,12 @@ describe('MailboxService', () => {
       assert.equal(store.items(alice.mailboxId).length, 1)
     })
 
-    it('a REGISTER drops the blocks held for the mailbox and pushes its unacknowledged items again through the next blocks', () => {
+    it('a REGISTER drops the blocks held for the mailbox and pushes its unacknowledged items again through the next blocks', async () => {
       make({ repushIntervalMs: 60_000 })
       register(alice)
       register(bob)
       const first = item()
-      deposit(alice, first)
+      await deposit(alice, first)
       const old = [block(), block()]
       service.handle(buildStock(alice, old, now), undefined)
       service.handle(buildStock(bob, [block()], now), undefined)
@@ -246,7 +253,7 @@ describe('MailboxService', () => {
       assert.equal(service.blocksHeld(bob.mailboxId), 1, 'another mailbox keeps its blocks')
       assert.equal(service.stats().blocks, 1)
       const second = item()
-      deposit(alice, second)
+      await deposit(alice, second)
       assert.equal(pushes().length, 1, 'nothing goes through a block of the previous run')
       // well within the re-push interval, both items go through the new blocks, the older first
       sent = []
@@ -256,10 +263,10 @@ describe('MailboxService', () => {
       assert.equal(store.items(alice.mailboxId).length, 2, 'still held until acknowledged')
     })
 
-    it('nothing is deleted by an unauthenticated or stale ACK; a bad STOCK holds no block', () => {
+    it('nothing is deleted by an unauthenticated or stale ACK; a bad STOCK holds no block', async () => {
       register(alice)
       register(bob)
-      deposit(alice)
+      await deposit(alice)
       const [held] = store.items(alice.mailboxId)
       // bob signs an ACK for alice's mailbox
       const forged = buildAck(bob, [held.itemId], now)
@@ -280,7 +287,7 @@ describe('MailboxService', () => {
       assert.equal(store.totals().items, 0)
     })
 
-    it('blocks are bounded per mailbox (oldest evicted) and per relay, and die after their lifetime', () => {
+    it('blocks are bounded per mailbox (oldest evicted) and per relay, and die after their lifetime', async () => {
       make({ maxBlocksPerMailbox: 3, maxBlocksPerRelay: 5, blockLifetimeMs: 10_000 })
       register(alice)
       register(bob)
@@ -292,11 +299,11 @@ describe('MailboxService', () => {
       assert.equal(service.blocksHeld(bob.mailboxId), 2)
       assert.equal(service.stats().blocks, 5)
       assert.equal(service.stats().drops['blocks-relay-full'], 1)
-      deposit(alice)
+      await deposit(alice)
       assert.deepEqual(pushes()[0].block, a[3], 'the newest held block (a[0] was evicted)')
       assert.equal(service.blocksHeld(alice.mailboxId), 2, 'a[1] and a[2] stay')
       now += 10_000
-      deposit(alice)
+      await deposit(alice)
       assert.equal(pushes().length, 1, 'no live block: nothing pushed')
       assert.equal(service.stats().blocks, 2)
       service.sweep()
@@ -306,80 +313,81 @@ describe('MailboxService', () => {
   })
 
   describe('limits', () => {
-    it('a flood into one mailbox is capped and counted; another mailbox on the relay still takes and delivers items', () => {
+    it('a flood into one mailbox is capped and counted; another mailbox on the relay still takes and delivers items', async () => {
       make({ maxItemsPerMailbox: 5 })
       register(alice)
       register(bob)
-      const kinds = Array.from({ length: 50 }, () => deposit(alice))
+      const kinds: Array<MailboxAnswer['kind'] | undefined> = []
+      for (let i = 0; i < 50; i++) kinds.push(await await deposit(alice))
       assert.equal(kinds.filter(k => k === 'stored').length, 5)
       assert.equal(kinds.filter(k => k === 'full').length, 45)
       assert.equal(service.stats().requests.deposit['mailbox-full'], 45)
       assert.equal(store.items(alice.mailboxId).length, 5)
       const bytes = item()
-      assert.equal(deposit(bob, bytes), 'stored')
+      assert.equal(await deposit(bob, bytes), 'stored')
       const rb = block()
       service.handle(buildStock(bob, [rb], now), undefined)
       assert.deepEqual(pushes().at(-1)?.answer.item, bytes)
       // acknowledging frees the flooded mailbox again
-      assert.equal(deposit(alice), 'full')
+      assert.equal(await deposit(alice), 'full')
       service.handle(buildAck(alice, [store.items(alice.mailboxId)[0].itemId], now), undefined)
-      assert.equal(deposit(alice), 'stored')
+      assert.equal(await deposit(alice), 'stored')
     })
 
-    it('caps bytes per mailbox', () => {
+    it('caps bytes per mailbox', async () => {
       make({ maxBytesPerMailbox: 1000 })
       register(alice)
-      assert.equal(deposit(alice, item(600)), 'stored')
-      assert.equal(deposit(alice, item(401)), 'full')
-      assert.equal(deposit(alice, item(400)), 'stored')
+      assert.equal(await deposit(alice, item(600)), 'stored')
+      assert.equal(await deposit(alice, item(401)), 'full')
+      assert.equal(await deposit(alice, item(400)), 'stored')
       assert.equal(store.getMailbox(alice.mailboxId)?.itemBytes, 1000)
     })
 
-    it('relay-wide items and bytes: every mailbox answers full, counted as relay-full, until space frees', () => {
+    it('relay-wide items and bytes: every mailbox answers full, counted as relay-full, until space frees', async () => {
       make({ maxItemsPerMailbox: 5, maxItemsPerRelay: 6, maxBytesPerRelay: 10_000 })
       const carol = generateMailboxKeyPair()
       for (const k of [alice, bob, carol]) register(k)
-      for (let i = 0; i < 3; i++) { deposit(alice); deposit(bob) }
-      assert.equal(deposit(carol), 'full')
+      for (let i = 0; i < 3; i++) { await deposit(alice); await deposit(bob) }
+      assert.equal(await deposit(carol), 'full')
       assert.equal(service.stats().requests.deposit['relay-full'], 1)
       service.handle(buildAck(bob, [store.items(bob.mailboxId)[0].itemId], now), undefined)
-      assert.equal(deposit(carol, item(2000)), 'stored')
+      assert.equal(await deposit(carol, item(2000)), 'stored')
       assert.deepEqual(store.totals(), { mailboxes: 3, items: 6, bytes: 5 * 200 + 2000 })
       service.handle(buildAck(alice, store.items(alice.mailboxId).map(i => i.itemId), now), undefined)
-      for (let i = 0; i < 3; i++) assert.equal(deposit(carol, item(2000)), 'stored')
-      assert.equal(deposit(carol), 'full', 'items: 6 held')
+      for (let i = 0; i < 3; i++) assert.equal(await deposit(carol, item(2000)), 'stored')
+      assert.equal(await deposit(carol), 'full', 'items: 6 held')
       service.handle(buildAck(bob, [store.items(bob.mailboxId)[0].itemId], now), undefined)
       assert.deepEqual(store.totals(), { mailboxes: 3, items: 5, bytes: 200 + 4 * 2000 })
-      assert.equal(deposit(carol, item(1801)), 'full', 'bytes: 8200 + 1801 > 10000')
-      assert.equal(deposit(carol, item(1800)), 'stored')
+      assert.equal(await deposit(carol, item(1801)), 'full', 'bytes: 8200 + 1801 > 10000')
+      assert.equal(await deposit(carol, item(1800)), 'stored')
       assert.equal(service.stats().requests.deposit['relay-full'], 3)
     })
 
-    it('a relay holding the most mailboxes refuses new ones; the ones it holds keep working', () => {
+    it('a relay holding the most mailboxes refuses new ones; the ones it holds keep working', async () => {
       make({ maxMailboxes: 2 })
       register(alice)
       register(bob)
       const carol = generateMailboxKeyPair()
       assert.deepEqual(register(carol), [{ kind: 'refused', mailboxId: carol.mailboxId, reason: 'relay-full' }])
-      assert.equal(deposit(carol), 'unknown-mailbox')
+      assert.equal(await deposit(carol), 'unknown-mailbox')
       assert.equal(register(alice)[0].kind, 'registered')
-      assert.equal(deposit(alice), 'stored')
-      assert.equal(deposit(bob), 'stored')
+      assert.equal(await deposit(alice), 'stored')
+      assert.equal(await deposit(bob), 'stored')
       assert.equal(service.stats().requests.register['relay-full'], 1)
     })
   })
 
   describe('expiry and republishing', () => {
-    it('items go at their age limit; an idle empty mailbox goes, one that still holds items stays', () => {
+    it('items go at their age limit; an idle empty mailbox goes, one that still holds items stays', async () => {
       make({ itemAgeMs: 3000, idleAgeMs: 5000 })
       register(alice)
       register(bob)
-      deposit(alice)
+      await deposit(alice)
       now = T0 + 2999
       service.sweep()
       assert.equal(store.totals().items, 1)
       now = T0 + 3000
-      deposit(bob) // expires at T0 + 6000
+      await deposit(bob) // expires at T0 + 6000
       service.sweep()
       assert.equal(store.items(alice.mailboxId).length, 0)
       assert.equal(store.items(bob.mailboxId).length, 1)
@@ -395,7 +403,7 @@ describe('MailboxService', () => {
       assert.equal(service.stats().expiredItems, 2)
     })
 
-    it('an owner who stocks keeps an empty mailbox alive', () => {
+    it('an owner who stocks keeps an empty mailbox alive', async () => {
       make({ idleAgeMs: 5000 })
       register(alice)
       now += 4000
@@ -405,7 +413,7 @@ describe('MailboxService', () => {
       assert.ok(store.getMailbox(alice.mailboxId))
     })
 
-    it('hands every held record to onRecord at start and every republish interval', () => {
+    it('hands every held record to onRecord at start and every republish interval', async () => {
       make({ republishIntervalMs: 10_000 })
       register(alice)
       register(bob)
@@ -425,7 +433,7 @@ describe('MailboxService', () => {
     it('the timer sweeps on its own once started', async () => {
       make({ itemAgeMs: 1000, sweepIntervalMs: 20 })
       register(alice)
-      deposit(alice)
+      await deposit(alice)
       service.start()
       now += 1000
       await waitFor(() => store.totals().items === 0, 'the sweep timer expiring the item', 5000, 10)
@@ -433,7 +441,7 @@ describe('MailboxService', () => {
   })
 
   describe('hostile input', () => {
-    it('malformed requests and reply blocks are counted drops, never throws or answers', () => {
+    it('malformed requests and reply blocks are counted drops, never throws or answers', async () => {
       register(alice)
       sent = []
       service.handle(new Uint8Array(0), block())
@@ -449,19 +457,21 @@ describe('MailboxService', () => {
       assert.equal(sent.filter(s => s.answer.kind !== 'unknown-mailbox').length, 0, 'random deposits can only reach unknown mailboxes')
     })
 
-    it('a sender that throws is a counted drop; the item is still stored', () => {
+    it('a sender that throws is a counted drop; the item is still stored', async () => {
       make({}, () => { throw new Error('no route') })
       register(alice)
       assert.doesNotThrow(() => service.handle(buildDeposit(alice.mailboxId, item()), block()))
+      await service.settled()
       assert.equal(store.totals().items, 1)
       assert.equal(service.stats().drops['send-failed'], 2)
     })
 
-    it('a closed store: no stored answer, a counted store-error', () => {
+    it('a closed store: no stored answer, a counted store-error', async () => {
       register(alice)
       sent = []
       store.close()
       service.handle(buildDeposit(alice.mailboxId, item()), block())
+      await service.settled()
       assert.equal(sent.length, 0)
       assert.equal(service.stats().drops['store-error'], 1)
       service.sweep()
@@ -475,7 +485,7 @@ describe('MailboxStore file', () => {
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'p2pchat-mailbox-store-')) })
   afterEach(() => { rmSync(dir, { recursive: true, force: true }) })
 
-  it('is mailbox.db, mode 0600, WAL, synchronous=FULL, with the schema version; items survive a reopen', () => {
+  it('is mailbox.db, mode 0600, WAL, synchronous=FULL, with the schema version; items survive a reopen', async () => {
     const path = MailboxStore.pathIn(dir)
     assert.equal(path, join(dir, 'mailbox.db'))
     const store = MailboxStore.open(path)
@@ -483,7 +493,7 @@ describe('MailboxStore file', () => {
     const limits = { maxItemsPerMailbox: 10, maxBytesPerMailbox: 10_000, maxItemsPerRelay: 10, maxBytesPerRelay: 10_000, maxMailboxes: 10 }
     assert.equal(store.register({ id: keys.mailboxId, publicKey: keys.publicKey, record: item(5), timestamp: T0 }, T0, limits), 'created')
     const itemId = new Uint8Array(randomBytes(16))
-    assert.equal(store.deposit(keys.mailboxId, itemId, item(50), T0, limits), 'stored')
+    assert.equal(await store.deposit(keys.mailboxId, itemId, item(50), T0, limits), 'stored')
     assert.equal(statSync(path).mode & 0o777, 0o600)
     assert.equal(statSync(`${path}-wal`).mode & 0o777, 0o600)
     store.close()
@@ -499,7 +509,7 @@ describe('MailboxStore file', () => {
     again.close()
   })
 
-  it('refuses a file others can read, and a newer schema', () => {
+  it('refuses a file others can read, and a newer schema', async () => {
     const path = MailboxStore.pathIn(dir)
     MailboxStore.open(path).close()
     chmodSync(path, 0o644)
@@ -511,7 +521,7 @@ describe('MailboxStore file', () => {
     assert.throws(() => MailboxStore.open(path), { name: 'MailboxStoreVersionError' })
   })
 
-  it('refuses limits that are not positive integers', () => {
+  it('refuses limits that are not positive integers', async () => {
     const store = MailboxStore.open(MailboxStore.pathIn(dir))
     try {
       assert.throws(() => new MailboxService({ store, sendThroughReplyBlock: () => {}, limits: { maxItemsPerMailbox: 0 } }), { name: 'InvalidMailboxOptionError' })
@@ -519,5 +529,71 @@ describe('MailboxStore file', () => {
     } finally {
       store.close()
     }
+  })
+})
+
+describe('MailboxService: a STORED answer waits for its item to be on disk', () => {
+  let dir: string
+  let store: MailboxStore
+  let service: MailboxService
+  let sent: MailboxAnswer[]
+  /** the WAL syncs asked for (MailboxStore's datasync): each waits until the test ends it */
+  let syncs: Array<{ resolve: () => void, reject: (err: Error) => void }>
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'p2pchat-mailbox-sync-'))
+    syncs = []
+    store = MailboxStore.open(MailboxStore.pathIn(dir), {
+      datasync: async () => { await new Promise<void>((resolve, reject) => { syncs.push({ resolve, reject }) }) }
+    })
+    sent = []
+    service = new MailboxService({
+      store,
+      now: () => T0,
+      sendThroughReplyBlock: (_b, payload) => {
+        const d = decodeMailboxPayload(payload)
+        if (d.ok) sent.push(d.answer)
+      },
+      onRecord: () => {}
+    })
+  })
+
+  afterEach(() => {
+    for (const s of syncs) s.resolve()
+    service.stop()
+    store.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('committed at once, answered STORED only once the WAL sync ended; deposits meanwhile share the next sync', async () => {
+    const alice = generateMailboxKeyPair()
+    service.handle(buildRegister(alice, item(100), T0), block())
+    assert.equal(sent.at(-1)?.kind, 'registered')
+    sent = []
+    service.handle(buildDeposit(alice.mailboxId, item()), block())
+    assert.equal(store.items(alice.mailboxId).length, 1, 'the item is committed')
+    assert.equal(syncs.length, 1, 'its sync started')
+    assert.equal(sent.length, 0, 'no STORED before the sync ended')
+    service.handle(buildDeposit(alice.mailboxId, item()), block())
+    service.handle(buildDeposit(alice.mailboxId, item()), block())
+    assert.equal(syncs.length, 1, 'the next sync waits for the running one')
+    syncs[0].resolve()
+    await waitFor(() => sent.length === 1, 'the first STORED', 5_000, 1)
+    assert.equal(syncs.length, 2, 'one sync for the two later deposits')
+    assert.equal(sent.length, 1, 'the later deposits are not answered before their own sync')
+    syncs[1].resolve()
+    await service.settled()
+    assert.deepEqual(sent.map(a => a.kind), ['stored', 'stored', 'stored'])
+  })
+
+  it('a failed sync: no STORED, a counted store-error', async () => {
+    const alice = generateMailboxKeyPair()
+    service.handle(buildRegister(alice, item(100), T0), block())
+    sent = []
+    service.handle(buildDeposit(alice.mailboxId, item()), block())
+    syncs[0].reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }))
+    await service.settled()
+    assert.equal(sent.length, 0)
+    assert.equal(service.stats().drops['store-error'], 1)
   })
 })

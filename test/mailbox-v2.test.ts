@@ -137,7 +137,7 @@ describe('mailbox v2: the relay pushes steadily', () => {
 
   const kinds = (): string[] => sent.map(s => s.answer.kind)
 
-  it('a SYNC answers SYNCED through its reply block and pushes nothing at once; then one push per period at fixed times, PADDING when nothing waits', () => {
+  it('a SYNC answers SYNCED through its reply block and pushes nothing at once; then one push per period at fixed times, PADDING when nothing waits', async () => {
     service.handle(buildSync(keys, blocks3(), [], 1000, clock.now()), block())
     assert.deepEqual(kinds(), ['synced'])
     assert.deepEqual(sent[0].answer, { kind: 'synced', mailboxId: keys.mailboxId, deleted: 0, waiting: 0, blocks: 3 })
@@ -148,6 +148,7 @@ describe('mailbox v2: the relay pushes steadily', () => {
     assert.deepEqual(kinds(), ['padding'])
     // mail arrives: no push at once
     service.handle(buildDeposit(keys.mailboxId, new Uint8Array(300).fill(9)), block())
+    await service.settled()
     assert.deepEqual(kinds(), ['padding', 'stored'])
     clock.advance(999)
     assert.equal(sent.length, 2)

@@ -6,7 +6,8 @@
  * - `handle(request, replyBlock)` never throws: a request that does not decode, a reply block of the wrong
  *   size, a store failure or a sender that throws is a counted drop (`stats().drops`).
  * - A DEPOSIT's `stored` answer is handed to `sendThroughReplyBlock` only after the item's transaction
- *   committed (WAL, synchronous=FULL: fsynced). A store failure sends nothing.
+ *   committed and an fdatasync of the WAL covered it (off the event loop; `settled()` waits for the
+ *   deposits under way). A store or sync failure sends nothing.
  * - Reply blocks live in memory only: at most `maxBlocksPerMailbox` per mailbox (the oldest is evicted) and
  *   `maxBlocksPerRelay` in all (further blocks are refused), each dropped `blockLifetimeMs` after it was
  *   stocked. A restarted relay holds no blocks: owners re-stock.
@@ -148,6 +149,8 @@ export class MailboxService {
   /** mailbox id (hex) -> blocks, oldest first (pushes take from the end, evictions and expiry from the front) */
   readonly #blocks = new Map<string, HeldBlock[]>()
   #blockCount = 0
+  /** deposits waiting for their sync (`settled()`) */
+  readonly #depositing = new Set<Promise<void>>()
   #timer: ReturnType<typeof setInterval> | undefined
   #lastRepublish = Number.NEGATIVE_INFINITY
   readonly #requests: Record<RequestOp, Record<string, number>> = { deposit: {}, register: {}, stock: {}, ack: {}, sync: {} }
@@ -229,7 +232,10 @@ export class MailboxService {
     return this.#liveBlocks(hex(mailboxId)).length
   }
 
-  /** One service-0x01 request. Never throws. */
+  /**
+   * One service-0x01 request. Never throws. Every answer but a deposit's is sent before it returns; a
+   * deposit's STORED waits for its item to be on disk (MailboxStore.deposit: `settled()` waits for it).
+   */
   handle (request: Uint8Array, replyBlock: Uint8Array | undefined): void {
     try {
       if (replyBlock != null && (!(replyBlock instanceof Uint8Array) || replyBlock.length !== SURB_SIZE)) {
@@ -242,7 +248,9 @@ export class MailboxService {
         return
       }
       if (decoded.request.op === 'deposit') {
-        this.#deposit(decoded.request, replyBlock)
+        const handled = this.#deposit(decoded.request, replyBlock)
+        this.#depositing.add(handled)
+        handled.finally(() => this.#depositing.delete(handled)).catch(() => {})
         return
       }
       if (!('signed' in decoded)) return
@@ -253,9 +261,14 @@ export class MailboxService {
         case 'sync': this.#sync(decoded.request, decoded.signed, replyBlock); break
       }
     } catch {
-      // a store failure (disk full, busy, closed): counted; a deposit whose commit failed was never answered STORED
+      // a store failure (disk full, busy, closed): counted
       this.#drop('store-error')
     }
+  }
+
+  /** Resolves once every deposit handed to `handle` so far is answered (or dropped). Never rejects. */
+  async settled (): Promise<void> {
+    await Promise.all([...this.#depositing])
   }
 
   /** Expiry, dead blocks, re-pushes, republishing. Called by the timer; public so tests drive it with their clock. Never throws. */
@@ -284,18 +297,23 @@ export class MailboxService {
 
   // ---- operations ----
 
-  #deposit (req: DepositRequest, replyBlock: Uint8Array | undefined): void {
+  /** Never rejects: a store failure (disk full, busy, closed, a failed sync) is a counted drop, never answered STORED. */
+  async #deposit (req: DepositRequest, replyBlock: Uint8Array | undefined): Promise<void> {
     if (req.item.length > this.limits.maxItemBytes) {
       this.#count('deposit', 'too-large')
       this.#answer(replyBlock, { kind: 'too-large', mailboxId: req.mailboxId })
       return
     }
-    const result = this.#store.deposit(req.mailboxId, this.#random(ITEM_ID_BYTES), req.item, this.#now(), this.limits)
-    this.#count('deposit', result)
-    // the store call returned: the item is committed and fsynced before any answer leaves
-    const kind = result === 'stored' ? 'stored' : result === 'unknown-mailbox' ? 'unknown-mailbox' : 'full'
-    this.#answer(replyBlock, { kind, mailboxId: req.mailboxId })
-    if (result === 'stored' && !this.#steady.has(hex(req.mailboxId))) this.#push(req.mailboxId)
+    try {
+      const result = await this.#store.deposit(req.mailboxId, this.#random(ITEM_ID_BYTES), req.item, this.#now(), this.limits)
+      this.#count('deposit', result)
+      // the store's promise resolved: the item is committed and on disk before any answer leaves
+      const kind = result === 'stored' ? 'stored' : result === 'unknown-mailbox' ? 'unknown-mailbox' : 'full'
+      this.#answer(replyBlock, { kind, mailboxId: req.mailboxId })
+      if (result === 'stored' && !this.#steady.has(hex(req.mailboxId))) this.#push(req.mailboxId)
+    } catch {
+      this.#drop('store-error')
+    }
   }
 
   #register (req: RegisterRequest, signed: Uint8Array, replyBlock: Uint8Array | undefined): void {

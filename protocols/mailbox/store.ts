@@ -5,16 +5,17 @@
  * timestamp, created, last seen, and running item count / bytes) and `items` (item id 16 random bytes,
  * mailbox id, the opaque sealed bytes, stored at, last pushed at). Created mode 0600; a file that other
  * users can read is refused. WAL journal with `synchronous=FULL`: every commit is fsynced before the call
- * returns, so an item `deposit` reported as stored survives a crash (all but `markPushed`, which a crash
- * may lose: every start forgets the pushes anyway). `secure_delete` overwrites deleted
+ * returns (all but `markPushed`, which a crash may lose: every start forgets the pushes anyway), except
+ * `deposit`'s: it commits without an fsync and resolves 'stored' once an fdatasync of the WAL on the
+ * thread pool covered it (protocols/sqlite.ts), so an item reported as stored survives a crash. `secure_delete` overwrites deleted
  * items. Schema versioned with `PRAGMA user_version`, one migration per transaction.
  *
  * Limits are checked inside the write transaction (BEGIN IMMEDIATE), so two writers cannot both pass a
- * limit. Every method is synchronous; times are ms since the epoch, passed in by the caller.
+ * limit. Every method but `deposit` is synchronous; times are ms since the epoch, passed in by the caller.
  */
 import { join } from 'node:path'
 import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite'
-import { commitWithoutSync, openDatabase } from '../sqlite.ts'
+import { commitWithoutSync, openDatabase, WalSync, type DataSync } from '../sqlite.ts'
 import { ITEM_ID_BYTES, MAILBOX_ID_BYTES, PUBLIC_KEY_BYTES } from './constants.ts'
 import {
   InvalidItemIdError, InvalidKeyError, InvalidMailboxIdError, MailboxStoreClosedError, MailboxStorePermissionError,
@@ -159,11 +160,13 @@ export class MailboxStore {
   readonly path: string
   #db: DatabaseSync | undefined
   #sql: Statements | undefined
+  readonly #wal: WalSync
 
-  private constructor (path: string, db: DatabaseSync, sql: Statements) {
+  private constructor (path: string, db: DatabaseSync, sql: Statements, wal: WalSync) {
     this.path = path
     this.#db = db
     this.#sql = sql
+    this.#wal = wal
   }
 
   /** `<dataDir>/mailbox.db` */
@@ -175,9 +178,14 @@ export class MailboxStore {
    * Opens (creating if missing) the database file and brings its schema up to date. Throws
    * MailboxStorePermissionError for a file others can read, MailboxStoreVersionError for a newer schema.
    */
-  static open (path: string, options: { busyTimeoutMs?: number } = {}): MailboxStore {
-    const db = openDatabase(path, { ...options, permissionError: message => new MailboxStorePermissionError(message) }, migrate)
-    return new MailboxStore(path, db, prepareStatements(db))
+  static open (path: string, options: { busyTimeoutMs?: number, datasync?: DataSync } = {}): MailboxStore {
+    const db = openDatabase(path, { busyTimeoutMs: options.busyTimeoutMs, permissionError: message => new MailboxStorePermissionError(message) }, migrate)
+    try {
+      return new MailboxStore(path, db, prepareStatements(db), new WalSync(path, { datasync: options.datasync }))
+    } catch (err) {
+      db.close()
+      throw err
+    }
   }
 
   /** Closes the database; a second call does nothing. */
@@ -186,6 +194,7 @@ export class MailboxStore {
     this.#db = undefined
     this.#sql = undefined
     if (db?.isOpen === true) db.close()
+    this.#wal.close()
   }
 
   get isOpen (): boolean {
@@ -199,11 +208,12 @@ export class MailboxStore {
 
   /**
    * Runs `fn` in one write transaction (BEGIN IMMEDIATE ... COMMIT, fsynced; ROLLBACK if it throws).
-   * `durable: false` (a write a crash may lose: `markPushed`, which every start clears anyway):
-   * committed with synchronous=NORMAL, no fsync of its own; the next durable commit fsyncs the WAL and
-   * so it too (WAL frames are written in order).
+   * `'lazy'` (a write a crash may lose: `markPushed`, which every start clears anyway): committed with
+   * synchronous=NORMAL, no fsync of its own; the next durable commit fsyncs the WAL and so it too (WAL
+   * frames are written in order). `'deferred'`: the same commit, and the caller awaits `#wal.durable()`
+   * before it says the write is kept.
    */
-  #write<T> (fn: (sql: Statements) => T, durable = true): T {
+  #write<T> (fn: (sql: Statements) => T, mode: 'sync' | 'lazy' | 'deferred' = 'sync'): T {
     const { db, sql } = this.#live()
     const run = (): T => {
       db.exec('BEGIN IMMEDIATE')
@@ -216,7 +226,8 @@ export class MailboxStore {
         throw err
       }
     }
-    return durable ? run() : commitWithoutSync(db, run)
+    if (mode === 'sync') return run()
+    return mode === 'lazy' ? commitWithoutSync(db, run) : this.#wal.commit(db, run)
   }
 
   getMailbox (id: Uint8Array): MailboxRow | undefined {
@@ -263,13 +274,15 @@ export class MailboxStore {
   }
 
   /**
-   * Stores an item, committed and fsynced before it returns 'stored'. Checks, in this order: the mailbox
-   * exists, the mailbox's item and byte limits, the relay's item and byte limits.
+   * Stores an item; resolves 'stored' once it is committed and on disk (the fdatasync runs on the thread
+   * pool, shared with the deposits committed meanwhile). Checks, in this order: the mailbox exists, the
+   * mailbox's item and byte limits, the relay's item and byte limits; a refusal resolves at once. Bad ids
+   * and store errors throw before it returns; a failed sync rejects (WalSyncError).
    */
-  deposit (mailboxId: Uint8Array, itemId: Uint8Array, bytes: Uint8Array, now: number, limits: StoreLimits): DepositResult {
+  deposit (mailboxId: Uint8Array, itemId: Uint8Array, bytes: Uint8Array, now: number, limits: StoreLimits): Promise<DepositResult> {
     checkId(mailboxId)
     checkItemId(itemId)
-    return this.#write(sql => {
+    const result = this.#write((sql): DepositResult => {
       const row = sql.getMailbox.get(mailboxId)
       if (row == null) return 'unknown-mailbox'
       if (Number(row.item_count) + 1 > limits.maxItemsPerMailbox || Number(row.item_bytes) + bytes.length > limits.maxBytesPerMailbox) return 'mailbox-full'
@@ -278,7 +291,8 @@ export class MailboxStore {
       sql.insertItem.run(itemId, mailboxId, bytes, now)
       sql.addToMailbox.run(1, bytes.length, mailboxId)
       return 'stored'
-    })
+    }, 'deferred')
+    return result === 'stored' ? this.#wal.durable().then(() => result) : Promise.resolve(result)
   }
 
   getItem (itemId: Uint8Array): ItemRow | undefined {
@@ -305,7 +319,7 @@ export class MailboxStore {
    */
   markPushed (itemIds: Uint8Array[], now: number): void {
     itemIds.forEach(checkItemId)
-    this.#write(sql => { for (const id of itemIds) sql.markPushed.run(now, id) }, false)
+    this.#write(sql => { for (const id of itemIds) sql.markPushed.run(now, id) }, 'lazy')
   }
   /** Clears `last pushed at` of every item of this mailbox (a REGISTER: the blocks they went through may be dead), so all are due again. */
   unmarkPushed (mailboxId: Uint8Array): void {
