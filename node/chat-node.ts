@@ -64,6 +64,7 @@ import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import { admitRelays, DEFAULT_MIN_RELAY_AGE_MS, MIN_ADMITTED_RELAYS } from '../protocols/onion/admission.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
+import type { DataSync } from '../protocols/sqlite.ts'
 
 /** A descriptor's gossip verdict (RelayDirectory.gossipVerdict): a stale copy is ignored, a forged one rejected. */
 const gossipResult = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const
@@ -145,6 +146,8 @@ export interface ChatNodeOptions {
   uniform?: Uniform
   /** Sees every cover tick as it fires, with the gap drawn before it (tests). */
   onCoverTick?: CoverInit['onTick']
+  /** The store's WAL sync (tests hold or fail it: protocols/sqlite.ts WalSync); default fdatasync on the thread pool. */
+  datasync?: DataSync
 }
 
 export type ChatEvent =
@@ -394,7 +397,7 @@ export class ChatNode {
     if (typeof opts.privacy === 'string') privacyLevel(opts.privacy) // an unknown level fails before anything is opened
     const loaded = opts.identity == null ? await loadIdentity(opts.dataDir) : undefined
     const identity = opts.identity ?? loaded as Identity
-    const store = ChatStore.open(ChatStore.pathIn(opts.dataDir))
+    const store = ChatStore.open(ChatStore.pathIn(opts.dataDir), { datasync: opts.datasync })
     try {
       const transport = await loadTransportKey(opts.dataDir, { fresh: true })
       const node = await createClientNode({ privateKey: transport.privateKey, listen: opts.listen, allow: opts.allow })
@@ -837,7 +840,11 @@ export class ChatNode {
     // the item is in that mailbox, so the message is stored and the outbox stops sending it again
     const stored = (): void => {
       this.lastQueued.delete(id)
-      if (this.store.markStored(id)) this.emit({ type: 'stored', id, to: msg.peerNick })
+      if (!this.store.markStored(id)) return
+      // said once on disk (markStored commits without an fsync on the event loop)
+      this.store.durable().then(() => { this.emit({ type: 'stored', id, to: msg.peerNick }) }, (err: Error) => {
+        this.log('marking %s stored: %s', id, err.name)
+      })
     }
     const late = (kind: string): void => { if (kind === 'stored' && this.stopping == null) stored() }
     let lastReason = ''

@@ -129,9 +129,19 @@ export class Receiver {
     }
     const keepUntil = Date.now() + MESSAGE_TTL_MS + 24 * 3600_000
     if (opened.type === 'receipt') {
-      if (seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)) { this.stats.replaysDropped++; return true }
+      // the seal key and the messages it marks delivered in one transaction, committed without an fsync
+      // on the event loop: 'delivered' is said, and the receipt acknowledged (the mailbox deletes it),
+      // once it is on disk
+      let replay = false
+      let delivered: StoredMessage[] = []
+      store.deferredTransaction(() => {
+        replay = seenSeals.checkAndAdd(opened.ephemeralKey, keepUntil)
+        if (!replay) delivered = this.onReceipt(opened.receipt)
+      })
+      if (replay) { this.stats.replaysDropped++; return true }
       this.stats.receiptsReceived++
-      this.onReceipt(opened.receipt)
+      await store.durable()
+      for (const msg of delivered) emit({ type: 'delivered', id: msg.id, to: msg.peerNick })
       return true
     }
     const m = opened.message
@@ -256,10 +266,12 @@ export class Receiver {
 
   /**
    * A receipt: its ids are our messages to one contact; the signature is checked once per contact they
-   * went to (with that contact's pin), and each id it covers is marked delivered.
+   * went to (with that contact's pin), and each id it covers is marked delivered. Returns the messages
+   * it marked (the caller says 'delivered' once that is on disk).
    */
-  private onReceipt (receipt: { messageIds: Uint8Array[], signature: Uint8Array }): void {
-    const { store, identity, emit } = this.init
+  private onReceipt (receipt: { messageIds: Uint8Array[], signature: Uint8Array }): StoredMessage[] {
+    const { store, identity } = this.init
+    const delivered: StoredMessage[] = []
     const byNick = new Map<string, StoredMessage[]>()
     for (const messageId of receipt.messageIds) {
       const msg = store.get(messageId)
@@ -269,8 +281,9 @@ export class Receiver {
     for (const [nick, msgs] of byNick) {
       const pin = store.getPin(nick)
       if (pin == null || !verifyReceipt(receipt, pin.identityKey, identity.identityKey)) { this.log('dropped a receipt that does not verify'); continue }
-      for (const msg of msgs) if (store.markDelivered(msg.id)) emit({ type: 'delivered', id: msg.id, to: msg.peerNick })
+      for (const msg of msgs) if (store.markDelivered(msg.id)) delivered.push(msg)
     }
+    return delivered
   }
 
   /** Deposits the receipts we owe, batched per contact, at one of each contact's mailboxes. */
@@ -301,7 +314,9 @@ export class Receiver {
             if (stored) return
             stored = true
             this.stats.receiptsDeposited++
-            store.transaction(() => { for (const h of batch) store.receiptStored(h) })
+            // not fsynced of its own (the next durable commit syncs it): a crash may lose it, and the
+            // receipt is deposited again; the sender finds its messages delivered already
+            store.lazyTransaction(() => { for (const h of batch) store.receiptStored(h) })
           }
           const late = (kind: string): void => {
             // a stopped node's store is closed: the receipt is owed still and goes again at the next start

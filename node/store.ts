@@ -6,7 +6,7 @@
  * read is refused like a key file (it holds history and SURB secrets). WAL journal with
  * `synchronous=FULL`: every commit is fsynced before the call returns, so a message reported as stored
  * survives a crash (all but `markSent`, a count of attempts a crash may lose), except the two a message
- * waits for: `addOutgoing` and `deferredTransaction` commit without an fsync and the caller awaits
+ * waits for: `addOutgoing`, `markStored` and `deferredTransaction` commit without an fsync and the caller awaits
  * `durable()` (an fdatasync on the thread pool, protocols/sqlite.ts) before the packet leaves or the
  * receipt or ACK goes. `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
  * `PRAGMA user_version`; each migration runs in its own transaction.
@@ -553,8 +553,13 @@ export class ChatStore {
     return this.#wal.commit(db, () => this.transaction(fn))
   }
 
+  /** `transaction(fn)` committed without an fsync of its own, for writes a crash may lose (commitWithoutSync). */
+  lazyTransaction<T> (fn: () => T): T {
+    return this.#lazy(() => this.transaction(fn))
+  }
+
   /**
-   * Resolves once every `addOutgoing` and `deferredTransaction` committed before the call is on disk (an
+   * Resolves once every `addOutgoing`, `markStored` and `deferredTransaction` committed before the call is on disk (an
    * fdatasync of the WAL on the thread pool, shared by the commits made meanwhile; at once when none is
    * waiting). Rejects StoreClosedError, or WalSyncError if the store closed first or a sync failed.
    */
@@ -600,10 +605,14 @@ export class ChatStore {
     return sql.markDelivered.run(at, hexId(id, 'message id', 16)).changes === 1
   }
 
-  /** A mailbox of the recipient holds it: 'queued', 'sent' or 'failed' -> 'stored'. False if unknown, stored or delivered. */
+  /**
+   * A mailbox of the recipient holds it: 'queued', 'sent' or 'failed' -> 'stored'. False if unknown, stored
+   * or delivered. Committed without an fsync of its own: await `durable()` before saying it is stored.
+   */
   markStored (id: string | Uint8Array): boolean {
-    const { sql } = this.#live()
-    return sql.markStored.run(hexId(id, 'message id', 16)).changes === 1
+    const { db, sql } = this.#live()
+    const key = hexId(id, 'message id', 16)
+    return this.#wal.commit(db, () => sql.markStored.run(key).changes === 1)
   }
 
   /** Outgoing messages a mailbox holds, still waiting for the recipient's receipt; oldest first. */

@@ -5,7 +5,8 @@
  * timestamp, created, last seen, and running item count / bytes) and `items` (item id 16 random bytes,
  * mailbox id, the opaque sealed bytes, stored at, last pushed at). Created mode 0600; a file that other
  * users can read is refused. WAL journal with `synchronous=FULL`: every commit is fsynced before the call
- * returns (all but `markPushed`, which a crash may lose: every start forgets the pushes anyway), except
+ * returns (all but `markPushed`, which a crash may lose: every start forgets the pushes anyway, and
+ * `ack`, whose loss brings items back that their owner drops as replays), except
  * `deposit`'s: it commits without an fsync and resolves 'stored' once an fdatasync of the WAL on the
  * thread pool covered it (protocols/sqlite.ts), so an item reported as stored survives a crash. `secure_delete` overwrites deleted
  * items. Schema versioned with `PRAGMA user_version`, one migration per transaction.
@@ -331,7 +332,12 @@ export class MailboxStore {
   }
 
 
-  /** Deletes the listed items of this mailbox (an authenticated ACK); returns how many were held and deleted. */
+  /**
+   * Deletes the listed items of this mailbox (an authenticated ACK); returns how many were held and
+   * deleted. Not fsynced of its own (on the way of every message; the next durable commit syncs it): a
+   * crash of the machine may lose it, and the items come back and are pushed again, which their owner
+   * drops as replays (seen seal keys) and acknowledges again.
+   */
   ack (mailboxId: Uint8Array, itemIds: Uint8Array[], now: number): number {
     checkId(mailboxId)
     itemIds.forEach(checkItemId)
@@ -348,7 +354,7 @@ export class MailboxStore {
       if (deleted > 0) sql.addToMailbox.run(-deleted, -size, mailboxId)
       sql.touchMailbox.run(now, mailboxId)
       return deleted
-    })
+    }, 'lazy')
   }
 
   /**
