@@ -148,6 +148,8 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const startedAt = performance.now()
       const received = new Map<string, { to: string, at: number, count: number }>()
       const storedAt = new Map<string, number>()
+      // the sender told stored or delivered (a receipt may overtake a slow STORED)
+      const answered = new Set<string>()
       const firstTicks = new Map<string, number[]>()
       for (let i = 0; i < opts.users; i++) {
         const nick = `${levelName}${i}`
@@ -162,6 +164,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         nickOfPeer.set(x.chat.node.peerId.toString(), nick)
         x.chat.on(e => {
           if (e.type === 'stored' && !storedAt.has(e.id)) storedAt.set(e.id, performance.now())
+          if (e.type === 'stored' || e.type === 'delivered') answered.add(e.id)
           if (e.type !== 'message') return
           const r = received.get(e.id)
           if (r == null) received.set(e.id, { to: nick, at: performance.now(), count: 1 })
@@ -203,8 +206,11 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       await deliverAll(sent.map(s => s.id), 300_000)
       const t1 = performance.now()
       const mix1 = mixing()
+      // the STORED answers come back after the pushes (slowly, at `standard`): the adversary scores a
+      // message only once its sender's answer could have been seen
+      await waitFor(() => sent.every(s => answered.has(s.id)), () => `${sent.filter(s => !answered.has(s.id)).length} of ${sent.length} senders to hear stored`, 180_000, 50)
       const nicks = users.map(x => x.chat.nick)
-      const model = mixingModel(level.meanDelayMs)
+      const model = mixingModel(level.meanDelayMs, level.storedMixDelayMs)
       let linked = 0
       let entropy = 0
       const clues = { withoutStoredClue: { linked: 0, entropy: 0 }, storedClueOnly: { linked: 0, entropy: 0 } }
@@ -239,7 +245,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         const g1 = guessSender(d.at, candidates, submissions, { shape: model.shape, thetaMs: model.thetaMs }, { deliveries, reactionMs: REACTION_MS })
         if (g1.guess === m.from) clues.withoutStoredClue.linked++
         clues.withoutStoredClue.entropy += g1.entropy
-        const g2 = guessSender(d.at, candidates, candidates.map(user => ({ at: d.at - 1, user })), { shape: 1, thetaMs: 1e12, answerSdMs: model.answerSdMs }, { deliveries })
+        const g2 = guessSender(d.at, candidates, candidates.map(user => ({ at: d.at - 1, user })), { shape: 1, thetaMs: 1e12, answerMeanMs: model.answerMeanMs, answerSdMs: model.answerSdMs }, { deliveries })
         if (g2.guess === m.from) clues.storedClueOnly.linked++
         clues.storedClueOnly.entropy += g2.entropy
       }
