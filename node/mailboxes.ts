@@ -189,6 +189,8 @@ export class MailboxClient {
   private readonly timers: { set: (fn: () => void, ms: number) => unknown, clear: (timer: unknown) => void }
   /** The start's REGISTERs under way (`registerHedged`): each told of relays found dead (`avoid`). */
   private readonly hedges = new Map<Live, (dead: Set<string>) => void>()
+  /** DEPOSITs waiting for their answer: each told of relays found dead (`avoid`), to give up early. */
+  private readonly deposits = new Set<(dead: Set<string>) => void>()
 
   constructor (init: MailboxClientInit) {
     this.init = init
@@ -577,6 +579,7 @@ export class MailboxClient {
    */
   avoid (dead: Set<string>): void {
     for (const resend of [...this.hedges.values()]) resend(dead)
+    for (const giveUp of [...this.deposits]) giveUp(dead)
     let dropped = 0
     for (const l of this.live.values()) {
       const before = l.stocked.length
@@ -705,18 +708,37 @@ export class MailboxClient {
   /**
    * DEPOSITs `item` in someone's mailbox and waits for the relay's answer: 'stored' once it is written
    * durably there; 'full' / 'unknown-mailbox' / 'too-large' are for the caller to try the other mailbox.
-   * Throws MailboxUnavailableError (relay unknown), AnswerTimeoutError (after requestTimeoutMs +
+   * Throws MailboxUnavailableError (relay unknown, or a relay on the request's path or reply block
+   * found dead while it waited: `avoid`), AnswerTimeoutError (after requestTimeoutMs +
    * depositAllowanceMs: the answer comes through a slow reply block), NoEntryRelayError.
-   * `onLate`: after an AnswerTimeoutError, the answer if it still comes within `lateAnswerMs` (a
-   * 'stored' then means the item was stored after all: a network slower than the timeout is slow, not
-   * failing).
+   * `onLate`: after either error, the answer if it still comes within `lateAnswerMs` (a 'stored' then
+   * means the item was stored after all: a network slower than the timeout is slow, not failing).
    */
   async deposit (to: MailboxAddress, item: Uint8Array, onLate?: (kind: MailboxAnswer['kind']) => void): Promise<MailboxAnswer['kind']> {
     const relay = this.relay(to.relay)
     if (relay == null) throw new MailboxUnavailableError('that mailbox\'s relay is not among the live relays')
-    // the answer (STORED) comes back slowly: the relay pushes the item to its owner as it answers, and
-    // the sender's ✓ must not arrive in step with that push (onion SPEC.md section 15)
-    const answer = await this.ask(relay, buildDeposit(to.mailboxId, item), { onLate: onLate == null ? undefined : (a) => { onLate(a.kind) }, slow: true })
-    return answer.kind
+    // The answer (STORED) comes back slowly: the relay pushes the item to its owner as it answers, and
+    // the sender's ✓ must not arrive in step with that push (onion SPEC.md section 15). So that the
+    // longer wait does not hold up trying the other mailbox when the way there is broken, a relay on
+    // the path found dead ends the wait at once; an answer still coming is taken as a late one.
+    let path: string[] = []
+    let gaveUp = false
+    let giveUp: ((dead: Set<string>) => void) | undefined
+    const late = onLate == null ? undefined : (a: MailboxAnswer): void => { onLate(a.kind) }
+    const asked = this.ask(relay, buildDeposit(to.mailboxId, item), { onLate: late, onSent: (p) => { path = p }, slow: true })
+    const broken = new Promise<never>((_resolve, reject) => {
+      giveUp = (dead) => {
+        if (!path.some(p => dead.has(p))) return
+        gaveUp = true
+        reject(new MailboxUnavailableError('a relay on the way to that mailbox was found dead'))
+      }
+      this.deposits.add(giveUp)
+    })
+    asked.then(a => { if (gaveUp) late?.(a) }, () => {})
+    try {
+      return (await Promise.race([asked, broken])).kind
+    } finally {
+      if (giveUp != null) this.deposits.delete(giveUp)
+    }
   }
 }

@@ -14,6 +14,7 @@ import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { parseCli, parseTiming } from '../cli/args.ts'
 import { DatabaseSync } from 'node:sqlite'
+import { encodeAnswer } from '../protocols/mailbox/codec.ts'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
 import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, roundTripAllowanceMs, STORED_MIX_DELAY_MS, storedAnswerAllowanceMs, withOverrides } from '../node/privacy.ts'
@@ -27,7 +28,7 @@ import type { PathRelay } from '../protocols/onion/paths.ts'
 import { MixScheduler } from '../protocols/onion/scheduler.ts'
 import { FALSE_ALARM, ksDistance, ksThreshold } from './helpers/distribution.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
-import { waitFor } from './helpers/wait.ts'
+import { waitFor, within } from './helpers/wait.ts'
 
 const seed = (label: string): Uint8Array => new Uint8Array(createHash('sha256').update(`p2pchat mixing test ${label}`).digest())
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -419,6 +420,42 @@ describe('--privacy on p2pchat start', () => {
       { service: SERVICE_MAILBOX, timeoutMs: 50, slowReply: undefined },
       { service: SERVICE_MAILBOX, timeoutMs: 50, slowReply: undefined }
     ])
+    db.close()
+  })
+
+  it('a DEPOSIT waiting for its slow answer gives up at once when a relay on its way is found dead (MailboxUnavailableError); its answer still counts, as a late one', async () => {
+    const box = { address: new Uint8Array(randomBytes(32)), onionKey: generateOnionKey().publicKey, peerId: 'box' }
+    const answers: Array<(payload: Uint8Array) => void> = []
+    const onion = {
+      request: async (_final: PathRelay, _service: number, _req: Uint8Array, opts: { onSent?: (relays: string[]) => void }) => {
+        opts.onSent?.(['mix-a', 'mix-b', 'box', 'mix-c', 'mix-d', 'entry'])
+        return await new Promise<Uint8Array>(resolve => { answers.push(resolve) })
+      }
+    } as unknown as OnionClient
+    const db = new DatabaseSync(':memory:')
+    db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
+      public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+    const mailboxes = new MailboxClient({ onion, keys: new MailboxKeys(db), relays: () => [box], entryPeerId: () => 'entry', record: () => new Uint8Array(10), onItem: async () => true, timing: { requestTimeoutMs: 50, depositAllowanceMs: 150 } })
+    const late: string[] = []
+    const to = { relay: box.address, mailboxId: new Uint8Array(randomBytes(32)) }
+    const first = mailboxes.deposit(to, new Uint8Array(100), (kind) => { late.push(kind) })
+    let settled = false
+    first.then(() => { settled = true }, () => { settled = true })
+    mailboxes.avoid(new Set(['elsewhere']))
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(settled, false, 'a relay off its way changes nothing')
+    mailboxes.avoid(new Set(['mix-c']))
+    await assert.rejects(within(first, 5_000, 'the deposit giving up'), (err: Error) => err.name === 'MailboxUnavailableError' && /found dead/.test(err.message))
+    // the relay answers after all, in time for the request: the answer is handed on as a late one
+    assert.equal(late.length, 0)
+    answers[0](new Uint8Array([SERVICE_MAILBOX, ...encodeAnswer({ kind: 'stored', mailboxId: to.mailboxId })]))
+    await waitFor(() => late.length > 0, 'the answer handed on', 2_000, 5)
+    assert.deepEqual(late, ['stored'])
+    // and without a dead relay the deposit gets its answer as before
+    const second = mailboxes.deposit(to, new Uint8Array(100), (kind) => { late.push(kind) })
+    answers[1](new Uint8Array([SERVICE_MAILBOX, ...encodeAnswer({ kind: 'stored', mailboxId: to.mailboxId })]))
+    assert.equal(await second, 'stored')
+    assert.deepEqual(late, ['stored'])
     db.close()
   })
 
