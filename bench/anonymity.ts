@@ -6,7 +6,9 @@
  * test/mixing-correlation.test.ts (test/helpers/adversary.ts): it holds every entry relay, so it sees
  * when each user submits a packet and when one is handed to a user, and for each message delivered it
  * ranks every user but the recipient by the Gamma(5, mean) likelihood of their earlier submissions
- * (Loopix's entropy measure) times the "stored" answer clue.
+ * (Loopix's entropy measure) times the "stored" answer clue and the receipt clue. `--stored-mix-ms=`
+ * and `--receipt-ms=` override the levels' DEPOSIT reply-block mix delay and receipt delay (exploring
+ * what they buy; the adversary is told the overridden figures).
  *
  * Per level: the users start at that level (the product's delays, cover rates and receipt delays; only
  * the test network's relay announcements are fast), each sends a warm-up message to each of its two
@@ -36,13 +38,14 @@
  * (release after due time: timers and a busy event loop) per released packet.
  */
 import { createHash } from 'node:crypto'
-import { privacyLevel } from '../node/privacy.ts'
+import { privacyLevel, withOverrides } from '../node/privacy.ts'
+import type { PrivacyOverrides } from '../node/privacy.ts'
 import { peerIdOfTransportKey } from '../node/relay-node.ts'
 import { seededUniform } from '../protocols/onion/delays.ts'
 import { ChatNetwork } from '../test/helpers/chat-network.ts'
 import type { TestUser } from '../test/helpers/chat-network.ts'
 import { guessSender, mixingModel, wilson } from '../test/helpers/adversary.ts'
-import type { Observation } from '../test/helpers/adversary.ts'
+import type { Observation, TimingModel } from '../test/helpers/adversary.ts'
 import { waitFor } from '../test/helpers/wait.ts'
 
 /** Wire bytes of one packet on a user's guard link (bench/bandwidth.ts measured ~3,140). */
@@ -77,11 +80,13 @@ export interface AnonymityRow {
   /** Median over users of (packets in + out at the guard) x WIRE_BYTES_PER_PACKET, scaled to a day. */
   mbPerUserPerDay: number
   /**
-   * The same adversary on the same recorded observations with one clue at a time (context, not judged):
-   * `withoutStoredClue` ranks by the submissions' Gamma likelihood alone; `storedClueOnly` by the "stored"
-   * answer clue alone (every candidate's submissions weigh the same). Messages linked and mean entropy.
+   * The same adversary on the same recorded observations with some clues only (context; the row's
+   * `linked` uses all three): `withoutStoredClue` ranks by the submissions' Gamma likelihood alone;
+   * `storedClueOnly` by the "stored" answer clue alone (every candidate's submissions weigh the same);
+   * `receiptClueOnly` by the receipt clue alone; `timingAndStored` by the two clues the adversary had
+   * before it knew of receipts. Messages linked and mean entropy.
    */
-  clues: { withoutStoredClue: { linked: number, meanEntropyBits: number }, storedClueOnly: { linked: number, meanEntropyBits: number } }
+  clues: Record<ClueSet, { linked: number, meanEntropyBits: number }>
   /** Every message delivered exactly once. */
   exactlyOnce: boolean
   /** Seconds to start the level's users one after another (register, stock, publish: before cover starts). */
@@ -119,7 +124,10 @@ function quantile (xs: number[], q: number): number {
   return s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]
 }
 
-export async function anonymityBench (opts: { users: number, messages: number, levels: string[], log: (line: string) => void, judge?: { level: string, messages: number } }): Promise<AnonymityRow[]> {
+export type ClueSet = 'withoutStoredClue' | 'storedClueOnly' | 'receiptClueOnly' | 'timingAndStored'
+const CLUE_NAMES: Record<ClueSet, string> = { withoutStoredClue: 'submissions\' timing only', storedClueOnly: 'stored clue only', receiptClueOnly: 'receipt clue only', timingAndStored: 'timing and stored clue (no receipt clue)' }
+
+export async function anonymityBench (opts: { users: number, messages: number, levels: string[], log: (line: string) => void, judge?: { level: string, messages: number }, overrides?: PrivacyOverrides }): Promise<AnonymityRow[]> {
   const net = new ChatNetwork()
   const submissions: Observation[] = []
   const deliveries: Observation[] = []
@@ -142,12 +150,14 @@ export async function anonymityBench (opts: { users: number, messages: number, l
     await net.bootstrap()
     await net.startRelays(5, { onClientEvent: observe })
     for (const levelName of opts.levels) {
-      const level = privacyLevel(levelName)
+      const level = withOverrides(privacyLevel(levelName), opts.overrides ?? {})
       opts.log(`anonymity, ${levelName}: starting ${opts.users} users`)
       const users: TestUser[] = []
       const startedAt = performance.now()
       const received = new Map<string, { to: string, at: number, count: number }>()
       const storedAt = new Map<string, number>()
+      // the sender told stored or delivered (a receipt may overtake a slow STORED)
+      const answered = new Set<string>()
       const firstTicks = new Map<string, number[]>()
       for (let i = 0; i < opts.users; i++) {
         const nick = `${levelName}${i}`
@@ -162,6 +172,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         nickOfPeer.set(x.chat.node.peerId.toString(), nick)
         x.chat.on(e => {
           if (e.type === 'stored' && !storedAt.has(e.id)) storedAt.set(e.id, performance.now())
+          if (e.type === 'delivered') answered.add(e.id)
           if (e.type !== 'message') return
           const r = received.get(e.id)
           if (r == null) received.set(e.id, { to: nick, at: performance.now(), count: 1 })
@@ -203,11 +214,15 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       await deliverAll(sent.map(s => s.id), 300_000)
       const t1 = performance.now()
       const mix1 = mixing()
+      // the STORED answers and receipts come back after the pushes: the adversary scores a message
+      // only once its sender's receipt (and so, almost always, its STORED) could have been seen
+      await waitFor(() => sent.every(s => answered.has(s.id)), () => `${sent.filter(s => !answered.has(s.id)).length} of ${sent.length} senders to hear delivered`, 300_000, 50)
       const nicks = users.map(x => x.chat.nick)
-      const model = mixingModel(level.meanDelayMs)
+      const tickWaitMs = level.loopPerMinute + level.dropPerMinute > 0 ? 60_000 / (level.loopPerMinute + level.dropPerMinute) : 0
+      const model = mixingModel(level.meanDelayMs, level.storedMixDelayMs, { receiptDelayMs: level.receiptDelayMs, tickWaitMs })
       let linked = 0
       let entropy = 0
-      const clues = { withoutStoredClue: { linked: 0, entropy: 0 }, storedClueOnly: { linked: 0, entropy: 0 } }
+      const clues: Record<ClueSet, { linked: number, entropy: number }> = { withoutStoredClue: { linked: 0, entropy: 0 }, storedClueOnly: { linked: 0, entropy: 0 }, receiptClueOnly: { linked: 0, entropy: 0 }, timingAndStored: { linked: 0, entropy: 0 } }
       const latencies: number[] = []
       const parts = { beforeDeposit: [] as number[], hops: [] as number[], shown: [] as number[] }
       let withLookup = 0
@@ -232,16 +247,25 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         const g = guessSender(d.at, nicks.filter(n => n !== m.to), submissions, model, { deliveries, reactionMs: REACTION_MS })
         if (g.guess === m.from) linked++
         entropy += g.entropy
-        // one clue at a time, same observations: without answerSdMs guessSender skips the stored clue;
+        // some clues only, same observations: without answerSdMs / receipt guessSender skips those clues;
         // with one submission per candidate at the same instant its Gamma term is the same for all, so
-        // only the stored clue ranks them (ties, e.g. nobody received a packet then, go to the first candidate)
+        // only the answer clues rank them (ties, e.g. nobody received a packet then, go to the first candidate)
         const candidates = nicks.filter(n => n !== m.to)
-        const g1 = guessSender(d.at, candidates, submissions, { shape: model.shape, thetaMs: model.thetaMs }, { deliveries, reactionMs: REACTION_MS })
-        if (g1.guess === m.from) clues.withoutStoredClue.linked++
-        clues.withoutStoredClue.entropy += g1.entropy
-        const g2 = guessSender(d.at, candidates, candidates.map(user => ({ at: d.at - 1, user })), { shape: 1, thetaMs: 1e12, answerSdMs: model.answerSdMs }, { deliveries })
-        if (g2.guess === m.from) clues.storedClueOnly.linked++
-        clues.storedClueOnly.entropy += g2.entropy
+        const same = candidates.map(user => ({ at: d.at - 1, user }))
+        const flat = { shape: 1, thetaMs: 1e12 }
+        const timing = { shape: model.shape, thetaMs: model.thetaMs }
+        const stored = { answerMeanMs: model.answerMeanMs, answerSdMs: model.answerSdMs }
+        const variants: Array<[ClueSet, Observation[], TimingModel]> = [
+          ['withoutStoredClue', submissions, timing],
+          ['storedClueOnly', same, { ...flat, ...stored }],
+          ['receiptClueOnly', same, { ...flat, receipt: model.receipt }],
+          ['timingAndStored', submissions, { ...timing, ...stored }]
+        ]
+        for (const [name, subs, mdl] of variants) {
+          const gv = guessSender(d.at, candidates, subs, mdl, { deliveries, reactionMs: subs === submissions ? REACTION_MS : undefined })
+          if (gv.guess === m.from) clues[name].linked++
+          clues[name].entropy += gv.entropy
+        }
       }
       // packets on each user's guard link during the phase, in and out
       const perUser = nicks.map(n => submissions.slice(mark.sub).filter(s => s.user === n && s.at <= t1).length + deliveries.slice(mark.del).filter(s => s.user === n && s.at <= t1).length)
@@ -265,10 +289,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         chance: 1 / candidates,
         meanEntropyBits: entropy / sent.length,
         maxEntropyBits: Math.log2(candidates),
-        clues: {
-          withoutStoredClue: { linked: clues.withoutStoredClue.linked, meanEntropyBits: clues.withoutStoredClue.entropy / sent.length },
-          storedClueOnly: { linked: clues.storedClueOnly.linked, meanEntropyBits: clues.storedClueOnly.entropy / sent.length }
-        },
+        clues: Object.fromEntries(Object.entries(clues).map(([k, c]) => [k, { linked: c.linked, meanEntropyBits: c.entropy / sent.length }])) as AnonymityRow['clues'],
         medianLatencyMs: quantile(latencies, 0.5),
         p95LatencyMs: quantile(latencies, 0.95),
         mbPerUserPerDay: quantile(perUser, 0.5) * WIRE_BYTES_PER_PACKET * 86_400 / seconds / 1e6,
@@ -288,7 +309,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       rows.push(row)
       opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day; started in ${startSeconds.toFixed(0)} s` + (queue == null ? '' : `; cover queue: at most ${queue.maxWaiting} waiting, a message's packets waited ${(queue.firstMeanMs / 1000).toFixed(1)} s mean (max ${(queue.firstMaxMs / 1000).toFixed(1)}), others ${(queue.nextMeanMs / 1000).toFixed(1)} s (max ${(queue.nextMaxMs / 1000).toFixed(1)})`))
       const cl = row.clues
-      opts.log(`anonymity, ${levelName}: one clue at a time (same observations, context): success without the stored clue ${cl.withoutStoredClue.linked}/${sent.length} (${(cl.withoutStoredClue.linked / sent.length / row.chance).toFixed(1)}x chance), entropy ${cl.withoutStoredClue.meanEntropyBits.toFixed(2)} bits; success with the stored clue only ${cl.storedClueOnly.linked}/${sent.length} (${(cl.storedClueOnly.linked / sent.length / row.chance).toFixed(1)}x chance), entropy ${cl.storedClueOnly.meanEntropyBits.toFixed(2)} bits`)
+      opts.log(`anonymity, ${levelName}: some clues only (same observations, context): ${(Object.keys(CLUE_NAMES) as ClueSet[]).map(k => `${CLUE_NAMES[k]} ${cl[k].linked}/${sent.length} (${(cl[k].linked / sent.length / row.chance).toFixed(1)}x chance, ${cl[k].meanEntropyBits.toFixed(2)} bits)`).join('; ')}`)
       const sp = row.split
       opts.log(`anonymity, ${levelName}: split of ${sp.messages} messages (mean / median): send -> DEPOSIT leaves ${(sp.beforeDeposit.meanMs / 1000).toFixed(2)} / ${(sp.beforeDeposit.medianMs / 1000).toFixed(2)} s (${sp.withLookup} with a lookup or another message first), 5 hops and the mailbox ${(sp.hops.meanMs / 1000).toFixed(2)} / ${(sp.hops.medianMs / 1000).toFixed(2)} s (expected ${(5 * level.meanDelayMs / 1000).toFixed(2)} mean; ${sp.pushLate} pushes > 5 s after stored), push -> shown ${sp.shown.meanMs.toFixed(0)} / ${sp.shown.medianMs.toFixed(0)} ms; mix lateness ${sp.mixLatenessMs.toFixed(1)} ms per hop`)
       for (const x of users) await net.stopUser(x)
@@ -307,6 +328,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     messages: Number(arg('messages', '40')),
     judge: ((j: string) => j === '' ? undefined : { level: j.split(':')[0], messages: Number(j.split(':')[1]) })(arg('judge', `standard:${JUDGE_MESSAGES}`)),
     levels: arg('levels', 'fast,low,standard,high').split(','),
+    overrides: {
+      ...(arg('stored-mix-ms', '') !== '' ? { storedMixDelayMs: Number(arg('stored-mix-ms', '')) } : {}),
+      ...(arg('receipt-ms', '') !== '' ? { receiptDelayMs: Number(arg('receipt-ms', '')) } : {})
+    },
     log: (line) => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`) }
   })
   process.stdout.write('| level | linked (99 % Wilson) | x chance | entropy / log2 N bits | median latency | MB/user/day (packets, no gossip) | exactly once | users started in | most waiting; mean wait message / other |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n')
@@ -315,7 +340,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   process.stdout.write('\n| level: one clue at a time (same observations; context) | linked | x chance | entropy bits |\n| --- | --- | --- | --- |\n')
   for (const r of rows) {
-    for (const [name, c] of [['without the stored clue', r.clues.withoutStoredClue], ['with the stored clue only', r.clues.storedClueOnly]] as const) {
+    for (const [name, c] of (Object.keys(CLUE_NAMES) as ClueSet[]).map(k => [CLUE_NAMES[k], r.clues[k]] as const)) {
       process.stdout.write(`| ${r.level}, ${name} | ${c.linked}/${r.messages} = ${(100 * c.linked / r.messages).toFixed(0)} % | ${(c.linked / r.messages / r.chance).toFixed(1)} | ${c.meanEntropyBits.toFixed(2)} / ${r.maxEntropyBits.toFixed(2)} |\n`)
     }
   }

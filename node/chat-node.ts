@@ -58,7 +58,7 @@ import type { Uniform } from '../protocols/onion/delays.ts'
 import { ClientCover } from './client-cover.ts'
 import type { ClientCoverStatus } from './client-cover.ts'
 import type { CoverInit } from './cover.ts'
-import { DEFAULT_PRIVACY, privacyLevel, roundTripAllowanceMs } from './privacy.ts'
+import { DEFAULT_PRIVACY, privacyLevel, roundTripAllowanceMs, storedAnswerAllowanceMs } from './privacy.ts'
 import type { PrivacyLevel } from './privacy.ts'
 import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import { admitRelays, DEFAULT_MIN_RELAY_AGE_MS, MIN_ADMITTED_RELAYS } from '../protocols/onion/admission.ts'
@@ -305,6 +305,8 @@ export class ChatNode {
     this.onion = new OnionClient({
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
       hopDelay: this.privacy.meanDelayMs > 0 ? hopDelays(this.privacy.meanDelayMs) : undefined,
+      // a DEPOSIT's STORED comes back through slower mixes, out of step with the mailbox's push (privacy.ts STORED_MIX_DELAY_MS)
+      slowReplyDelay: this.privacy.storedMixDelayMs > 0 ? hopDelays(this.privacy.storedMixDelayMs) : undefined,
       relays: usable,
       entry: () => this.cover.link(),
       onWarning: warn,
@@ -357,6 +359,7 @@ export class ChatNode {
         stockIntervalMs: this.timing.stockIntervalMs,
         stockTtlMs: this.timing.stockTtlMs,
         requestTimeoutMs: this.timing.requestTimeoutMs,
+        depositAllowanceMs: storedAnswerAllowanceMs(this.privacy),
         // steady mailbox fetching (mailbox v2) at a level that has it; none at `fast`, which sends at once
         ...(this.cover.active ? { pushPeriodMs: this.privacy.mailboxPushPeriodMs, syncGapMs: this.privacy.mailboxSyncGapMs } : {})
       } satisfies Partial<MailboxTiming>,

@@ -103,6 +103,12 @@ export interface MailboxTiming {
   pushPeriodMs?: number
   /** Steady mode: the mean gap of the owner's SYNCs (a Poisson process); each brings SYNC_BLOCKS (3) blocks. */
   syncGapMs?: number
+  /**
+   * A DEPOSIT's answer comes back through a slow reply block (its mixes hold it longer: node/privacy.ts
+   * `storedMixDelayMs`, onion SPEC.md section 15) and waits this much longer than requestTimeoutMs
+   * (privacy.ts `storedAnswerAllowanceMs`). Absent or 0: an ordinary reply block, the ordinary timeout.
+   */
+  depositAllowanceMs?: number
 }
 
 export interface MailboxAddress {
@@ -183,6 +189,8 @@ export class MailboxClient {
   private readonly timers: { set: (fn: () => void, ms: number) => unknown, clear: (timer: unknown) => void }
   /** The start's REGISTERs under way (`registerHedged`): each told of relays found dead (`avoid`). */
   private readonly hedges = new Map<Live, (dead: Set<string>) => void>()
+  /** DEPOSITs waiting for their answer: each told of relays found dead (`avoid`), to give up early. */
+  private readonly deposits = new Set<(dead: Set<string>) => void>()
 
   constructor (init: MailboxClientInit) {
     this.init = init
@@ -434,8 +442,11 @@ export class MailboxClient {
   /**
    * `onLate`: an answer that comes after the timeout (SPEC.md section 3, DEPOSIT: "late answers").
    * `onSent`: the relays (peer ids) the request's path and reply block cross, once it is built.
+   * `slow`: the answer comes through a slow reply block and gets `depositAllowanceMs` more time.
    */
-  private async ask (relay: PathRelay, request: Uint8Array, onLate?: (answer: MailboxAnswer) => void, onSent?: (path: string[]) => void): Promise<MailboxAnswer> {
+  private async ask (relay: PathRelay, request: Uint8Array, opts: { onLate?: (answer: MailboxAnswer) => void, onSent?: (path: string[]) => void, slow?: boolean } = {}): Promise<MailboxAnswer> {
+    const { onLate, onSent } = opts
+    const slow = opts.slow === true && (this.timing.depositAllowanceMs ?? 0) > 0
     const late = onLate == null
       ? undefined
       : {
@@ -446,7 +457,8 @@ export class MailboxClient {
             else this.log('a late mailbox answer did not decode: %s', d.reason)
           }
         }
-    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs: this.timing.requestTimeoutMs, late, onSent })
+    const timeoutMs = this.timing.requestTimeoutMs + (slow ? this.timing.depositAllowanceMs ?? 0 : 0)
+    const payload = await this.init.onion.request(relay, SERVICE_MAILBOX, request, { timeoutMs, late, onSent, ...(slow ? { slowReply: true } : {}) })
     const decoded = decodeMailboxPayload(payload)
     if (!decoded.ok) throw new MailboxUnavailableError(`a mailbox answer did not decode: ${decoded.reason}`)
     return decoded.answer
@@ -507,7 +519,7 @@ export class MailboxClient {
     // it waits, kept, until our entry relay is another one (a new entry relay registers every mailbox)
     if (!l.registered && relay.peerId === this.init.entryPeerId()) throw new MailboxUnavailableError('the mailbox relay is our entry relay')
     const t0 = Date.now()
-    const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now()), undefined, onSent).catch((err: Error) => {
+    const answer = await this.ask(relay, buildRegister(l.pair, this.init.record(), this.now()), { onSent }).catch((err: Error) => {
       this.log('REGISTER at %s: no answer after %d ms (%s)', relay.peerId, Date.now() - t0, err.name)
       throw err
     })
@@ -567,6 +579,7 @@ export class MailboxClient {
    */
   avoid (dead: Set<string>): void {
     for (const resend of [...this.hedges.values()]) resend(dead)
+    for (const giveUp of [...this.deposits]) giveUp(dead)
     let dropped = 0
     for (const l of this.live.values()) {
       const before = l.stocked.length
@@ -695,15 +708,37 @@ export class MailboxClient {
   /**
    * DEPOSITs `item` in someone's mailbox and waits for the relay's answer: 'stored' once it is written
    * durably there; 'full' / 'unknown-mailbox' / 'too-large' are for the caller to try the other mailbox.
-   * Throws MailboxUnavailableError (relay unknown), AnswerTimeoutError, NoEntryRelayError.
-   * `onLate`: after an AnswerTimeoutError, the answer if it still comes within `lateAnswerMs` (a
-   * 'stored' then means the item was stored after all: a network slower than the timeout is slow, not
-   * failing).
+   * Throws MailboxUnavailableError (relay unknown, or a relay on the request's path or reply block
+   * found dead while it waited: `avoid`), AnswerTimeoutError (after requestTimeoutMs +
+   * depositAllowanceMs: the answer comes through a slow reply block), NoEntryRelayError.
+   * `onLate`: after either error, the answer if it still comes within `lateAnswerMs` (a 'stored' then
+   * means the item was stored after all: a network slower than the timeout is slow, not failing).
    */
   async deposit (to: MailboxAddress, item: Uint8Array, onLate?: (kind: MailboxAnswer['kind']) => void): Promise<MailboxAnswer['kind']> {
     const relay = this.relay(to.relay)
     if (relay == null) throw new MailboxUnavailableError('that mailbox\'s relay is not among the live relays')
-    const answer = await this.ask(relay, buildDeposit(to.mailboxId, item), onLate == null ? undefined : (a) => { onLate(a.kind) })
-    return answer.kind
+    // The answer (STORED) comes back slowly: the relay pushes the item to its owner as it answers, and
+    // the sender's ✓ must not arrive in step with that push (onion SPEC.md section 15). So that the
+    // longer wait does not hold up trying the other mailbox when the way there is broken, a relay on
+    // the path found dead ends the wait at once; an answer still coming is taken as a late one.
+    let path: string[] = []
+    let gaveUp = false
+    let giveUp: ((dead: Set<string>) => void) | undefined
+    const late = onLate == null ? undefined : (a: MailboxAnswer): void => { onLate(a.kind) }
+    const asked = this.ask(relay, buildDeposit(to.mailboxId, item), { onLate: late, onSent: (p) => { path = p }, slow: true })
+    const broken = new Promise<never>((_resolve, reject) => {
+      giveUp = (dead) => {
+        if (!path.some(p => dead.has(p))) return
+        gaveUp = true
+        reject(new MailboxUnavailableError('a relay on the way to that mailbox was found dead'))
+      }
+      this.deposits.add(giveUp)
+    })
+    asked.then(a => { if (gaveUp) late?.(a) }, () => {})
+    try {
+      return (await Promise.race([asked, broken])).kind
+    } finally {
+      if (giveUp != null) this.deposits.delete(giveUp)
+    }
   }
 }

@@ -40,6 +40,12 @@ export interface PrivacyLevel {
   /** Mean of the exponential delay before a receipt leaves, ms (0: at once). */
   receiptDelayMs: number
   /**
+   * Mean delay at each of the two mixes of a DEPOSIT's reply block, ms (STORED_MIX_DELAY_MS): the ✓
+   * (stored) comes back this slowly so that it does not arrive in step with the mailbox's push to the
+   * recipient. Equal to meanDelayMs where no more is needed.
+   */
+  storedMixDelayMs: number
+  /**
    * A bounded raise of the drop rate while real packets pile up (node/cover.ts); absent: the rate never
    * changes. It drains a burst faster but shows the entry relay that the user has one.
    */
@@ -72,18 +78,21 @@ export function summarize (level: Omit<PrivacyLevel, 'summary'>, note = ''): str
   const steady = (level.mailboxPushPeriodMs ?? 0) > 0
     ? `; mailboxes push every ${fmt(level.mailboxPushPeriodMs ?? 0)}, mail or padding (a message waits up to that for its push)`
     : ''
-  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}${burst}${steady}`
+  const stored = level.storedMixDelayMs > level.meanDelayMs ? `; a ✓ (stored) comes back through 2 mixes of ${fmt(level.storedMixDelayMs)} mean` : ''
+  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}${burst}${steady}${stored}`
 }
 
 function fmt (ms: number): string { return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms)} ms` }
 
-function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, backlog?: BacklogRate, steady?: { pushPeriodMs: number, syncGapMs: number }): PrivacyLevel {
+function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, opts: { backlog?: BacklogRate, steady?: { pushPeriodMs: number, syncGapMs: number }, storedMixDelayMs?: number } = {}): PrivacyLevel {
+  const { backlog, steady } = opts
   const l = {
     name,
     meanDelayMs,
     loopPerMinute,
     dropPerMinute,
     receiptDelayMs,
+    storedMixDelayMs: opts.storedMixDelayMs ?? meanDelayMs,
     ...(backlog != null ? { backlog } : {}),
     ...(steady != null ? { mailboxPushPeriodMs: steady.pushPeriodMs, mailboxSyncGapMs: steady.syncGapMs } : {})
   }
@@ -115,6 +124,36 @@ export const STEADY_MAILBOX = { pushPeriodMs: 30_000, syncGapMs: 60_000 }
 export const LOW_BACKLOG: BacklogRate = { above: 4, factor: 6, forGaps: 20 }
 
 /**
+ * `standard`'s mean delay at each of the two mixes of a DEPOSIT's reply block (issue 11). A mailbox
+ * relay (version 1) pushes an item to its owner the moment it stores it, and answers STORED to the
+ * sender at that same moment; both go over 3 delayed hops (the push through the owner's stocked block,
+ * STORED through the sender's block), so at 500 ms per hop the sender is among the few users receiving
+ * a packet while the recipient receives the push. Measured (bench/anonymity.ts, the same recorded
+ * observations scored one clue at a time, 200 messages): an adversary using that clue alone linked 29
+ * of 200 (2.8x chance), without it 13 of 200 (1.2x). With 2 x 3 s on the way back the STORED lands
+ * ~6 s after the push instead of ~0 +- 1.2 s, spread over a window (sd ~4.3 s) in which every
+ * user receives several cover packets. It costs only the ✓'s timing (and a longer deposit timeout,
+ * storedAnswerAllowanceMs); what the user reads arrives no later. The entry relay's hop keeps the
+ * level's delay: what it hands the user looks like every other packet. `high` has steady mailboxes
+ * (the push waits for its period's slot) and keeps its own delay.
+ */
+export const STORED_MIX_DELAY_MS = 3_000
+
+/**
+ * `standard`'s mean receipt delay (was 5 s). The receipt is the other packet a message sends back to
+ * its sender: deposited into the sender's mailbox and pushed to it R + 2.7 s + 5 x 500 ms after the
+ * message reached the recipient on average. A Monte Carlo of the two answer clues with `standard`'s
+ * rates (`node bench/answer-clues.ts`: 20 users at the anonymity bench's pace, 6,000 messages, the
+ * adversary scoring each user's incoming packets by normal kernels of the two offsets; a model, not the
+ * code) links the sender of 28.6 % of messages with D = 500 ms and R = 5 s, 21.9 % with D = 3 s, 17.4 %
+ * with D = 3 s and R = 15 s, 17.0 % with R = 20 s (13.7 % with D = 15 s, at a 3-minute deposit timeout):
+ * past 15 s little is left to gain while the ✓✓ comes ever later. Costs only the ✓✓'s timing (~20 s
+ * after the message shows); what is left is the volume of packets a sender gets back, which only
+ * shaping what users receive (steady mailboxes, `high`) removes.
+ */
+export const STANDARD_RECEIPT_DELAY_MS = 15_000
+
+/**
  * The levels. `fast` is version 2's behaviour before mixing: packets go on at once, no cover, and
  * whoever sees a message's first and last relay links sender and recipient by timing.
  *
@@ -128,15 +167,15 @@ export const LOW_BACKLOG: BacklogRate = { above: 4, factor: 6, forGaps: 20 }
  * (measured with 6 relays; it grows with the relay count). So `low` sends 1 loop a minute, `standard`
  * 2 (measured 124 MB a day, under the issue's 150 MB target), `high` 4 loops and 24 drops (more
  * packets for others to hide among, a 2.5 s wait, 155 MB a day measured). Loops also test the
- * user's paths. Receipts wait an exponential 2, 5 and 15 s on average, so the sender's ✓✓ does not
+ * user's paths. Receipts wait an exponential 2, 15 and 15 s on average, so the sender's ✓✓ does not
  * tell the instant its message arrived. Nym's default is 50 ms per hop and far more cover, for a
  * network with far more traffic than a young p2pchat has.
  */
 export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
   fast: level('fast', 0, 0, 0, 0),
-  low: level('low', 100, 1, 20, 2_000, LOW_BACKLOG),
-  standard: level('standard', 500, 2, 20, 5_000),
-  high: level('high', 2000, 4, 24, 15_000, undefined, STEADY_MAILBOX)
+  low: level('low', 100, 1, 20, 2_000, { backlog: LOW_BACKLOG }),
+  standard: level('standard', 500, 2, 20, STANDARD_RECEIPT_DELAY_MS, { storedMixDelayMs: STORED_MIX_DELAY_MS }),
+  high: level('high', 2000, 4, 24, 15_000, { steady: STEADY_MAILBOX })
 }
 
 /**
@@ -148,6 +187,15 @@ export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
  */
 export function roundTripAllowanceMs (level: PrivacyLevel): number {
   return Math.ceil(18 * level.meanDelayMs)
+}
+
+/**
+ * What a DEPOSIT's request timeout adds to roundTripAllowanceMs for its slow reply block: its 2 mixes
+ * hold the answer storedMixDelayMs on average instead of meanDelayMs, a Gamma(2, D) whose 0.9999
+ * quantile is 11.8 D; 12 x D keeps slow answers from counting as lost (0 where D is the level's mean).
+ */
+export function storedAnswerAllowanceMs (level: PrivacyLevel): number {
+  return level.storedMixDelayMs > level.meanDelayMs ? Math.ceil(12 * level.storedMixDelayMs) : 0
 }
 
 /**
@@ -179,6 +227,11 @@ export interface PrivacyOverrides {
   /** Mean gap of the steady SYNCs, ms. */
   mailboxSyncGapMs?: number
   meanDelayMs?: number
+  /**
+   * Mean delay at a DEPOSIT reply block's mixes, ms. Absent: the level's, scaled with an overridden
+   * meanDelayMs (so shortened timers keep the level's ratio).
+   */
+  storedMixDelayMs?: number
   /** Mean gap between loop cover packets, ms (a rate of 60,000 / gap per minute). */
   loopGapMs?: number
   /** Mean gap between drop cover packets, ms. */
@@ -188,15 +241,18 @@ export interface PrivacyOverrides {
 
 /** A level with some figures replaced (tests and demos shorten timers); its summary says so. */
 export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): PrivacyLevel {
-  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null && o.mailboxPushPeriodMs == null && o.mailboxSyncGapMs == null && o.steadyMailbox == null) return base
+  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null && o.mailboxPushPeriodMs == null && o.mailboxSyncGapMs == null && o.steadyMailbox == null && o.storedMixDelayMs == null) return base
+  const meanDelayMs = o.meanDelayMs ?? base.meanDelayMs
+  const storedMixDelayMs = o.storedMixDelayMs ?? (base.meanDelayMs > 0 ? base.storedMixDelayMs * meanDelayMs / base.meanDelayMs : meanDelayMs)
   // steady mailboxes: the level's, or turned on by `steadyMailbox` at a level with cover
   const steady = o.steadyMailbox !== false && ((base.mailboxPushPeriodMs ?? 0) > 0 || (o.steadyMailbox === true && base.loopPerMinute + base.dropPerMinute > 0))
   const l = {
     name: base.name,
-    meanDelayMs: o.meanDelayMs ?? base.meanDelayMs,
+    meanDelayMs,
     loopPerMinute: o.loopGapMs != null ? 60_000 / o.loopGapMs : base.loopPerMinute,
     dropPerMinute: o.dropGapMs != null ? 60_000 / o.dropGapMs : base.dropPerMinute,
     receiptDelayMs: o.receiptDelayMs ?? base.receiptDelayMs,
+    storedMixDelayMs,
     ...(base.backlog != null ? { backlog: base.backlog } : {}),
     ...(steady
       ? {

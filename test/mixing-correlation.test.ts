@@ -137,7 +137,7 @@ describe('correlation attack: an adversary holding every entry relay links sende
       await join(phase)
       const g = groups[phase]
       const members = present.map(x => x.chat.nick)
-      const model = mixingModel(g[0].chat.privacy.meanDelayMs)
+      const model = mixingModel(g[0].chat.privacy.meanDelayMs, g[0].chat.privacy.storedMixDelayMs)
       const u = seededUniform(new Uint8Array(createHash('sha256').update(`correlation ${phase}`).digest()))
       const ids: string[] = []
       for (let i = 0; i < MESSAGES; i++) {

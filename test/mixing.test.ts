@@ -13,8 +13,13 @@ import { createP2PNode } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { parseCli, parseTiming } from '../cli/args.ts'
-import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, roundTripAllowanceMs } from '../node/privacy.ts'
-import { OnionClient } from '../protocols/onion/client.ts'
+import { DatabaseSync } from 'node:sqlite'
+import { encodeAnswer } from '../protocols/mailbox/codec.ts'
+import { MailboxKeys } from '../node/mailbox-keys.ts'
+import { MailboxClient } from '../node/mailboxes.ts'
+import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, roundTripAllowanceMs, STORED_MIX_DELAY_MS, storedAnswerAllowanceMs, withOverrides } from '../node/privacy.ts'
+import { AnswerTimeoutError, OnionClient } from '../protocols/onion/client.ts'
+import { decodeServiceBody, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
 import type { EntryLink } from '../protocols/onion/client.ts'
 import { cryptoUniform, exponentialDelay, exponentialDelayCdf, hopDelays, MAX_HOP_DELAY_MS, seededUniform } from '../protocols/onion/delays.ts'
 import { addressFromPeerId, createPacket, generateOnionKey, OnionKeyRing, OnionService, onionPrivateKeyFromRaw, packetFromSurb, processPacket } from '../protocols/onion/index.ts'
@@ -23,6 +28,7 @@ import type { PathRelay } from '../protocols/onion/paths.ts'
 import { MixScheduler } from '../protocols/onion/scheduler.ts'
 import { FALSE_ALARM, ksDistance, ksThreshold } from './helpers/distribution.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
+import { waitFor, within } from './helpers/wait.ts'
 
 const seed = (label: string): Uint8Array => new Uint8Array(createHash('sha256').update(`p2pchat mixing test ${label}`).digest())
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -73,15 +79,15 @@ describe('per-hop delays drawn by the sender', () => {
     const entry = relays[0]
     const final = relays[1]
 
-    function client (hopDelay?: () => number): { onion: OnionClient, submitted: Array<{ to: Uint8Array, packet: Uint8Array }> } {
+    function client (hopDelay?: () => number, more: { slowReplyDelay?: () => number, prepareDelayMs?: number } = {}): { onion: OnionClient, submitted: Array<{ to: Uint8Array, packet: Uint8Array }> } {
       const submitted: Array<{ to: Uint8Array, packet: Uint8Array }> = []
       const link: EntryLink = { relay: entry, submit: (to, packet) => { submitted.push({ to, packet }); return true } }
-      const onion = new OnionClient({ self: new Uint8Array(randomBytes(32)), relays: () => relays, entry: () => link, hopDelay })
+      const onion = new OnionClient({ self: new Uint8Array(randomBytes(32)), relays: () => relays, entry: () => link, hopDelay, ...more })
       return { onion, submitted }
     }
 
-    /** Peels `packet` from `to` on, hop by hop, with the relays' keys: each forwarding hop's delay and command, then the final layer. */
-    function peel (to: Uint8Array, packet: Uint8Array): { delays: number[], commands: string[], final: string } {
+    /** Peels `packet` from `to` on, hop by hop, with the relays' keys: each forwarding hop's delay and command, then the final layer (and its payload). */
+    function peel (to: Uint8Array, packet: Uint8Array): { delays: number[], commands: string[], final: string, payload?: Uint8Array } {
       const delays: number[] = []
       const commands: string[] = []
       for (let hop = 0; hop < 6; hop++) {
@@ -89,7 +95,7 @@ describe('per-hop delays drawn by the sender', () => {
         if (key == null) return { delays, commands, final: 'left the relays' }
         const res = processPacket(packet, key)
         assert.ok(res.ok, `hop ${hop} opens its layer`)
-        if (res.type === 'final') return { delays, commands, final: res.command }
+        if (res.type === 'final') return { delays, commands, final: res.command, payload: res.payload }
         delays.push(res.delayMs)
         commands.push(res.command)
         to = res.next
@@ -123,6 +129,62 @@ describe('per-hop delays drawn by the sender', () => {
       const threshold = ksThreshold(delays.length, FALSE_ALARM)
       assert.ok(d <= threshold, `KS distance ${d.toFixed(4)} > ${threshold.toFixed(4)}`)
       assert.ok(ksDistance(delays, k => exponentialDelayCdf(k, mean * 1.1)) > threshold, 'the check can fail')
+    })
+
+    /** The forward delays of a send, and those of the reply block it carries (peeled as its answer would be). */
+    function sendAndPeel (s: { to: Uint8Array, packet: Uint8Array }): { forward: number[], block: number[] } {
+      const p = peel(s.to, s.packet)
+      assert.equal(p.final, 'service')
+      const body = decodeServiceBody(p.payload ?? new Uint8Array(0))
+      assert.ok(body.ok && body.body.replyBlock != null, 'a reply block rides along')
+      const { firstHop, packet } = packetFromSurb(body.body.replyBlock, new Uint8Array(10))
+      const back = peel(firstHop, packet)
+      assert.deepEqual(back.commands, ['relay', 'relay', 'client'])
+      return { forward: p.delays, block: back.delays }
+    }
+
+    it('a slow reply block (a DEPOSIT\'s answer): its two mixes draw from slowReplyDelay, the entry relay and the forward mixes from hopDelay (KS, alpha 1e-6; both checks can fail)', () => {
+      const mean = 300
+      const slowMean = 1_800
+      const { onion, submitted } = client(hopDelays(mean, seededUniform(seed('slow level'))), { slowReplyDelay: hopDelays(slowMean, seededUniform(seed('slow mixes'))) })
+      for (let i = 0; i < 1500; i++) onion.send(final, 0x03, new Uint8Array(100), { onAnswer: () => {}, slowReply: true })
+      const atMean: number[] = []
+      const slow: number[] = []
+      for (const s of submitted) {
+        const { forward, block } = sendAndPeel(s)
+        atMean.push(...forward, block[2])
+        slow.push(block[0], block[1])
+      }
+      assert.equal(slow.length, 3000)
+      const threshold = ksThreshold(slow.length, FALSE_ALARM)
+      const dSlow = ksDistance(slow, k => exponentialDelayCdf(k, slowMean))
+      assert.ok(dSlow <= threshold, `slow mixes: KS distance ${dSlow.toFixed(4)} > ${threshold.toFixed(4)}`)
+      assert.ok(ksDistance(slow, k => exponentialDelayCdf(k, mean)) > threshold, 'the slow mixes do not fit the level\'s mean')
+      const t2 = ksThreshold(atMean.length, FALSE_ALARM)
+      const dMean = ksDistance(atMean, k => exponentialDelayCdf(k, mean))
+      assert.ok(dMean <= t2, `forward mixes and entry relay: KS distance ${dMean.toFixed(4)} > ${t2.toFixed(4)}`)
+      assert.ok(ksDistance(atMean, k => exponentialDelayCdf(k, slowMean)) > t2, 'the check can fail')
+      process.stdout.write(`# slow reply blocks: 3000 mix delays KS D = ${dSlow.toFixed(4)} vs mean ${slowMean}; 4500 others D = ${dMean.toFixed(4)} vs mean ${mean} (threshold ${threshold.toFixed(4)} / ${t2.toFixed(4)})\n`)
+    })
+
+    it('an ordinary answer keeps hopDelay on its block; a send made ahead for an answer is not used for a slow one, nor the other way round', async () => {
+      const { onion, submitted } = client(() => 111, { slowReplyDelay: () => 7_777, prepareDelayMs: 1 })
+      try {
+        onion.send(final, 0x03, new Uint8Array(10), { onAnswer: () => {} })
+        assert.deepEqual(sendAndPeel(submitted[0]), { forward: [111, 111], block: [111, 111, 111] })
+        await waitFor(() => onion.preparedCount === 1, 'the next answer send made ahead', 5_000, 5)
+        onion.send(final, 0x03, new Uint8Array(10), { onAnswer: () => {}, slowReply: true })
+        assert.deepEqual(onion.stats.prepared, { used: 0, built: 2, stale: 0 }, 'the answer send made ahead is not taken for a slow one')
+        assert.deepEqual(sendAndPeel(submitted[1]), { forward: [111, 111], block: [7_777, 7_777, 111] })
+        await waitFor(() => onion.preparedCount === 2, 'the next slow send made ahead', 5_000, 5)
+        onion.send(final, 0x03, new Uint8Array(10), { onAnswer: () => {}, slowReply: true })
+        onion.send(final, 0x03, new Uint8Array(10), { onAnswer: () => {} })
+        assert.equal(onion.stats.prepared.used, 2, 'each kind takes its own')
+        assert.deepEqual(sendAndPeel(submitted[2]).block, [7_777, 7_777, 111])
+        assert.deepEqual(sendAndPeel(submitted[3]).block, [111, 111, 111])
+      } finally {
+        onion.close()
+      }
     })
 
     it('without a drawer (the fast level) no slot carries a delay', () => {
@@ -306,6 +368,95 @@ describe('--privacy on p2pchat start', () => {
     assert.throws(() => parseCli(['start', '--nick', 'al', '--privacy', 'max']), (err: Error) => err.name === 'UserError' && /unknown privacy level "max"/.test(err.message))
     assert.throws(() => parseCli(['id', '--privacy', 'fast']), (err: Error) => err.name === 'UserError')
     assert.deepEqual(parseTiming({ P2PCHAT_TIMING: '{"hopDelayMs":40}' }), { hopDelayMs: 40 })
+  })
+
+  it('a DEPOSIT\'s answer: slow mixes only at standard (3 s, scaled with a shortened mean or set), 12 slow means more to wait for it (0.9999 quantile of Gamma(2) is 11.8 means)', () => {
+    const std = privacyLevel('standard')
+    assert.equal(std.storedMixDelayMs, STORED_MIX_DELAY_MS)
+    assert.ok(STORED_MIX_DELAY_MS > std.meanDelayMs)
+    assert.equal(storedAnswerAllowanceMs(std), 36_000)
+    for (const name of ['fast', 'low', 'high']) {
+      const l = privacyLevel(name)
+      assert.equal(l.storedMixDelayMs, l.meanDelayMs, name)
+      assert.equal(storedAnswerAllowanceMs(l), 0, name)
+      assert.doesNotMatch(l.summary, /stored/)
+    }
+    assert.match(std.summary, /a ✓ \(stored\) comes back through 2 mixes of 3 s mean/)
+    assert.equal(withOverrides(std, { meanDelayMs: 50 }).storedMixDelayMs, 300, 'a shortened mean keeps the ratio')
+    assert.equal(withOverrides(std, { meanDelayMs: 50, storedMixDelayMs: 80 }).storedMixDelayMs, 80)
+    assert.equal(withOverrides(privacyLevel('fast'), { meanDelayMs: 50 }).storedMixDelayMs, 50)
+    const x = 12
+    const tail = Math.exp(-x) * (1 + x)
+    assert.ok(tail < 1e-4, `tail ${tail}`)
+  })
+
+  it('MailboxClient.deposit asks for a slow reply block and waits requestTimeoutMs + depositAllowanceMs; other requests and a level without an allowance do not', async () => {
+    const box = { address: new Uint8Array(randomBytes(32)), onionKey: generateOnionKey().publicKey, peerId: 'box' }
+    const asked: Array<{ service: number, timeoutMs: number, slowReply?: boolean }> = []
+    const onion = {
+      request: async (_final: PathRelay, service: number, _req: Uint8Array, opts: { timeoutMs: number, slowReply?: boolean }) => {
+        asked.push({ service, timeoutMs: opts.timeoutMs, slowReply: opts.slowReply })
+        throw new AnswerTimeoutError()
+      }
+    } as unknown as OnionClient
+    const db = new DatabaseSync(':memory:')
+    db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
+      public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+    const mailboxes = (depositAllowanceMs?: number): MailboxClient => new MailboxClient({
+      onion,
+      keys: new MailboxKeys(db),
+      relays: () => [box],
+      entryPeerId: () => 'entry',
+      record: () => new Uint8Array(10),
+      onItem: async () => true,
+      timing: { requestTimeoutMs: 50, ...(depositAllowanceMs != null ? { depositAllowanceMs } : {}) }
+    })
+    const to = { relay: box.address, mailboxId: new Uint8Array(randomBytes(32)) }
+    await assert.rejects(mailboxes(150).deposit(to, new Uint8Array(100)), AnswerTimeoutError)
+    await assert.rejects(mailboxes().deposit(to, new Uint8Array(100)), AnswerTimeoutError)
+    await assert.rejects(mailboxes(0).deposit(to, new Uint8Array(100)), AnswerTimeoutError)
+    assert.deepEqual(asked, [
+      { service: SERVICE_MAILBOX, timeoutMs: 200, slowReply: true },
+      { service: SERVICE_MAILBOX, timeoutMs: 50, slowReply: undefined },
+      { service: SERVICE_MAILBOX, timeoutMs: 50, slowReply: undefined }
+    ])
+    db.close()
+  })
+
+  it('a DEPOSIT waiting for its slow answer gives up at once when a relay on its way is found dead (MailboxUnavailableError); its answer still counts, as a late one', async () => {
+    const box = { address: new Uint8Array(randomBytes(32)), onionKey: generateOnionKey().publicKey, peerId: 'box' }
+    const answers: Array<(payload: Uint8Array) => void> = []
+    const onion = {
+      request: async (_final: PathRelay, _service: number, _req: Uint8Array, opts: { onSent?: (relays: string[]) => void }) => {
+        opts.onSent?.(['mix-a', 'mix-b', 'box', 'mix-c', 'mix-d', 'entry'])
+        return await new Promise<Uint8Array>(resolve => { answers.push(resolve) })
+      }
+    } as unknown as OnionClient
+    const db = new DatabaseSync(':memory:')
+    db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
+      public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+    const mailboxes = new MailboxClient({ onion, keys: new MailboxKeys(db), relays: () => [box], entryPeerId: () => 'entry', record: () => new Uint8Array(10), onItem: async () => true, timing: { requestTimeoutMs: 50, depositAllowanceMs: 150 } })
+    const late: string[] = []
+    const to = { relay: box.address, mailboxId: new Uint8Array(randomBytes(32)) }
+    const first = mailboxes.deposit(to, new Uint8Array(100), (kind) => { late.push(kind) })
+    let settled = false
+    first.then(() => { settled = true }, () => { settled = true })
+    mailboxes.avoid(new Set(['elsewhere']))
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(settled, false, 'a relay off its way changes nothing')
+    mailboxes.avoid(new Set(['mix-c']))
+    await assert.rejects(within(first, 5_000, 'the deposit giving up'), (err: Error) => err.name === 'MailboxUnavailableError' && /found dead/.test(err.message))
+    // the relay answers after all, in time for the request: the answer is handed on as a late one
+    assert.equal(late.length, 0)
+    answers[0](new Uint8Array([SERVICE_MAILBOX, ...encodeAnswer({ kind: 'stored', mailboxId: to.mailboxId })]))
+    await waitFor(() => late.length > 0, 'the answer handed on', 2_000, 5)
+    assert.deepEqual(late, ['stored'])
+    // and without a dead relay the deposit gets its answer as before
+    const second = mailboxes.deposit(to, new Uint8Array(100), (kind) => { late.push(kind) })
+    answers[1](new Uint8Array([SERVICE_MAILBOX, ...encodeAnswer({ kind: 'stored', mailboxId: to.mailboxId })]))
+    assert.equal(await second, 'stored')
+    assert.deepEqual(late, ['stored'])
+    db.close()
   })
 
   it('a level\'s round-trip allowance covers 5 delayed hops (the 0.9999 quantile of Gamma(5, mean) is 17.6 means)', () => {

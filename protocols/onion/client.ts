@@ -17,6 +17,7 @@
  * Mixing (SPEC.md section 15): with `hopDelay`, every hop that forwards (the mixes of a forward path;
  * the mixes and the entry relay of a reply block) gets its own delay drawn from it, written into its
  * slot's delay extension; the final hop gets none. Without it (the `fast` level) no delay is written.
+ * A slow reply block (`slowReply`, a DEPOSIT's answer) draws its mixes' delays from `slowReplyDelay`.
  *
  * Reply-block secrets live in memory only: a block ends at this run's client key and transport peer
  * id, so it is useless after a restart anyway. Each block opens one reply.
@@ -77,6 +78,11 @@ export interface OnionClientInit {
    * or always 0: no delays (the `fast` level).
    */
   hopDelay?: () => number
+  /**
+   * Draws the delay of each MIX of a slow reply block (`slowReply`: a DEPOSIT's STORED, SPEC.md section
+   * 15 "A DEPOSIT's answer is held longer"); its entry relay keeps `hopDelay`. Absent: `hopDelay`.
+   */
+  slowReplyDelay?: () => number
   onWarning?: (message: string) => void
   /** A request's outcome, with every relay on its forward path and reply block (node/relay-health.ts counts it). */
   onOutcome?: (relays: string[], answered: boolean) => void
@@ -105,6 +111,9 @@ export class AnswerTimeoutError extends Error {
 }
 
 export type ClientDrop = 'not-for-us' | 'not-a-reply' | 'unknown-block' | 'open-failed' | 'handler'
+
+/** What a send asks back: nothing, an answer through a reply block, or one through a slow reply block. */
+type SendKind = 'none' | 'answer' | 'slow'
 
 interface HeldBlock { secret: SurbSecret, expires: number, onReply: (payload: Uint8Array) => void }
 
@@ -195,6 +204,11 @@ export class OnionClient {
     return this.init.hopDelay?.() ?? 0
   }
 
+  /** One mix's delay on a slow reply block (ms): `slowReplyDelay`, else a hop's. */
+  private slowDelay (): number {
+    return this.init.slowReplyDelay?.() ?? this.delay()
+  }
+
   private link (): EntryLink {
     const entry = this.init.entry()
     if (entry == null) throw new NoEntryRelayError()
@@ -216,14 +230,18 @@ export class OnionClient {
     return { surb: made.surb, id: made.id, path: made.path }
   }
 
-  /** Draws and builds a reply block mix -> mix -> entry relay -> this client (see replyBlock); holds nothing. */
-  private makeBlock (entry: EntryLink, relays: PathRelay[], exclude: Array<string | PathRelay>): MadeBlock {
+  /**
+   * Draws and builds a reply block mix -> mix -> entry relay -> this client (see replyBlock); holds
+   * nothing. `slow`: its mixes' delays come from `slowReplyDelay`.
+   */
+  private makeBlock (entry: EntryLink, relays: PathRelay[], exclude: Array<string | PathRelay>, slow = false): MadeBlock {
     // the relay that will answer through the block (`exclude`) is not a mix on it: it would see the
     // answer twice and learn where on the path it sits
     const { mixes, short, relaxed } = chooseMixes(relays, [entry.relay, ...exclude], this.init.mixes ?? DEFAULT_MIXES)
     // every hop but the last (this client) holds the packet for its own delay; the entry relay too
+    // (at its hop's delay even on a slow block: what it hands the user then is what it always sees)
     const path: Hop[] = [
-      ...mixes.map(m => ({ address: m.address, onionKey: m.onionKey, delayMs: this.delay() })),
+      ...mixes.map(m => ({ address: m.address, onionKey: m.onionKey, delayMs: slow ? this.slowDelay() : this.delay() })),
       { address: entry.relay.address, onionKey: entry.relay.onionKey, delayMs: this.delay() },
       { address: this.init.self, onionKey: this.clientKey.publicKey, client: true }
     ]
@@ -247,14 +265,15 @@ export class OnionClient {
 
   /**
    * Sends `request` to `final`'s `service` over mix -> mix -> final, leaving through the entry relay.
-   * With `onAnswer`, one of our reply blocks rides along and the answer comes back through it.
+   * With `onAnswer`, one of our reply blocks rides along and the answer comes back through it;
+   * `slowReply`: a slow one (its mixes' delays from `slowReplyDelay`).
    * Throws NoEntryRelayError, SubmitFailedError, the body's size errors.
    */
-  send (final: PathRelay, service: number, request: Uint8Array, opts: { onAnswer?: (answer: Uint8Array) => void, ttlMs?: number, departed?: (ok: boolean) => void } = {}): SentRequest {
+  send (final: PathRelay, service: number, request: Uint8Array, opts: { onAnswer?: (answer: Uint8Array) => void, ttlMs?: number, departed?: (ok: boolean) => void, slowReply?: boolean } = {}): SentRequest {
     const entry = this.link()
-    const withBlock = opts.onAnswer != null
+    const kind: SendKind = opts.onAnswer == null ? 'none' : opts.slowReply === true ? 'slow' : 'answer'
     const relays = this.init.relays()
-    const drawn = this.takePrepared(entry, relays, final, withBlock) ?? this.draw(entry, relays, final, withBlock)
+    const drawn = this.takePrepared(entry, relays, final, kind) ?? this.draw(entry, relays, final, kind)
     if (drawn.block != null) this.warnFor('a reply block', drawn.block.short, drawn.block.relaxed)
     this.warnFor('a path', drawn.short, drawn.relaxed)
     const block = drawn.block
@@ -269,7 +288,7 @@ export class OnionClient {
       if (block != null) this.blocks.delete(hex(block.id))
       throw err
     }
-    this.prepareLater(final, withBlock)
+    this.prepareLater(final, kind)
     if (!entry.submit(firstHop, packet, opts.departed)) {
       if (block != null) this.blocks.delete(hex(block.id))
       throw new SubmitFailedError()
@@ -280,8 +299,8 @@ export class OnionClient {
   }
 
   /** Draws both paths of a send to `final` and builds its reply block (if asked) and its header (every X25519 of the send). */
-  private draw (entry: EntryLink, relays: PathRelay[], final: PathRelay, withBlock: boolean): Drawn {
-    const block = withBlock ? this.makeBlock(entry, relays, [final]) : undefined
+  private draw (entry: EntryLink, relays: PathRelay[], final: PathRelay, kind: SendKind): Drawn {
+    const block = kind !== 'none' ? this.makeBlock(entry, relays, [final], kind === 'slow') : undefined
     // paths.ts: the forward mixes share no relay and no /16 or family with the guard, the final relay
     // or the reply block's mixes (its last hop is the guard: the one relay both paths have); with too
     // few relays a block's mix is reused, with a warning, before a mix is left out
@@ -293,14 +312,14 @@ export class OnionClient {
     return { block, packet, path: hops.map(h => h.peerId), short: short ? mixes.length : undefined, relaxed }
   }
 
-  private prepareKey (final: PathRelay, withBlock: boolean): string {
-    return `${final.peerId}:${hex(final.onionKey)}:${withBlock ? 'answer' : 'none'}`
+  private prepareKey (final: PathRelay, kind: SendKind): string {
+    return `${final.peerId}:${hex(final.onionKey)}:${kind}`
   }
 
   /** The send made ahead for `final`, if it is still good (see the module comment); a stale one is wiped. */
-  private takePrepared (entry: EntryLink, relays: PathRelay[], final: PathRelay, withBlock: boolean): Drawn | undefined {
+  private takePrepared (entry: EntryLink, relays: PathRelay[], final: PathRelay, kind: SendKind): Drawn | undefined {
     if (this.init.prepareDelayMs === undefined) return undefined
-    const key = this.prepareKey(final, withBlock)
+    const key = this.prepareKey(final, kind)
     const held = this.prepared.get(key)
     if (held == null) { this.stats.prepared.built++; return undefined }
     this.prepared.delete(key)
@@ -321,10 +340,10 @@ export class OnionClient {
   }
 
   /** Makes the next send to `final` ahead, `prepareDelayMs` from now (once per final and kind at a time). */
-  private prepareLater (final: PathRelay, withBlock: boolean): void {
+  private prepareLater (final: PathRelay, kind: SendKind): void {
     const delayMs = this.init.prepareDelayMs
     if (delayMs === undefined || this.closed) return
-    const key = this.prepareKey(final, withBlock)
+    const key = this.prepareKey(final, kind)
     if (this.preparing.has(key) || this.prepared.has(key)) return
     const timer = setTimeout(() => {
       this.preparing.delete(key)
@@ -335,7 +354,7 @@ export class OnionClient {
         const relays = this.init.relays()
         // only for a final relay that is still usable, with the same key
         if (!relays.some(r => r.peerId === final.peerId && Buffer.compare(r.onionKey, final.onionKey) === 0)) return
-        const drawn = this.draw(entry, relays, final, withBlock)
+        const drawn = this.draw(entry, relays, final, kind)
         if (this.prepared.size >= MAX_PREPARED) {
           const oldest = this.prepared.keys().next().value
           if (oldest !== undefined) {
@@ -378,8 +397,10 @@ export class OnionClient {
    *
    * `onSent`: called once the packet is built, with every relay on its forward path and reply block
    * (peer ids), so that the caller can send again at once when one of them is found dead.
+   *
+   * `slowReply`: the answer comes back through a slow reply block (see send); `timeoutMs` must allow for it.
    */
-  async request (final: PathRelay, service: number, request: Uint8Array, opts: { timeoutMs: number, signal?: AbortSignal, late?: { ms: number, onAnswer: (answer: Uint8Array) => void }, onSent?: (relays: string[]) => void }): Promise<Uint8Array> {
+  async request (final: PathRelay, service: number, request: Uint8Array, opts: { timeoutMs: number, signal?: AbortSignal, late?: { ms: number, onAnswer: (answer: Uint8Array) => void }, onSent?: (relays: string[]) => void, slowReply?: boolean }): Promise<Uint8Array> {
     return await new Promise<Uint8Array>((resolve, reject) => {
       let sent: SentRequest | undefined
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -414,7 +435,7 @@ export class OnionClient {
       opts.signal?.addEventListener('abort', onAbort, { once: true })
       try {
         // the block is forgotten by finish() whatever happens; until its packet leaves it must not age out
-        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); outcome(true); resolve(answer) }, ttlMs: Math.max(opts.timeoutMs, DEFAULT_REPLY_BLOCK_TTL_MS), departed })
+        sent = this.send(final, service, request, { onAnswer: (answer) => { finish(); outcome(true); resolve(answer) }, ttlMs: Math.max(opts.timeoutMs, DEFAULT_REPLY_BLOCK_TTL_MS), departed, slowReply: opts.slowReply })
         opts.onSent?.([...sent.path, ...(sent.replyPath ?? [])])
       } catch (err) {
         finish()

@@ -13,11 +13,21 @@
  * entropy is that of the whole distribution.
  *
  * Second clue: the mailbox answers the sender's deposit ("stored") through the sender's reply block at
- * the moment it pushes the message through the recipient's: both cross 3 delayed hops (mix, mix, entry
- * relay), so a packet handed to the true sender arrives about when the message reaches the recipient;
- * the difference of two independent Gamma(3, theta) has standard deviation sqrt(6) theta, which the
- * adversary models as a normal (ANSWER_FLOOR_MS without delays). Its likelihood multiplies the first
- * clue's, with a floor so that a sender whose answer it missed is not ruled out.
+ * the moment it pushes the message through the recipient's: the push crosses 3 delayed hops of mean
+ * theta (mix, mix, entry relay), the answer 2 mixes of mean D (node/privacy.ts storedMixDelayMs: D =
+ * theta below `standard`, 6 theta there) and the entry relay's theta, so a packet handed to the true
+ * sender arrives 2(D - theta) after the message reaches the recipient on average, with variance
+ * 2 D^2 + 4 theta^2 (sqrt(6) theta when D = theta). The adversary knows D (it is public) and models the
+ * offset as a normal of that mean and spread (ANSWER_FLOOR_MS without delays); an exact density (the
+ * difference of a Gamma(2, D) + Exp(theta) and a Gamma(3, theta)) would fit its skew better: not done.
+ * Its likelihood multiplies the first clue's, with a floor so that a sender whose answer it missed is
+ * not ruled out.
+ *
+ * Third clue (`receipt`, optional): the recipient's receipt is deposited into the sender's mailbox and
+ * pushed to the sender: after an exponential receipt delay R, a wait for a cover tick (exponential, W =
+ * 60/(loop + drop) s) and 5 delayed hops, so the sender is handed a packet R + W + 5 theta after the
+ * message reached the recipient, with variance R^2 + W^2 + 5 theta^2; modelled as a normal, multiplied in
+ * the same way.
  */
 
 /** Delayed hops between a sender's SUBMIT and the recipient's delivery (node/privacy.ts). */
@@ -34,9 +44,48 @@ export const ANSWER_FLOOR_MS = 20
  */
 export const FAST_MODEL = { shape: 1, thetaMs: 100, answerSdMs: ANSWER_FLOOR_MS }
 
-/** The latency model at a mixing level of mean delay `meanMs` per hop: Gamma(HOPS, meanMs). */
-export function mixingModel (meanMs: number): { shape: number, thetaMs: number, answerSdMs: number } {
-  return meanMs > 0 ? { shape: HOPS, thetaMs: meanMs, answerSdMs: Math.max(ANSWER_FLOOR_MS, Math.sqrt(6) * meanMs) } : FAST_MODEL
+export interface TimingModel {
+  /** Gamma shape and scale of a message's latency (SUBMIT -> handed to the recipient). */
+  shape: number
+  thetaMs: number
+  /** The stored clue: mean and spread of (answer handed to the sender - push handed to the recipient); no spread, no clue. */
+  answerMeanMs?: number
+  answerSdMs?: number
+  /** The receipt clue: mean and spread of (receipt pushed to the sender - message pushed to the recipient). */
+  receipt?: { meanMs: number, sdMs: number }
+}
+
+/**
+ * The latency model at a mixing level of mean delay `meanMs` per hop: Gamma(HOPS, meanMs); the stored
+ * clue's offset from a DEPOSIT reply block's mix delay `storedMixMs` (default meanMs), see above.
+ */
+export function mixingModel (meanMs: number, storedMixMs = meanMs, receipts?: { receiptDelayMs: number, tickWaitMs: number }): TimingModel {
+  if (meanMs <= 0) return FAST_MODEL
+  return {
+    shape: HOPS,
+    thetaMs: meanMs,
+    answerMeanMs: 2 * (storedMixMs - meanMs),
+    answerSdMs: Math.max(ANSWER_FLOOR_MS, Math.sqrt(2 * storedMixMs ** 2 + 4 * meanMs ** 2)),
+    ...(receipts != null
+      ? {
+          receipt: {
+            meanMs: receipts.receiptDelayMs + receipts.tickWaitMs + HOPS * meanMs,
+            sdMs: Math.max(ANSWER_FLOOR_MS, Math.sqrt(receipts.receiptDelayMs ** 2 + receipts.tickWaitMs ** 2 + HOPS * meanMs ** 2))
+          }
+        }
+      : {})
+  }
+}
+
+/** log of (floor + the sum over `user`'s deliveries of a normal kernel of mean `meanMs` after `at`), floored at 4 sd. */
+function logNear (at: number, user: string, deliveries: Observation[], meanMs: number, sdMs: number): number {
+  let sum = Math.exp(-8)
+  for (const d of deliveries) {
+    if (d.user !== user) continue
+    const z = (d.at - at - meanMs) / sdMs
+    if (Math.abs(z) < 4) sum += Math.exp(-z * z / 2)
+  }
+  return Math.log(sum)
 }
 
 export interface Observation { at: number, user: string }
@@ -58,7 +107,7 @@ function logGamma (dt: number, shape: number, theta: number): number {
  * The adversary's guess for a delivery at `at`, among `candidates`, from `submissions` (any order).
  * Submissions more than `windowMs` before are ignored (their weight is negligible anyway).
  */
-export function guessSender (at: number, candidates: string[], submissions: Observation[], model: { shape: number, thetaMs: number, answerSdMs?: number }, opts: { deliveries?: Observation[], reactionMs?: number, windowMs?: number } = {}): Guess {
+export function guessSender (at: number, candidates: string[], submissions: Observation[], model: TimingModel, opts: { deliveries?: Observation[], reactionMs?: number, windowMs?: number } = {}): Guess {
   const windowMs = opts.windowMs ?? 40 * model.shape * model.thetaMs + 5_000
   const logs = new Map<string, number[]>()
   for (const c of candidates) logs.set(c, [])
@@ -83,17 +132,9 @@ export function guessSender (at: number, candidates: string[], submissions: Obse
     if (l.length === 0) continue
     const m = Math.max(...l)
     let v = m + Math.log(l.reduce((a, x) => a + Math.exp(x - m), 0))
-    if (model.answerSdMs != null && opts.deliveries != null) {
-      // normal density of the answer's offset, floored at 4 standard deviations
-      const sd = model.answerSdMs
-      let sum = Math.exp(-8)
-      for (const d of opts.deliveries) {
-        if (d.user !== c) continue
-        const z = (d.at - at) / sd
-        if (Math.abs(z) < 4) sum += Math.exp(-z * z / 2)
-      }
-      v += Math.log(sum)
-    }
+    // normal density of the answer's offset, and of the receipt's, each floored
+    if (model.answerSdMs != null && opts.deliveries != null) v += logNear(at, c, opts.deliveries, model.answerMeanMs ?? 0, model.answerSdMs)
+    if (model.receipt != null && opts.deliveries != null) v += logNear(at, c, opts.deliveries, model.receipt.meanMs, model.receipt.sdMs)
     score.set(c, v)
   }
   const posterior = new Map<string, number>()

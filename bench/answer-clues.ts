@@ -1,0 +1,84 @@
+/**
+ * A Monte Carlo of the two "answer clues" of issue 11 (`node bench/answer-clues.ts [--stored-mix-ms=3000]
+ * [--receipt-ms=15000] [--loops=2] [--messages=6000] [--seed=7]`): how often a timing adversary holding
+ * every entry relay names a message's sender from the packets handed to users after the message reached
+ * its recipient (the mailbox's STORED answer to the sender, and the recipient's receipt pushed to the
+ * sender). A model, not a measurement of the code: it chooses node/privacy.ts's STORED_MIX_DELAY_MS and
+ * STANDARD_RECEIPT_DELAY_MS; bench/anonymity.ts measures the real network with the same adversary.
+ *
+ * The model (`standard`'s rates, 20 users, the pace of bench/anonymity.ts): loop cover comes back to
+ * every user as a Poisson stream; a message from a random user to one of its two contacts every 1.5-2.5 s
+ * waits for a cover tick (exponential, 60/22 s), crosses 2 mixes to the mailbox, which pushes it over 3
+ * hops to the recipient and answers STORED over the sender's reply block (2 mixes of mean D, the entry
+ * relay of mean theta); the recipient's receipt leaves after an exponential of mean R, waits for a tick,
+ * crosses 2 mixes to the sender's mailbox and is pushed over 3 hops (its own STORED goes back to the
+ * recipient). The adversary scores every user but the recipient by normal kernels of the two offsets
+ * (the same as test/helpers/adversary.ts) and names the best; success is the share named right.
+ */
+import { createHash } from 'node:crypto'
+import { seededUniform } from '../protocols/onion/delays.ts'
+
+export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number }
+export interface ClueModelResult { stored: number, receipt: number, both: number, chance: number }
+
+export function answerClues (o: ClueModelOptions): ClueModelResult {
+  const N = o.users ?? 20
+  const theta = 500
+  const W = 60_000 / 22
+  const u = seededUniform(new Uint8Array(createHash('sha256').update(`answer clues ${o.seed}`).digest()))
+  const exp = (mean: number): number => -mean * Math.log(1 - u())
+  const gamma = (k: number, mean: number): number => { let s = 0; for (let i = 0; i < k; i++) s += exp(mean); return s }
+  const end = o.messages * 2_000 + 120_000
+  const incoming: number[][] = Array.from({ length: N }, () => [])
+  for (const list of incoming) for (let t = exp(60_000 / o.loopsPerMinute); t < end; t += exp(60_000 / o.loopsPerMinute)) list.push(t)
+  const messages: Array<{ from: number, to: number, push: number }> = []
+  let t = 10_000
+  for (let i = 0; i < o.messages; i++) {
+    t += 1_500 + 1_000 * u()
+    const from = Math.floor(u() * N)
+    const to = (from + 1 + Math.floor(u() * 2)) % N
+    const atMailbox = t + exp(W) + gamma(2, theta)
+    const push = atMailbox + gamma(3, theta)
+    incoming[to].push(push)
+    incoming[from].push(atMailbox + gamma(2, o.storedMixMs) + exp(theta))
+    const receiptAtMailbox = push + exp(o.receiptMs) + exp(W) + gamma(2, theta)
+    incoming[from].push(receiptAtMailbox + gamma(3, theta))
+    incoming[to].push(receiptAtMailbox + gamma(2, o.storedMixMs) + exp(theta))
+    messages.push({ from, to, push })
+  }
+  const kernel = (list: number[], at: number, mean: number, sd: number): number => {
+    let s = Math.exp(-8)
+    for (const x of list) { const z = (x - at - mean) / sd; if (Math.abs(z) < 4) s += Math.exp(-z * z / 2) }
+    return Math.log(s)
+  }
+  const storedMean = 2 * (o.storedMixMs - theta)
+  const storedSd = Math.sqrt(2 * o.storedMixMs ** 2 + 4 * theta ** 2)
+  const receiptMean = o.receiptMs + W + 5 * theta
+  const receiptSd = Math.sqrt(o.receiptMs ** 2 + W ** 2 + 5 * theta ** 2)
+  const hits = { stored: 0, receipt: 0, both: 0 }
+  for (const m of messages) {
+    const best = { stored: [-1, -Infinity], receipt: [-1, -Infinity], both: [-1, -Infinity] }
+    for (let c = 0; c < N; c++) {
+      if (c === m.to) continue
+      const a = kernel(incoming[c], m.push, storedMean, storedSd)
+      const b = kernel(incoming[c], m.push, receiptMean, receiptSd)
+      for (const [k, v] of [['stored', a], ['receipt', b], ['both', a + b]] as const) if (v > best[k][1]) best[k] = [c, v]
+    }
+    for (const k of ['stored', 'receipt', 'both'] as const) if (best[k][0] === m.from) hits[k]++
+  }
+  return { stored: hits.stored / o.messages, receipt: hits.receipt / o.messages, both: hits.both / o.messages, chance: 1 / (N - 1) }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name: string, dflt: number): number => Number(process.argv.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt)
+  const opts = { loopsPerMinute: arg('loops', 2), messages: arg('messages', 6_000), seed: arg('seed', 7) }
+  const pairs = process.argv.some(a => a.startsWith('--stored-mix-ms=') || a.startsWith('--receipt-ms='))
+    ? [[arg('stored-mix-ms', 3_000), arg('receipt-ms', 15_000)]]
+    : [[500, 5_000], [3_000, 5_000], [3_000, 10_000], [3_000, 15_000], [3_000, 20_000], [15_000, 15_000]]
+  process.stdout.write('| D (STORED mixes) | R (receipt) | stored clue | receipt clue | both (x chance) |\n| --- | --- | --- | --- | --- |\n')
+  for (const [D, R] of pairs) {
+    const r = answerClues({ ...opts, storedMixMs: D, receiptMs: R })
+    const pc = (x: number): string => `${(100 * x).toFixed(1)} %`
+    process.stdout.write(`| ${D} ms | ${R} ms | ${pc(r.stored)} | ${pc(r.receipt)} | ${pc(r.both)} (${(r.both / r.chance).toFixed(1)}x) |\n`)
+  }
+}
