@@ -498,13 +498,31 @@ export class ChatNode {
     // again at once (node/mailboxes.ts `avoid`), not at the next hedge tick
     every(this.timing.announceIntervalMs, () => { this.checkRelays() })
     this.emit({ type: 'status', stage: 'mailboxes', detail: `entry relay ${this.entry.relay?.peerId ?? '?'}; registering mailboxes` })
+    // The name record names the mailboxes, and every REGISTER carries it: once the mailboxes of this
+    // start are chosen (`chosen`), the record their REGISTERs carry is published beside them instead of
+    // after their answers (one onion round trip and the relay's write less before ready). Ready still
+    // waits for both; a record that no longer names the mailboxes held at the end (one refused or
+    // unanswered, another registered) is signed again and published then, as before.
+    let early: { record: SignedRecord, publishing: Promise<void> } | undefined
+    const publishNow = (): void => {
+      const record = this.signedRecord()
+      this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
+      early = { record, publishing: this.publish(record) }
+      early.publishing.catch(() => {}) // awaited below; a mailbox failure may end the start first
+    }
     try {
-      await this.mailboxes.start()
+      await this.mailboxes.start({ chosen: publishNow })
     } catch (err) {
       throw new UserError((err as Error).message, 'NO_MAILBOX')
     }
-    this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
-    await this.publish()
+    const started = early as { record: SignedRecord, publishing: Promise<void> } | undefined
+    if (started != null) await started.publishing
+    if (started == null) {
+      this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
+      await this.publish()
+    } else if (this.signedRecord() !== started.record) {
+      await this.publish()
+    }
     // the outbox and owed receipts at drawn intervals at a mixing level (uniform on 0.5..1.5 retry
     // intervals: a resend never comes a fixed time after the send it repeats), fixed at `fast`
     const drawn = this.privacy.meanDelayMs > 0 || this.cover.active
@@ -580,9 +598,9 @@ export class ChatNode {
    * makes a slow start, told as a status, not a failed one); fails on a taken nick at once and on
    * silence only after every round.
    */
-  private async publish (): Promise<void> {
+  private async publish (record = this.signedRecord()): Promise<void> {
     try {
-      await this.directory.publish(this.signedRecord().bytes, this.nick, {
+      await this.directory.publish(record.bytes, this.nick, {
         rounds: START_PUBLISH_ROUNDS,
         onSlow: (round) => { this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}": no exit answered in time (a slow network); asking again (round ${round} of ${START_PUBLISH_ROUNDS})` }) }
       })
