@@ -489,10 +489,13 @@ export class ChatNode {
     } catch (err) {
       throw new UserError(`could not reach any relay: ${(err as Error).message}`, 'NO_RELAYS')
     }
-    for (const addr of this.bootstrapAddrs) {
-      const id = multiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
-      if (id != null && id !== this.entry.relay?.peerId) await this.node.hangUp(multiaddr(addr)).catch(() => {})
-    }
+    // the bootstrap node's connection is closed beside the mailboxes' start, not before it (a graceful
+    // close takes a few ms, tens under load); ready waits for it: a ready user holds its entry link only
+    const bootstrapPeers = this.bootstrapAddrs.map(addr => multiaddr(addr)).filter(ma => {
+      const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+      return id != null && id !== this.entry.relay?.peerId
+    })
+    const hangingUp = Promise.all(bootstrapPeers.map(async ma => { await this.node.hangUp(ma).catch(() => {}) }))
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
     // dead relays are looked for from here on: a REGISTER of the start over a relay found dead is sent
     // again at once (node/mailboxes.ts `avoid`), not at the next hedge tick
@@ -523,6 +526,7 @@ export class ChatNode {
     } else if (this.signedRecord() !== started.record) {
       await this.publish()
     }
+    await hangingUp
     // the outbox and owed receipts at drawn intervals at a mixing level (uniform on 0.5..1.5 retry
     // intervals: a resend never comes a fixed time after the send it repeats), fixed at `fast`
     const drawn = this.privacy.meanDelayMs > 0 || this.cover.active
