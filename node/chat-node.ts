@@ -443,10 +443,14 @@ export class ChatNode {
     const mailboxes = this.mailboxes.addresses().length > 0
       ? this.mailboxes.addresses()
       : this.mailboxKeys.active().map(k => ({ relay: k.relay, mailboxId: k.id }))
-    const wanted = keys.map(k => hex(k.publicKey)).join() + mailboxes.map(m => hex(m.mailboxId)).join()
+    // the same mailboxes in another order are the same record: the keys list them by creation, the
+    // registered ones come in the order their REGISTERs were sent (a start publishes the record its
+    // REGISTERs carry, and must not sign and publish it again for the order alone)
+    const ids = (list: Uint8Array[]): string => list.map(id => hex(id)).sort().join()
+    const wanted = keys.map(k => hex(k.publicKey)).join() + ids(mailboxes.slice(0, 4).map(m => m.mailboxId))
     const held = this.record
     if (held != null && held.expiry - Date.now() > NAME_TTL_MS - REPUBLISH_INTERVAL_MS &&
-      held.onionKeys.map(k => hex(k.key)).join() + held.mailboxes.map(m => hex(m.id)).join() === wanted) return held
+      held.onionKeys.map(k => hex(k.key)).join() + ids(held.mailboxes.map(m => m.id)) === wanted) return held
     this.record = signRecord({
       kind: KIND_NAME,
       nick: this.nick,

@@ -21,6 +21,7 @@ describe('a start publishes its name while its mailboxes register', { timeout: 3
   const net = new ChatNetwork()
   const held: Array<() => void> = []
   let publishedWhileHeld = 0
+  let publications = 0
   let holding = true
   let fallback: ReturnType<typeof setTimeout> | undefined
   const releaseAll = (): void => {
@@ -37,6 +38,7 @@ describe('a start publishes its name while its mailboxes register', { timeout: 3
       const handle = exit.handle.bind(exit)
       exit.handle = async (request, signal) => {
         // before any REGISTER was answered (they may not even have reached their relays yet)
+        if (request[0] === OP_PUBLISH_NAME) publications++
         if (request[0] === OP_PUBLISH_NAME && holding) {
           publishedWhileHeld++
           releaseAll()
@@ -62,6 +64,9 @@ describe('a start publishes its name while its mailboxes register', { timeout: 3
     const carol = await within(net.user('carol', { timing: { requestTimeoutMs: 20_000 } }), 120_000, 'carol\'s start')
     assert.equal(carol.chat.stage, 'ready')
     assert.equal(publishedWhileHeld, 1, 'a publication reached an exit while the REGISTERs were unanswered')
+    // the record published is the one the REGISTERs carried: not signed and published again for the
+    // order in which the mailboxes were registered
+    assert.equal(publications, 1, 'one publication')
     const stages = carol.events.flatMap(e => e.type === 'status' ? [e.stage] : [])
     assert.deepEqual(stages, ['connecting', 'entry', 'mailboxes', 'publishing', 'ready'])
     const held = carol.chat.mailboxes.addresses().map(a => Buffer.from(a.mailboxId).toString('hex')).sort()
