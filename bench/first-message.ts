@@ -13,10 +13,18 @@
  * - shown -> receipt: until the newcomer prints 'delivered' (bob's signed receipt came back).
  * The in-process network of bench/chat.ts shares one event loop among all its nodes, so the DHT
  * work of a newcomer waits behind everyone else's; here each node has its own.
+ *
+ * Every process runs from the sources (`node cli/bin.ts`: Node strips the types of ~80 files and loads
+ * ~760 modules one by one). With `installed`, each round also starts a newcomer as an installed user
+ * runs it: the package built as `npm pack` builds it (bench/lib/package.ts), through its launcher
+ * bin/p2pchat.cjs (a user's V8 flags, the bundled dist/cli/): same network, same steps, the two kinds
+ * taking turns to go first.
  */
 import { CliNetwork, LOOPBACK_LISTEN } from '../test/helpers/cli-network.ts'
 import { waitFor } from '../test/helpers/wait.ts'
-import type { CliProcess } from '../test/helpers/cli.ts'
+import { CliProcess } from '../test/helpers/cli.ts'
+import { rmSync } from 'node:fs'
+import { buildPackage, launcherIn } from './lib/package.ts'
 import { summarize } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
 
@@ -25,6 +33,8 @@ export interface FirstMessageOptions {
   relays: number
   /** users besides the newcomer (bob among them) */
   users: number
+  /** also one newcomer a round from a built package through its launcher, as installed (module comment) */
+  installed?: boolean
   log: (line: string) => void
 }
 
@@ -51,16 +61,40 @@ export interface NewcomerTimes {
   relayHopsToReceipt: number
 }
 
-export interface FirstMessageResult {
-  nodes: number
-  processes: number
-  buildSeconds: number
+/** The newcomers of one kind (from the sources, or installed) and their summaries. */
+export interface NewcomerRuns {
   newcomers: NewcomerTimes[]
   total: Summary
   fromListening: Summary
   stages: Record<'boot' | 'start' | 'lookup' | 'sendToShown' | 'shownToReceipt', Summary>
   relayHopsToShown: Summary
   relayHopsToReceipt: Summary
+}
+
+export interface FirstMessageResult extends NewcomerRuns {
+  nodes: number
+  processes: number
+  buildSeconds: number
+  /** newcomers run as installed (options.installed), beside the sources' in the same network */
+  installed?: NewcomerRuns
+}
+
+function runsOf (newcomers: NewcomerTimes[]): NewcomerRuns {
+  const of = (f: (n: NewcomerTimes) => number): Summary => summarize(newcomers.map(f))
+  return {
+    newcomers,
+    total: of(n => n.totalMs),
+    fromListening: of(n => n.fromListeningMs),
+    stages: {
+      boot: of(n => n.bootMs),
+      start: of(n => n.startMs),
+      lookup: of(n => n.lookupMs),
+      sendToShown: of(n => n.sendToShownMs),
+      shownToReceipt: of(n => n.shownToReceiptMs)
+    },
+    relayHopsToShown: of(n => n.relayHopsToShown),
+    relayHopsToReceipt: of(n => n.relayHopsToReceipt)
+  }
 }
 
 /** ms after `from` at which each status line arrived, keyed by stage and the first words of its detail */
@@ -83,9 +117,13 @@ function spawnRelay (net: CliNetwork, name: string): CliProcess {
   return net.spawn(['start', '--relay', '--json', ...LOOPBACK_LISTEN, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(name)])
 }
 
-/** A user process: a nick, no listening address. */
-function spawnUser (net: CliNetwork, nick: string): CliProcess {
-  return net.spawn(['start', '--json', '--nick', nick, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(nick), '--accept-anyone'])
+/** A user process: a nick, no listening address; `program` another command than the sources' (a launcher). */
+function spawnUser (net: CliNetwork, nick: string, program?: string): CliProcess {
+  const args = ['start', '--json', '--nick', nick, '--bootstrap', net.bootstrapAddr, '--data-dir', net.dataDir(nick), '--accept-anyone']
+  if (program == null) return net.spawn(args)
+  const p = new CliProcess(args, net.env, program)
+  net.procs.push(p) // stopped by teardown if the bench fails half-way
+  return p
 }
 
 async function ready (proc: CliProcess, what: string): Promise<void> {
@@ -96,7 +134,9 @@ async function ready (proc: CliProcess, what: string): Promise<void> {
 export async function firstMessageBench (opts: FirstMessageOptions): Promise<FirstMessageResult> {
   const net = new CliNetwork()
   net.env.P2PCHAT_TIMING = JSON.stringify(TIMING)
+  let pkg: string | undefined
   try {
+    if (opts.installed === true) pkg = await buildPackage('p2pchat-first-pkg-')
     const t0 = performance.now()
     await net.bootstrap()
     await Promise.all(Array.from({ length: opts.relays }, async (_, i) => { await ready(spawnRelay(net, `relay${i}`), `relay${i}`) }))
@@ -120,12 +160,10 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
     const buildSeconds = (performance.now() - t0) / 1000
     opts.log(`  ${1 + opts.relays + opts.users} processes up in ${buildSeconds.toFixed(1)} s; ${opts.newcomers} newcomers, one at a time`)
 
-    const newcomers: NewcomerTimes[] = []
-    for (let k = 0; k < opts.newcomers; k++) {
-      const nick = `newcomer${k}`
+    const newcomer = async (nick: string, program?: string): Promise<NewcomerTimes> => {
       const text = `hello from ${nick}`
       const spawned = performance.now()
-      const proc = spawnUser(net, nick)
+      const proc = spawnUser(net, nick, program)
       const listening = await proc.waitForLine(o => o.event === 'status', 30_000)
       const ready = await proc.waitForLine(o => o.event === 'ready' || o.event === 'error', 60_000)
       if (ready.obj.event !== 'ready') throw new Error(`${nick} did not start: ${JSON.stringify(ready.obj)}`)
@@ -138,7 +176,7 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
       const r1 = await relayReceived()
       const delivered = await proc.waitForLine(o => o.event === 'delivered', 30_000)
       const r2 = await relayReceived()
-      newcomers.push({
+      const times: NewcomerTimes = {
         bootMs: listening.at - spawned,
         startMs: ready.at - listening.at,
         lookupMs: looked - ready.at,
@@ -150,34 +188,33 @@ export async function firstMessageBench (opts: FirstMessageOptions): Promise<Fir
         startStages: statusTimes(proc, listening.at),
         relayHopsToShown: r1 - r0,
         relayHopsToReceipt: r2 - r0
-      })
+      }
       await proc.stop()
+      return times
     }
-    const of = (f: (n: NewcomerTimes) => number): Summary => summarize(newcomers.map(f))
+    const newcomers: NewcomerTimes[] = []
+    const installed: NewcomerTimes[] = []
+    for (let k = 0; k < opts.newcomers; k++) {
+      // the two kinds take turns to go first: a network warmed by the one before favours the second
+      const fromSources = async (): Promise<void> => { newcomers.push(await newcomer(`newcomer${k}`)) }
+      const asInstalled = async (): Promise<void> => { if (pkg != null) installed.push(await newcomer(`installed${k}`, launcherIn(pkg))) }
+      for (const run of k % 2 === 0 ? [fromSources, asInstalled] : [asInstalled, fromSources]) await run()
+    }
     return {
       nodes: 1 + opts.relays + opts.users + 1,
       processes: net.procs.length,
       buildSeconds,
-      newcomers,
-      total: of(n => n.totalMs),
-      fromListening: of(n => n.fromListeningMs),
-      stages: {
-        boot: of(n => n.bootMs),
-        start: of(n => n.startMs),
-        lookup: of(n => n.lookupMs),
-        sendToShown: of(n => n.sendToShownMs),
-        shownToReceipt: of(n => n.shownToReceiptMs)
-      },
-      relayHopsToShown: of(n => n.relayHopsToShown),
-      relayHopsToReceipt: of(n => n.relayHopsToReceipt)
+      ...runsOf(newcomers),
+      ...(pkg != null ? { installed: runsOf(installed) } : {})
     }
   } finally {
     await net.teardown()
+    if (pkg != null) rmSync(pkg, { recursive: true, force: true })
   }
 }
 
 if (import.meta.main) {
-  const r = await firstMessageBench({ newcomers: 3, relays: 5, users: 13, log: console.log })
+  const r = await firstMessageBench({ newcomers: 3, relays: 5, users: 13, installed: process.argv.includes('--installed'), log: console.log })
   console.log(JSON.stringify(r, null, 1))
   process.exit(0)
 }

@@ -28,16 +28,13 @@
  *
  *   node bench/idle.ts          (or npm run bench -- --only=idle)
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync, rmSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { bundleDist } from '../scripts/bundle.ts'
 import { CliNetwork } from '../test/helpers/cli-network.ts'
 import type { CliProcess } from '../test/helpers/cli.ts'
+import { buildPackage, launcherIn } from './lib/package.ts'
 import { summarize } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
 
@@ -48,7 +45,6 @@ const MIB = 2 ** 20
 const TIMING = { announceIntervalMs: 5_000 }
 /** The privacy level a user runs at when it names none (node/privacy.ts DEFAULT_PRIVACY). */
 const ENV = { P2PCHAT_TIMING: JSON.stringify(TIMING), P2PCHAT_PRIVACY: 'standard' }
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 export interface IdleOptions {
   relays: number
@@ -140,27 +136,11 @@ async function nodeChild (args: string[]): Promise<ChildProcess> {
 }
 
 /**
- * The package as `npm pack` builds it (npm run build: tsconfig.build.json into dist/ beside
- * package.json, then scripts/bundle.ts), in a temporary directory with this checkout's node_modules
- * linked in. Returns the directory; the caller removes it.
- */
-async function buildPackage (): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'p2pchat-idle-pkg-'))
-  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
-  cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true })
-  // linked first: the bundler resolves the dependencies from the package's node_modules
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { stdio: 'inherit' })
-  await bundleDist(join(dir, 'dist'))
-  return dir
-}
-
-/**
  * `p2pchat <args>` (--json) from the built package (bin/p2pchat.cjs, which runs dist/cli/bin.js in
  * the same process: execve, same pid), resolved at its 'ready' line.
  */
 async function installedUser (pkg: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(pkg, 'bin', 'p2pchat.cjs'), ...args], { env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...ENV }, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [launcherIn(pkg), ...args], { env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...ENV }, stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   await new Promise<void>((resolve, reject) => {
@@ -182,7 +162,7 @@ export async function idleBench (opts: IdleOptions): Promise<IdleResult> {
   const baselines: ChildProcess[] = []
   let pkg: string | undefined
   try {
-    pkg = await buildPackage()
+    pkg = await buildPackage('p2pchat-idle-pkg-')
     await net.bootstrap()
     const relays = await Promise.all(Array.from({ length: opts.relays }, async () => (await net.relay()).proc))
     await Promise.all(relays.map(async r => { await net.waitForRelays(r, opts.relays) }))

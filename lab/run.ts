@@ -465,7 +465,8 @@ const START_STAGES = ['connecting', 'entry', 'mailboxes', 'publishing', 'ready']
  * One successful `p2pchat start` of a user: ms from the process's spawn to each stage's `status` line
  * (`connecting` is when the node is up and asks a bootstrap node for relays: before it, the runtime
  * loads and compiles; `entry`: relay list in hand, connecting to an entry relay; `mailboxes`: entry
- * link up, registering mailboxes; `publishing`: mailboxes held, publishing the name; `ready`).
+ * link up, registering mailboxes; `publishing`: the name's publication left, beside the REGISTERs still
+ * unanswered (or after them when a mailbox had to be replaced); `ready`: both done).
  */
 interface StartStages { user: string, phase: string, at: Partial<Record<typeof START_STAGES[number], number>> }
 const startStages: StartStages[] = []

@@ -449,10 +449,14 @@ export class ChatNode {
     const mailboxes = this.mailboxes.addresses().length > 0
       ? this.mailboxes.addresses()
       : this.mailboxKeys.active().map(k => ({ relay: k.relay, mailboxId: k.id }))
-    const wanted = keys.map(k => hex(k.publicKey)).join() + mailboxes.map(m => hex(m.mailboxId)).join()
+    // the same mailboxes in another order are the same record: the keys list them by creation, the
+    // registered ones come in the order their REGISTERs were sent (a start publishes the record its
+    // REGISTERs carry, and must not sign and publish it again for the order alone)
+    const ids = (list: Uint8Array[]): string => list.map(id => hex(id)).sort().join()
+    const wanted = keys.map(k => hex(k.publicKey)).join() + ids(mailboxes.slice(0, 4).map(m => m.mailboxId))
     const held = this.record
     if (held != null && held.expiry - Date.now() > NAME_TTL_MS - REPUBLISH_INTERVAL_MS &&
-      held.onionKeys.map(k => hex(k.key)).join() + held.mailboxes.map(m => hex(m.id)).join() === wanted) return held
+      held.onionKeys.map(k => hex(k.key)).join() + ids(held.mailboxes.map(m => m.id)) === wanted) return held
     this.record = signRecord({
       kind: KIND_NAME,
       nick: this.nick,
@@ -495,22 +499,44 @@ export class ChatNode {
     } catch (err) {
       throw new UserError(`could not reach any relay: ${(err as Error).message}`, 'NO_RELAYS')
     }
-    for (const addr of this.bootstrapAddrs) {
-      const id = multiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
-      if (id != null && id !== this.entry.relay?.peerId) await this.node.hangUp(multiaddr(addr)).catch(() => {})
-    }
+    // the bootstrap node's connection is closed beside the mailboxes' start, not before it (a graceful
+    // close takes a few ms, tens under load); ready waits for it: a ready user holds its entry link only
+    const bootstrapPeers = this.bootstrapAddrs.map(addr => multiaddr(addr)).filter(ma => {
+      const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+      return id != null && id !== this.entry.relay?.peerId
+    })
+    const hangingUp = Promise.all(bootstrapPeers.map(async ma => { await this.node.hangUp(ma).catch(() => {}) }))
     const every = (ms: number, fn: () => void): void => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t) }
     // dead relays are looked for from here on: a REGISTER of the start over a relay found dead is sent
     // again at once (node/mailboxes.ts `avoid`), not at the next hedge tick
     every(this.timing.announceIntervalMs, () => { this.checkRelays() })
     this.emit({ type: 'status', stage: 'mailboxes', detail: `entry relay ${this.entry.relay?.peerId ?? '?'}; registering mailboxes` })
+    // The name record names the mailboxes, and every REGISTER carries it: once the mailboxes of this
+    // start are chosen (`chosen`), the record their REGISTERs carry is published beside them instead of
+    // after their answers (one onion round trip and the relay's write less before ready). Ready still
+    // waits for both; a record that no longer names the mailboxes held at the end (one refused or
+    // unanswered, another registered) is signed again and published then, as before.
+    let early: { record: SignedRecord, publishing: Promise<void> } | undefined
+    const publishNow = (): void => {
+      const record = this.signedRecord()
+      this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
+      early = { record, publishing: this.publish(record) }
+      early.publishing.catch(() => {}) // awaited below; a mailbox failure may end the start first
+    }
     try {
-      await this.mailboxes.start()
+      await this.mailboxes.start({ chosen: publishNow })
     } catch (err) {
       throw new UserError((err as Error).message, 'NO_MAILBOX')
     }
-    this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
-    await this.publish()
+    const started = early as { record: SignedRecord, publishing: Promise<void> } | undefined
+    if (started != null) await started.publishing
+    if (started == null) {
+      this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
+      await this.publish()
+    } else if (this.signedRecord() !== started.record) {
+      await this.publish()
+    }
+    await hangingUp
     // the outbox and owed receipts at drawn intervals at a mixing level (uniform on 0.5..1.5 retry
     // intervals: a resend never comes a fixed time after the send it repeats), fixed at `fast`
     const drawn = this.privacy.meanDelayMs > 0 || this.cover.active
@@ -586,9 +612,9 @@ export class ChatNode {
    * makes a slow start, told as a status, not a failed one); fails on a taken nick at once and on
    * silence only after every round.
    */
-  private async publish (): Promise<void> {
+  private async publish (record = this.signedRecord()): Promise<void> {
     try {
-      await this.directory.publish(this.signedRecord().bytes, this.nick, {
+      await this.directory.publish(record.bytes, this.nick, {
         rounds: START_PUBLISH_ROUNDS,
         onSlow: (round) => { this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}": no exit answered in time (a slow network); asking again (round ${round} of ${START_PUBLISH_ROUNDS})` }) }
       })

@@ -271,8 +271,13 @@ export class MailboxClient {
    * Makes sure `want` mailboxes are registered (reusing the stored ones whose relays are still live),
    * then stocks them. Resolves with their addresses; throws MailboxUnavailableError when none could be
    * registered.
+   * `chosen`: called once, as the first REGISTERs of this start leave: the mailboxes they name (the
+   * record they carry, `init.record()`) are known from then on, so the caller may publish that record
+   * while they are answered (node/chat-node.ts `join`).
    */
-  async start (): Promise<MailboxAddress[]> {
+  async start (opts: { chosen?: () => void } = {}): Promise<MailboxAddress[]> {
+    let told = false
+    const chosen = (): void => { if (!told) { told = true; opts.chosen?.() } }
     this.stopped = false
     const want = this.init.want ?? DEFAULT_MAILBOXES
     // Every mailbox of ours is kept in use, also one whose relay is not live now (killed, restarting, or
@@ -284,6 +289,9 @@ export class MailboxClient {
     for (const key of this.init.keys.all()) {
       this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
     }
+    // the record is published beside these REGISTERs only when they are likely to hold (every mailbox
+    // in use is one of them, on a live relay other than the entry relay); else after the start, as before
+    if (this.allIn([...this.live.values()]) && [...this.live.values()].some(l => l.key.retiredAt == null)) chosen()
     await Promise.all([...this.live.values()].map(async l => await this.registerHedged(l).catch((err: Error) => { this.log('registering a kept mailbox failed: %s', err.message) })))
     // the mailboxes still missing are registered at once, not one after another: a REGISTER whose path
     // crosses a relay that just died waits the whole request timeout, and a restart during churn met
@@ -307,6 +315,7 @@ export class MailboxClient {
         await this.register(pending[round % pending.length]).catch((err: Error) => { this.log('registering a mailbox again failed: %s', err.message) })
         continue
       }
+      if (this.allIn(batch)) chosen()
       await Promise.all(batch.map(async l => { await this.registerHedged(l).catch((err: Error) => { this.log('registering a mailbox failed: %s', err.message) }) }))
     }
     this.retireExtras(want)
@@ -326,6 +335,16 @@ export class MailboxClient {
     }
     upkeep()
     return addresses
+  }
+
+  /**
+   * Every mailbox in use (not retired) is registered or about to be in `wave`, and the relays of
+   * `wave`'s can take a REGISTER (live, not our entry relay): the record `init.record()` gives now is
+   * the one the start ends with, unless a REGISTER is refused or unanswered.
+   */
+  private allIn (wave: Live[]): boolean {
+    return [...this.live.values()].every(l => l.key.retiredAt != null || l.registered || wave.includes(l)) &&
+      wave.every(l => l.key.retiredAt != null || (this.relay(l.key.relay) != null && this.relay(l.key.relay)?.peerId !== this.init.entryPeerId()))
   }
 
   stop (): void {

@@ -38,8 +38,9 @@ export class CliProcess {
   private readonly waiters = new Set<() => void>()
   readonly exited: Promise<number | null>
 
-  constructor (args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+  /** `program`: the script Node runs, default the sources' cli/bin.ts (bench/first-message.ts passes a built package's launcher). */
+  constructor (args: string[], env: NodeJS.ProcessEnv = {}, program = BIN) {
+    this.child = spawn(process.execPath, [program, ...args], {
       // tests run at the `fast` privacy level (no mixing delays) unless they ask for another, or
       // P2PCHAT_TEST_PRIVACY runs a whole file at a mixing level (with chat-network.ts's TEST_MIXING timers)
       env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...testPrivacyEnv(), ...TEST_SPHINX_THREADS, ...env, ...testTimingEnv(env) },
