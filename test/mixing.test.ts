@@ -17,6 +17,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { encodeAnswer } from '../protocols/mailbox/codec.ts'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
+import type { MailboxTiming } from '../node/mailboxes.ts'
 import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, roundTripAllowanceMs, STORED_MIX_DELAY_MS, storedAnswerAllowanceMs, withOverrides } from '../node/privacy.ts'
 import { AnswerTimeoutError, OnionClient } from '../protocols/onion/client.ts'
 import { decodeServiceBody, SERVICE_MAILBOX } from '../protocols/onion/service-body.ts'
@@ -359,6 +360,19 @@ describe('privacy levels', () => {
   })
 })
 
+/** An in-memory table of mailbox keys (MailboxClient needs one; deposit does not use it). */
+function mailboxKeysDb (): DatabaseSync {
+  const db = new DatabaseSync(':memory:')
+  db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
+    public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+  return db
+}
+
+/** A MailboxClient whose only mailbox relay is `box`, over a stand-in onion client: what its deposits ask of it is what these tests look at. */
+function depositClient (onion: OnionClient, box: PathRelay, db: DatabaseSync, timing: Partial<MailboxTiming>): MailboxClient {
+  return new MailboxClient({ onion, keys: new MailboxKeys(db), relays: () => [box], entryPeerId: () => 'entry', record: () => new Uint8Array(10), onItem: async () => true, timing })
+}
+
 describe('--privacy on p2pchat start', () => {
   it('takes a level by flag or P2PCHAT_PRIVACY (the flag wins), refuses an unknown one, and P2PCHAT_TIMING may shorten the mean (hopDelayMs)', () => {
     assert.equal(parseCli(['start', '--nick', 'al', '--privacy', 'high']).privacy, 'high')
@@ -399,18 +413,8 @@ describe('--privacy on p2pchat start', () => {
         throw new AnswerTimeoutError()
       }
     } as unknown as OnionClient
-    const db = new DatabaseSync(':memory:')
-    db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
-      public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
-    const mailboxes = (depositAllowanceMs?: number): MailboxClient => new MailboxClient({
-      onion,
-      keys: new MailboxKeys(db),
-      relays: () => [box],
-      entryPeerId: () => 'entry',
-      record: () => new Uint8Array(10),
-      onItem: async () => true,
-      timing: { requestTimeoutMs: 50, ...(depositAllowanceMs != null ? { depositAllowanceMs } : {}) }
-    })
+    const db = mailboxKeysDb()
+    const mailboxes = (depositAllowanceMs?: number): MailboxClient => depositClient(onion, box, db, { requestTimeoutMs: 50, ...(depositAllowanceMs != null ? { depositAllowanceMs } : {}) })
     const to = { relay: box.address, mailboxId: new Uint8Array(randomBytes(32)) }
     await assert.rejects(mailboxes(150).deposit(to, new Uint8Array(100)), AnswerTimeoutError)
     await assert.rejects(mailboxes().deposit(to, new Uint8Array(100)), AnswerTimeoutError)
@@ -432,10 +436,8 @@ describe('--privacy on p2pchat start', () => {
         return await new Promise<Uint8Array>(resolve => { answers.push(resolve) })
       }
     } as unknown as OnionClient
-    const db = new DatabaseSync(':memory:')
-    db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
-      public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
-    const mailboxes = new MailboxClient({ onion, keys: new MailboxKeys(db), relays: () => [box], entryPeerId: () => 'entry', record: () => new Uint8Array(10), onItem: async () => true, timing: { requestTimeoutMs: 50, depositAllowanceMs: 150 } })
+    const db = mailboxKeysDb()
+    const mailboxes = depositClient(onion, box, db, { requestTimeoutMs: 50, depositAllowanceMs: 150 })
     const late: string[] = []
     const to = { relay: box.address, mailboxId: new Uint8Array(randomBytes(32)) }
     const first = mailboxes.deposit(to, new Uint8Array(100), (kind) => { late.push(kind) })
