@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
 import { after, before, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
@@ -27,6 +27,7 @@ import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { waitFor, within } from './helpers/wait.ts'
 import { StandInReplyBlocks } from './helpers/reply-blocks.ts'
+import { mailboxKeysDb } from './helpers/mailbox-keys-db.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -83,9 +84,7 @@ before(() => {
     service.start()
     relays.push({ path: { address: new Uint8Array(randomBytes(32)), onionKey: new Uint8Array(randomBytes(32)), peerId: `relay-${i}` }, store, service })
   }
-  db = new DatabaseSync(':memory:')
-  db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
-    public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+  db = mailboxKeysDb()
 })
 
 after(() => {

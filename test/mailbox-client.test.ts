@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
@@ -24,6 +24,7 @@ import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { waitFor } from './helpers/wait.ts'
 import { StandInReplyBlocks } from './helpers/reply-blocks.ts'
+import { mailboxKeysDb } from './helpers/mailbox-keys-db.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -116,9 +117,7 @@ describe('MailboxClient across a restart while a mailbox relay is down', { timeo
     held = new Map()
     relays = []
     for (let i = 0; i < 4; i++) addRelay()
-    db = new DatabaseSync(':memory:')
-    db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
-      public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+    db = mailboxKeysDb()
   })
 
   afterEach(() => {

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
@@ -35,6 +35,7 @@ import type { OnionPrivateKey } from '../protocols/onion/sphinx.ts'
 
 import { ChatNetwork, eventsOf } from './helpers/chat-network.ts'
 import { waitFor } from './helpers/wait.ts'
+import { mailboxKeysDb } from './helpers/mailbox-keys-db.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const MESSAGES = 6
@@ -115,9 +116,7 @@ describe('a mailbox answer that comes after the request timed out', { timeout: 6
       },
       onRecord: () => {}
     })
-    db = new DatabaseSync(':memory:')
-    db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
-      public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+    db = mailboxKeysDb()
   })
 
   after(() => {

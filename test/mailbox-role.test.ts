@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
@@ -26,6 +26,7 @@ import { MailboxStore } from '../protocols/mailbox/store.ts'
 import type { OnionClient } from '../protocols/onion/client.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { StandInReplyBlocks } from './helpers/reply-blocks.ts'
+import { mailboxKeysDb } from './helpers/mailbox-keys-db.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -37,13 +38,6 @@ function withRole (base: string, role: RelayRole): string {
 
 function relay (base: string, role: RelayRole, subnet: string): PathRelay {
   return { address: new Uint8Array(randomBytes(32)), onionKey: new Uint8Array(randomBytes(32)), peerId: withRole(base, role), subnets: [subnet] }
-}
-
-function keysDb (): DatabaseSync {
-  const db = new DatabaseSync(':memory:')
-  db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
-    public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
-  return db
 }
 
 /** `pickRelay` of a client holding no mailbox, over `relays`, with entry relay `entry`. */
@@ -64,7 +58,7 @@ function drawer (relays: PathRelay[], entry: string, warnings: string[], db: Dat
 
 describe('mailbox relays: the exit role', { timeout: 120_000 }, () => {
   let db: DatabaseSync
-  beforeEach(() => { db = keysDb() })
+  beforeEach(() => { db = mailboxKeysDb() })
   afterEach(() => { db.close() })
 
   it('draws only exit-role relays while any exists, each /16 by its position weight, never an all-entry /16', () => {
@@ -126,7 +120,7 @@ describe('mailbox relays through start: real mailbox services', { timeout: 120_0
 
   beforeEach(() => {
     root = mkdtempSync(join(tmpdir(), 'p2pchat-mailbox-role-'))
-    db = keysDb()
+    db = mailboxKeysDb()
     services = []
     clients = []
   })

@@ -27,7 +27,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
 import { afterEach, describe, it } from 'node:test'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
@@ -41,6 +40,7 @@ import { seededUniform } from '../protocols/onion/delays.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 import { FALSE_ALARM, ksThreshold } from './helpers/distribution.ts'
+import { mailboxKeysDb } from './helpers/mailbox-keys-db.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const seed = (label: string): Uint8Array => new Uint8Array(createHash('sha256').update(`p2pchat mixing-mailbox ${label}`).digest())
@@ -107,9 +107,7 @@ afterEach(() => { while (cleanups.length > 0) cleanups.pop()?.() })
 async function run (opts: { active: boolean, steady: boolean, ownerSeed: string, mailSeed?: string, relayV1?: boolean }): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pchat-mixing-mailbox-'))
   const store = MailboxStore.open(MailboxStore.pathIn(dir))
-  const db = new DatabaseSync(':memory:')
-  db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
-    public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
+  const db = mailboxKeysDb()
   const clock = new FakeClock()
   clock.t = T0
   const timers = { set: clock.setTimer, clear: clock.clearTimer }

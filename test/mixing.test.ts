@@ -13,7 +13,7 @@ import { createP2PNode } from '../node/create.ts'
 import type { P2PNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import { parseCli, parseTiming } from '../cli/args.ts'
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
 import { encodeAnswer } from '../protocols/mailbox/codec.ts'
 import { MailboxKeys } from '../node/mailbox-keys.ts'
 import { MailboxClient } from '../node/mailboxes.ts'
@@ -30,6 +30,7 @@ import { MixScheduler } from '../protocols/onion/scheduler.ts'
 import { FALSE_ALARM, ksDistance, ksThreshold } from './helpers/distribution.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 import { waitFor, within } from './helpers/wait.ts'
+import { mailboxKeysDb } from './helpers/mailbox-keys-db.ts'
 
 const seed = (label: string): Uint8Array => new Uint8Array(createHash('sha256').update(`p2pchat mixing test ${label}`).digest())
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -359,14 +360,6 @@ describe('privacy levels', () => {
     assert.throws(() => privacyLevel('toString'), (err: Error) => err.name === 'UserError')
   })
 })
-
-/** An in-memory table of mailbox keys (MailboxClient needs one; deposit does not use it). */
-function mailboxKeysDb (): DatabaseSync {
-  const db = new DatabaseSync(':memory:')
-  db.exec(`CREATE TABLE mailbox_keys (id BLOB PRIMARY KEY NOT NULL, relay BLOB NOT NULL, seed BLOB NOT NULL,
-    public_key BLOB NOT NULL, created_at INTEGER NOT NULL, registered_at INTEGER, retired_at INTEGER) STRICT`)
-  return db
-}
 
 /** A MailboxClient whose only mailbox relay is `box`, over a stand-in onion client: what its deposits ask of it is what these tests look at. */
 function depositClient (onion: OnionClient, box: PathRelay, db: DatabaseSync, timing: Partial<MailboxTiming>): MailboxClient {
