@@ -17,6 +17,7 @@
  */
 import { createHash } from 'node:crypto'
 import { seededUniform } from '../protocols/onion/delays.ts'
+import { logNear, mixingModel } from '../test/helpers/adversary.ts'
 
 export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number }
 export interface ClueModelResult { stored: number, receipt: number, both: number, chance: number }
@@ -46,22 +47,16 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
     incoming[to].push(receiptAtMailbox + gamma(2, o.storedMixMs) + exp(theta))
     messages.push({ from, to, push })
   }
-  const kernel = (list: number[], at: number, mean: number, sd: number): number => {
-    let s = Math.exp(-8)
-    for (const x of list) { const z = (x - at - mean) / sd; if (Math.abs(z) < 4) s += Math.exp(-z * z / 2) }
-    return Math.log(s)
-  }
-  const storedMean = 2 * (o.storedMixMs - theta)
-  const storedSd = Math.sqrt(2 * o.storedMixMs ** 2 + 4 * theta ** 2)
-  const receiptMean = o.receiptMs + W + 5 * theta
-  const receiptSd = Math.sqrt(o.receiptMs ** 2 + W ** 2 + 5 * theta ** 2)
+  // the adversary's model of the two offsets, as bench/anonymity.ts gives it
+  const model = mixingModel(theta, o.storedMixMs, { receiptDelayMs: o.receiptMs, tickWaitMs: W })
+  const receipt = model.receipt as { meanMs: number, sdMs: number }
   const hits = { stored: 0, receipt: 0, both: 0 }
   for (const m of messages) {
     const best = { stored: [-1, -Infinity], receipt: [-1, -Infinity], both: [-1, -Infinity] }
     for (let c = 0; c < N; c++) {
       if (c === m.to) continue
-      const a = kernel(incoming[c], m.push, storedMean, storedSd)
-      const b = kernel(incoming[c], m.push, receiptMean, receiptSd)
+      const a = logNear(m.push, incoming[c], model.answerMeanMs ?? 0, model.answerSdMs ?? 0)
+      const b = logNear(m.push, incoming[c], receipt.meanMs, receipt.sdMs)
       for (const [k, v] of [['stored', a], ['receipt', b], ['both', a + b]] as const) if (v > best[k][1]) best[k] = [c, v]
     }
     for (const k of ['stored', 'receipt', 'both'] as const) if (best[k][0] === m.from) hits[k]++

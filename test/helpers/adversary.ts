@@ -77,12 +77,14 @@ export function mixingModel (meanMs: number, storedMixMs = meanMs, receipts?: { 
   }
 }
 
-/** log of (floor + the sum over `user`'s deliveries of a normal kernel of mean `meanMs` after `at`), floored at 4 sd. */
-function logNear (at: number, user: string, deliveries: Observation[], meanMs: number, sdMs: number): number {
+/**
+ * log of (a floor + the sum over `times` (one user's deliveries) of a normal kernel of mean `meanMs`
+ * after `at` and spread `sdMs`, cut at 4 sd): how well a user's incoming packets fit an answer clue.
+ */
+export function logNear (at: number, times: number[], meanMs: number, sdMs: number): number {
   let sum = Math.exp(-8)
-  for (const d of deliveries) {
-    if (d.user !== user) continue
-    const z = (d.at - at - meanMs) / sdMs
+  for (const t of times) {
+    const z = (t - at - meanMs) / sdMs
     if (Math.abs(z) < 4) sum += Math.exp(-z * z / 2)
   }
   return Math.log(sum)
@@ -127,14 +129,21 @@ export function guessSender (at: number, candidates: string[], submissions: Obse
     if (opts.reactionMs != null && reaction(s)) continue
     list.push(logGamma(at - s.at, model.shape, model.thetaMs))
   }
+  // each candidate's deliveries, in the order seen (the answer clues look at them)
+  const delivered = new Map<string, number[]>()
+  for (const d of opts.deliveries ?? []) {
+    let l = delivered.get(d.user)
+    if (l == null) delivered.set(d.user, l = [])
+    l.push(d.at)
+  }
   const score = new Map<string, number>()
   for (const [c, l] of logs) {
     if (l.length === 0) continue
     const m = Math.max(...l)
     let v = m + Math.log(l.reduce((a, x) => a + Math.exp(x - m), 0))
     // normal density of the answer's offset, and of the receipt's, each floored
-    if (model.answerSdMs != null && opts.deliveries != null) v += logNear(at, c, opts.deliveries, model.answerMeanMs ?? 0, model.answerSdMs)
-    if (model.receipt != null && opts.deliveries != null) v += logNear(at, c, opts.deliveries, model.receipt.meanMs, model.receipt.sdMs)
+    if (model.answerSdMs != null && opts.deliveries != null) v += logNear(at, delivered.get(c) ?? [], model.answerMeanMs ?? 0, model.answerSdMs)
+    if (model.receipt != null && opts.deliveries != null) v += logNear(at, delivered.get(c) ?? [], model.receipt.meanMs, model.receipt.sdMs)
     score.set(c, v)
   }
   const posterior = new Map<string, number>()
