@@ -306,7 +306,7 @@ export class ChatNode {
       self: (node.peerId.publicKey as { raw: Uint8Array }).raw,
       hopDelay: this.privacy.meanDelayMs > 0 ? hopDelays(this.privacy.meanDelayMs) : undefined,
       // a DEPOSIT's STORED comes back through slower mixes, out of step with the mailbox's push (privacy.ts STORED_MIX_DELAY_MS)
-      slowReplyDelay: this.privacy.storedMixDelayMs > 0 ? hopDelays(this.privacy.storedMixDelayMs) : undefined,
+      slowReplyDelay: this.privacy.storedMixDelayMs > this.privacy.meanDelayMs ? hopDelays(this.privacy.storedMixDelayMs) : undefined,
       relays: usable,
       entry: () => this.cover.link(),
       onWarning: warn,
@@ -529,12 +529,12 @@ export class ChatNode {
       throw new UserError((err as Error).message, 'NO_MAILBOX')
     }
     const started = early as { record: SignedRecord, publishing: Promise<void> } | undefined
-    if (started != null) await started.publishing
     if (started == null) {
       this.emit({ type: 'status', stage: 'publishing', detail: `publishing the name "${this.nick}"` })
       await this.publish()
-    } else if (this.signedRecord() !== started.record) {
-      await this.publish()
+    } else {
+      await started.publishing
+      if (this.signedRecord() !== started.record) await this.publish()
     }
     await hangingUp
     // the outbox and owed receipts at drawn intervals at a mixing level (uniform on 0.5..1.5 retry

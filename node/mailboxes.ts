@@ -343,8 +343,9 @@ export class MailboxClient {
    * the one the start ends with, unless a REGISTER is refused or unanswered.
    */
   private allIn (wave: Live[]): boolean {
+    const entry = this.init.entryPeerId()
     return [...this.live.values()].every(l => l.key.retiredAt != null || l.registered || wave.includes(l)) &&
-      wave.every(l => l.key.retiredAt != null || (this.relay(l.key.relay) != null && this.relay(l.key.relay)?.peerId !== this.init.entryPeerId()))
+      wave.every(l => { const relay = this.relay(l.key.relay); return l.key.retiredAt != null || (relay != null && relay.peerId !== entry) })
   }
 
   stop (): void {
