@@ -156,7 +156,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const startedAt = performance.now()
       const received = new Map<string, { to: string, at: number, count: number }>()
       const storedAt = new Map<string, number>()
-      // the sender told stored or delivered (a receipt may overtake a slow STORED)
+      // messages whose sender heard 'delivered' (its receipt came back)
       const answered = new Set<string>()
       const firstTicks = new Map<string, number[]>()
       for (let i = 0; i < opts.users; i++) {
@@ -222,7 +222,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
       const model = mixingModel(level.meanDelayMs, level.storedMixDelayMs, { receiptDelayMs: level.receiptDelayMs, tickWaitMs })
       let linked = 0
       let entropy = 0
-      const clues: Record<ClueSet, { linked: number, entropy: number }> = { withoutStoredClue: { linked: 0, entropy: 0 }, storedClueOnly: { linked: 0, entropy: 0 }, receiptClueOnly: { linked: 0, entropy: 0 }, timingAndStored: { linked: 0, entropy: 0 } }
+      const clues = Object.fromEntries((Object.keys(CLUE_NAMES) as ClueSet[]).map(k => [k, { linked: 0, entropy: 0 }])) as Record<ClueSet, { linked: number, entropy: number }>
       const latencies: number[] = []
       const parts = { beforeDeposit: [] as number[], hops: [] as number[], shown: [] as number[] }
       let withLookup = 0

@@ -5,7 +5,7 @@
  * One SQLite file, `<dataDir>/p2pchat.db` (node:sqlite), created mode 0600; a file that other users can
  * read is refused like a key file (it holds history and SURB secrets). WAL journal with
  * `synchronous=FULL`: every commit is fsynced before the call returns, so a message reported as stored
- * survives a crash (all but `markSent`, a count of attempts a crash may lose), except the two a message
+ * survives a crash (all but `markSent`, a count of attempts a crash may lose), except the commits a message
  * waits for: `addOutgoing`, `markStored` and `deferredTransaction` commit without an fsync and the caller awaits
  * `durable()` (an fdatasync on the thread pool, protocols/sqlite.ts) before the packet leaves or the
  * receipt or ACK goes. `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
