@@ -44,7 +44,7 @@ import { peerIdOfTransportKey } from '../node/relay-node.ts'
 import { seededUniform } from '../protocols/onion/delays.ts'
 import { ChatNetwork } from '../test/helpers/chat-network.ts'
 import type { TestUser } from '../test/helpers/chat-network.ts'
-import { guessSender, mixingModel, wilson } from '../test/helpers/adversary.ts'
+import { guessSender, mixingModel, normalKernels, wilson } from '../test/helpers/adversary.ts'
 import type { Observation, TimingModel } from '../test/helpers/adversary.ts'
 import { waitFor } from '../test/helpers/wait.ts'
 
@@ -124,10 +124,10 @@ function quantile (xs: number[], q: number): number {
   return s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]
 }
 
-export type ClueSet = 'withoutStoredClue' | 'storedClueOnly' | 'receiptClueOnly' | 'timingAndStored'
-const CLUE_NAMES: Record<ClueSet, string> = { withoutStoredClue: 'submissions\' timing only', storedClueOnly: 'stored clue only', receiptClueOnly: 'receipt clue only', timingAndStored: 'timing and stored clue (no receipt clue)' }
+export type ClueSet = 'withoutStoredClue' | 'storedClueOnly' | 'receiptClueOnly' | 'timingAndStored' | 'normalKernels'
+const CLUE_NAMES: Record<ClueSet, string> = { withoutStoredClue: 'submissions\' timing only', storedClueOnly: 'stored clue only', receiptClueOnly: 'receipt clue only', timingAndStored: 'timing and stored clue (no receipt clue)', normalKernels: 'all clues, answers by normal kernels (the adversary before)' }
 
-export async function anonymityBench (opts: { users: number, messages: number, levels: string[], log: (line: string) => void, judge?: { level: string, messages: number }, overrides?: PrivacyOverrides }): Promise<AnonymityRow[]> {
+export async function anonymityBench (opts: { users: number, messages: number, levels: string[], log: (line: string) => void, judge?: { level: string, messages: number }, overrides?: PrivacyOverrides, onFailure?: (level: string, err: Error) => void }): Promise<AnonymityRow[]> {
   const net = new ChatNetwork()
   const submissions: Observation[] = []
   const deliveries: Observation[] = []
@@ -150,169 +150,182 @@ export async function anonymityBench (opts: { users: number, messages: number, l
     await net.bootstrap()
     await net.startRelays(5, { onClientEvent: observe })
     for (const levelName of opts.levels) {
-      const level = withOverrides(privacyLevel(levelName), opts.overrides ?? {})
-      opts.log(`anonymity, ${levelName}: starting ${opts.users} users`)
       const users: TestUser[] = []
-      const startedAt = performance.now()
-      const received = new Map<string, { to: string, at: number, count: number }>()
-      const storedAt = new Map<string, number>()
-      // messages whose sender heard 'delivered' (its receipt came back)
-      const answered = new Set<string>()
-      const firstTicks = new Map<string, number[]>()
-      for (let i = 0; i < opts.users; i++) {
-        const nick = `${levelName}${i}`
-        const ticks: number[] = []
-        firstTicks.set(nick, ticks)
-        // the product's timers, but requests get 20 s (a loaded machine) and relays announce every second
-        const x = await net.user(nick, {
-          privacy: level,
-          timing: { requestTimeoutMs: 20_000, retryIntervalMs: 5_000, stockIntervalMs: 300_000, crossCheckMaxDelayMs: 600_000 },
-          onCoverTick: t => { if (t.sent === 'real' && t.ok && t.lane === 'first') ticks.push(performance.now()) }
-        })
-        nickOfPeer.set(x.chat.node.peerId.toString(), nick)
-        x.chat.on(e => {
-          if (e.type === 'stored' && !storedAt.has(e.id)) storedAt.set(e.id, performance.now())
-          if (e.type === 'delivered') answered.add(e.id)
-          if (e.type !== 'message') return
-          const r = received.get(e.id)
-          if (r == null) received.set(e.id, { to: nick, at: performance.now(), count: 1 })
-          else r.count++
-        })
-        users.push(x)
-      }
-      const startSeconds = (performance.now() - startedAt) / 1000
-      opts.log(`anonymity, ${levelName}: ${opts.users} users started in ${startSeconds.toFixed(0)} s`)
-      const deliverAll = async (ids: string[], timeoutMs: number): Promise<void> => {
-        await waitFor(() => ids.every(id => received.has(id)), () => `${ids.filter(id => !received.has(id)).length} of ${ids.length} messages to arrive`, timeoutMs, 50)
-      }
-      // each user's contacts: the next two users round the ring (their records cached by the warm-up);
-      // the measured messages go to a contact, as most chat does
-      const contactsOf = (i: number): TestUser[] => [users[(i + 1) % users.length], users[(i + 2) % users.length]]
-      opts.log(`anonymity, ${levelName}: warm-up (one message to each of two contacts)`)
-      // to nick#fingerprint: pinned by the send, however long the lookups take on a loaded machine
-      await deliverAll(users.flatMap((x, i) => contactsOf(i).map(c => x.chat.send(`${c.chat.nick}#${c.chat.fingerprint}`, 'warm-up').id)), 300_000)
-      const u = seededUniform(new Uint8Array(createHash('sha256').update(`anonymity ${levelName}`).digest()))
-      const sent: Array<{ id: string, from: string, to: string, at: number }> = []
-      const t0 = performance.now()
-      const mark = { sub: submissions.length, del: deliveries.length }
-      const mixing = (): { released: number, lateMs: number } => net.relays.reduce((a, r) => {
-        const m = r.relay.onion.stats.mixing
-        return { released: a.released + (m?.released ?? 0), lateMs: a.lateMs + (m?.lateMsTotal ?? 0) }
-      }, { released: 0, lateMs: 0 })
-      const mix0 = mixing()
-      const count = opts.judge?.level === levelName ? Math.max(opts.messages, opts.judge.messages) : opts.messages
-      opts.log(`anonymity, ${levelName}: ${count} messages`)
-      for (let i = 0; i < count; i++) {
-        // the workload's own pace (a gap between sends, not a wait for anything)
-        await new Promise(resolve => setTimeout(resolve, GAP_MIN_MS + GAP_SPREAD_MS * u()))
-        const fromIndex = Math.floor(u() * users.length)
-        const from = users[fromIndex]
-        const to = contactsOf(fromIndex)[Math.floor(u() * 2)]
-        const { id } = from.chat.send(to.chat.nick, `${levelName} ${i}`)
-        sent.push({ id, from: from.chat.nick, to: to.chat.nick, at: performance.now() })
-      }
-      await deliverAll(sent.map(s => s.id), 300_000)
-      const t1 = performance.now()
-      const mix1 = mixing()
-      // the STORED answers and receipts come back after the pushes: the adversary scores a message
-      // only once its sender's receipt (and so, almost always, its STORED) could have been seen
-      await waitFor(() => sent.every(s => answered.has(s.id)), () => `${sent.filter(s => !answered.has(s.id)).length} of ${sent.length} senders to hear delivered`, 300_000, 50)
-      const nicks = users.map(x => x.chat.nick)
-      const tickWaitMs = level.loopPerMinute + level.dropPerMinute > 0 ? 60_000 / (level.loopPerMinute + level.dropPerMinute) : 0
-      const model = mixingModel(level.meanDelayMs, level.storedMixDelayMs, { receiptDelayMs: level.receiptDelayMs, tickWaitMs })
-      let linked = 0
-      let entropy = 0
-      const clues = Object.fromEntries((Object.keys(CLUE_NAMES) as ClueSet[]).map(k => [k, { linked: 0, entropy: 0 }])) as Record<ClueSet, { linked: number, entropy: number }>
-      const latencies: number[] = []
-      const parts = { beforeDeposit: [] as number[], hops: [] as number[], shown: [] as number[] }
-      let withLookup = 0
-      let pushLate = 0
-      for (const m of sent) {
-        const r = received.get(m.id) as { to: string, at: number, count: number }
-        latencies.push(r.at - m.at)
-        // the last packet the recipient's entry relay handed it before the message surfaced
-        const d = deliveries.filter(x => x.user === m.to && x.at <= r.at).at(-1)
-        if (d == null) continue
-        // the DEPOSIT: the sender's last lane-first tick before the push reached the recipient
-        const firsts = (firstTicks.get(m.from) ?? []).filter(t => t >= m.at && t <= d.at)
-        const depart = firsts.at(-1)
-        if (depart != null) {
-          parts.beforeDeposit.push(depart - m.at)
-          parts.hops.push(d.at - depart)
-          parts.shown.push(r.at - d.at)
-          if (firsts.length > 1) withLookup++
-          const st = storedAt.get(m.id)
-          if (st != null && d.at - st > 5_000) pushLate++
+      try {
+        const level = withOverrides(privacyLevel(levelName), opts.overrides ?? {})
+        opts.log(`anonymity, ${levelName}: starting ${opts.users} users`)
+        const startedAt = performance.now()
+        const received = new Map<string, { to: string, at: number, count: number }>()
+        const storedAt = new Map<string, number>()
+        // messages whose sender heard 'delivered' (its receipt came back)
+        const answered = new Set<string>()
+        const firstTicks = new Map<string, number[]>()
+        for (let i = 0; i < opts.users; i++) {
+          const nick = `${levelName}${i}`
+          const ticks: number[] = []
+          firstTicks.set(nick, ticks)
+          // the product's timers, but requests get 20 s (a loaded machine) and relays announce every second
+          const x = await net.user(nick, {
+            privacy: level,
+            timing: { requestTimeoutMs: 20_000, retryIntervalMs: 5_000, stockIntervalMs: 300_000, crossCheckMaxDelayMs: 600_000 },
+            onCoverTick: t => { if (t.sent === 'real' && t.ok && t.lane === 'first') ticks.push(performance.now()) }
+          })
+          nickOfPeer.set(x.chat.node.peerId.toString(), nick)
+          x.chat.on(e => {
+            if (e.type === 'stored' && !storedAt.has(e.id)) storedAt.set(e.id, performance.now())
+            if (e.type === 'delivered') answered.add(e.id)
+            if (e.type !== 'message') return
+            const r = received.get(e.id)
+            if (r == null) received.set(e.id, { to: nick, at: performance.now(), count: 1 })
+            else r.count++
+          })
+          users.push(x)
         }
-        const g = guessSender(d.at, nicks.filter(n => n !== m.to), submissions, model, { deliveries, reactionMs: REACTION_MS })
-        if (g.guess === m.from) linked++
-        entropy += g.entropy
-        // some clues only, same observations: without answerSdMs / receipt guessSender skips those clues;
-        // with one submission per candidate at the same instant its Gamma term is the same for all, so
-        // only the answer clues rank them (ties, e.g. nobody received a packet then, go to the first candidate)
-        const candidates = nicks.filter(n => n !== m.to)
-        const same = candidates.map(user => ({ at: d.at - 1, user }))
-        const flat = { shape: 1, thetaMs: 1e12 }
-        const timing = { shape: model.shape, thetaMs: model.thetaMs }
-        const stored = { answerMeanMs: model.answerMeanMs, answerSdMs: model.answerSdMs }
-        const variants: Array<[ClueSet, Observation[], TimingModel]> = [
-          ['withoutStoredClue', submissions, timing],
-          ['storedClueOnly', same, { ...flat, ...stored }],
-          ['receiptClueOnly', same, { ...flat, receipt: model.receipt }],
-          ['timingAndStored', submissions, { ...timing, ...stored }]
-        ]
-        for (const [name, subs, mdl] of variants) {
-          const gv = guessSender(d.at, candidates, subs, mdl, { deliveries, reactionMs: subs === submissions ? REACTION_MS : undefined })
-          if (gv.guess === m.from) clues[name].linked++
-          clues[name].entropy += gv.entropy
+        const startSeconds = (performance.now() - startedAt) / 1000
+        opts.log(`anonymity, ${levelName}: ${opts.users} users started in ${startSeconds.toFixed(0)} s`)
+        const deliverAll = async (ids: string[], timeoutMs: number): Promise<void> => {
+          await waitFor(() => ids.every(id => received.has(id)), () => `${ids.filter(id => !received.has(id)).length} of ${ids.length} messages to arrive`, timeoutMs, 50)
         }
-      }
-      // packets on each user's guard link during the phase, in and out
-      const perUser = nicks.map(n => submissions.slice(mark.sub).filter(s => s.user === n && s.at <= t1).length + deliveries.slice(mark.del).filter(s => s.user === n && s.at <= t1).length)
-      const seconds = (t1 - t0) / 1000
-      const candidates = opts.users - 1
-      const covers = users.map(x => x.chat.privacyStatus().cover).filter(c => c != null)
-      const lane = (k: 'first' | 'next'): { mean: number, max: number } => {
-        const n = covers.reduce((a, c) => a + c.waited[k].count, 0)
-        return { mean: n === 0 ? 0 : covers.reduce((a, c) => a + c.waited[k].totalMs, 0) / n, max: Math.max(0, ...covers.map(c => c.waited[k].maxMs)) }
-      }
-      const queue = covers.length === 0
-        ? null
-        : { maxWaiting: Math.max(...covers.map(c => c.maxWaiting)), firstMeanMs: lane('first').mean, firstMaxMs: lane('first').max, nextMeanMs: lane('next').mean, nextMaxMs: lane('next').max }
-      const row: AnonymityRow = {
-        level: levelName,
-        users: opts.users,
-        messages: sent.length,
-        linked,
-        successRate: linked / sent.length,
-        wilson99: wilson(linked, sent.length),
-        chance: 1 / candidates,
-        meanEntropyBits: entropy / sent.length,
-        maxEntropyBits: Math.log2(candidates),
-        clues: Object.fromEntries(Object.entries(clues).map(([k, c]) => [k, { linked: c.linked, meanEntropyBits: c.entropy / sent.length }])) as AnonymityRow['clues'],
-        medianLatencyMs: quantile(latencies, 0.5),
-        p95LatencyMs: quantile(latencies, 0.95),
-        mbPerUserPerDay: quantile(perUser, 0.5) * WIRE_BYTES_PER_PACKET * 86_400 / seconds / 1e6,
-        exactlyOnce: sent.every(m => received.get(m.id)?.count === 1),
-        startSeconds,
-        queue,
-        split: {
-          messages: parts.hops.length,
-          beforeDeposit: meanMedian(parts.beforeDeposit),
-          hops: meanMedian(parts.hops),
-          shown: meanMedian(parts.shown),
-          withLookup,
-          pushLate,
-          mixLatenessMs: mix1.released > mix0.released ? (mix1.lateMs - mix0.lateMs) / (mix1.released - mix0.released) : 0
+        // each user's contacts: the next two users round the ring (their records cached by the warm-up);
+        // the measured messages go to a contact, as most chat does
+        const contactsOf = (i: number): TestUser[] => [users[(i + 1) % users.length], users[(i + 2) % users.length]]
+        opts.log(`anonymity, ${levelName}: warm-up (one message to each of two contacts)`)
+        // to nick#fingerprint: pinned by the send, however long the lookups take on a loaded machine
+        // 10 minutes: at `high` (2 s hops, a push per 30 s) one warm-up message of 40 was still missing after
+        // 5 (full run of 2026-12-02 16:08 UTC; 20 users had taken 303 s to start)
+        const warmStart = performance.now()
+        await deliverAll(users.flatMap((x, i) => contactsOf(i).map(c => x.chat.send(`${c.chat.nick}#${c.chat.fingerprint}`, 'warm-up').id)), 600_000)
+        opts.log(`anonymity, ${levelName}: warm-up delivered in ${((performance.now() - warmStart) / 1000).toFixed(0)} s`)
+        const u = seededUniform(new Uint8Array(createHash('sha256').update(`anonymity ${levelName}`).digest()))
+        const sent: Array<{ id: string, from: string, to: string, at: number }> = []
+        const t0 = performance.now()
+        const mark = { sub: submissions.length, del: deliveries.length }
+        const mixing = (): { released: number, lateMs: number } => net.relays.reduce((a, r) => {
+          const m = r.relay.onion.stats.mixing
+          return { released: a.released + (m?.released ?? 0), lateMs: a.lateMs + (m?.lateMsTotal ?? 0) }
+        }, { released: 0, lateMs: 0 })
+        const mix0 = mixing()
+        const count = opts.judge?.level === levelName ? Math.max(opts.messages, opts.judge.messages) : opts.messages
+        opts.log(`anonymity, ${levelName}: ${count} messages`)
+        for (let i = 0; i < count; i++) {
+          // the workload's own pace (a gap between sends, not a wait for anything)
+          await new Promise(resolve => setTimeout(resolve, GAP_MIN_MS + GAP_SPREAD_MS * u()))
+          const fromIndex = Math.floor(u() * users.length)
+          const from = users[fromIndex]
+          const to = contactsOf(fromIndex)[Math.floor(u() * 2)]
+          const { id } = from.chat.send(to.chat.nick, `${levelName} ${i}`)
+          sent.push({ id, from: from.chat.nick, to: to.chat.nick, at: performance.now() })
         }
+        await deliverAll(sent.map(s => s.id), 300_000)
+        const t1 = performance.now()
+        const mix1 = mixing()
+        // the STORED answers and receipts come back after the pushes: the adversary scores a message
+        // only once its sender's receipt (and so, almost always, its STORED) could have been seen
+        await waitFor(() => sent.every(s => answered.has(s.id)), () => `${sent.filter(s => !answered.has(s.id)).length} of ${sent.length} senders to hear delivered`, 300_000, 50)
+        const nicks = users.map(x => x.chat.nick)
+        const tickWaitMs = level.loopPerMinute + level.dropPerMinute > 0 ? 60_000 / (level.loopPerMinute + level.dropPerMinute) : 0
+        const model = mixingModel(level.meanDelayMs, level.storedMixDelayMs, { receiptDelayMs: level.receiptDelayMs, tickWaitMs })
+        let linked = 0
+        let entropy = 0
+        const clues = Object.fromEntries((Object.keys(CLUE_NAMES) as ClueSet[]).map(k => [k, { linked: 0, entropy: 0 }])) as Record<ClueSet, { linked: number, entropy: number }>
+        const latencies: number[] = []
+        const parts = { beforeDeposit: [] as number[], hops: [] as number[], shown: [] as number[] }
+        let withLookup = 0
+        let pushLate = 0
+        for (const m of sent) {
+          const r = received.get(m.id) as { to: string, at: number, count: number }
+          latencies.push(r.at - m.at)
+          // the last packet the recipient's entry relay handed it before the message surfaced
+          const d = deliveries.filter(x => x.user === m.to && x.at <= r.at).at(-1)
+          if (d == null) continue
+          // the DEPOSIT: the sender's last lane-first tick before the push reached the recipient
+          const firsts = (firstTicks.get(m.from) ?? []).filter(t => t >= m.at && t <= d.at)
+          const depart = firsts.at(-1)
+          if (depart != null) {
+            parts.beforeDeposit.push(depart - m.at)
+            parts.hops.push(d.at - depart)
+            parts.shown.push(r.at - d.at)
+            if (firsts.length > 1) withLookup++
+            const st = storedAt.get(m.id)
+            if (st != null && d.at - st > 5_000) pushLate++
+          }
+          const g = guessSender(d.at, nicks.filter(n => n !== m.to), submissions, model, { deliveries, reactionMs: REACTION_MS })
+          if (g.guess === m.from) linked++
+          entropy += g.entropy
+          // some clues only, same observations: without answerSdMs / receipt guessSender skips those clues;
+          // with one submission per candidate at the same instant its Gamma term is the same for all, so
+          // only the answer clues rank them (ties, e.g. nobody received a packet then, go to the first candidate)
+          const candidates = nicks.filter(n => n !== m.to)
+          const same = candidates.map(user => ({ at: d.at - 1, user }))
+          const flat = { shape: 1, thetaMs: 1e12 }
+          const timing = { shape: model.shape, thetaMs: model.thetaMs }
+          const stored = { answerMeanMs: model.answerMeanMs, answerSdMs: model.answerSdMs, answerDensity: model.answerDensity }
+          const variants: Array<[ClueSet, Observation[], TimingModel]> = [
+            ['withoutStoredClue', submissions, timing],
+            ['storedClueOnly', same, { ...flat, ...stored }],
+            ['receiptClueOnly', same, { ...flat, receipt: model.receipt }],
+            ['timingAndStored', submissions, { ...timing, ...stored }],
+            ['normalKernels', submissions, normalKernels(model)]
+          ]
+          for (const [name, subs, mdl] of variants) {
+            const gv = guessSender(d.at, candidates, subs, mdl, { deliveries, reactionMs: subs === submissions ? REACTION_MS : undefined })
+            if (gv.guess === m.from) clues[name].linked++
+            clues[name].entropy += gv.entropy
+          }
+        }
+        // packets on each user's guard link during the phase, in and out
+        const perUser = nicks.map(n => submissions.slice(mark.sub).filter(s => s.user === n && s.at <= t1).length + deliveries.slice(mark.del).filter(s => s.user === n && s.at <= t1).length)
+        const seconds = (t1 - t0) / 1000
+        const candidates = opts.users - 1
+        const covers = users.map(x => x.chat.privacyStatus().cover).filter(c => c != null)
+        const lane = (k: 'first' | 'next'): { mean: number, max: number } => {
+          const n = covers.reduce((a, c) => a + c.waited[k].count, 0)
+          return { mean: n === 0 ? 0 : covers.reduce((a, c) => a + c.waited[k].totalMs, 0) / n, max: Math.max(0, ...covers.map(c => c.waited[k].maxMs)) }
+        }
+        const queue = covers.length === 0
+          ? null
+          : { maxWaiting: Math.max(...covers.map(c => c.maxWaiting)), firstMeanMs: lane('first').mean, firstMaxMs: lane('first').max, nextMeanMs: lane('next').mean, nextMaxMs: lane('next').max }
+        const row: AnonymityRow = {
+          level: levelName,
+          users: opts.users,
+          messages: sent.length,
+          linked,
+          successRate: linked / sent.length,
+          wilson99: wilson(linked, sent.length),
+          chance: 1 / candidates,
+          meanEntropyBits: entropy / sent.length,
+          maxEntropyBits: Math.log2(candidates),
+          clues: Object.fromEntries(Object.entries(clues).map(([k, c]) => [k, { linked: c.linked, meanEntropyBits: c.entropy / sent.length }])) as AnonymityRow['clues'],
+          medianLatencyMs: quantile(latencies, 0.5),
+          p95LatencyMs: quantile(latencies, 0.95),
+          mbPerUserPerDay: quantile(perUser, 0.5) * WIRE_BYTES_PER_PACKET * 86_400 / seconds / 1e6,
+          exactlyOnce: sent.every(m => received.get(m.id)?.count === 1),
+          startSeconds,
+          queue,
+          split: {
+            messages: parts.hops.length,
+            beforeDeposit: meanMedian(parts.beforeDeposit),
+            hops: meanMedian(parts.hops),
+            shown: meanMedian(parts.shown),
+            withLookup,
+            pushLate,
+            mixLatenessMs: mix1.released > mix0.released ? (mix1.lateMs - mix0.lateMs) / (mix1.released - mix0.released) : 0
+          }
+        }
+        rows.push(row)
+        opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day; started in ${startSeconds.toFixed(0)} s` + (queue == null ? '' : `; cover queue: at most ${queue.maxWaiting} waiting, a message's packets waited ${(queue.firstMeanMs / 1000).toFixed(1)} s mean (max ${(queue.firstMaxMs / 1000).toFixed(1)}), others ${(queue.nextMeanMs / 1000).toFixed(1)} s (max ${(queue.nextMaxMs / 1000).toFixed(1)})`))
+        const cl = row.clues
+        opts.log(`anonymity, ${levelName}: some clues only (same observations, context): ${(Object.keys(CLUE_NAMES) as ClueSet[]).map(k => `${CLUE_NAMES[k]} ${cl[k].linked}/${sent.length} (${(cl[k].linked / sent.length / row.chance).toFixed(1)}x chance, ${cl[k].meanEntropyBits.toFixed(2)} bits)`).join('; ')}`)
+        const sp = row.split
+        opts.log(`anonymity, ${levelName}: split of ${sp.messages} messages (mean / median): send -> DEPOSIT leaves ${(sp.beforeDeposit.meanMs / 1000).toFixed(2)} / ${(sp.beforeDeposit.medianMs / 1000).toFixed(2)} s (${sp.withLookup} with a lookup or another message first), 5 hops and the mailbox ${(sp.hops.meanMs / 1000).toFixed(2)} / ${(sp.hops.medianMs / 1000).toFixed(2)} s (expected ${(5 * level.meanDelayMs / 1000).toFixed(2)} mean; ${sp.pushLate} pushes > 5 s after stored), push -> shown ${sp.shown.meanMs.toFixed(0)} / ${sp.shown.medianMs.toFixed(0)} ms; mix lateness ${sp.mixLatenessMs.toFixed(1)} ms per hop`)
+      } catch (err) {
+        // one level failing (a message not delivered in time) does not lose the others' rows
+        if (opts.onFailure == null) throw err
+        opts.log(`anonymity, ${levelName}: FAILED: ${(err as Error).message}`)
+        opts.onFailure(levelName, err as Error)
+      } finally {
+        for (const x of users) await net.stopUser(x)
       }
-      rows.push(row)
-      opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day; started in ${startSeconds.toFixed(0)} s` + (queue == null ? '' : `; cover queue: at most ${queue.maxWaiting} waiting, a message's packets waited ${(queue.firstMeanMs / 1000).toFixed(1)} s mean (max ${(queue.firstMaxMs / 1000).toFixed(1)}), others ${(queue.nextMeanMs / 1000).toFixed(1)} s (max ${(queue.nextMaxMs / 1000).toFixed(1)})`))
-      const cl = row.clues
-      opts.log(`anonymity, ${levelName}: some clues only (same observations, context): ${(Object.keys(CLUE_NAMES) as ClueSet[]).map(k => `${CLUE_NAMES[k]} ${cl[k].linked}/${sent.length} (${(cl[k].linked / sent.length / row.chance).toFixed(1)}x chance, ${cl[k].meanEntropyBits.toFixed(2)} bits)`).join('; ')}`)
-      const sp = row.split
-      opts.log(`anonymity, ${levelName}: split of ${sp.messages} messages (mean / median): send -> DEPOSIT leaves ${(sp.beforeDeposit.meanMs / 1000).toFixed(2)} / ${(sp.beforeDeposit.medianMs / 1000).toFixed(2)} s (${sp.withLookup} with a lookup or another message first), 5 hops and the mailbox ${(sp.hops.meanMs / 1000).toFixed(2)} / ${(sp.hops.medianMs / 1000).toFixed(2)} s (expected ${(5 * level.meanDelayMs / 1000).toFixed(2)} mean; ${sp.pushLate} pushes > 5 s after stored), push -> shown ${sp.shown.meanMs.toFixed(0)} / ${sp.shown.medianMs.toFixed(0)} ms; mix lateness ${sp.mixLatenessMs.toFixed(1)} ms per hop`)
-      for (const x of users) await net.stopUser(x)
     }
   } finally {
     await net.teardown()

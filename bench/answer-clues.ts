@@ -1,6 +1,6 @@
 /**
- * A Monte Carlo of the two "answer clues" of issue 11 (`node bench/answer-clues.ts [--stored-mix-ms=3000]
- * [--receipt-ms=15000] [--loops=2] [--messages=6000] [--seed=7]`): how often a timing adversary holding
+ * A Monte Carlo of the two "answer clues" of issue 11 (`node bench/answer-clues.ts [--stored-mix-ms=8000]
+ * [--receipt-ms=15000] [--loops=2] [--messages=6000] [--seed=7] [--normal]`): how often a timing adversary holding
  * every entry relay names a message's sender from the packets handed to users after the message reached
  * its recipient (the mailbox's STORED answer to the sender, and the recipient's receipt pushed to the
  * sender). A model, not a measurement of the code: it chooses node/privacy.ts's STORED_MIX_DELAY_MS and
@@ -12,14 +12,16 @@
  * hops to the recipient and answers STORED over the sender's reply block (2 mixes of mean D, the entry
  * relay of mean theta); the recipient's receipt leaves after an exponential of mean R, waits for a tick,
  * crosses 2 mixes to the sender's mailbox and is pushed over 3 hops (its own STORED goes back to the
- * recipient). The adversary scores every user but the recipient by normal kernels of the two offsets
- * (the same as test/helpers/adversary.ts) and names the best; success is the share named right.
+ * recipient). The adversary scores every user but the recipient by the two offsets' exact densities
+ * (test/helpers/adversary.ts mixingModel; `--normal`: normal kernels of their mean and spread, the
+ * weaker adversary used before) and names the best; success is the share named right.
  */
 import { createHash } from 'node:crypto'
 import { seededUniform } from '../protocols/onion/delays.ts'
-import { logNear, mixingModel } from '../test/helpers/adversary.ts'
+import { logDensity, logNear, mixingModel, normalKernels } from '../test/helpers/adversary.ts'
+import type { Density } from '../test/helpers/adversary.ts'
 
-export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number }
+export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number, normal?: boolean }
 export interface ClueModelResult { stored: number, receipt: number, both: number, chance: number }
 
 export function answerClues (o: ClueModelOptions): ClueModelResult {
@@ -47,16 +49,20 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
     incoming[to].push(receiptAtMailbox + gamma(2, o.storedMixMs) + exp(theta))
     messages.push({ from, to, push })
   }
-  // the adversary's model of the two offsets, as bench/anonymity.ts gives it
-  const model = mixingModel(theta, o.storedMixMs, { receiptDelayMs: o.receiptMs, tickWaitMs: W })
-  const receipt = model.receipt as { meanMs: number, sdMs: number }
+  // the adversary's model of the two offsets, as bench/anonymity.ts gives it: their exact densities
+  // (--normal: normal kernels of their mean and spread, the weaker adversary before 2026-12-02 evening)
+  const exact = mixingModel(theta, o.storedMixMs, { receiptDelayMs: o.receiptMs, tickWaitMs: W })
+  const model = o.normal === true ? normalKernels(exact) : exact
+  const receipt = model.receipt as { meanMs: number, sdMs: number, density?: Density }
+  const score = (at: number, times: number[], d: Density | undefined, meanMs: number, sdMs: number): number =>
+    d != null ? logDensity(at, times, d) : logNear(at, times, meanMs, sdMs)
   const hits = { stored: 0, receipt: 0, both: 0 }
   for (const m of messages) {
     const best = { stored: [-1, -Infinity], receipt: [-1, -Infinity], both: [-1, -Infinity] }
     for (let c = 0; c < N; c++) {
       if (c === m.to) continue
-      const a = logNear(m.push, incoming[c], model.answerMeanMs ?? 0, model.answerSdMs ?? 0)
-      const b = logNear(m.push, incoming[c], receipt.meanMs, receipt.sdMs)
+      const a = score(m.push, incoming[c], model.answerDensity, model.answerMeanMs ?? 0, model.answerSdMs ?? 0)
+      const b = score(m.push, incoming[c], receipt.density, receipt.meanMs, receipt.sdMs)
       for (const [k, v] of [['stored', a], ['receipt', b], ['both', a + b]] as const) if (v > best[k][1]) best[k] = [c, v]
     }
     for (const k of ['stored', 'receipt', 'both'] as const) if (best[k][0] === m.from) hits[k]++
@@ -66,10 +72,10 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const arg = (name: string, dflt: number): number => Number(process.argv.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt)
-  const opts = { loopsPerMinute: arg('loops', 2), messages: arg('messages', 6_000), seed: arg('seed', 7) }
+  const opts = { loopsPerMinute: arg('loops', 2), messages: arg('messages', 6_000), seed: arg('seed', 7), normal: process.argv.includes('--normal') }
   const pairs = process.argv.some(a => a.startsWith('--stored-mix-ms=') || a.startsWith('--receipt-ms='))
-    ? [[arg('stored-mix-ms', 3_000), arg('receipt-ms', 15_000)]]
-    : [[500, 5_000], [3_000, 5_000], [3_000, 10_000], [3_000, 15_000], [3_000, 20_000], [15_000, 15_000]]
+    ? [[arg('stored-mix-ms', 8_000), arg('receipt-ms', 15_000)]]
+    : [[500, 5_000], [3_000, 5_000], [3_000, 15_000], [3_000, 20_000], [6_000, 15_000], [8_000, 15_000], [10_000, 15_000], [12_000, 15_000], [15_000, 15_000]]
   process.stdout.write('| D (STORED mixes) | R (receipt) | stored clue | receipt clue | both (x chance) |\n| --- | --- | --- | --- | --- |\n')
   for (const [D, R] of pairs) {
     const r = answerClues({ ...opts, storedMixMs: D, receiptMs: R })

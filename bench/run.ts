@@ -410,7 +410,14 @@ if (enabled('paths')) {
 if (enabled('anonymity')) {
   log(`anonymity: ${settings.anonUsers} users, ${settings.anonMessages} messages per level (${settings.anonLevels.join(', ')})`)
   // a full run judges `standard` on JUDGE_MESSAGES messages (issue 11: success <= 3x chance); quick stays short
-  const rows = await anonymityBench({ users: settings.anonUsers, messages: settings.anonMessages, levels: settings.anonLevels, log, ...(quick ? {} : { judge: { level: 'standard', messages: JUDGE_MESSAGES } }) })
+  // a level that fails (a message not delivered in its time) is a FAIL row; the other levels and sections are kept
+  const onFailure = (level: string, err: Error): void => {
+    fig({
+      id: `anon.${level}.failed`, section: 'anonymity', name: `anonymity, ${level}: the level's run failed`, unit: 'runs',
+      figure: one('failed runs', 1, 1), baseline: null, ratio: null, target: 'every message delivered in time', pass: false, notes: err.message
+    })
+  }
+  const rows = await anonymityBench({ users: settings.anonUsers, messages: settings.anonMessages, levels: settings.anonLevels, log, onFailure, ...(quick ? {} : { judge: { level: 'standard', messages: JUDGE_MESSAGES } }) })
   for (const r of rows) {
     const isDefault = r.level === 'standard'
     fig({

@@ -17,18 +17,24 @@
  * theta (mix, mix, entry relay), the answer 2 mixes of mean D (node/privacy.ts storedMixDelayMs: D =
  * theta below `standard`, 6 theta there) and the entry relay's theta, so a packet handed to the true
  * sender arrives 2(D - theta) after the message reaches the recipient on average, with variance
- * 2 D^2 + 4 theta^2 (sqrt(6) theta when D = theta). The adversary knows D (it is public) and models the
- * offset as a normal of that mean and spread (ANSWER_FLOOR_MS without delays); an exact density (the
- * difference of a Gamma(2, D) + Exp(theta) and a Gamma(3, theta)) would fit its skew better: not done.
- * Its likelihood multiplies the first clue's, with a floor so that a sender whose answer it missed is
- * not ruled out.
+ * 2 D^2 + 4 theta^2 (sqrt(6) theta when D = theta). The adversary knows D (it is public) and scores the
+ * offset by its exact density (the difference of a Gamma(2, D) + Exp(theta) and a Gamma(3, theta), as a
+ * histogram of seeded draws: `sampledDensity`); without delays (`fast`) by a normal of spread
+ * ANSWER_FLOOR_MS. (Before 2026-12-02 evening it used a normal of the offset's mean and spread at every
+ * level, a weaker adversary: the Gamma sums are skewed, and a normal puts weight before the push, where
+ * no answer comes; bench/anonymity.ts still reports that one beside it, `normalKernels`.) Its likelihood
+ * multiplies the first clue's, with a floor so that a sender whose answer it missed is not ruled out.
  *
  * Third clue (`receipt`, optional): the recipient's receipt is deposited into the sender's mailbox and
  * pushed to the sender: after an exponential receipt delay R, a wait for a cover tick (exponential, W =
  * 60/(loop + drop) s) and 5 delayed hops, so the sender is handed a packet R + W + 5 theta after the
- * message reached the recipient, with variance R^2 + W^2 + 5 theta^2; modelled as a normal, multiplied in
- * the same way.
+ * message reached the recipient, with variance R^2 + W^2 + 5 theta^2; scored by the exact density of
+ * Exp(R) + Exp(W) + Gamma(5, theta) (the normal of that mean and variance before), multiplied in the
+ * same way.
  */
+import { createHash } from 'node:crypto'
+import { seededUniform } from '../../protocols/onion/delays.ts'
+
 
 /** Delayed hops between a sender's SUBMIT and the recipient's delivery (node/privacy.ts). */
 export const HOPS = 5
@@ -51,8 +57,60 @@ export interface TimingModel {
   /** The stored clue: mean and spread of (answer handed to the sender - push handed to the recipient); no spread, no clue. */
   answerMeanMs?: number
   answerSdMs?: number
-  /** The receipt clue: mean and spread of (receipt pushed to the sender - message pushed to the recipient). */
-  receipt?: { meanMs: number, sdMs: number }
+  /** The stored clue's exact density (scored instead of the normal when present). */
+  answerDensity?: Density
+  /** The receipt clue: mean and spread of (receipt pushed to the sender - message pushed to the recipient), and its exact density. */
+  receipt?: { meanMs: number, sdMs: number, density?: Density }
+}
+
+/** An offset's density: a histogram in bins of `binMs` from `lowBin` on, scaled so its peak is 1. */
+export interface Density { binMs: number, lowBin: number, values: Float64Array }
+
+/** Draws behind a density: enough that its peak bin holds thousands (2 % noise), and quick (~30 ms). */
+const DENSITY_DRAWS = 200_000
+
+/**
+ * The density of a sum of delays, from DENSITY_DRAWS seeded draws of `draw` (given an exponential of a
+ * mean); bins of `binMs`, smoothed over 3 bins. Deterministic: the same arguments give the same density.
+ */
+export function sampledDensity (draw: (exp: (meanMs: number) => number) => number, binMs: number, label: string): Density {
+  const u = seededUniform(new Uint8Array(createHash('sha256').update(`adversary density ${label}`).digest()))
+  const exp = (mean: number): number => -mean * Math.log(1 - u())
+  const bins = new Int32Array(DENSITY_DRAWS)
+  let low = Infinity
+  let high = -Infinity
+  for (let i = 0; i < DENSITY_DRAWS; i++) {
+    const b = Math.floor(draw(exp) / binMs)
+    bins[i] = b
+    if (b < low) low = b
+    if (b > high) high = b
+  }
+  const counts = new Float64Array(high - low + 1)
+  for (const b of bins) counts[b - low]++
+  const values = new Float64Array(counts.length)
+  let peak = 0
+  for (let i = 0; i < counts.length; i++) {
+    values[i] = ((counts[i - 1] ?? 0) + counts[i] + (counts[i + 1] ?? 0)) / 3
+    if (values[i] > peak) peak = values[i]
+  }
+  for (let i = 0; i < values.length; i++) values[i] /= peak
+  return { binMs, lowBin: low, values }
+}
+
+/** As logNear, with an offset's exact density instead of a normal kernel. */
+export function logDensity (at: number, times: number[], d: Density): number {
+  let sum = Math.exp(-8)
+  for (const t of times) {
+    const v = d.values[Math.floor((t - at) / d.binMs) - d.lowBin]
+    if (v !== undefined) sum += v
+  }
+  return Math.log(sum)
+}
+
+function gammaDraw (exp: (meanMs: number) => number, k: number, meanMs: number): number {
+  let s = 0
+  for (let i = 0; i < k; i++) s += exp(meanMs)
+  return s
 }
 
 /**
@@ -61,20 +119,31 @@ export interface TimingModel {
  */
 export function mixingModel (meanMs: number, storedMixMs = meanMs, receipts?: { receiptDelayMs: number, tickWaitMs: number }): TimingModel {
   if (meanMs <= 0) return FAST_MODEL
-  return {
+  const answerSdMs = Math.max(ANSWER_FLOOR_MS, Math.sqrt(2 * storedMixMs ** 2 + 4 * meanMs ** 2))
+  const model: TimingModel = {
     shape: HOPS,
     thetaMs: meanMs,
     answerMeanMs: 2 * (storedMixMs - meanMs),
-    answerSdMs: Math.max(ANSWER_FLOOR_MS, Math.sqrt(2 * storedMixMs ** 2 + 4 * meanMs ** 2)),
-    ...(receipts != null
-      ? {
-          receipt: {
-            meanMs: receipts.receiptDelayMs + receipts.tickWaitMs + HOPS * meanMs,
-            sdMs: Math.max(ANSWER_FLOOR_MS, Math.sqrt(receipts.receiptDelayMs ** 2 + receipts.tickWaitMs ** 2 + HOPS * meanMs ** 2))
-          }
-        }
-      : {})
+    answerSdMs,
+    // bins of 1/40 of the spread: far finer than the density changes, coarse enough to fill
+    answerDensity: sampledDensity(exp => gammaDraw(exp, 2, storedMixMs) + exp(meanMs) - gammaDraw(exp, 3, meanMs), answerSdMs / 40, `stored ${meanMs} ${storedMixMs}`)
   }
+  if (receipts != null) {
+    const { receiptDelayMs: R, tickWaitMs: W } = receipts
+    const sdMs = Math.max(ANSWER_FLOOR_MS, Math.sqrt(R ** 2 + W ** 2 + HOPS * meanMs ** 2))
+    model.receipt = {
+      meanMs: R + W + HOPS * meanMs,
+      sdMs,
+      density: sampledDensity(exp => exp(R) + exp(W) + gammaDraw(exp, HOPS, meanMs), sdMs / 40, `receipt ${meanMs} ${R} ${W}`)
+    }
+  }
+  return model
+}
+
+/** The same model scored by normal kernels of the answer clues' mean and spread (the adversary before 2026-12-02 evening). */
+export function normalKernels (model: TimingModel): TimingModel {
+  const { answerDensity, receipt, ...rest } = model
+  return { ...rest, ...(receipt != null ? { receipt: { meanMs: receipt.meanMs, sdMs: receipt.sdMs } } : {}) }
 }
 
 /**
@@ -141,9 +210,14 @@ export function guessSender (at: number, candidates: string[], submissions: Obse
     if (l.length === 0) continue
     const m = Math.max(...l)
     let v = m + Math.log(l.reduce((a, x) => a + Math.exp(x - m), 0))
-    // normal density of the answer's offset, and of the receipt's, each floored
-    if (model.answerSdMs != null && opts.deliveries != null) v += logNear(at, delivered.get(c) ?? [], model.answerMeanMs ?? 0, model.answerSdMs)
-    if (model.receipt != null && opts.deliveries != null) v += logNear(at, delivered.get(c) ?? [], model.receipt.meanMs, model.receipt.sdMs)
+    // the density of the answer's offset, and of the receipt's (exact, or a normal), each floored
+    const times = delivered.get(c) ?? []
+    if (model.answerSdMs != null && opts.deliveries != null) {
+      v += model.answerDensity != null ? logDensity(at, times, model.answerDensity) : logNear(at, times, model.answerMeanMs ?? 0, model.answerSdMs)
+    }
+    if (model.receipt != null && opts.deliveries != null) {
+      v += model.receipt.density != null ? logDensity(at, times, model.receipt.density) : logNear(at, times, model.receipt.meanMs, model.receipt.sdMs)
+    }
     score.set(c, v)
   }
   const posterior = new Map<string, number>()
