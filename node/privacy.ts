@@ -130,21 +130,29 @@ export const LOW_BACKLOG: BacklogRate = { above: 4, factor: 6, forGaps: 20 }
  * STORED through the sender's block), so at 500 ms per hop the sender is among the few users receiving
  * a packet while the recipient receives the push. Measured (bench/anonymity.ts, the same recorded
  * observations scored one clue at a time, 200 messages): an adversary using that clue alone linked 29
- * of 200 (2.8x chance), without it 13 of 200 (1.2x). With 2 x 3 s on the way back the STORED lands
- * ~6 s after the push instead of ~0 +- 1.2 s, spread over a window (sd ~4.3 s) in which every
- * user receives several cover packets. It costs only the ✓'s timing (and a longer deposit timeout,
- * storedAnswerAllowanceMs); what the user reads arrives no later. The entry relay's hop keeps the
+ * of 200 (2.8x chance), without it 13 of 200 (1.2x). With 2 x 8 s on the way back the STORED lands
+ * ~15 s after the push instead of ~0 +- 1.2 s, spread over a window (sd ~11.3 s) in which every
+ * user receives many other packets. It costs only the ✓'s timing (~16 s after the message left, about
+ * when the ✓✓ comes) and a longer deposit timeout (storedAnswerAllowanceMs, 96 s: a STORED lost on its
+ * way holds the second mailbox's try that long; a relay found dead on the way ends the wait at once,
+ * node/mailboxes.ts); what the user reads arrives no later. Was 3 s (2026-12-02): the Monte Carlo of
+ * the answer clues (`node bench/answer-clues.ts`, 6,000 messages a run) has the adversary of
+ * test/helpers/adversary.ts (the offsets' exact densities) name the sender of ~19.3 % of messages at
+ * 3 s and ~16.7 % at 8 s (three seeds each); with the normal kernels it used before, 17.9 % at 3 s,
+ * 15.8 % at 6 s, 14.9 % at 8 s, 14.2 % at 10 s, 13.8 % at 12 s: past 8 s the receipt's clue (~14-16 %
+ * alone) is what is left, so more only delays the ✓. The entry relay's hop keeps the
  * level's delay: what it hands the user looks like every other packet. `high` has steady mailboxes
  * (the push waits for its period's slot) and keeps its own delay.
  */
-export const STORED_MIX_DELAY_MS = 3_000
+export const STORED_MIX_DELAY_MS = 8_000
 
 /**
  * `standard`'s mean receipt delay (was 5 s). The receipt is the other packet a message sends back to
  * its sender: deposited into the sender's mailbox and pushed to it R + 2.7 s + 5 x 500 ms after the
  * message reached the recipient on average. A Monte Carlo of the two answer clues with `standard`'s
  * rates (`node bench/answer-clues.ts`: 20 users at the anonymity bench's pace, 6,000 messages, the
- * adversary scoring each user's incoming packets by normal kernels of the two offsets; a model, not the
+ * adversary scoring each user's incoming packets by normal kernels of the two offsets (the adversary of
+ * then; its exact densities, now, find more: STORED_MIX_DELAY_MS); a model, not the
  * code) links the sender of 28.6 % of messages with D = 500 ms and R = 5 s, 21.9 % with D = 3 s, 17.4 %
  * with D = 3 s and R = 15 s, 17.0 % with R = 20 s (13.7 % with D = 15 s, at a 3-minute deposit timeout):
  * past 15 s little is left to gain while the ✓✓ comes ever later. Costs only the ✓✓'s timing (~20 s
