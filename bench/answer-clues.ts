@@ -1,5 +1,5 @@
 /**
- * A Monte Carlo of the two "answer clues" of issue 11 (`node bench/answer-clues.ts [--stored-mix-ms=8000]
+ * A Monte Carlo of the two "answer clues" of issue 11 (`node bench/answer-clues.ts [--stored-mix-ms=3000]
  * [--receipt-ms=15000] [--loops=2] [--messages=6000] [--seed=7] [--normal]`): how often a timing adversary holding
  * every entry relay names a message's sender from the packets handed to users after the message reached
  * its recipient (the mailbox's STORED answer to the sender, and the recipient's receipt pushed to the
@@ -74,7 +74,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const arg = (name: string, dflt: number): number => Number(process.argv.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt)
   const opts = { loopsPerMinute: arg('loops', 2), messages: arg('messages', 6_000), seed: arg('seed', 7), normal: process.argv.includes('--normal') }
   const pairs = process.argv.some(a => a.startsWith('--stored-mix-ms=') || a.startsWith('--receipt-ms='))
-    ? [[arg('stored-mix-ms', 8_000), arg('receipt-ms', 15_000)]]
+    ? [[arg('stored-mix-ms', 3_000), arg('receipt-ms', 15_000)]]
     : [[500, 5_000], [3_000, 5_000], [3_000, 15_000], [3_000, 20_000], [6_000, 15_000], [8_000, 15_000], [10_000, 15_000], [12_000, 15_000], [15_000, 15_000]]
   process.stdout.write('| D (STORED mixes) | R (receipt) | stored clue | receipt clue | both (x chance) |\n| --- | --- | --- | --- | --- |\n')
   for (const [D, R] of pairs) {

@@ -377,19 +377,19 @@ describe('--privacy on p2pchat start', () => {
     assert.deepEqual(parseTiming({ P2PCHAT_TIMING: '{"hopDelayMs":40}' }), { hopDelayMs: 40 })
   })
 
-  it('a DEPOSIT\'s answer: slow mixes only at standard (8 s, scaled with a shortened mean or set), 12 slow means more to wait for it (0.9999 quantile of Gamma(2) is 11.8 means)', () => {
+  it('a DEPOSIT\'s answer: slow mixes only at standard (3 s, scaled with a shortened mean or set), 12 slow means more to wait for it (0.9999 quantile of Gamma(2) is 11.8 means)', () => {
     const std = privacyLevel('standard')
     assert.equal(std.storedMixDelayMs, STORED_MIX_DELAY_MS)
     assert.ok(STORED_MIX_DELAY_MS > std.meanDelayMs)
-    assert.equal(storedAnswerAllowanceMs(std), 96_000)
+    assert.equal(storedAnswerAllowanceMs(std), 36_000)
     for (const name of ['fast', 'low', 'high']) {
       const l = privacyLevel(name)
       assert.equal(l.storedMixDelayMs, l.meanDelayMs, name)
       assert.equal(storedAnswerAllowanceMs(l), 0, name)
       assert.doesNotMatch(l.summary, /stored/)
     }
-    assert.match(std.summary, /a ✓ \(stored\) comes back through 2 mixes of 8 s mean/)
-    assert.equal(withOverrides(std, { meanDelayMs: 50 }).storedMixDelayMs, 800, 'a shortened mean keeps the ratio')
+    assert.match(std.summary, /a ✓ \(stored\) comes back through 2 mixes of 3 s mean/)
+    assert.equal(withOverrides(std, { meanDelayMs: 50 }).storedMixDelayMs, 300, 'a shortened mean keeps the ratio')
     assert.equal(withOverrides(std, { meanDelayMs: 50, storedMixDelayMs: 80 }).storedMixDelayMs, 80)
     assert.equal(withOverrides(privacyLevel('fast'), { meanDelayMs: 50 }).storedMixDelayMs, 50)
     const x = 12
