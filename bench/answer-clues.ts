@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto'
 import { seededUniform } from '../protocols/onion/delays.ts'
-import { logDensity, logNear, mixingModel, normalKernels } from '../test/helpers/adversary.ts'
+import { gammaDraw, logAnswer, mixingModel, normalKernels, storedClue } from '../test/helpers/adversary.ts'
 import type { Density } from '../test/helpers/adversary.ts'
 
 export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number, normal?: boolean }
@@ -30,7 +30,7 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
   const W = 60_000 / 22
   const u = seededUniform(new Uint8Array(createHash('sha256').update(`answer clues ${o.seed}`).digest()))
   const exp = (mean: number): number => -mean * Math.log(1 - u())
-  const gamma = (k: number, mean: number): number => { let s = 0; for (let i = 0; i < k; i++) s += exp(mean); return s }
+  const gamma = (k: number, mean: number): number => gammaDraw(exp, k, mean)
   const end = o.messages * 2_000 + 120_000
   const incoming: number[][] = Array.from({ length: N }, () => [])
   for (const list of incoming) for (let t = exp(60_000 / o.loopsPerMinute); t < end; t += exp(60_000 / o.loopsPerMinute)) list.push(t)
@@ -53,16 +53,15 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
   // (--normal: normal kernels of their mean and spread, the weaker adversary before 2026-12-02 evening)
   const exact = mixingModel(theta, o.storedMixMs, { receiptDelayMs: o.receiptMs, tickWaitMs: W })
   const model = o.normal === true ? normalKernels(exact) : exact
+  const stored = storedClue(model, model.answerSdMs ?? 0)
   const receipt = model.receipt as { meanMs: number, sdMs: number, density?: Density }
-  const score = (at: number, times: number[], d: Density | undefined, meanMs: number, sdMs: number): number =>
-    d != null ? logDensity(at, times, d) : logNear(at, times, meanMs, sdMs)
   const hits = { stored: 0, receipt: 0, both: 0 }
   for (const m of messages) {
     const best = { stored: [-1, -Infinity], receipt: [-1, -Infinity], both: [-1, -Infinity] }
     for (let c = 0; c < N; c++) {
       if (c === m.to) continue
-      const a = score(m.push, incoming[c], model.answerDensity, model.answerMeanMs ?? 0, model.answerSdMs ?? 0)
-      const b = score(m.push, incoming[c], receipt.density, receipt.meanMs, receipt.sdMs)
+      const a = logAnswer(m.push, incoming[c], stored)
+      const b = logAnswer(m.push, incoming[c], receipt)
       for (const [k, v] of [['stored', a], ['receipt', b], ['both', a + b]] as const) if (v > best[k][1]) best[k] = [c, v]
     }
     for (const k of ['stored', 'receipt', 'both'] as const) if (best[k][0] === m.from) hits[k]++

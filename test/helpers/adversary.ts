@@ -35,7 +35,6 @@
 import { createHash } from 'node:crypto'
 import { seededUniform } from '../../protocols/onion/delays.ts'
 
-
 /** Delayed hops between a sender's SUBMIT and the recipient's delivery (node/privacy.ts). */
 export const HOPS = 5
 /** Spread of (answer to the sender - push to the recipient) without delays: processing noise. */
@@ -107,7 +106,16 @@ export function logDensity (at: number, times: number[], d: Density): number {
   return Math.log(sum)
 }
 
-function gammaDraw (exp: (meanMs: number) => number, k: number, meanMs: number): number {
+/**
+ * How well a user's incoming packets `times` fit an answer clue at `at`: by its exact density when it
+ * has one, else by a normal kernel of its mean and spread (logNear).
+ */
+export function logAnswer (at: number, times: number[], clue: { meanMs: number, sdMs: number, density?: Density }): number {
+  return clue.density != null ? logDensity(at, times, clue.density) : logNear(at, times, clue.meanMs, clue.sdMs)
+}
+
+/** A Gamma(k, meanMs) draw: the sum of k exponentials of that mean. */
+export function gammaDraw (exp: (meanMs: number) => number, k: number, meanMs: number): number {
   let s = 0
   for (let i = 0; i < k; i++) s += exp(meanMs)
   return s
@@ -138,6 +146,11 @@ export function mixingModel (meanMs: number, storedMixMs = meanMs, receipts?: { 
     }
   }
   return model
+}
+
+/** A model's stored clue in the receipt clue's shape (logAnswer), given its spread. */
+export function storedClue (model: TimingModel, sdMs: number): { meanMs: number, sdMs: number, density?: Density } {
+  return { meanMs: model.answerMeanMs ?? 0, sdMs, ...(model.answerDensity != null ? { density: model.answerDensity } : {}) }
 }
 
 /** The same model scored by normal kernels of the answer clues' mean and spread (the adversary before 2026-12-02 evening). */
@@ -212,12 +225,8 @@ export function guessSender (at: number, candidates: string[], submissions: Obse
     let v = m + Math.log(l.reduce((a, x) => a + Math.exp(x - m), 0))
     // the density of the answer's offset, and of the receipt's (exact, or a normal), each floored
     const times = delivered.get(c) ?? []
-    if (model.answerSdMs != null && opts.deliveries != null) {
-      v += model.answerDensity != null ? logDensity(at, times, model.answerDensity) : logNear(at, times, model.answerMeanMs ?? 0, model.answerSdMs)
-    }
-    if (model.receipt != null && opts.deliveries != null) {
-      v += model.receipt.density != null ? logDensity(at, times, model.receipt.density) : logNear(at, times, model.receipt.meanMs, model.receipt.sdMs)
-    }
+    if (model.answerSdMs != null && opts.deliveries != null) v += logAnswer(at, times, storedClue(model, model.answerSdMs))
+    if (model.receipt != null && opts.deliveries != null) v += logAnswer(at, times, model.receipt)
     score.set(c, v)
   }
   const posterior = new Map<string, number>()
