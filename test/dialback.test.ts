@@ -4,17 +4,24 @@
  * 127.0.0.1. Relays that start together are in nobody's relay list yet (a relay announces itself only
  * after its check), so they find each other as DHT servers and each is dialled back from several
  * networks, not by the bootstrap node alone; a relay whose announced address nobody can dial is refused
- * by the helpers of every network it asked.
+ * by the helpers of every network it asked. First, with a fake node, the race that once left one of
+ * the relays starting together with its bootstrap node's word alone: a candidate that dialled the
+ * relay while it looked candidates up must be dialled anew to count in its network.
  */
-import { after, before, describe, it } from 'node:test'
+import { after, before, describe, it, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { Connection, PeerId } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { ChatNetwork, writeTransportKeyWithRole } from './helpers/chat-network.ts'
 import { LOOPBACK_ALLOW } from './helpers/network.ts'
 import { within } from './helpers/wait.ts'
 import { RelayNode, RelayUnreachableError } from '../node/relay-node.ts'
-import { REQUIRED_GROUPS } from '../protocols/reachability/dialback.ts'
+import { recruitHelpers, REQUIRED_GROUPS, TARGET_GROUPS } from '../protocols/reachability/dialback.ts'
 
 /** A TCP port on 127.9.0.1 that nothing listens on (bound, then released). */
 async function closedPort (host: string): Promise<number> {
@@ -24,6 +31,58 @@ async function closedPort (host: string): Promise<number> {
   await new Promise<void>(resolve => s.close(() => { resolve() }))
   return port
 }
+
+async function newPeerId (): Promise<PeerId> {
+  return peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+}
+
+/**
+ * The race of relays starting together, made deterministic: while this node's DHT query runs, relay B
+ * dials this node (B's own lookup), and this node's own lookup connects to relay C. libp2p's dial without
+ * `force` returns an open connection to the peer whatever its direction, and B's inbound connection
+ * shows B's source address (on loopback 127.0.0.1: the bootstrap node's /16), not B's network. B must
+ * be dialled anew to count in its /16; C's group is connected already and is not dialled again.
+ */
+test('recruiting dials a candidate that dialled this node meanwhile anew, to count in its network group', async () => {
+  const [self, boot, b, c] = await Promise.all([newPeerId(), newPeerId(), newPeerId(), newPeerId()])
+  const conns: Connection[] = []
+  const connect = (peer: PeerId, addr: string, direction: 'inbound' | 'outbound'): Connection => {
+    const conn = { remotePeer: peer, remoteAddr: multiaddr(addr), direction, status: 'open' } as unknown as Connection
+    conns.push(conn)
+    return conn
+  }
+  connect(boot, '/ip4/127.0.0.1/tcp/4000', 'outbound')
+  const dials: Array<{ addr: string, force: boolean }> = []
+  const node = {
+    peerId: self,
+    getConnections: () => conns.filter(x => x.status === 'open'),
+    dialProtocol: async () => { throw new Error('no relay list in this test') },
+    // as libp2p's connection manager: without force, any open connection to the peer is returned
+    dial: async (ma: Multiaddr, opts: { force?: boolean } = {}) => {
+      const peer = ma.getComponents().find(x => x.name === 'p2p')?.value
+      dials.push({ addr: ma.toString(), force: opts.force === true })
+      const existing = conns.find(x => x.remotePeer.toString() === peer)
+      if (opts.force !== true && existing != null) return existing
+      const target = peer === b.toString() ? b : c
+      return connect(target, ma.decapsulateCode(421).toString(), 'outbound')
+    }
+  } as unknown as Parameters<typeof recruitHelpers>[0]
+  const result = await within(recruitHelpers(node, AbortSignal.timeout(10_000), {
+    rounds: 3,
+    pauseMs: 10,
+    candidates: async function * () {
+      connect(b, '/ip4/127.0.0.1/tcp/51234', 'inbound')
+      connect(c, '/ip4/127.3.0.1/tcp/4003', 'outbound')
+      yield { peerId: b.toString(), addrs: ['/ip4/127.2.0.1/tcp/4002'] }
+      yield { peerId: c.toString(), addrs: ['/ip4/127.3.0.1/tcp/4003'] }
+    }
+  }), 10_000, 'recruiting')
+  assert.equal(result.groups, TARGET_GROUPS, JSON.stringify(result))
+  assert.deepEqual(conns.filter(x => x.direction === 'outbound').map(x => x.remoteAddr.toString()).sort(),
+    ['/ip4/127.0.0.1/tcp/4000', '/ip4/127.2.0.1/tcp/4002', '/ip4/127.3.0.1/tcp/4003'])
+  // B anew; C not at all (its group came with this node's own lookup)
+  assert.deepEqual(dials, [{ addr: `/ip4/127.2.0.1/tcp/4002/p2p/${b.toString()}`, force: true }])
+})
 
 describe('dial-back helpers beyond the bootstrap node', { timeout: 300_000 }, () => {
   const net = new ChatNetwork()

@@ -406,8 +406,10 @@ export interface RecruitResult {
  * Connects to peers in network groups this node has no connection to yet, so that the check hears from
  * several /16s: a relay starting up is connected to its bootstrap nodes and a few DHT peers. Candidates:
  * the relay lists of two connected peers (verified descriptors) and `options.candidates` (the DHT). Dials
- * one candidate per new group, up to MAX_HELPERS - 1 in all, until TARGET_GROUPS groups are connected;
- * while fewer than REQUIRED_GROUPS are, it looks again (RECRUIT_ROUNDS rounds, RECRUIT_PAUSE_MS apart).
+ * one candidate per new group, up to MAX_HELPERS - 1 in all, until TARGET_GROUPS groups are connected,
+ * each with a new connection unless the group got connected meanwhile (a connection the candidate opened
+ * to this node shows the candidate's source address, not its group); while fewer than REQUIRED_GROUPS
+ * are, it looks again (RECRUIT_ROUNDS rounds, RECRUIT_PAUSE_MS apart).
  * Failures are skipped: the check then has fewer helpers, and says so.
  */
 export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dialProtocol' | 'dial' | 'peerId'>, signal: AbortSignal, options: RecruitOptions = {}): Promise<RecruitResult> {
@@ -434,7 +436,6 @@ export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dia
     // peers we hold an outbound connection to count in its group already; a peer that only dialled us
     // (a relay recruiting us, a DHT lookup) is dialled at its listed address, to count in that group
     const outbound = new Set(node.getConnections().filter(c => c.direction === 'outbound').map(c => c.remotePeer.toString()))
-    const connected = new Set(node.getConnections().map(c => c.remotePeer.toString()))
     const found: HelperCandidate[] = []
     const sourceSignal = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(RECRUIT_SOURCE_TIMEOUT_MS)])
     const lists = [...new Set(node.getConnections().map(c => c.remotePeer))].slice(0, 2).map(async peer => {
@@ -454,7 +455,7 @@ export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dia
       }
     })()
     await Promise.all([...lists, dht])
-    const targets: Array<{ ma: Multiaddr, force: boolean }> = []
+    const targets: Array<{ ma: Multiaddr, group: string }> = []
     // a loopback address of a peer is this machine, not the peer, unless this node's own peers are on loopback (tests)
     const onLoopback = node.getConnections().every(c => isLoopback(ipOf(c.remoteAddr) ?? ''))
     for (const r of found) {
@@ -469,13 +470,20 @@ export async function recruitHelpers (node: Pick<Libp2p, 'getConnections' | 'dia
         if (groups.has(g)) continue
         groups.add(g)
         tried.add(r.peerId)
-        targets.push({ ma: ma.getComponents().some(c => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${r.peerId}`), force: connected.has(r.peerId) })
+        targets.push({ ma: ma.getComponents().some(c => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${r.peerId}`), group: g })
         break
       }
     }
-    const results = await Promise.all(targets.map(async ({ ma, force }) => {
+    const results = await Promise.all(targets.map(async ({ ma, group }) => {
+      // this node's own DHT lookups of this round may have connected to the group already
+      if (openGroups().has(group)) return 0
       try {
-        await node.dial(ma, { force, signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+        // a new connection (force), whatever this node held when the round began: while the round's
+        // queries ran, the peer may have dialled this node (relays starting together look each other up
+        // and recruit each other), and a dial without force returns that inbound connection, whose
+        // address is the peer's source address (on loopback 127.0.0.1, the bootstrap node's /16), not
+        // the group dialled; the peer, now tried, would never be dialled again
+        await node.dial(ma, { force: true, signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
         return 1
       } catch (err) {
         log('dialling a relay to help the check failed: %s', (err as Error).message)
