@@ -212,7 +212,8 @@ describe('MailboxService', () => {
       const bytes = item()
       service.handle(buildDeposit(alice.mailboxId, bytes), rb)
       await service.settled()
-      assert.deepEqual(sent.map(s => [hex(s.block), s.answer.kind]), [[hex(rb), 'stored'], [hex(stocked[1]), 'push']])
+      // the push leaves at the commit, the STORED once the commit is on disk (SPEC.md section 7)
+      assert.deepEqual(sent.map(s => [hex(s.block), s.answer.kind]), [[hex(stocked[1]), 'push'], [hex(rb), 'stored']])
       assert.equal(service.blocksHeld(alice.mailboxId), 1)
     })
 
@@ -584,6 +585,19 @@ describe('MailboxService: a STORED answer waits for its item to be on disk', () 
     syncs[1].resolve()
     await service.settled()
     assert.deepEqual(sent.map(a => a.kind), ['stored', 'stored', 'stored'])
+  })
+
+  it('the push to the owner leaves at the commit, before the sync ends; the STORED only after it', async () => {
+    const alice = generateMailboxKeyPair()
+    service.handle(buildRegister(alice, item(100), T0), block())
+    service.handle(buildStock(alice, [block()], T0), undefined)
+    sent = []
+    service.handle(buildDeposit(alice.mailboxId, item()), block())
+    assert.equal(syncs.length, 1, 'its sync started')
+    assert.deepEqual(sent.map(a => a.kind), ['push'], 'pushed while the sync runs')
+    syncs[0].resolve()
+    await service.settled()
+    assert.deepEqual(sent.map(a => a.kind), ['push', 'stored'])
   })
 
   it('a failed sync: no STORED, a counted store-error', async () => {

@@ -280,7 +280,18 @@ export class MailboxStore {
    * mailbox's item and byte limits, the relay's item and byte limits; a refusal resolves at once. Bad ids
    * and store errors throw before it returns; a failed sync rejects (WalSyncError).
    */
-  deposit (mailboxId: Uint8Array, itemId: Uint8Array, bytes: Uint8Array, now: number, limits: StoreLimits): Promise<DepositResult> {
+  async deposit (mailboxId: Uint8Array, itemId: Uint8Array, bytes: Uint8Array, now: number, limits: StoreLimits): Promise<DepositResult> {
+    const { result, durable } = this.commitDeposit(mailboxId, itemId, bytes, now, limits)
+    await durable
+    return result
+  }
+
+  /**
+   * `deposit` in two steps: `result` once committed (other reads see the item), `durable` once that
+   * commit is on disk (resolved at once for a refusal; rejects with WalSyncError). What tells the sender
+   * the item is kept (STORED) waits for `durable`; a push to the owner need not (MailboxService#deposit).
+   */
+  commitDeposit (mailboxId: Uint8Array, itemId: Uint8Array, bytes: Uint8Array, now: number, limits: StoreLimits): { result: DepositResult, durable: Promise<void> } {
     checkId(mailboxId)
     checkItemId(itemId)
     const result = this.#write((sql): DepositResult => {
@@ -293,7 +304,7 @@ export class MailboxStore {
       sql.addToMailbox.run(1, bytes.length, mailboxId)
       return 'stored'
     }, 'deferred')
-    return result === 'stored' ? this.#wal.durable().then(() => result) : Promise.resolve(result)
+    return { result, durable: result === 'stored' ? this.#wal.durable() : Promise.resolve() }
   }
 
   getItem (itemId: Uint8Array): ItemRow | undefined {
