@@ -56,7 +56,7 @@ import { OnionClient } from '../protocols/onion/client.ts'
 import { cryptoUniform, hopDelays } from '../protocols/onion/delays.ts'
 import type { Uniform } from '../protocols/onion/delays.ts'
 import { ClientCover } from './client-cover.ts'
-import type { ClientCoverStatus } from './client-cover.ts'
+import type { AnswerKind, ClientCoverStatus } from './client-cover.ts'
 import type { CoverInit } from './cover.ts'
 import { DEFAULT_PRIVACY, privacyLevel, roundTripAllowanceMs, storedAnswerAllowanceMs } from './privacy.ts'
 import type { PrivacyLevel } from './privacy.ts'
@@ -381,7 +381,8 @@ export class ChatNode {
       onionKeys: this.onionKeys,
       seenSeals: this.seenSeals,
       identity,
-      mailboxes: this.mailboxes,
+      // a receipt's DEPOSIT expects its STORED (answer cover, node/answer-cover.ts)
+      mailboxes: { deposit: async (...args) => await this.cover.expecting(['stored'], async () => await this.mailboxes.deposit(...args)) },
       directory: this.directory,
       timing: this.timing,
       receiptDelayMs: this.privacy.receiptDelayMs,
@@ -885,7 +886,9 @@ export class ChatNode {
       this.emit({ type: 'sent', id, to: msg.peerNick, attempt: msg.attempts + 1 + i, path: [hex(box.relay).slice(0, 16)] })
       try {
         // what the user waits for leaves before queued upkeep and receipts (same rate: node/cover.ts)
-        const kind = await this.cover.first(async () => await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed, late))
+        // its STORED, and on the first deposit of its first send its receipt, are expected (answer cover)
+        const answers: AnswerKind[] = i === 0 && msg.attempts === 0 ? ['stored', 'receipt'] : ['stored']
+        const kind = await this.cover.first(async () => await this.cover.expecting(answers, async () => await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed, late)))
         if (kind === 'stored') {
           stored()
           return

@@ -23,9 +23,37 @@ import type { PathRelay } from '../protocols/onion/paths.ts'
 import type { Clock } from '../protocols/onion/scheduler.ts'
 import { SERVICE_DROP } from '../protocols/onion/service-body.ts'
 import { packetFromSurb } from '../protocols/onion/sphinx.ts'
+import { realClock } from '../protocols/onion/scheduler.ts'
+import { AnswerCover, offsetDensity } from './answer-cover.ts'
+import type { AnswerCoverStats } from './answer-cover.ts'
 import { CoverTraffic } from './cover.ts'
 import type { CoverInit, CoverStats, Lane } from './cover.ts'
 import type { PrivacyLevel } from './privacy.ts'
+
+/** The answers a request may expect (answer cover, node/answer-cover.ts). */
+export type AnswerKind = 'stored' | 'receipt'
+
+/**
+ * Answer cover's densities at a level, from the moment a request's packet leaves (null where the level
+ * has no answer cover). STORED: 2 mixes to the mailbox, then the DEPOSIT reply block's 2 mixes of
+ * storedMixDelayMs and the entry relay. Receipt (a message's): 2 mixes and 3 hops of the recipient's
+ * reply block to the recipient, the receipt delay, the recipient's wait for a cover tick, 2 mixes to our
+ * mailbox and 3 hops of our reply block to us. A loop comes back after its 3 hops (`leadMs`).
+ */
+export function answerCoverFor (p: PrivacyLevel): { densities: Record<AnswerKind, ReturnType<typeof offsetDensity>>, leadMs: number } | null {
+  const theta = p.meanDelayMs
+  if (p.answerCover !== true || p.loopPerMinute <= 0 || theta <= 0) return null
+  const binMs = Math.max(1, Math.min(50, theta / 10))
+  const tickWaitMs = 60_000 / (p.loopPerMinute + p.dropPerMinute)
+  const hops = (n: number): number[] => new Array<number>(n).fill(theta)
+  return {
+    densities: {
+      stored: offsetDensity([...hops(3), p.storedMixDelayMs, p.storedMixDelayMs], binMs),
+      receipt: offsetDensity([...(p.receiptDelayMs > 0 ? [p.receiptDelayMs] : []), tickWaitMs, ...hops(10)], binMs)
+    },
+    leadMs: 3 * theta
+  }
+}
 
 export interface ClientCoverInit {
   privacy: PrivacyLevel
@@ -46,8 +74,8 @@ export interface ClientCoverInit {
   onTick?: CoverInit['onTick']
 }
 
-/** What `/status` shows of the cover traffic (null at `fast`). */
-export type ClientCoverStatus = CoverStats & { loopsReturned: number, waiting: number }
+/** What `/status` shows of the cover traffic (null at `fast`); `answers`: answer cover's counters (null where off). */
+export type ClientCoverStatus = CoverStats & { loopsReturned: number, waiting: number, answers: AnswerCoverStats | null }
 
 export class ClientCover {
   private readonly init: ClientCoverInit
@@ -60,15 +88,21 @@ export class ClientCover {
   private submitted = 0
   /** The lane of the packets submitted while `first` runs (node/cover.ts). */
   private lane: Lane = 'next'
+  /** Answer cover (undefined where the level has none), and the answers the packets submitted now expect. */
+  private readonly answers: AnswerCover | undefined
+  private expected: readonly AnswerKind[] = []
 
   constructor (init: ClientCoverInit) {
     this.init = init
     const p = init.privacy
+    const a = answerCoverFor(p)
+    const answers = this.answers = a != null && p.dropPerMinute > 0 ? new AnswerCover({ loopPerMinute: p.loopPerMinute, ...a }) : undefined
     this.cover = p.loopPerMinute + p.dropPerMinute > 0
       ? new CoverTraffic({
         loopPerMinute: p.loopPerMinute,
         dropPerMinute: p.dropPerMinute,
         backlog: p.backlog,
+        ...(answers != null ? { waiveLoop: (now: number) => answers.waive(now, init.uniform()) } : {}),
         sendLoop: () => { this.sendLoop() },
         sendDrop: () => { this.sendDrop() },
         uniform: init.uniform,
@@ -98,12 +132,23 @@ export class ClientCover {
     try { return fn() } finally { this.lane = was }
   }
 
+  /**
+   * Runs `fn` with every packet it submits (synchronously, as `first`) expecting `kinds` of answer:
+   * when such a packet leaves, answer cover (where the level has it) waives loops around their
+   * expected arrival. For a DEPOSIT (its STORED; a message's first deposit: its receipt too).
+   */
+  expecting<T> (kinds: readonly AnswerKind[], fn: () => T): T {
+    const was = this.expected
+    this.expected = kinds
+    try { return fn() } finally { this.expected = was }
+  }
+
   /** Packets this node handed its entry link since it was created (cover, real, start-up alike). */
   get packetsSubmitted (): number { return this.submitted }
 
   /** The cover counters for `/status`, or null at `fast`. */
   status (): ClientCoverStatus | null {
-    return this.cover == null ? null : { ...structuredClone(this.cover.stats), loopsReturned: this.loopsReturned, waiting: this.cover.queued }
+    return this.cover == null ? null : { ...structuredClone(this.cover.stats), loopsReturned: this.loopsReturned, waiting: this.cover.queued, answers: this.answers == null ? null : structuredClone(this.answers.stats) }
   }
 
   /**
@@ -120,13 +165,17 @@ export class ClientCover {
     return {
       relay: link.relay,
       defers: true,
-      submit: (address, packet, departed) => cover.send(() => {
-        // the link of the moment the tick fires (it may have been reopened meanwhile)
-        const now = this.init.link()
-        const ok = now != null && this.counted(now, address, packet)
-        departed?.(ok)
-        if (!ok) throw now == null ? new NoEntryRelayError() : new SubmitFailedError()
-      }, () => { departed?.(false) }, this.lane)
+      submit: (address, packet, departed) => {
+        const kinds = this.expected
+        return cover.send(() => {
+          // the link of the moment the tick fires (it may have been reopened meanwhile)
+          const now = this.init.link()
+          const ok = now != null && this.counted(now, address, packet)
+          if (ok && this.answers != null) for (const k of kinds) this.answers.expect(k, (this.init.clock ?? realClock).now())
+          departed?.(ok)
+          if (!ok) throw now == null ? new NoEntryRelayError() : new SubmitFailedError()
+        }, () => { departed?.(false) }, this.lane)
+      }
     }
   }
 

@@ -13,9 +13,13 @@
  * average), and the drops that real packets and owed loops replace are as many as the real packets,
  * as before. What changes is only which tick carries what, invisible outside (every packet is the same
  * size and sealed), and the wait: a real packet waits 60/(loop + drop) s on average for its tick, not
- * 60/drop (2.7 s instead of 3 s at `standard`). A real packet's wait before it leaves hides nothing
+ * 60/drop (2.7 s instead of 3.5 s at `standard`). A real packet's wait before it leaves hides nothing
  * from the entry relay (it sees only when the packet leaves), so a shorter wait costs no anonymity;
  * the per-hop delays after it are what mixes (protocols/onion/SPEC.md section 15).
+ *
+ * Answer cover (`waiveLoop`, node/answer-cover.ts): before a loop goes (at its tick, or an owed one in
+ * a drop tick) the hook may waive it, and a drop goes in its place: the outgoing stream is unchanged,
+ * and the loop that does not come back makes room for an answer the user expects (a STORED, a receipt).
  *
  * Two lanes, one rate: a packet the user is waiting for (a message's DEPOSIT, the lookup before it:
  * lane `first`) leaves before mailbox upkeep, receipts and directory chores (lane `next`) queued earlier.
@@ -68,6 +72,12 @@ export interface CoverInit {
   sendDrop: () => void
   /** A bounded raise of the drop rate while a backlog waits (off when absent); see the module comment. */
   backlog?: BacklogRate
+  /**
+   * Asked before each loop is sent (at its tick, or an owed one in a drop tick): true sends a drop
+   * in its place (answer cover, node/answer-cover.ts: a loop that does not come back makes room for an
+   * expected answer). The outgoing stream is unchanged. Absent: every loop is sent.
+   */
+  waiveLoop?: (now: number) => boolean
   clock?: Clock
   uniform?: Uniform
   /**
@@ -76,7 +86,7 @@ export interface CoverInit {
    * loop), and the gap drawn before it (ms).
    * Tests check the client's own schedule with it; bench/anonymity.ts splits a message's latency by it.
    */
-  onTick?: (tick: { stream: 'loop' | 'drop', sent: 'loop' | 'drop' | 'real', gapMs: number, ok: boolean, lane?: Lane, waitedMs?: number }) => void
+  onTick?: (tick: { stream: 'loop' | 'drop', sent: 'loop' | 'drop' | 'real', gapMs: number, ok: boolean, lane?: Lane, waitedMs?: number, waived?: boolean }) => void
 }
 
 export interface BacklogRate {
@@ -98,6 +108,8 @@ export interface CoverStats {
   owedLoopsSent: number
   /** Owed loops forgotten beyond MAX_OWED_LOOPS. */
   loopsForgone: number
+  /** Loops waived (`waiveLoop`): a drop went in their place (counted in `drops` too). */
+  loopsWaived: number
   /** Sends that threw (no entry relay, too few relays), by stream. */
   failed: { loop: number, drop: number, real: number }
   /** Real packets refused because MAX_WAITING were already waiting. */
@@ -138,6 +150,7 @@ export class CoverTraffic {
     realInLoopTicks: 0,
     owedLoopsSent: 0,
     loopsForgone: 0,
+    loopsWaived: 0,
     failed: { loop: 0, drop: 0, real: 0 },
     queueFull: 0,
     abandoned: 0,
@@ -231,8 +244,8 @@ export class CoverTraffic {
   private dropRaised = false
 
   private tick (stream: 'loop' | 'drop', gapMs: number): void {
-    const told = (sent: 'loop' | 'drop' | 'real', ok: boolean, real?: { lane: Lane, waitedMs: number }): void => {
-      try { this.init.onTick?.({ stream, sent, gapMs, ok, ...real }) } catch {}
+    const told = (sent: 'loop' | 'drop' | 'real', ok: boolean, real?: { lane: Lane, waitedMs: number }, waived?: boolean): void => {
+      try { this.init.onTick?.({ stream, sent, gapMs, ok, ...real, ...(waived === true ? { waived } : {}) }) } catch {}
     }
     const lane: Lane = this.waiting.first.length > 0 ? 'first' : 'next'
     const next = this.waiting[lane].shift()
@@ -261,12 +274,19 @@ export class CoverTraffic {
       }
       return
     }
+    let waived = false
     if (stream === 'loop' || this.owedLoops > 0) {
-      if (stream === 'drop') { this.owedLoops--; this.stats.owedLoopsSent++ }
-      try { this.init.sendLoop(); this.stats.loops++; told('loop', true) } catch { this.stats.failed.loop++; told('loop', false) }
-      return
+      // an owed loop is settled whether it is sent or waived
+      if (stream === 'drop') this.owedLoops--
+      try { waived = this.init.waiveLoop?.(this.clock.now()) === true } catch {}
+      if (!waived) {
+        if (stream === 'drop') this.stats.owedLoopsSent++
+        try { this.init.sendLoop(); this.stats.loops++; told('loop', true) } catch { this.stats.failed.loop++; told('loop', false) }
+        return
+      }
+      this.stats.loopsWaived++
     }
-    try { this.init.sendDrop(); this.stats.drops++; told('drop', true) } catch { this.stats.failed.drop++; told('drop', false) }
+    try { this.init.sendDrop(); this.stats.drops++; told('drop', true, undefined, waived) } catch { this.stats.failed.drop++; told('drop', false, undefined, waived) }
   }
 
   /**

@@ -63,7 +63,8 @@ export interface ReceiverInit {
   onionKeys: UserOnionKeys
   seenSeals: SeenSeals
   identity: Identity
-  mailboxes: MailboxClient
+  /** Deposits a receipt (node/chat-node.ts wraps it so its packet expects its STORED: answer cover). */
+  mailboxes: Pick<MailboxClient, 'deposit'>
   directory: DirectoryClient
   timing: { messageTtlMs: number, crossCheckMaxDelayMs: number }
   /** Mean of the exponential delay before owed receipts leave, ms (0: at once; node/privacy.ts). */

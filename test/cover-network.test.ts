@@ -123,10 +123,19 @@ describe('cover traffic on: the stream at the guard is the client\'s Poisson sch
     await waitFor(() => guardCount() >= snapshot, () => `the guard to receive alice's ${snapshot} packets (has ${guardCount()})`, 60_000)
     const status = alice.chat.privacyStatus()
     assert.ok(status.cover != null && status.cover.loopsReturned > 0, 'loop cover came back')
+    // answer cover (node/answer-cover.ts): each message's first deposit expected its STORED and its
+    // receipt when it left, and loops were waived for them (a drop in their ticks: the counts above held);
+    // bob's receipts expected their STOREDs
+    const answers = status.cover.answers
+    assert.ok(answers != null)
+    assert.equal(answers.expected.receipt, MESSAGES)
+    assert.ok(answers.expected.stored >= MESSAGES, `${answers.expected.stored} STOREDs expected`)
+    assert.ok(answers.waived > 0 && status.cover.loopsWaived === answers.waived, `${answers.waived} loops waived`)
+    assert.ok((bob.chat.privacyStatus().cover?.answers?.expected.stored ?? 0) >= 1, 'bob\'s receipts expected their STOREDs')
     // what --json status shows (and /status prints): the level's figures and the cover counts
     const json = privacyJson(alice.chat)
     assert.deepEqual([json.level, json.meanDelayMsPerHop, json.loopPerMinute, json.dropPerMinute, json.receiptDelayMs], ['standard', 20, 60_000 / LOOP_GAP_MS, 60_000 / DROP_GAP_MS, 300])
     assert.ok((json.cover as { real: number }).real >= real)
-    process.stdout.write(`# chat: ${chat.length} ticks, ${real} real; loops sent ${status.cover?.loops}, back ${status.cover?.loopsReturned}\n`)
+    process.stdout.write(`# chat: ${chat.length} ticks, ${real} real; loops sent ${status.cover?.loops}, back ${status.cover?.loopsReturned}, waived ${answers.waived} for ${answers.expected.stored} STOREDs and ${answers.expected.receipt} receipts expected\n`)
   })
 })
