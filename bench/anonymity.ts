@@ -7,7 +7,8 @@
  * when each user submits a packet and when one is handed to a user, and for each message delivered it
  * ranks every user but the recipient by the Gamma(5, mean) likelihood of their earlier submissions
  * (Loopix's entropy measure) times the "stored" answer clue and the receipt clue. `--stored-mix-ms=`
- * and `--receipt-ms=` override the levels' DEPOSIT reply-block mix delay and receipt delay (exploring
+ * and `--receipt-ms=` override the levels' DEPOSIT reply-block mix delay and receipt delay,
+ * `--loop-gap-ms=` / `--drop-gap-ms=` the cover rates and `--answer-cover=on|off` answer cover (exploring
  * what they buy; the adversary is told the overridden figures).
  *
  * Per level: the users start at that level (the product's delays, cover rates and receipt delays; only
@@ -97,6 +98,12 @@ export interface AnonymityRow {
    * ms; null at `fast` (no cover, no wait).
    */
   queue: { maxWaiting: number, firstMeanMs: number, firstMaxMs: number, nextMeanMs: number, nextMaxMs: number } | null
+  /**
+   * Answer cover (node/answer-cover.ts) over the users since their start: answers expected, loops
+   * waived for them, loop ticks whose waiver was capped at 1 (the expected answers' density above the
+   * loop rate: part of them showed), and loops sent; null where the level has none.
+   */
+  answers: { expected: number, waived: number, capped: number, loops: number } | null
   /** Where the measured messages' time went (module comment), ms: mean and median of each part. */
   split: LatencySplit
 }
@@ -285,6 +292,15 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         const queue = covers.length === 0
           ? null
           : { maxWaiting: Math.max(...covers.map(c => c.maxWaiting)), firstMeanMs: lane('first').mean, firstMaxMs: lane('first').max, nextMeanMs: lane('next').mean, nextMaxMs: lane('next').max }
+        const withAnswers = covers.filter(c => c.answers != null)
+        const answers = withAnswers.length === 0
+          ? null
+          : {
+              expected: withAnswers.reduce((a, c) => a + Object.values(c.answers?.expected ?? {}).reduce((x, y) => x + y, 0), 0),
+              waived: withAnswers.reduce((a, c) => a + (c.answers?.waived ?? 0), 0),
+              capped: withAnswers.reduce((a, c) => a + (c.answers?.capped ?? 0), 0),
+              loops: withAnswers.reduce((a, c) => a + c.loops, 0)
+            }
         const row: AnonymityRow = {
           level: levelName,
           users: opts.users,
@@ -302,6 +318,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
           exactlyOnce: sent.every(m => received.get(m.id)?.count === 1),
           startSeconds,
           queue,
+          answers,
           split: {
             messages: parts.hops.length,
             beforeDeposit: meanMedian(parts.beforeDeposit),
@@ -314,6 +331,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         }
         rows.push(row)
         opts.log(`anonymity, ${levelName}: linked ${linked}/${sent.length} (chance ${(100 * row.chance).toFixed(1)} %), entropy ${row.meanEntropyBits.toFixed(2)} of ${row.maxEntropyBits.toFixed(2)} bits, median latency ${row.medianLatencyMs.toFixed(0)} ms, ${row.mbPerUserPerDay.toFixed(0)} MB/user/day; started in ${startSeconds.toFixed(0)} s` + (queue == null ? '' : `; cover queue: at most ${queue.maxWaiting} waiting, a message's packets waited ${(queue.firstMeanMs / 1000).toFixed(1)} s mean (max ${(queue.firstMaxMs / 1000).toFixed(1)}), others ${(queue.nextMeanMs / 1000).toFixed(1)} s (max ${(queue.nextMaxMs / 1000).toFixed(1)})`))
+        if (answers != null) opts.log(`anonymity, ${levelName}: answer cover over the users: ${answers.expected} answers expected, ${answers.waived} loops waived for them, ${answers.capped} loop ticks capped (the answers' density above the loop rate), ${answers.loops} loops sent`)
         const cl = row.clues
         opts.log(`anonymity, ${levelName}: some clues only (same observations, context): ${(Object.keys(CLUE_NAMES) as ClueSet[]).map(k => `${CLUE_NAMES[k]} ${cl[k].linked}/${sent.length} (${(cl[k].linked / sent.length / row.chance).toFixed(1)}x chance, ${cl[k].meanEntropyBits.toFixed(2)} bits)`).join('; ')}`)
         const sp = row.split
@@ -343,7 +361,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     levels: arg('levels', 'fast,low,standard,high').split(','),
     overrides: {
       ...(arg('stored-mix-ms', '') !== '' ? { storedMixDelayMs: Number(arg('stored-mix-ms', '')) } : {}),
-      ...(arg('receipt-ms', '') !== '' ? { receiptDelayMs: Number(arg('receipt-ms', '')) } : {})
+      ...(arg('receipt-ms', '') !== '' ? { receiptDelayMs: Number(arg('receipt-ms', '')) } : {}),
+      ...(arg('loop-gap-ms', '') !== '' ? { loopGapMs: Number(arg('loop-gap-ms', '')) } : {}),
+      ...(arg('drop-gap-ms', '') !== '' ? { dropGapMs: Number(arg('drop-gap-ms', '')) } : {}),
+      ...(arg('answer-cover', '') !== '' ? { answerCover: arg('answer-cover', '') === 'on' } : {})
     },
     log: (line) => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`) }
   })

@@ -20,8 +20,9 @@ import { createHash } from 'node:crypto'
 import { seededUniform } from '../protocols/onion/delays.ts'
 import { gammaDraw, logAnswer, mixingModel, normalKernels, storedClue } from '../test/helpers/adversary.ts'
 import type { Density } from '../test/helpers/adversary.ts'
+import { AnswerCover, offsetDensity } from '../node/answer-cover.ts'
 
-export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number, normal?: boolean }
+export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number, normal?: boolean, thin?: boolean }
 export interface ClueModelResult { stored: number, receipt: number, both: number, chance: number }
 
 export function answerClues (o: ClueModelOptions): ClueModelResult {
@@ -33,21 +34,46 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
   const gamma = (k: number, mean: number): number => gammaDraw(exp, k, mean)
   const end = o.messages * 2_000 + 120_000
   const incoming: number[][] = Array.from({ length: N }, () => [])
-  for (const list of incoming) for (let t = exp(60_000 / o.loopsPerMinute); t < end; t += exp(60_000 / o.loopsPerMinute)) list.push(t)
+  const loops: number[][] = Array.from({ length: N }, () => [])
+  for (const list of loops) for (let t = exp(60_000 / o.loopsPerMinute); t < end; t += exp(60_000 / o.loopsPerMinute)) list.push(t)
+  // what each user expects back (node/answer-cover.ts): a DEPOSIT's STORED, a message's receipt
+  const expected: Array<Array<{ kind: 'stored' | 'receipt', at: number }>> = Array.from({ length: N }, () => [])
   const messages: Array<{ from: number, to: number, push: number }> = []
   let t = 10_000
   for (let i = 0; i < o.messages; i++) {
     t += 1_500 + 1_000 * u()
     const from = Math.floor(u() * N)
     const to = (from + 1 + Math.floor(u() * 2)) % N
-    const atMailbox = t + exp(W) + gamma(2, theta)
+    const left = t + exp(W)
+    const atMailbox = left + gamma(2, theta)
     const push = atMailbox + gamma(3, theta)
     incoming[to].push(push)
     incoming[from].push(atMailbox + gamma(2, o.storedMixMs) + exp(theta))
-    const receiptAtMailbox = push + exp(o.receiptMs) + exp(W) + gamma(2, theta)
+    expected[from].push({ kind: 'stored', at: left }, { kind: 'receipt', at: left })
+    const receiptLeft = push + exp(o.receiptMs) + exp(W)
+    expected[to].push({ kind: 'stored', at: receiptLeft })
+    const receiptAtMailbox = receiptLeft + gamma(2, theta)
     incoming[from].push(receiptAtMailbox + gamma(3, theta))
     incoming[to].push(receiptAtMailbox + gamma(2, o.storedMixMs) + exp(theta))
     messages.push({ from, to, push })
+  }
+  // loop cover comes back, thinned for the expected answers when `thin` (a loop sent lead ms before it returns)
+  const lead = 3 * theta
+  for (let c = 0; c < N; c++) {
+    const thinning = o.thin === true
+      ? new AnswerCover({ loopPerMinute: o.loopsPerMinute, leadMs: lead, densities: { stored: offsetDensity([theta, theta, o.storedMixMs, o.storedMixMs, theta]), receipt: offsetDensity([o.receiptMs, W, ...Array(10).fill(theta)]) } })
+      : undefined
+    const todo = expected[c].sort((a, b) => a.at - b.at)
+    let next = 0
+    for (const r of loops[c]) {
+      if (thinning != null) {
+        const tick = r - lead
+        while (next < todo.length && todo[next].at <= tick) { thinning.expect(todo[next].kind, todo[next].at); next++ }
+        if (thinning.waive(tick, u())) continue
+      }
+      incoming[c].push(r)
+    }
+    incoming[c].sort((a, b) => a - b)
   }
   // the adversary's model of the two offsets, as bench/anonymity.ts gives it: their exact densities
   // (--normal: normal kernels of their mean and spread, the weaker adversary before 2026-12-02 evening)
@@ -71,7 +97,7 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const arg = (name: string, dflt: number): number => Number(process.argv.find(a => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt)
-  const opts = { loopsPerMinute: arg('loops', 2), messages: arg('messages', 6_000), seed: arg('seed', 7), normal: process.argv.includes('--normal') }
+  const opts = { loopsPerMinute: arg('loops', 2), messages: arg('messages', 6_000), seed: arg('seed', 7), normal: process.argv.includes('--normal'), thin: process.argv.includes('--thin') }
   const pairs = process.argv.some(a => a.startsWith('--stored-mix-ms=') || a.startsWith('--receipt-ms='))
     ? [[arg('stored-mix-ms', 3_000), arg('receipt-ms', 15_000)]]
     : [[500, 5_000], [3_000, 5_000], [3_000, 15_000], [3_000, 20_000], [6_000, 15_000], [8_000, 15_000], [10_000, 15_000], [12_000, 15_000], [15_000, 15_000]]

@@ -10,7 +10,7 @@ import { DEFAULT_PRIVACY, PRIVACY_LEVELS, privacyLevel, STANDARD_MB_PER_DAY } fr
 import { defaultRelaySphinxThreads, MAX_SPHINX_THREADS } from '../protocols/onion/sphinx-pool.ts'
 
 /**
- * Default of --loop-cover: off. Users' own cover (2 loops and 20 drops a minute each at `standard`)
+ * Default of --loop-cover: off. Users' own cover (5 loops and 17 drops a minute each at `standard`)
  * already keeps the links between relays busy whenever anyone is online; a relay's loops add traffic
  * when nobody is, and a check that its neighbours forward, at a cost to a volunteer's link (6 a minute:
  * ~55 MB a day sent and received, and as much again forwarding other relays' loops). An operator turns

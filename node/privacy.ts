@@ -17,6 +17,9 @@
  *   message's packets go before queued upkeep; `low` alone raises its rate for a burst: LOW_BACKLOG).
  * - Receipts leave after an exponential delay of `receiptDelayMs` mean (node/receiving.ts); outbox
  *   retries come at drawn intervals (node/chat-node.ts).
+ * - Answer cover (`standard`; node/answer-cover.ts): each STORED and receipt a user expects waives
+ *   loops around its expected arrival (a drop goes in the loop's tick), so the answers a message sends
+ *   back do not raise what its sender receives (STANDARD_LOOPS_PER_MINUTE).
  *
  * Bandwidth (README "Privacy levels"): every packet is a 3,105-byte frame on the entry link (3,072
  * bytes of Sphinx and its SUBMIT header; ~3,140 bytes with Noise and yamux), and a loop comes back:
@@ -58,6 +61,11 @@ export interface PrivacyLevel {
   mailboxPushPeriodMs?: number
   /** The mean gap of the owner's SYNCs (Poisson; each takes a cover tick's slot and brings 3 blocks). */
   mailboxSyncGapMs?: number
+  /**
+   * Answer cover (node/answer-cover.ts): each STORED and receipt the user expects waives loop cover
+   * around its expected arrival, so the answers do not raise what the user receives. Off when absent.
+   */
+  answerCover?: boolean
   /** One line for --help, /status and the README. */
   summary: string
 }
@@ -79,12 +87,13 @@ export function summarize (level: Omit<PrivacyLevel, 'summary'>, note = ''): str
     ? `; mailboxes push every ${fmt(level.mailboxPushPeriodMs ?? 0)}, mail or padding (a message waits up to that for its push)`
     : ''
   const stored = level.storedMixDelayMs > level.meanDelayMs ? `; a ✓ (stored) comes back through 2 mixes of ${fmt(level.storedMixDelayMs)} mean` : ''
-  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}${burst}${steady}${stored}`
+  const answers = level.answerCover === true && level.loopPerMinute > 0 ? '; answers (✓, receipts) take the place of loops that are not sent' : ''
+  return `${level.name}${note}: ${delay} mean delay per hop, ${cover}${burst}${steady}${stored}${answers}`
 }
 
 function fmt (ms: number): string { return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${Math.round(ms)} ms` }
 
-function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, opts: { backlog?: BacklogRate, steady?: { pushPeriodMs: number, syncGapMs: number }, storedMixDelayMs?: number } = {}): PrivacyLevel {
+function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPerMinute: number, receiptDelayMs: number, opts: { backlog?: BacklogRate, steady?: { pushPeriodMs: number, syncGapMs: number }, storedMixDelayMs?: number, answerCover?: boolean } = {}): PrivacyLevel {
   const { backlog, steady } = opts
   const l = {
     name,
@@ -94,7 +103,8 @@ function level (name: string, meanDelayMs: number, loopPerMinute: number, dropPe
     receiptDelayMs,
     storedMixDelayMs: opts.storedMixDelayMs ?? meanDelayMs,
     ...(backlog != null ? { backlog } : {}),
-    ...(steady != null ? { mailboxPushPeriodMs: steady.pushPeriodMs, mailboxSyncGapMs: steady.syncGapMs } : {})
+    ...(steady != null ? { mailboxPushPeriodMs: steady.pushPeriodMs, mailboxSyncGapMs: steady.syncGapMs } : {}),
+    ...(opts.answerCover === true ? { answerCover: true } : {})
   }
   return { ...l, summary: summarize(l) }
 }
@@ -169,18 +179,45 @@ export const STORED_MIX_DELAY_MS = 8_000
 export const STANDARD_RECEIPT_DELAY_MS = 30_000
 
 /**
+ * `standard`'s loop cover, a minute: 5, not 2 (until 2026-12-03), for answer cover
+ * (node/answer-cover.ts): every STORED and receipt a user expects waives loops around its expected
+ * arrival, and it can only waive loops there are. At the anonymity bench's pace (a message every 2 s
+ * among 20 users: each sends 1.5 a minute, so ~4.5 answers a minute to hide, counting the recipient's
+ * receipt's STORED) fewer loops leave most answers showing (the waiver is capped at 1). The Monte Carlo
+ * of the answer clues (`node bench/answer-clues.ts --stored-mix-ms=8000 --receipt-ms=30000
+ * --messages=3000 --seed=S --loops=L [--thin]`, seeds 2 / 3) names the sender of 14.9 % at L = 2
+ * without answer cover; with it 14.3 / 13.8 % at L = 4, 13.4 / 12.6 % at 5, 10.3 / 10.1 % at 6, 8.2 %
+ * at 7, 6.9 % at 8 (seed 2; without it 12.3 % at 8: more loops alone help little), chance 5.3 %.
+ * Measured (bench/anonymity.ts, 200 messages a run): 21 and 26 of 200 at 6 loops + 16 drops, 23 of 200
+ * at 6 + 15. 6 was not taken for its bandwidth and latency (STANDARD_DROPS_PER_MINUTE).
+ */
+export const STANDARD_LOOPS_PER_MINUTE = 5
+
+/**
+ * `standard`'s drop cover, a minute: 17 (20 until 2026-12-03), so that a real packet still waits for one
+ * of 22 ticks a minute (60/22 = 2.7 s on average) and an idle user's link stays under the issue's 150
+ * MB a day: (22 packets out + 5 loops back) x 1,440 x 3,140 bytes = 122 MB a day, plus ~22 MB of relay
+ * gossip and upkeep answers (`fast`'s measured total): ~144. Tried (2026-12-03): 6 loops + 16 drops
+ * is ~149 by that arithmetic and measured 161.6 (`node bench/bandwidth.ts --levels=standard
+ * --seconds=1200`: 23.4 packets out a minute in that window against 22, Poisson noise); 6 + 15 (21
+ * ticks, 2.9 s mean wait) had a median send -> shown of 5.16 s in the anonymity bench, over the issue's
+ * 5 s (4.50 and 4.68 s at 22 ticks).
+ */
+export const STANDARD_DROPS_PER_MINUTE = 17
+
+/**
  * The levels. `fast` is version 2's behaviour before mixing: packets go on at once, no cover, and
  * whoever sees a message's first and last relay links sender and recipient by timing.
  *
- * The mixing levels share one drop rate at `low` and `standard`, 20 a minute. A real packet takes the
- * next tick of loop or drop cover (node/cover.ts), so it waits 60/(loop + drop) s on average: 2.7 s at
- * `standard` (22 a minute), 2.9 s at `low`, 2.1 s at `high`; with `standard`'s 5 x 500 ms of hops a
+ * A real packet takes the next tick of loop or drop cover (node/cover.ts), so it waits 60/(loop + drop)
+ * s on average: 2.7 s at `standard` (22 a minute), 2.9 s at `low`, 2.1 s at `high`; with `standard`'s 5 x 500 ms of hops a
  * message's send -> shown is an exponential of 2.7 s plus a Gamma(5, 0.5 s), mean 5.2 s, median 4.5 s
- * (4.7 s when only drop ticks carried real packets), under the issue's 5 s median before the machine's
+ * (5.1 s when only drop ticks carried real packets), under the issue's 5 s median before the machine's
  * own lateness (bench/anonymity.ts splits the measured time; README "Privacy levels"). Each packet a minute costs ~4.5 MB a day on the entry link (3.1 kB a frame), a loop
  * twice that (it comes back), and an idle link carries ~20-25 MB a day of relay gossip besides
- * (measured with 6 relays; it grows with the relay count). So `low` sends 1 loop a minute, `standard`
- * 2 (measured 124 MB a day, under the issue's 150 MB target), `high` 4 loops and 24 drops (more
+ * (measured with 6 relays; it grows with the relay count). So `low` sends 1 loop and 20 drops a
+ * minute, `standard` 5 and 17 (2 and 20, 124 MB a day measured, until answer cover needed loops to
+ * waive: STANDARD_LOOPS_PER_MINUTE; STANDARD_MB_PER_DAY has today's figure), `high` 4 loops and 24 drops (more
  * packets for others to hide among, a 2.5 s wait, 155 MB a day measured). Loops also test the
  * user's paths. Receipts wait an exponential 2, 30 and 15 s on average, so the sender's ✓✓ does not
  * tell the instant its message arrived. Nym's default is 50 ms per hop and far more cover, for a
@@ -189,7 +226,7 @@ export const STANDARD_RECEIPT_DELAY_MS = 30_000
 export const PRIVACY_LEVELS: Readonly<Record<string, PrivacyLevel>> = {
   fast: level('fast', 0, 0, 0, 0),
   low: level('low', 100, 1, 20, 2_000, { backlog: LOW_BACKLOG }),
-  standard: level('standard', 500, 2, 20, STANDARD_RECEIPT_DELAY_MS, { storedMixDelayMs: STORED_MIX_DELAY_MS }),
+  standard: level('standard', 500, STANDARD_LOOPS_PER_MINUTE, STANDARD_DROPS_PER_MINUTE, STANDARD_RECEIPT_DELAY_MS, { storedMixDelayMs: STORED_MIX_DELAY_MS, answerCover: true }),
   high: level('high', 2000, 4, 24, 15_000, { steady: STEADY_MAILBOX })
 }
 
@@ -255,6 +292,8 @@ export interface PrivacyOverrides {
   storedMixDelayMs?: number
   /** Mean gap between loop cover packets, ms (a rate of 60,000 / gap per minute). */
   loopGapMs?: number
+  /** Answer cover on or off (benches comparing them); absent: the level's. */
+  answerCover?: boolean
   /** Mean gap between drop cover packets, ms. */
   dropGapMs?: number
   receiptDelayMs?: number
@@ -262,7 +301,7 @@ export interface PrivacyOverrides {
 
 /** A level with some figures replaced (tests and demos shorten timers); its summary says so. */
 export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): PrivacyLevel {
-  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null && o.mailboxPushPeriodMs == null && o.mailboxSyncGapMs == null && o.steadyMailbox == null && o.storedMixDelayMs == null) return base
+  if (o.meanDelayMs == null && o.loopGapMs == null && o.dropGapMs == null && o.receiptDelayMs == null && o.mailboxPushPeriodMs == null && o.mailboxSyncGapMs == null && o.steadyMailbox == null && o.storedMixDelayMs == null && o.answerCover == null) return base
   const meanDelayMs = o.meanDelayMs ?? base.meanDelayMs
   const storedMixDelayMs = o.storedMixDelayMs ?? (base.meanDelayMs > 0 ? base.storedMixDelayMs * meanDelayMs / base.meanDelayMs : meanDelayMs)
   // steady mailboxes: the level's, or turned on by `steadyMailbox` at a level with cover
@@ -275,6 +314,7 @@ export function withOverrides (base: PrivacyLevel, o: PrivacyOverrides): Privacy
     receiptDelayMs: o.receiptDelayMs ?? base.receiptDelayMs,
     storedMixDelayMs,
     ...(base.backlog != null ? { backlog: base.backlog } : {}),
+    ...((o.answerCover ?? base.answerCover) === true ? { answerCover: true } : {}),
     ...(steady
       ? {
           mailboxPushPeriodMs: o.mailboxPushPeriodMs ?? base.mailboxPushPeriodMs ?? STEADY_MAILBOX.pushPeriodMs,

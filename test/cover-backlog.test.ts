@@ -1,6 +1,6 @@
 /**
  * The backlog behind cover ticks (node/cover.ts; SPEC.md section 15.4), measured on a hand-driven
- * clock and seeded schedules at `standard`'s rates (2 loop + 20 drop packets a minute), so every figure
+ * clock and seeded schedules at `standard`'s rates (5 loop + 17 drop packets a minute; `low`'s, 1 + 20, for its raise), so every figure
  * is exact and the test cannot flake:
  *
  * - a burst of 20 real packets (a pasted 20-line message, a start's upkeep) drains one per tick of
@@ -23,6 +23,7 @@ import { CoverTraffic } from '../node/cover.ts'
 import type { Lane } from '../node/cover.ts'
 import type { BacklogRate } from '../node/cover.ts'
 import { LOW_BACKLOG, PRIVACY_LEVELS, privacyLevel } from '../node/privacy.ts'
+import type { PrivacyLevel } from '../node/privacy.ts'
 import { seededUniform } from '../protocols/onion/delays.ts'
 import { FakeClock } from './helpers/fake-clock.ts'
 
@@ -35,12 +36,12 @@ const BURST = 20
 
 interface Sent { at: number, kind: 'loop' | 'drop' | string }
 
-function rig (label: string, backlog?: BacklogRate): { clock: FakeClock, cover: CoverTraffic, link: Sent[] } {
+function rig (label: string, backlog?: BacklogRate, level: PrivacyLevel = STANDARD): { clock: FakeClock, cover: CoverTraffic, link: Sent[] } {
   const clock = new FakeClock()
   const link: Sent[] = []
   const cover = new CoverTraffic({
-    loopPerMinute: STANDARD.loopPerMinute,
-    dropPerMinute: STANDARD.dropPerMinute,
+    loopPerMinute: level.loopPerMinute,
+    dropPerMinute: level.dropPerMinute,
     sendLoop: () => link.push({ at: clock.now(), kind: 'loop' }),
     sendDrop: () => link.push({ at: clock.now(), kind: 'drop' }),
     backlog,
@@ -146,9 +147,9 @@ describe('cover backlog at standard: one real packet per tick, the schedule unch
     assert.equal(PRIVACY_LEVELS.standard.backlog, undefined)
     assert.equal(PRIVACY_LEVELS.high.backlog, undefined)
     assert.deepEqual(PRIVACY_LEVELS.low.backlog, LOW_BACKLOG)
-    assert.equal(PRIVACY_LEVELS.low.dropPerMinute, STANDARD.dropPerMinute, 'the same base drop rate as measured above')
+    const low = PRIVACY_LEVELS.low
     const burstsOf = (backlog: BacklogRate | undefined): { last: number[], rig: ReturnType<typeof rig> } => {
-      const r = rig('low bursts', backlog)
+      const r = rig('low bursts', backlog, low)
       r.cover.start()
       const last: number[] = []
       for (let b = 0; b < 300; b++) {
@@ -175,7 +176,7 @@ describe('cover backlog at standard: one real packet per tick, the schedule unch
     assert.equal(st.raisedEmpty, 0, 'every raised tick carried a real packet (a loop tick that empties the queue ends the raise)')
 
     // a backlog that never drains below the bound: raised for 60 s, then the base rate until empty
-    const long = rig('low long', LOW_BACKLOG)
+    const long = rig('low long', LOW_BACKLOG, low)
     long.cover.start()
     long.clock.advance(60_000)
     const t0 = long.clock.now()
