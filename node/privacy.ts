@@ -25,7 +25,8 @@
  * bytes of Sphinx and its SUBMIT header; ~3,140 bytes with Noise and yamux), and a loop comes back:
  * idle, the entry link carries (2 x loop + drop) frames a minute, the few answers to mailbox upkeep
  * and relay gossip. Measured (bench/bandwidth.ts, 6 relays, 10 minutes idle): fast 22 MB a day,
- * low 139, standard 124 (the issue's target: at most 150), high 155; with steady mailboxes (2026-12-01,
+ * low 139, standard 124 at 2 loops + 20 drops and 139.5 at 5 + 17 with answer cover (2026-12-03, 20
+ * minutes; the issue's target: at most 150), high 155; with steady mailboxes (2026-12-01,
  * a loaded machine, one run: standard 149, standard+steady 136, high 182): the pushes add ~12 MB a day
  * coming in (86 kB per 10 minutes), the rest is the drop cover's Poisson noise over 10 minutes.
  */
@@ -188,8 +189,10 @@ export const STANDARD_RECEIPT_DELAY_MS = 30_000
  * --messages=3000 --seed=S --loops=L [--thin]`, seeds 2 / 3) names the sender of 14.9 % at L = 2
  * without answer cover; with it 14.3 / 13.8 % at L = 4, 13.4 / 12.6 % at 5, 10.3 / 10.1 % at 6, 8.2 %
  * at 7, 6.9 % at 8 (seed 2; without it 12.3 % at 8: more loops alone help little), chance 5.3 %.
- * Measured (bench/anonymity.ts, 200 messages a run): 21 and 26 of 200 at 6 loops + 16 drops, 23 of 200
- * at 6 + 15. 6 was not taken for its bandwidth and latency (STANDARD_DROPS_PER_MINUTE).
+ * Measured (bench/anonymity.ts, 200 messages a run, 2026-12-03, quiet): at 5 + 17, 19, 29 and 21 of
+ * 200 (69 of 600, 2.19x chance; 93 of 600, 2.95x, at 2 + 20 without answer cover); 21 and 26 of 200 at
+ * 6 loops + 16 drops, 23 of 200 at 6 + 15. 6 was not taken for its bandwidth and latency
+ * (STANDARD_DROPS_PER_MINUTE).
  */
 export const STANDARD_LOOPS_PER_MINUTE = 5
 
@@ -260,7 +263,7 @@ export function storedAnswerAllowanceMs (level: PrivacyLevel): number {
  * Bytes a day on the entry link of an idle user at `standard`, in MB (10^6), as measured by
  * bench/bandwidth.ts (README "Privacy levels" has the run): --help quotes it.
  */
-export const STANDARD_MB_PER_DAY = 124
+export const STANDARD_MB_PER_DAY = 140
 
 /** The level of a user who picks none. */
 export const DEFAULT_PRIVACY = 'standard'
