@@ -14,21 +14,30 @@
  * crosses 2 mixes to the sender's mailbox and is pushed over 3 hops (its own STORED goes back to the
  * recipient). The adversary scores every user but the recipient by the two offsets' exact densities
  * (test/helpers/adversary.ts mixingModel; `--normal`: normal kernels of their mean and spread, the
- * weaker adversary used before) and names the best; success is the share named right.
+ * weaker adversary used before) and names the best; success is the share named right. `--thin`: answer
+ * cover thins each user's returning loops with the product's own densities and lead (node/client-cover.ts
+ * answerCoverFor at `standard` with D, R and L loops + 22 - L drops a minute), so the model cannot drift
+ * from the code.
  */
 import { createHash } from 'node:crypto'
 import { seededUniform } from '../protocols/onion/delays.ts'
 import { gammaDraw, logAnswer, mixingModel, normalKernels, storedClue } from '../test/helpers/adversary.ts'
 import type { Density } from '../test/helpers/adversary.ts'
-import { AnswerCover, offsetDensity } from '../node/answer-cover.ts'
+import { AnswerCover } from '../node/answer-cover.ts'
+import { answerCoverFor } from '../node/client-cover.ts'
+import { privacyLevel, withOverrides } from '../node/privacy.ts'
 
 export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number, normal?: boolean, thin?: boolean }
 export interface ClueModelResult { stored: number, receipt: number, both: number, chance: number }
 
 export function answerClues (o: ClueModelOptions): ClueModelResult {
   const N = o.users ?? 20
-  const theta = 500
-  const W = 60_000 / 22
+  // `standard` with the model's D, R and L loops + (22 - L) drops a minute: its hop mean theta, its wait
+  // for a cover tick W, and answer cover's densities and lead as the product builds them
+  const level = withOverrides(privacyLevel('standard'), { storedMixDelayMs: o.storedMixMs, receiptDelayMs: o.receiptMs, loopGapMs: 60_000 / o.loopsPerMinute, dropGapMs: 60_000 / (22 - o.loopsPerMinute), answerCover: true })
+  const cover = answerCoverFor(level)
+  const theta = level.meanDelayMs
+  const W = 60_000 / (level.loopPerMinute + level.dropPerMinute)
   const u = seededUniform(new Uint8Array(createHash('sha256').update(`answer clues ${o.seed}`).digest()))
   const exp = (mean: number): number => -mean * Math.log(1 - u())
   const gamma = (k: number, mean: number): number => gammaDraw(exp, k, mean)
@@ -57,12 +66,11 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
     incoming[to].push(receiptAtMailbox + gamma(2, o.storedMixMs) + exp(theta))
     messages.push({ from, to, push })
   }
-  // loop cover comes back, thinned for the expected answers when `thin` (a loop sent lead ms before it returns)
-  const lead = 3 * theta
+  // loop cover comes back, thinned for the expected answers when `thin` (a loop sent lead ms before it
+  // returns), by answer cover as node/client-cover.ts builds it (none where the level has no loops)
+  const lead = cover?.leadMs ?? 0
   for (let c = 0; c < N; c++) {
-    const thinning = o.thin === true
-      ? new AnswerCover({ loopPerMinute: o.loopsPerMinute, leadMs: lead, densities: { stored: offsetDensity([theta, theta, o.storedMixMs, o.storedMixMs, theta]), receipt: offsetDensity([o.receiptMs, W, ...Array(10).fill(theta)]) } })
-      : undefined
+    const thinning = o.thin === true && cover != null ? new AnswerCover({ loopPerMinute: level.loopPerMinute, ...cover }) : undefined
     const todo = expected[c].sort((a, b) => a.at - b.at)
     let next = 0
     for (const r of loops[c]) {
