@@ -1,7 +1,8 @@
 /**
  * The commits a message waits for are on disk before anyone is told, and their fsync runs off the event
- * loop (protocols/sqlite.ts WalSync): the sender's packet leaves only once its outbox row is synced, and
- * the recipient shows a message at once but acknowledges and receipts it only once its row is synced.
+ * loop (protocols/sqlite.ts WalSync): the sender's packet leaves at once (its outbox row is committed; its
+ * sync runs alongside) but 'stored' is said only once the row and its STORED mark are synced, and the
+ * recipient shows a message at once but acknowledges and receipts it only once its row is synced.
  * Each user's WAL sync goes through a gate the test closes and opens (ChatNodeOptions.datasync).
  */
 import assert from 'node:assert/strict'
@@ -62,16 +63,19 @@ describe('a message\'s durable commits are synced before anyone is told, off the
     await net.teardown()
   })
 
-  it('the sender: the packet leaves only once the outbox row is synced', async () => {
+  it('the sender: the packet leaves at once, \'stored\' only once the outbox row and its mark are synced', async () => {
     gates.alice.close()
-    const { id } = alice.chat.send('bob', 'after the sync')
+    const { id } = alice.chat.send('bob', 'before the sync')
     assert.equal(alice.chat.store.get(id)?.state, 'queued', 'committed when send() returns')
     await waitFor(() => gates.alice.held > 0, 'the outbox row\'s sync to start', 10_000, 1)
+    // the deposit does not wait for the sync: it leaves, the mailbox stores it and its STORED comes back
+    await waitFor(() => eventsOf(alice, 'sent').some(e => e.id === id), 'the deposit to leave while the row is not on disk', 30_000, 1)
+    await waitFor(() => alice.chat.store.get(id)?.state === 'stored', 'the STORED answer (marked, not yet synced)', 30_000, 1)
     await turns(20)
-    assert.equal(eventsOf(alice, 'sent').some(e => e.id === id), false, 'nothing sent while the row is not on disk')
-    assert.equal(alice.chat.store.get(id)?.attempts, 0)
+    assert.ok(gates.alice.held > 0, 'the sync is still held')
+    assert.equal(eventsOf(alice, 'stored').some(e => e.id === id), false, '\'stored\' is not said while the row is not on disk')
     gates.alice.open()
-    await waitFor(() => eventsOf(alice, 'stored').some(e => e.id === id), 'the message stored in a mailbox of bob\'s', 30_000)
+    await waitFor(() => eventsOf(alice, 'stored').some(e => e.id === id), '\'stored\' once the sync ends', 30_000)
     await waitFor(() => eventsOf(alice, 'delivered').some(e => e.id === id), 'its receipt', 30_000)
   })
 
