@@ -382,7 +382,7 @@ export class ChatNode {
       seenSeals: this.seenSeals,
       identity,
       // a receipt's DEPOSIT expects its STORED (answer cover, node/answer-cover.ts)
-      mailboxes: { deposit: async (...args) => await this.cover.expecting(['stored'], async () => await this.mailboxes.deposit(...args)) },
+      mailboxes: { deposit: async (...args) => await this.cover.tagged({ answers: ['stored'] }, async () => await this.mailboxes.deposit(...args)) },
       directory: this.directory,
       timing: this.timing,
       receiptDelayMs: this.privacy.receiptDelayMs,
@@ -745,7 +745,7 @@ export class ChatNode {
     const ours = kept != null && pin != null && bytesEqual(pin.identityKey, kept.identityKey) ? kept : undefined
     let running = this.lookups.get(nick)
     if (running == null) {
-      running = this.cover.first(async () => await this.directory.lookup(nick)).then(record => {
+      running = this.cover.tagged({ lane: 'first' }, async () => await this.directory.lookup(nick)).then(record => {
         this.recordCache.set(nick, { record, at: Date.now() })
         return record
       }).catch((err: Error) => {
@@ -892,7 +892,7 @@ export class ChatNode {
         // what the user waits for leaves before queued upkeep and receipts (same rate: node/cover.ts)
         // its STORED, and on the first deposit of its first send its receipt, are expected (answer cover)
         const answers: AnswerKind[] = i === 0 && msg.attempts === 0 ? ['stored', 'receipt'] : ['stored']
-        const kind = await this.cover.first(async () => await this.cover.expecting(answers, async () => await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed, late)))
+        const kind = await this.cover.tagged({ lane: 'first', answers }, async () => await this.mailboxes.deposit({ relay: box.relay, mailboxId: box.id }, sealed, late))
         if (kind === 'stored') {
           stored()
           return

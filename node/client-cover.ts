@@ -25,7 +25,7 @@ import { SERVICE_DROP } from '../protocols/onion/service-body.ts'
 import { packetFromSurb } from '../protocols/onion/sphinx.ts'
 import { realClock } from '../protocols/onion/scheduler.ts'
 import { AnswerCover, offsetDensity } from './answer-cover.ts'
-import type { AnswerCoverStats } from './answer-cover.ts'
+import type { AnswerCoverStats, OffsetDensity } from './answer-cover.ts'
 import { CoverTraffic } from './cover.ts'
 import type { CoverInit, CoverStats, Lane } from './cover.ts'
 import type { PrivacyLevel } from './privacy.ts'
@@ -40,7 +40,7 @@ export type AnswerKind = 'stored' | 'receipt'
  * reply block to the recipient, the receipt delay, the recipient's wait for a cover tick, 2 mixes to our
  * mailbox and 3 hops of our reply block to us. A loop comes back after its 3 hops (`leadMs`).
  */
-export function answerCoverFor (p: PrivacyLevel): { densities: Record<AnswerKind, ReturnType<typeof offsetDensity>>, leadMs: number } | null {
+export function answerCoverFor (p: PrivacyLevel): { densities: Record<AnswerKind, OffsetDensity>, leadMs: number } | null {
   const theta = p.meanDelayMs
   if (p.answerCover !== true || p.loopPerMinute <= 0 || theta <= 0) return null
   const binMs = Math.max(1, Math.min(50, theta / 10))
@@ -86,7 +86,7 @@ export class ClientCover {
   /** A cover packet's own send goes straight to the entry link, not into the cover queue. */
   private bypass = false
   private submitted = 0
-  /** The lane of the packets submitted while `first` runs (node/cover.ts). */
+  /** The lane of the packets submitted now (`tagged`; node/cover.ts). */
   private lane: Lane = 'next'
   /** Answer cover (undefined where the level has none), and the answers the packets submitted now expect. */
   private readonly answers: AnswerCover | undefined
@@ -122,25 +122,19 @@ export class ClientCover {
   stop (): void { this.cover?.stop() }
 
   /**
-   * Runs `fn` with every packet it submits (synchronously: OnionClient.send and request submit before
-   * their first await) in lane `first`: it leaves before queued upkeep and receipts. For what the user
-   * waits for: a message's DEPOSIT and the lookups before it.
+   * Runs `fn` with every packet it submits tagged (synchronously: OnionClient.send and request submit
+   * before their first await); a tag left out keeps what an enclosing call set:
+   * - `lane: 'first'`: it leaves before queued upkeep and receipts (node/cover.ts). For what the user
+   *   waits for: a message's DEPOSIT and the lookups before it.
+   * - `answers`: the kinds of answer it expects; when it leaves, answer cover (where the level has it)
+   *   waives loops around their expected arrival. For a DEPOSIT (its STORED; a message's first deposit:
+   *   its receipt too).
    */
-  first<T> (fn: () => T): T {
-    const was = this.lane
-    this.lane = 'first'
-    try { return fn() } finally { this.lane = was }
-  }
-
-  /**
-   * Runs `fn` with every packet it submits (synchronously, as `first`) expecting `kinds` of answer:
-   * when such a packet leaves, answer cover (where the level has it) waives loops around their
-   * expected arrival. For a DEPOSIT (its STORED; a message's first deposit: its receipt too).
-   */
-  expecting<T> (kinds: readonly AnswerKind[], fn: () => T): T {
-    const was = this.expected
-    this.expected = kinds
-    try { return fn() } finally { this.expected = was }
+  tagged<T> (tags: { lane?: Lane, answers?: readonly AnswerKind[] }, fn: () => T): T {
+    const { lane, expected } = this
+    if (tags.lane !== undefined) this.lane = tags.lane
+    if (tags.answers !== undefined) this.expected = tags.answers
+    try { return fn() } finally { this.lane = lane; this.expected = expected }
   }
 
   /** Packets this node handed its entry link since it was created (cover, real, start-up alike). */
