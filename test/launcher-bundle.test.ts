@@ -71,6 +71,13 @@ describe('the bundled package (scripts/bundle.ts)', { timeout: 600_000 }, () => 
     assert.ok(files.every(f => f === 'bin.js' || f === 'sphinx-worker.js' || /^chunk-[A-Z0-9]+\.js$/.test(f)), files.join(' '))
   })
 
+  it('leaves out what costs an idle user memory it never uses: Noise\'s WebAssembly, ICU collation', () => {
+    const code = readdirSync(join(pkg, 'dist', 'cli')).map(f => readFileSync(join(pkg, 'dist', 'cli', f), 'utf8')).join('\n')
+    assert.equal(code.includes('WebAssembly'), false, 'no WebAssembly module is compiled (scripts/bundle.ts noiseWithoutWasm)')
+    assert.equal(code.includes('.localeCompare('), false, 'no localeCompare (scripts/bundle.ts LOCALE_COMPARES)')
+    assert.ok(code.includes('__p2pchatCompare('), 'the peer store\'s sorts compare code units')
+  })
+
   it('prints the package\'s version', () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
     const out = execFileSync(process.execPath, [join(pkg, 'bin', 'p2pchat.cjs'), '--version'], { encoding: 'utf8' })
