@@ -10,7 +10,7 @@
  *
  * Durable without blocking (`WalSync`). A commit with `synchronous = FULL` calls fsync on the WAL inside
  * the commit, on the event loop (~1.5 ms here, and everything else waits). The three commits a message
- * waits for (the sender's outbox row before the packet leaves, the relay's mailbox item before it answers
+ * waits for (the sender's outbox row before 'stored' is said, the relay's mailbox item before it answers
  * STORED, the recipient's row before its ACK and receipt) instead commit with `synchronous = NORMAL` and
  * then await `WalSync.durable()`, an fdatasync of the `-wal` file on libuv's thread pool; the caller says
  * nothing (no packet, no STORED, no ACK) before it resolves. Why this is as durable as FULL
