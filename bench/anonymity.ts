@@ -39,7 +39,7 @@
  * (release after due time: timers and a busy event loop) per released packet.
  */
 import { createHash } from 'node:crypto'
-import { privacyLevel, withOverrides } from '../node/privacy.ts'
+import { coverTickWaitMs, privacyLevel, withOverrides } from '../node/privacy.ts'
 import type { PrivacyOverrides } from '../node/privacy.ts'
 import { peerIdOfTransportKey } from '../node/relay-node.ts'
 import { seededUniform } from '../protocols/onion/delays.ts'
@@ -230,8 +230,7 @@ export async function anonymityBench (opts: { users: number, messages: number, l
         // only once its sender's receipt (and so, almost always, its STORED) could have been seen
         await waitFor(() => sent.every(s => answered.has(s.id)), () => `${sent.filter(s => !answered.has(s.id)).length} of ${sent.length} senders to hear delivered`, 300_000, 50)
         const nicks = users.map(x => x.chat.nick)
-        const tickWaitMs = level.loopPerMinute + level.dropPerMinute > 0 ? 60_000 / (level.loopPerMinute + level.dropPerMinute) : 0
-        const model = mixingModel(level.meanDelayMs, level.storedMixDelayMs, { receiptDelayMs: level.receiptDelayMs, tickWaitMs })
+        const model = mixingModel(level.meanDelayMs, level.storedMixDelayMs, { receiptDelayMs: level.receiptDelayMs, tickWaitMs: coverTickWaitMs(level) })
         let linked = 0
         let entropy = 0
         const clues = Object.fromEntries((Object.keys(CLUE_NAMES) as ClueSet[]).map(k => [k, { linked: 0, entropy: 0 }])) as Record<ClueSet, { linked: number, entropy: number }>

@@ -25,7 +25,7 @@ import { gammaDraw, logAnswer, mixingModel, normalKernels, storedClue } from '..
 import type { Density } from '../test/helpers/adversary.ts'
 import { AnswerCover } from '../node/answer-cover.ts'
 import { answerCoverFor } from '../node/client-cover.ts'
-import { privacyLevel, withOverrides } from '../node/privacy.ts'
+import { coverTickWaitMs, privacyLevel, withOverrides } from '../node/privacy.ts'
 
 export interface ClueModelOptions { storedMixMs: number, receiptMs: number, loopsPerMinute: number, messages: number, seed: number, users?: number, normal?: boolean, thin?: boolean }
 export interface ClueModelResult { stored: number, receipt: number, both: number, chance: number }
@@ -37,7 +37,7 @@ export function answerClues (o: ClueModelOptions): ClueModelResult {
   const level = withOverrides(privacyLevel('standard'), { storedMixDelayMs: o.storedMixMs, receiptDelayMs: o.receiptMs, loopGapMs: 60_000 / o.loopsPerMinute, dropGapMs: 60_000 / (22 - o.loopsPerMinute), answerCover: true })
   const cover = answerCoverFor(level)
   const theta = level.meanDelayMs
-  const W = 60_000 / (level.loopPerMinute + level.dropPerMinute)
+  const W = coverTickWaitMs(level)
   const u = seededUniform(new Uint8Array(createHash('sha256').update(`answer clues ${o.seed}`).digest()))
   const exp = (mean: number): number => -mean * Math.log(1 - u())
   const gamma = (k: number, mean: number): number => gammaDraw(exp, k, mean)

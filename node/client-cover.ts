@@ -28,6 +28,7 @@ import { AnswerCover, offsetDensity } from './answer-cover.ts'
 import type { AnswerCoverStats, OffsetDensity } from './answer-cover.ts'
 import { CoverTraffic } from './cover.ts'
 import type { CoverInit, CoverStats, Lane } from './cover.ts'
+import { coverTickWaitMs } from './privacy.ts'
 import type { PrivacyLevel } from './privacy.ts'
 
 /** The answers a request may expect (answer cover, node/answer-cover.ts). */
@@ -44,12 +45,11 @@ export function answerCoverFor (p: PrivacyLevel): { densities: Record<AnswerKind
   const theta = p.meanDelayMs
   if (p.answerCover !== true || p.loopPerMinute <= 0 || theta <= 0) return null
   const binMs = Math.max(1, Math.min(50, theta / 10))
-  const tickWaitMs = 60_000 / (p.loopPerMinute + p.dropPerMinute)
   const hops = (n: number): number[] => new Array<number>(n).fill(theta)
   return {
     densities: {
       stored: offsetDensity([...hops(3), p.storedMixDelayMs, p.storedMixDelayMs], binMs),
-      receipt: offsetDensity([...(p.receiptDelayMs > 0 ? [p.receiptDelayMs] : []), tickWaitMs, ...hops(10)], binMs)
+      receipt: offsetDensity([...(p.receiptDelayMs > 0 ? [p.receiptDelayMs] : []), coverTickWaitMs(p), ...hops(10)], binMs)
     },
     leadMs: 3 * theta
   }

@@ -245,6 +245,16 @@ export function roundTripAllowanceMs (level: PrivacyLevel): number {
 }
 
 /**
+ * The mean wait of a real packet for its cover tick at a level: loop and drop cover are one Poisson stream
+ * of loop + drop ticks a minute, and a packet takes the next one (node/cover.ts). 0 where the level has no
+ * cover (`fast`: packets go at once).
+ */
+export function coverTickWaitMs (level: PrivacyLevel): number {
+  const ticks = level.loopPerMinute + level.dropPerMinute
+  return ticks > 0 ? 60_000 / ticks : 0
+}
+
+/**
  * What a DEPOSIT's request timeout adds to roundTripAllowanceMs for its slow reply block, whose 2 mixes
  * hold the answer storedMixDelayMs (D) on average instead of meanDelayMs: 4 D (0 where D is the level's
  * mean). Not the 0.9999 quantile of Gamma(2, D) (11.8 D, the allowance until 2026-12-03): a DEPOSIT

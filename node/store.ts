@@ -8,7 +8,8 @@
  * survives a crash (all but `markSent`, a count of attempts a crash may lose), except the commits a message
  * waits for: `addOutgoing`, `markStored` and `deferredTransaction` commit without an fsync and the caller awaits
  * `durable()` (an fdatasync on the thread pool, protocols/sqlite.ts) before 'stored' is said or the
- * receipt or ACK goes (a message's packet leaves without waiting for its outbox row's sync: ChatNode.attempt). `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
+ * receipt or ACK goes (a message's packet leaves without waiting for its outbox row's sync:
+ * ChatNode.attempt). `secure_delete` overwrites deleted SURB secrets. The schema is versioned with
  * `PRAGMA user_version`; each migration runs in its own transaction.
  *
  * Ids are lowercase hex strings (message ids: 16 bytes = 32 hex characters). Times are ms since the epoch.
