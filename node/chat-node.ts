@@ -64,6 +64,7 @@ import { pathRelays, sameGroup } from '../protocols/onion/paths.ts'
 import { admitRelays, DEFAULT_MIN_RELAY_AGE_MS, MIN_ADMITTED_RELAYS } from '../protocols/onion/admission.ts'
 import type { PathRelay } from '../protocols/onion/paths.ts'
 import { onionKeyFor, RELAY_TOPIC, RelayDirectory } from '../protocols/onion/relay-directory.ts'
+import { RelayView } from './relay-view.ts'
 import type { DataSync } from '../protocols/sqlite.ts'
 
 /** A descriptor's gossip verdict (RelayDirectory.gossipVerdict): a stale copy is ignored, a forged one rejected. */
@@ -205,6 +206,9 @@ export class ChatNode {
   readonly timing: ChatTiming
   readonly relayDirectory: RelayDirectory
   private admissionWarnedAt = 0
+  /** Path relays for cover packets (every live one) and for ranking mailboxes (every known one), see node/relay-view.ts */
+  private readonly coverRelays: RelayView<PathRelay>
+  private readonly knownRelays: RelayView<PathRelay>
   readonly entry: EntryRelay
   readonly onion: OnionClient
   /** How this node mixes its packets (node/privacy.ts). */
@@ -271,12 +275,17 @@ export class ChatNode {
     // mixing delays lengthen every round trip through the onion: requests wait for them (node/privacy.ts)
     this.timing.requestTimeoutMs += roundTripAllowanceMs(this.privacy)
     this.uniform = opts.uniform ?? cryptoUniform()
+    // relays age into admission and out of freshness with the clock: views of the relay list are computed
+    // again at least this often, and at once when a descriptor changes (node/relay-view.ts)
+    const viewAgeMs = Math.max(1, Math.min(this.timing.announceIntervalMs, this.timing.relayMinAgeMs) / 2)
+    this.coverRelays = new RelayView(viewAgeMs, (live, now) => pathRelays(live, now, 3 * this.timing.announceIntervalMs))
+    this.knownRelays = new RelayView(viewAgeMs, (all, now) => pathRelays(all, now))
     // cover traffic: every real packet takes the place of the next drop-cover packet (node/client-cover.ts)
     this.cover = new ClientCover({
       privacy: this.privacy,
       link: () => this.entry.link,
       onion: () => this.onion,
-      relays: () => pathRelays(this.health.filter(this.relayDirectory.list()), Date.now(), 3 * this.timing.announceIntervalMs),
+      relays: () => this.coverRelays.get(this.health.filter(this.relayDirectory.list())),
       tooFewRelays: () => this.tooFewRelays(),
       onLoopReturned: (path) => { this.health.answered(path) },
       loopTimeoutMs: this.timing.requestTimeoutMs,
@@ -290,15 +299,15 @@ export class ChatNode {
     this.health = new RelayHealth({ announceIntervalMs: this.timing.announceIntervalMs })
     // dead relays (node/relay-health.ts) are left out of every path, reply block, exit and mailbox
     // and only admitted relays (attested age, loop probe, verified /16) while enough are admitted
-    const usable = (): PathRelay[] => {
-      const now = Date.now()
-      const admission = admitRelays(this.health.filter(this.relayDirectory.list()), { minAgeMs: this.timing.relayMinAgeMs, now })
+    const usableView = new RelayView(viewAgeMs, (live, now) => {
+      const admission = admitRelays(live, { minAgeMs: this.timing.relayMinAgeMs, now })
       if (admission.relaxed && now - this.admissionWarnedAt > 60_000) {
         this.admissionWarnedAt = now
         this.emit({ type: 'warning', message: `only ${admission.admitted} of ${admission.verdicts.size} relays are admitted (attested age, loop probe, verified address): paths also use relays not yet admitted until ${MIN_ADMITTED_RELAYS} are` })
       }
       return pathRelays(admission.relays, now, 3 * this.timing.announceIntervalMs, admission.groupOf)
-    }
+    })
+    const usable = (): PathRelay[] => usableView.get(this.health.filter(this.relayDirectory.list()))
     // a relay's sampling /16: the one other relays reached it at once it is admitted (pathRelays puts it first)
     const subnetOf = (r: PathRelay): string | undefined => r.subnets?.[0] ?? subnetOfAddrs(this.relayDirectory.list().find(k => k.record.peerId === r.peerId)?.record.addrs ?? [])
     const warn = (message: string): void => { this.emit({ type: 'warning', message }) }
@@ -922,7 +931,7 @@ export class ChatNode {
       ;[shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]]
     }
     if (entry == null) return shuffled
-    const known = pathRelays(this.relayDirectory.list())
+    const known = this.knownRelays.get(this.relayDirectory.list())
     const guard = known.find(r => r.peerId === entry.peerId) ?? entry
     const rank = (m: SignedRecord['mailboxes'][number]): number => {
       if (bytesEqual(m.relay, entry.address)) return 2
