@@ -23,6 +23,7 @@ import type { ClientNode } from '../node/create.ts'
 import { ephemeralIdentity } from '../node/identity.ts'
 import type { ChatEvent } from '../node/chat-node.ts'
 import { PACKET_SIZE } from '../protocols/onion/constants.ts'
+import { DEFAULT_MIXES } from '../protocols/onion/paths.ts'
 import { ChatNetwork, TEST_CHAT_TIMING } from '../test/helpers/chat-network.ts'
 import type { TestUser } from '../test/helpers/chat-network.ts'
 import { LOOPBACK_ALLOW } from '../test/helpers/network.ts'
@@ -31,6 +32,17 @@ import { cpuSplit } from './lib/profile.ts'
 import type { CpuCategory } from './lib/profile.ts'
 import { summarize, within } from './lib/stats.ts'
 import type { Summary } from './lib/stats.ts'
+
+/**
+ * The links a message crosses in protocol v2, the "hops" of the end-to-end ratio: sender -> its entry
+ * relay, DEFAULT_MIXES + 1 on to the mailbox relay, DEFAULT_MIXES + 1 through the recipient's reply block
+ * to the recipient's entry relay, and that relay -> the recipient: each one frame over one libp2p
+ * connection, as the direct baseline is. The relays' own count (`relayHopsOneWay`) misses the first (a
+ * client's packet is submitted to its entry relay, not received as a hop) and takes in other packets that
+ * cross a relay meanwhile (the deposit's STORED answer, when it overtakes the push): 6 to 8 on the same code.
+ * A run where a path was short (a "too few relays" warning) says so (`shortPathWarnings`).
+ */
+export const MESSAGE_LINKS = 2 * (DEFAULT_MIXES + 1) + 2
 
 /** The pause between timed messages (a chat, not a flood); the direct baseline gets the same pause. */
 export const MESSAGE_GAP_MS = 250
@@ -74,6 +86,10 @@ export interface ChatBenchResult {
   relayHopsOneWay: Summary
   /** the same from send to the sender's 'delivered' (the receipt's packets too) */
   relayHopsRoundTrip: Summary
+  /** the links a message crosses by design (MESSAGE_LINKS), the ratio's hops */
+  links: number
+  /** "too few relays" warnings alice and bob got while the timed messages ran (a short path: fewer links) */
+  shortPathWarnings: number
   /** ChatNode.send's synchronous part: checks, the outbox row in the database, the launch (ms) */
   sendCall: Summary
   /**
@@ -166,6 +182,8 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
     const directMs: number[] = []
     const oneWayMs: number[] = []
     const roundTripMs: number[] = []
+    const shortWarnings = (): number => [...alice.events, ...bob.events].filter(e => e.type === 'warning' && e.message.startsWith('too few relays')).length
+    const shortBefore = shortWarnings()
     for (let i = 0; i < opts.messages; i++) {
       await new Promise(resolve => setTimeout(resolve, MESSAGE_GAP_MS))
       directMs.push(await directOnce())
@@ -173,6 +191,7 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       oneWayMs.push(oneWay)
       roundTripMs.push(roundTrip)
     }
+    const shortPathWarnings = shortWarnings() - shortBefore
     await direct.close().catch(() => {})
 
     // ---- where the CPU goes, per message (whole network: every node runs in this process) ----
@@ -238,6 +257,8 @@ export async function chatBench (opts: ChatBenchOptions): Promise<ChatBenchResul
       roundTrip: summarize(roundTripMs),
       relayHopsOneWay: summarize(hops.oneWay),
       relayHopsRoundTrip: summarize(hops.roundTrip),
+      links: MESSAGE_LINKS,
+      shortPathWarnings,
       sendCall: summarize(hops.sendCall),
       cpuPerMessage: { ...cpuPerMessage, wall: profiledWall / PROFILED_MESSAGES },
       prepared,
