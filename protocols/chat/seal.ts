@@ -3,7 +3,9 @@
  * rotating X25519 onion keys, in the spirit of HPKE base mode (RFC 9180), built from standard primitives:
  * X25519 from libsodium (sodium-native's crypto_scalarmult on raw bytes: a node:crypto X25519 needs its
  * raw keys imported as KeyObjects first, which cost more than the X25519 itself; bench/sphinx.ts rows
- * "seal"/"unseal": ~145 -> ~105 us a seal on this machine), HKDF and ChaCha20-Poly1305 from node:crypto:
+ * "seal"/"unseal": ~145 -> ~105 us a seal on this machine), ChaCha20-Poly1305 from libsodium too
+ * (crypto_aead_chacha20poly1305_ietf: ~2 us against ~25 us for node:crypto's cipher objects on a message,
+ * the same bytes), HKDF from node:crypto:
  *
  *   (e, E)      = X25519 key pair, e = 32 random bytes        E: 32 bytes (RFC 7748)
  *   dh          = X25519(e, R)                               R: the recipient's onion public key of `epoch`;
@@ -23,7 +25,7 @@
  * after the seal opened, so nobody can block a genuine seal by sending garbage under its E first).
  * The sender is anonymous at this layer: who wrote the plaintext is proven by the signature inside it.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { hkdfSync, randomBytes } from 'node:crypto'
 import {
   MAX_EPOCH,
   MAX_SEALED,
@@ -36,9 +38,9 @@ import {
   SEAL_VERSION,
   SEALED_OVERHEAD
 } from './constants.ts'
-import { Reader, Writer, concat, copy, isBytes, utf8Encode } from './bytes.ts'
+import { Reader, Writer, concat, isBytes, utf8Encode } from './bytes.ts'
 import { InvalidEpochError, InvalidKeyError, InvalidRandomError } from './errors.ts'
-import { x25519BaseRaw, x25519Raw } from '../crypto/keys.ts'
+import { sodium, x25519BaseRaw, x25519Raw } from '../crypto/keys.ts'
 import type { Failure, KeyForEpoch, RandomSource } from './types.ts'
 
 const LABEL_BYTES = utf8Encode(SEAL_KDF_LABEL)
@@ -86,10 +88,11 @@ export function seal (plaintext: Uint8Array, recipientPublic: Uint8Array, epoch:
   }
   const { key, nonce } = deriveKeyAndNonce(dh, ephemeralPublic, recipientPublic, epoch)
   const header = new Writer().u8(SEAL_VERSION).u32(epoch).bytes(ephemeralPublic).finish()
-  const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: SEAL_TAG_BYTES })
-  cipher.setAAD(header, { plaintextLength: plaintext.length })
-  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
-  return concat(header, ciphertext, cipher.getAuthTag())
+  const sealed = new Uint8Array(SEAL_HEADER_BYTES + plaintext.length + SEAL_TAG_BYTES)
+  sealed.set(header, 0)
+  // ct || tag, written after the header
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(sealed.subarray(SEAL_HEADER_BYTES), plaintext, header, null, nonce, key)
+  return sealed
 }
 
 export type SealHeader = { ok: true, epoch: number, ephemeralKey: Uint8Array } | Failure
@@ -147,14 +150,11 @@ export function unseal (sealed: Uint8Array, keyForEpoch: KeyForEpoch, maxLength 
   }
   const { key, nonce } = deriveKeyAndNonce(dh, ephemeralKey, recipientPublic, epoch)
   const aad = sealed.subarray(0, SEAL_HEADER_BYTES)
-  const ciphertext = sealed.subarray(SEAL_HEADER_BYTES, sealed.length - SEAL_TAG_BYTES)
-  const tag = sealed.subarray(sealed.length - SEAL_TAG_BYTES)
+  const body = sealed.subarray(SEAL_HEADER_BYTES) // ct || tag
+  const plaintext = new Uint8Array(body.length - SEAL_TAG_BYTES)
   try {
-    const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: SEAL_TAG_BYTES })
-    decipher.setAAD(aad, { plaintextLength: ciphertext.length })
-    decipher.setAuthTag(tag)
-    const plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()])
-    return { ok: true, plaintext: copy(plaintext), epoch, ephemeralKey }
+    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, body, aad, nonce, key)
+    return { ok: true, plaintext, epoch, ephemeralKey }
   } catch {
     return { ok: false, reason: 'decrypt' }
   }
