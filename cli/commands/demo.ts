@@ -58,6 +58,14 @@ interface Member {
 
 interface Relay { name: string, node: RelayNode }
 
+/** What `m` last said of its sending and its relays (deposits sent, the last queued, failed or warning), for a failure's message. */
+function lastWord (m: Member): string {
+  const sent = m.events.filter(e => e.type === 'sent').length
+  const last = m.events.findLast(e => e.type === 'queued' || e.type === 'failed' || e.type === 'warning')
+  const said = last == null ? '' : `; its last ${last.type}: ${last.type === 'warning' ? last.message : last.reason}`
+  return ` (${m.name}: ${sent} deposits sent${said})`
+}
+
 /** Resolves with the first event of `m` (past or future) matching `pred`, or fails after `ms`. */
 async function waitForEvent<T extends ChatEvent['type']> (m: Member, type: T, pred: (e: Extract<ChatEvent, { type: T }>) => boolean, ms: number, what: string): Promise<Extract<ChatEvent, { type: T }>> {
   return await new Promise((resolve, reject) => {
@@ -67,7 +75,7 @@ async function waitForEvent<T extends ChatEvent['type']> (m: Member, type: T, pr
       done()
       resolve(found)
     }
-    const timer = setTimeout(() => { done(); reject(new DemoFailure(`${what} did not happen within ${ms / 1000} s`)) }, ms)
+    const timer = setTimeout(() => { done(); reject(new DemoFailure(`${what} did not happen within ${ms / 1000} s${lastWord(m)}`)) }, ms)
     const done = (): void => { clearTimeout(timer); m.waiters.delete(check) }
     m.waiters.add(check)
     check()
