@@ -16,20 +16,10 @@
  * Decryption failure throws, and the library then aborts the connection.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { createRequire } from 'node:module'
 import { pureJsCrypto } from '@chainsafe/libp2p-noise'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
-import { x25519BaseRaw, x25519Raw } from '../protocols/crypto/keys.ts'
+import { sodium, x25519BaseRaw, x25519Raw } from '../protocols/crypto/keys.ts'
 
-/** The AEAD part of sodium-native this file uses (the package ships no TypeScript declarations). */
-interface SodiumAead {
-  /** c = m || tag; returns c's length; m and c may be the same bytes. */
-  crypto_aead_chacha20poly1305_ietf_encrypt: (c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array) => number
-  /** throws when the tag does not verify; m and c may start at the same byte. */
-  crypto_aead_chacha20poly1305_ietf_decrypt: (m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array) => number
-}
-
-const sodium = createRequire(import.meta.url)('sodium-native') as SodiumAead
 const TAG_BYTES = 16
 
 /** Thrown when a Noise transport message does not authenticate (the library aborts the connection). */

@@ -257,8 +257,9 @@ export interface SodiumBinding {
   crypto_sign_detached: (signature: Uint8Array, message: Uint8Array, secretKey: Uint8Array) => void
   crypto_sign_verify_detached: (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean
   crypto_stream_chacha20_ietf_xor_ic: (out: Uint8Array, input: Uint8Array, nonce: Uint8Array, counter: number, key: Uint8Array) => void
+  /** out = message || tag; returns out's length; message and out may be the same bytes. */
   crypto_aead_chacha20poly1305_ietf_encrypt: (out: Uint8Array, message: Uint8Array, ad: Uint8Array | null, nsec: null, nonce: Uint8Array, key: Uint8Array) => number
-  /** throws when the tag does not verify */
+  /** throws when the tag does not verify; out and ciphertext may start at the same byte. */
   crypto_aead_chacha20poly1305_ietf_decrypt: (out: Uint8Array, nsec: null, ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array) => number
   crypto_hash_sha256: (out: Uint8Array, input: Uint8Array) => void
   crypto_hash_sha256_init: (state: Uint8Array) => void
