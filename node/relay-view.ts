@@ -38,9 +38,6 @@ export class RelayView<T> {
     return value.slice()
   }
 
-  /** Forgets the view: the next `get` computes it. */
-  clear (): void { this.#value = undefined }
-
   #same (relays: KnownRelay[]): boolean {
     if (relays.length !== this.#from.length) return false
     for (let i = 0; i < relays.length; i++) if (relays[i].record !== this.#from[i]) return false
