@@ -6,12 +6,22 @@
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import { appendFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 export const BIN = fileURLToPath(new URL('../cli/bin.ts', import.meta.url))
 
 export type Json = Record<string, unknown>
+
+/**
+ * Diagnostics: with LAB_LOG_DIR set, every process's stdout and stderr lines are appended to
+ * `<dir>/<name>.log` (a restarted process appends to its name's file), each prefixed with the lab's
+ * clock in ms and `out`/`err`, so a failed scenario leaves what each process said. Off by default:
+ * the files hold nicks and message text of the lab's own users.
+ */
+const LOG_DIR = process.env.LAB_LOG_DIR ?? ''
 
 /** A wait for a process's output timed out, or the process ended first. */
 export class LabProcessError extends Error {
@@ -36,8 +46,17 @@ export class LabProcess {
       env: { ...process.env, P2PCHAT_BOOTSTRAP: '', ...env },
       stdio: ['pipe', 'pipe', 'pipe']
     })
+    const logFile = LOG_DIR === '' ? '' : join(LOG_DIR, `${name}.log`)
+    if (logFile !== '') mkdirSync(LOG_DIR, { recursive: true })
+    const log = (kind: string, text: string): void => {
+      if (logFile === '') return
+      // a diagnostic file that cannot be written (disk full) never stops the lab
+      try { appendFileSync(logFile, `${performance.now().toFixed(0)} ${kind} ${text}\n`) } catch {}
+    }
+    log('---', `spawn ${args.join(' ')}`)
     createInterface({ input: this.child.stdout }).on('line', line => {
       const at = performance.now()
+      log('out', line)
       try {
         const obj = JSON.parse(line) as unknown
         if (obj != null && typeof obj === 'object' && !Array.isArray(obj)) this.events.push({ obj: obj as Json, at })
@@ -45,9 +64,11 @@ export class LabProcess {
       for (const w of this.waiters) w()
     })
     this.child.stderr.on('data', (chunk: Buffer) => { this.stderr = (this.stderr + chunk.toString()).slice(-20_000) })
+    if (logFile !== '') createInterface({ input: this.child.stderr }).on('line', line => { log('err', line) })
     this.child.stdin.on('error', () => {})
     this.exited = new Promise(resolve => {
       this.child.on('exit', code => {
+        log('---', `exit ${code ?? this.child.signalCode}`)
         for (const w of this.waiters) w()
         resolve(code)
       })

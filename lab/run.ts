@@ -24,7 +24,8 @@
  * the chat alone at another size (lab/SCALE.md). Every user start prints its stages (spawn ->
  * connecting -> entry -> mailboxes -> publishing -> ready) and the report sums them per phase (first
  * starts, churn restarts); each relay's dial-back verdict (how many networks confirmed it) is logged.
- * LAB_USER_ENV='{"DEBUG":...}' or '{"NODE_OPTIONS":"--cpu-prof ..."}' adds variables to user processes.
+ * LAB_USER_ENV='{"DEBUG":...}' or '{"NODE_OPTIONS":"--cpu-prof ..."}' adds variables to user processes; LAB_LOG_DIR=dir
+ * keeps every process's output lines in dir/<name>.log (lab/proc.ts).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { freemem, loadavg, tmpdir, totalmem } from 'node:os'
