@@ -326,6 +326,7 @@ export class ChatNode {
         else { this.health.unanswered(relays); this.checkRelays() }
       }
     })
+    const guards = new GuardSet({ dataDir: opts.dataDir, onWarning: warn })
     this.entry = new EntryRelay({
       node,
       relays: usable,
@@ -342,7 +343,7 @@ export class ChatNode {
       allRelays: () => pathRelays(this.relayDirectory.list(), Date.now()),
       onDialFailed: (peerId) => { this.health.dialFailed(peerId); this.checkRelays() },
       avoid: () => this.mailboxes.relayPeerIds(),
-      guards: new GuardSet({ dataDir: opts.dataDir, onWarning: warn }),
+      guards,
       guardCheckMs: this.timing.announceIntervalMs
     })
     this.mailboxes = new MailboxClient({
@@ -350,6 +351,7 @@ export class ChatNode {
       keys: this.mailboxKeys,
       relays: usable,
       entryPeerId: () => this.entry.relay?.peerId,
+      guards: () => guards.guards.map(g => g.peerId),
       subnetOf,
       record: () => this.signedRecord().bytes,
       blockExpiry: (path) => {

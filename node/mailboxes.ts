@@ -124,6 +124,13 @@ export interface MailboxClientInit {
   relays: () => PathRelay[]
   /** The entry relay's peer id (never a mailbox of ours). */
   entryPeerId: () => string | undefined
+  /**
+   * The user's guards (peer ids, node/guards.ts): a new mailbox goes on none of them while another
+   * relay is left. Any guard may become the entry relay (the first one down moves the link to the
+   * next), and a mailbox on the entry relay cannot be registered or fetched (`register`): what waits
+   * in it would wait until the link moves again, which for a guard can be weeks.
+   */
+  guards?: () => Iterable<string>
   /** The /16 (or another grouping) of a relay, for diversity; undefined when unknown. */
   subnetOf?: (relay: PathRelay) => string | undefined
   /**
@@ -243,6 +250,7 @@ export class MailboxClient {
     const extra = [...inUse.filter(l => !l.registered), ...registered.slice(want)]
     const now = this.now()
     for (const l of extra) {
+      this.log('mailbox %s retired (%s): still fetched while something may wait in it', hex(l.key.id).slice(0, 8), l.registered ? 'one too many' : 'not registered')
       this.init.keys.retire(l.key.id, now)
       l.key.retiredAt = now
       this.stats.retired++
@@ -262,6 +270,7 @@ export class MailboxClient {
       const empty = l.registered && l.waiting === 0
       if (!empty && retiredAt + this.timing.drainMs + this.timing.itemAgeMs > now) continue
       this.live.delete(id)
+      this.log('mailbox %s released: drained', id.slice(0, 8))
       this.init.keys.remove(l.key.id)
       this.stats.released++
     }
@@ -287,6 +296,7 @@ export class MailboxClient {
     // retired ones too, while something may wait in them (draining); older ones are erased
     this.init.keys.erase(this.now() - this.timing.drainMs - this.timing.itemAgeMs)
     for (const key of this.init.keys.all()) {
+      this.log('mailbox %s on relay %s kept from the last run%s', hex(key.id).slice(0, 8), hex(key.relay).slice(0, 8), key.retiredAt != null ? ' (retired, draining)' : '')
       this.live.set(hex(key.id), { key, pair: mailboxKeyPairFromSeed(key.seed), stocked: [], registered: false })
     }
     // the record is published beside these REGISTERs only when they are likely to hold (every mailbox
@@ -303,6 +313,7 @@ export class MailboxClient {
         if (relay == null) break
         const pair = generateMailboxKeyPair()
         const key = this.init.keys.add({ id: pair.mailboxId, relay: relay.address, seed: pair.seed, publicKey: pair.publicKey }, this.now())
+        this.log('mailbox %s made on relay %s', hex(key.id).slice(0, 8), hex(relay.address).slice(0, 8))
         const l: Live = { key, pair, stocked: [], registered: false }
         this.live.set(hex(key.id), l)
         batch.push(l)
@@ -440,22 +451,30 @@ export class MailboxClient {
    * not the entry relay, not one we already use, another /16 where possible. Drawn by /16 with the
    * position weights (paths.ts `drawForPosition` over all relays: a hundred relays in one /16 weigh
    * what one relay does); an exit in a /16 we use before a relay of the entry role; only when no exit
-   * is left, any relay, with a warning.
+   * is left, any relay, with a warning: one that is not a guard of ours before one in a /16 we do not
+   * use, and a guard (never the entry relay) only when nothing else is left, with a second warning.
+   * A guard may become the entry relay, and a mailbox there cannot be fetched (the lab's churn lost 8
+   * to 10 messages this way: a mailbox placed on the second guard, which became the entry relay when
+   * the first went down, held every message deposited in it until the end of the run).
    */
   private pickRelay (): PathRelay | undefined {
     const entry = this.init.entryPeerId()
     const used = new Set([...this.live.values()].map(l => hex(l.key.relay)))
     const usedSubnets = new Set([...this.live.values()].map(l => { const r = this.relay(l.key.relay); return r == null ? undefined : this.init.subnetOf?.(r) }).filter(s => s != null))
+    const guards = new Set(this.init.guards?.() ?? [])
     const all = this.init.relays()
     const isCandidate = (r: PathRelay): boolean => r.peerId !== entry && !used.has(hex(r.address))
     const isFresh = (r: PathRelay): boolean => { const s = this.init.subnetOf?.(r); return s == null || !usedSubnets.has(s) }
+    const notGuard = (r: PathRelay): boolean => !guards.has(r.peerId)
     const isExit = (r: PathRelay): boolean => relayRole(r.peerId) === 'exit'
-    const exit = drawForPosition(all, isExit, r => isCandidate(r) && isFresh(r)) ?? drawForPosition(all, isExit, isCandidate)
+    // guards are of the entry role (node/guards.ts): `notGuard` only matters for a guard list of old
+    const exit = drawForPosition(all, isExit, r => isCandidate(r) && notGuard(r) && isFresh(r)) ?? drawForPosition(all, isExit, r => isCandidate(r) && notGuard(r))
     if (exit != null) return exit
     const candidates = all.filter(isCandidate)
-    const fresh = candidates.filter(isFresh)
-    const pool = fresh.length > 0 ? fresh : candidates
+    const unguarded = candidates.filter(notGuard)
+    const pool = [unguarded.filter(isFresh), unguarded, candidates.filter(isFresh), candidates].find(p => p.length > 0) ?? []
     if (pool.length > 0) this.init.onWarning?.('too few exit relays: a mailbox goes on a relay of the entry role, where an operator of many relays that made them all entry relays can hold both ends of a message\'s path (start more relays)')
+    if (pool.length > 0 && !pool.some(notGuard)) this.init.onWarning?.('too few relays: a mailbox goes on one of your guards; while that guard is your entry relay the mailbox cannot be fetched, and messages in it wait until your link moves (start more relays)')
     return drawByGroup(pool)
   }
 
@@ -548,12 +567,14 @@ export class MailboxClient {
       // them) or our clocks differ; the mailbox is still ours and items may wait in it: kept, and
       // registered again by upkeep with a fresh timestamp (retiring it lost every item in it)
       if (answer.kind === 'refused' && answer.reason === 'stale') throw new MailboxUnavailableError('mailbox refused: stale')
+      this.log('mailbox %s: REGISTER answered %s', hex(l.key.id).slice(0, 8), answer.kind === 'refused' ? `refused (${answer.reason})` : answer.kind)
       if (answer.kind === 'refused') this.init.keys.retire(l.key.id, this.now())
       this.live.delete(hex(l.key.id))
       throw new MailboxUnavailableError(`mailbox refused: ${answer.kind === 'refused' ? answer.reason : answer.kind}`)
     }
     l.registered = true
     l.waiting = answer.waiting
+    this.log('mailbox %s registered on relay %s, %d items waiting%s', hex(l.key.id).slice(0, 8), hex(l.key.relay).slice(0, 8), answer.waiting, l.key.retiredAt != null ? ' (retired, draining)' : '')
     // a REGISTER ends the relay's steady mode: probe again
     l.version = undefined
     this.stopSyncs(l)

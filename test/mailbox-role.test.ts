@@ -40,13 +40,14 @@ function relay (base: string, role: RelayRole, subnet: string): PathRelay {
   return { address: new Uint8Array(randomBytes(32)), onionKey: new Uint8Array(randomBytes(32)), peerId: withRole(base, role), subnets: [subnet] }
 }
 
-/** `pickRelay` of a client holding no mailbox, over `relays`, with entry relay `entry`. */
-function drawer (relays: PathRelay[], entry: string, warnings: string[], db: DatabaseSync): () => PathRelay | undefined {
+/** `pickRelay` of a client holding no mailbox, over `relays`, with entry relay `entry` (and `guards`). */
+function drawer (relays: PathRelay[], entry: string, warnings: string[], db: DatabaseSync, guards: string[] = []): () => PathRelay | undefined {
   const c = new MailboxClient({
     onion: {} as unknown as OnionClient,
     keys: new MailboxKeys(db),
     relays: () => relays,
     entryPeerId: () => entry,
+    guards: () => guards,
     subnetOf: r => r.subnets?.[0],
     record: () => new Uint8Array(1),
     onItem: async () => true,
@@ -109,6 +110,32 @@ describe('mailbox relays: the exit role', { timeout: 120_000 }, () => {
     assert.equal(seen.size, 3)
     assert.equal(warnings.length, 300)
     assert.match(warnings[0], /too few exit relays/)
+  })
+
+  it('with no exit-role relay, never one of the guards while another relay is left; a guard only when none is, with a warning', () => {
+    // the lab's churn (2026-12-03): a mailbox on the second guard, which became the entry relay when
+    // the first guard went down, could not be fetched, and every message in it waited out the run
+    const relays = Array.from({ length: 5 }, (_, i) => relay(`n${i}`, 'entry', `ip4:10.${i + 1}`))
+    const [entry, guard2, guard3, free] = relays.map(r => r.peerId)
+    const warnings: string[] = []
+    const draw = drawer(relays, entry, warnings, db, [entry, guard2, guard3])
+    const seen = new Set<string>()
+    for (let i = 0; i < 200; i++) {
+      const r = draw()
+      assert.ok(r != null)
+      seen.add(r.peerId)
+    }
+    // the two relays that are no guard, each drawn (left out with odds 2 × 2^-200)
+    assert.deepEqual([...seen].sort(), [free, relays[4].peerId].sort())
+    assert.ok(warnings.every(w => /too few exit relays/.test(w)), 'no guard was drawn, so no warning about one')
+
+    // a network of the guards alone: a guard, never the entry relay, with a warning saying so
+    const onlyGuards = drawer(relays.slice(0, 3), entry, warnings, db, [entry, guard2, guard3])
+    warnings.length = 0
+    const got = new Set<string>()
+    for (let i = 0; i < 100; i++) got.add(onlyGuards()?.peerId ?? 'none')
+    assert.deepEqual([...got].sort(), [guard2, guard3].sort())
+    assert.ok(warnings.some(w => /goes on one of your guards/.test(w)))
   })
 })
 
