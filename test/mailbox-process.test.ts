@@ -9,10 +9,13 @@
  * mailbox on P through the mixnet (MailboxClient.deposit), several in flight at once. P's answers leave
  * it as onion packets to the first hop of the sender's reply block, an in-process relay: the test watches
  * the in-process relays' receive path and SIGKILLs P at the first packet that arrives from P, or when a
- * `stored` answer reaches the sender, whichever is first. P sends only two kinds of packet here: STORED
- * answers and, before its first restart, pushes through reply blocks the recipient stocked before it
- * left; both leave in the same synchronous handling of a deposit, after the commit, STORED first. Answers already on their way still reach the
- * sender after the kill; they count as acknowledged too. P is then started again on the same directory.
+ * `stored` answer reaches the sender, whichever is first. For the deposits P sends two kinds of packet:
+ * STORED answers and, before its first restart, pushes through reply blocks the recipient stocked before
+ * it left; both leave in the same synchronous handling of a deposit, after the commit, STORED first.
+ * Answers already on their way still reach the sender after the kill; they count as acknowledged too.
+ * P also sends loop probes of its own (relay admission): a round killed by one before any STORED left
+ * is not counted, and another round is run (MAX_ROUNDS at most). P is then started again on the same
+ * directory.
  */
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -27,8 +30,15 @@ import type { TestUser } from './helpers/chat-network.ts'
 import { CliProcess } from './helpers/cli.ts'
 import { waitFor, within } from './helpers/wait.ts'
 
-/** Kill-and-restart rounds of the relay process. */
+/** Kill-and-restart rounds of the relay process that had an acknowledgement. */
 const ROUNDS = 5
+/**
+ * Rounds tried at most. P also sends packets of its own: the loop probes of relay admission
+ * (node/admission.ts, every PROBE_INTERVALS announce intervals per relay, and at its start), which the
+ * kill switch cannot tell from a STORED answer; a round killed by one before any answer left has no
+ * acknowledgement (seen in 1 to 3 runs of 10: 1 to 4 of 15 deposits answered stored) and does not count.
+ */
+const MAX_ROUNDS = 15
 /** Deposits in flight at once: the relay is busy with the next ones when the kill lands. */
 const IN_FLIGHT = 3
 /** Deposits sent in one round before giving up on an acknowledgement (each is answered or times out in seconds). */
@@ -112,7 +122,9 @@ describe('a mailbox relay process killed at its stored acknowledgements', { time
     const answers = new Map<number, string>()
     const killedBy: string[] = []
     let next = 0
-    for (let round = 0; round < ROUNDS; round++) {
+    let acknowledgedRounds = 0
+    for (let round = 0; acknowledgedRounds < ROUNDS && round < MAX_ROUNDS; round++) {
+      const first = next
       assert.ok(proc != null)
       const running = proc
       const exited = running.exited
@@ -144,6 +156,9 @@ describe('a mailbox relay process killed at its stored acknowledgements', { time
       assert.equal(running.child.signalCode, 'SIGKILL')
       // every deposit of the round is answered or has timed out (the request timeout is seconds)
       await within(Promise.allSettled([...inFlight]), 30_000, 'the deposits in flight settling')
+      let acknowledged = false
+      for (let i = first; i < next; i++) if (answers.get(i) === 'stored') acknowledged = true
+      if (acknowledged) acknowledgedRounds++
       const oldKey = hex(onionKeyFor(bob.chat.relayDirectory.list().find(r => r.record.peerId === peerId)?.record ?? record)?.key ?? new Uint8Array())
       // the same data directory: the same transport key, the same mailbox.db; new epoch keys
       assert.equal(await startProcessRelay(), peerId, 'restarted with the same transport key')
@@ -151,8 +166,8 @@ describe('a mailbox relay process killed at its stored acknowledgements', { time
     }
 
     const acked = [...answers].filter(([, kind]) => kind === 'stored').map(([i]) => i)
-    t.diagnostic(`${next} deposits, ${acked.length} answered stored, kills by: ${killedBy.join('; ')}; other outcomes: ${[...answers.values()].filter(k => k !== 'stored').join(',')}`)
-    assert.ok(acked.length >= ROUNDS, 'at least one acknowledgement per round')
+    t.diagnostic(`${killedBy.length} rounds, ${acknowledgedRounds} with an acknowledgement; ${next} deposits, ${acked.length} answered stored, kills by: ${killedBy.join('; ')}; other outcomes: ${[...answers.values()].filter(k => k !== 'stored').join(',')}`)
+    assert.ok(acknowledgedRounds >= ROUNDS, `${ROUNDS} rounds killed at an acknowledgement within ${MAX_ROUNDS}`)
 
     // rosa comes back after the last restart: every acknowledged message arrives
     rosa = await net.user(nick, { dataDir: rosaDir, mailboxes: 4 })
