@@ -67,7 +67,7 @@ const METRICS = '127.0.0.1:9464'
  * 8 with it). Since the last fix of a loss (a stopping client takes no push), every churn run seen
  * passed: 13 of 13 (1 + 3 + 9). The mark was dropped then (issue 14): churn now fails the run like any
  * other scenario. None is marked at present. 2026-12-03: CI's churn lost 10 of 45 again (stored, never
- * shown); with LAB_LOG_DIR and debug lines a run of 8 here showed why: with too few exit relays a
+ * shown); with LAB_LOG_DIR and debug lines, 1 quick run of 10 here caught it: with too few exit relays a
  * mailbox had gone on alice's second guard; her first guard was down when she restarted, her link went
  * to the second, and a mailbox on the entry relay is neither registered nor fetched. Fixed in
  * node/mailboxes.ts (no new mailbox on a guard while another relay is left; test/mailbox-guards.test.ts).
